@@ -1,0 +1,18 @@
+//! segwatch: an agentless security-posture poller for Segment workspaces.
+//!
+//! The pipeline, one module per stage (see ARCHITECTURE.md):
+//! [`segment`] (HTTP client) → [`collect`] (resources, redacted) → [`store`] (SQLite snapshots)
+//! → [`diff`] (changes). [`poll`] wires one cycle together; [`cli`] exposes it; [`simulator`]
+//! is a stand-in Segment workspace for the demo, tests and benchmarks.
+
+pub mod canonical;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod diff;
+pub mod model;
+pub mod poll;
+pub mod redact;
+pub mod segment;
+pub mod simulator;
+pub mod store;

@@ -1,0 +1,116 @@
+//! The vocabulary shared by every stage: resource kinds and collected resources.
+//!
+//! A [`Resource`] is one Segment object as segwatch stores it: already redacted and in
+//! canonical form (see [`crate::canonical`]), so that two polls of an unchanged object give
+//! byte-identical bodies and therefore the same content hash.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The kinds of Segment resources segwatch collects.
+///
+/// The string forms (`as_str`) are stored in the database and used by rules; they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceKind {
+    /// The workspace itself (`GET /`).
+    Workspace,
+    /// A role definition (`GET /roles`).
+    Role,
+    /// A workspace user with their permissions (`GET /users`).
+    User,
+    /// A user group with its permissions, members and pending invites (`GET /groups`).
+    Group,
+    /// A pending workspace invite (`GET /invites`), identified by its email.
+    Invite,
+    /// A source with its settings and labels; write keys are fingerprinted (`GET /sources`).
+    Source,
+    /// A label defined in the workspace (`GET /labels`), identified by `key:value`.
+    Label,
+}
+
+impl ResourceKind {
+    /// Every kind, in the order they are collected and reported.
+    pub const ALL: [ResourceKind; 7] = [
+        ResourceKind::Workspace,
+        ResourceKind::Role,
+        ResourceKind::User,
+        ResourceKind::Group,
+        ResourceKind::Invite,
+        ResourceKind::Source,
+        ResourceKind::Label,
+    ];
+
+    /// The stable lowercase name used in the database, in rules and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Workspace => "workspace",
+            ResourceKind::Role => "role",
+            ResourceKind::User => "user",
+            ResourceKind::Group => "group",
+            ResourceKind::Invite => "invite",
+            ResourceKind::Source => "source",
+            ResourceKind::Label => "label",
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for a string that names no resource kind.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label")]
+pub struct UnknownKind(pub String);
+
+impl FromStr for ResourceKind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// One collected resource, redacted and canonical, ready to be stored and diffed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// What kind of resource this is.
+    pub kind: ResourceKind,
+    /// Segment's id (for invites the email, for labels `key:value`).
+    pub id: String,
+    /// A human name: email for users and invites, name for the rest.
+    pub name: String,
+    /// Canonical compact JSON of the redacted object.
+    pub body: String,
+    /// Hex SHA-256 of `body`.
+    pub hash: String,
+}
+
+impl Resource {
+    /// Builds a resource from an already redacted value, canonicalising it and hashing the result.
+    pub fn new(kind: ResourceKind, id: String, name: String, value: serde_json::Value) -> Self {
+        let canonical = crate::canonical::canonicalize(value);
+        let body = serde_json::to_string(&canonical).expect("a JSON value always serialises");
+        let hash = sha256_hex(body.as_bytes());
+        Resource { kind, id, name, body, hash }
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
