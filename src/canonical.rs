@@ -1,3 +1,5 @@
 //! Canonical form (placeholder until the real module lands).
 /// Returns the value unchanged.
-pub fn canonicalize(v: serde_json::Value) -> serde_json::Value { v }
+pub fn canonicalize(v: serde_json::Value) -> serde_json::Value {
+    v
+}

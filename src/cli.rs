@@ -1,1 +1,481 @@
-//! TODO
+//! The command line: parses arguments and wires the stages together. No pipeline logic lives
+//! here; each command is a few calls into the stage modules plus output formatting.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::config::Settings;
+use crate::diff::{self, ResourceChange};
+use crate::poll::{PollOutcome, Poller};
+use crate::redact::SecretPolicy;
+use crate::segment::{ClientConfig, SegmentClient};
+use crate::simulator::{self, SimConfig, SimulateArgs};
+use crate::store::{SnapshotInfo, SnapshotStatus, Store};
+
+/// segwatch: an agentless security-posture poller for Segment workspaces.
+#[derive(Debug, Parser)]
+#[command(name = "segwatch", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./segwatch.toml if it exists.
+    #[arg(long, global = true, env = "SEGWATCH_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TextOrJson {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TableOrJson {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll the workspace once: fetch, store a snapshot, diff it; exits non-zero if the poll failed.
+    Poll {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// List stored snapshots (polls), newest first.
+    Snapshots {
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// Show what changed between two complete snapshots (default: the latest and its base).
+    Diff {
+        /// The older snapshot (default: the one before --to).
+        #[arg(long)]
+        from: Option<i64>,
+        /// The newer snapshot (default: the latest complete one).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
+    Simulate(SimulateArgs),
+    /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
+    Demo(DemoArgs),
+}
+
+/// Options of `segwatch demo`.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Database file; recreated at start so every demo begins with a baseline.
+    #[arg(long, default_value = "segwatch-demo.db")]
+    database: PathBuf,
+    /// Seconds between polls.
+    #[arg(long, default_value_t = 5)]
+    interval: u64,
+    /// Seconds between changes in the simulated workspace.
+    #[arg(long, default_value_t = 3)]
+    mutate_every: u64,
+    /// Seed of the simulated workspace.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Users in the simulated workspace.
+    #[arg(long, default_value_t = 40)]
+    users: usize,
+    /// Stop after this many polls (default: run until Ctrl-C).
+    #[arg(long)]
+    polls: Option<u64>,
+}
+
+/// Parses arguments and runs the command. Returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("segwatch=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Poll { format } => poll(&load_settings(cli.config.as_deref())?, format).await,
+        Command::Snapshots { limit, format } => {
+            snapshots(&load_settings(cli.config.as_deref())?, limit, format)
+        }
+        Command::Diff { from, to, format } => {
+            diff(&load_settings(cli.config.as_deref())?, from, to, format)
+        }
+        Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
+    let (file, required) = match path {
+        Some(p) => (p, true),
+        None => (Path::new("segwatch.toml"), false),
+    };
+    Ok(Settings::load(file, required)?)
+}
+
+async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
+    let target = settings.validate()?;
+    let client = SegmentClient::new(target.client)?;
+    let mut store = open_store(&settings.database.path)?;
+    let poller = Poller::new(client, SecretPolicy::default(), target.name);
+    match poller.poll(&mut store).await {
+        Ok(outcome) => {
+            print_outcome(&outcome, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if format == TextOrJson::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "failed", "error": e.to_string()})
+                );
+            }
+            Err(e.into())
+        }
+    }
+}
+
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    Store::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, i64)> {
+    let path = &settings.database.path;
+    let store = Store::open_read_only(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    let name = &settings.segment.name;
+    let Some(workspace) = store.find_workspace(name)? else {
+        bail!(
+            "the database {} has no workspace named `{name}`; has it been polled?",
+            path.display()
+        );
+    };
+    Ok((store, workspace))
+}
+
+fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if format == TextOrJson::Json {
+        serde_json::to_writer(&mut out, outcome)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let counts: Vec<String> = outcome
+        .resource_counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let secs = outcome.duration_ms as f64 / 1000.0;
+    match outcome.base_snapshot_id {
+        None => writeln!(
+            out,
+            "snapshot {} complete: baseline of {} resources ({}); {} API requests in {secs:.1}s",
+            outcome.snapshot_id,
+            outcome.resource_count(),
+            counts.join(", "),
+            outcome.api_requests
+        )?,
+        Some(base) => writeln!(
+            out,
+            "snapshot {} complete: {} resources, {} changes since snapshot {base}; {} API requests in {secs:.1}s",
+            outcome.snapshot_id,
+            outcome.resource_count(),
+            outcome.changes.len(),
+            outcome.api_requests
+        )?,
+    }
+    for change in &outcome.changes {
+        writeln!(out, "{change}")?;
+    }
+    Ok(())
+}
+
+fn snapshots(settings: &Settings, limit: usize, format: TableOrJson) -> anyhow::Result<ExitCode> {
+    let (store, workspace) = open_read_only(settings)?;
+    let list = store.snapshots(workspace, limit)?;
+    let mut out = std::io::stdout().lock();
+    if format == TableOrJson::Json {
+        serde_json::to_writer(&mut out, &list)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:>6}  {:<24}  {:<8}  {:>9}  {:>7}  {:>7}  {:>8}  {:>8}  {:>9}  error",
+        "id",
+        "started",
+        "status",
+        "resources",
+        "added",
+        "removed",
+        "modified",
+        "requests",
+        "duration"
+    )?;
+    for s in &list {
+        writeln!(out, "{}", snapshot_line(s))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn snapshot_line(s: &SnapshotInfo) -> String {
+    let n = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let duration = s.duration_ms.map_or_else(
+        || "-".to_string(),
+        |ms| format!("{:.1}s", ms as f64 / 1000.0),
+    );
+    let error = s.error.as_deref().unwrap_or("");
+    let base = if s.status == SnapshotStatus::Complete && s.base_snapshot_id.is_none() {
+        "baseline"
+    } else {
+        ""
+    };
+    format!(
+        "{:>6}  {:<24}  {:<8}  {:>9}  {:>7}  {:>7}  {:>8}  {:>8}  {:>9}  {}{}",
+        s.id,
+        s.started_at,
+        s.status.as_str(),
+        n(s.resource_count),
+        n(s.added),
+        n(s.removed),
+        n(s.modified),
+        n(s.api_requests),
+        duration,
+        base,
+        error
+    )
+}
+
+fn diff(
+    settings: &Settings,
+    from: Option<i64>,
+    to: Option<i64>,
+    format: TextOrJson,
+) -> anyhow::Result<ExitCode> {
+    let (store, workspace) = open_read_only(settings)?;
+    let to = match to {
+        Some(id) => id,
+        None => store
+            .latest_complete(workspace)?
+            .context("no complete snapshot yet: run `segwatch poll`")?,
+    };
+    let to_info = store.snapshot(workspace, to)?;
+    if to_info.status != SnapshotStatus::Complete {
+        bail!(
+            "snapshot {to} is {}, not complete; pick a complete one (see `segwatch snapshots`)",
+            to_info.status.as_str()
+        );
+    }
+    let from = match from {
+        Some(id) => id,
+        None => store.previous_complete(workspace, to)?.with_context(|| {
+            format!("snapshot {to} is the baseline: there is nothing before it to diff against")
+        })?,
+    };
+    // Adjacent snapshots have their changes stored; any other pair is diffed from the
+    // reconstructed states, which gives the same result for adjacent ones.
+    let changes = if to_info.base_snapshot_id == Some(from) {
+        store.changes_of(to)?
+    } else {
+        diff_reconstructed(&store, workspace, from, to)?
+    };
+    let mut out = std::io::stdout().lock();
+    if format == TextOrJson::Json {
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({"from": from, "to": to, "changes": changes}),
+        )?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{} changes from snapshot {from} to snapshot {to}",
+        changes.len()
+    )?;
+    for change in &changes {
+        writeln!(out, "\n{change}")?;
+        write!(out, "{}", change.text_diff)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff_reconstructed(
+    store: &Store,
+    workspace: i64,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<Vec<ResourceChange>> {
+    let before: HashMap<_, _> = store
+        .resources_at(workspace, from)?
+        .into_iter()
+        .map(|r| ((r.kind, r.id.clone()), r))
+        .collect();
+    let after = store.resources_at(workspace, to)?;
+    let parse = |body: &str| serde_json::from_str::<serde_json::Value>(body);
+    let mut changes = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in &after {
+        let key = (r.kind, r.id.clone());
+        let old = before.get(&key);
+        if old.is_none_or(|o| o.hash != r.hash) {
+            let old_value = old.map(|o| parse(&o.body)).transpose()?;
+            changes.extend(diff::diff_resource(
+                r.kind,
+                &r.id,
+                &r.name,
+                old_value.as_ref(),
+                Some(&parse(&r.body)?),
+            ));
+        }
+        seen.insert(key);
+    }
+    for (key, old) in &before {
+        if !seen.contains(key) {
+            changes.extend(diff::diff_resource(
+                old.kind,
+                &old.id,
+                &old.name,
+                Some(&parse(&old.body)?),
+                None,
+            ));
+        }
+    }
+    changes.sort_by(|a, b| (a.kind, &a.resource_id).cmp(&(b.kind, &b.resource_id)));
+    Ok(changes)
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // A fresh random token: the demo's simulator is reachable by anything on loopback.
+    let mut rng = fastrand::Rng::new();
+    let token: String = std::iter::repeat_with(|| rng.alphanumeric())
+        .take(32)
+        .collect();
+    let sim_config = SimConfig {
+        token: token.clone(),
+        seed: args.seed,
+        users: args.users,
+        ..SimConfig::default()
+    };
+    let sim = simulator::start(sim_config, "127.0.0.1:0".parse()?)
+        .await
+        .context("cannot start the simulated workspace")?;
+    let mutator =
+        (args.mutate_every > 0).then(|| sim.spawn_mutator(Duration::from_secs(args.mutate_every)));
+
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = args.database.clone().into_os_string();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot reset {}", PathBuf::from(path).display()));
+            }
+        }
+    }
+    let mut store = open_store(&args.database)?;
+    let mut client_config = ClientConfig::new(sim.base_url(), SecretString::from(token));
+    client_config.backoff_min = Duration::from_millis(100);
+    client_config.backoff_max = Duration::from_secs(2);
+    let poller = Poller::new(
+        SegmentClient::new(client_config)?,
+        SecretPolicy::default(),
+        "demo",
+    );
+
+    println!(
+        "segwatch demo: a simulated Segment workspace is running at {} and changes every {}s;\n\
+         polling it every {}s into {}. Press Ctrl-C to stop.\n",
+        sim.base_url(),
+        args.mutate_every,
+        args.interval,
+        args.database.display()
+    );
+    let mut ticker = tokio::time::interval(Duration::from_secs(args.interval.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut polls = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = ticker.tick() => {
+                match poller.poll(&mut store).await {
+                    Ok(outcome) => print_outcome(&outcome, TextOrJson::Text)?,
+                    Err(e) => eprintln!("poll failed: {e:#}"),
+                }
+                polls += 1;
+                if args.polls.is_some_and(|max| polls >= max) {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(m) = mutator {
+        m.abort();
+    }
+    sim.shutdown().await;
+    let db = args.database.display();
+    println!(
+        "\nstopped. The snapshots stay in {db}; list them with\n  SEGWATCH_DATABASE__PATH={db} SEGWATCH_SEGMENT__NAME=demo segwatch snapshots"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,1 +1,401 @@
-//! TODO
+//! Configuration: built-in defaults < TOML file < `SEGWATCH_*` environment variables.
+//!
+//! Raw [`Settings`] are what the user wrote; [`Settings::validate`] turns them into checked values
+//! and names the offending key in every error, because a daemon that starts with a half-understood
+//! configuration is worse than one that refuses to start. Every key is documented in
+//! `config/segwatch.example.toml`; the key names are a contract for scripts (`[segment] token`
+//! is `SEGWATCH_SEGMENT__TOKEN`, `[database] path` is `SEGWATCH_DATABASE__PATH`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Prefix of the environment variables that override the file.
+pub const ENV_PREFIX: &str = "SEGWATCH";
+/// Separator between a section and a key in environment variable names.
+pub const ENV_SEPARATOR: &str = "__";
+/// US Public API host.
+pub const US_API_URL: &str = "https://api.segmentapis.com";
+/// EU Public API host.
+pub const EU_API_URL: &str = "https://eu1.api.segmentapis.com";
+
+/// Errors while loading or validating configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or the environment could not be read or parsed.
+    #[error("cannot load configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but not acceptable.
+    #[error("invalid configuration: `{key}`: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `segment.region`.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+/// Everything the user configured, as written (see `config/segwatch.example.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The Segment workspace to poll.
+    pub segment: SegmentSettings,
+    /// Where snapshots are stored.
+    pub database: DatabaseSettings,
+}
+
+/// `[segment]`: how to reach the Public API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSettings {
+    /// Label of this workspace in the database.
+    pub name: String,
+    /// `us` or `eu`; ignored when `api_url` is set.
+    pub region: String,
+    /// Explicit API base URL (for proxies and the simulator).
+    pub api_url: Option<String>,
+    /// The workspace token; best given as `SEGWATCH_SEGMENT__TOKEN`.
+    pub token: Option<SecretString>,
+    /// A file holding the token (e.g. a systemd credential or a mounted secret).
+    pub token_file: Option<PathBuf>,
+    /// Items per page, 1..=200.
+    pub page_size: u32,
+    /// Per-request timeout in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Attempts per request before a poll fails (5xx, timeouts, 429).
+    pub max_attempts: u32,
+    /// Pages per list before the list is declared endless.
+    pub max_pages: u32,
+    /// Longest single wait on a 429 or rate-limit reset, in seconds.
+    pub max_rate_limit_wait_secs: u64,
+}
+
+/// `[database]`: the SQLite snapshot store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Path of the SQLite file (created if missing).
+    pub path: PathBuf,
+}
+
+/// Validated settings for one workspace's client.
+#[derive(Debug)]
+pub struct WorkspaceTarget {
+    /// Label of the workspace in the database.
+    pub name: String,
+    /// Client configuration, token included.
+    pub client: crate::segment::ClientConfig,
+}
+
+const DEFAULTS: &[(&str, DefaultValue)] = &[
+    ("segment.name", DefaultValue::Str("default")),
+    ("segment.region", DefaultValue::Str("us")),
+    ("segment.page_size", DefaultValue::Int(200)),
+    ("segment.request_timeout_secs", DefaultValue::Int(30)),
+    ("segment.concurrency", DefaultValue::Int(8)),
+    ("segment.max_attempts", DefaultValue::Int(6)),
+    ("segment.max_pages", DefaultValue::Int(10_000)),
+    ("segment.max_rate_limit_wait_secs", DefaultValue::Int(120)),
+    ("database.path", DefaultValue::Str("segwatch.db")),
+];
+
+enum DefaultValue {
+    Str(&'static str),
+    Int(i64),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if it exists (it must exist when `file_required`), then the
+    /// process environment.
+    pub fn load(file: &Path, file_required: bool) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, file_required, std::env::vars().collect())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment, so tests need not touch the process.
+    pub fn load_with_env(
+        file: &Path,
+        file_required: bool,
+        env: HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        for (key, value) in DEFAULTS {
+            builder = match value {
+                DefaultValue::Str(s) => builder.set_default(*key, *s)?,
+                DefaultValue::Int(i) => builder.set_default(*key, *i)?,
+            };
+        }
+        let source = config::File::from(file)
+            .format(config::FileFormat::Toml)
+            .required(file_required);
+        // Only `SEGWATCH_<SECTION>__<KEY>` variables are configuration; others with the same
+        // prefix (e.g. `SEGWATCH_CONFIG`) belong to the command line and must not be rejected as
+        // unknown keys.
+        let prefix = format!("{ENV_PREFIX}_");
+        let ours: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.contains(ENV_SEPARATOR))
+            })
+            .collect();
+        let environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator(ENV_SEPARATOR)
+            .try_parsing(true)
+            .source(Some(ours));
+        let settings = builder
+            .add_source(source)
+            .add_source(environment)
+            .build()?
+            .try_deserialize::<Settings>()?;
+        Ok(settings)
+    }
+
+    /// Checks every value and builds the client configuration (reading `token_file` if set).
+    pub fn validate(&self) -> Result<WorkspaceTarget, ConfigError> {
+        let s = &self.segment;
+        if s.name.trim().is_empty() {
+            return Err(invalid("segment.name", "must not be empty".into()));
+        }
+        let base_url = match &s.api_url {
+            Some(url) if !url.trim().is_empty() => validate_api_url(url.trim())?,
+            _ => match s.region.as_str() {
+                "us" => US_API_URL.to_string(),
+                "eu" => EU_API_URL.to_string(),
+                other => {
+                    return Err(invalid(
+                        "segment.region",
+                        format!(
+                            "`{other}` is not a region; expected `us` or `eu` (or set `segment.api_url`)"
+                        ),
+                    ));
+                }
+            },
+        };
+        if !(1..=200).contains(&s.page_size) {
+            return Err(invalid(
+                "segment.page_size",
+                format!("{} is out of range; Segment accepts 1 to 200", s.page_size),
+            ));
+        }
+        if s.request_timeout_secs == 0 {
+            return Err(invalid(
+                "segment.request_timeout_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(1..=64).contains(&s.concurrency) {
+            return Err(invalid(
+                "segment.concurrency",
+                format!("{} is out of range; expected 1 to 64", s.concurrency),
+            ));
+        }
+        if !(1..=20).contains(&s.max_attempts) {
+            return Err(invalid(
+                "segment.max_attempts",
+                format!("{} is out of range; expected 1 to 20", s.max_attempts),
+            ));
+        }
+        if s.max_pages == 0 {
+            return Err(invalid("segment.max_pages", "must be at least 1".into()));
+        }
+        let token = self.token()?;
+        let mut client = crate::segment::ClientConfig::new(base_url, token);
+        client.page_size = s.page_size;
+        client.request_timeout = Duration::from_secs(s.request_timeout_secs);
+        client.concurrency = s.concurrency;
+        client.max_attempts = s.max_attempts;
+        client.max_pages = s.max_pages;
+        client.max_rate_limit_wait = Duration::from_secs(s.max_rate_limit_wait_secs);
+        Ok(WorkspaceTarget {
+            name: s.name.clone(),
+            client,
+        })
+    }
+
+    fn token(&self) -> Result<SecretString, ConfigError> {
+        let s = &self.segment;
+        match (&s.token, &s.token_file) {
+            (Some(_), Some(_)) => Err(invalid(
+                "segment.token",
+                "set either `segment.token` or `segment.token_file`, not both".into(),
+            )),
+            (Some(token), None) if token.expose_secret().trim().is_empty() => {
+                Err(invalid("segment.token", "is empty".into()))
+            }
+            (Some(token), None) => Ok(SecretString::from(token.expose_secret().trim())),
+            (None, Some(path)) => {
+                let raw = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "segment.token_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let token = raw.trim();
+                if token.is_empty() {
+                    return Err(invalid(
+                        "segment.token_file",
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Ok(SecretString::from(token))
+            }
+            (None, None) => Err(invalid(
+                "segment.token",
+                "no API token: set SEGWATCH_SEGMENT__TOKEN or `segment.token_file`".into(),
+            )),
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { key, message }
+}
+
+/// Accepts https anywhere, and plain http only on loopback: the token must never cross a network
+/// in clear.
+fn validate_api_url(url: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| invalid("segment.api_url", format!("`{url}` is not a URL: {e}")))?;
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(invalid(
+                "segment.api_url",
+                format!("`{url}` uses plain http; https is required except on localhost"),
+            ));
+        }
+        other => {
+            return Err(invalid(
+                "segment.api_url",
+                format!("scheme `{other}` is not supported; expected https"),
+            ));
+        }
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segwatch.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(&path, true, env)
+    }
+
+    fn error_of(toml: &str, env: &[(&str, &str)]) -> String {
+        match load(toml, env).and_then(|s| s.validate().map(|_| ())) {
+            Ok(()) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        let s = load(
+            "[segment]\nregion = \"eu\"\npage_size = 50\n[database]\npath = \"file.db\"\n",
+            &[
+                ("SEGWATCH_DATABASE__PATH", "env.db"),
+                ("SEGWATCH_SEGMENT__TOKEN", "tok"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database.path, PathBuf::from("env.db"));
+        let target = s.validate().unwrap();
+        assert_eq!(target.client.base_url, EU_API_URL);
+        assert_eq!(target.client.page_size, 50);
+        assert_eq!(target.client.concurrency, 8);
+        assert_eq!(target.name, "default");
+    }
+
+    #[test]
+    fn api_url_from_environment_overrides_region() {
+        let s = load(
+            "",
+            &[
+                ("SEGWATCH_SEGMENT__API_URL", "http://127.0.0.1:9000/"),
+                ("SEGWATCH_SEGMENT__TOKEN", "tok"),
+                ("SEGWATCH_SEGMENT__PAGE_SIZE", "10"),
+                ("SEGWATCH_CONFIG", "ignored.toml"),
+            ],
+        )
+        .unwrap();
+        let target = s.validate().unwrap();
+        assert_eq!(target.client.base_url, "http://127.0.0.1:9000");
+        assert_eq!(target.client.page_size, 10);
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_path = dir.path().join("token");
+        std::fs::write(&token_path, "secret-token\n").unwrap();
+        let s = load(
+            &format!(
+                "[segment]\ntoken_file = {:?}\n",
+                token_path.display().to_string()
+            ),
+            &[],
+        )
+        .unwrap();
+        let target = s.validate().unwrap();
+        assert_eq!(target.client.token.expose_secret(), "secret-token");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let tok = [("SEGWATCH_SEGMENT__TOKEN", "tok")];
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("[segment]\nregion = \"mars\"\n", &tok, "segment.region"),
+            ("[segment]\npage_size = 500\n", &tok, "segment.page_size"),
+            ("[segment]\nconcurrency = 0\n", &tok, "segment.concurrency"),
+            (
+                "[segment]\napi_url = \"http://example.com\"\n",
+                &tok,
+                "segment.api_url",
+            ),
+            (
+                "[segment]\napi_url = \"not a url\"\n",
+                &tok,
+                "segment.api_url",
+            ),
+            ("", &[], "SEGWATCH_SEGMENT__TOKEN"),
+            (
+                "[segment]\ntoken_file = \"/nonexistent/token\"\n",
+                &[],
+                "segment.token_file",
+            ),
+            ("[segment]\npage_size = \"many\"\n", &tok, "page_size"),
+            ("[segment]\npagesize = 5\n", &tok, "pagesize"),
+            ("[databse]\npath = \"x\"\n", &tok, "databse"),
+        ];
+        for (toml, env, needle) in cases {
+            let message = error_of(toml, env);
+            assert!(
+                message.contains(needle),
+                "{toml:?}: {message:?} should mention {needle}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_is_not_in_debug_output() {
+        let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "very-secret-value")]).unwrap();
+        assert!(!format!("{s:?}").contains("very-secret-value"));
+    }
+}

@@ -66,7 +66,9 @@ impl fmt::Display for ResourceKind {
 
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label")]
+#[error(
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label"
+)]
 pub struct UnknownKind(pub String);
 
 impl FromStr for ResourceKind {
@@ -101,7 +103,13 @@ impl Resource {
         let canonical = crate::canonical::canonicalize(value);
         let body = serde_json::to_string(&canonical).expect("a JSON value always serialises");
         let hash = sha256_hex(body.as_bytes());
-        Resource { kind, id, name, body, hash }
+        Resource {
+            kind,
+            id,
+            name,
+            body,
+            hash,
+        }
     }
 }
 

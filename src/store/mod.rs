@@ -1,0 +1,592 @@
+//! The SQLite snapshot store: polls, resource versions and changes.
+//!
+//! Invariants (see ARCHITECTURE.md):
+//! - A poll's results are written in one `IMMEDIATE` transaction; until it commits the snapshot
+//!   is `running`, and a poll that fails (or a process that dies) never leaves a `complete` one.
+//! - Snapshots are immutable once complete; versions are only ever closed (`valid_to` set), never
+//!   edited, so any complete snapshot can be reconstructed exactly.
+//! - The rows with `valid_to IS NULL` are exactly the last complete snapshot's resources: the
+//!   diff base of the next poll.
+//!
+//! rusqlite is blocking; the work per poll is one short transaction, so callers run it inline.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
+use crate::model::ResourceKind;
+
+/// Migrations, in order; migration `i` brings the schema to `user_version = i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_snapshots.sql")];
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer segwatch.
+    #[error(
+        "the database has schema version {found}, newer than this segwatch supports ({supported}); upgrade segwatch"
+    )]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// A read-only command met a database that needs migrating.
+    #[error(
+        "the database has schema version {found} but this segwatch needs {supported}; run `segwatch poll` once to migrate it"
+    )]
+    NeedsMigration {
+        /// Version in the file.
+        found: i64,
+        /// Version this build needs.
+        supported: i64,
+    },
+    /// A named snapshot does not exist or cannot be used.
+    #[error("{0}")]
+    Snapshot(String),
+    /// Another poller committed for the same workspace while this poll ran.
+    #[error(
+        "another poller committed snapshot {found} for this workspace while this poll ran (expected base {expected:?}); only one poller per workspace may write to a database"
+    )]
+    Conflict {
+        /// The base this poll diffed against.
+        expected: Option<i64>,
+        /// The latest complete snapshot found at commit time.
+        found: i64,
+    },
+    /// A stored JSON column could not be read back.
+    #[error("corrupt stored JSON in {what}: {source}")]
+    Json {
+        /// Which row.
+        what: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// State of a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStatus {
+    /// The poll is in progress (or its process died; see [`Store::mark_interrupted`]).
+    Running,
+    /// Every kind was fetched in full and stored.
+    Complete,
+    /// The poll failed; `error` says why.
+    Failed,
+}
+
+impl SnapshotStatus {
+    fn parse(s: &str) -> SnapshotStatus {
+        match s {
+            "complete" => SnapshotStatus::Complete,
+            "failed" => SnapshotStatus::Failed,
+            _ => SnapshotStatus::Running,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotStatus::Running => "running",
+            SnapshotStatus::Complete => "complete",
+            SnapshotStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One row of `snapshots`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    /// Snapshot id (increasing).
+    pub id: i64,
+    /// When the poll started.
+    pub started_at: String,
+    /// When it finished, if it did.
+    pub finished_at: Option<String>,
+    /// Its state.
+    pub status: SnapshotStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The complete snapshot it was diffed against (none for the first, the baseline).
+    pub base_snapshot_id: Option<i64>,
+    /// Resources in the snapshot.
+    pub resource_count: Option<i64>,
+    /// Resources added since the base.
+    pub added: Option<i64>,
+    /// Resources removed since the base.
+    pub removed: Option<i64>,
+    /// Resources modified since the base.
+    pub modified: Option<i64>,
+    /// HTTP requests the poll made.
+    pub api_requests: Option<i64>,
+    /// Wall time of the poll.
+    pub duration_ms: Option<i64>,
+}
+
+/// A resource as stored in one snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredResource {
+    /// Kind.
+    pub kind: ResourceKind,
+    /// Segment id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Canonical JSON body.
+    pub body: String,
+    /// Hex SHA-256 of the body.
+    pub hash: String,
+}
+
+/// Counters recorded with a completed snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct PollStats {
+    /// Resources in the snapshot.
+    pub resource_count: usize,
+    /// HTTP requests made.
+    pub api_requests: u64,
+    /// Wall time of the whole poll.
+    pub duration: Duration,
+}
+
+/// A connection to the snapshot database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL mode; readers may block the poller");
+        }
+        migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Opens an existing database read-only (for auditors and listing commands): it never
+    /// writes, not even a migration.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Snapshot(format!(
+                "no database at {}; run `segwatch poll` first or set [database] path",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::NeedsMigration {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Store { conn })
+    }
+
+    /// The underlying connection, for read-only queries in tests and tools.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The id of the workspace labelled `name`, creating it on first use.
+    pub fn workspace_id(&mut self, name: &str) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO workspaces (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            params![name, now()],
+        )?;
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM workspaces WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The id of an existing workspace, for read-only commands.
+    pub fn find_workspace(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM workspaces WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Marks polls left `running` by a process that died as failed. Call before starting a poll;
+    /// assumes one poller per workspace.
+    pub fn mark_interrupted(&mut self, workspace_id: i64) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE snapshots SET status = 'failed', finished_at = ?2,
+                error = 'interrupted: the process stopped before the poll finished'
+             WHERE workspace_id = ?1 AND status = 'running'",
+            params![workspace_id, now()],
+        )?)
+    }
+
+    /// Records the start of a poll and returns its snapshot id.
+    pub fn begin_snapshot(&mut self, workspace_id: i64) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO snapshots (workspace_id, started_at, status) VALUES (?1, ?2, 'running')",
+            params![workspace_id, now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a failed poll with its error. Nothing else of the poll was written.
+    pub fn fail_snapshot(
+        &mut self,
+        snapshot_id: i64,
+        error: &str,
+        api_requests: u64,
+        duration: Duration,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE snapshots SET status = 'failed', finished_at = ?2, error = ?3, api_requests = ?4,
+                duration_ms = ?5 WHERE id = ?1",
+            params![snapshot_id, now(), error, api_requests as i64, duration.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The latest complete snapshot of a workspace.
+    pub fn latest_complete(&self, workspace_id: i64) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'",
+            [workspace_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The complete snapshot just before `snapshot_id`.
+    pub fn previous_complete(&self, workspace_id: i64, snapshot_id: i64) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete' AND id < ?2",
+            params![workspace_id, snapshot_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The current version of every resource: the state of the latest complete snapshot.
+    pub fn current_versions(
+        &self,
+        workspace_id: i64,
+    ) -> Result<HashMap<(ResourceKind, String), CurrentVersion>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, resource_id, id, content_hash, name FROM resource_versions
+             WHERE workspace_id = ?1 AND valid_to IS NULL",
+        )?;
+        let mut out = HashMap::new();
+        let mut rows = stmt.query([workspace_id])?;
+        while let Some(row) = rows.next()? {
+            let kind = parse_kind(&row.get::<_, String>(0)?)?;
+            out.insert(
+                (kind, row.get(1)?),
+                CurrentVersion {
+                    version_id: row.get(2)?,
+                    hash: row.get(3)?,
+                    name: row.get(4)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The parsed body of one stored version.
+    pub fn version_value(&self, version_id: i64) -> Result<serde_json::Value> {
+        let body: String = self
+            .conn
+            .prepare_cached("SELECT body FROM resource_versions WHERE id = ?1")?
+            .query_row([version_id], |r| r.get(0))?;
+        serde_json::from_str(&body).map_err(|source| StoreError::Json {
+            what: format!("resource_versions.body of version {version_id}"),
+            source,
+        })
+    }
+
+    /// Writes a successful poll in one transaction: closes replaced versions, inserts new ones,
+    /// records the changes and marks the snapshot complete. Fails with [`StoreError::Conflict`]
+    /// if the base is no longer the latest complete snapshot.
+    pub fn commit_snapshot(
+        &mut self,
+        workspace_id: i64,
+        snapshot_id: i64,
+        base: Option<i64>,
+        segment_workspace_id: &str,
+        delta: &SnapshotDelta<'_>,
+        stats: PollStats,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let latest: Option<i64> = tx.query_row(
+            "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'",
+            [workspace_id],
+            |r| r.get(0),
+        )?;
+        if latest != base {
+            return Err(StoreError::Conflict {
+                expected: base,
+                found: latest.unwrap_or_default(),
+            });
+        }
+        let mut closed = HashMap::with_capacity(delta.modified.len() + delta.removed.len());
+        {
+            let mut close = tx.prepare_cached(
+                "UPDATE resource_versions SET valid_to = ?1 WHERE id = ?2 AND valid_to IS NULL
+                 RETURNING kind, resource_id",
+            )?;
+            let old_ids = delta
+                .modified
+                .iter()
+                .map(|(_, old)| *old)
+                .chain(delta.removed.iter().copied());
+            for old in old_ids {
+                let (kind, id): (String, String) =
+                    close.query_row(params![snapshot_id, old], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                closed.insert((parse_kind(&kind)?, id), old);
+            }
+        }
+        let mut inserted = HashMap::with_capacity(delta.added.len() + delta.modified.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO resource_versions
+                    (workspace_id, kind, resource_id, name, content_hash, body, valid_from)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in delta
+                .added
+                .iter()
+                .copied()
+                .chain(delta.modified.iter().map(|(r, _)| *r))
+            {
+                insert.execute(params![
+                    workspace_id,
+                    r.kind.as_str(),
+                    r.id,
+                    r.name,
+                    r.hash,
+                    r.body,
+                    snapshot_id
+                ])?;
+                inserted.insert((r.kind, r.id.as_str()), tx.last_insert_rowid());
+            }
+        }
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO changes (snapshot_id, workspace_id, kind, resource_id, name, op,
+                    before_version_id, after_version_id, fields, text_diff)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for c in &delta.changes {
+                let before = closed.get(&(c.kind, c.resource_id.clone()));
+                let after = inserted.get(&(c.kind, c.resource_id.as_str()));
+                let fields = serde_json::to_string(&c.fields).expect("field changes serialise");
+                insert.execute(params![
+                    snapshot_id,
+                    workspace_id,
+                    c.kind.as_str(),
+                    c.resource_id,
+                    c.name,
+                    c.op.as_str(),
+                    before,
+                    after,
+                    fields,
+                    c.text_diff
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE workspaces SET segment_id = ?2 WHERE id = ?1 AND segment_id IS NOT ?2",
+            params![workspace_id, segment_workspace_id],
+        )?;
+        tx.execute(
+            "UPDATE snapshots SET status = 'complete', finished_at = ?2, base_snapshot_id = ?3,
+                resource_count = ?4, added = ?5, removed = ?6, modified = ?7, api_requests = ?8,
+                duration_ms = ?9
+             WHERE id = ?1",
+            params![
+                snapshot_id,
+                now(),
+                base,
+                stats.resource_count as i64,
+                delta.added.len() as i64,
+                delta.removed.len() as i64,
+                delta.modified.len() as i64,
+                stats.api_requests as i64,
+                stats.duration.as_millis() as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Snapshots of a workspace, newest first.
+    pub fn snapshots(&self, workspace_id: i64, limit: usize) -> Result<Vec<SnapshotInfo>> {
+        let sql = format!("{SNAPSHOT_COLUMNS} WHERE workspace_id = ?1 ORDER BY id DESC LIMIT ?2");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            params![workspace_id, limit.min(i64::MAX as usize) as i64],
+            snapshot_row,
+        )?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// One snapshot, which must belong to the workspace.
+    pub fn snapshot(&self, workspace_id: i64, snapshot_id: i64) -> Result<SnapshotInfo> {
+        let sql = format!("{SNAPSHOT_COLUMNS} WHERE workspace_id = ?1 AND id = ?2");
+        self.conn
+            .query_row(&sql, params![workspace_id, snapshot_id], snapshot_row)
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Snapshot(format!("no snapshot {snapshot_id} in this workspace"))
+            })
+    }
+
+    /// Every resource exactly as it was in a complete snapshot, sorted by kind and id.
+    pub fn resources_at(&self, workspace_id: i64, snapshot_id: i64) -> Result<Vec<StoredResource>> {
+        let info = self.snapshot(workspace_id, snapshot_id)?;
+        if info.status != SnapshotStatus::Complete {
+            return Err(StoreError::Snapshot(format!(
+                "snapshot {snapshot_id} is {}, not complete: it holds no resources",
+                info.status.as_str()
+            )));
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, resource_id, name, body, content_hash FROM resource_versions
+             WHERE workspace_id = ?1 AND valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2)
+             ORDER BY kind, resource_id",
+        )?;
+        let mut rows = stmt.query(params![workspace_id, snapshot_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(StoredResource {
+                kind: parse_kind(&row.get::<_, String>(0)?)?,
+                id: row.get(1)?,
+                name: row.get(2)?,
+                body: row.get(3)?,
+                hash: row.get(4)?,
+            });
+        }
+        out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        Ok(out)
+    }
+
+    /// The changes recorded for a snapshot against its base.
+    pub fn changes_of(&self, snapshot_id: i64) -> Result<Vec<ResourceChange>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, resource_id, name, op, fields, text_diff, id FROM changes
+             WHERE snapshot_id = ?1 ORDER BY kind, resource_id",
+        )?;
+        let mut rows = stmt.query([snapshot_id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let fields: String = row.get(4)?;
+            let change_id: i64 = row.get(6)?;
+            let fields: Vec<FieldChange> =
+                serde_json::from_str(&fields).map_err(|source| StoreError::Json {
+                    what: format!("changes.fields of change {change_id}"),
+                    source,
+                })?;
+            let op: String = row.get(3)?;
+            out.push(ResourceChange {
+                kind: parse_kind(&row.get::<_, String>(0)?)?,
+                resource_id: row.get(1)?,
+                name: row.get(2)?,
+                op: op.parse::<ChangeOp>().map_err(|_| {
+                    StoreError::Snapshot(format!("change {change_id} has unknown op `{op}`"))
+                })?,
+                fields,
+                text_diff: row.get(5)?,
+            });
+        }
+        out.sort_by(|a, b| (a.kind, &a.resource_id).cmp(&(b.kind, &b.resource_id)));
+        Ok(out)
+    }
+}
+
+const SNAPSHOT_COLUMNS: &str =
+    "SELECT id, started_at, finished_at, status, error, base_snapshot_id,
+    resource_count, added, removed, modified, api_requests, duration_ms FROM snapshots";
+
+fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
+    Ok(SnapshotInfo {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        status: SnapshotStatus::parse(&r.get::<_, String>(3)?),
+        error: r.get(4)?,
+        base_snapshot_id: r.get(5)?,
+        resource_count: r.get(6)?,
+        added: r.get(7)?,
+        removed: r.get(8)?,
+        modified: r.get(9)?,
+        api_requests: r.get(10)?,
+        duration_ms: r.get(11)?,
+    })
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // FULL: a committed snapshot is audit evidence and must survive a power cut; the cost is one
+    // fsync per poll.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i64 + 1;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "migrated the database schema");
+    }
+    Ok(())
+}
+
+fn parse_kind(s: &str) -> Result<ResourceKind> {
+    s.parse()
+        .map_err(|e: crate::model::UnknownKind| StoreError::Snapshot(format!("stored row: {e}")))
+}
+
+/// Now as stored: RFC 3339 UTC with milliseconds.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
