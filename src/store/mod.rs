@@ -590,3 +590,201 @@ fn parse_kind(s: &str) -> Result<ResourceKind> {
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::diff::plan;
+    use crate::model::Resource;
+
+    fn user(id: &str, role: &str) -> Resource {
+        Resource::new(
+            ResourceKind::User,
+            id.into(),
+            format!("{id}@acme.io"),
+            json!({"id": id, "email": format!("{id}@acme.io"), "permissions": [{"roleId": role, "roleName": role, "resources": []}]}),
+        )
+    }
+
+    fn stats(n: usize) -> PollStats {
+        PollStats {
+            resource_count: n,
+            api_requests: 1,
+            duration: Duration::from_millis(5),
+        }
+    }
+
+    /// Runs the store half of a poll, as `poll::Poller` does.
+    fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> Result<(i64, usize)> {
+        let id = store.begin_snapshot(ws)?;
+        let base = store.latest_complete(ws)?;
+        let current = store.current_versions(ws)?;
+        let delta = plan(resources, &current, base.is_none(), |v| {
+            store.version_value(v)
+        })?;
+        let n = delta.changes.len();
+        store.commit_snapshot(ws, id, base, "seg-ws", &delta, stats(resources.len()))?;
+        Ok((id, n))
+    }
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path).unwrap());
+        let store = Store::open(&path).unwrap();
+        let v: i64 = store
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store
+            .connection()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn storage_grows_with_changes_and_every_snapshot_reconstructs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ws = store.workspace_id("default").unwrap();
+        let first = vec![user("a", "r1"), user("b", "r1"), user("c", "r1")];
+        let (s1, n1) = commit(&mut store, ws, &first).unwrap();
+        assert_eq!(n1, 0, "a baseline records no changes");
+        let (s2, n2) = commit(&mut store, ws, &first).unwrap();
+        assert_eq!(n2, 0);
+        assert_eq!(
+            (count(&store, "resource_versions"), count(&store, "changes")),
+            (3, 0)
+        );
+
+        let second = vec![user("a", "owner"), user("c", "r1"), user("d", "r1")];
+        let (s3, n3) = commit(&mut store, ws, &second).unwrap();
+        assert_eq!(n3, 3, "a modified, b removed, d added");
+        assert_eq!(count(&store, "resource_versions"), 5);
+        let ops: Vec<_> = store
+            .changes_of(s3)
+            .unwrap()
+            .iter()
+            .map(|c| (c.resource_id.clone(), c.op))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                ("a".to_string(), ChangeOp::Modified),
+                ("b".into(), ChangeOp::Removed),
+                ("d".into(), ChangeOp::Added)
+            ]
+        );
+
+        let hashes = |rs: &[Resource]| {
+            rs.iter()
+                .map(|r| (r.id.clone(), r.body.clone()))
+                .collect::<Vec<_>>()
+        };
+        let stored = |s| {
+            store
+                .resources_at(ws, s)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.body))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(stored(s1), hashes(&first));
+        assert_eq!(stored(s2), hashes(&first));
+        assert_eq!(stored(s3), hashes(&second));
+        let info = store.snapshot(ws, s3).unwrap();
+        assert_eq!(
+            (
+                info.added,
+                info.removed,
+                info.modified,
+                info.base_snapshot_id
+            ),
+            (Some(1), Some(1), Some(1), Some(s2))
+        );
+    }
+
+    #[test]
+    fn failed_and_interrupted_polls_are_never_a_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ws = store.workspace_id("default").unwrap();
+        let (good, _) = commit(&mut store, ws, &[user("a", "r1")]).unwrap();
+        let failed = store.begin_snapshot(ws).unwrap();
+        store
+            .fail_snapshot(failed, "boom", 3, Duration::from_millis(1))
+            .unwrap();
+        let _killed = store.begin_snapshot(ws).unwrap();
+        assert_eq!(store.mark_interrupted(ws).unwrap(), 1);
+        assert_eq!(store.latest_complete(ws).unwrap(), Some(good));
+        let statuses: Vec<_> = store
+            .snapshots(ws, 10)
+            .unwrap()
+            .iter()
+            .map(|s| s.status)
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                SnapshotStatus::Failed,
+                SnapshotStatus::Failed,
+                SnapshotStatus::Complete
+            ]
+        );
+        assert!(store.resources_at(ws, failed).is_err());
+        let (_, n) = commit(&mut store, ws, &[user("a", "r1")]).unwrap();
+        assert_eq!(n, 0, "the next good poll diffs against the last good one");
+    }
+
+    #[test]
+    fn a_concurrent_commit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ws = store.workspace_id("default").unwrap();
+        let stale = store.begin_snapshot(ws).unwrap();
+        commit(&mut store, ws, &[user("a", "r1")]).unwrap();
+        let resources = [user("b", "r1")];
+        let delta = plan(&resources, &HashMap::new(), true, |v| {
+            store.version_value(v)
+        })
+        .unwrap();
+        let err = store
+            .commit_snapshot(ws, stale, None, "seg-ws", &delta, stats(1))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(
+            count(&store, "resource_versions"),
+            1,
+            "the refused commit wrote nothing"
+        );
+    }
+
+    #[test]
+    fn read_only_open_never_creates_or_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.db");
+        assert!(Store::open_read_only(&path).is_err());
+        assert!(!path.exists());
+    }
+}
