@@ -394,6 +394,25 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/segwatch.example.toml");
+        let env = [("SEGWATCH_SEGMENT__TOKEN".to_string(), "tok".to_string())].into();
+        let settings = Settings::load_with_env(&path, true, env).unwrap();
+        let target = settings.validate().unwrap();
+        assert_eq!(target.client.base_url, US_API_URL);
+        // Every key the example sets is spelled as the code reads it (unknown keys are errors),
+        // and every key the code reads appears in the example.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (key, _) in DEFAULTS {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(text.contains(&format!("{leaf} =")), "{key} is not documented in the example");
+        }
+        for key in ["api_url", "token_file"] {
+            assert!(text.contains(key), "{key} is not documented in the example");
+        }
+    }
+
+    #[test]
     fn token_is_not_in_debug_output() {
         let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "very-secret-value")]).unwrap();
         assert!(!format!("{s:?}").contains("very-secret-value"));
