@@ -1,0 +1,192 @@
+//! The test harness: a simulated workspace on loopback, a temporary database, and a fluent
+//! runner for the real `segwatch` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use segwatch::poll::{PollError, PollOutcome, Poller};
+use segwatch::redact::SecretPolicy;
+use segwatch::segment::{ClientConfig, SegmentClient};
+use segwatch::simulator::{self, SimConfig, SimHandle};
+use segwatch::store::Store;
+use tempfile::TempDir;
+
+/// The token every test simulator accepts. Long and distinctive so a leak is easy to find.
+pub const TOKEN: &str = "sgw-test-token-4f9c2d7e1a8b3c6d5e0f";
+
+/// A simulated workspace and a scratch directory holding the database.
+pub struct TestWorkspace {
+    /// The running simulator.
+    pub sim: SimHandle,
+    /// Scratch directory (removed on drop).
+    pub dir: TempDir,
+    /// Tuning applied to every client this workspace builds.
+    pub max_pages: u32,
+}
+
+impl TestWorkspace {
+    /// A small default workspace.
+    pub async fn start() -> TestWorkspace {
+        Self::with(SimConfig::default()).await
+    }
+
+    /// A workspace from an explicit simulator configuration (the token is always [`TOKEN`]).
+    pub async fn with(config: SimConfig) -> TestWorkspace {
+        let config = SimConfig { token: TOKEN.into(), ..config };
+        let sim = simulator::start(config, "127.0.0.1:0".parse().unwrap()).await.expect("the simulator starts");
+        TestWorkspace { sim, dir: tempfile::tempdir().unwrap(), max_pages: 10_000 }
+    }
+
+    /// Path of the database file.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("segwatch.db")
+    }
+
+    /// Client configuration with test-sized backoff.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.sim.base_url(), SecretString::from(TOKEN));
+        c.backoff_min = Duration::from_millis(10);
+        c.backoff_max = Duration::from_millis(100);
+        c.max_attempts = 4;
+        c.max_pages = self.max_pages;
+        c.request_timeout = Duration::from_secs(5);
+        c
+    }
+
+    /// Runs one poll cycle in-process.
+    pub async fn poll(&self) -> Result<PollOutcome, PollError> {
+        self.poll_with(self.client_config()).await
+    }
+
+    /// Runs one poll cycle with a specific client configuration.
+    pub async fn poll_with(&self, config: ClientConfig) -> Result<PollOutcome, PollError> {
+        let client = SegmentClient::new(config).unwrap();
+        let mut store = self.store();
+        Poller::new(client, SecretPolicy::default(), "default").poll(&mut store).await
+    }
+
+    /// Opens the database.
+    pub fn store(&self) -> Store {
+        Store::open(&self.db()).unwrap()
+    }
+
+    /// The `segwatch` binary, configured for this workspace through the environment only.
+    pub fn segwatch(&self) -> Segwatch {
+        Segwatch::new()
+            .env("SEGWATCH_SEGMENT__API_URL", &self.sim.base_url())
+            .env("SEGWATCH_SEGMENT__TOKEN", TOKEN)
+            .env("SEGWATCH_DATABASE__PATH", self.db().to_str().unwrap())
+            .env("SEGWATCH_SEGMENT__MAX_ATTEMPTS", "3")
+            .current_dir(self.dir.path())
+    }
+}
+
+/// A fluent runner for the `segwatch` binary.
+#[must_use]
+pub struct Segwatch {
+    command: Command,
+}
+
+impl Segwatch {
+    /// The binary with a clean `SEGWATCH_*` environment.
+    pub fn new() -> Segwatch {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_segwatch"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SEGWATCH_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command.stdin(Stdio::null());
+        Segwatch { command }
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Runs to completion and returns the output, whatever the exit status.
+    pub fn output(mut self) -> Run {
+        let output = self.command.output().expect("segwatch runs");
+        Run { output }
+    }
+
+    /// Runs and expects success.
+    pub fn success(self) -> Run {
+        let run = self.output();
+        assert!(run.output.status.success(), "segwatch failed:\n{}", run.describe());
+        run
+    }
+
+    /// Runs and expects failure.
+    pub fn failure(self) -> Run {
+        let run = self.output();
+        assert!(!run.output.status.success(), "segwatch unexpectedly succeeded:\n{}", run.describe());
+        run
+    }
+
+    /// Starts without waiting.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("segwatch starts")
+    }
+}
+
+/// A finished run of the binary.
+pub struct Run {
+    /// Raw output.
+    pub output: Output,
+}
+
+impl Run {
+    /// Standard output as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts standard error contains every needle.
+    pub fn stderr_contains(self, needles: &[&str]) -> Self {
+        let err = self.stderr();
+        for n in needles {
+            assert!(err.contains(n), "stderr lacks {n:?}:\n{}", self.describe());
+        }
+        self
+    }
+
+    /// Asserts standard output contains every needle.
+    pub fn stdout_contains(self, needles: &[&str]) -> Self {
+        let out = self.stdout();
+        for n in needles {
+            assert!(out.contains(n), "stdout lacks {n:?}:\n{}", self.describe());
+        }
+        self
+    }
+
+    /// Parses standard output as one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
+    }
+
+    fn describe(&self) -> String {
+        format!("status: {}\n--- stdout\n{}\n--- stderr\n{}", self.output.status, self.stdout(), self.stderr())
+    }
+}
