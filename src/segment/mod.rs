@@ -279,8 +279,13 @@ impl SegmentClient {
     ) -> Result<Map<String, Value>, SegmentError> {
         let inner = &self.inner;
         let url = self.url(path, query)?;
+        // For logs: path and query as sent, with the pagination brackets left readable.
         let shown = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
+            Some(q) => format!(
+                "{}?{}",
+                url.path(),
+                q.replace("%5B", "[").replace("%5D", "]")
+            ),
             None => url.path().to_owned(),
         };
         let attempts = AtomicU32::new(0);
@@ -415,7 +420,14 @@ impl SegmentClient {
                 } else {
                     error_chain(&e.without_url())
                 };
-                tracing::debug!(method = "GET", path = shown, attempt, elapsed_ms, %cause, "Segment API request failed");
+                tracing::debug!(
+                    method = "GET",
+                    path = %shown,
+                    attempt,
+                    elapsed_ms,
+                    %cause,
+                    "Segment API request failed"
+                );
                 if builder {
                     return Err(AttemptError::Fatal(self.transport_error(url, cause)));
                 }
@@ -427,7 +439,7 @@ impl SegmentClient {
         };
         tracing::debug!(
             method = "GET",
-            path = shown,
+            path = %shown,
             attempt,
             status = status.as_u16(),
             elapsed_ms,

@@ -764,7 +764,7 @@ async fn concurrency_limit_is_respected() {
         async move {
             let current = now.fetch_add(1, Ordering::SeqCst) + 1;
             max.fetch_max(current, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             now.fetch_sub(1, Ordering::SeqCst);
             Response::new(axum::body::Body::from(r#"{"data":{"user":{}}}"#))
         }
