@@ -84,6 +84,8 @@ enum Command {
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
     Demo(DemoArgs),
+    /// Measure poll cycles against a large simulated workspace (prints a Markdown report).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `segwatch demo`.
@@ -160,6 +162,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
+        Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

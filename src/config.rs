@@ -405,7 +405,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         for (key, _) in DEFAULTS {
             let leaf = key.rsplit('.').next().unwrap();
-            assert!(text.contains(&format!("{leaf} =")), "{key} is not documented in the example");
+            assert!(
+                text.contains(&format!("{leaf} =")),
+                "{key} is not documented in the example"
+            );
         }
         for key in ["api_url", "token_file"] {
             assert!(text.contains(key), "{key} is not documented in the example");

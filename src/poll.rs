@@ -48,6 +48,10 @@ pub struct PollOutcome {
     pub api_requests: u64,
     /// Wall time in milliseconds.
     pub duration_ms: u64,
+    /// Of which: reading the API (collect).
+    pub fetch_ms: u64,
+    /// Of which: diffing and writing the snapshot.
+    pub store_ms: u64,
 }
 
 impl PollOutcome {
@@ -111,6 +115,7 @@ impl Poller {
             }
         };
 
+        let fetched = started.elapsed();
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
             let current = store.current_versions(workspace_id)?;
@@ -159,6 +164,8 @@ impl Poller {
             changes,
             api_requests: stats.api_requests,
             duration_ms: duration_ms(started.elapsed()),
+            fetch_ms: duration_ms(fetched),
+            store_ms: duration_ms(started.elapsed() - fetched),
         })
     }
 }

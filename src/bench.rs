@@ -1,0 +1,296 @@
+//! `segwatch bench`: measures poll cycles against a large simulated workspace over loopback.
+//!
+//! The simulator runs as a child process (`segwatch simulate`) so that the peak RSS measured is
+//! the poller's alone. Three polls are measured: the first (a full cycle into an empty
+//! database), a poll that finds nothing changed (database bytes it adds), and a poll after the
+//! simulator changed a given share of users, groups and sources (time of diff + store).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::poll::{PollOutcome, Poller};
+use crate::redact::SecretPolicy;
+use crate::segment::{ClientConfig, SegmentClient};
+use crate::store::Store;
+
+/// Options of `segwatch bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Users in the simulated workspace.
+    #[arg(long, default_value_t = 100_000)]
+    users: usize,
+    /// User groups in the simulated workspace.
+    #[arg(long, default_value_t = 1_000)]
+    groups: usize,
+    /// Sources in the simulated workspace.
+    #[arg(long, default_value_t = 10_000)]
+    sources: usize,
+    /// Percentage of users, groups and sources changed before the churn poll.
+    #[arg(long, default_value_t = 1.0)]
+    churn_percent: f64,
+    /// Seed of the simulated workspace.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+/// Kills the simulator child when the benchmark ends, however it ends.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the benchmark and prints a Markdown report on stdout.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let token: String = std::iter::repeat_with(|| rng.alphanumeric())
+        .take(32)
+        .collect();
+    let child = Command::new(std::env::current_exe()?)
+        .args(["simulate", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--users",
+            &args.users.to_string(),
+            "--groups",
+            &args.groups.to_string(),
+        ])
+        .args([
+            "--sources",
+            &args.sources.to_string(),
+            "--seed",
+            &args.seed.to_string(),
+        ])
+        .env("SEGWATCH_SIMULATOR_TOKEN", &token)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the simulator process")?;
+    let _child = ChildGuard(child);
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base_url, &token).await?;
+
+    let dir = std::env::temp_dir().join(format!("segwatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("bench.db");
+    let result = measure(&args, &http, &base_url, &token, &db).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = result?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn measure(
+    args: &BenchArgs,
+    http: &reqwest::Client,
+    base_url: &str,
+    token: &str,
+    db: &Path,
+) -> anyhow::Result<String> {
+    let mut config = ClientConfig::new(base_url, SecretString::from(token.to_string()));
+    config.concurrency = args.concurrency;
+    let poller = Poller::new(
+        SegmentClient::new(config)?,
+        SecretPolicy::default(),
+        "bench",
+    );
+    let mut store = Store::open(db)?;
+
+    reset_peak_rss();
+    let rss_before = rss_kib("VmRSS:");
+    let started = Instant::now();
+    let first = poller.poll(&mut store).await?;
+    let full_cycle = started.elapsed();
+    let peak = rss_kib("VmHWM:");
+
+    let size_before = checkpointed_size(&store, db)?;
+    let rows_before = row_counts(&store)?;
+    let quiet = poller.poll(&mut store).await?;
+    let bytes_added = checkpointed_size(&store, db)? as i64 - size_before as i64;
+    let rows_after = row_counts(&store)?;
+    if !quiet.changes.is_empty() {
+        bail!(
+            "the no-change poll found {} changes; the simulator is not quiet",
+            quiet.changes.len()
+        );
+    }
+
+    let churn = serde_json::json!({"op": "churn", "percent": args.churn_percent});
+    let response = http
+        .post(format!("{base_url}/_simulator/mutations"))
+        .bearer_auth(token)
+        .json(&churn)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!(
+            "the simulator refused the churn mutation: HTTP {}",
+            response.status()
+        );
+    }
+    let churned = poller.poll(&mut store).await?;
+
+    Ok(report(
+        args,
+        &first,
+        full_cycle,
+        rss_before,
+        peak,
+        &quiet,
+        bytes_added,
+        rows_before,
+        rows_after,
+        &churned,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    args: &BenchArgs,
+    first: &PollOutcome,
+    full_cycle: Duration,
+    rss_before: Option<u64>,
+    peak: Option<u64>,
+    quiet: &PollOutcome,
+    bytes_added: i64,
+    rows_before: [i64; 3],
+    rows_after: [i64; 3],
+    churned: &PollOutcome,
+) -> String {
+    let mib = |kib: Option<u64>| {
+        kib.map_or_else(
+            || "n/a".to_string(),
+            |k| format!("{:.0} MiB", k as f64 / 1024.0),
+        )
+    };
+    let rows: Vec<String> = ["snapshots", "resource_versions", "changes"]
+        .iter()
+        .zip(rows_before.iter().zip(rows_after))
+        .map(|(t, (b, a))| format!("{t} +{}", a - b))
+        .collect();
+    format!(
+        "segwatch bench — {} users, {} groups, {} sources ({} resources), concurrency {}\n\
+         machine: {}; {}\n\n\
+         | measure | result |\n|---|---|\n\
+         | full cycle (first poll: fetch + store) | {:.2} s ({} requests; fetch {:.2} s, store {:.2} s) |\n\
+         | peak RSS of the full cycle | {} (RSS before: {}) |\n\
+         | no-change poll | {:.2} s; database bytes added: {} ({}) |\n\
+         | {}% churn poll | {:.2} s; {} changes; diff + store {:.3} s |\n",
+        args.users,
+        args.groups,
+        args.sources,
+        first.resource_count(),
+        args.concurrency,
+        machine(),
+        chrono::Utc::now().format("%Y-%m-%d"),
+        full_cycle.as_secs_f64(),
+        first.api_requests,
+        first.fetch_ms as f64 / 1000.0,
+        first.store_ms as f64 / 1000.0,
+        mib(peak),
+        mib(rss_before),
+        quiet.duration_ms as f64 / 1000.0,
+        bytes_added,
+        rows.join(", "),
+        args.churn_percent,
+        churned.duration_ms as f64 / 1000.0,
+        churned.changes.len(),
+        churned.store_ms as f64 / 1000.0,
+    )
+}
+
+async fn wait_ready(http: &reqwest::Client, base_url: &str, token: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = http
+            .get(format!("{base_url}/"))
+            .bearer_auth(token)
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the simulator did not answer at {base_url} within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Database size after folding the WAL into the main file, so the number is what stays on disk.
+fn checkpointed_size(store: &Store, db: &Path) -> anyhow::Result<u64> {
+    store
+        .connection()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let mut size = std::fs::metadata(db)?.len();
+    let mut wal = PathBuf::from(db).into_os_string();
+    wal.push("-wal");
+    if let Ok(m) = std::fs::metadata(&wal) {
+        size += m.len();
+    }
+    Ok(size)
+}
+
+fn row_counts(store: &Store) -> anyhow::Result<[i64; 3]> {
+    let count = |t: &str| {
+        store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+    };
+    Ok([
+        count("snapshots")?,
+        count("resource_versions")?,
+        count("changes")?,
+    ])
+}
+
+/// Resets the kernel's peak-RSS counter (VmHWM) so it measures the cycle, not start-up.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "? GiB".into(),
+            |k| format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0),
+        );
+    format!("{cores} cores ({cpu}), {mem} RAM")
+}
