@@ -3,8 +3,10 @@
 //! Segment's API returns lists in no promised order: users, their permissions, the resources
 //! inside a permission and labels can all come back reordered between two polls. segwatch hashes
 //! and diffs resources, so such a reordering must not look like a change. [`canonicalize`]
-//! therefore sorts every *identity-keyed* array by the identity of its elements; every other
-//! array keeps its order, because there the order is data (write keys, categories).
+//! therefore sorts every *identity-keyed* array by the identity of its elements (compared as
+//! strings, byte-wise, so numeric ids sort as text); every other array keeps its order, because
+//! there the order is data (write keys, categories). [`is_canonical`] tells, without copying,
+//! whether a value is already canonical.
 //!
 //! Object keys need no work: `serde_json` is built without `preserve_order`, so a
 //! [`Map`] is ordered by key and serialises its keys sorted.
@@ -19,7 +21,7 @@
 //! elements share an identity value. Anything else (a mixed array, duplicate identities, scalars)
 //! keeps its order, and the diff compares it as a whole.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -31,16 +33,33 @@ pub const IDENTITY_FIELDS: [&str; 4] = ["id", "roleId", "key", "email"];
 ///
 /// Canonicalisation is idempotent, and two values that differ only in the order of
 /// identity-keyed arrays have byte-identical canonical serialisations.
-pub fn canonicalize(v: Value) -> Value {
+pub fn canonicalize(mut v: Value) -> Value {
+    canonicalize_in_place(&mut v);
+    v
+}
+
+/// [`canonicalize`] without moving the value; nothing is reallocated except the sorted arrays.
+pub fn canonicalize_in_place(v: &mut Value) {
     match v {
         Value::Array(items) => {
-            let items: Vec<Value> = items.into_iter().map(canonicalize).collect();
-            Value::Array(sort_by_identity(items))
+            items.iter_mut().for_each(canonicalize_in_place);
+            sort_by_identity(items);
         }
-        Value::Object(map) => {
-            Value::Object(map.into_iter().map(|(k, v)| (k, canonicalize(v))).collect())
+        Value::Object(map) => map.values_mut().for_each(canonicalize_in_place),
+        _ => {}
+    }
+}
+
+/// Whether `v` is already in canonical form, i.e. `canonicalize(v.clone()) == *v`, checked
+/// without copying: stored bodies are canonical, so callers can skip the copy.
+pub fn is_canonical(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => {
+            items.iter().all(is_canonical)
+                && array_identities(items).is_none_or(|(_, ids)| ascending(&ids))
         }
-        scalar => scalar,
+        Value::Object(map) => map.values().all(is_canonical),
+        _ => true,
     }
 }
 
@@ -50,11 +69,16 @@ pub fn canonicalize(v: Value) -> Value {
 /// else (null, a nested object) is skipped, as it cannot name the element. `None` when no field
 /// qualifies.
 pub fn identity(obj: &Map<String, Value>) -> Option<(&'static str, String)> {
+    identity_ref(obj).map(|(field, id)| (field, id.into_owned()))
+}
+
+/// [`identity`], borrowing string identities: it runs for every element of every array.
+fn identity_ref(obj: &Map<String, Value>) -> Option<(&'static str, Cow<'_, str>)> {
     IDENTITY_FIELDS
         .iter()
         .find_map(|&field| match obj.get(field)? {
-            Value::String(s) => Some((field, s.clone())),
-            Value::Number(n) => Some((field, n.to_string())),
+            Value::String(s) => Some((field, Cow::Borrowed(s.as_str()))),
+            Value::Number(n) => Some((field, Cow::Owned(n.to_string()))),
             _ => None,
         })
 }
@@ -64,34 +88,49 @@ pub fn identity(obj: &Map<String, Value>) -> Option<(&'static str, String)> {
 ///
 /// This is the single definition of "identity-keyed" used by both canonicalisation and the diff,
 /// so that "reordered" and "unchanged" always agree.
-pub fn array_identities(items: &[Value]) -> Option<(&'static str, Vec<String>)> {
+pub fn array_identities(items: &[Value]) -> Option<(&'static str, Vec<Cow<'_, str>>)> {
     let mut field = None;
     let mut ids = Vec::with_capacity(items.len());
     for item in items {
-        let (f, id) = identity(item.as_object()?)?;
+        let (f, id) = identity_ref(item.as_object()?)?;
         if *field.get_or_insert(f) != f {
             return None;
         }
         ids.push(id);
     }
-    let mut seen = HashSet::with_capacity(ids.len());
-    if !ids.iter().all(|id| seen.insert(id.as_str())) {
-        return None;
+    // Strictly ascending (the canonical order, so the usual case) implies unique.
+    if !ascending(&ids) {
+        let mut sorted: Vec<&str> = ids.iter().map(|id| id.as_ref()).collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
     }
     Some((field?, ids))
 }
 
-/// Sorts an identity-keyed array by identity; returns any other array unchanged.
+/// Sorts an identity-keyed array by identity; leaves any other array as it is.
 ///
 /// Identities within a keyed array are unique (duplicates make it unkeyed), so ordering by
 /// identity alone is already total and no tie-break is needed.
-fn sort_by_identity(items: Vec<Value>) -> Vec<Value> {
-    let Some((_, ids)) = array_identities(&items) else {
-        return items;
+fn sort_by_identity(items: &mut Vec<Value>) {
+    let Some((_, ids)) = array_identities(items) else {
+        return;
     };
-    let mut keyed: Vec<(String, Value)> = ids.into_iter().zip(items).collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    keyed.into_iter().map(|(_, v)| v).collect()
+    if ascending(&ids) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_unstable_by(|&a, &b| ids[a].cmp(&ids[b]));
+    let mut taken: Vec<Option<Value>> = std::mem::take(items).into_iter().map(Some).collect();
+    *items = order
+        .into_iter()
+        .map(|i| taken[i].take().expect("each index once"))
+        .collect();
+}
+
+fn ascending(ids: &[Cow<'_, str>]) -> bool {
+    ids.windows(2).all(|w| w[0] < w[1])
 }
 
 #[cfg(test)]
