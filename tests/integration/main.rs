@@ -1,1 +1,15 @@
-//! Integration tests.
+//! End-to-end tests: segwatch against its simulated Segment workspace over real loopback HTTP.
+//!
+//! One test binary (faster to link than one per file). Each module holds one theme:
+//! - `pipeline`: what a poll stores and which changes it finds;
+//! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
+//! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
+//! - `cli`: the binary's commands, exit codes and messages.
+//!
+//! `util` is the harness shared by all of them.
+
+mod cli;
+mod faults;
+mod pipeline;
+mod secrets;
+mod util;
