@@ -1,0 +1,1 @@
+//! Loopback HTTP tests of the simulator.
