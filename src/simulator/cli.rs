@@ -8,13 +8,13 @@ use anyhow::Context as _;
 
 use super::{Fault, RateLimit, SimConfig};
 
-/// Arguments of `segwatch simulate`.
+/// Run a simulated Segment workspace (Public API) for demos, tests and benchmarks.
 ///
-/// `--fault SPEC` is repeatable; faults apply in the order given. Spec syntax (details in
-/// [`Fault`]'s module docs): `KIND[:PARAM][,PARAM…]` with KIND one of `429` (`ms=` for
-/// `msBeforeNext`), a 5xx status such as `500` or `503`, `slow` (`ms=` delay), `malformed`,
-/// `endless-cursor` (flag `repeat`), and common parameters `path=/prefix`, `skip=N`,
-/// `times=N`. Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `slow:ms=3000`,
+/// Fault specs (`--fault`, repeatable, checked in order): `KIND[:PARAM][,PARAM...]`.
+/// Kinds: `429` (param `ms=` for msBeforeNext), a 5xx status such as `500` or `503`, `slow`
+/// (`ms=` delay), `malformed`, `endless-cursor` (flag `repeat`). Any kind also takes
+/// `path=/prefix`, `skip=N` (let N matching requests through first) and `times=N` (default:
+/// forever). Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `slow:ms=3000`,
 /// `malformed,path=/sources`, `endless-cursor:repeat`.
 #[derive(Clone, clap::Args)]
 pub struct SimulateArgs {

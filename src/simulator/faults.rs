@@ -30,6 +30,10 @@ use serde::{Deserialize, Serialize};
 use super::SimError;
 
 /// A fault to inject into matching requests.
+///
+/// Parses from the compact spec syntax (see the module docs) and serialises as
+/// `{"kind":{"type":"rate_limited","ms_before_next":2000},"path":"/users","skip":0,"times":3}`
+/// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// What goes wrong.

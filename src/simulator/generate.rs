@@ -582,9 +582,15 @@ fn generate_sources(rng: &mut Rng, workspace_id: &str, count: usize) -> Vec<Sour
     // One metadata value per catalog entry, cloned into each source.
     let catalog: Vec<SourceMetadata> = (0..CATALOG.len()).map(catalog_metadata).collect();
     let mut name_counts: HashMap<(usize, usize), u32> = HashMap::new();
+    // Small workspaces get distinct products before any repeats.
+    let mut first_bases: Vec<usize> = (0..SOURCE_BASES.len()).collect();
+    rng.shuffle(&mut first_bases);
     let mut sources = Vec::with_capacity(count);
-    for _ in 0..count {
-        let base = rng.usize(..SOURCE_BASES.len());
+    for i in 0..count {
+        let base = match first_bases.get(i) {
+            Some(&b) => b,
+            None => rng.usize(..SOURCE_BASES.len()),
+        };
         let env = match rng.u32(..10) {
             0..=4 => 0,
             5..=7 => 1,
