@@ -217,6 +217,9 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
 }
 
 /// A running simulator. Clones share it; [`SimHandle::shutdown`] on any clone stops it.
+///
+/// Dropping every handle without calling `shutdown` leaves the server running until the
+/// Tokio runtime shuts down, so `start(..).await?.base_url()` does not kill it by accident.
 #[derive(Clone)]
 pub struct SimHandle {
     inner: Arc<HandleInner>,
@@ -293,7 +296,11 @@ impl SimHandle {
     pub fn spawn_mutator(&self, every: Duration) -> JoinHandle<()> {
         let handle = self.clone();
         let mut stop = self.inner.shutdown.subscribe();
-        let every = every.max(Duration::from_millis(1));
+        // Bounded so the first deadline cannot overflow the clock.
+        let every = every.clamp(
+            Duration::from_millis(1),
+            Duration::from_secs(365 * 24 * 3600),
+        );
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -33,6 +33,8 @@ const MAX_COUNT: usize = 200;
 const UNLIMITED: u32 = 1_000_000;
 /// Window used for the headers when no rate limit is configured.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// Furthest in the future an `X-RateLimit-Reset` date may point (one year).
+const MAX_RESET: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Most random mutations one control request may ask for.
 const MAX_RANDOM_PER_REQUEST: usize = 10_000;
 
@@ -185,7 +187,10 @@ impl Limiter {
         Quota {
             consumed: self.consumed,
             remaining: max.saturating_sub(self.consumed),
-            reset_in: (self.window_start + self.window()).saturating_duration_since(now),
+            reset_in: self
+                .window_start
+                .checked_add(self.window())
+                .map_or(Duration::MAX, |end| end.saturating_duration_since(now)),
             exceeded: self.limit.is_some() && self.consumed > max,
         }
     }
@@ -209,7 +214,11 @@ fn ceil_millis(d: Duration) -> u64 {
 
 fn with_quota(mut response: Response, quota: &Quota) -> Response {
     // Round the reset time up to the next whole second; HTTP dates have no fractions.
-    let reset = SystemTime::now() + quota.reset_in + Duration::from_millis(999);
+    // Absurd windows are capped rather than overflowing the clock.
+    let now = SystemTime::now();
+    let reset = now
+        .checked_add(quota.reset_in.min(MAX_RESET) + Duration::from_millis(999))
+        .unwrap_or(now);
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-consumed", HeaderValue::from(quota.consumed));
     headers.insert("x-ratelimit-remaining", HeaderValue::from(quota.remaining));
@@ -852,6 +861,17 @@ mod tests {
         ] {
             assert!(!is_paginated(p), "{p}");
         }
+    }
+
+    #[test]
+    fn absurd_windows_do_not_overflow() {
+        let mut limiter = Limiter::new(Some(RateLimit {
+            requests: 1,
+            window: Duration::MAX,
+        }));
+        let quota = limiter.consume(Instant::now());
+        let response = with_quota(StatusCode::OK.into_response(), &quota);
+        assert!(response.headers().contains_key("x-ratelimit-reset"));
     }
 
     #[test]
