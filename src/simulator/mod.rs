@@ -1,47 +1,340 @@
-//! Simulator stub (replaced by the real module).
-#![allow(missing_docs, dead_code)]
-use std::net::SocketAddr;
+//! A simulated Segment workspace: an HTTP server speaking the Public API segwatch polls.
+//!
+//! It serves the same paths, envelopes, bracket pagination, bearer auth and rate-limit
+//! headers as `api.segmentapis.com`, from a workspace generated deterministically from a seed
+//! (same seed and sizes give byte-identical responses). The workspace can be changed while
+//! it runs ([`Mutation`], [`SimHandle::random_mutation`], [`SimHandle::shuffle`]) and faults
+//! can be injected ([`Fault`]). The `demo` command, end-to-end tests and benchmarks use it.
+//!
+//! In-process use goes through [`start`] and [`SimHandle`]; a separate process
+//! (`segwatch simulate`, see [`SimulateArgs`]) is driven through bearer-protected control
+//! routes:
+//!
+//! | Route | Body | Answer |
+//! |---|---|---|
+//! | `POST /_simulator/mutations` | a [`Mutation`], or `{"random": n}` | JSON array of descriptions |
+//! | `POST /_simulator/shuffle` | – | 204 |
+//! | `POST /_simulator/faults` | a [`Fault`] object, or a spec string such as `"500,times=2"` | 201 `{"fault": spec}` |
+//! | `DELETE /_simulator/faults` | – | 204 |
+//! | `GET /_simulator/state` | – | the whole [`WorkspaceState`] |
+//!
+//! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`].
+
+mod cli;
+mod faults;
+mod generate;
+mod mutations;
+mod server;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    pub token: String,
-    pub seed: u64,
-    pub users: usize,
-    pub groups: usize,
-    pub sources: usize,
-    pub invites: usize,
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use cli::{SimulateArgs, run};
+pub use faults::{Fault, FaultKind};
+pub use mutations::Mutation;
+pub use state::{
+    Group, Label, Logos, Permission, PermissionResource, ResourceType, Role, Source,
+    SourceMetadata, User, Workspace, WorkspaceState,
+};
+
+use server::{Shared, Sim};
+
+/// How long [`SimHandle::shutdown`] waits for in-flight requests before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Mixed into the seed for the mutation generator, so it differs from the generation one.
+const MUTATION_SEED_SALT: u64 = 0x5eb3_a7c4_d00d_f00d;
+
+/// Errors from simulator operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// A mutation named something that does not exist.
+    #[error("{kind} `{id}` not found")]
+    NotFound {
+        /// What was looked up: user, group, source, role or invite.
+        kind: &'static str,
+        /// The id, name or email looked up.
+        id: String,
+    },
+    /// A mutation would not change anything, e.g. granting a role already held.
+    #[error("{0}")]
+    Conflict(String),
+    /// A mutation's arguments are invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// A `--fault` spec could not be parsed.
+    #[error("invalid fault spec `{spec}`: {reason}")]
+    FaultSpec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
+
+/// A fixed-window rate limit: at most `requests` API requests per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window; must be at least 1.
+    pub requests: u32,
+    /// Window length; must not be zero.
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `requests` per minute.
+    pub fn per_minute(requests: u32) -> Self {
+        RateLimit {
+            requests,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything needed to start a simulator.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Bearer token clients must send.
+    pub token: String,
+    /// Seed for the generated workspace and the mutation sequence.
+    pub seed: u64,
+    /// Number of users.
+    pub users: usize,
+    /// Number of user groups.
+    pub groups: usize,
+    /// Number of sources.
+    pub sources: usize,
+    /// Number of pending workspace invites.
+    pub invites: usize,
+    /// Rate limit to enforce; `None` only reports headers.
+    pub rate_limit: Option<RateLimit>,
+    /// Faults in force from the start.
+    pub faults: Vec<Fault>,
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
-            token: "sim-token".into(),
+            token: "sim-token".to_owned(),
             seed: 1,
             users: 40,
             groups: 5,
             sources: 12,
             invites: 3,
+            rate_limit: None,
+            faults: Vec::new(),
         }
     }
 }
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {
-    #[arg(long)]
-    pub listen: Option<String>,
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("token", &"<redacted>")
+            .field("seed", &self.seed)
+            .field("users", &self.users)
+            .field("groups", &self.groups)
+            .field("sources", &self.sources)
+            .field("invites", &self.invites)
+            .field("rate_limit", &self.rate_limit)
+            .field("faults", &self.faults)
+            .finish()
+    }
 }
-pub async fn run(_a: SimulateArgs) -> anyhow::Result<()> {
-    Ok(())
+
+/// Generates the workspace, binds `listen` (port 0 picks a free port) and starts serving.
+///
+/// Fails with `InvalidInput` for an empty token or a rate limit of zero requests or zero
+/// window, and with the bind error if the address is unavailable.
+pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+    let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
+    if config.token.is_empty() {
+        return Err(invalid("the simulator token must not be empty"));
+    }
+    if let Some(limit) = config.rate_limit
+        && (limit.requests == 0 || limit.window.is_zero())
+    {
+        return Err(invalid(
+            "a rate limit needs at least one request per non-empty window",
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let sizes = generate::Sizes {
+        users: config.users,
+        groups: config.groups,
+        sources: config.sources,
+        invites: config.invites,
+    };
+    let seed = config.seed;
+    // Large workspaces take a noticeable moment to generate; keep it off the async workers.
+    let state = tokio::task::spawn_blocking(move || generate::generate(seed, sizes))
+        .await
+        .map_err(std::io::Error::other)?;
+    let sim = Sim {
+        state,
+        rng: fastrand::Rng::with_seed(seed ^ MUTATION_SEED_SALT),
+    };
+    let shared = Arc::new(Shared::new(
+        config.token,
+        sim,
+        config.faults,
+        config.rate_limit,
+    ));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let app = server::router(shared.clone());
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            // An error means every handle is gone; keep serving until the runtime ends.
+            if shutdown_rx.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(target: "segwatch::simulator", error = %e, "simulator server failed");
+        }
+    });
+    tracing::debug!(target: "segwatch::simulator", %addr, ?sizes, seed, "simulator started");
+    Ok(SimHandle {
+        inner: Arc::new(HandleInner {
+            shared,
+            addr,
+            shutdown: shutdown_tx,
+            server: Mutex::new(Some(server)),
+        }),
+    })
 }
+
+/// A running simulator. Clones share it; [`SimHandle::shutdown`] on any clone stops it.
+///
+/// Dropping every handle without calling `shutdown` leaves the server running until the
+/// Tokio runtime shuts down, so `start(..).await?.base_url()` does not kill it by accident.
 #[derive(Clone)]
-pub struct SimHandle;
-impl SimHandle {
-    pub fn base_url(&self) -> String {
-        String::new()
-    }
-    pub fn spawn_mutator(&self, _e: Duration) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async {})
-    }
-    pub async fn shutdown(self) {}
+pub struct SimHandle {
+    inner: Arc<HandleInner>,
 }
-pub async fn start(_c: SimConfig, _l: SocketAddr) -> std::io::Result<SimHandle> {
-    Ok(SimHandle)
+
+struct HandleInner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimHandle {
+    /// The bound address (with the real port when started on port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// `http://HOST:PORT`, with loopback substituted for an unspecified bind address.
+    pub fn base_url(&self) -> String {
+        let mut addr = self.inner.addr;
+        match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => addr.set_ip(Ipv4Addr::LOCALHOST.into()),
+            IpAddr::V6(ip) if ip.is_unspecified() => addr.set_ip(Ipv6Addr::LOCALHOST.into()),
+            _ => {}
+        }
+        format!("http://{addr}")
+    }
+
+    /// Applies one mutation atomically and describes it in one line.
+    pub fn apply(&self, m: Mutation) -> Result<String, SimError> {
+        self.inner.shared.apply(m)
+    }
+
+    /// Applies a plausible random mutation (deterministic from the seed) and describes it.
+    pub fn random_mutation(&self) -> String {
+        self.inner.shared.random_mutation()
+    }
+
+    /// Reorders every list and inner array (except write keys) without changing content.
+    pub fn shuffle(&self) {
+        self.inner.shared.shuffle();
+    }
+
+    /// Adds a fault after those already in force.
+    pub fn inject(&self, f: Fault) {
+        self.inner.shared.inject(f);
+    }
+
+    /// Removes every fault.
+    pub fn clear_faults(&self) {
+        self.inner.shared.clear_faults();
+    }
+
+    /// Runs `f` on the current state under a read lock; keep it short, requests wait on it.
+    pub fn read<R>(&self, f: impl FnOnce(&WorkspaceState) -> R) -> R {
+        f(&self.inner.shared.read().state)
+    }
+
+    /// API requests received so far, rejected ones included (control routes excluded).
+    pub fn request_count(&self) -> u64 {
+        self.inner.shared.requests()
+    }
+
+    /// Applies a random mutation every `every` until shutdown, logging each description.
+    pub fn spawn_mutator(&self, every: Duration) -> JoinHandle<()> {
+        let handle = self.clone();
+        let mut stop = self.inner.shutdown.subscribe();
+        // Bounded so the first deadline cannot overflow the clock.
+        let every = every.clamp(
+            Duration::from_millis(1),
+            Duration::from_secs(365 * 24 * 3600),
+        );
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        let description = handle.random_mutation();
+                        tracing::info!(target: "segwatch::simulator", "{description}");
+                    }
+                    changed = stop.wait_for(|stop| *stop) => {
+                        let _ = changed;
+                        break;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to a few seconds) and
+    /// stops mutators started by [`SimHandle::spawn_mutator`].
+    pub async fn shutdown(self) {
+        self.inner.shutdown.send_replace(true);
+        let server = self
+            .inner
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut server) = server
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+        {
+            server.abort();
+        }
+    }
 }

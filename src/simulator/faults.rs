@@ -1,0 +1,549 @@
+//! Injectable faults and their compact command-line syntax.
+//!
+//! # Spec syntax
+//!
+//! ```text
+//! SPEC  := KIND [":" PARAM] ("," PARAM)*
+//! PARAM := NAME "=" VALUE | FLAG
+//! ```
+//!
+//! | Kind | Aliases | Kind parameters |
+//! |---|---|---|
+//! | rate limited (429) | `429`, `rate-limited` | `ms=N`: `msBeforeNext` (default 1000) |
+//! | server error | `500`…`599`, `error`, `server-error` | `status=5xx` (default 500, or the number given as kind) |
+//! | slow answer | `slow` | `ms=N`: delay before answering normally (default 1000) |
+//! | malformed JSON | `malformed`, `malformed-json` | – |
+//! | endless cursor | `endless-cursor`, `endless` | `repeat` or `repeat=true/false` (default false) |
+//!
+//! Every kind also takes `path=/prefix` (only requests whose path is the prefix or below it,
+//! segment-wise: `/users` matches `/users` and `/users/abc`, not `/usersx`), `skip=N` (let the
+//! first N matching requests through) and `times=N` (fire N times, then stop; default forever).
+//!
+//! Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `503,times=2`, `slow:ms=3000`,
+//! `malformed,path=/sources`, `endless-cursor:repeat`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::SimError;
+
+/// A fault to inject into matching requests.
+///
+/// Parses from the compact spec syntax (see the module docs) and serialises as
+/// `{"kind":{"type":"rate_limited","ms_before_next":2000},"path":"/users","skip":0,"times":3}`
+/// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// What goes wrong.
+    pub kind: FaultKind,
+    /// Request-path prefix to match (segment-wise); `None` matches every API request.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Matching requests to let through before the fault starts firing.
+    #[serde(default)]
+    pub skip: u32,
+    /// How many times the fault fires; `None` means forever.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// The kinds of injectable fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer 429 with Segment's throttling body and this `msBeforeNext`.
+    RateLimited {
+        /// Milliseconds the client is told to wait.
+        ms_before_next: u64,
+    },
+    /// Answer with this 5xx status and an errors envelope.
+    ServerError {
+        /// HTTP status, 500..=599.
+        status: u16,
+    },
+    /// Sleep, then answer normally.
+    Slow {
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// Answer 200 with a truncated, invalid JSON body.
+    MalformedJson,
+    /// On paginated lists, always set `next` so a naive client never stops.
+    EndlessCursor {
+        /// `next` repeats `current` instead of pointing past the end.
+        repeat: bool,
+    },
+}
+
+impl Fault {
+    /// A fault of `kind` on every request, forever.
+    pub fn new(kind: FaultKind) -> Self {
+        Fault {
+            kind,
+            path: None,
+            skip: 0,
+            times: None,
+        }
+    }
+
+    /// Restricts the fault to requests under `prefix`.
+    pub fn on_path(mut self, prefix: impl Into<String>) -> Self {
+        self.path = Some(prefix.into());
+        self
+    }
+
+    /// Lets the first `n` matching requests through.
+    pub fn skip(mut self, n: u32) -> Self {
+        self.skip = n;
+        self
+    }
+
+    /// Fires `n` times only.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// True if `path` is this fault's prefix or below it.
+    pub fn matches_path(&self, path: &str) -> bool {
+        let Some(prefix) = self.path.as_deref() else {
+            return true;
+        };
+        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+        match path.strip_prefix(prefix) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    /// Writes the canonical spec, which parses back to the same fault.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            FaultKind::RateLimited { ms_before_next } => write!(f, "429:ms={ms_before_next}")?,
+            FaultKind::ServerError { status } => write!(f, "{status}")?,
+            FaultKind::Slow { delay_ms } => write!(f, "slow:ms={delay_ms}")?,
+            FaultKind::MalformedJson => f.write_str("malformed")?,
+            FaultKind::EndlessCursor { repeat: true } => f.write_str("endless-cursor:repeat")?,
+            FaultKind::EndlessCursor { repeat: false } => f.write_str("endless-cursor")?,
+        }
+        if let Some(path) = &self.path {
+            write!(f, ",path={path}")?;
+        }
+        if self.skip > 0 {
+            write!(f, ",skip={}", self.skip)?;
+        }
+        if let Some(times) = self.times {
+            write!(f, ",times={times}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = SimError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        parse_spec(spec).map_err(|reason| SimError::FaultSpec {
+            spec: spec.to_owned(),
+            reason,
+        })
+    }
+}
+
+fn parse_spec(spec: &str) -> Result<Fault, String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("empty spec; expected e.g. `429:ms=2000` or `500,path=/users`".into());
+    }
+    let mut items = spec.split(',');
+    let head = items.next().unwrap_or_default();
+    let (kind_name, first_param) = match head.split_once(':') {
+        Some((k, p)) => (k, Some(p)),
+        None => (head, None),
+    };
+    let kind_name = kind_name.trim().to_ascii_lowercase();
+
+    let mut ms: Option<u64> = None;
+    let mut status: Option<u16> = None;
+    let mut repeat: Option<bool> = None;
+    let mut path: Option<String> = None;
+    let mut skip: Option<u32> = None;
+    let mut times: Option<u32> = None;
+
+    for param in first_param.into_iter().chain(items) {
+        let param = param.trim();
+        if param.is_empty() {
+            return Err("empty parameter (stray comma?)".into());
+        }
+        let (name, value) = match param.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (param, None),
+        };
+        let need = |value: Option<&str>| {
+            value
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("`{name}` needs a value, as in `{name}=N`"))
+                .map(str::to_owned)
+        };
+        match name {
+            "ms" => set_once(&mut ms, name, parse_num(name, &need(value)?)?)?,
+            "status" => set_once(&mut status, name, parse_num(name, &need(value)?)?)?,
+            "repeat" => {
+                let flag = match value {
+                    None | Some("true") => true,
+                    Some("false") => false,
+                    Some(other) => {
+                        return Err(format!(
+                            "`repeat` is a flag or `repeat=true|false`, not `{other}`"
+                        ));
+                    }
+                };
+                set_once(&mut repeat, name, flag)?;
+            }
+            "path" => {
+                let value = need(value)?;
+                if !value.starts_with('/') {
+                    return Err(format!("`path` must start with `/`, got `{value}`"));
+                }
+                set_once(&mut path, name, value)?;
+            }
+            "skip" => set_once(&mut skip, name, parse_num(name, &need(value)?)?)?,
+            "times" => {
+                let n: u32 = parse_num(name, &need(value)?)?;
+                if n == 0 {
+                    return Err("`times` must be at least 1 (omit it for forever)".into());
+                }
+                set_once(&mut times, name, n)?;
+            }
+            other => return Err(format!("unknown parameter `{other}`")),
+        }
+    }
+
+    let reject = |given: bool, param: &str| {
+        if given {
+            Err(format!("`{param}` does not apply to `{kind_name}`"))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = match kind_name.as_str() {
+        "429" | "rate-limited" => {
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::RateLimited {
+                ms_before_next: ms.unwrap_or(1000),
+            }
+        }
+        "slow" => {
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::Slow {
+                delay_ms: ms.unwrap_or(1000),
+            }
+        }
+        "malformed" | "malformed-json" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::MalformedJson
+        }
+        "endless-cursor" | "endless" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            FaultKind::EndlessCursor {
+                repeat: repeat.unwrap_or(false),
+            }
+        }
+        "error" | "server-error" => {
+            reject(ms.is_some(), "ms")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::ServerError {
+                status: server_status(status.unwrap_or(500))?,
+            }
+        }
+        numeric if numeric.chars().all(|c| c.is_ascii_digit()) => {
+            reject(ms.is_some(), "ms")?;
+            reject(repeat.is_some(), "repeat")?;
+            reject(status.is_some(), "status")?;
+            let code: u16 = numeric
+                .parse()
+                .map_err(|_| format!("`{numeric}` is not an HTTP status"))?;
+            FaultKind::ServerError {
+                status: server_status(code)?,
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown fault kind `{other}`; expected one of 429, rate-limited, 5xx (e.g. 500), \
+                 error, slow, malformed, endless-cursor"
+            ));
+        }
+    };
+    Ok(Fault {
+        kind,
+        path,
+        skip: skip.unwrap_or(0),
+        times,
+    })
+}
+
+fn server_status(code: u16) -> Result<u16, String> {
+    if (500..=599).contains(&code) {
+        Ok(code)
+    } else if code == 429 {
+        Err("use `429` as the kind (not `status=429`) for rate limiting".into())
+    } else {
+        Err(format!("status {code} is not a server error (500..=599)"))
+    }
+}
+
+fn parse_num<T: FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("`{name}` must be a non-negative integer, got `{value}`"))
+}
+
+fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("`{name}` given twice"));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// The faults in force, with their per-fault counters.
+#[derive(Debug, Default)]
+pub(crate) struct FaultSet {
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    fault: Fault,
+    skipped: u32,
+    fired: u32,
+}
+
+impl FaultSet {
+    pub(crate) fn new(faults: Vec<Fault>) -> Self {
+        let mut set = FaultSet::default();
+        for f in faults {
+            set.push(f);
+        }
+        set
+    }
+
+    pub(crate) fn push(&mut self, fault: Fault) {
+        self.entries.push(Entry {
+            fault,
+            skipped: 0,
+            fired: 0,
+        });
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Picks the fault for one request and updates counters.
+    ///
+    /// Faults are checked in order. A spent fault (fired `times` times) and an endless-cursor
+    /// fault on a request that is not a paginated list never match. A matching fault still in
+    /// its `skip` phase counts the request and lets later faults have a look; the first
+    /// matching fault past its skip phase fires, and later faults do not see the request.
+    pub(crate) fn select(&mut self, path: &str, paginated: bool) -> Option<FaultKind> {
+        for e in &mut self.entries {
+            if e.fault.times.is_some_and(|t| e.fired >= t) || !e.fault.matches_path(path) {
+                continue;
+            }
+            if matches!(e.fault.kind, FaultKind::EndlessCursor { .. }) && !paginated {
+                continue;
+            }
+            if e.skipped < e.fault.skip {
+                e.skipped += 1;
+                continue;
+            }
+            e.fired += 1;
+            return Some(e.fault.kind.clone());
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Fault {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn error(s: &str) -> String {
+        match s.parse::<Fault>() {
+            Ok(f) => panic!("`{s}` parsed as {f:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn parses_good_specs() {
+        assert_eq!(
+            parse("429:ms=2000,path=/users,skip=1,times=3"),
+            Fault::new(FaultKind::RateLimited {
+                ms_before_next: 2000
+            })
+            .on_path("/users")
+            .skip(1)
+            .times(3)
+        );
+        assert_eq!(
+            parse("500"),
+            Fault::new(FaultKind::ServerError { status: 500 })
+        );
+        assert_eq!(
+            parse("503,times=2"),
+            Fault::new(FaultKind::ServerError { status: 503 }).times(2)
+        );
+        assert_eq!(
+            parse("error:status=502"),
+            Fault::new(FaultKind::ServerError { status: 502 })
+        );
+        assert_eq!(
+            parse("slow:ms=3000"),
+            Fault::new(FaultKind::Slow { delay_ms: 3000 })
+        );
+        assert_eq!(
+            parse("slow"),
+            Fault::new(FaultKind::Slow { delay_ms: 1000 })
+        );
+        assert_eq!(
+            parse("malformed,path=/sources"),
+            Fault::new(FaultKind::MalformedJson).on_path("/sources")
+        );
+        assert_eq!(
+            parse("endless-cursor:repeat"),
+            Fault::new(FaultKind::EndlessCursor { repeat: true })
+        );
+        assert_eq!(
+            parse("endless"),
+            Fault::new(FaultKind::EndlessCursor { repeat: false })
+        );
+        assert_eq!(
+            parse(" Rate-Limited , ms = 5 "),
+            Fault::new(FaultKind::RateLimited { ms_before_next: 5 })
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for spec in [
+            "429:ms=2000,path=/users,skip=1,times=3",
+            "500",
+            "504,path=/groups",
+            "slow:ms=3000",
+            "malformed,path=/sources",
+            "endless-cursor:repeat",
+            "endless-cursor,times=1",
+        ] {
+            let fault = parse(spec);
+            assert_eq!(fault.to_string(), spec);
+            assert_eq!(parse(&fault.to_string()), fault);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_specs_clearly() {
+        let cases = [
+            ("", "empty spec"),
+            ("404", "not a server error"),
+            ("error:status=429", "use `429`"),
+            ("teapot", "unknown fault kind `teapot`"),
+            ("429:ms=soon", "`ms` must be a non-negative integer"),
+            ("429:ms=-1", "`ms` must be a non-negative integer"),
+            ("429,ms", "`ms` needs a value"),
+            ("slow,repeat", "`repeat` does not apply to `slow`"),
+            ("500,ms=3", "`ms` does not apply to `500`"),
+            ("malformed,path=sources", "`path` must start with `/`"),
+            ("500,times=0", "`times` must be at least 1"),
+            ("500,skip=1,skip=2", "`skip` given twice"),
+            ("500,,times=1", "empty parameter"),
+            ("500,color=red", "unknown parameter `color`"),
+            ("endless:repeat=maybe", "`repeat` is a flag"),
+        ];
+        for (spec, expected) in cases {
+            let message = error(spec);
+            assert!(
+                message.contains(expected),
+                "`{spec}`: `{message}` lacks `{expected}`"
+            );
+            assert!(message.contains("invalid fault spec"), "{message}");
+        }
+    }
+
+    #[test]
+    fn serde_form_is_tagged() {
+        let fault = Fault::new(FaultKind::RateLimited { ms_before_next: 7 }).on_path("/users");
+        let json = serde_json::to_value(&fault).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": {"type": "rate_limited", "ms_before_next": 7},
+                               "path": "/users", "skip": 0, "times": null})
+        );
+        let back: Fault =
+            serde_json::from_str(r#"{"kind":{"type":"malformed_json"},"times":2}"#).unwrap();
+        assert_eq!(back, Fault::new(FaultKind::MalformedJson).times(2));
+    }
+
+    #[test]
+    fn path_matching_is_segment_wise() {
+        let f = Fault::new(FaultKind::MalformedJson).on_path("/users");
+        assert!(f.matches_path("/users"));
+        assert!(f.matches_path("/users/abc"));
+        assert!(!f.matches_path("/usersx"));
+        assert!(!f.matches_path("/groups/x/users"));
+        assert!(Fault::new(FaultKind::MalformedJson).matches_path("/anything"));
+        assert!(
+            Fault::new(FaultKind::MalformedJson)
+                .on_path("/")
+                .matches_path("/roles")
+        );
+        assert!(
+            Fault::new(FaultKind::MalformedJson)
+                .on_path("/groups/")
+                .matches_path("/groups/g1/users")
+        );
+    }
+
+    #[test]
+    fn selection_honours_order_skip_and_times() {
+        let mut set = FaultSet::new(vec![
+            Fault::new(FaultKind::ServerError { status: 500 })
+                .on_path("/users")
+                .skip(1)
+                .times(2),
+            Fault::new(FaultKind::EndlessCursor { repeat: false }).on_path("/sources"),
+            Fault::new(FaultKind::Slow { delay_ms: 1 }).times(1),
+        ]);
+        let err = Some(FaultKind::ServerError { status: 500 });
+        // First /users request is skipped by the 500 and falls through to the slow fault.
+        assert_eq!(
+            set.select("/users", true),
+            Some(FaultKind::Slow { delay_ms: 1 })
+        );
+        assert_eq!(set.select("/users", true), err);
+        assert_eq!(set.select("/users/u1", false), err);
+        assert_eq!(set.select("/users", true), None);
+        // Endless cursor only applies to paginated lists.
+        assert_eq!(set.select("/sources/s1", false), None);
+        assert_eq!(
+            set.select("/sources", true),
+            Some(FaultKind::EndlessCursor { repeat: false })
+        );
+        set.clear();
+        assert_eq!(set.select("/sources", true), None);
+    }
+}
