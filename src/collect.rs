@@ -27,13 +27,12 @@ pub struct Collection {
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
     /// The API could not be read.
-    #[error("cannot collect {kind} resources: {source}")]
+    #[error("cannot collect {kind} resources: {cause}")]
     Api {
         /// The kind being collected.
         kind: ResourceKind,
-        /// The client's error.
-        #[source]
-        source: SegmentError,
+        /// The client's error (part of the message, so not chained again).
+        cause: SegmentError,
     },
     /// The API answered with an item segwatch cannot identify.
     #[error(
@@ -84,7 +83,7 @@ async fn workspace(client: &SegmentClient, policy: &SecretPolicy) -> Result<Reso
     let value = client
         .get_object("/", "workspace")
         .await
-        .map_err(|source| CollectError::Api { kind, source })?;
+        .map_err(|cause| CollectError::Api { kind, cause })?;
     to_resource(kind, "/", 0, value, policy)
 }
 
@@ -94,7 +93,7 @@ async fn labels(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Res
     let value = client
         .get_object("/labels", "labels")
         .await
-        .map_err(|source| CollectError::Api { kind, source })?;
+        .map_err(|cause| CollectError::Api { kind, cause })?;
     let items = match value {
         Value::Array(items) => items,
         other => {
@@ -126,7 +125,7 @@ async fn list(
     while let Some(page) = pages
         .next_page()
         .await
-        .map_err(|source| CollectError::Api { kind, source })?
+        .map_err(|cause| CollectError::Api { kind, cause })?
     {
         for item in page {
             let index = out.len();
@@ -146,7 +145,7 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Res
     while let Some(page) = pages
         .next_page()
         .await
-        .map_err(|source| CollectError::Api { kind, source })?
+        .map_err(|cause| CollectError::Api { kind, cause })?
     {
         raw.extend(page);
     }
@@ -178,7 +177,7 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Res
     while let Some(joined) = tasks.join_next().await {
         let (index, members, invites) = joined
             .expect("group collection tasks do not panic")
-            .map_err(|source| CollectError::Api { kind, source })?;
+            .map_err(|cause| CollectError::Api { kind, cause })?;
         extras.insert(index, (members, invites));
     }
     let mut out = Vec::with_capacity(raw.len());

@@ -27,7 +27,7 @@ pub const EU_API_URL: &str = "https://eu1.api.segmentapis.com";
 pub enum ConfigError {
     /// The file or the environment could not be read or parsed.
     #[error("cannot load configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     /// A value is present but not acceptable.
     #[error("invalid configuration: `{key}`: {message}")]
     Invalid {
@@ -254,6 +254,12 @@ impl Settings {
     }
 }
 
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load(e)
+    }
+}
+
 fn invalid(key: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { key, message }
 }
@@ -360,7 +366,8 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let tok = [("SEGWATCH_SEGMENT__TOKEN", "tok")];
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&str, Env, &str)] = &[
             ("[segment]\nregion = \"mars\"\n", &tok, "segment.region"),
             ("[segment]\npage_size = 500\n", &tok, "segment.page_size"),
             ("[segment]\nconcurrency = 0\n", &tok, "segment.concurrency"),

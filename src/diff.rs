@@ -44,7 +44,7 @@ use crate::model::{Resource, ResourceKind};
 /// How a resource changed between two snapshots.
 ///
 /// The string forms (`as_str`) are stored in the database and used by rules; they never change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeOp {
     /// The resource is new in the later snapshot.

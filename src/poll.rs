@@ -20,13 +20,12 @@ use crate::store::{PollStats, Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     /// The workspace could not be read in full.
-    #[error("poll (snapshot {snapshot_id}) failed: {source}")]
+    #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
     Collect {
         /// The failed snapshot's id.
         snapshot_id: i64,
-        /// What went wrong.
-        #[source]
-        source: CollectError,
+        /// What went wrong (part of the message, so not chained again).
+        cause: CollectError,
     },
     /// The database failed.
     #[error(transparent)]
@@ -104,14 +103,11 @@ impl Poller {
         let requests = || self.client.stats().requests - requests_before;
         let collection = match collect(&self.client, &self.policy).await {
             Ok(c) => c,
-            Err(source) => {
-                let message = source.to_string();
+            Err(cause) => {
+                let message = cause.to_string();
                 tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
                 store.fail_snapshot(snapshot_id, &message, requests(), started.elapsed())?;
-                return Err(PollError::Collect {
-                    snapshot_id,
-                    source,
-                });
+                return Err(PollError::Collect { snapshot_id, cause });
             }
         };
 

@@ -31,7 +31,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub enum StoreError {
     /// SQLite failed.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The file was written by a newer segwatch.
     #[error(
         "the database has schema version {found}, newer than this segwatch supports ({supported}); upgrade segwatch"
@@ -66,14 +66,19 @@ pub enum StoreError {
         found: i64,
     },
     /// A stored JSON column could not be read back.
-    #[error("corrupt stored JSON in {what}: {source}")]
+    #[error("corrupt stored JSON in {what}: {cause}")]
     Json {
         /// Which row.
         what: String,
         /// The parse error.
-        #[source]
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -325,9 +330,9 @@ impl Store {
             .conn
             .prepare_cached("SELECT body FROM resource_versions WHERE id = ?1")?
             .query_row([version_id], |r| r.get(0))?;
-        serde_json::from_str(&body).map_err(|source| StoreError::Json {
+        serde_json::from_str(&body).map_err(|cause| StoreError::Json {
             what: format!("resource_versions.body of version {version_id}"),
-            source,
+            cause,
         })
     }
 
@@ -511,9 +516,9 @@ impl Store {
             let fields: String = row.get(4)?;
             let change_id: i64 = row.get(6)?;
             let fields: Vec<FieldChange> =
-                serde_json::from_str(&fields).map_err(|source| StoreError::Json {
+                serde_json::from_str(&fields).map_err(|cause| StoreError::Json {
                     what: format!("changes.fields of change {change_id}"),
-                    source,
+                    cause,
                 })?;
             let op: String = row.get(3)?;
             out.push(ResourceChange {

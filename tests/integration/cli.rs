@@ -9,22 +9,44 @@ use crate::util::{Segwatch, TestWorkspace};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_snapshots_and_diff() {
     let ws = TestWorkspace::start().await;
-    ws.segwatch().args(["poll"]).success().stdout_contains(&["snapshot 1 complete: baseline of"]);
+    ws.segwatch()
+        .args(["poll"])
+        .success()
+        .stdout_contains(&["snapshot 1 complete: baseline of"]);
     let source = ws.sim.read(|s| s.sources[0].clone());
-    ws.sim.apply(Mutation::SetSourceEnabled { source_id: source.id.clone(), enabled: !source.enabled }).unwrap();
+    ws.sim
+        .apply(Mutation::SetSourceEnabled {
+            source_id: source.id.clone(),
+            enabled: !source.enabled,
+        })
+        .unwrap();
     let run = ws.segwatch().args(["poll", "--format", "json"]).success();
     let outcome = run.json();
     assert_eq!(outcome["snapshot_id"], 2);
     assert_eq!(outcome["changes"][0]["resource_id"], source.id.as_str());
     assert_eq!(outcome["changes"][0]["fields"][0]["path"], "enabled");
 
-    let list = ws.segwatch().args(["snapshots", "--format", "json"]).success().json();
+    let list = ws
+        .segwatch()
+        .args(["snapshots", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0]["status"], "complete");
-    ws.segwatch().args(["snapshots"]).success().stdout_contains(&["complete", "baseline"]);
+    ws.segwatch()
+        .args(["snapshots"])
+        .success()
+        .stdout_contains(&["complete", "baseline"]);
 
-    let diff = ws.segwatch().args(["diff", "--format", "json"]).success().json();
-    assert_eq!((diff["from"].as_i64(), diff["to"].as_i64()), (Some(1), Some(2)));
+    let diff = ws
+        .segwatch()
+        .args(["diff", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        (diff["from"].as_i64(), diff["to"].as_i64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(diff["changes"], outcome["changes"]);
     ws.segwatch()
         .args(["diff", "--from", "1", "--to", "2"])
@@ -32,7 +54,11 @@ async fn poll_snapshots_and_diff() {
         .stdout_contains(&["1 changes from snapshot 1 to snapshot 2", "enabled", "@@"]);
     // A diff across non-adjacent snapshots is computed from the reconstructed states.
     ws.segwatch().args(["poll"]).success();
-    let wide = ws.segwatch().args(["diff", "--from", "1", "--to", "3", "--format", "json"]).success().json();
+    let wide = ws
+        .segwatch()
+        .args(["diff", "--from", "1", "--to", "3", "--format", "json"])
+        .success()
+        .json();
     assert_eq!(wide["changes"], outcome["changes"]);
 }
 
@@ -44,9 +70,16 @@ async fn a_failed_poll_exits_non_zero_with_the_reason() {
         .args(["poll"])
         .failure()
         .stderr_contains(&["401", "Workspace Owner"]);
-    ws.sim.inject(Fault::new(FaultKind::ServerError { status: 502 }).on_path("/users"));
-    ws.segwatch().args(["poll"]).failure().stderr_contains(&["/users", "502"]);
-    ws.segwatch().args(["snapshots"]).success().stdout_contains(&["failed"]);
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 502 }).on_path("/users"));
+    ws.segwatch()
+        .args(["poll"])
+        .failure()
+        .stderr_contains(&["/users", "502"]);
+    ws.segwatch()
+        .args(["snapshots"])
+        .success()
+        .stdout_contains(&["failed"]);
 }
 
 #[test]
@@ -66,10 +99,20 @@ fn configuration_errors_name_the_key() {
         .failure()
         .stderr_contains(&["page_size"]);
     Segwatch::new()
-        .args(["--config", dir.path().join("missing.toml").to_str().unwrap(), "poll"])
+        .args([
+            "--config",
+            dir.path().join("missing.toml").to_str().unwrap(),
+            "poll",
+        ])
         .failure()
         .stderr_contains(&["missing.toml"]);
-    Segwatch::new().current_dir(dir.path()).args(["poll"]).failure().stderr_contains(&["SEGWATCH_SEGMENT__TOKEN"]);
+    // With no file and no token, the error says how to give one.
+    let empty = tempfile::tempdir().unwrap();
+    Segwatch::new()
+        .current_dir(empty.path())
+        .args(["poll"])
+        .failure()
+        .stderr_contains(&["SEGWATCH_SEGMENT__TOKEN"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +120,8 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
     let ws = TestWorkspace::start().await;
     ws.segwatch().args(["poll"]).success();
     // The next poll hangs on sources long enough to be killed in the middle.
-    ws.sim.inject(Fault::new(FaultKind::Slow { delay_ms: 3_000 }).on_path("/sources"));
+    ws.sim
+        .inject(Fault::new(FaultKind::Slow { delay_ms: 3_000 }).on_path("/sources"));
     let mut child = ws.segwatch().args(["poll"]).spawn();
     tokio::time::sleep(Duration::from_millis(800)).await;
     child.kill().unwrap(); // SIGKILL
@@ -85,10 +129,17 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
     ws.sim.clear_faults();
 
     let store = ws.store();
-    let ok: String = store.connection().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = store
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
     let workspace = store.find_workspace("default").unwrap().unwrap();
-    assert_eq!(store.latest_complete(workspace).unwrap(), Some(1), "the killed poll left no complete snapshot");
+    assert_eq!(
+        store.latest_complete(workspace).unwrap(),
+        Some(1),
+        "the killed poll left no complete snapshot"
+    );
     drop(store);
 
     let next = ws.poll().await.unwrap();
@@ -96,7 +147,10 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
     assert!(next.changes.is_empty());
     let list = ws.store().snapshots(workspace, 10).unwrap();
     let killed = list.iter().find(|s| s.id == 2).unwrap();
-    assert!(killed.error.as_deref().unwrap().contains("interrupted"), "{killed:?}");
+    assert!(
+        killed.error.as_deref().unwrap().contains("interrupted"),
+        "{killed:?}"
+    );
 }
 
 #[test]
@@ -104,11 +158,23 @@ fn the_demo_shows_changes_with_no_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let run = Segwatch::new()
         .current_dir(dir.path())
-        .args(["demo", "--polls", "4", "--interval", "1", "--mutate-every", "1"])
+        .args([
+            "demo",
+            "--polls",
+            "4",
+            "--interval",
+            "1",
+            "--mutate-every",
+            "1",
+        ])
         .success();
     let out = run.stdout();
     assert!(out.contains("baseline of"), "{out}");
     assert!(out.contains("changes since snapshot"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("~ ") || l.starts_with("+ ") || l.starts_with("- ")), "no change printed:\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("~ ") || l.starts_with("+ ") || l.starts_with("- ")),
+        "no change printed:\n{out}"
+    );
     assert!(dir.path().join("segwatch-demo.db").exists());
 }

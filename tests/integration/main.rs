@@ -8,6 +8,9 @@
 //!
 //! `util` is the harness shared by all of them.
 
+// Test helpers are `pub` for sibling modules; this crate is never a dependency.
+#![allow(unreachable_pub)]
+
 mod cli;
 mod faults;
 mod pipeline;

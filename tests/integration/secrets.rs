@@ -9,22 +9,59 @@ use crate::util::{TOKEN, TestWorkspace};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_logs_output_or_database() {
     let ws = TestWorkspace::start().await;
-    let keys_before: Vec<String> = ws.sim.read(|s| s.sources.iter().flat_map(|s| s.write_keys.clone()).collect());
+    let keys_before: Vec<String> = ws.sim.read(|s| {
+        s.sources
+            .iter()
+            .flat_map(|s| s.write_keys.clone())
+            .collect()
+    });
     let mut transcript = String::new();
     let mut record = |run: crate::util::Run| {
         transcript.push_str(&run.stdout());
         transcript.push_str(&run.stderr());
     };
-    record(ws.segwatch().env("RUST_LOG", "trace").args(["poll"]).success());
+    record(
+        ws.segwatch()
+            .env("RUST_LOG", "trace")
+            .args(["poll"])
+            .success(),
+    );
     let source = ws.sim.read(|s| s.sources[0].id.clone());
-    ws.sim.apply(Mutation::RotateWriteKey { source_id: source }).unwrap();
-    record(ws.segwatch().env("RUST_LOG", "trace").args(["--log-format", "json", "poll", "--format", "json"]).success());
-    record(ws.segwatch().env("RUST_LOG", "trace").args(["diff"]).success());
+    ws.sim
+        .apply(Mutation::RotateWriteKey { source_id: source })
+        .unwrap();
+    record(
+        ws.segwatch()
+            .env("RUST_LOG", "trace")
+            .args(["--log-format", "json", "poll", "--format", "json"])
+            .success(),
+    );
+    record(
+        ws.segwatch()
+            .env("RUST_LOG", "trace")
+            .args(["diff"])
+            .success(),
+    );
     record(ws.segwatch().args(["diff", "--format", "json"]).success());
-    record(ws.segwatch().args(["snapshots", "--format", "json"]).success());
+    record(
+        ws.segwatch()
+            .args(["snapshots", "--format", "json"])
+            .success(),
+    );
     // A refused token must not be echoed either.
-    record(ws.segwatch().env("SEGWATCH_SEGMENT__TOKEN", "wrong-token-9d8c7b6a").env("RUST_LOG", "trace").args(["poll"]).failure());
-    let keys_after: Vec<String> = ws.sim.read(|s| s.sources.iter().flat_map(|s| s.write_keys.clone()).collect());
+    record(
+        ws.segwatch()
+            .env("SEGWATCH_SEGMENT__TOKEN", "wrong-token-9d8c7b6a")
+            .env("RUST_LOG", "trace")
+            .args(["poll"])
+            .failure(),
+    );
+    let keys_after: Vec<String> = ws.sim.read(|s| {
+        s.sources
+            .iter()
+            .flat_map(|s| s.write_keys.clone())
+            .collect()
+    });
 
     let mut database = Vec::new();
     for suffix in ["", "-wal"] {
@@ -38,11 +75,26 @@ async fn no_secret_in_logs_output_or_database() {
 
     // The scan looks at real data: the logs did trace HTTP, the database holds the sources.
     assert!(transcript.contains("/sources"), "trace logs were captured");
-    assert!(database.contains(&fingerprint(&keys_before[0])), "the database holds source data");
-    assert!(transcript.contains("writeKeys"), "the diff output shows the rotation");
+    assert!(
+        database.contains(&fingerprint(&keys_before[0])),
+        "the database holds source data"
+    );
+    assert!(
+        transcript.contains("writeKeys"),
+        "the diff output shows the rotation"
+    );
 
-    for secret in std::iter::once(TOKEN).chain(["wrong-token-9d8c7b6a"]).chain(keys_before.iter().chain(&keys_after).map(String::as_str)) {
-        assert!(!transcript.contains(secret), "a secret leaked into output or logs");
-        assert!(!database.contains(secret), "a secret leaked into the database");
+    for secret in std::iter::once(TOKEN)
+        .chain(["wrong-token-9d8c7b6a"])
+        .chain(keys_before.iter().chain(&keys_after).map(String::as_str))
+    {
+        assert!(
+            !transcript.contains(secret),
+            "a secret leaked into output or logs"
+        );
+        assert!(
+            !database.contains(secret),
+            "a secret leaked into the database"
+        );
     }
 }

@@ -34,9 +34,18 @@ impl TestWorkspace {
 
     /// A workspace from an explicit simulator configuration (the token is always [`TOKEN`]).
     pub async fn with(config: SimConfig) -> TestWorkspace {
-        let config = SimConfig { token: TOKEN.into(), ..config };
-        let sim = simulator::start(config, "127.0.0.1:0".parse().unwrap()).await.expect("the simulator starts");
-        TestWorkspace { sim, dir: tempfile::tempdir().unwrap(), max_pages: 10_000 }
+        let config = SimConfig {
+            token: TOKEN.into(),
+            ..config
+        };
+        let sim = simulator::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("the simulator starts");
+        TestWorkspace {
+            sim,
+            dir: tempfile::tempdir().unwrap(),
+            max_pages: 10_000,
+        }
     }
 
     /// Path of the database file.
@@ -64,7 +73,9 @@ impl TestWorkspace {
     pub async fn poll_with(&self, config: ClientConfig) -> Result<PollOutcome, PollError> {
         let client = SegmentClient::new(config).unwrap();
         let mut store = self.store();
-        Poller::new(client, SecretPolicy::default(), "default").poll(&mut store).await
+        Poller::new(client, SecretPolicy::default(), "default")
+            .poll(&mut store)
+            .await
     }
 
     /// Opens the database.
@@ -129,20 +140,32 @@ impl Segwatch {
     /// Runs and expects success.
     pub fn success(self) -> Run {
         let run = self.output();
-        assert!(run.output.status.success(), "segwatch failed:\n{}", run.describe());
+        assert!(
+            run.output.status.success(),
+            "segwatch failed:\n{}",
+            run.describe()
+        );
         run
     }
 
     /// Runs and expects failure.
     pub fn failure(self) -> Run {
         let run = self.output();
-        assert!(!run.output.status.success(), "segwatch unexpectedly succeeded:\n{}", run.describe());
+        assert!(
+            !run.output.status.success(),
+            "segwatch unexpectedly succeeded:\n{}",
+            run.describe()
+        );
         run
     }
 
     /// Starts without waiting.
     pub fn spawn(mut self) -> std::process::Child {
-        self.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("segwatch starts")
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("segwatch starts")
     }
 }
 
@@ -183,10 +206,16 @@ impl Run {
 
     /// Parses standard output as one JSON document.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
     }
 
     fn describe(&self) -> String {
-        format!("status: {}\n--- stdout\n{}\n--- stderr\n{}", self.output.status, self.stdout(), self.stderr())
+        format!(
+            "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
     }
 }
