@@ -114,7 +114,13 @@ struct DemoArgs {
 /// Parses arguments and runs the command. Returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo is read by a person: its own output says what each poll found, so only the
+    // simulated workspace's changes (and problems) are logged.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "segwatch=warn,segwatch::simulator=info",
+        _ => "segwatch=info",
+    };
+    init_logging(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,10 +140,10 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("segwatch=info"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -224,7 +230,7 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
     let counts: Vec<String> = outcome
         .resource_counts
         .iter()
-        .map(|(k, n)| format!("{n} {k}"))
+        .map(|(k, n)| plural(*n, k.as_str()))
         .collect();
     let secs = outcome.duration_ms as f64 / 1000.0;
     match outcome.base_snapshot_id {
@@ -238,10 +244,10 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
         )?,
         Some(base) => writeln!(
             out,
-            "snapshot {} complete: {} resources, {} changes since snapshot {base}; {} API requests in {secs:.1}s",
+            "snapshot {} complete: {} resources, {} since snapshot {base}; {} API requests in {secs:.1}s",
             outcome.snapshot_id,
             outcome.resource_count(),
-            outcome.changes.len(),
+            plural(outcome.changes.len(), "change"),
             outcome.api_requests
         )?,
     }
@@ -249,6 +255,14 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
         writeln!(out, "{change}")?;
     }
     Ok(())
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn snapshots(settings: &Settings, limit: usize, format: TableOrJson) -> anyhow::Result<ExitCode> {
@@ -351,8 +365,8 @@ fn diff(
     }
     writeln!(
         out,
-        "{} changes from snapshot {from} to snapshot {to}",
-        changes.len()
+        "{} from snapshot {from} to snapshot {to}",
+        plural(changes.len(), "change")
     )?;
     for change in &changes {
         writeln!(out, "\n{change}")?;

@@ -308,7 +308,7 @@ impl SimHandle {
                 tokio::select! {
                     _ = ticker.tick() => {
                         let description = handle.random_mutation();
-                        tracing::info!(target: "segwatch::simulator", "{description}");
+                        tracing::info!(target: "segwatch::simulator", "simulated workspace changed: {description}");
                     }
                     changed = stop.wait_for(|stop| *stop) => {
                         let _ = changed;
