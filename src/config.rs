@@ -164,7 +164,10 @@ impl Settings {
             return Err(invalid("segment.name", "must not be empty".into()));
         }
         let base_url = match &s.api_url {
-            Some(url) if !url.trim().is_empty() => validate_api_url(url.trim())?,
+            // The client's own check (https, or http on loopback only: the token must never
+            // cross a network in clear), reported against the key.
+            Some(url) if !url.trim().is_empty() => crate::segment::check_base_url(url.trim())
+                .map_err(|why| invalid("segment.api_url", why))?,
             _ => match s.region.as_str() {
                 "us" => US_API_URL.to_string(),
                 "eu" => EU_API_URL.to_string(),
@@ -262,31 +265,6 @@ impl From<config::ConfigError> for ConfigError {
 
 fn invalid(key: &'static str, message: String) -> ConfigError {
     ConfigError::Invalid { key, message }
-}
-
-/// Accepts https anywhere, and plain http only on loopback: the token must never cross a network
-/// in clear.
-fn validate_api_url(url: &str) -> Result<String, ConfigError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| invalid("segment.api_url", format!("`{url}` is not a URL: {e}")))?;
-    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(invalid(
-                "segment.api_url",
-                format!("`{url}` uses plain http; https is required except on localhost"),
-            ));
-        }
-        other => {
-            return Err(invalid(
-                "segment.api_url",
-                format!("scheme `{other}` is not supported; expected https"),
-            ));
-        }
-    }
-    Ok(url.trim_end_matches('/').to_string())
 }
 
 #[cfg(test)]

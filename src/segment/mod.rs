@@ -147,7 +147,7 @@ impl SegmentClient {
     /// Builds a client, validating the configuration.
     pub fn new(config: ClientConfig) -> Result<Self, SegmentError> {
         let invalid = |msg: String| SegmentError::InvalidConfig(msg);
-        let base_url = validate_base_url(&config.base_url)?;
+        let base_url = check_base_url(&config.base_url).map_err(SegmentError::InvalidConfig)?;
         if !(1..=MAX_PAGE_SIZE).contains(&config.page_size) {
             return Err(invalid(format!(
                 "page_size must be between 1 and {MAX_PAGE_SIZE}, got {}",
@@ -609,9 +609,10 @@ impl SegmentClient {
     }
 }
 
-/// Checks the base URL and returns it without a trailing slash.
-fn validate_base_url(base_url: &str) -> Result<String, SegmentError> {
-    let invalid = |why: &str| SegmentError::InvalidConfig(format!("base_url {base_url:?} {why}"));
+/// Checks an API base URL and returns it without a trailing slash, or says what is wrong with
+/// it. Configuration calls this too, so the rules live in one place.
+pub fn check_base_url(base_url: &str) -> Result<String, String> {
+    let invalid = |why: &str| format!("base_url {base_url:?} {why}");
     let url = Url::parse(base_url.trim()).map_err(|e| invalid(&format!("is not a URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("must not contain credentials"));

@@ -1,10 +1,10 @@
 //! `segwatch simulate`: run the simulator as its own process.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Fault, RateLimit, SimConfig};
 
@@ -16,7 +16,7 @@ use super::{Fault, RateLimit, SimConfig};
 /// `path=/prefix`, `skip=N` (let N matching requests through first) and `times=N` (default:
 /// forever). Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `slow:ms=3000`,
 /// `malformed,path=/sources`, `endless-cursor:repeat`.
-#[derive(Clone, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8910")]
@@ -26,9 +26,10 @@ pub struct SimulateArgs {
         long,
         value_name = "TOKEN",
         env = "SEGWATCH_SIMULATOR_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub token: String,
+    pub token: SecretString,
     /// Seed for the generated workspace and its mutations.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -55,28 +56,11 @@ pub struct SimulateArgs {
     pub faults: Vec<Fault>,
 }
 
-impl fmt::Debug for SimulateArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimulateArgs")
-            .field("listen", &self.listen)
-            .field("token", &"<redacted>")
-            .field("seed", &self.seed)
-            .field("users", &self.users)
-            .field("groups", &self.groups)
-            .field("sources", &self.sources)
-            .field("invites", &self.invites)
-            .field("rate_limit", &self.rate_limit)
-            .field("mutate_every", &self.mutate_every)
-            .field("faults", &self.faults)
-            .finish()
-    }
-}
-
 impl SimulateArgs {
     /// The simulator configuration these arguments describe.
     pub fn config(&self) -> SimConfig {
         SimConfig {
-            token: self.token.clone(),
+            token: self.token.expose_secret().to_owned(),
             seed: self.seed,
             users: self.users,
             groups: self.groups,
@@ -86,6 +70,11 @@ impl SimulateArgs {
             faults: self.faults.clone(),
         }
     }
+}
+
+/// Keeps the token out of `Debug` output from the moment it is parsed.
+fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
 }
 
 /// Runs the simulator until Ctrl-C: prints its URL (never the token) and applies random
