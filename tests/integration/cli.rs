@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use segwatch::simulator::{Fault, FaultKind, Mutation};
+use segwatch::store::{SnapshotStatus, Store};
 
 use crate::util::{Segwatch, TestWorkspace};
 
@@ -123,7 +124,25 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
     ws.sim
         .inject(Fault::new(FaultKind::Slow { delay_ms: 3_000 }).on_path("/sources"));
     let mut child = ws.segwatch().args(["poll"]).spawn();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Kill it once its snapshot is recorded as running, i.e. truly mid-poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let running = Store::open_read_only(&ws.db())
+            .ok()
+            .and_then(|s| s.snapshots(1, 1).ok())
+            .is_some_and(|list| {
+                list.first()
+                    .is_some_and(|s| s.status == SnapshotStatus::Running)
+            });
+        if running {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poll never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     ws.sim.clear_faults();
