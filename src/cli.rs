@@ -11,13 +11,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use crate::alerts::{AlertRecord, AlertStatus};
 use crate::config::Settings;
+use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
 use crate::diff::{self, ResourceChange};
 use crate::poll::{PollOutcome, Poller};
 use crate::redact::SecretPolicy;
 use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
-use crate::store::{SnapshotInfo, SnapshotStatus, Store};
+use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
@@ -80,12 +82,72 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// Check rule files, or dry-run them against a stored snapshot.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// List alerts: change alerts (fired) and compliance findings (open, resolved).
+    Alerts {
+        /// Only alerts with this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only this severity or higher.
+        #[arg(long, value_enum)]
+        severity: Option<SeverityArg>,
+        /// Only alerts of this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
     Demo(DemoArgs),
     /// Measure poll cycles against a large simulated workspace (prints a Markdown report).
     Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Load every rule file and report each error with file, line, rule and field; exits
+    /// non-zero on any error.
+    Validate {
+        /// A rule file or folder (default: `[rules] path` from the configuration).
+        path: Option<PathBuf>,
+    },
+    /// Evaluate the rules against a stored snapshot and its changes, recording nothing: what
+    /// would fire.
+    Test {
+        /// The snapshot (default: the latest complete one).
+        #[arg(long)]
+        snapshot: Option<i64>,
+        /// A rule file or folder (default: `[rules] path`).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Fired,
+    Open,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
 }
 
 /// Options of `segwatch demo`.
@@ -109,6 +171,9 @@ struct DemoArgs {
     /// Stop after this many polls (default: run until Ctrl-C).
     #[arg(long)]
     polls: Option<u64>,
+    /// Rules to evaluate (default: the `rules` folder if present, else the built-in starter pack).
+    #[arg(long)]
+    rules: Option<PathBuf>,
 }
 
 /// Parses arguments and runs the command. Returns the process exit code.
@@ -166,6 +231,30 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff { from, to, format } => {
             diff(&load_settings(cli.config.as_deref())?, from, to, format)
         }
+        Command::Rules(RulesCommand::Validate { path }) => rules_validate(cli.config.as_deref(), path),
+        Command::Rules(RulesCommand::Test { snapshot, rules, format }) => {
+            rules_test(&load_settings(cli.config.as_deref())?, rules, snapshot, format)
+        }
+        Command::Alerts { status, severity, rule, limit, format } => {
+            let filter = AlertFilter {
+                status: status.map(|s| match s {
+                    StatusArg::Fired => AlertStatus::Fired,
+                    StatusArg::Open => AlertStatus::Open,
+                    StatusArg::Resolved => AlertStatus::Resolved,
+                }),
+                min_severity: severity.map(|s| match s {
+                    SeverityArg::Info => Severity::Info,
+                    SeverityArg::Low => Severity::Low,
+                    SeverityArg::Medium => Severity::Medium,
+                    SeverityArg::High => Severity::High,
+                    SeverityArg::Critical => Severity::Critical,
+                }),
+                rule_id: rule,
+                snapshot_id: None,
+                limit: Some(limit),
+            };
+            list_alerts(&load_settings(cli.config.as_deref())?, &filter, format)
+        }
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
@@ -182,9 +271,12 @@ fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
 
 async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
     let target = settings.validate()?;
+    // Rules first: an invalid rule set stops the poll before a single request.
+    let rules = load_rules(&settings.rules.path)?;
     let client = SegmentClient::new(target.client)?;
     let mut store = open_store(&settings.database.path)?;
-    let poller = Poller::new(client, SecretPolicy::default(), target.name);
+    let poller = Poller::new(client, SecretPolicy::default(), target.name)
+        .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline);
     match poller.poll(&mut store).await {
         Ok(outcome) => {
             print_outcome(&outcome, format)?;
@@ -223,8 +315,16 @@ fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, i64)> {
 fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
-        serde_json::to_writer(&mut out, outcome)?;
-        writeln!(out)?;
+        // JSON lines: the poll, then one line per alert event, for log pipelines.
+        let mut poll = serde_json::to_value(outcome)?;
+        if let Some(map) = poll.as_object_mut() {
+            map.remove("alerts");
+            map.insert("type".into(), "poll".into());
+        }
+        writeln!(out, "{poll}")?;
+        for alert in &outcome.alerts {
+            writeln!(out, "{}", alert_json_line(alert)?)?;
+        }
         return Ok(());
     }
     let counts: Vec<String> = outcome
@@ -254,7 +354,32 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
     for change in &outcome.changes {
         writeln!(out, "{change}")?;
     }
+    for alert in &outcome.alerts {
+        writeln!(out, "{}", alert_line(alert))?;
+    }
+    if !outcome.rule_problems.is_empty() {
+        writeln!(out, "{} rule evaluations failed (see the log); those rules did not fire there", outcome.rule_problems.len())?;
+    }
     Ok(())
+}
+
+/// One human line per alert event: what happened, how bad, which rule, the summary.
+fn alert_line(a: &AlertRecord) -> String {
+    let event = match a.status {
+        AlertStatus::Fired => "ALERT",
+        AlertStatus::Open => "FINDING",
+        AlertStatus::Resolved => "RESOLVED",
+    };
+    let why = a.resolution.as_deref().map(|r| format!(" ({})", r.replace('_', " "))).unwrap_or_default();
+    format!("{event} [{}] {}: {}{why}", a.severity.as_str().to_uppercase(), a.rule_id, a.summary)
+}
+
+fn alert_json_line(a: &AlertRecord) -> anyhow::Result<serde_json::Value> {
+    let mut value = serde_json::to_value(a)?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("type".into(), "alert".into());
+    }
+    Ok(value)
 }
 
 fn plural(n: usize, noun: &str) -> String {
@@ -263,6 +388,140 @@ fn plural(n: usize, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
+}
+
+/// Loads rules, turning every load error into one readable report.
+fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
+    match RuleSet::load(path) {
+        Ok(rules) => {
+            for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
+                let what = exception.id.as_deref().or(exception.name.as_deref()).unwrap_or("?");
+                tracing::warn!(rule = %rule.id, exception = %what, expired = ?exception.expires,
+                    "an exception of this rule has expired and no longer applies");
+            }
+            Ok(rules)
+        }
+        Err(errors) => bail!("invalid rules in {}:\n{errors}", path.display()),
+    }
+}
+
+fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let path = match path {
+        Some(p) => p,
+        None => load_settings(config)?.rules.path,
+    };
+    match RuleSet::load(&path) {
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} in {}", plural(errors.0.len(), "error"), path.display());
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(rules) => {
+            let enabled: Vec<_> = rules.rules().iter().filter(|r| r.enabled).collect();
+            let change = enabled.iter().filter(|r| r.is_change()).count();
+            println!(
+                "{}: {} ({} change, {} compliance; {} disabled)",
+                path.display(),
+                plural(rules.rules().len(), "rule"),
+                change,
+                enabled.len() - change,
+                rules.rules().len() - enabled.len()
+            );
+            for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
+                let what = exception.id.as_deref().or(exception.name.as_deref()).unwrap_or("?");
+                let expired = exception.expires.map(|d| d.to_string()).unwrap_or_default();
+                println!("warning: {}:{}: rule `{}`: exception `{what}` expired on {expired} and no longer applies", rule.file.display(), rule.line, rule.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn rules_test(settings: &Settings, path: Option<PathBuf>, snapshot: Option<i64>, format: TextOrJson) -> anyhow::Result<ExitCode> {
+    let rules = load_rules(path.as_deref().unwrap_or(&settings.rules.path))?;
+    let (store, workspace) = open_read_only(settings)?;
+    let snapshot = match snapshot {
+        Some(id) => id,
+        None => store.latest_complete(workspace)?.context("no complete snapshot yet: run `segwatch poll`")?,
+    };
+    let resources = store.resources_at(workspace, snapshot)?;
+    let parsed: Vec<serde_json::Value> =
+        resources.iter().map(|r| serde_json::from_str(&r.body)).collect::<Result<_, _>>()?;
+    let inventory = crate::rules::inventory(resources.iter().zip(&parsed).map(|(r, v)| (r.kind, v.clone())));
+    let evaluator = Evaluator::new(&rules, chrono::Utc::now(), inventory);
+    let mut results = Vec::new();
+    let mut record = |kind: &str, verdicts: Vec<crate::rules::Verdict<'_>>, resource: (&crate::model::ResourceKind, &str, &str)| {
+        for v in verdicts {
+            let (outcome, detail) = match v.outcome {
+                Outcome::Pass => continue,
+                Outcome::Fire { summary, .. } => ("fires", summary),
+                Outcome::Exempt { reason } => ("exempt", reason),
+                Outcome::Error { message } => ("error", message),
+            };
+            results.push(serde_json::json!({
+                "rule": v.rule.id, "severity": v.rule.severity.as_str(), "on": kind, "outcome": outcome,
+                "resource_kind": resource.0.as_str(), "resource_id": resource.1, "resource_name": resource.2, "detail": detail,
+            }));
+        }
+    };
+    for (r, body) in resources.iter().zip(&parsed) {
+        let seen_since = chrono::DateTime::parse_from_rfc3339(&r.seen_since).ok().map(|t| t.with_timezone(&chrono::Utc));
+        let subject = Subject { kind: r.kind, id: &r.id, name: &r.name, body, seen_since };
+        record("resource", evaluator.check_resource(&subject, None), (&r.kind, &r.id, &r.name));
+    }
+    for (change, before, after) in store.change_bodies(snapshot)? {
+        let body = after.as_ref().or(before.as_ref()).context("a stored change has no version")?;
+        let subject = Subject { kind: change.kind, id: &change.resource_id, name: &change.name, body, seen_since: None };
+        let facts = ChangeFacts { op: change.op, before: before.as_ref(), after: after.as_ref(), fields: &change.fields };
+        record("change", evaluator.check_change(&subject, &facts), (&change.kind, &change.resource_id, &change.name));
+    }
+    let mut out = std::io::stdout().lock();
+    if format == TextOrJson::Json {
+        serde_json::to_writer(&mut out, &serde_json::json!({"snapshot": snapshot, "results": results}))?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fires = results.iter().filter(|r| r["outcome"] == "fires").count();
+    writeln!(out, "dry run of {} on snapshot {snapshot}: {} would fire (nothing recorded)", plural(rules.rules().len(), "rule"), fires)?;
+    for r in &results {
+        writeln!(
+            out,
+            "{:<7} [{}] {} on {} {}: {}",
+            r["outcome"].as_str().unwrap_or(""),
+            r["severity"].as_str().unwrap_or("").to_uppercase(),
+            r["rule"].as_str().unwrap_or(""),
+            r["resource_kind"].as_str().unwrap_or(""),
+            r["resource_name"].as_str().unwrap_or(""),
+            r["detail"].as_str().unwrap_or("")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_alerts(settings: &Settings, filter: &AlertFilter, format: TableOrJson) -> anyhow::Result<ExitCode> {
+    let (store, workspace) = open_read_only(settings)?;
+    let alerts = store.alerts(workspace, filter)?;
+    let mut out = std::io::stdout().lock();
+    if format == TableOrJson::Json {
+        serde_json::to_writer(&mut out, &alerts)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:>6}  {:<8}  {:<8}  {:<36}  {:<24}  {:<24}  summary", "id", "status", "severity", "rule", "opened", "resolved")?;
+    for a in &alerts {
+        writeln!(
+            out,
+            "{:>6}  {:<8}  {:<8}  {:<36}  {:<24}  {:<24}  {}",
+            a.id,
+            a.status.as_str(),
+            a.severity.as_str(),
+            a.rule_id,
+            a.opened_at,
+            a.resolved_at.as_deref().unwrap_or("-"),
+            a.summary
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn snapshots(settings: &Settings, limit: usize, format: TableOrJson) -> anyhow::Result<ExitCode> {
@@ -454,11 +713,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut client_config = ClientConfig::new(sim.base_url(), SecretString::from(token));
     client_config.backoff_min = Duration::from_millis(100);
     client_config.backoff_max = Duration::from_secs(2);
-    let poller = Poller::new(
-        SegmentClient::new(client_config)?,
-        SecretPolicy::default(),
-        "demo",
-    );
+    let rules = match &args.rules {
+        Some(path) => load_rules(path)?,
+        None if Path::new("rules").is_dir() => load_rules(Path::new("rules"))?,
+        None => crate::rules::starter_pack().context("the built-in starter rules do not load")?,
+    };
+    let poller = Poller::new(SegmentClient::new(client_config)?, SecretPolicy::default(), "demo")
+        .with_rules(std::sync::Arc::new(rules), false);
 
     println!(
         "segwatch demo: a simulated Segment workspace is running at {} and changes every {}s;\n\

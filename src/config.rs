@@ -46,6 +46,18 @@ pub struct Settings {
     pub segment: SegmentSettings,
     /// Where snapshots are stored.
     pub database: DatabaseSettings,
+    /// Which rules are evaluated.
+    pub rules: RulesSettings,
+}
+
+/// `[rules]`: the YAML rules evaluated after every complete snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSettings {
+    /// A rule file or a folder of them (searched recursively).
+    pub path: PathBuf,
+    /// Whether change rules see every resource of the first snapshot as added.
+    pub alert_on_baseline: bool,
 }
 
 /// `[segment]`: how to reach the Public API.
@@ -103,11 +115,14 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("segment.max_pages", DefaultValue::Int(10_000)),
     ("segment.max_rate_limit_wait_secs", DefaultValue::Int(120)),
     ("database.path", DefaultValue::Str("segwatch.db")),
+    ("rules.path", DefaultValue::Str("rules")),
+    ("rules.alert_on_baseline", DefaultValue::Bool(false)),
 ];
 
 enum DefaultValue {
     Str(&'static str),
     Int(i64),
+    Bool(bool),
 }
 
 impl Settings {
@@ -128,6 +143,7 @@ impl Settings {
             builder = match value {
                 DefaultValue::Str(s) => builder.set_default(*key, *s)?,
                 DefaultValue::Int(i) => builder.set_default(*key, *i)?,
+                DefaultValue::Bool(b) => builder.set_default(*key, *b)?,
             };
         }
         let source = config::File::from(file)

@@ -520,7 +520,24 @@ pub struct SnapshotDelta<'a> {
     /// Current versions whose resource is gone.
     pub removed: Vec<i64>,
     /// The field-level changes, sorted by kind and id (empty for a baseline).
-    pub changes: Vec<ResourceChange>,
+    pub changes: Vec<PlannedChange<'a>>,
+}
+
+/// A change with where its two sides live: the stored version it replaces or removes, and the
+/// collected resource it adds. Rules read the bodies from there instead of every change holding
+/// two parsed JSON trees.
+#[derive(Debug)]
+pub struct PlannedChange<'a> {
+    /// The change itself.
+    pub change: ResourceChange,
+    /// The current version this change closes (modified, removed).
+    pub before_version: Option<i64>,
+    /// The resource this change stores (added, modified).
+    pub after: Option<&'a Resource>,
+}
+
+fn planned(change: Option<ResourceChange>, before_version: Option<i64>, after: Option<&Resource>) -> Option<PlannedChange<'_>> {
+    change.map(|change| PlannedChange { change, before_version, after })
 }
 
 /// Compares a fresh collection with the current versions. Equal hashes mean equal canonical
@@ -543,45 +560,29 @@ pub fn plan<'a, E>(
             None => {
                 delta.added.push(r);
                 if !baseline {
-                    delta.changes.extend(diff_resource(
-                        r.kind,
-                        &r.id,
-                        &r.name,
-                        None,
-                        Some(&parse(r)),
-                    ));
+                    let change = diff_resource(r.kind, &r.id, &r.name, None, Some(&parse(r)));
+                    delta.changes.extend(planned(change, None, Some(r)));
                 }
             }
             Some(cur) if cur.hash != r.hash => {
                 delta.modified.push((r, cur.version_id));
                 let before = load(cur.version_id)?;
-                delta.changes.extend(diff_resource(
-                    r.kind,
-                    &r.id,
-                    &r.name,
-                    Some(&before),
-                    Some(&parse(r)),
-                ));
+                let change = diff_resource(r.kind, &r.id, &r.name, Some(&before), Some(&parse(r)));
+                delta.changes.extend(planned(change, Some(cur.version_id), Some(r)));
             }
             Some(_) => {}
         }
         present.insert(key);
     }
-    let mut gone: Vec<_> = current
-        .iter()
-        .filter(|(key, _)| !present.contains(*key))
-        .collect();
+    let mut gone: Vec<_> = current.iter().filter(|(key, _)| !present.contains(*key)).collect();
     gone.sort_by(|a, b| a.0.cmp(b.0));
     for ((kind, id), cur) in gone {
         delta.removed.push(cur.version_id);
         let before = load(cur.version_id)?;
-        delta
-            .changes
-            .extend(diff_resource(*kind, id, &cur.name, Some(&before), None));
+        let change = diff_resource(*kind, id, &cur.name, Some(&before), None);
+        delta.changes.extend(planned(change, Some(cur.version_id), None));
     }
-    delta
-        .changes
-        .sort_by(|a, b| (a.kind, &a.resource_id).cmp(&(b.kind, &b.resource_id)));
+    delta.changes.sort_by(|a, b| (a.change.kind, &a.change.resource_id).cmp(&(b.change.kind, &b.change.resource_id)));
     Ok(delta)
 }
 

@@ -5,6 +5,7 @@
 //! → [`diff`] (changes). [`poll`] wires one cycle together; [`cli`] exposes it; [`simulator`]
 //! is a stand-in Segment workspace for the demo, tests and benchmarks.
 
+pub mod alerts;
 pub mod bench;
 pub mod canonical;
 pub mod cli;

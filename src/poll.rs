@@ -4,13 +4,16 @@
 //! operations that makes a poll all-or-nothing: the snapshot row is created `running` first (so a
 //! failed or killed poll leaves a trace), and everything else lands in one transaction at the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::alerts::{self, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput};
 use crate::collect::{CollectError, collect};
 use crate::diff::{self, ResourceChange};
+use crate::rules::{self, RuleSet};
 use crate::model::ResourceKind;
 use crate::redact::SecretPolicy;
 use crate::segment::SegmentClient;
@@ -49,8 +52,16 @@ pub struct PollOutcome {
     pub duration_ms: u64,
     /// Of which: reading the API (collect).
     pub fetch_ms: u64,
-    /// Of which: diffing and writing the snapshot.
+    /// Of which: diffing and writing the snapshot (rule evaluation included).
     pub store_ms: u64,
+    /// Of which: evaluating rules.
+    pub rules_ms: u64,
+    /// Rule evaluations performed (one rule on one resource or change).
+    pub rule_evaluations: usize,
+    /// Alerts this poll raised (`fired`, `open`) and findings it resolved (`resolved`).
+    pub alerts: Vec<AlertRecord>,
+    /// Rules that failed to evaluate on some resource (they did not fire there).
+    pub rule_problems: Vec<EvalProblem>,
 }
 
 impl PollOutcome {
@@ -71,21 +82,28 @@ pub struct Poller {
     client: SegmentClient,
     policy: SecretPolicy,
     workspace: String,
+    rules: Option<Arc<RuleSet>>,
+    alert_on_baseline: bool,
 }
 
 impl Poller {
     /// A poller for the workspace labelled `workspace` in the database.
     pub fn new(client: SegmentClient, policy: SecretPolicy, workspace: impl Into<String>) -> Self {
-        Poller {
-            client,
-            policy,
-            workspace: workspace.into(),
-        }
+        Poller { client, policy, workspace: workspace.into(), rules: None, alert_on_baseline: false }
+    }
+
+    /// Evaluates `rules` after every complete snapshot. With `alert_on_baseline`, change rules
+    /// also see every resource of the first snapshot as added.
+    pub fn with_rules(mut self, rules: Arc<RuleSet>, alert_on_baseline: bool) -> Self {
+        self.rules = Some(rules);
+        self.alert_on_baseline = alert_on_baseline;
+        self
     }
 
     /// Runs one cycle. On error the snapshot is marked failed and nothing else is written.
     pub async fn poll(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
         let started = Instant::now();
+        let now = chrono::Utc::now();
         let requests_before = self.client.stats().requests;
         let workspace_id = store.workspace_id(&self.workspace)?;
         let interrupted = store.mark_interrupted(workspace_id)?;
@@ -115,32 +133,41 @@ impl Poller {
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
             let current = store.current_versions(workspace_id)?;
-            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
-                store.version_value(id)
-            })?;
+            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| store.version_value(id))?;
+            let rules_started = Instant::now();
+            let alert_plan = match &self.rules {
+                Some(rules) => self.plan_alerts(store, workspace_id, rules, &collection.resources, &delta, base, now)?,
+                None => AlertPlan::default(),
+            };
+            let rules_time = rules_started.elapsed();
             let stats = PollStats {
                 resource_count: collection.resources.len(),
                 api_requests: requests(),
                 duration: started.elapsed(),
             };
-            store.commit_snapshot(
+            let ids = store.commit_snapshot(
                 workspace_id,
                 snapshot_id,
                 base,
                 &collection.workspace_id,
                 &delta,
+                &alert_plan,
                 stats,
             )?;
-            Ok::<_, StoreError>((base, delta.changes, stats))
+            let changes: Vec<ResourceChange> = delta.changes.into_iter().map(|p| p.change).collect();
+            Ok::<_, StoreError>((base, changes, stats, alert_records(snapshot_id, alert_plan, &ids), rules_time))
         })();
-        let (base, changes, stats) = match result {
+        let (base, changes, stats, (alerts, rule_problems, rule_evaluations), rules_time) = match result {
             Ok(r) => r,
             Err(e) => {
-                let _ =
-                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed());
+                let _ = store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed());
                 return Err(e.into());
             }
         };
+        for p in rule_problems.iter().take(20) {
+            tracing::warn!(rule = %p.rule_id, kind = %p.resource_kind, resource = %p.resource_id, error = %p.message,
+                "rule could not be evaluated on a resource; it did not fire there");
+        }
 
         let mut resource_counts = BTreeMap::new();
         for r in &collection.resources {
@@ -162,8 +189,90 @@ impl Poller {
             duration_ms: duration_ms(started.elapsed()),
             fetch_ms: duration_ms(fetched),
             store_ms: duration_ms(started.elapsed() - fetched),
+            rules_ms: duration_ms(rules_time),
+            rule_evaluations,
+            alerts,
+            rule_problems,
         })
     }
+
+    /// Reads what the lifecycle needs from the store and plans this snapshot's alerts.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_alerts(
+        &self,
+        store: &Store,
+        workspace_id: i64,
+        rules: &RuleSet,
+        resources: &[crate::model::Resource],
+        delta: &diff::SnapshotDelta<'_>,
+        base: Option<i64>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<AlertPlan, StoreError> {
+        let rule_states = store.rule_states(workspace_id)?;
+        let open_findings = store.open_findings(workspace_id)?;
+        // Only a rule that must look at unchanged resources needs their age or the inventory.
+        let full = alerts::full_rules(rules, &rule_states);
+        let seen_since = if full.is_empty() { HashMap::new() } else { store.seen_since(workspace_id)? };
+        let inventory = if rules.rules().iter().any(|r| r.enabled && r.reads("inventory")) {
+            rules::inventory(resources.iter().map(|r| {
+                (r.kind, serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"))
+            }))
+        } else {
+            serde_json::json!({})
+        };
+        let input = PlanInput {
+            rules,
+            now,
+            resources,
+            changes: &delta.changes,
+            baseline: base.is_none(),
+            alert_on_baseline: self.alert_on_baseline,
+            open_findings: &open_findings,
+            rule_states: &rule_states,
+            seen_since: &seen_since,
+            inventory,
+        };
+        alerts::plan(&input, |id| store.version_value(id))
+    }
+}
+
+/// The stored form of what a plan opened and resolved, for output.
+fn alert_records(snapshot_id: i64, plan: AlertPlan, ids: &[i64]) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
+    let now = crate::store::now();
+    let mut out = Vec::with_capacity(plan.opened.len() + plan.resolved.len());
+    for (a, id) in plan.opened.into_iter().zip(ids) {
+        out.push(AlertRecord {
+            id: *id,
+            status: if a.rule_kind == "change" { AlertStatus::Fired } else { AlertStatus::Open },
+            rule_id: a.rule_id,
+            rule_kind: a.rule_kind.to_string(),
+            severity: a.severity,
+            title: a.title,
+            resource_kind: a.resource_kind,
+            resource_id: a.resource_id,
+            resource_name: a.resource_name,
+            snapshot_id,
+            change_id: None,
+            opened_at: now.clone(),
+            resolved_at: None,
+            resolved_snapshot_id: None,
+            resolution: None,
+            summary: a.summary,
+            explanation: a.explanation,
+            remediation: a.remediation,
+            tags: a.tags,
+        });
+    }
+    for r in plan.resolved {
+        out.push(AlertRecord {
+            status: AlertStatus::Resolved,
+            resolved_at: Some(now.clone()),
+            resolved_snapshot_id: Some(snapshot_id),
+            resolution: Some(r.resolution.as_str().to_string()),
+            ..r.alert
+        });
+    }
+    (out, plan.problems, plan.evaluations)
 }
 
 fn duration_ms(d: Duration) -> u64 {

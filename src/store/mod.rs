@@ -17,11 +17,14 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::alerts::{AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
+use crate::rules::Severity;
 use crate::model::ResourceKind;
 
 /// Migrations, in order; migration `i` brings the schema to `user_version = i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_snapshots.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_snapshots.sql"), include_str!("migrations/0002_alerts.sql")];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -156,6 +159,8 @@ pub struct StoredResource {
     pub body: String,
     /// Hex SHA-256 of the body.
     pub hash: String,
+    /// When this version was first seen (start of the snapshot that stored it).
+    pub seen_since: String,
 }
 
 /// Counters recorded with a completed snapshot.
@@ -337,8 +342,10 @@ impl Store {
     }
 
     /// Writes a successful poll in one transaction: closes replaced versions, inserts new ones,
-    /// records the changes and marks the snapshot complete. Fails with [`StoreError::Conflict`]
-    /// if the base is no longer the latest complete snapshot.
+    /// records the changes, the alerts they raised and resolved, and marks the snapshot
+    /// complete. Fails with [`StoreError::Conflict`] if the base is no longer the latest
+    /// complete snapshot (or a finding to resolve is no longer open). Returns the ids of the
+    /// inserted alerts, in the order of `alerts.opened`.
     pub fn commit_snapshot(
         &mut self,
         workspace_id: i64,
@@ -346,8 +353,9 @@ impl Store {
         base: Option<i64>,
         segment_workspace_id: &str,
         delta: &SnapshotDelta<'_>,
+        alerts: &AlertPlan,
         stats: PollStats,
-    ) -> Result<()> {
+    ) -> Result<Vec<i64>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -362,21 +370,16 @@ impl Store {
                 found: latest.unwrap_or_default(),
             });
         }
-        let mut closed = HashMap::with_capacity(delta.modified.len() + delta.removed.len());
         {
-            let mut close = tx.prepare_cached(
-                "UPDATE resource_versions SET valid_to = ?1 WHERE id = ?2 AND valid_to IS NULL
-                 RETURNING kind, resource_id",
-            )?;
-            let old_ids = delta
-                .modified
-                .iter()
-                .map(|(_, old)| *old)
-                .chain(delta.removed.iter().copied());
+            let mut close =
+                tx.prepare_cached("UPDATE resource_versions SET valid_to = ?1 WHERE id = ?2 AND valid_to IS NULL")?;
+            let old_ids = delta.modified.iter().map(|(_, old)| *old).chain(delta.removed.iter().copied());
             for old in old_ids {
-                let (kind, id): (String, String) =
-                    close.query_row(params![snapshot_id, old], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                closed.insert((parse_kind(&kind)?, id), old);
+                if close.execute(params![snapshot_id, old])? != 1 {
+                    return Err(StoreError::Snapshot(format!(
+                        "version {old} was already closed; is another poller running?"
+                    )));
+                }
             }
         }
         let mut inserted = HashMap::with_capacity(delta.added.len() + delta.modified.len());
@@ -404,15 +407,16 @@ impl Store {
                 inserted.insert((r.kind, r.id.as_str()), tx.last_insert_rowid());
             }
         }
+        let mut change_ids = Vec::with_capacity(delta.changes.len());
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO changes (snapshot_id, workspace_id, kind, resource_id, name, op,
                     before_version_id, after_version_id, fields, text_diff)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            for c in &delta.changes {
-                let before = closed.get(&(c.kind, c.resource_id.clone()));
-                let after = inserted.get(&(c.kind, c.resource_id.as_str()));
+            for planned in &delta.changes {
+                let c = &planned.change;
+                let after = planned.after.and_then(|r| inserted.get(&(r.kind, r.id.as_str())));
                 let fields = serde_json::to_string(&c.fields).expect("field changes serialise");
                 insert.execute(params![
                     snapshot_id,
@@ -421,13 +425,15 @@ impl Store {
                     c.resource_id,
                     c.name,
                     c.op.as_str(),
-                    before,
+                    planned.before_version,
                     after,
                     fields,
                     c.text_diff
                 ])?;
+                change_ids.push(tx.last_insert_rowid());
             }
         }
+        let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
         tx.execute(
             "UPDATE workspaces SET segment_id = ?2 WHERE id = ?1 AND segment_id IS NOT ?2",
             params![workspace_id, segment_workspace_id],
@@ -450,7 +456,69 @@ impl Store {
             ],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(alert_ids)
+    }
+
+    /// Open compliance findings of a workspace.
+    pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
+        self.alerts(workspace_id, &AlertFilter { status: Some(AlertStatus::Open), ..AlertFilter::default() })
+    }
+
+    /// Alerts of a workspace matching `filter`, newest first.
+    pub fn alerts(&self, workspace_id: i64, filter: &AlertFilter) -> Result<Vec<AlertRecord>> {
+        let mut sql = format!("{ALERT_COLUMNS} WHERE workspace_id = ?1");
+        let mut args: Vec<rusqlite::types::Value> = vec![workspace_id.into()];
+        if let Some(status) = filter.status {
+            args.push(status.as_str().to_string().into());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if let Some(rule) = &filter.rule_id {
+            args.push(rule.clone().into());
+            sql.push_str(&format!(" AND rule_id = ?{}", args.len()));
+        }
+        if let Some(snapshot) = filter.snapshot_id {
+            args.push(snapshot.into());
+            sql.push_str(&format!(" AND (snapshot_id = ?{n} OR resolved_snapshot_id = ?{n})", n = args.len()));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), alert_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let alert = row?;
+            if filter.min_severity.is_none_or(|min| alert.severity >= min) {
+                out.push(alert);
+            }
+        }
+        if let Some(limit) = filter.limit {
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    /// Each rule's fingerprint when it was last evaluated for the workspace.
+    pub fn rule_states(&self, workspace_id: i64) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn.prepare("SELECT rule_id, fingerprint FROM rule_state WHERE workspace_id = ?1")?;
+        let rows = stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// When each current resource version was first seen: the start of the snapshot that stored it.
+    pub fn seen_since(&self, workspace_id: i64) -> Result<HashMap<(ResourceKind, String), chrono::DateTime<chrono::Utc>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT v.kind, v.resource_id, s.started_at FROM resource_versions v
+             JOIN snapshots s ON s.id = v.valid_from
+             WHERE v.workspace_id = ?1 AND v.valid_to IS NULL",
+        )?;
+        let mut rows = stmt.query([workspace_id])?;
+        let mut out = HashMap::new();
+        while let Some(row) = rows.next()? {
+            let started: String = row.get(2)?;
+            let at = chrono::DateTime::parse_from_rfc3339(&started)
+                .map_err(|e| StoreError::Snapshot(format!("bad timestamp `{started}` in snapshots: {e}")))?;
+            out.insert((parse_kind(&row.get::<_, String>(0)?)?, row.get(1)?), at.with_timezone(&chrono::Utc));
+        }
+        Ok(out)
     }
 
     /// Snapshots of a workspace, newest first.
@@ -485,9 +553,10 @@ impl Store {
             )));
         }
         let mut stmt = self.conn.prepare(
-            "SELECT kind, resource_id, name, body, content_hash FROM resource_versions
-             WHERE workspace_id = ?1 AND valid_from <= ?2 AND (valid_to IS NULL OR valid_to > ?2)
-             ORDER BY kind, resource_id",
+            "SELECT v.kind, v.resource_id, v.name, v.body, v.content_hash, s.started_at
+             FROM resource_versions v JOIN snapshots s ON s.id = v.valid_from
+             WHERE v.workspace_id = ?1 AND v.valid_from <= ?2 AND (v.valid_to IS NULL OR v.valid_to > ?2)
+             ORDER BY v.kind, v.resource_id",
         )?;
         let mut rows = stmt.query(params![workspace_id, snapshot_id])?;
         let mut out = Vec::new();
@@ -498,43 +567,174 @@ impl Store {
                 name: row.get(2)?,
                 body: row.get(3)?,
                 hash: row.get(4)?,
+                seen_since: row.get(5)?,
             });
         }
         out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
         Ok(out)
     }
 
+    /// The changes of a snapshot with the bodies of their two sides.
+    pub fn change_bodies(
+        &self,
+        snapshot_id: i64,
+    ) -> Result<Vec<(ResourceChange, Option<serde_json::Value>, Option<serde_json::Value>)>> {
+        let mut out = Vec::new();
+        for (change, before, after) in self.change_rows(snapshot_id)? {
+            let before = before.map(|id| self.version_value(id)).transpose()?;
+            let after = after.map(|id| self.version_value(id)).transpose()?;
+            out.push((change, before, after));
+        }
+        Ok(out)
+    }
+
     /// The changes recorded for a snapshot against its base.
     pub fn changes_of(&self, snapshot_id: i64) -> Result<Vec<ResourceChange>> {
+        Ok(self.change_rows(snapshot_id)?.into_iter().map(|(c, _, _)| c).collect())
+    }
+
+    /// Changes with their before and after version ids, sorted by kind and resource id.
+    fn change_rows(&self, snapshot_id: i64) -> Result<Vec<(ResourceChange, Option<i64>, Option<i64>)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT kind, resource_id, name, op, fields, text_diff, id FROM changes
-             WHERE snapshot_id = ?1 ORDER BY kind, resource_id",
+            "SELECT kind, resource_id, name, op, fields, text_diff, id, before_version_id, after_version_id
+             FROM changes WHERE snapshot_id = ?1",
         )?;
         let mut rows = stmt.query([snapshot_id])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let fields: String = row.get(4)?;
             let change_id: i64 = row.get(6)?;
-            let fields: Vec<FieldChange> =
-                serde_json::from_str(&fields).map_err(|cause| StoreError::Json {
-                    what: format!("changes.fields of change {change_id}"),
-                    cause,
-                })?;
+            let fields: Vec<FieldChange> = serde_json::from_str(&fields)
+                .map_err(|cause| StoreError::Json { what: format!("changes.fields of change {change_id}"), cause })?;
             let op: String = row.get(3)?;
-            out.push(ResourceChange {
+            let change = ResourceChange {
                 kind: parse_kind(&row.get::<_, String>(0)?)?,
                 resource_id: row.get(1)?,
                 name: row.get(2)?,
-                op: op.parse::<ChangeOp>().map_err(|_| {
-                    StoreError::Snapshot(format!("change {change_id} has unknown op `{op}`"))
-                })?,
+                op: op
+                    .parse::<ChangeOp>()
+                    .map_err(|_| StoreError::Snapshot(format!("change {change_id} has unknown op `{op}`")))?,
                 fields,
                 text_diff: row.get(5)?,
-            });
+            };
+            out.push((change, row.get(7)?, row.get(8)?));
         }
-        out.sort_by(|a, b| (a.kind, &a.resource_id).cmp(&(b.kind, &b.resource_id)));
+        out.sort_by(|a, b| (a.0.kind, &a.0.resource_id).cmp(&(b.0.kind, &b.0.resource_id)));
         Ok(out)
     }
+}
+
+/// Which alerts [`Store::alerts`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only this status.
+    pub status: Option<AlertStatus>,
+    /// Only this severity or higher.
+    pub min_severity: Option<Severity>,
+    /// Only this rule.
+    pub rule_id: Option<String>,
+    /// Only alerts raised or resolved by this snapshot.
+    pub snapshot_id: Option<i64>,
+    /// At most this many (newest first).
+    pub limit: Option<usize>,
+}
+
+fn write_alerts(
+    tx: &rusqlite::Transaction<'_>,
+    workspace_id: i64,
+    snapshot_id: i64,
+    alerts: &AlertPlan,
+    change_ids: &[i64],
+) -> Result<Vec<i64>> {
+    let at = now();
+    let mut ids = Vec::with_capacity(alerts.opened.len());
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO alerts (workspace_id, rule_id, rule_kind, severity, title, resource_kind, resource_id,
+            resource_name, snapshot_id, change_id, status, opened_at, summary, explanation, remediation, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    for a in &alerts.opened {
+        let status = if a.rule_kind == "change" { AlertStatus::Fired } else { AlertStatus::Open };
+        let change_id = a.change_index.map(|i| change_ids[i]);
+        insert.execute(params![
+            workspace_id,
+            a.rule_id,
+            a.rule_kind,
+            a.severity.as_str(),
+            a.title,
+            a.resource_kind.as_str(),
+            a.resource_id,
+            a.resource_name,
+            snapshot_id,
+            change_id,
+            status.as_str(),
+            at,
+            a.summary,
+            a.explanation.to_string(),
+            a.remediation,
+            serde_json::to_string(&a.tags).expect("tags serialise")
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    let mut resolve = tx.prepare_cached(
+        "UPDATE alerts SET status = 'resolved', resolved_at = ?2, resolved_snapshot_id = ?3, resolution = ?4
+         WHERE id = ?1 AND status = 'open'",
+    )?;
+    for r in &alerts.resolved {
+        if resolve.execute(params![r.alert.id, at, snapshot_id, r.resolution.as_str()])? != 1 {
+            return Err(StoreError::Snapshot(format!("finding {} was no longer open; is another poller running?", r.alert.id)));
+        }
+    }
+    let mut state = tx.prepare_cached(
+        "INSERT INTO rule_state (workspace_id, rule_id, fingerprint, evaluated_snapshot_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (workspace_id, rule_id) DO UPDATE SET fingerprint = excluded.fingerprint,
+            evaluated_snapshot_id = excluded.evaluated_snapshot_id
+         WHERE fingerprint IS NOT excluded.fingerprint",
+    )?;
+    for (rule, fingerprint) in &alerts.rule_states {
+        state.execute(params![workspace_id, rule, fingerprint, snapshot_id])?;
+    }
+    let mut drop_state = tx.prepare_cached("DELETE FROM rule_state WHERE workspace_id = ?1 AND rule_id = ?2")?;
+    for rule in &alerts.dropped_rules {
+        drop_state.execute(params![workspace_id, rule])?;
+    }
+    Ok(ids)
+}
+
+const ALERT_COLUMNS: &str = "SELECT id, rule_id, rule_kind, severity, title, resource_kind, resource_id,
+    resource_name, snapshot_id, change_id, status, opened_at, resolved_at, resolved_snapshot_id, resolution,
+    summary, explanation, remediation, tags FROM alerts";
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let severity: String = r.get(3)?;
+    let kind: String = r.get(5)?;
+    let status: String = r.get(10)?;
+    let explanation: String = r.get(16)?;
+    let tags: String = r.get(18)?;
+    Ok(AlertRecord {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        rule_kind: r.get(2)?,
+        severity: severity.parse().map_err(|_| bad(3, format!("unknown severity `{severity}`")))?,
+        title: r.get(4)?,
+        resource_kind: kind.parse().map_err(|e: crate::model::UnknownKind| bad(5, e.to_string()))?,
+        resource_id: r.get(6)?,
+        resource_name: r.get(7)?,
+        snapshot_id: r.get(8)?,
+        change_id: r.get(9)?,
+        status: AlertStatus::parse(&status).ok_or_else(|| bad(10, format!("unknown status `{status}`")))?,
+        opened_at: r.get(11)?,
+        resolved_at: r.get(12)?,
+        resolved_snapshot_id: r.get(13)?,
+        resolution: r.get(14)?,
+        summary: r.get(15)?,
+        explanation: serde_json::from_str(&explanation).map_err(|e| bad(16, e.to_string()))?,
+        remediation: r.get(17)?,
+        tags: serde_json::from_str(&tags).map_err(|e| bad(18, e.to_string()))?,
+    })
 }
 
 const SNAPSHOT_COLUMNS: &str =
@@ -601,6 +801,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::alerts::AlertPlan;
     use crate::diff::plan;
     use crate::model::Resource;
 
@@ -630,7 +831,7 @@ mod tests {
             store.version_value(v)
         })?;
         let n = delta.changes.len();
-        store.commit_snapshot(ws, id, base, "seg-ws", &delta, stats(resources.len()))?;
+        store.commit_snapshot(ws, id, base, "seg-ws", &delta, &AlertPlan::default(), stats(resources.len()))?;
         Ok((id, n))
     }
 

@@ -22,7 +22,14 @@ async fn poll_snapshots_and_diff() {
         })
         .unwrap();
     let run = ws.segwatch().args(["poll", "--format", "json"]).success();
-    let outcome = run.json();
+    // JSON lines: the poll first, then one line per alert.
+    let stdout = run.stdout();
+    let outcome: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(outcome["type"], "poll");
+    for line in stdout.lines().skip(1) {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(alert["type"], "alert");
+    }
     assert_eq!(outcome["snapshot_id"], 2);
     assert_eq!(outcome["changes"][0]["resource_id"], source.id.as_str());
     assert_eq!(outcome["changes"][0]["fields"][0]["path"], "enabled");

@@ -4,7 +4,9 @@
 //! - `pipeline`: what a poll stores and which changes it finds;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
-//! - `cli`: the binary's commands, exit codes and messages.
+//! - `cli`: the binary's commands, exit codes and messages;
+//! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `starter_rules`: every starter rule fires on what it should and only on that.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -13,6 +15,7 @@
 
 mod cli;
 mod faults;
+mod lifecycle;
 mod pipeline;
 mod secrets;
 mod util;

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
+use segwatch::rules::RuleSet;
 use segwatch::poll::{PollError, PollOutcome, Poller};
 use segwatch::redact::SecretPolicy;
 use segwatch::segment::{ClientConfig, SegmentClient};
@@ -15,6 +18,9 @@ use tempfile::TempDir;
 
 /// The token every test simulator accepts. Long and distinctive so a leak is easy to find.
 pub const TOKEN: &str = "sgw-test-token-4f9c2d7e1a8b3c6d5e0f";
+
+/// The starter rule pack shipped in the repository.
+pub const STARTER_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
 
 /// A simulated workspace and a scratch directory holding the database.
 pub struct TestWorkspace {
@@ -78,6 +84,16 @@ impl TestWorkspace {
             .await
     }
 
+    /// Runs one poll cycle that evaluates `rules`.
+    pub async fn poll_rules(&self, rules: &Arc<RuleSet>) -> Result<PollOutcome, PollError> {
+        let client = SegmentClient::new(self.client_config()).unwrap();
+        let mut store = self.store();
+        Poller::new(client, SecretPolicy::default(), "default")
+            .with_rules(rules.clone(), false)
+            .poll(&mut store)
+            .await
+    }
+
     /// Opens the database.
     pub fn store(&self) -> Store {
         Store::open(&self.db()).unwrap()
@@ -90,6 +106,7 @@ impl TestWorkspace {
             .env("SEGWATCH_SEGMENT__TOKEN", TOKEN)
             .env("SEGWATCH_DATABASE__PATH", self.db().to_str().unwrap())
             .env("SEGWATCH_SEGMENT__MAX_ATTEMPTS", "3")
+            .env("SEGWATCH_RULES__PATH", STARTER_RULES)
             .current_dir(self.dir.path())
     }
 }

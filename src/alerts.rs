@@ -1,0 +1,426 @@
+//! The alert lifecycle: what one snapshot opens, repeats not, and resolves.
+//!
+//! Pure planning, no I/O: [`plan`] takes the rules, the new snapshot's resources and changes,
+//! the open findings and each rule's last fingerprint, and returns an [`AlertPlan`] that the
+//! store writes in the same transaction as the snapshot, so an alert is never lost or doubled
+//! by a crash between the two.
+//!
+//! - Compliance findings are stateful per (rule, resource): opened when the resource becomes
+//!   non-compliant, left alone while it stays so, resolved when it becomes compliant, is removed,
+//!   is exempted, or its rule is removed; a regression opens a new finding.
+//! - Change alerts are one per (rule, change).
+//! - Work is proportional to change: a compliance rule is evaluated on every resource of its kind
+//!   only when it is new, edited or time-dependent; otherwise only on added and modified
+//!   resources.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::diff::{ChangeOp, PlannedChange};
+use crate::model::{Resource, ResourceKind};
+use crate::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleSet, Severity, Subject};
+
+/// Status of a stored alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// A change alert: an event, never resolved.
+    Fired,
+    /// A compliance finding still in force.
+    Open,
+    /// A compliance finding that cleared.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Fired => "fired",
+            AlertStatus::Open => "open",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        match s {
+            "fired" => Some(AlertStatus::Fired),
+            "open" => Some(AlertStatus::Open),
+            "resolved" => Some(AlertStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// Why a finding was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The resource now satisfies the rule.
+    Compliant,
+    /// The resource is gone.
+    Removed,
+    /// An exception now covers the resource.
+    Exempted,
+    /// The rule was edited and no longer applies to the resource.
+    RuleChanged,
+    /// The rule was removed or disabled.
+    RuleRemoved,
+}
+
+impl Resolution {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Compliant => "compliant",
+            Resolution::Removed => "removed",
+            Resolution::Exempted => "exempted",
+            Resolution::RuleChanged => "rule_changed",
+            Resolution::RuleRemoved => "rule_removed",
+        }
+    }
+}
+
+/// A stored alert, as the store returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    /// Row id.
+    pub id: i64,
+    /// The rule that raised it.
+    pub rule_id: String,
+    /// `change` or `compliance`.
+    pub rule_kind: String,
+    /// Severity copied from the rule.
+    pub severity: Severity,
+    /// Title copied from the rule.
+    pub title: String,
+    /// Kind of the resource.
+    pub resource_kind: ResourceKind,
+    /// Id of the resource.
+    pub resource_id: String,
+    /// Display name of the resource.
+    pub resource_name: String,
+    /// Snapshot that raised it.
+    pub snapshot_id: i64,
+    /// The change row of a change alert.
+    pub change_id: Option<i64>,
+    /// Fired, open or resolved.
+    pub status: AlertStatus,
+    /// When it was raised.
+    pub opened_at: String,
+    /// When it was resolved.
+    pub resolved_at: Option<String>,
+    /// Snapshot that resolved it.
+    pub resolved_snapshot_id: Option<i64>,
+    /// Why it was resolved.
+    pub resolution: Option<String>,
+    /// One-line summary.
+    pub summary: String,
+    /// What the condition read.
+    pub explanation: Value,
+    /// How to fix it.
+    pub remediation: String,
+    /// Framework tags copied from the rule.
+    pub tags: Vec<String>,
+}
+
+/// An alert to insert.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewAlert {
+    /// The rule that fired.
+    pub rule_id: String,
+    /// `change` or `compliance`.
+    pub rule_kind: &'static str,
+    /// Severity of the rule.
+    pub severity: Severity,
+    /// Title of the rule.
+    pub title: String,
+    /// Kind of the resource.
+    pub resource_kind: ResourceKind,
+    /// Id of the resource.
+    pub resource_id: String,
+    /// Display name of the resource.
+    pub resource_name: String,
+    /// Index into the snapshot's planned changes, for change alerts of recorded changes.
+    pub change_index: Option<usize>,
+    /// One-line summary.
+    pub summary: String,
+    /// What the condition read.
+    pub explanation: Value,
+    /// How to fix it.
+    pub remediation: String,
+    /// Framework tags.
+    pub tags: Vec<String>,
+}
+
+/// A finding to resolve.
+#[derive(Debug, Clone)]
+pub struct ResolvedFinding {
+    /// The open finding.
+    pub alert: AlertRecord,
+    /// Why.
+    pub resolution: Resolution,
+}
+
+/// A rule that could not be evaluated on a resource (it never fires; the finding state is kept).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalProblem {
+    /// The rule.
+    pub rule_id: String,
+    /// The resource kind.
+    pub resource_kind: ResourceKind,
+    /// The resource id.
+    pub resource_id: String,
+    /// The evaluation error.
+    pub message: String,
+}
+
+/// Everything one snapshot does to alerts.
+#[derive(Debug, Default)]
+pub struct AlertPlan {
+    /// Alerts to insert: change alerts (`fired`) and new findings (`open`).
+    pub opened: Vec<NewAlert>,
+    /// Findings to resolve.
+    pub resolved: Vec<ResolvedFinding>,
+    /// Fingerprints of every enabled rule, to record.
+    pub rule_states: Vec<(String, String)>,
+    /// Rules no longer enabled, whose state is dropped.
+    pub dropped_rules: Vec<String>,
+    /// Evaluation errors.
+    pub problems: Vec<EvalProblem>,
+    /// Rule evaluations performed (one rule on one subject).
+    pub evaluations: usize,
+}
+
+/// What [`plan`] needs to know about the snapshot and the store.
+pub struct PlanInput<'a> {
+    /// The loaded rules.
+    pub rules: &'a RuleSet,
+    /// Evaluation time (the poll's start).
+    pub now: DateTime<Utc>,
+    /// Every resource of the new snapshot.
+    pub resources: &'a [Resource],
+    /// The snapshot's changes against its base.
+    pub changes: &'a [PlannedChange<'a>],
+    /// Whether this is the workspace's first snapshot.
+    pub baseline: bool,
+    /// Whether change rules see every resource of a baseline as added.
+    pub alert_on_baseline: bool,
+    /// Open findings of the workspace.
+    pub open_findings: &'a [AlertRecord],
+    /// Each rule's fingerprint when last evaluated.
+    pub rule_states: &'a HashMap<String, String>,
+    /// When each unchanged resource's current version was first seen (only consulted for
+    /// resources evaluated by full-evaluation rules; see [`full_rules`]).
+    pub seen_since: &'a HashMap<(ResourceKind, String), DateTime<Utc>>,
+    /// The `inventory` variable (see [`crate::rules::inventory`]).
+    pub inventory: Value,
+}
+
+/// The enabled compliance rules that must see every resource of their kind this time: new or
+/// edited since last evaluated, or time-dependent.
+pub fn full_rules<'r>(rules: &'r RuleSet, states: &HashMap<String, String>) -> Vec<&'r Rule> {
+    rules
+        .rules()
+        .iter()
+        .filter(|r| r.enabled && !r.is_change())
+        .filter(|r| r.is_time_dependent() || states.get(&r.id).map(String::as_str) != Some(r.fingerprint()))
+        .collect()
+}
+
+/// Plans the alerts of one snapshot. `load_version` reads a stored version's body (the
+/// `before` side of modified and removed resources).
+pub fn plan<E>(
+    input: &PlanInput<'_>,
+    mut load_version: impl FnMut(i64) -> Result<Value, E>,
+) -> Result<AlertPlan, E> {
+    let evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
+    let mut out = AlertPlan::default();
+    let enabled: HashMap<&str, &Rule> =
+        input.rules.rules().iter().filter(|r| r.enabled).map(|r| (r.id.as_str(), r)).collect();
+
+    // Rules gone or disabled: their findings resolve and their state is dropped.
+    let mut dropped: Vec<&String> = input.rule_states.keys().filter(|id| !enabled.contains_key(id.as_str())).collect();
+    dropped.sort();
+    out.dropped_rules = dropped.into_iter().cloned().collect();
+    let mut open: HashMap<(&str, ResourceKind, &str), &AlertRecord> = HashMap::new();
+    for finding in input.open_findings {
+        if enabled.get(finding.rule_id.as_str()).is_some_and(|r| !r.is_change()) {
+            open.insert((finding.rule_id.as_str(), finding.resource_kind, finding.resource_id.as_str()), finding);
+        } else {
+            out.resolved.push(ResolvedFinding { alert: finding.clone(), resolution: Resolution::RuleRemoved });
+        }
+    }
+
+    // Compliance: changed resources see every rule of their kind; unchanged ones only the rules
+    // that need a full pass.
+    let full = full_rules(input.rules, input.rule_states);
+    let mut full_by_kind: HashMap<ResourceKind, Vec<&str>> = HashMap::new();
+    for rule in &full {
+        full_by_kind.entry(rule.resource).or_default().push(rule.id.as_str());
+    }
+    let changed: HashSet<(ResourceKind, &str)> = input
+        .changes
+        .iter()
+        .filter(|c| c.change.op != ChangeOp::Removed)
+        .map(|c| (c.change.kind, c.change.resource_id.as_str()))
+        .collect();
+    let mut evaluated: HashSet<(&str, ResourceKind, &str)> = HashSet::new();
+    for resource in input.resources {
+        let is_changed = input.baseline || changed.contains(&(resource.kind, resource.id.as_str()));
+        let only = full_by_kind.get(&resource.kind);
+        if !is_changed && only.is_none() {
+            continue;
+        }
+        let body: Value = serde_json::from_str(&resource.body).expect("resource bodies are JSON we serialised");
+        let seen_since = if is_changed {
+            input.now
+        } else {
+            input.seen_since.get(&(resource.kind, resource.id.clone())).copied().unwrap_or(input.now)
+        };
+        let subject = Subject {
+            kind: resource.kind,
+            id: &resource.id,
+            name: &resource.name,
+            body: &body,
+            seen_since: Some(seen_since),
+        };
+        let verdicts = evaluator.check_resource(&subject, if is_changed { None } else { only.map(Vec::as_slice) });
+        for verdict in verdicts {
+            out.evaluations += 1;
+            let rule = verdict.rule;
+            let key = (rule.id.as_str(), resource.kind, resource.id.as_str());
+            evaluated.insert(key);
+            let existing = open.remove(&key);
+            match (verdict.outcome, existing) {
+                (Outcome::Fire { .. }, Some(_)) => {} // still non-compliant: no repeat
+                (Outcome::Fire { summary, explanation }, None) => {
+                    out.opened.push(new_alert(rule, resource, None, summary, explanation));
+                }
+                (Outcome::Pass, Some(f)) => out.resolved.push(resolve(f, Resolution::Compliant)),
+                (Outcome::Exempt { .. }, Some(f)) => out.resolved.push(resolve(f, Resolution::Exempted)),
+                (Outcome::Pass | Outcome::Exempt { .. }, None) => {}
+                (Outcome::Error { message }, existing) => {
+                    // State is unknown: keep the finding as it was.
+                    if let Some(f) = existing {
+                        open.insert(key, f);
+                    }
+                    out.problems.push(problem(rule, resource.kind, &resource.id, message));
+                }
+            }
+        }
+    }
+    // Findings of removed resources resolve; findings of edited rules that no longer cover a
+    // resource of their kind resolve too. Whatever else is left open stays open.
+    let removed: HashSet<(ResourceKind, &str)> = input
+        .changes
+        .iter()
+        .filter(|c| c.change.op == ChangeOp::Removed)
+        .map(|c| (c.change.kind, c.change.resource_id.as_str()))
+        .collect();
+    let full_ids: HashSet<&str> = full.iter().map(|r| r.id.as_str()).collect();
+    let mut leftover: Vec<_> = open.into_iter().collect();
+    leftover.sort_by_key(|(_, f)| f.id);
+    for ((rule_id, kind, id), finding) in leftover {
+        if removed.contains(&(kind, id)) {
+            out.resolved.push(resolve(finding, Resolution::Removed));
+        } else if full_ids.contains(rule_id) && !evaluated.contains(&(rule_id, kind, id)) {
+            out.resolved.push(resolve(finding, Resolution::RuleChanged));
+        }
+    }
+
+    // Change rules: one alert per rule and change.
+    for (index, planned) in input.changes.iter().enumerate() {
+        let change = &planned.change;
+        let before = planned.before_version.map(&mut load_version).transpose()?;
+        let after = planned.after.map(|r| serde_json::from_str::<Value>(&r.body).expect("resource bodies are JSON"));
+        let body = after.as_ref().or(before.as_ref()).expect("a change has a before or an after");
+        let subject = Subject {
+            kind: change.kind,
+            id: &change.resource_id,
+            name: &change.name,
+            body,
+            seen_since: Some(input.now),
+        };
+        let facts = ChangeFacts { op: change.op, before: before.as_ref(), after: after.as_ref(), fields: &change.fields };
+        for verdict in evaluator.check_change(&subject, &facts) {
+            out.evaluations += 1;
+            match verdict.outcome {
+                Outcome::Fire { summary, explanation } => out.opened.push(NewAlert {
+                    change_index: Some(index),
+                    ..new_alert_for(verdict.rule, change.kind, &change.resource_id, &change.name, summary, explanation)
+                }),
+                Outcome::Error { message } => {
+                    out.problems.push(problem(verdict.rule, change.kind, &change.resource_id, message));
+                }
+                Outcome::Pass | Outcome::Exempt { .. } => {}
+            }
+        }
+    }
+    // A baseline has no recorded changes; when asked, its resources count as added for change
+    // rules (these alerts have no change row).
+    if input.baseline && input.alert_on_baseline {
+        for resource in input.resources {
+            let body: Value = serde_json::from_str(&resource.body).expect("resource bodies are JSON");
+            let subject =
+                Subject { kind: resource.kind, id: &resource.id, name: &resource.name, body: &body, seen_since: Some(input.now) };
+            let facts = ChangeFacts { op: ChangeOp::Added, before: None, after: Some(&body), fields: &[] };
+            for verdict in evaluator.check_change(&subject, &facts) {
+                out.evaluations += 1;
+                match verdict.outcome {
+                    Outcome::Fire { summary, explanation } => {
+                        out.opened.push(new_alert(verdict.rule, resource, None, summary, explanation));
+                    }
+                    Outcome::Error { message } => {
+                        out.problems.push(problem(verdict.rule, resource.kind, &resource.id, message));
+                    }
+                    Outcome::Pass | Outcome::Exempt { .. } => {}
+                }
+            }
+        }
+    }
+
+    out.rule_states = enabled.values().map(|r| (r.id.clone(), r.fingerprint().to_string())).collect();
+    out.rule_states.sort();
+    Ok(out)
+}
+
+fn resolve(finding: &AlertRecord, resolution: Resolution) -> ResolvedFinding {
+    ResolvedFinding { alert: finding.clone(), resolution }
+}
+
+fn problem(rule: &Rule, kind: ResourceKind, id: &str, message: String) -> EvalProblem {
+    EvalProblem { rule_id: rule.id.clone(), resource_kind: kind, resource_id: id.to_string(), message }
+}
+
+fn new_alert(rule: &Rule, r: &Resource, change_index: Option<usize>, summary: String, explanation: Value) -> NewAlert {
+    NewAlert { change_index, ..new_alert_for(rule, r.kind, &r.id, &r.name, summary, explanation) }
+}
+
+fn new_alert_for(
+    rule: &Rule,
+    kind: ResourceKind,
+    id: &str,
+    name: &str,
+    summary: String,
+    explanation: Value,
+) -> NewAlert {
+    NewAlert {
+        rule_id: rule.id.clone(),
+        rule_kind: if rule.is_change() { "change" } else { "compliance" },
+        severity: rule.severity,
+        title: rule.title.clone(),
+        resource_kind: kind,
+        resource_id: id.to_string(),
+        resource_name: name.to_string(),
+        change_index: None,
+        summary,
+        explanation,
+        remediation: rule.remediation.clone(),
+        tags: rule.tags.clone(),
+    }
+}
