@@ -15,6 +15,7 @@ pub mod diff;
 pub mod model;
 pub mod poll;
 pub mod redact;
+pub mod rules;
 pub mod segment;
 pub mod simulator;
 pub mod store;
