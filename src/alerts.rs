@@ -228,7 +228,9 @@ pub fn full_rules<'r>(rules: &'r RuleSet, states: &HashMap<String, String>) -> V
         .rules()
         .iter()
         .filter(|r| r.enabled && !r.is_change())
-        .filter(|r| r.is_time_dependent() || states.get(&r.id).map(String::as_str) != Some(r.fingerprint()))
+        .filter(|r| {
+            r.is_time_dependent() || states.get(&r.id).map(String::as_str) != Some(r.fingerprint())
+        })
         .collect()
 }
 
@@ -240,19 +242,41 @@ pub fn plan<E>(
 ) -> Result<AlertPlan, E> {
     let evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
     let mut out = AlertPlan::default();
-    let enabled: HashMap<&str, &Rule> =
-        input.rules.rules().iter().filter(|r| r.enabled).map(|r| (r.id.as_str(), r)).collect();
+    let enabled: HashMap<&str, &Rule> = input
+        .rules
+        .rules()
+        .iter()
+        .filter(|r| r.enabled)
+        .map(|r| (r.id.as_str(), r))
+        .collect();
 
     // Rules gone or disabled: their findings resolve and their state is dropped.
-    let mut dropped: Vec<&String> = input.rule_states.keys().filter(|id| !enabled.contains_key(id.as_str())).collect();
+    let mut dropped: Vec<&String> = input
+        .rule_states
+        .keys()
+        .filter(|id| !enabled.contains_key(id.as_str()))
+        .collect();
     dropped.sort();
     out.dropped_rules = dropped.into_iter().cloned().collect();
     let mut open: HashMap<(&str, ResourceKind, &str), &AlertRecord> = HashMap::new();
     for finding in input.open_findings {
-        if enabled.get(finding.rule_id.as_str()).is_some_and(|r| !r.is_change()) {
-            open.insert((finding.rule_id.as_str(), finding.resource_kind, finding.resource_id.as_str()), finding);
+        if enabled
+            .get(finding.rule_id.as_str())
+            .is_some_and(|r| !r.is_change())
+        {
+            open.insert(
+                (
+                    finding.rule_id.as_str(),
+                    finding.resource_kind,
+                    finding.resource_id.as_str(),
+                ),
+                finding,
+            );
         } else {
-            out.resolved.push(ResolvedFinding { alert: finding.clone(), resolution: Resolution::RuleRemoved });
+            out.resolved.push(ResolvedFinding {
+                alert: finding.clone(),
+                resolution: Resolution::RuleRemoved,
+            });
         }
     }
 
@@ -261,7 +285,10 @@ pub fn plan<E>(
     let full = full_rules(input.rules, input.rule_states);
     let mut full_by_kind: HashMap<ResourceKind, Vec<&str>> = HashMap::new();
     for rule in &full {
-        full_by_kind.entry(rule.resource).or_default().push(rule.id.as_str());
+        full_by_kind
+            .entry(rule.resource)
+            .or_default()
+            .push(rule.id.as_str());
     }
     let changed: HashSet<(ResourceKind, &str)> = input
         .changes
@@ -276,11 +303,16 @@ pub fn plan<E>(
         if !is_changed && only.is_none() {
             continue;
         }
-        let body: Value = serde_json::from_str(&resource.body).expect("resource bodies are JSON we serialised");
+        let body: Value =
+            serde_json::from_str(&resource.body).expect("resource bodies are JSON we serialised");
         let seen_since = if is_changed {
             input.now
         } else {
-            input.seen_since.get(&(resource.kind, resource.id.clone())).copied().unwrap_or(input.now)
+            input
+                .seen_since
+                .get(&(resource.kind, resource.id.clone()))
+                .copied()
+                .unwrap_or(input.now)
         };
         let subject = Subject {
             kind: resource.kind,
@@ -289,7 +321,14 @@ pub fn plan<E>(
             body: &body,
             seen_since: Some(seen_since),
         };
-        let verdicts = evaluator.check_resource(&subject, if is_changed { None } else { only.map(Vec::as_slice) });
+        let verdicts = evaluator.check_resource(
+            &subject,
+            if is_changed {
+                None
+            } else {
+                only.map(Vec::as_slice)
+            },
+        );
         for verdict in verdicts {
             out.evaluations += 1;
             let rule = verdict.rule;
@@ -298,18 +337,28 @@ pub fn plan<E>(
             let existing = open.remove(&key);
             match (verdict.outcome, existing) {
                 (Outcome::Fire { .. }, Some(_)) => {} // still non-compliant: no repeat
-                (Outcome::Fire { summary, explanation }, None) => {
-                    out.opened.push(new_alert(rule, resource, None, summary, explanation));
+                (
+                    Outcome::Fire {
+                        summary,
+                        explanation,
+                    },
+                    None,
+                ) => {
+                    out.opened
+                        .push(new_alert(rule, resource, None, summary, explanation));
                 }
                 (Outcome::Pass, Some(f)) => out.resolved.push(resolve(f, Resolution::Compliant)),
-                (Outcome::Exempt { .. }, Some(f)) => out.resolved.push(resolve(f, Resolution::Exempted)),
+                (Outcome::Exempt { .. }, Some(f)) => {
+                    out.resolved.push(resolve(f, Resolution::Exempted))
+                }
                 (Outcome::Pass | Outcome::Exempt { .. }, None) => {}
                 (Outcome::Error { message }, existing) => {
                     // State is unknown: keep the finding as it was.
                     if let Some(f) = existing {
                         open.insert(key, f);
                     }
-                    out.problems.push(problem(rule, resource.kind, &resource.id, message));
+                    out.problems
+                        .push(problem(rule, resource.kind, &resource.id, message));
                 }
             }
         }
@@ -337,8 +386,13 @@ pub fn plan<E>(
     for (index, planned) in input.changes.iter().enumerate() {
         let change = &planned.change;
         let before = planned.before_version.map(&mut load_version).transpose()?;
-        let after = planned.after.map(|r| serde_json::from_str::<Value>(&r.body).expect("resource bodies are JSON"));
-        let body = after.as_ref().or(before.as_ref()).expect("a change has a before or an after");
+        let after = planned
+            .after
+            .map(|r| serde_json::from_str::<Value>(&r.body).expect("resource bodies are JSON"));
+        let body = after
+            .as_ref()
+            .or(before.as_ref())
+            .expect("a change has a before or an after");
         let subject = Subject {
             kind: change.kind,
             id: &change.resource_id,
@@ -346,16 +400,36 @@ pub fn plan<E>(
             body,
             seen_since: Some(input.now),
         };
-        let facts = ChangeFacts { op: change.op, before: before.as_ref(), after: after.as_ref(), fields: &change.fields };
+        let facts = ChangeFacts {
+            op: change.op,
+            before: before.as_ref(),
+            after: after.as_ref(),
+            fields: &change.fields,
+        };
         for verdict in evaluator.check_change(&subject, &facts) {
             out.evaluations += 1;
             match verdict.outcome {
-                Outcome::Fire { summary, explanation } => out.opened.push(NewAlert {
+                Outcome::Fire {
+                    summary,
+                    explanation,
+                } => out.opened.push(NewAlert {
                     change_index: Some(index),
-                    ..new_alert_for(verdict.rule, change.kind, &change.resource_id, &change.name, summary, explanation)
+                    ..new_alert_for(
+                        verdict.rule,
+                        change.kind,
+                        &change.resource_id,
+                        &change.name,
+                        summary,
+                        explanation,
+                    )
                 }),
                 Outcome::Error { message } => {
-                    out.problems.push(problem(verdict.rule, change.kind, &change.resource_id, message));
+                    out.problems.push(problem(
+                        verdict.rule,
+                        change.kind,
+                        &change.resource_id,
+                        message,
+                    ));
                 }
                 Outcome::Pass | Outcome::Exempt { .. } => {}
             }
@@ -365,18 +439,43 @@ pub fn plan<E>(
     // rules (these alerts have no change row).
     if input.baseline && input.alert_on_baseline {
         for resource in input.resources {
-            let body: Value = serde_json::from_str(&resource.body).expect("resource bodies are JSON");
-            let subject =
-                Subject { kind: resource.kind, id: &resource.id, name: &resource.name, body: &body, seen_since: Some(input.now) };
-            let facts = ChangeFacts { op: ChangeOp::Added, before: None, after: Some(&body), fields: &[] };
+            let body: Value =
+                serde_json::from_str(&resource.body).expect("resource bodies are JSON");
+            let subject = Subject {
+                kind: resource.kind,
+                id: &resource.id,
+                name: &resource.name,
+                body: &body,
+                seen_since: Some(input.now),
+            };
+            let facts = ChangeFacts {
+                op: ChangeOp::Added,
+                before: None,
+                after: Some(&body),
+                fields: &[],
+            };
             for verdict in evaluator.check_change(&subject, &facts) {
                 out.evaluations += 1;
                 match verdict.outcome {
-                    Outcome::Fire { summary, explanation } => {
-                        out.opened.push(new_alert(verdict.rule, resource, None, summary, explanation));
+                    Outcome::Fire {
+                        summary,
+                        explanation,
+                    } => {
+                        out.opened.push(new_alert(
+                            verdict.rule,
+                            resource,
+                            None,
+                            summary,
+                            explanation,
+                        ));
                     }
                     Outcome::Error { message } => {
-                        out.problems.push(problem(verdict.rule, resource.kind, &resource.id, message));
+                        out.problems.push(problem(
+                            verdict.rule,
+                            resource.kind,
+                            &resource.id,
+                            message,
+                        ));
                     }
                     Outcome::Pass | Outcome::Exempt { .. } => {}
                 }
@@ -384,21 +483,41 @@ pub fn plan<E>(
         }
     }
 
-    out.rule_states = enabled.values().map(|r| (r.id.clone(), r.fingerprint().to_string())).collect();
+    out.rule_states = enabled
+        .values()
+        .map(|r| (r.id.clone(), r.fingerprint().to_string()))
+        .collect();
     out.rule_states.sort();
     Ok(out)
 }
 
 fn resolve(finding: &AlertRecord, resolution: Resolution) -> ResolvedFinding {
-    ResolvedFinding { alert: finding.clone(), resolution }
+    ResolvedFinding {
+        alert: finding.clone(),
+        resolution,
+    }
 }
 
 fn problem(rule: &Rule, kind: ResourceKind, id: &str, message: String) -> EvalProblem {
-    EvalProblem { rule_id: rule.id.clone(), resource_kind: kind, resource_id: id.to_string(), message }
+    EvalProblem {
+        rule_id: rule.id.clone(),
+        resource_kind: kind,
+        resource_id: id.to_string(),
+        message,
+    }
 }
 
-fn new_alert(rule: &Rule, r: &Resource, change_index: Option<usize>, summary: String, explanation: Value) -> NewAlert {
-    NewAlert { change_index, ..new_alert_for(rule, r.kind, &r.id, &r.name, summary, explanation) }
+fn new_alert(
+    rule: &Rule,
+    r: &Resource,
+    change_index: Option<usize>,
+    summary: String,
+    explanation: Value,
+) -> NewAlert {
+    NewAlert {
+        change_index,
+        ..new_alert_for(rule, r.kind, &r.id, &r.name, summary, explanation)
+    }
 }
 
 fn new_alert_for(
@@ -411,7 +530,11 @@ fn new_alert_for(
 ) -> NewAlert {
     NewAlert {
         rule_id: rule.id.clone(),
-        rule_kind: if rule.is_change() { "change" } else { "compliance" },
+        rule_kind: if rule.is_change() {
+            "change"
+        } else {
+            "compliance"
+        },
         severity: rule.severity,
         title: rule.title.clone(),
         resource_kind: kind,

@@ -13,10 +13,10 @@ use secrecy::SecretString;
 
 use crate::alerts::{AlertRecord, AlertStatus};
 use crate::config::Settings;
-use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
 use crate::diff::{self, ResourceChange};
 use crate::poll::{PollOutcome, Poller};
 use crate::redact::SecretPolicy;
+use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
 use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
@@ -231,11 +231,26 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff { from, to, format } => {
             diff(&load_settings(cli.config.as_deref())?, from, to, format)
         }
-        Command::Rules(RulesCommand::Validate { path }) => rules_validate(cli.config.as_deref(), path),
-        Command::Rules(RulesCommand::Test { snapshot, rules, format }) => {
-            rules_test(&load_settings(cli.config.as_deref())?, rules, snapshot, format)
+        Command::Rules(RulesCommand::Validate { path }) => {
+            rules_validate(cli.config.as_deref(), path)
         }
-        Command::Alerts { status, severity, rule, limit, format } => {
+        Command::Rules(RulesCommand::Test {
+            snapshot,
+            rules,
+            format,
+        }) => rules_test(
+            &load_settings(cli.config.as_deref())?,
+            rules,
+            snapshot,
+            format,
+        ),
+        Command::Alerts {
+            status,
+            severity,
+            rule,
+            limit,
+            format,
+        } => {
             let filter = AlertFilter {
                 status: status.map(|s| match s {
                     StatusArg::Fired => AlertStatus::Fired,
@@ -358,7 +373,11 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
         writeln!(out, "{}", alert_line(alert))?;
     }
     if !outcome.rule_problems.is_empty() {
-        writeln!(out, "{} rule evaluations failed (see the log); those rules did not fire there", outcome.rule_problems.len())?;
+        writeln!(
+            out,
+            "{} rule evaluations failed (see the log); those rules did not fire there",
+            outcome.rule_problems.len()
+        )?;
     }
     Ok(())
 }
@@ -370,8 +389,17 @@ fn alert_line(a: &AlertRecord) -> String {
         AlertStatus::Open => "FINDING",
         AlertStatus::Resolved => "RESOLVED",
     };
-    let why = a.resolution.as_deref().map(|r| format!(" ({})", r.replace('_', " "))).unwrap_or_default();
-    format!("{event} [{}] {}: {}{why}", a.severity.as_str().to_uppercase(), a.rule_id, a.summary)
+    let why = a
+        .resolution
+        .as_deref()
+        .map(|r| format!(" ({})", r.replace('_', " ")))
+        .unwrap_or_default();
+    format!(
+        "{event} [{}] {}: {}{why}",
+        a.severity.as_str().to_uppercase(),
+        a.rule_id,
+        a.summary
+    )
 }
 
 fn alert_json_line(a: &AlertRecord) -> anyhow::Result<serde_json::Value> {
@@ -395,7 +423,11 @@ fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
     match RuleSet::load(path) {
         Ok(rules) => {
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
-                let what = exception.id.as_deref().or(exception.name.as_deref()).unwrap_or("?");
+                let what = exception
+                    .id
+                    .as_deref()
+                    .or(exception.name.as_deref())
+                    .unwrap_or("?");
                 tracing::warn!(rule = %rule.id, exception = %what, expired = ?exception.expires,
                     "an exception of this rule has expired and no longer applies");
             }
@@ -428,29 +460,54 @@ fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Resul
                 rules.rules().len() - enabled.len()
             );
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
-                let what = exception.id.as_deref().or(exception.name.as_deref()).unwrap_or("?");
+                let what = exception
+                    .id
+                    .as_deref()
+                    .or(exception.name.as_deref())
+                    .unwrap_or("?");
                 let expired = exception.expires.map(|d| d.to_string()).unwrap_or_default();
-                println!("warning: {}:{}: rule `{}`: exception `{what}` expired on {expired} and no longer applies", rule.file.display(), rule.line, rule.id);
+                println!(
+                    "warning: {}:{}: rule `{}`: exception `{what}` expired on {expired} and no longer applies",
+                    rule.file.display(),
+                    rule.line,
+                    rule.id
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn rules_test(settings: &Settings, path: Option<PathBuf>, snapshot: Option<i64>, format: TextOrJson) -> anyhow::Result<ExitCode> {
+fn rules_test(
+    settings: &Settings,
+    path: Option<PathBuf>,
+    snapshot: Option<i64>,
+    format: TextOrJson,
+) -> anyhow::Result<ExitCode> {
     let rules = load_rules(path.as_deref().unwrap_or(&settings.rules.path))?;
     let (store, workspace) = open_read_only(settings)?;
     let snapshot = match snapshot {
         Some(id) => id,
-        None => store.latest_complete(workspace)?.context("no complete snapshot yet: run `segwatch poll`")?,
+        None => store
+            .latest_complete(workspace)?
+            .context("no complete snapshot yet: run `segwatch poll`")?,
     };
     let resources = store.resources_at(workspace, snapshot)?;
-    let parsed: Vec<serde_json::Value> =
-        resources.iter().map(|r| serde_json::from_str(&r.body)).collect::<Result<_, _>>()?;
-    let inventory = crate::rules::inventory(resources.iter().zip(&parsed).map(|(r, v)| (r.kind, v.clone())));
+    let parsed: Vec<serde_json::Value> = resources
+        .iter()
+        .map(|r| serde_json::from_str(&r.body))
+        .collect::<Result<_, _>>()?;
+    let inventory = crate::rules::inventory(
+        resources
+            .iter()
+            .zip(&parsed)
+            .map(|(r, v)| (r.kind, v.clone())),
+    );
     let evaluator = Evaluator::new(&rules, chrono::Utc::now(), inventory);
     let mut results = Vec::new();
-    let mut record = |kind: &str, verdicts: Vec<crate::rules::Verdict<'_>>, resource: (&crate::model::ResourceKind, &str, &str)| {
+    let mut record = |kind: &str,
+                      verdicts: Vec<crate::rules::Verdict<'_>>,
+                      resource: (&crate::model::ResourceKind, &str, &str)| {
         for v in verdicts {
             let (outcome, detail) = match v.outcome {
                 Outcome::Pass => continue,
@@ -465,24 +522,67 @@ fn rules_test(settings: &Settings, path: Option<PathBuf>, snapshot: Option<i64>,
         }
     };
     for (r, body) in resources.iter().zip(&parsed) {
-        let seen_since = chrono::DateTime::parse_from_rfc3339(&r.seen_since).ok().map(|t| t.with_timezone(&chrono::Utc));
-        let subject = Subject { kind: r.kind, id: &r.id, name: &r.name, body, seen_since };
-        record("resource", evaluator.check_resource(&subject, None), (&r.kind, &r.id, &r.name));
+        let seen_since = chrono::DateTime::parse_from_rfc3339(&r.seen_since)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let subject = Subject {
+            kind: r.kind,
+            id: &r.id,
+            name: &r.name,
+            body,
+            seen_since,
+        };
+        record(
+            "resource",
+            evaluator.check_resource(&subject, None),
+            (&r.kind, &r.id, &r.name),
+        );
     }
-    for (change, before, after) in store.change_bodies(snapshot)? {
-        let body = after.as_ref().or(before.as_ref()).context("a stored change has no version")?;
-        let subject = Subject { kind: change.kind, id: &change.resource_id, name: &change.name, body, seen_since: None };
-        let facts = ChangeFacts { op: change.op, before: before.as_ref(), after: after.as_ref(), fields: &change.fields };
-        record("change", evaluator.check_change(&subject, &facts), (&change.kind, &change.resource_id, &change.name));
+    for crate::store::ChangeWithBodies {
+        change,
+        before,
+        after,
+    } in store.change_bodies(snapshot)?
+    {
+        let body = after
+            .as_ref()
+            .or(before.as_ref())
+            .context("a stored change has no version")?;
+        let subject = Subject {
+            kind: change.kind,
+            id: &change.resource_id,
+            name: &change.name,
+            body,
+            seen_since: None,
+        };
+        let facts = ChangeFacts {
+            op: change.op,
+            before: before.as_ref(),
+            after: after.as_ref(),
+            fields: &change.fields,
+        };
+        record(
+            "change",
+            evaluator.check_change(&subject, &facts),
+            (&change.kind, &change.resource_id, &change.name),
+        );
     }
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
-        serde_json::to_writer(&mut out, &serde_json::json!({"snapshot": snapshot, "results": results}))?;
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({"snapshot": snapshot, "results": results}),
+        )?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let fires = results.iter().filter(|r| r["outcome"] == "fires").count();
-    writeln!(out, "dry run of {} on snapshot {snapshot}: {} would fire (nothing recorded)", plural(rules.rules().len(), "rule"), fires)?;
+    writeln!(
+        out,
+        "dry run of {} on snapshot {snapshot}: {} would fire (nothing recorded)",
+        plural(rules.rules().len(), "rule"),
+        fires
+    )?;
     for r in &results {
         writeln!(
             out,
@@ -498,7 +598,11 @@ fn rules_test(settings: &Settings, path: Option<PathBuf>, snapshot: Option<i64>,
     Ok(ExitCode::SUCCESS)
 }
 
-fn list_alerts(settings: &Settings, filter: &AlertFilter, format: TableOrJson) -> anyhow::Result<ExitCode> {
+fn list_alerts(
+    settings: &Settings,
+    filter: &AlertFilter,
+    format: TableOrJson,
+) -> anyhow::Result<ExitCode> {
     let (store, workspace) = open_read_only(settings)?;
     let alerts = store.alerts(workspace, filter)?;
     let mut out = std::io::stdout().lock();
@@ -507,7 +611,11 @@ fn list_alerts(settings: &Settings, filter: &AlertFilter, format: TableOrJson) -
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:>6}  {:<8}  {:<8}  {:<36}  {:<24}  {:<24}  summary", "id", "status", "severity", "rule", "opened", "resolved")?;
+    writeln!(
+        out,
+        "{:>6}  {:<8}  {:<8}  {:<36}  {:<24}  {:<24}  summary",
+        "id", "status", "severity", "rule", "opened", "resolved"
+    )?;
     for a in &alerts {
         writeln!(
             out,
@@ -718,8 +826,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None if Path::new("rules").is_dir() => load_rules(Path::new("rules"))?,
         None => crate::rules::starter_pack().context("the built-in starter rules do not load")?,
     };
-    let poller = Poller::new(SegmentClient::new(client_config)?, SecretPolicy::default(), "demo")
-        .with_rules(std::sync::Arc::new(rules), false);
+    let poller = Poller::new(
+        SegmentClient::new(client_config)?,
+        SecretPolicy::default(),
+        "demo",
+    )
+    .with_rules(std::sync::Arc::new(rules), false);
 
     println!(
         "segwatch demo: a simulated Segment workspace is running at {} and changes every {}s;\n\

@@ -536,8 +536,16 @@ pub struct PlannedChange<'a> {
     pub after: Option<&'a Resource>,
 }
 
-fn planned(change: Option<ResourceChange>, before_version: Option<i64>, after: Option<&Resource>) -> Option<PlannedChange<'_>> {
-    change.map(|change| PlannedChange { change, before_version, after })
+fn planned(
+    change: Option<ResourceChange>,
+    before_version: Option<i64>,
+    after: Option<&Resource>,
+) -> Option<PlannedChange<'_>> {
+    change.map(|change| PlannedChange {
+        change,
+        before_version,
+        after,
+    })
 }
 
 /// Compares a fresh collection with the current versions. Equal hashes mean equal canonical
@@ -568,21 +576,30 @@ pub fn plan<'a, E>(
                 delta.modified.push((r, cur.version_id));
                 let before = load(cur.version_id)?;
                 let change = diff_resource(r.kind, &r.id, &r.name, Some(&before), Some(&parse(r)));
-                delta.changes.extend(planned(change, Some(cur.version_id), Some(r)));
+                delta
+                    .changes
+                    .extend(planned(change, Some(cur.version_id), Some(r)));
             }
             Some(_) => {}
         }
         present.insert(key);
     }
-    let mut gone: Vec<_> = current.iter().filter(|(key, _)| !present.contains(*key)).collect();
+    let mut gone: Vec<_> = current
+        .iter()
+        .filter(|(key, _)| !present.contains(*key))
+        .collect();
     gone.sort_by(|a, b| a.0.cmp(b.0));
     for ((kind, id), cur) in gone {
         delta.removed.push(cur.version_id);
         let before = load(cur.version_id)?;
         let change = diff_resource(*kind, id, &cur.name, Some(&before), None);
-        delta.changes.extend(planned(change, Some(cur.version_id), None));
+        delta
+            .changes
+            .extend(planned(change, Some(cur.version_id), None));
     }
-    delta.changes.sort_by(|a, b| (a.change.kind, &a.change.resource_id).cmp(&(b.change.kind, &b.change.resource_id)));
+    delta.changes.sort_by(|a, b| {
+        (a.change.kind, &a.change.resource_id).cmp(&(b.change.kind, &b.change.resource_id))
+    });
     Ok(delta)
 }
 

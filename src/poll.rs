@@ -13,11 +13,11 @@ use serde::Serialize;
 use crate::alerts::{self, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput};
 use crate::collect::{CollectError, collect};
 use crate::diff::{self, ResourceChange};
-use crate::rules::{self, RuleSet};
 use crate::model::ResourceKind;
 use crate::redact::SecretPolicy;
+use crate::rules::{self, RuleSet};
 use crate::segment::SegmentClient;
-use crate::store::{PollStats, Store, StoreError};
+use crate::store::{CommitTarget, PollStats, Store, StoreError};
 
 /// Why a poll failed. The snapshot is recorded as failed in every case the database allows.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +89,13 @@ pub struct Poller {
 impl Poller {
     /// A poller for the workspace labelled `workspace` in the database.
     pub fn new(client: SegmentClient, policy: SecretPolicy, workspace: impl Into<String>) -> Self {
-        Poller { client, policy, workspace: workspace.into(), rules: None, alert_on_baseline: false }
+        Poller {
+            client,
+            policy,
+            workspace: workspace.into(),
+            rules: None,
+            alert_on_baseline: false,
+        }
     }
 
     /// Evaluates `rules` after every complete snapshot. With `alert_on_baseline`, change rules
@@ -133,10 +139,20 @@ impl Poller {
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
             let current = store.current_versions(workspace_id)?;
-            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| store.version_value(id))?;
+            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
+                store.version_value(id)
+            })?;
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
-                Some(rules) => self.plan_alerts(store, workspace_id, rules, &collection.resources, &delta, base, now)?,
+                Some(rules) => self.plan_alerts(
+                    store,
+                    workspace_id,
+                    rules,
+                    &collection.resources,
+                    &delta,
+                    base,
+                    now,
+                )?,
                 None => AlertPlan::default(),
             };
             let rules_time = rules_started.elapsed();
@@ -145,25 +161,37 @@ impl Poller {
                 api_requests: requests(),
                 duration: started.elapsed(),
             };
-            let ids = store.commit_snapshot(
+            let target = CommitTarget {
                 workspace_id,
                 snapshot_id,
                 base,
-                &collection.workspace_id,
-                &delta,
-                &alert_plan,
+                segment_workspace_id: &collection.workspace_id,
                 stats,
-            )?;
-            let changes: Vec<ResourceChange> = delta.changes.into_iter().map(|p| p.change).collect();
-            Ok::<_, StoreError>((base, changes, stats, alert_records(snapshot_id, alert_plan, &ids), rules_time))
+            };
+            let ids = store.commit_snapshot(&target, &delta, &alert_plan)?;
+            let changes: Vec<ResourceChange> =
+                delta.changes.into_iter().map(|p| p.change).collect();
+            Ok::<_, StoreError>((
+                base,
+                changes,
+                stats,
+                alert_records(snapshot_id, alert_plan, &ids),
+                rules_time,
+            ))
         })();
-        let (base, changes, stats, (alerts, rule_problems, rule_evaluations), rules_time) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed());
-                return Err(e.into());
-            }
-        };
+        let (base, changes, stats, (alerts, rule_problems, rule_evaluations), rules_time) =
+            match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = store.fail_snapshot(
+                        snapshot_id,
+                        &e.to_string(),
+                        requests(),
+                        started.elapsed(),
+                    );
+                    return Err(e.into());
+                }
+            };
         for p in rule_problems.iter().take(20) {
             tracing::warn!(rule = %p.rule_id, kind = %p.resource_kind, resource = %p.resource_id, error = %p.message,
                 "rule could not be evaluated on a resource; it did not fire there");
@@ -212,10 +240,21 @@ impl Poller {
         let open_findings = store.open_findings(workspace_id)?;
         // Only a rule that must look at unchanged resources needs their age or the inventory.
         let full = alerts::full_rules(rules, &rule_states);
-        let seen_since = if full.is_empty() { HashMap::new() } else { store.seen_since(workspace_id)? };
-        let inventory = if rules.rules().iter().any(|r| r.enabled && r.reads("inventory")) {
+        let seen_since = if full.is_empty() {
+            HashMap::new()
+        } else {
+            store.seen_since(workspace_id)?
+        };
+        let inventory = if rules
+            .rules()
+            .iter()
+            .any(|r| r.enabled && r.reads("inventory"))
+        {
             rules::inventory(resources.iter().map(|r| {
-                (r.kind, serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"))
+                (
+                    r.kind,
+                    serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"),
+                )
             }))
         } else {
             serde_json::json!({})
@@ -237,13 +276,21 @@ impl Poller {
 }
 
 /// The stored form of what a plan opened and resolved, for output.
-fn alert_records(snapshot_id: i64, plan: AlertPlan, ids: &[i64]) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
+fn alert_records(
+    snapshot_id: i64,
+    plan: AlertPlan,
+    ids: &[i64],
+) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
     let now = crate::store::now();
     let mut out = Vec::with_capacity(plan.opened.len() + plan.resolved.len());
     for (a, id) in plan.opened.into_iter().zip(ids) {
         out.push(AlertRecord {
             id: *id,
-            status: if a.rule_kind == "change" { AlertStatus::Fired } else { AlertStatus::Open },
+            status: if a.rule_kind == "change" {
+                AlertStatus::Fired
+            } else {
+                AlertStatus::Open
+            },
             rule_id: a.rule_id,
             rule_kind: a.rule_kind.to_string(),
             severity: a.severity,

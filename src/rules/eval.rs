@@ -550,11 +550,12 @@ fn duration_text(d: chrono::Duration) -> String {
 /// `role_holders` has a key for every role defined in the workspace and for every role name a
 /// user holds, each with the holders' emails (sorted; a user without an email is listed by
 /// id). `counts` has every kind, zero included.
-pub fn inventory<'a>(resources: impl IntoIterator<Item = (ResourceKind, &'a Value)>) -> Value {
+pub fn inventory(resources: impl IntoIterator<Item = (ResourceKind, Value)>) -> Value {
     let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut counts: BTreeMap<&'static str, u64> =
         ResourceKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
     for (kind, body) in resources {
+        let body = &body;
         *counts.entry(kind.as_str()).or_default() += 1;
         match kind {
             ResourceKind::Role => {

@@ -149,6 +149,8 @@ pub(crate) struct Condition {
     /// What an explanation evaluates, deduplicated, in source order.
     pub(crate) probes: Vec<Probe>,
     pub(crate) time_dependent: bool,
+    /// The rule variables the condition reads.
+    pub(crate) variables: HashSet<&'static str>,
 }
 
 /// A sub-expression an explanation reports: its text and its AST, evaluated on its own.
@@ -174,12 +176,14 @@ pub(crate) fn compile(source: &str, scope: Scope) -> Result<Condition, Vec<Strin
         errors: Vec::new(),
         reported: HashSet::new(),
         time_dependent: false,
+        variables: HashSet::new(),
     };
     checker.check(program.expression());
     if !checker.errors.is_empty() {
         return Err(checker.errors);
     }
     let time_dependent = checker.time_dependent;
+    let variables = std::mem::take(&mut checker.variables);
     let mut probes = Vec::new();
     let mut seen = HashSet::new();
     collect_probes(
@@ -192,6 +196,7 @@ pub(crate) fn compile(source: &str, scope: Scope) -> Result<Condition, Vec<Strin
         program,
         probes,
         time_dependent,
+        variables,
     })
 }
 
@@ -283,6 +288,7 @@ struct Checker<'a> {
     /// What was reported already, so that a name misused twice is reported once.
     reported: HashSet<String>,
     time_dependent: bool,
+    variables: HashSet<&'static str>,
 }
 
 impl<'a> Checker<'a> {
@@ -365,6 +371,13 @@ impl<'a> Checker<'a> {
     fn check_ident(&mut self, node: &IdedExpr, name: &str) {
         if self.bound.contains(&name) {
             return;
+        }
+        if let Some(known) = COMMON_VARIABLES
+            .iter()
+            .chain(CHANGE_VARIABLES.iter())
+            .find(|v| **v == name)
+        {
+            self.variables.insert(known);
         }
         if COMMON_VARIABLES.contains(&name) {
             self.time_dependent |= TIME_VARIABLES.contains(&name);

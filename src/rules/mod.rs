@@ -17,6 +17,7 @@
 mod eval;
 mod expr;
 mod load;
+mod starter;
 #[cfg(test)]
 mod tests;
 mod yaml;
@@ -35,6 +36,7 @@ use crate::model::ResourceKind;
 
 pub use eval::{ChangeFacts, Evaluator, Outcome, Subject, Verdict, inventory};
 pub use expr::{CEL_MACROS, CEL_STANDARD_FUNCTIONS, HELPER_FUNCTIONS};
+pub use starter::starter_pack;
 
 /// All the rules of a rule directory (or file), validated and compiled.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +120,11 @@ impl Rule {
     /// Hex SHA-256 of the rule's definition: every field that affects results, not file/line.
     pub fn fingerprint(&self) -> &str {
         &self.compiled.fingerprint
+    }
+
+    /// Whether the condition reads this variable (e.g. `inventory`, which is costly to build).
+    pub fn reads(&self, variable: &str) -> bool {
+        self.compiled.condition.variables.contains(variable)
     }
 
     /// Whether the condition reads `now`, `seen_since` or `inventory`, so that its result can

@@ -374,9 +374,9 @@ fn inventory_lists_role_holders_and_counts() {
     let source = json!({"id": "s1"});
     let resources = roles
         .iter()
-        .map(|r| (ResourceKind::Role, r))
-        .chain(users.iter().map(|u| (ResourceKind::User, u)))
-        .chain([(ResourceKind::Source, &source)]);
+        .map(|r| (ResourceKind::Role, r.clone()))
+        .chain(users.iter().map(|u| (ResourceKind::User, u.clone())))
+        .chain([(ResourceKind::Source, source.clone())]);
     let inv = inventory(resources);
     assert_eq!(
         inv["role_holders"],
@@ -1515,7 +1515,7 @@ fn measure_ten_user_rules_over_100k_users() {
         .collect();
 
     let started = std::time::Instant::now();
-    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u)));
+    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u.clone())));
     let inventory_time = started.elapsed();
 
     let started = std::time::Instant::now();

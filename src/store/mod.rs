@@ -19,12 +19,14 @@ use serde::Serialize;
 
 use crate::alerts::{AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
-use crate::rules::Severity;
 use crate::model::ResourceKind;
+use crate::rules::Severity;
 
 /// Migrations, in order; migration `i` brings the schema to `user_version = i + 1`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_snapshots.sql"), include_str!("migrations/0002_alerts.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_snapshots.sql"),
+    include_str!("migrations/0002_alerts.sql"),
+];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -161,6 +163,39 @@ pub struct StoredResource {
     pub hash: String,
     /// When this version was first seen (start of the snapshot that stored it).
     pub seen_since: String,
+}
+
+/// Which snapshot a commit completes, and what is recorded with it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitTarget<'a> {
+    /// The workspace (row id).
+    pub workspace_id: i64,
+    /// The `running` snapshot to complete.
+    pub snapshot_id: i64,
+    /// The complete snapshot it was diffed against; must still be the latest.
+    pub base: Option<i64>,
+    /// Segment's id of the workspace, recorded on the workspace row.
+    pub segment_workspace_id: &'a str,
+    /// Counters of the poll.
+    pub stats: PollStats,
+}
+
+/// A stored change with the bodies of its two sides.
+#[derive(Debug, Clone)]
+pub struct ChangeWithBodies {
+    /// The change.
+    pub change: ResourceChange,
+    /// The version before (modified, removed).
+    pub before: Option<serde_json::Value>,
+    /// The version after (added, modified).
+    pub after: Option<serde_json::Value>,
+}
+
+/// A stored change with the ids of the versions on its two sides.
+struct StoredChange {
+    change: ResourceChange,
+    before_version: Option<i64>,
+    after_version: Option<i64>,
 }
 
 /// Counters recorded with a completed snapshot.
@@ -348,14 +383,17 @@ impl Store {
     /// inserted alerts, in the order of `alerts.opened`.
     pub fn commit_snapshot(
         &mut self,
-        workspace_id: i64,
-        snapshot_id: i64,
-        base: Option<i64>,
-        segment_workspace_id: &str,
+        target: &CommitTarget<'_>,
         delta: &SnapshotDelta<'_>,
         alerts: &AlertPlan,
-        stats: PollStats,
     ) -> Result<Vec<i64>> {
+        let CommitTarget {
+            workspace_id,
+            snapshot_id,
+            base,
+            segment_workspace_id,
+            stats,
+        } = *target;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -371,9 +409,14 @@ impl Store {
             });
         }
         {
-            let mut close =
-                tx.prepare_cached("UPDATE resource_versions SET valid_to = ?1 WHERE id = ?2 AND valid_to IS NULL")?;
-            let old_ids = delta.modified.iter().map(|(_, old)| *old).chain(delta.removed.iter().copied());
+            let mut close = tx.prepare_cached(
+                "UPDATE resource_versions SET valid_to = ?1 WHERE id = ?2 AND valid_to IS NULL",
+            )?;
+            let old_ids = delta
+                .modified
+                .iter()
+                .map(|(_, old)| *old)
+                .chain(delta.removed.iter().copied());
             for old in old_ids {
                 if close.execute(params![snapshot_id, old])? != 1 {
                     return Err(StoreError::Snapshot(format!(
@@ -416,7 +459,9 @@ impl Store {
             )?;
             for planned in &delta.changes {
                 let c = &planned.change;
-                let after = planned.after.and_then(|r| inserted.get(&(r.kind, r.id.as_str())));
+                let after = planned
+                    .after
+                    .and_then(|r| inserted.get(&(r.kind, r.id.as_str())));
                 let fields = serde_json::to_string(&c.fields).expect("field changes serialise");
                 insert.execute(params![
                     snapshot_id,
@@ -461,7 +506,13 @@ impl Store {
 
     /// Open compliance findings of a workspace.
     pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
-        self.alerts(workspace_id, &AlertFilter { status: Some(AlertStatus::Open), ..AlertFilter::default() })
+        self.alerts(
+            workspace_id,
+            &AlertFilter {
+                status: Some(AlertStatus::Open),
+                ..AlertFilter::default()
+            },
+        )
     }
 
     /// Alerts of a workspace matching `filter`, newest first.
@@ -478,7 +529,10 @@ impl Store {
         }
         if let Some(snapshot) = filter.snapshot_id {
             args.push(snapshot.into());
-            sql.push_str(&format!(" AND (snapshot_id = ?{n} OR resolved_snapshot_id = ?{n})", n = args.len()));
+            sql.push_str(&format!(
+                " AND (snapshot_id = ?{n} OR resolved_snapshot_id = ?{n})",
+                n = args.len()
+            ));
         }
         sql.push_str(" ORDER BY id DESC");
         let mut stmt = self.conn.prepare(&sql)?;
@@ -498,13 +552,18 @@ impl Store {
 
     /// Each rule's fingerprint when it was last evaluated for the workspace.
     pub fn rule_states(&self, workspace_id: i64) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn.prepare("SELECT rule_id, fingerprint FROM rule_state WHERE workspace_id = ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule_id, fingerprint FROM rule_state WHERE workspace_id = ?1")?;
         let rows = stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// When each current resource version was first seen: the start of the snapshot that stored it.
-    pub fn seen_since(&self, workspace_id: i64) -> Result<HashMap<(ResourceKind, String), chrono::DateTime<chrono::Utc>>> {
+    pub fn seen_since(
+        &self,
+        workspace_id: i64,
+    ) -> Result<HashMap<(ResourceKind, String), chrono::DateTime<chrono::Utc>>> {
         let mut stmt = self.conn.prepare(
             "SELECT v.kind, v.resource_id, s.started_at FROM resource_versions v
              JOIN snapshots s ON s.id = v.valid_from
@@ -514,9 +573,13 @@ impl Store {
         let mut out = HashMap::new();
         while let Some(row) = rows.next()? {
             let started: String = row.get(2)?;
-            let at = chrono::DateTime::parse_from_rfc3339(&started)
-                .map_err(|e| StoreError::Snapshot(format!("bad timestamp `{started}` in snapshots: {e}")))?;
-            out.insert((parse_kind(&row.get::<_, String>(0)?)?, row.get(1)?), at.with_timezone(&chrono::Utc));
+            let at = chrono::DateTime::parse_from_rfc3339(&started).map_err(|e| {
+                StoreError::Snapshot(format!("bad timestamp `{started}` in snapshots: {e}"))
+            })?;
+            out.insert(
+                (parse_kind(&row.get::<_, String>(0)?)?, row.get(1)?),
+                at.with_timezone(&chrono::Utc),
+            );
         }
         Ok(out)
     }
@@ -575,26 +638,35 @@ impl Store {
     }
 
     /// The changes of a snapshot with the bodies of their two sides.
-    pub fn change_bodies(
-        &self,
-        snapshot_id: i64,
-    ) -> Result<Vec<(ResourceChange, Option<serde_json::Value>, Option<serde_json::Value>)>> {
+    pub fn change_bodies(&self, snapshot_id: i64) -> Result<Vec<ChangeWithBodies>> {
         let mut out = Vec::new();
-        for (change, before, after) in self.change_rows(snapshot_id)? {
-            let before = before.map(|id| self.version_value(id)).transpose()?;
-            let after = after.map(|id| self.version_value(id)).transpose()?;
-            out.push((change, before, after));
+        for stored in self.change_rows(snapshot_id)? {
+            out.push(ChangeWithBodies {
+                before: stored
+                    .before_version
+                    .map(|id| self.version_value(id))
+                    .transpose()?,
+                after: stored
+                    .after_version
+                    .map(|id| self.version_value(id))
+                    .transpose()?,
+                change: stored.change,
+            });
         }
         Ok(out)
     }
 
     /// The changes recorded for a snapshot against its base.
     pub fn changes_of(&self, snapshot_id: i64) -> Result<Vec<ResourceChange>> {
-        Ok(self.change_rows(snapshot_id)?.into_iter().map(|(c, _, _)| c).collect())
+        Ok(self
+            .change_rows(snapshot_id)?
+            .into_iter()
+            .map(|c| c.change)
+            .collect())
     }
 
     /// Changes with their before and after version ids, sorted by kind and resource id.
-    fn change_rows(&self, snapshot_id: i64) -> Result<Vec<(ResourceChange, Option<i64>, Option<i64>)>> {
+    fn change_rows(&self, snapshot_id: i64) -> Result<Vec<StoredChange>> {
         let mut stmt = self.conn.prepare(
             "SELECT kind, resource_id, name, op, fields, text_diff, id, before_version_id, after_version_id
              FROM changes WHERE snapshot_id = ?1",
@@ -604,22 +676,31 @@ impl Store {
         while let Some(row) = rows.next()? {
             let fields: String = row.get(4)?;
             let change_id: i64 = row.get(6)?;
-            let fields: Vec<FieldChange> = serde_json::from_str(&fields)
-                .map_err(|cause| StoreError::Json { what: format!("changes.fields of change {change_id}"), cause })?;
+            let fields: Vec<FieldChange> =
+                serde_json::from_str(&fields).map_err(|cause| StoreError::Json {
+                    what: format!("changes.fields of change {change_id}"),
+                    cause,
+                })?;
             let op: String = row.get(3)?;
             let change = ResourceChange {
                 kind: parse_kind(&row.get::<_, String>(0)?)?,
                 resource_id: row.get(1)?,
                 name: row.get(2)?,
-                op: op
-                    .parse::<ChangeOp>()
-                    .map_err(|_| StoreError::Snapshot(format!("change {change_id} has unknown op `{op}`")))?,
+                op: op.parse::<ChangeOp>().map_err(|_| {
+                    StoreError::Snapshot(format!("change {change_id} has unknown op `{op}`"))
+                })?,
                 fields,
                 text_diff: row.get(5)?,
             };
-            out.push((change, row.get(7)?, row.get(8)?));
+            out.push(StoredChange {
+                change,
+                before_version: row.get(7)?,
+                after_version: row.get(8)?,
+            });
         }
-        out.sort_by(|a, b| (a.0.kind, &a.0.resource_id).cmp(&(b.0.kind, &b.0.resource_id)));
+        out.sort_by(|a, b| {
+            (a.change.kind, &a.change.resource_id).cmp(&(b.change.kind, &b.change.resource_id))
+        });
         Ok(out)
     }
 }
@@ -654,7 +735,11 @@ fn write_alerts(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for a in &alerts.opened {
-        let status = if a.rule_kind == "change" { AlertStatus::Fired } else { AlertStatus::Open };
+        let status = if a.rule_kind == "change" {
+            AlertStatus::Fired
+        } else {
+            AlertStatus::Open
+        };
         let change_id = a.change_index.map(|i| change_ids[i]);
         insert.execute(params![
             workspace_id,
@@ -682,7 +767,10 @@ fn write_alerts(
     )?;
     for r in &alerts.resolved {
         if resolve.execute(params![r.alert.id, at, snapshot_id, r.resolution.as_str()])? != 1 {
-            return Err(StoreError::Snapshot(format!("finding {} was no longer open; is another poller running?", r.alert.id)));
+            return Err(StoreError::Snapshot(format!(
+                "finding {} was no longer open; is another poller running?",
+                r.alert.id
+            )));
         }
     }
     let mut state = tx.prepare_cached(
@@ -694,7 +782,8 @@ fn write_alerts(
     for (rule, fingerprint) in &alerts.rule_states {
         state.execute(params![workspace_id, rule, fingerprint, snapshot_id])?;
     }
-    let mut drop_state = tx.prepare_cached("DELETE FROM rule_state WHERE workspace_id = ?1 AND rule_id = ?2")?;
+    let mut drop_state =
+        tx.prepare_cached("DELETE FROM rule_state WHERE workspace_id = ?1 AND rule_id = ?2")?;
     for rule in &alerts.dropped_rules {
         drop_state.execute(params![workspace_id, rule])?;
     }
@@ -718,14 +807,19 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
         id: r.get(0)?,
         rule_id: r.get(1)?,
         rule_kind: r.get(2)?,
-        severity: severity.parse().map_err(|_| bad(3, format!("unknown severity `{severity}`")))?,
+        severity: severity
+            .parse()
+            .map_err(|_| bad(3, format!("unknown severity `{severity}`")))?,
         title: r.get(4)?,
-        resource_kind: kind.parse().map_err(|e: crate::model::UnknownKind| bad(5, e.to_string()))?,
+        resource_kind: kind
+            .parse()
+            .map_err(|e: crate::model::UnknownKind| bad(5, e.to_string()))?,
         resource_id: r.get(6)?,
         resource_name: r.get(7)?,
         snapshot_id: r.get(8)?,
         change_id: r.get(9)?,
-        status: AlertStatus::parse(&status).ok_or_else(|| bad(10, format!("unknown status `{status}`")))?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| bad(10, format!("unknown status `{status}`")))?,
         opened_at: r.get(11)?,
         resolved_at: r.get(12)?,
         resolved_snapshot_id: r.get(13)?,
@@ -831,7 +925,14 @@ mod tests {
             store.version_value(v)
         })?;
         let n = delta.changes.len();
-        store.commit_snapshot(ws, id, base, "seg-ws", &delta, &AlertPlan::default(), stats(resources.len()))?;
+        let target = CommitTarget {
+            workspace_id: ws,
+            snapshot_id: id,
+            base,
+            segment_workspace_id: "seg-ws",
+            stats: stats(resources.len()),
+        };
+        store.commit_snapshot(&target, &delta, &AlertPlan::default())?;
         Ok((id, n))
     }
 
@@ -976,7 +1077,17 @@ mod tests {
         })
         .unwrap();
         let err = store
-            .commit_snapshot(ws, stale, None, "seg-ws", &delta, stats(1))
+            .commit_snapshot(
+                &CommitTarget {
+                    workspace_id: ws,
+                    snapshot_id: stale,
+                    base: None,
+                    segment_workspace_id: "seg-ws",
+                    stats: stats(1),
+                },
+                &delta,
+                &AlertPlan::default(),
+            )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
         assert_eq!(

@@ -18,4 +18,5 @@ mod faults;
 mod lifecycle;
 mod pipeline;
 mod secrets;
+mod starter_rules;
 mod util;

@@ -158,9 +158,10 @@ fn starter_rules_match_their_fixtures() {
 
 /// Evaluates one case and checks the rule's outcome against the expectation.
 fn check_case(set: &RuleSet, rule: &Rule, case: &Case, fires: bool) -> Result<(), String> {
-    let inventory = case.inventory.clone().unwrap_or_else(|| {
-        segwatch::rules::inventory(std::iter::empty::<(ResourceKind, &Value)>())
-    });
+    let inventory = case
+        .inventory
+        .clone()
+        .unwrap_or_else(|| segwatch::rules::inventory(std::iter::empty::<(ResourceKind, Value)>()));
     let evaluator = Evaluator::new(set, now(case.now), inventory);
     let verdicts = match (case.kind, &rule.kind) {
         (CaseKind::Resource, RuleKind::Compliance) => {

@@ -8,9 +8,9 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use segwatch::rules::RuleSet;
 use segwatch::poll::{PollError, PollOutcome, Poller};
 use segwatch::redact::SecretPolicy;
+use segwatch::rules::RuleSet;
 use segwatch::segment::{ClientConfig, SegmentClient};
 use segwatch::simulator::{self, SimConfig, SimHandle};
 use segwatch::store::Store;
