@@ -106,11 +106,14 @@ async fn measure(
 ) -> anyhow::Result<String> {
     let mut config = ClientConfig::new(base_url, SecretString::from(token.to_string()));
     config.concurrency = args.concurrency;
+    // The starter pack, as a team would deploy it on day one.
+    let rules = std::sync::Arc::new(crate::rules::starter_pack()?);
     let poller = Poller::new(
         SegmentClient::new(config)?,
         SecretPolicy::default(),
         "bench",
-    );
+    )
+    .with_rules(rules, false);
     let mut store = Store::open(db)?;
 
     reset_peak_rss();
@@ -125,6 +128,7 @@ async fn measure(
     let size_before = checkpointed_size(&store, db)?;
     let rows_before = row_counts(&store)?;
     let mut quiet = Vec::with_capacity(QUIET_POLLS);
+    let mut quiet_evaluations = 0;
     for _ in 0..QUIET_POLLS {
         let outcome = poller.poll(&mut store).await?;
         if !outcome.changes.is_empty() {
@@ -134,6 +138,7 @@ async fn measure(
             );
         }
         quiet.push(outcome.duration_ms);
+        quiet_evaluations = quiet_evaluations.max(outcome.rule_evaluations);
     }
     let bytes_added = checkpointed_size(&store, db)? as i64 - size_before as i64;
     let rows_after = row_counts(&store)?;
@@ -154,6 +159,7 @@ async fn measure(
         );
     }
     let churned = poller.poll(&mut store).await?;
+    let rules_table = rules_report(&first, quiet_evaluations, &churned);
 
     Ok(report(
         args,
@@ -166,7 +172,7 @@ async fn measure(
         rows_before,
         rows_after,
         &churned,
-    ))
+    ) + &rules_table)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -223,6 +229,36 @@ fn report(
         churned.duration_ms as f64 / 1000.0,
         churned.changes.len(),
         churned.store_ms as f64 / 1000.0,
+    )
+}
+
+/// Rule evaluation throughput with the starter pack: all resources on the first snapshot, only
+/// what changed afterwards (time-dependent rules excepted).
+fn rules_report(first: &PollOutcome, quiet_evaluations: usize, churned: &PollOutcome) -> String {
+    let rate = |o: &PollOutcome| {
+        if o.rules_ms == 0 {
+            "n/a".to_string()
+        } else {
+            format!(
+                "{:.0}",
+                o.rule_evaluations as f64 / (o.rules_ms as f64 / 1000.0)
+            )
+        }
+    };
+    format!(
+        "\n| rules (starter pack) | evaluations | time (incl. loading state and inventory) | evaluations/s | alerts |\n|---|---|---|---|---|\n\
+         | first snapshot | {} | {:.2} s | {} | {} |\n\
+         | no-change poll (max of all) | {} | — | — | 0 |\n\
+         | churn poll | {} | {:.2} s | {} | {} |\n",
+        first.rule_evaluations,
+        first.rules_ms as f64 / 1000.0,
+        rate(first),
+        first.alerts.len(),
+        quiet_evaluations,
+        churned.rule_evaluations,
+        churned.rules_ms as f64 / 1000.0,
+        rate(churned),
+        churned.alerts.len(),
     )
 }
 
