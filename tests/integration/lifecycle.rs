@@ -234,6 +234,40 @@ async fn change_alerts_fire_once_per_change_with_the_field_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_can_be_alerted_on_when_configured() {
+    use segwatch::poll::Poller;
+    use segwatch::redact::SecretPolicy;
+    use segwatch::segment::SegmentClient;
+
+    let user_added = OWNER_GRANTED
+        .replace("owner-granted", "owner-present")
+        .replace(
+            "has_role(after, \"Workspace Owner\") && !has_role(before, \"Workspace Owner\")",
+            "has_role(after, \"Workspace Owner\")",
+        );
+    let ws = TestWorkspace::start().await;
+    let owners = ws
+        .sim
+        .read(|s| s.users_with_workspace_role("Workspace Owner").count());
+    let client = SegmentClient::new(ws.client_config()).unwrap();
+    let poller = Poller::new(client, SecretPolicy::default(), "default")
+        .with_rules(rules(&user_added), true);
+    let outcome = poller.poll(&mut ws.store()).await.unwrap();
+    assert!(outcome.is_baseline());
+    assert_eq!(
+        outcome.alerts.len(),
+        owners,
+        "every owner of the baseline counts as added"
+    );
+    assert!(
+        outcome
+            .alerts
+            .iter()
+            .all(|a| a.status == AlertStatus::Fired)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exceptions_with_and_without_expiry() {
     let ws = TestWorkspace::start().await;
     let (exempt_id, other) = ws.sim.read(|s| {
