@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::diff::{ChangeOp, PlannedChange};
 use crate::model::{Resource, ResourceKind};
-use crate::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleSet, Severity, Subject};
+use crate::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleSet, Severity, Subject, Verdict};
 
 /// Status of a stored alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -344,8 +344,14 @@ pub fn plan<E>(
                     },
                     None,
                 ) => {
-                    out.opened
-                        .push(new_alert(rule, resource, None, summary, explanation));
+                    out.opened.push(new_alert_for(
+                        rule,
+                        resource.kind,
+                        &resource.id,
+                        &resource.name,
+                        summary,
+                        explanation,
+                    ));
                 }
                 (Outcome::Pass, Some(f)) => out.resolved.push(resolve(f, Resolution::Compliant)),
                 (Outcome::Exempt { .. }, Some(f)) => {
@@ -406,34 +412,15 @@ pub fn plan<E>(
             after: after.as_ref(),
             fields: &change.fields,
         };
-        for verdict in evaluator.check_change(&subject, &facts) {
-            out.evaluations += 1;
-            match verdict.outcome {
-                Outcome::Fire {
-                    summary,
-                    explanation,
-                } => out.opened.push(NewAlert {
-                    change_index: Some(index),
-                    ..new_alert_for(
-                        verdict.rule,
-                        change.kind,
-                        &change.resource_id,
-                        &change.name,
-                        summary,
-                        explanation,
-                    )
-                }),
-                Outcome::Error { message } => {
-                    out.problems.push(problem(
-                        verdict.rule,
-                        change.kind,
-                        &change.resource_id,
-                        message,
-                    ));
-                }
-                Outcome::Pass | Outcome::Exempt { .. } => {}
-            }
-        }
+        let verdicts = evaluator.check_change(&subject, &facts);
+        record_change_verdicts(
+            &mut out,
+            verdicts,
+            change.kind,
+            &change.resource_id,
+            &change.name,
+            Some(index),
+        );
     }
     // A baseline has no recorded changes; when asked, its resources count as added for change
     // rules (these alerts have no change row).
@@ -454,32 +441,15 @@ pub fn plan<E>(
                 after: Some(&body),
                 fields: &[],
             };
-            for verdict in evaluator.check_change(&subject, &facts) {
-                out.evaluations += 1;
-                match verdict.outcome {
-                    Outcome::Fire {
-                        summary,
-                        explanation,
-                    } => {
-                        out.opened.push(new_alert(
-                            verdict.rule,
-                            resource,
-                            None,
-                            summary,
-                            explanation,
-                        ));
-                    }
-                    Outcome::Error { message } => {
-                        out.problems.push(problem(
-                            verdict.rule,
-                            resource.kind,
-                            &resource.id,
-                            message,
-                        ));
-                    }
-                    Outcome::Pass | Outcome::Exempt { .. } => {}
-                }
-            }
+            let verdicts = evaluator.check_change(&subject, &facts);
+            record_change_verdicts(
+                &mut out,
+                verdicts,
+                resource.kind,
+                &resource.id,
+                &resource.name,
+                None,
+            );
         }
     }
 
@@ -489,6 +459,33 @@ pub fn plan<E>(
         .collect();
     out.rule_states.sort();
     Ok(out)
+}
+
+/// Records change-rule verdicts: a firing rule is one alert (tied to its change row if any).
+fn record_change_verdicts(
+    out: &mut AlertPlan,
+    verdicts: Vec<Verdict<'_>>,
+    kind: ResourceKind,
+    id: &str,
+    name: &str,
+    change_index: Option<usize>,
+) {
+    for verdict in verdicts {
+        out.evaluations += 1;
+        match verdict.outcome {
+            Outcome::Fire {
+                summary,
+                explanation,
+            } => out.opened.push(NewAlert {
+                change_index,
+                ..new_alert_for(verdict.rule, kind, id, name, summary, explanation)
+            }),
+            Outcome::Error { message } => {
+                out.problems.push(problem(verdict.rule, kind, id, message))
+            }
+            Outcome::Pass | Outcome::Exempt { .. } => {}
+        }
+    }
 }
 
 fn resolve(finding: &AlertRecord, resolution: Resolution) -> ResolvedFinding {
@@ -504,19 +501,6 @@ fn problem(rule: &Rule, kind: ResourceKind, id: &str, message: String) -> EvalPr
         resource_kind: kind,
         resource_id: id.to_string(),
         message,
-    }
-}
-
-fn new_alert(
-    rule: &Rule,
-    r: &Resource,
-    change_index: Option<usize>,
-    summary: String,
-    explanation: Value,
-) -> NewAlert {
-    NewAlert {
-        change_index,
-        ..new_alert_for(rule, r.kind, &r.id, &r.name, summary, explanation)
     }
 }
 

@@ -410,6 +410,13 @@ fn alert_json_line(a: &AlertRecord) -> anyhow::Result<serde_json::Value> {
     Ok(value)
 }
 
+/// Writes one JSON document on its own line.
+fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<ExitCode> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
@@ -607,9 +614,7 @@ fn list_alerts(
     let alerts = store.alerts(workspace, filter)?;
     let mut out = std::io::stdout().lock();
     if format == TableOrJson::Json {
-        serde_json::to_writer(&mut out, &alerts)?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&mut out, &alerts);
     }
     writeln!(
         out,
@@ -637,9 +642,7 @@ fn snapshots(settings: &Settings, limit: usize, format: TableOrJson) -> anyhow::
     let list = store.snapshots(workspace, limit)?;
     let mut out = std::io::stdout().lock();
     if format == TableOrJson::Json {
-        serde_json::to_writer(&mut out, &list)?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        return print_json(&mut out, &list);
     }
     writeln!(
         out,
