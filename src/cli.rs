@@ -576,12 +576,10 @@ fn rules_test(
     }
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
-        serde_json::to_writer(
+        return print_json(
             &mut out,
             &serde_json::json!({"snapshot": snapshot, "results": results}),
-        )?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        );
     }
     let fires = results.iter().filter(|r| r["outcome"] == "fires").count();
     writeln!(
@@ -726,12 +724,10 @@ fn diff(
     };
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
-        serde_json::to_writer(
+        return print_json(
             &mut out,
             &serde_json::json!({"from": from, "to": to, "changes": changes}),
-        )?;
-        writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        );
     }
     writeln!(
         out,
