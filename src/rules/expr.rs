@@ -503,8 +503,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Explanations
 
-/// Collects, in source order, each helper call, each `has()` test and each maximal field
-/// selection rooted at a rule variable (`resource.email`, `change.paths`), plus the small bare
+/// Collects, in source order, each helper call, each `has()` test and each maximal chain of
+/// field selections and literal indexes rooted at a rule variable (`resource.email`,
+/// `change.paths`, `inventory.role_holders["Workspace Owner"]`), plus the small bare
 /// variables, skipping anything that reads a comprehension variable (it has no value outside
 /// its loop) or that the renderer cannot write back as text.
 fn collect_probes<'a>(
@@ -535,6 +536,12 @@ fn collect_probes<'a>(
             } else {
                 collect_probes(&select.operand, bound, seen, out);
             }
+        }
+        Expr::Call(call)
+            if call.func_name == "_[_]"
+                && chain_root(node).is_some_and(|root| is_free_variable(root, bound)) =>
+        {
+            push(node, out);
         }
         Expr::Call(call) => {
             if call.target.is_none()
@@ -578,13 +585,21 @@ fn collect_probes<'a>(
     }
 }
 
-/// The identifier a chain of field selections starts from: `a` for `a.b.c` and `has(a.b)`.
+/// The identifier a chain of field selections and literal indexes starts from: `a` for
+/// `a.b.c`, `has(a.b)` and `a.b["key"].c`.
 fn chain_root(node: &IdedExpr) -> Option<&str> {
     let mut node = node;
     loop {
         match &node.expr {
             Expr::Ident(name) => return Some(name),
             Expr::Select(select) => node = &select.operand,
+            Expr::Call(call)
+                if call.func_name == "_[_]"
+                    && call.args.len() == 2
+                    && matches!(call.args[1].expr, Expr::Literal(_)) =>
+            {
+                node = &call.args[0];
+            }
             _ => return None,
         }
     }

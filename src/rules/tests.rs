@@ -1334,6 +1334,56 @@ fn explanation_reports_errors_and_timestamps() {
 }
 
 #[test]
+fn explanation_previews_big_values_without_copying_them() {
+    let users: Vec<Value> = (0..5000)
+        .map(|i| {
+            user(
+                &format!("user{i:04}@x.io"),
+                &["Workspace Owner", &format!("Role {i:04}")],
+            )
+        })
+        .collect();
+    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u)));
+    let rules = load(&compliance_rule(
+        "workspace",
+        r#"size(inventory.role_holders["Workspace Owner"]) > 1 && size(inventory.role_holders) > 1"#,
+    ));
+    let evaluator = Evaluator::new(&rules, now(), inv);
+    let ws = json!({"id": "w"});
+    let verdicts = evaluator.check_resource(&subject(ResourceKind::Workspace, "w", "w", &ws), None);
+    let Outcome::Fire { explanation, .. } = &verdicts[0].outcome else {
+        panic!("{:?}", verdicts[0].outcome)
+    };
+    let values = &explanation["values"];
+    // A literal index is part of the chain.
+    assert_eq!(
+        values[0]["expr"],
+        r#"inventory.role_holders["Workspace Owner"]"#
+    );
+    let holders = values[0]["value"].as_array().unwrap();
+    assert_eq!(holders[0], "user0000@x.io");
+    assert!(
+        holders.last().unwrap().as_str().unwrap().ends_with(" more"),
+        "{holders:?}"
+    );
+    assert!(
+        values[0]["value"].to_string().chars().count() <= 220,
+        "{}",
+        values[0]["value"]
+    );
+    // A big map keeps its first keys, in order.
+    assert_eq!(values[1]["expr"], "inventory.role_holders");
+    let map = values[1]["value"].as_object().unwrap();
+    assert!(map.contains_key("Role 0000"), "{map:?}");
+    assert_eq!(map["…"], format!("{} more", 5001 - (map.len() - 1)));
+    assert!(
+        values[1]["value"].to_string().chars().count() <= 240,
+        "{}",
+        values[1]["value"]
+    );
+}
+
+#[test]
 fn summary_falls_back_to_title_and_name() {
     let yaml = compliance_rule("user", "true")
         + "  message: \"{{ resource.missing.deeper }}\"\n"
