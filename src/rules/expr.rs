@@ -286,18 +286,27 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn report(&mut self, key: String, node: &IdedExpr, message: String) {
+    /// Reports `headline (at line:column)detail` and an excerpt, once per `key`.
+    fn report(&mut self, key: String, node: &IdedExpr, headline: String, detail: String) {
         if !self.reported.insert(key) {
             return;
         }
-        let (start, _) = self
+        let (mut start, _) = self
             .program
             .source_info()
             .offset_for(node.id)
             .unwrap_or((0, 0));
+        // A call is positioned at its `(`: point at the function's name instead.
+        if let Expr::Call(call) = &node.expr
+            && call
+                .func_name
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            start = start.saturating_sub(call.func_name.chars().count() as u32);
+        }
         let (line, column) = line_column(self.source, start as usize);
         self.errors.push(format!(
-            "{message} (at {line}:{column}){}",
+            "{headline} (at {line}:{column}){detail}{}",
             excerpt(self.source, line, column)
         ));
     }
@@ -313,7 +322,8 @@ impl<'a> Checker<'a> {
                     call.target.as_deref(),
                     Some(IdedExpr { expr: Expr::Ident(t), .. })
                         if t == "optional" && !self.bound.contains(&"optional")
-                ) && CEL_STANDARD_FUNCTIONS.contains(&format!("optional.{name}").as_str());
+                ) && CEL_STANDARD_FUNCTIONS
+                    .contains(&format!("optional.{name}").as_str());
                 if !optional_call {
                     self.check_call(node, name, call.target.is_some(), call.args.len());
                     if let Some(target) = &call.target {
@@ -353,10 +363,8 @@ impl<'a> Checker<'a> {
             Expr::Struct(s) => self.report(
                 format!("struct {}", s.type_name),
                 node,
-                format!(
-                    "unknown type `{}`: rules have no message types; build a map with {{\"key\": value}}",
-                    s.type_name
-                ),
+                format!("unknown type `{}`", s.type_name),
+                "; rules have no message types: build a map with {\"key\": value}".to_string(),
             ),
             Expr::Literal(_) | Expr::Unspecified => {}
         }
@@ -375,10 +383,8 @@ impl<'a> Checker<'a> {
                 self.report(
                     format!("var {name}"),
                     node,
-                    format!(
-                        "`{name}` is only available in change rules (kind: change); a compliance \
-                         rule reads the current resource as `resource`"
-                    ),
+                    format!("`{name}` is only available in change rules (kind: change)"),
+                    "; a compliance rule reads the current resource as `resource`".to_string(),
                 );
             }
             return;
@@ -398,10 +404,8 @@ impl<'a> Checker<'a> {
         self.report(
             format!("var {name}"),
             node,
-            format!(
-                "unknown variable `{name}`{hint}; the variables are {}",
-                available.join(", ")
-            ),
+            format!("unknown variable `{name}`{hint}"),
+            format!("; the variables are {}", available.join(", ")),
         );
     }
 
@@ -416,16 +420,15 @@ impl<'a> Checker<'a> {
                 self.report(
                     format!("method {name}"),
                     node,
-                    format!("`{name}` is a function, not a method: write {usage}"),
+                    format!("`{name}` is a function, not a method"),
+                    format!(": write {usage}"),
                 );
             } else if args != arity {
                 self.report(
                     format!("arity {name}"),
                     node,
-                    format!(
-                        "`{name}` takes {arity} argument{}, as in {usage}, not {args}",
-                        if arity == 1 { "" } else { "s" }
-                    ),
+                    format!("`{name}` is given {args} argument{}", plural(args)),
+                    format!("; it takes {arity}, as in {usage}"),
                 );
             }
             return;
@@ -434,8 +437,9 @@ impl<'a> Checker<'a> {
             self.report(
                 format!("macro {name}"),
                 node,
+                format!("`{name}` is not written as CEL expects"),
                 format!(
-                    "`{name}` must be written {}: a variable name, then an expression using it",
+                    "; write {}: a variable name, then an expression using it",
                     macro_usage(name)
                 ),
             );
@@ -453,14 +457,18 @@ impl<'a> Checker<'a> {
         self.report(
             format!("fn {name}"),
             node,
+            format!("unknown function `{name}`{hint}"),
             format!(
-                "unknown function `{name}`{hint}; rules can call the helpers {} and CEL's \
-                 standard functions (size, contains, startsWith, endsWith, matches, int, string, \
-                 timestamp, duration, …)",
+                "; rules can call the helpers {} and CEL's standard functions (size, contains, \
+                 startsWith, endsWith, matches, int, string, timestamp, duration, …)",
                 HELPER_FUNCTIONS.join(", ")
             ),
         );
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// `" (did you mean `x`?)"` for the closest candidate within a small edit distance, or `""`.

@@ -650,7 +650,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown variable `usr`; the variables are resource, id, name, now, seen_since, inventory, before, after, change (at 1:10)\n    | has_role(usr,",
+            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, before, after, change\n    | has_role(usr,",
         },
         Bad {
             name: "change variables in a compliance rule",
@@ -658,7 +658,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 9,
             rule: owner,
             field: Some("when"),
-            message: "`after` is only available in change rules (kind: change); a compliance rule reads the current resource as `resource` (at 1:10)",
+            message: "`after` is only available in change rules (kind: change) (at 1:10); a compliance rule reads the current resource as `resource`",
         },
         Bad {
             name: "unknown function",
@@ -666,7 +666,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown function `has_roles` (did you mean `has_role`?); rules can call the helpers role_names, has_role",
+            message: "unknown function `has_roles` (did you mean `has_role`?) (at 1:1); rules can call the helpers role_names, has_role",
         },
         Bad {
             name: "helper with the wrong number of arguments",
@@ -674,7 +674,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "`has_role` takes 2 arguments, as in has_role(x, \"Role Name\"), not 1 (at 1:9)",
+            message: "`has_role` is given 1 argument (at 1:1); it takes 2, as in has_role(x, \"Role Name\")",
         },
         Bad {
             name: "exception without reason",
@@ -833,22 +833,22 @@ fn cel_errors_show_the_position_and_a_caret() {
     assert_eq!(errors.len(), 1, "{}", LoadErrors(errors.clone()));
     assert_eq!(
         errors[0].message,
-        "unknown variable `bogus`; the variables are resource, id, name, now, seen_since, \
-         inventory, before, after, change (at 2:35)\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
+        "unknown variable `bogus` (at 2:35); the variables are resource, id, name, now, \
+         seen_since, inventory, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
     );
     let errors = load_errors(&change_rule("after.has_role(\"A\")", ""));
     assert!(
         errors[0].message.starts_with(
-            "`has_role` is a function, not a method: write has_role(x, \"Role Name\")"
+            "`has_role` is a function, not a method (at 1:7): write has_role(x, \"Role Name\")"
         ),
         "{}",
         errors[0]
     );
     let errors = load_errors(&change_rule("resource.permissions.exists(p)", ""));
     assert!(
-        errors[0]
-            .message
-            .starts_with("`exists` must be written list.exists(x, condition)"),
+        errors[0].message.starts_with(
+            "`exists` is not written as CEL expects (at 1:22); write list.exists(x, condition)"
+        ),
         "{}",
         errors[0]
     );
