@@ -159,8 +159,8 @@ pub(super) fn load_sources(
             }
         };
         let mut file_errors = Vec::new();
-        let document = match yaml::parse(&text) {
-            Ok(document) => document,
+        let documents = match yaml::parse(&text) {
+            Ok(documents) => documents,
             Err(e) => {
                 errors.push(LoadError {
                     file: file.clone(),
@@ -172,11 +172,12 @@ pub(super) fn load_sources(
                 continue;
             }
         };
-        let items = match document.value {
-            Value::Null => Vec::new(),
-            Value::Seq(items) => items,
-            _ => {
-                errors.push(LoadError {
+        let mut items = Vec::new();
+        for document in documents {
+            match document.value {
+                Value::Null => {}
+                Value::Seq(rules) => items.extend(rules),
+                _ => file_errors.push(LoadError {
                     file: file.clone(),
                     line: Some(document.line),
                     rule_id: None,
@@ -186,10 +187,9 @@ pub(super) fn load_sources(
                          found {}",
                         document.describe()
                     ),
-                });
-                continue;
+                }),
             }
-        };
+        }
         for item in &items {
             let mut parser = RuleParser {
                 file: &file,

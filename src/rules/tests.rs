@@ -479,6 +479,42 @@ fn an_empty_file_has_no_rules() {
 }
 
 #[test]
+fn files_may_hold_several_documents_and_use_anchors() {
+    let rules = load(&format!(
+        "{GOOD}---\n{}",
+        good_with("id: owner-granted", "id: other")
+    ));
+    let found: Vec<(&str, usize)> = rules
+        .rules()
+        .iter()
+        .map(|r| (r.id.as_str(), r.line))
+        .collect();
+    assert_eq!(found, [("owner-granted", 1), ("other", 20)]);
+    // Shared fields through an anchor and a merge key; errors still point at the rule.
+    let yaml = "- &base\n  id: a\n  title: T\n  description: D\n  remediation: R\n  severity: low\n  \
+                resource: user\n  kind: compliance\n  when: \"true\"\n- <<: *base\n  id: b\n  severity: hgih\n";
+    let errors = load_errors(yaml);
+    assert_eq!(errors.len(), 1, "{}", LoadErrors(errors.clone()));
+    assert_eq!(
+        (errors[0].line, errors[0].rule_id.as_deref()),
+        (Some(12), Some("b"))
+    );
+    assert!(load(&yaml.replace("hgih", "high")).get("b").is_some());
+    // Windows line ends and a byte-order mark are fine.
+    assert_eq!(load(&GOOD.replace('\n', "\r\n")).rules().len(), 1);
+    assert_eq!(load(&format!("\u{feff}{GOOD}")).rules().len(), 1);
+    // Tabs are a YAML error, with a hint.
+    let errors = load_errors(&GOOD.replace("  title:", "\ttitle:"));
+    assert!(
+        errors[0]
+            .message
+            .ends_with("indent YAML with spaces, not tabs"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
 fn severity_orders_parses_and_serialises() {
     assert!(Severity::Info < Severity::Low && Severity::High < Severity::Critical);
     assert_eq!("medium".parse::<Severity>(), Ok(Severity::Medium));
