@@ -149,6 +149,8 @@ pub(super) fn load_sources(
     let mut errors = Vec::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut first_definition: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    // Numbers every rule read, valid or not, so that template names never collide.
+    let mut sequence = 0;
 
     for (file, text) in sources {
         let text = match text {
@@ -196,7 +198,8 @@ pub(super) fn load_sources(
                 rule_id: None,
                 errors: Vec::new(),
             };
-            let rule = parser.parse(item, &mut templates, rules.len());
+            sequence += 1;
+            let rule = parser.parse(item, &mut templates, sequence);
             if let Some(id) = &parser.rule_id
                 && is_valid_id(id)
             {
@@ -348,7 +351,7 @@ impl RuleParser<'_> {
         &mut self,
         item: &Node,
         templates: &mut Environment<'static>,
-        index: usize,
+        sequence: usize,
     ) -> Option<Rule> {
         let Value::Map(entries) = &item.value else {
             self.error(
@@ -433,7 +436,7 @@ impl RuleParser<'_> {
         let message = self.string(&fields, "message", "message", false);
         let template = match (&message, fields.get("message")) {
             (Some(message), Some((line, _))) => {
-                let name = format!("{}#{index}", id.as_deref().unwrap_or("rule"));
+                let name = format!("{}#{sequence}", id.as_deref().unwrap_or("rule"));
                 self.template(templates, &name, message, *line, scope)
                     .then_some(name)
             }
