@@ -333,8 +333,8 @@ fn explanation(rule: &Rule, scope: &Context<'_, '_>, change: Option<&ChangeConte
         .condition
         .probes
         .iter()
-        .map(|probe| match scope.resolve(&probe.expr) {
-            Ok(value) => json!({"expr": probe.text, "value": shorten(value_to_json(&value))}),
+        .map(|probe| match cel::Value::resolve_val(&probe.expr, scope) {
+            Ok(value) => json!({"expr": probe.text, "value": preview(value.as_ref(), VALUE_LIMIT)}),
             Err(e) => json!({"expr": probe.text, "error": e.to_string()}),
         })
         .collect();
@@ -354,6 +354,91 @@ fn explanation(rule: &Rule, scope: &Context<'_, '_>, change: Option<&ChangeConte
             .collect();
     }
     out
+}
+
+/// A CEL value as JSON of about `limit` characters at most, converting only what is kept: a
+/// long string is cut, a long list keeps its first elements, a big map its first keys (in
+/// order), each followed by how many more there were. A rule may read a list of every user of
+/// the workspace; its explanation must not cost a copy of it.
+fn preview(value: &dyn Val, limit: usize) -> Value {
+    if let Some(s) = value.downcast_ref::<CelString>() {
+        return shorten_string(s.inner(), limit);
+    }
+    if let Some(list) = value.downcast_ref::<CelList>() {
+        let items = list.inner();
+        let mut kept = Vec::new();
+        let mut used = 2;
+        for item in items {
+            let item = preview(item.as_ref(), limit.saturating_sub(used).max(MIN_PART));
+            let len = json_len(&item) + 1;
+            if used + len > limit && !kept.is_empty() {
+                break;
+            }
+            used += len;
+            kept.push(item);
+        }
+        let more = items.len() - kept.len();
+        if more > 0 {
+            kept.push(Value::String(format!("… {more} more")));
+        }
+        return Value::Array(kept);
+    }
+    if let Some(map) = value.downcast_ref::<CelMap>() {
+        let mut keys: Vec<&CelMapKey> = map.inner().keys().collect();
+        // Only the first keys can fit: select them without sorting the rest.
+        if keys.len() > MAX_KEYS {
+            keys.select_nth_unstable(MAX_KEYS);
+            keys.truncate(MAX_KEYS);
+        }
+        keys.sort_unstable();
+        let mut out = serde_json::Map::new();
+        let mut used = 2;
+        for key in keys {
+            let name = match key {
+                CelMapKey::String(s) => s.inner().to_string(),
+                CelMapKey::Int(i) => i.inner().to_string(),
+                CelMapKey::UInt(u) => u.inner().to_string(),
+                CelMapKey::Bool(b) => b.inner().to_string(),
+            };
+            let item = preview(
+                map.inner()[key].as_ref(),
+                limit.saturating_sub(used + name.len()).max(MIN_PART),
+            );
+            let len = name.chars().count() + 4 + json_len(&item);
+            if used + len > limit && !out.is_empty() {
+                break;
+            }
+            used += len;
+            out.insert(name, item);
+        }
+        let more = map.inner().len() - out.len();
+        if more > 0 {
+            out.insert("…".to_string(), Value::String(format!("{more} more")));
+        }
+        return Value::Object(out);
+    }
+    match cel::Value::try_from(value) {
+        Ok(value) => shorten(value_to_json(&value)),
+        Err(e) => Value::String(format!("<{e}>")),
+    }
+}
+
+/// Keys of a map an explanation may show; more cannot fit in [`VALUE_LIMIT`] anyway.
+const MAX_KEYS: usize = 32;
+
+/// The least room given to one element of a shortened list or map.
+const MIN_PART: usize = 24;
+
+fn json_len(value: &Value) -> usize {
+    value.to_string().chars().count()
+}
+
+fn shorten_string(text: &str, limit: usize) -> Value {
+    if text.chars().count() <= limit {
+        Value::String(text.to_string())
+    } else {
+        Value::String(cut(text, limit))
+    }
 }
 
 /// Shortens a value whose JSON exceeds [`VALUE_LIMIT`] characters: a string is cut, a list

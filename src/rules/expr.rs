@@ -292,18 +292,27 @@ struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    fn report(&mut self, key: String, node: &IdedExpr, message: String) {
+    /// Reports `headline (at line:column)detail` and an excerpt, once per `key`.
+    fn report(&mut self, key: String, node: &IdedExpr, headline: String, detail: String) {
         if !self.reported.insert(key) {
             return;
         }
-        let (start, _) = self
+        let (mut start, _) = self
             .program
             .source_info()
             .offset_for(node.id)
             .unwrap_or((0, 0));
+        // A call is positioned at its `(`: point at the function's name instead.
+        if let Expr::Call(call) = &node.expr
+            && call
+                .func_name
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            start = start.saturating_sub(call.func_name.chars().count() as u32);
+        }
         let (line, column) = line_column(self.source, start as usize);
         self.errors.push(format!(
-            "{message} (at {line}:{column}){}",
+            "{headline} (at {line}:{column}){detail}{}",
             excerpt(self.source, line, column)
         ));
     }
@@ -319,7 +328,8 @@ impl<'a> Checker<'a> {
                     call.target.as_deref(),
                     Some(IdedExpr { expr: Expr::Ident(t), .. })
                         if t == "optional" && !self.bound.contains(&"optional")
-                ) && CEL_STANDARD_FUNCTIONS.contains(&format!("optional.{name}").as_str());
+                ) && CEL_STANDARD_FUNCTIONS
+                    .contains(&format!("optional.{name}").as_str());
                 if !optional_call {
                     self.check_call(node, name, call.target.is_some(), call.args.len());
                     if let Some(target) = &call.target {
@@ -359,10 +369,8 @@ impl<'a> Checker<'a> {
             Expr::Struct(s) => self.report(
                 format!("struct {}", s.type_name),
                 node,
-                format!(
-                    "unknown type `{}`: rules have no message types; build a map with {{\"key\": value}}",
-                    s.type_name
-                ),
+                format!("unknown type `{}`", s.type_name),
+                "; rules have no message types: build a map with {\"key\": value}".to_string(),
             ),
             Expr::Literal(_) | Expr::Unspecified => {}
         }
@@ -388,10 +396,8 @@ impl<'a> Checker<'a> {
                 self.report(
                     format!("var {name}"),
                     node,
-                    format!(
-                        "`{name}` is only available in change rules (kind: change); a compliance \
-                         rule reads the current resource as `resource`"
-                    ),
+                    format!("`{name}` is only available in change rules (kind: change)"),
+                    "; a compliance rule reads the current resource as `resource`".to_string(),
                 );
             }
             return;
@@ -411,10 +417,8 @@ impl<'a> Checker<'a> {
         self.report(
             format!("var {name}"),
             node,
-            format!(
-                "unknown variable `{name}`{hint}; the variables are {}",
-                available.join(", ")
-            ),
+            format!("unknown variable `{name}`{hint}"),
+            format!("; the variables are {}", available.join(", ")),
         );
     }
 
@@ -429,16 +433,15 @@ impl<'a> Checker<'a> {
                 self.report(
                     format!("method {name}"),
                     node,
-                    format!("`{name}` is a function, not a method: write {usage}"),
+                    format!("`{name}` is a function, not a method"),
+                    format!(": write {usage}"),
                 );
             } else if args != arity {
                 self.report(
                     format!("arity {name}"),
                     node,
-                    format!(
-                        "`{name}` takes {arity} argument{}, as in {usage}, not {args}",
-                        if arity == 1 { "" } else { "s" }
-                    ),
+                    format!("`{name}` is given {args} argument{}", plural(args)),
+                    format!("; it takes {arity}, as in {usage}"),
                 );
             }
             return;
@@ -447,8 +450,9 @@ impl<'a> Checker<'a> {
             self.report(
                 format!("macro {name}"),
                 node,
+                format!("`{name}` is not written as CEL expects"),
                 format!(
-                    "`{name}` must be written {}: a variable name, then an expression using it",
+                    "; write {}: a variable name, then an expression using it",
                     macro_usage(name)
                 ),
             );
@@ -466,14 +470,18 @@ impl<'a> Checker<'a> {
         self.report(
             format!("fn {name}"),
             node,
+            format!("unknown function `{name}`{hint}"),
             format!(
-                "unknown function `{name}`{hint}; rules can call the helpers {} and CEL's \
-                 standard functions (size, contains, startsWith, endsWith, matches, int, string, \
-                 timestamp, duration, …)",
+                "; rules can call the helpers {} and CEL's standard functions (size, contains, \
+                 startsWith, endsWith, matches, int, string, timestamp, duration, …)",
                 HELPER_FUNCTIONS.join(", ")
             ),
         );
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// `" (did you mean `x`?)"` for the closest candidate within a small edit distance, or `""`.
@@ -516,8 +524,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Explanations
 
-/// Collects, in source order, each helper call, each `has()` test and each maximal field
-/// selection rooted at a rule variable (`resource.email`, `change.paths`), plus the small bare
+/// Collects, in source order, each helper call, each `has()` test and each maximal chain of
+/// field selections and literal indexes rooted at a rule variable (`resource.email`,
+/// `change.paths`, `inventory.role_holders["Workspace Owner"]`), plus the small bare
 /// variables, skipping anything that reads a comprehension variable (it has no value outside
 /// its loop) or that the renderer cannot write back as text.
 fn collect_probes<'a>(
@@ -548,6 +557,12 @@ fn collect_probes<'a>(
             } else {
                 collect_probes(&select.operand, bound, seen, out);
             }
+        }
+        Expr::Call(call)
+            if call.func_name == "_[_]"
+                && chain_root(node).is_some_and(|root| is_free_variable(root, bound)) =>
+        {
+            push(node, out);
         }
         Expr::Call(call) => {
             if call.target.is_none()
@@ -591,13 +606,21 @@ fn collect_probes<'a>(
     }
 }
 
-/// The identifier a chain of field selections starts from: `a` for `a.b.c` and `has(a.b)`.
+/// The identifier a chain of field selections and literal indexes starts from: `a` for
+/// `a.b.c`, `has(a.b)` and `a.b["key"].c`.
 fn chain_root(node: &IdedExpr) -> Option<&str> {
     let mut node = node;
     loop {
         match &node.expr {
             Expr::Ident(name) => return Some(name),
             Expr::Select(select) => node = &select.operand,
+            Expr::Call(call)
+                if call.func_name == "_[_]"
+                    && call.args.len() == 2
+                    && matches!(call.args[1].expr, Expr::Literal(_)) =>
+            {
+                node = &call.args[0];
+            }
             _ => return None,
         }
     }

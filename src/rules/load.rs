@@ -149,6 +149,8 @@ pub(super) fn load_sources(
     let mut errors = Vec::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut first_definition: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    // Numbers every rule read, valid or not, so that template names never collide.
+    let mut sequence = 0;
 
     for (file, text) in sources {
         let text = match text {
@@ -159,8 +161,8 @@ pub(super) fn load_sources(
             }
         };
         let mut file_errors = Vec::new();
-        let document = match yaml::parse(&text) {
-            Ok(document) => document,
+        let documents = match yaml::parse(&text) {
+            Ok(documents) => documents,
             Err(e) => {
                 errors.push(LoadError {
                     file: file.clone(),
@@ -172,11 +174,12 @@ pub(super) fn load_sources(
                 continue;
             }
         };
-        let items = match document.value {
-            Value::Null => Vec::new(),
-            Value::Seq(items) => items,
-            _ => {
-                errors.push(LoadError {
+        let mut items = Vec::new();
+        for document in documents {
+            match document.value {
+                Value::Null => {}
+                Value::Seq(rules) => items.extend(rules),
+                _ => file_errors.push(LoadError {
                     file: file.clone(),
                     line: Some(document.line),
                     rule_id: None,
@@ -186,17 +189,17 @@ pub(super) fn load_sources(
                          found {}",
                         document.describe()
                     ),
-                });
-                continue;
+                }),
             }
-        };
+        }
         for item in &items {
             let mut parser = RuleParser {
                 file: &file,
                 rule_id: None,
                 errors: Vec::new(),
             };
-            let rule = parser.parse(item, &mut templates, rules.len());
+            sequence += 1;
+            let rule = parser.parse(item, &mut templates, sequence);
             if let Some(id) = &parser.rule_id
                 && is_valid_id(id)
             {
@@ -348,7 +351,7 @@ impl RuleParser<'_> {
         &mut self,
         item: &Node,
         templates: &mut Environment<'static>,
-        index: usize,
+        sequence: usize,
     ) -> Option<Rule> {
         let Value::Map(entries) = &item.value else {
             self.error(
@@ -433,7 +436,7 @@ impl RuleParser<'_> {
         let message = self.string(&fields, "message", "message", false);
         let template = match (&message, fields.get("message")) {
             (Some(message), Some((line, _))) => {
-                let name = format!("{}#{index}", id.as_deref().unwrap_or("rule"));
+                let name = format!("{}#{sequence}", id.as_deref().unwrap_or("rule"));
                 self.template(templates, &name, message, *line, scope)
                     .then_some(name)
             }

@@ -479,6 +479,42 @@ fn an_empty_file_has_no_rules() {
 }
 
 #[test]
+fn files_may_hold_several_documents_and_use_anchors() {
+    let rules = load(&format!(
+        "{GOOD}---\n{}",
+        good_with("id: owner-granted", "id: other")
+    ));
+    let found: Vec<(&str, usize)> = rules
+        .rules()
+        .iter()
+        .map(|r| (r.id.as_str(), r.line))
+        .collect();
+    assert_eq!(found, [("owner-granted", 1), ("other", 20)]);
+    // Shared fields through an anchor and a merge key; errors still point at the rule.
+    let yaml = "- &base\n  id: a\n  title: T\n  description: D\n  remediation: R\n  severity: low\n  \
+                resource: user\n  kind: compliance\n  when: \"true\"\n- <<: *base\n  id: b\n  severity: hgih\n";
+    let errors = load_errors(yaml);
+    assert_eq!(errors.len(), 1, "{}", LoadErrors(errors.clone()));
+    assert_eq!(
+        (errors[0].line, errors[0].rule_id.as_deref()),
+        (Some(12), Some("b"))
+    );
+    assert!(load(&yaml.replace("hgih", "high")).get("b").is_some());
+    // Windows line ends and a byte-order mark are fine.
+    assert_eq!(load(&GOOD.replace('\n', "\r\n")).rules().len(), 1);
+    assert_eq!(load(&format!("\u{feff}{GOOD}")).rules().len(), 1);
+    // Tabs are a YAML error, with a hint.
+    let errors = load_errors(&GOOD.replace("  title:", "\ttitle:"));
+    assert!(
+        errors[0]
+            .message
+            .ends_with("indent YAML with spaces, not tabs"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
 fn severity_orders_parses_and_serialises() {
     assert!(Severity::Info < Severity::Low && Severity::High < Severity::Critical);
     assert_eq!("medium".parse::<Severity>(), Ok(Severity::Medium));
@@ -650,7 +686,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown variable `usr`; the variables are resource, id, name, now, seen_since, inventory, before, after, change (at 1:10)\n    | has_role(usr,",
+            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, before, after, change\n    | has_role(usr,",
         },
         Bad {
             name: "change variables in a compliance rule",
@@ -658,7 +694,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 9,
             rule: owner,
             field: Some("when"),
-            message: "`after` is only available in change rules (kind: change); a compliance rule reads the current resource as `resource` (at 1:10)",
+            message: "`after` is only available in change rules (kind: change) (at 1:10); a compliance rule reads the current resource as `resource`",
         },
         Bad {
             name: "unknown function",
@@ -666,7 +702,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown function `has_roles` (did you mean `has_role`?); rules can call the helpers role_names, has_role",
+            message: "unknown function `has_roles` (did you mean `has_role`?) (at 1:1); rules can call the helpers role_names, has_role",
         },
         Bad {
             name: "helper with the wrong number of arguments",
@@ -674,7 +710,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "`has_role` takes 2 arguments, as in has_role(x, \"Role Name\"), not 1 (at 1:9)",
+            message: "`has_role` is given 1 argument (at 1:1); it takes 2, as in has_role(x, \"Role Name\")",
         },
         Bad {
             name: "exception without reason",
@@ -833,22 +869,22 @@ fn cel_errors_show_the_position_and_a_caret() {
     assert_eq!(errors.len(), 1, "{}", LoadErrors(errors.clone()));
     assert_eq!(
         errors[0].message,
-        "unknown variable `bogus`; the variables are resource, id, name, now, seen_since, \
-         inventory, before, after, change (at 2:35)\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
+        "unknown variable `bogus` (at 2:35); the variables are resource, id, name, now, \
+         seen_since, inventory, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
     );
     let errors = load_errors(&change_rule("after.has_role(\"A\")", ""));
     assert!(
         errors[0].message.starts_with(
-            "`has_role` is a function, not a method: write has_role(x, \"Role Name\")"
+            "`has_role` is a function, not a method (at 1:7): write has_role(x, \"Role Name\")"
         ),
         "{}",
         errors[0]
     );
     let errors = load_errors(&change_rule("resource.permissions.exists(p)", ""));
     assert!(
-        errors[0]
-            .message
-            .starts_with("`exists` must be written list.exists(x, condition)"),
+        errors[0].message.starts_with(
+            "`exists` is not written as CEL expects (at 1:22); write list.exists(x, condition)"
+        ),
         "{}",
         errors[0]
     );
@@ -1330,6 +1366,56 @@ fn explanation_reports_errors_and_timestamps() {
             {"expr": "seen_since", "value": "2026-06-01T00:00:00Z"},
             {"expr": "resource.missing", "error": "No such key: missing"},
         ])
+    );
+}
+
+#[test]
+fn explanation_previews_big_values_without_copying_them() {
+    let users: Vec<Value> = (0..5000)
+        .map(|i| {
+            user(
+                &format!("user{i:04}@x.io"),
+                &["Workspace Owner", &format!("Role {i:04}")],
+            )
+        })
+        .collect();
+    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u)));
+    let rules = load(&compliance_rule(
+        "workspace",
+        r#"size(inventory.role_holders["Workspace Owner"]) > 1 && size(inventory.role_holders) > 1"#,
+    ));
+    let evaluator = Evaluator::new(&rules, now(), inv);
+    let ws = json!({"id": "w"});
+    let verdicts = evaluator.check_resource(&subject(ResourceKind::Workspace, "w", "w", &ws), None);
+    let Outcome::Fire { explanation, .. } = &verdicts[0].outcome else {
+        panic!("{:?}", verdicts[0].outcome)
+    };
+    let values = &explanation["values"];
+    // A literal index is part of the chain.
+    assert_eq!(
+        values[0]["expr"],
+        r#"inventory.role_holders["Workspace Owner"]"#
+    );
+    let holders = values[0]["value"].as_array().unwrap();
+    assert_eq!(holders[0], "user0000@x.io");
+    assert!(
+        holders.last().unwrap().as_str().unwrap().ends_with(" more"),
+        "{holders:?}"
+    );
+    assert!(
+        values[0]["value"].to_string().chars().count() <= 220,
+        "{}",
+        values[0]["value"]
+    );
+    // A big map keeps its first keys, in order.
+    assert_eq!(values[1]["expr"], "inventory.role_holders");
+    let map = values[1]["value"].as_object().unwrap();
+    assert!(map.contains_key("Role 0000"), "{map:?}");
+    assert_eq!(map["…"], format!("{} more", 5001 - (map.len() - 1)));
+    assert!(
+        values[1]["value"].to_string().chars().count() <= 240,
+        "{}",
+        values[1]["value"]
     );
 }
 

@@ -59,18 +59,18 @@ pub(crate) struct SyntaxError {
     pub(crate) message: String,
 }
 
-/// Parses one YAML document.
+/// Parses the documents of a YAML stream (`---` separates them); empty documents are skipped.
 ///
 /// Booleans are YAML 1.2's `true`/`false` only: under YAML 1.1 rules the key `on` of a change
 /// rule would read as the boolean `true`, and `enabled: yes` would be silently accepted.
 /// Repeated keys are passed through so that validation can name both lines.
-pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Node>, SyntaxError> {
     let options = serde_saphyr::options! {
         strict_booleans: true,
         duplicate_keys: DuplicateKeyPolicy::PassThrough,
         with_snippet: false,
     };
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+    serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options).map_err(|e| {
         let location = e.location().filter(|l| l.line() > 0);
         let mut message = e.without_snippet().to_string();
         if let Some(l) = location {
@@ -79,6 +79,9 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
             if let Some(stripped) = message.strip_suffix(&suffix) {
                 message = format!("{stripped} (column {})", l.column());
             }
+        }
+        if message.contains("found a tab") {
+            message.push_str("; indent YAML with spaces, not tabs");
         }
         SyntaxError {
             line: location.map(|l| l.line() as usize),
@@ -183,7 +186,8 @@ mod tests {
 
     #[test]
     fn nodes_know_their_lines_and_types() {
-        let doc = parse("# c\n- id: a\n  on: [added]\n  enabled: yes\n  n: 12\n  x: ~\n").unwrap();
+        let docs = parse("# c\n- id: a\n  on: [added]\n  enabled: yes\n  n: 12\n  x: ~\n").unwrap();
+        let doc = &docs[0];
         let Value::Seq(rules) = &doc.value else {
             panic!("{doc:?}")
         };
@@ -216,9 +220,17 @@ mod tests {
     }
 
     #[test]
+    fn documents_are_separate_and_empty_ones_skipped() {
+        let docs = parse("- a\n---\n---\n- b\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].line, 4);
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
     fn repeated_keys_are_kept() {
-        let doc = parse("a: 1\na: 2\n").unwrap();
-        let Value::Map(entries) = doc.value else {
+        let docs = parse("a: 1\na: 2\n").unwrap();
+        let Value::Map(entries) = &docs[0].value else {
             panic!()
         };
         assert_eq!(entries.len(), 2);
