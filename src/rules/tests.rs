@@ -1379,7 +1379,7 @@ fn explanation_previews_big_values_without_copying_them() {
             )
         })
         .collect();
-    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u)));
+    let inv = inventory(users.iter().map(|u| (ResourceKind::User, u.clone())));
     let rules = load(&compliance_rule(
         "workspace",
         r#"size(inventory.role_holders["Workspace Owner"]) > 1 && size(inventory.role_holders) > 1"#,
