@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod bench;
+pub mod sinks;
 pub mod canonical;
 pub mod cli;
 pub mod collect;

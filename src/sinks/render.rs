@@ -1,0 +1,1 @@
+//! Message rendering (placeholder until the templates land).
