@@ -179,9 +179,20 @@ pub struct EvalProblem {
     pub message: String,
 }
 
+/// An alert event that can be delivered: an inserted alert, or a resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertEvent {
+    /// `opened[i]` of the plan (a change alert or a new finding).
+    Opened(usize),
+    /// `resolved[i]` of the plan.
+    Resolved(usize),
+}
+
 /// Everything one snapshot does to alerts.
 #[derive(Debug, Default)]
 pub struct AlertPlan {
+    /// Deliveries to queue in the outbox: which event goes to which sink.
+    pub deliveries: Vec<(AlertEvent, String)>,
     /// Alerts to insert: change alerts (`fired`) and new findings (`open`).
     pub opened: Vec<NewAlert>,
     /// Findings to resolve.

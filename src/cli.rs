@@ -103,6 +103,23 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
         format: TableOrJson,
     },
+    /// List queued and past deliveries of alerts to sinks, or retry one.
+    Deliveries {
+        #[command(subcommand)]
+        action: Option<DeliveriesCommand>,
+        /// Only deliveries with this status.
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatusArg>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
+    /// Check the configured sinks.
+    #[command(subcommand)]
+    Sinks(SinksCommand),
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
@@ -132,6 +149,32 @@ enum RulesCommand {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeliveriesCommand {
+    /// Put a failed or dead delivery back in the queue; it is sent by the next poll.
+    Retry {
+        /// The delivery id (see `segwatch deliveries`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SinksCommand {
+    /// Send a test message to each sink (or the one named) and report success or the error.
+    Test {
+        /// Only this sink.
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeliveryStatusArg {
+    Pending,
+    Failed,
+    Sent,
+    Dead,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -270,6 +313,44 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             list_alerts(&load_settings(cli.config.as_deref())?, &filter, format)
         }
+        Command::Deliveries {
+            action: Some(DeliveriesCommand::Retry { id }),
+            ..
+        } => {
+            let settings = load_settings(cli.config.as_deref())?;
+            let mut store = open_store(&settings.database.path)?;
+            let workspace = store.workspace_id(&settings.segment.name)?;
+            if store.retry_delivery(workspace, id)? {
+                println!("delivery {id} is queued again; the next poll sends it");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                bail!(
+                    "no failed or dead delivery {id} in this workspace (see `segwatch deliveries`)"
+                )
+            }
+        }
+        Command::Deliveries {
+            action: None,
+            status,
+            limit,
+            format,
+        } => {
+            let status = status.map(|s| match s {
+                DeliveryStatusArg::Pending => "pending",
+                DeliveryStatusArg::Failed => "failed",
+                DeliveryStatusArg::Sent => "sent",
+                DeliveryStatusArg::Dead => "dead",
+            });
+            list_deliveries(
+                &load_settings(cli.config.as_deref())?,
+                status,
+                limit,
+                format,
+            )
+        }
+        Command::Sinks(SinksCommand::Test { name }) => {
+            sinks_test(&load_settings(cli.config.as_deref())?, name).await
+        }
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
@@ -290,8 +371,10 @@ async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCod
     let rules = load_rules(&settings.rules.path)?;
     let client = SegmentClient::new(target.client)?;
     let mut store = open_store(&settings.database.path)?;
+    let sinks = build_sinks(settings)?;
     let poller = Poller::new(client, SecretPolicy::default(), target.name)
-        .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline);
+        .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline)
+        .with_sinks(std::sync::Arc::new(sinks));
     match poller.poll(&mut store).await {
         Ok(outcome) => {
             print_outcome(&outcome, format)?;
@@ -371,6 +454,20 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
     }
     for alert in &outcome.alerts {
         writeln!(out, "{}", alert_line(alert))?;
+    }
+    if let Some(d) = &outcome.deliveries {
+        writeln!(
+            out,
+            "deliveries: {} sent{}, {} failed (will retry), {} dead",
+            d.sent,
+            if d.digests > 0 {
+                format!(" ({} as digests)", d.digests)
+            } else {
+                String::new()
+            },
+            d.failed,
+            d.dead
+        )?;
     }
     if !outcome.rule_problems.is_empty() {
         writeln!(
@@ -630,6 +727,72 @@ fn list_alerts(
             a.opened_at,
             a.resolved_at.as_deref().unwrap_or("-"),
             a.summary
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_sinks(settings: &Settings) -> anyhow::Result<Vec<crate::sinks::Sink>> {
+    let mut sinks = Vec::new();
+    for config in settings.sinks()? {
+        let name = config.name.clone();
+        sinks.push(crate::sinks::Sink::new(config).with_context(|| format!("sink `{name}`"))?);
+    }
+    Ok(sinks)
+}
+
+async fn sinks_test(settings: &Settings, only: Option<String>) -> anyhow::Result<ExitCode> {
+    let sinks = build_sinks(settings)?;
+    let chosen: Vec<_> = sinks
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|n| n == s.name()))
+        .collect();
+    if chosen.is_empty() {
+        bail!(
+            "no sink {}is configured (see [[sinks]] in the configuration)",
+            only.map(|n| format!("named `{n}` ")).unwrap_or_default()
+        );
+    }
+    let mut failed = 0;
+    for sink in chosen {
+        match sink.send(&crate::sinks::Message::Test).await {
+            Ok(()) => println!("{}: ok", sink.name()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", sink.name());
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn list_deliveries(
+    settings: &Settings,
+    status: Option<&str>,
+    limit: usize,
+    format: TableOrJson,
+) -> anyhow::Result<ExitCode> {
+    let (store, workspace) = open_read_only(settings)?;
+    let rows = store.deliveries(workspace, status, limit)?;
+    let mut out = std::io::stdout().lock();
+    if format == TableOrJson::Json {
+        return print_json(&mut out, &rows);
+    }
+    writeln!(
+        out,
+        "{:>6}  {:<16}  {:>6}  {:<8}  {:<7}  {:>8}  {:<24}  detail",
+        "id", "sink", "alert", "event", "status", "attempts", "next attempt"
+    )?;
+    for d in &rows {
+        let detail = d.last_error.as_deref().unwrap_or(&d.summary);
+        writeln!(
+            out,
+            "{:>6}  {:<16}  {:>6}  {:<8}  {:<7}  {:>8}  {:<24}  {detail}",
+            d.id, d.sink, d.alert_id, d.event, d.status, d.attempts, d.next_attempt_at
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -48,6 +48,61 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Which rules are evaluated.
     pub rules: RulesSettings,
+    /// Where alerts are delivered (`[[sinks]]`, any number).
+    #[serde(default)]
+    pub sinks: Vec<SinkSettings>,
+}
+
+/// One `[[sinks]]` entry: a destination for alerts and which alerts it wants.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    /// Unique name, used in the database and on the command line.
+    pub name: String,
+    /// `webhook` (more types come with their senders).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Only alerts of this severity or higher (default: all).
+    pub min_severity: Option<String>,
+    /// Only alerts of these rules (default: all).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Only alerts carrying one of these tags (default: all).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Whether resolutions of findings are sent too.
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// When one poll raises more than this many alerts for the sink, send one digest instead.
+    #[serde(default = "default_digest_threshold")]
+    pub digest_threshold: usize,
+    /// Attempts before a delivery is marked dead.
+    #[serde(default = "default_delivery_attempts")]
+    pub max_attempts: u32,
+    /// The URL (a secret: prefer `url_env` or `url_file`).
+    pub url: Option<SecretString>,
+    /// Name of an environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// File holding the URL.
+    pub url_file: Option<PathBuf>,
+    /// Webhook: HMAC-SHA256 key signing each body (prefer `secret_env` or `secret_file`).
+    pub secret: Option<SecretString>,
+    /// Name of an environment variable holding the HMAC key.
+    pub secret_env: Option<String>,
+    /// File holding the HMAC key.
+    pub secret_file: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_digest_threshold() -> usize {
+    10
+}
+
+fn default_delivery_attempts() -> u32 {
+    8
 }
 
 /// `[rules]`: the YAML rules evaluated after every complete snapshot.
@@ -238,6 +293,86 @@ impl Settings {
         })
     }
 
+    /// Checks every `[[sinks]]` entry and reads its secrets from the environment or files.
+    pub fn sinks(&self) -> Result<Vec<crate::sinks::SinkConfig>, ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.sinks.len());
+        for s in &self.sinks {
+            if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
+                return Err(invalid(
+                    "sinks.name",
+                    format!("`{}` must be non-empty and unique", s.name),
+                ));
+            }
+            let min_severity = match &s.min_severity {
+                Some(text) => Some(text.parse().map_err(|_| {
+                    invalid(
+                        "sinks.min_severity",
+                        format!(
+                            "sink `{}`: `{text}` is not one of info, low, medium, high, critical",
+                            s.name
+                        ),
+                    )
+                })?),
+                None => None,
+            };
+            let filter = crate::sinks::SinkFilter {
+                min_severity,
+                rules: s.rules.clone(),
+                tags: s.tags.clone(),
+                send_resolved: s.send_resolved,
+            };
+            let url = secret(
+                "sinks.url",
+                &s.name,
+                s.url.as_ref(),
+                s.url_env.as_deref(),
+                s.url_file.as_deref(),
+            )?;
+            let hmac = secret(
+                "sinks.secret",
+                &s.name,
+                s.secret.as_ref(),
+                s.secret_env.as_deref(),
+                s.secret_file.as_deref(),
+            )?;
+            let target = match s.kind.as_str() {
+                "webhook" => {
+                    let url = url.ok_or_else(|| {
+                        invalid(
+                            "sinks.url",
+                            format!("sink `{}` needs `url`, `url_env` or `url_file`", s.name),
+                        )
+                    })?;
+                    crate::sinks::SinkTarget::Webhook { url, secret: hmac }
+                }
+                other => {
+                    return Err(invalid(
+                        "sinks.type",
+                        format!(
+                            "sink `{}`: `{other}` is not a sink type; expected `webhook`",
+                            s.name
+                        ),
+                    ));
+                }
+            };
+            if s.max_attempts == 0 {
+                return Err(invalid(
+                    "sinks.max_attempts",
+                    format!("sink `{}`: must be at least 1", s.name),
+                ));
+            }
+            out.push(crate::sinks::SinkConfig {
+                name: s.name.clone(),
+                filter,
+                digest_threshold: s.digest_threshold,
+                max_attempts: s.max_attempts,
+                target,
+            });
+        }
+        Ok(out)
+    }
+
     fn token(&self) -> Result<SecretString, ConfigError> {
         let s = &self.segment;
         match (&s.token, &s.token_file) {
@@ -277,6 +412,50 @@ impl From<config::ConfigError> for ConfigError {
     fn from(e: config::ConfigError) -> Self {
         ConfigError::Load(e)
     }
+}
+
+/// A secret given inline, by environment variable name, or by file: at most one of the three.
+fn secret(
+    key: &'static str,
+    sink: &str,
+    inline: Option<&SecretString>,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let given = [inline.is_some(), env.is_some(), file.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given > 1 {
+        return Err(invalid(
+            key,
+            format!("sink `{sink}`: give the value, its `_env` or its `_file`, not several"),
+        ));
+    }
+    let value = if let Some(v) = inline {
+        v.expose_secret().to_string()
+    } else if let Some(var) = env {
+        std::env::var(var).map_err(|_| {
+            invalid(
+                key,
+                format!("sink `{sink}`: environment variable {var} is not set"),
+            )
+        })?
+    } else if let Some(path) = file {
+        std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                key,
+                format!("sink `{sink}`: cannot read {}: {e}", path.display()),
+            )
+        })?
+    } else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(key, format!("sink `{sink}`: the value is empty")));
+    }
+    Ok(Some(SecretString::from(value)))
 }
 
 fn invalid(key: &'static str, message: String) -> ConfigError {

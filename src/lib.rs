@@ -7,7 +7,6 @@
 
 pub mod alerts;
 pub mod bench;
-pub mod sinks;
 pub mod canonical;
 pub mod cli;
 pub mod collect;
@@ -19,4 +18,5 @@ pub mod redact;
 pub mod rules;
 pub mod segment;
 pub mod simulator;
+pub mod sinks;
 pub mod store;

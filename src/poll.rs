@@ -10,13 +10,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alerts::{self, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput};
+use crate::alerts::{
+    self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
+};
 use crate::collect::{CollectError, collect};
 use crate::diff::{self, ResourceChange};
 use crate::model::ResourceKind;
 use crate::redact::SecretPolicy;
 use crate::rules::{self, RuleSet};
 use crate::segment::SegmentClient;
+use crate::sinks::outbox::{DeliveryReport, deliver_due};
+use crate::sinks::{Sink, route};
 use crate::store::{CommitTarget, PollStats, Store, StoreError};
 
 /// Why a poll failed. The snapshot is recorded as failed in every case the database allows.
@@ -62,6 +66,8 @@ pub struct PollOutcome {
     pub alerts: Vec<AlertRecord>,
     /// Rules that failed to evaluate on some resource (they did not fire there).
     pub rule_problems: Vec<EvalProblem>,
+    /// What the outbox worker did after the poll (none without sinks).
+    pub deliveries: Option<DeliveryReport>,
 }
 
 impl PollOutcome {
@@ -84,6 +90,7 @@ pub struct Poller {
     workspace: String,
     rules: Option<Arc<RuleSet>>,
     alert_on_baseline: bool,
+    sinks: Arc<Vec<Sink>>,
 }
 
 impl Poller {
@@ -95,7 +102,15 @@ impl Poller {
             workspace: workspace.into(),
             rules: None,
             alert_on_baseline: false,
+            sinks: Arc::new(Vec::new()),
         }
+    }
+
+    /// Queues every alert event for the sinks that want it (in the snapshot's transaction) and
+    /// sends what is due after each poll.
+    pub fn with_sinks(mut self, sinks: Arc<Vec<Sink>>) -> Self {
+        self.sinks = sinks;
+        self
     }
 
     /// Evaluates `rules` after every complete snapshot. With `alert_on_baseline`, change rules
@@ -108,6 +123,13 @@ impl Poller {
 
     /// Runs one cycle. On error the snapshot is marked failed and nothing else is written.
     pub async fn poll(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
+        let mut outcome = self.snapshot(store).await?;
+        outcome.deliveries = self.deliver(store).await?;
+        Ok(outcome)
+    }
+
+    /// Collects, diffs, evaluates and commits one snapshot (with its queued deliveries).
+    async fn snapshot(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
         let started = Instant::now();
         let now = chrono::Utc::now();
         let requests_before = self.client.stats().requests;
@@ -155,6 +177,8 @@ impl Poller {
                 )?,
                 None => AlertPlan::default(),
             };
+            let mut alert_plan = alert_plan;
+            self.route(&mut alert_plan);
             let rules_time = rules_started.elapsed();
             let stats = PollStats {
                 resource_count: collection.resources.len(),
@@ -221,7 +245,46 @@ impl Poller {
             rule_evaluations,
             alerts,
             rule_problems,
+            deliveries: None,
         })
+    }
+
+    /// Sends what the outbox has due for this workspace (this poll's alerts and earlier
+    /// failures). A sink that fails does not fail the poll: its deliveries wait for a retry.
+    async fn deliver(&self, store: &mut Store) -> Result<Option<DeliveryReport>, StoreError> {
+        if self.sinks.is_empty() {
+            return Ok(None);
+        }
+        let workspace_id = store.workspace_id(&self.workspace)?;
+        let report = deliver_due(store, &self.sinks, workspace_id, chrono::Utc::now()).await?;
+        Ok(Some(report))
+    }
+
+    /// Queues each alert event for the sinks that want it.
+    fn route(&self, plan: &mut AlertPlan) {
+        let mut deliveries = Vec::new();
+        for (i, a) in plan.opened.iter().enumerate() {
+            let status = if a.rule_kind == "change" {
+                AlertStatus::Fired
+            } else {
+                AlertStatus::Open
+            };
+            for sink in route(&self.sinks, &a.rule_id, a.severity, &a.tags, status) {
+                deliveries.push((AlertEvent::Opened(i), sink));
+            }
+        }
+        for (i, r) in plan.resolved.iter().enumerate() {
+            for sink in route(
+                &self.sinks,
+                &r.alert.rule_id,
+                r.alert.severity,
+                &r.alert.tags,
+                AlertStatus::Resolved,
+            ) {
+                deliveries.push((AlertEvent::Resolved(i), sink));
+            }
+        }
+        plan.deliveries = deliveries;
     }
 
     /// Reads what the lifecycle needs from the store and plans this snapshot's alerts.

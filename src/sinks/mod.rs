@@ -47,3 +47,152 @@ pub enum SendError {
         message: String,
     },
 }
+
+use secrecy::SecretString;
+
+use crate::alerts::AlertStatus;
+use crate::rules::Severity;
+
+pub mod outbox;
+
+/// Which alerts a sink wants.
+#[derive(Debug, Clone, Default)]
+pub struct SinkFilter {
+    /// Only this severity or higher.
+    pub min_severity: Option<Severity>,
+    /// Only these rules (empty: all).
+    pub rules: Vec<String>,
+    /// Only alerts with one of these tags (empty: all).
+    pub tags: Vec<String>,
+    /// Whether resolutions are sent.
+    pub send_resolved: bool,
+}
+
+impl SinkFilter {
+    /// Whether an alert event goes to this sink.
+    pub fn wants(
+        &self,
+        rule_id: &str,
+        severity: Severity,
+        tags: &[String],
+        resolved: bool,
+    ) -> bool {
+        (!resolved || self.send_resolved)
+            && self.min_severity.is_none_or(|min| severity >= min)
+            && (self.rules.is_empty() || self.rules.iter().any(|r| r == rule_id))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| tags.contains(t)))
+    }
+}
+
+/// Where a sink sends, with its secrets.
+#[derive(Debug, Clone)]
+pub enum SinkTarget {
+    /// A JSON POST, optionally signed with HMAC-SHA256.
+    Webhook {
+        /// The endpoint.
+        url: SecretString,
+        /// Key of the `X-Segwatch-Signature` HMAC, if any.
+        secret: Option<SecretString>,
+    },
+}
+
+/// A configured sink.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Unique name.
+    pub name: String,
+    /// Which alerts it wants.
+    pub filter: SinkFilter,
+    /// More alerts than this from one poll go out as one digest.
+    pub digest_threshold: usize,
+    /// Attempts before a delivery is dead.
+    pub max_attempts: u32,
+    /// Where it sends.
+    pub target: SinkTarget,
+}
+
+/// A sink ready to send.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    /// Its configuration.
+    pub config: SinkConfig,
+    sender: Sender,
+}
+
+#[derive(Debug, Clone)]
+enum Sender {
+    Webhook(webhook::WebhookSink),
+}
+
+impl Sink {
+    /// Builds the sender of a configured sink.
+    pub fn new(config: SinkConfig) -> Result<Sink, SendError> {
+        let sender = match &config.target {
+            SinkTarget::Webhook { url, secret } => {
+                Sender::Webhook(webhook::WebhookSink::new(url.clone(), secret.clone())?)
+            }
+        };
+        Ok(Sink { config, sender })
+    }
+
+    /// The sink's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Delivers one message once.
+    pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
+        match &self.sender {
+            Sender::Webhook(w) => w.send(message).await,
+        }
+    }
+}
+
+/// The names of the sinks an alert event goes to.
+pub fn route(
+    sinks: &[Sink],
+    rule_id: &str,
+    severity: Severity,
+    tags: &[String],
+    status: AlertStatus,
+) -> Vec<String> {
+    let resolved = status == AlertStatus::Resolved;
+    sinks
+        .iter()
+        .filter(|s| s.config.filter.wants(rule_id, severity, tags, resolved))
+        .map(|s| s.config.name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_by_severity_rule_tag_and_resolution() {
+        let f = SinkFilter {
+            min_severity: Some(Severity::High),
+            rules: vec![],
+            tags: vec!["soc2:CC6.1".into()],
+            send_resolved: false,
+        };
+        let tags = vec!["soc2:CC6.1".to_string()];
+        assert!(f.wants("r", Severity::Critical, &tags, false));
+        assert!(
+            !f.wants("r", Severity::Medium, &tags, false),
+            "below the minimum"
+        );
+        assert!(!f.wants("r", Severity::High, &[], false), "no matching tag");
+        assert!(
+            !f.wants("r", Severity::High, &tags, true),
+            "resolutions not wanted"
+        );
+        let only = SinkFilter {
+            rules: vec!["a".into()],
+            send_resolved: true,
+            ..SinkFilter::default()
+        };
+        assert!(only.wants("a", Severity::Info, &[], true));
+        assert!(!only.wants("b", Severity::Critical, &[], false));
+    }
+}

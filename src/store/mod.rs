@@ -17,7 +17,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::alerts::{AlertPlan, AlertRecord, AlertStatus};
+use crate::alerts::{AlertEvent, AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
 use crate::model::ResourceKind;
 use crate::rules::Severity;
@@ -26,6 +26,7 @@ use crate::rules::Severity;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_snapshots.sql"),
     include_str!("migrations/0002_alerts.sql"),
+    include_str!("migrations/0003_deliveries.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -504,6 +505,106 @@ impl Store {
         Ok(alert_ids)
     }
 
+    /// Deliveries due at `now` (pending, or failed and due for a retry), oldest first, with the
+    /// alert each one carries.
+    pub fn due_deliveries(&self, workspace_id: i64, now: &str) -> Result<Vec<DueDelivery>> {
+        let sql = format!(
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.workspace_id = ?1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2 ORDER BY d.id",
+            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![workspace_id, now], |r| {
+            Ok(DueDelivery {
+                id: r.get(0)?,
+                sink: r.get(1)?,
+                snapshot_id: r.get(2)?,
+                resolved: r.get::<_, String>(3)? == "resolved",
+                attempts: r.get(4)?,
+                alert: alert_row_at(r, 5)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Records the outcome of delivery attempts.
+    pub fn record_delivery(&mut self, ids: &[i64], outcome: &DeliveryOutcome<'_>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = match outcome {
+                DeliveryOutcome::Sent => tx.prepare_cached(
+                    "UPDATE deliveries SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                )?,
+                DeliveryOutcome::Failed { .. } => tx.prepare_cached(
+                    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?2, last_error = ?4 WHERE id = ?1",
+                )?,
+            };
+            for id in ids {
+                match outcome {
+                    DeliveryOutcome::Sent => stmt.execute(params![id, now()])?,
+                    DeliveryOutcome::Failed {
+                        next_attempt_at,
+                        dead,
+                        error,
+                    } => stmt.execute(params![
+                        id,
+                        next_attempt_at,
+                        if *dead { "dead" } else { "failed" },
+                        error
+                    ])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deliveries of a workspace, newest first.
+    pub fn deliveries(
+        &self,
+        workspace_id: i64,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.sink, d.alert_id, d.event, d.status, d.attempts, d.next_attempt_at, d.last_error,
+                    d.created_at, d.sent_at, a.summary
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.workspace_id = ?1 AND (?2 IS NULL OR d.status = ?2) ORDER BY d.id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![workspace_id, status, limit.min(i64::MAX as usize) as i64],
+            |r| {
+                Ok(DeliveryRow {
+                    id: r.get(0)?,
+                    sink: r.get(1)?,
+                    alert_id: r.get(2)?,
+                    event: r.get(3)?,
+                    status: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    last_error: r.get(7)?,
+                    created_at: r.get(8)?,
+                    sent_at: r.get(9)?,
+                    summary: r.get(10)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Puts a failed or dead delivery back in the queue, due now. Returns whether it existed in
+    /// a state that can be retried.
+    pub fn retry_delivery(&mut self, workspace_id: i64, id: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3
+             WHERE id = ?1 AND workspace_id = ?2 AND status IN ('failed', 'dead')",
+            params![id, workspace_id, now()],
+        )? == 1)
+    }
+
     /// Open compliance findings of a workspace.
     pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
         self.alerts(
@@ -782,6 +883,17 @@ fn write_alerts(
     for (rule, fingerprint) in &alerts.rule_states {
         state.execute(params![workspace_id, rule, fingerprint, snapshot_id])?;
     }
+    let mut queue = tx.prepare_cached(
+        "INSERT INTO deliveries (workspace_id, sink, snapshot_id, alert_id, event, status, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) ON CONFLICT (sink, alert_id, event) DO NOTHING",
+    )?;
+    for (event, sink) in &alerts.deliveries {
+        let (alert_id, name) = match *event {
+            AlertEvent::Opened(i) => (ids[i], "raised"),
+            AlertEvent::Resolved(i) => (alerts.resolved[i].alert.id, "resolved"),
+        };
+        queue.execute(params![workspace_id, sink, snapshot_id, alert_id, name, at])?;
+    }
     let mut drop_state =
         tx.prepare_cached("DELETE FROM rule_state WHERE workspace_id = ?1 AND rule_id = ?2")?;
     for rule in &alerts.dropped_rules {
@@ -790,44 +902,116 @@ fn write_alerts(
     Ok(ids)
 }
 
-const ALERT_COLUMNS: &str = "SELECT id, rule_id, rule_kind, severity, title, resource_kind, resource_id,
-    resource_name, snapshot_id, change_id, status, opened_at, resolved_at, resolved_snapshot_id, resolution,
-    summary, explanation, remediation, tags FROM alerts";
+/// The columns [`alert_row_at`] reads, in order.
+macro_rules! alert_fields {
+    () => {
+        "id, rule_id, rule_kind, severity, title, resource_kind, resource_id, resource_name, snapshot_id, \
+         change_id, status, opened_at, resolved_at, resolved_snapshot_id, resolution, summary, explanation, \
+         remediation, tags"
+    };
+}
+const ALERT_FIELDS: &str = alert_fields!();
+const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+
+/// A delivery that is due, with its alert.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The poll that queued it.
+    pub snapshot_id: i64,
+    /// Whether it delivers the alert's resolution (else its raising).
+    pub resolved: bool,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The alert, as stored now.
+    pub alert: AlertRecord,
+}
+
+/// What a delivery attempt came to.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome<'a> {
+    /// The sink confirmed.
+    Sent,
+    /// It failed; retried at `next_attempt_at` unless `dead`.
+    Failed {
+        /// When to try again.
+        next_attempt_at: &'a str,
+        /// Whether to give up.
+        dead: bool,
+        /// The error, kept for operators.
+        error: &'a str,
+    },
+}
+
+/// One row of `deliveries`, for listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The alert.
+    pub alert_id: i64,
+    /// `raised` or `resolved`.
+    pub event: String,
+    /// `pending`, `failed`, `sent` or `dead`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it is due.
+    pub next_attempt_at: String,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When it was sent.
+    pub sent_at: Option<String>,
+    /// The alert's summary.
+    pub summary: String,
+}
 
 fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> {
+    alert_row_at(r, 0)
+}
+
+/// Reads an alert from the row's columns starting at `at` (in `ALERT_FIELDS` order).
+fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AlertRecord> {
     let bad = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
-    let severity: String = r.get(3)?;
-    let kind: String = r.get(5)?;
-    let status: String = r.get(10)?;
-    let explanation: String = r.get(16)?;
-    let tags: String = r.get(18)?;
+    let severity: String = r.get(at + 3)?;
+    let kind: String = r.get(at + 5)?;
+    let status: String = r.get(at + 10)?;
+    let explanation: String = r.get(at + 16)?;
+    let tags: String = r.get(at + 18)?;
     Ok(AlertRecord {
-        id: r.get(0)?,
-        rule_id: r.get(1)?,
-        rule_kind: r.get(2)?,
+        id: r.get(at)?,
+        rule_id: r.get(at + 1)?,
+        rule_kind: r.get(at + 2)?,
         severity: severity
             .parse()
-            .map_err(|_| bad(3, format!("unknown severity `{severity}`")))?,
-        title: r.get(4)?,
+            .map_err(|_| bad(at + 3, format!("unknown severity `{severity}`")))?,
+        title: r.get(at + 4)?,
         resource_kind: kind
             .parse()
-            .map_err(|e: crate::model::UnknownKind| bad(5, e.to_string()))?,
-        resource_id: r.get(6)?,
-        resource_name: r.get(7)?,
-        snapshot_id: r.get(8)?,
-        change_id: r.get(9)?,
+            .map_err(|e: crate::model::UnknownKind| bad(at + 5, e.to_string()))?,
+        resource_id: r.get(at + 6)?,
+        resource_name: r.get(at + 7)?,
+        snapshot_id: r.get(at + 8)?,
+        change_id: r.get(at + 9)?,
         status: AlertStatus::parse(&status)
-            .ok_or_else(|| bad(10, format!("unknown status `{status}`")))?,
-        opened_at: r.get(11)?,
-        resolved_at: r.get(12)?,
-        resolved_snapshot_id: r.get(13)?,
-        resolution: r.get(14)?,
-        summary: r.get(15)?,
-        explanation: serde_json::from_str(&explanation).map_err(|e| bad(16, e.to_string()))?,
-        remediation: r.get(17)?,
-        tags: serde_json::from_str(&tags).map_err(|e| bad(18, e.to_string()))?,
+            .ok_or_else(|| bad(at + 10, format!("unknown status `{status}`")))?,
+        opened_at: r.get(at + 11)?,
+        resolved_at: r.get(at + 12)?,
+        resolved_snapshot_id: r.get(at + 13)?,
+        resolution: r.get(at + 14)?,
+        summary: r.get(at + 15)?,
+        explanation: serde_json::from_str(&explanation).map_err(|e| bad(at + 16, e.to_string()))?,
+        remediation: r.get(at + 17)?,
+        tags: serde_json::from_str(&tags).map_err(|e| bad(at + 18, e.to_string()))?,
     })
 }
 

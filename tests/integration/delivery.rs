@@ -1,0 +1,303 @@
+//! Alert delivery through the outbox to a real HTTP receiver started by the test: signatures,
+//! outages, digests, and a process killed between alert creation and delivery.
+
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use secrecy::SecretString;
+use segwatch::poll::Poller;
+use segwatch::redact::SecretPolicy;
+use segwatch::rules::RuleSet;
+use segwatch::segment::SegmentClient;
+use segwatch::simulator::SimConfig;
+use segwatch::sinks::outbox::deliver_due;
+use segwatch::sinks::webhook::signature;
+use segwatch::sinks::{Sink, SinkConfig, SinkFilter, SinkTarget};
+
+use crate::util::TestWorkspace;
+
+const HMAC_KEY: &str = "whsec-test-7d1f0c9a";
+
+/// Every user is a finding: many alerts from one poll.
+const EVERY_USER: &str = r#"
+- id: every-user
+  title: A user exists
+  description: Test rule.
+  remediation: None.
+  severity: high
+  resource: user
+  kind: compliance
+  when: 'true'
+"#;
+
+/// An HTTP receiver standing in for a webhook endpoint.
+struct Receiver {
+    url: String,
+    /// Event ids of the requests it accepted, with their parsed bodies.
+    accepted: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    /// Status it answers with (200 = up).
+    status: Arc<AtomicU16>,
+    /// Milliseconds it waits before answering.
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (a, s, d) = (accepted.clone(), status.clone(), delay_ms.clone());
+        let app = axum::Router::new().route(
+            "/hook/{token}",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let (a, s, d) = (a.clone(), s.clone(), d.clone());
+                async move {
+                    tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
+                    let expected = signature(HMAC_KEY.as_bytes(), &body);
+                    let given = headers
+                        .get("x-segwatch-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if given != expected {
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let status = StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                    if status.is_success() {
+                        let event = headers
+                            .get("x-segwatch-event")
+                            .unwrap()
+                            .to_str()
+                            .unwrap()
+                            .to_string();
+                        a.lock()
+                            .unwrap()
+                            .push((event, serde_json::from_slice(&body).unwrap()));
+                    }
+                    status
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/hook/secret-path-4411",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver {
+            url,
+            accepted,
+            status,
+            delay_ms,
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
+    fn sink(&self, digest_threshold: usize) -> Sink {
+        Sink::new(SinkConfig {
+            name: "hook".into(),
+            filter: SinkFilter {
+                send_resolved: true,
+                ..SinkFilter::default()
+            },
+            digest_threshold,
+            max_attempts: 5,
+            target: SinkTarget::Webhook {
+                url: SecretString::from(self.url.clone()),
+                secret: Some(SecretString::from(HMAC_KEY)),
+            },
+        })
+        .unwrap()
+    }
+}
+
+async fn poll(ws: &TestWorkspace, rules: &str, sinks: Vec<Sink>) -> segwatch::poll::PollOutcome {
+    let rules = Arc::new(RuleSet::from_yaml("rules.yaml", rules).unwrap());
+    let client = SegmentClient::new(ws.client_config()).unwrap();
+    Poller::new(client, SecretPolicy::default(), "default")
+        .with_rules(rules, false)
+        .with_sinks(Arc::new(sinks))
+        .poll(&mut ws.store())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_alerts_arrive_once_even_across_an_outage() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 5,
+        ..SimConfig::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(503, Ordering::SeqCst);
+
+    // The receiver is down: nothing is lost, everything waits for a retry.
+    let outcome = poll(&ws, EVERY_USER, vec![receiver.sink(100)]).await;
+    assert_eq!(outcome.alerts.len(), 5);
+    let report = outcome.deliveries.unwrap();
+    assert_eq!((report.sent, report.failed, report.dead), (0, 5, 0));
+    assert!(receiver.events().is_empty());
+
+    // Back up; the retries are due later (backoff), so run the worker as of then.
+    receiver.status.store(200, Ordering::SeqCst);
+    let mut store = ws.store();
+    let workspace = store.find_workspace("default").unwrap().unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::hours(2);
+    let report = deliver_due(&mut store, &[receiver.sink(100)], workspace, later)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 5);
+    let mut events = receiver.events();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), 5, "each alert arrived, once");
+    assert_eq!(receiver.events().len(), 5);
+    let (_, body) = receiver.accepted.lock().unwrap()[0].clone();
+    assert_eq!(body["type"], "alert");
+    assert_eq!(body["alert"]["rule_id"], "every-user");
+
+    // Nothing is left to send.
+    let report = deliver_due(&mut store, &[receiver.sink(100)], workspace, later)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 0);
+    let sent = store.deliveries(workspace, Some("sent"), 100).unwrap();
+    assert_eq!(sent.len(), 5);
+    assert!(sent.iter().all(|d| d.attempts == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_raising_200_alerts_sends_one_digest() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 200,
+        ..SimConfig::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let outcome = poll(&ws, EVERY_USER, vec![receiver.sink(10)]).await;
+    assert_eq!(outcome.alerts.len(), 200);
+    let report = outcome.deliveries.unwrap();
+    assert_eq!((report.sent, report.digests), (200, 1));
+    let accepted = receiver.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 1, "one message, not 200");
+    assert_eq!(accepted[0].1["type"], "digest");
+    assert_eq!(accepted[0].1["count"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_dead_with_the_receivers_reply_and_can_be_retried() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.status.store(410, Ordering::SeqCst);
+    let report = poll(&ws, EVERY_USER, vec![receiver.sink(100)])
+        .await
+        .deliveries
+        .unwrap();
+    assert_eq!(report.dead, 1);
+    let run = ws
+        .segwatch()
+        .args(["deliveries", "--status", "dead", "--format", "json"])
+        .success();
+    let dead = run.json();
+    assert!(
+        dead[0]["last_error"].as_str().unwrap().contains("410"),
+        "{dead}"
+    );
+    assert!(
+        !dead.to_string().contains("secret-path-4411"),
+        "the webhook URL is a secret"
+    );
+
+    let id = dead[0]["id"].as_i64().unwrap().to_string();
+    ws.segwatch().args(["deliveries", "retry", &id]).success();
+    receiver.status.store(200, Ordering::SeqCst);
+    let mut store = ws.store();
+    let workspace = store.find_workspace("default").unwrap().unwrap();
+    let report = deliver_due(
+        &mut store,
+        &[receiver.sink(100)],
+        workspace,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.sent, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_survive_a_kill_between_creation_and_delivery() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    let rules = ws.dir.path().join("rules.yaml");
+    std::fs::write(&rules, EVERY_USER).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    let segwatch = || {
+        ws.segwatch()
+            .env("HOOK_URL", &receiver.url)
+            .env("HOOK_KEY", HMAC_KEY)
+            .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
+            .args(["--config", config.to_str().unwrap(), "poll"])
+    };
+
+    // The receiver hangs; kill the poller once its alerts are committed and it is sending.
+    receiver.delay_ms.store(10_000, Ordering::SeqCst);
+    let mut child = segwatch().spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let queued = segwatch::store::Store::open_read_only(&ws.db())
+            .ok()
+            .and_then(|s| s.deliveries(1, Some("pending"), 10).ok())
+            .is_some_and(|d| d.len() == 3);
+        if queued {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alerts were never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(receiver.events().is_empty());
+
+    // The next run delivers what the killed one could not.
+    receiver.delay_ms.store(0, Ordering::SeqCst);
+    let run = segwatch().success();
+    assert!(
+        run.stdout().contains("deliveries: 3 sent"),
+        "{}",
+        run.stdout()
+    );
+    let mut events = receiver.events();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), 3);
+}
