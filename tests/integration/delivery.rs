@@ -252,9 +252,7 @@ async fn alerts_survive_a_kill_between_creation_and_delivery() {
     std::fs::write(&rules, EVERY_USER).unwrap();
     std::fs::write(
         &config,
-        format!(
-            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_KEY\"\n"
-        ),
+        "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_KEY\"\n",
     )
     .unwrap();
     let segwatch = || {
