@@ -59,6 +59,8 @@ const SLACK_MAX_BLOCKS: usize = 50;
 const SLACK_SECTION_CHARS: usize = 3000;
 const SLACK_HEADER_CHARS: usize = 150;
 const SLACK_FIELD_CHARS: usize = 2000;
+/// Changed fields a Slack message lists (each line is at most ~400 characters).
+const SLACK_CHANGE_LINES: usize = 20;
 
 /// Why templates could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -594,11 +596,25 @@ fn slack_alert_blocks(a: &AlertView) -> Vec<Value> {
         blocks.push(section(&format!("{was}{}", esc(&a.summary))));
     }
     if !a.changes.is_empty() {
-        let lines: Vec<String> = a
+        let mut lines: Vec<String> = a
             .changes
             .iter()
-            .map(|c| format!("• {}: {} → {}", code(&c.path), code(&c.old), code(&c.new)))
+            .take(SLACK_CHANGE_LINES)
+            .map(|c| {
+                format!(
+                    "• {}: {} → {}",
+                    code(&truncate(&c.path, VALUE_CHARS)),
+                    code(&c.old),
+                    code(&c.new)
+                )
+            })
             .collect();
+        if a.changes.len() > SLACK_CHANGE_LINES {
+            lines.push(format!(
+                "…and {} more changes",
+                a.changes.len() - SLACK_CHANGE_LINES
+            ));
+        }
         blocks.extend(
             sections_of_lines(Some("*Changes*"), &lines)
                 .into_iter()

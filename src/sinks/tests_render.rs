@@ -225,6 +225,7 @@ fn slack_limits_hold_for_huge_alerts() {
     let blocks = payload["blocks"].as_array().unwrap();
     assert!(blocks.len() <= 50, "{}", blocks.len());
     assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
+    assert!(payload.to_string().contains("…and 480 more changes"));
     for b in blocks {
         if let Some(text) = b["text"]["text"].as_str() {
             assert!(text.chars().count() <= 3000);
@@ -306,4 +307,26 @@ fn runtime_errors_name_the_template() {
         }
     };
     assert!(err.to_string().contains(TEXT_FILE), "{err}");
+}
+
+#[test]
+fn html_snapshot() {
+    let a = change_alert();
+    let html = Templates::builtin()
+        .html(&Message::Alert(&a), Some(APP_BASE))
+        .unwrap();
+    assert_snapshot!("change_html", html);
+}
+
+#[test]
+fn digest_snapshots() {
+    let alerts = [change_alert(), finding(), resolved_finding()];
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: 12,
+    };
+    let t = Templates::builtin();
+    assert_snapshot!("digest_subject", t.subject(&msg, Some(APP_BASE)).unwrap());
+    assert_snapshot!("digest_text", t.text(&msg, Some(APP_BASE)).unwrap());
+    assert_json_snapshot!("digest_slack", t.slack(&msg, Some(APP_BASE)).unwrap());
 }
