@@ -5,7 +5,9 @@
 //! once and says whether a failure is worth retrying. Durability (the outbox, retries, resuming
 //! after a restart) lives in [`crate::store`] and [`outbox`], not here.
 
+pub mod email;
 pub mod render;
+pub mod slack;
 pub mod webhook;
 
 use std::time::Duration;
