@@ -59,7 +59,7 @@ pub struct Settings {
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `webhook` (more types come with their senders).
+    /// `slack`, `email` or `webhook`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -91,6 +91,36 @@ pub struct SinkSettings {
     pub secret_env: Option<String>,
     /// File holding the HMAC key.
     pub secret_file: Option<PathBuf>,
+    /// The workspace in the Segment app, for links in messages (e.g. `https://app.segment.com/acme`).
+    pub app_base: Option<String>,
+    /// A folder whose templates override the built-in message templates.
+    pub templates: Option<PathBuf>,
+    /// Email: SMTP server host.
+    pub smtp_host: Option<String>,
+    /// Email: SMTP port (default 587 with STARTTLS, 465 with implicit TLS).
+    pub smtp_port: Option<u16>,
+    /// Email: `starttls` (default), `implicit`, or `none` (localhost only).
+    pub tls: Option<String>,
+    /// Email: SMTP user.
+    pub username: Option<String>,
+    /// Email: SMTP password (prefer `password_env` or `password_file`).
+    pub password: Option<SecretString>,
+    /// Email: name of an environment variable holding the SMTP password.
+    pub password_env: Option<String>,
+    /// Email: file holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// Email: sender address.
+    pub from: Option<String>,
+    /// Email: recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Email: SMTP timeout in seconds.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
 }
 
 fn yes() -> bool {
@@ -346,11 +376,18 @@ impl Settings {
                     })?;
                     crate::sinks::SinkTarget::Webhook { url, secret: hmac }
                 }
+                "slack" => {
+                    let url = url.ok_or_else(|| {
+                        invalid("sinks.url", format!("sink `{}` needs `url`, `url_env` or `url_file` (the incoming webhook)", s.name))
+                    })?;
+                    crate::sinks::SinkTarget::Slack { url }
+                }
+                "email" => crate::sinks::SinkTarget::Email(email_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `webhook`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email` or `webhook`",
                             s.name
                         ),
                     ));
@@ -368,6 +405,8 @@ impl Settings {
                 digest_threshold: s.digest_threshold,
                 max_attempts: s.max_attempts,
                 target,
+                app_base: s.app_base.clone(),
+                templates: s.templates.clone(),
             });
         }
         Ok(out)
@@ -412,6 +451,56 @@ impl From<config::ConfigError> for ConfigError {
     fn from(e: config::ConfigError) -> Self {
         ConfigError::Load(e)
     }
+}
+
+/// The SMTP settings of an `email` sink.
+fn email_config(s: &SinkSettings) -> Result<crate::sinks::email::EmailConfig, ConfigError> {
+    use crate::sinks::email::Tls;
+    let tls = match s.tls.as_deref().unwrap_or("starttls") {
+        "starttls" => Tls::StartTls,
+        "implicit" => Tls::Implicit,
+        "none" => Tls::None,
+        other => {
+            return Err(invalid(
+                "sinks.tls",
+                format!(
+                    "sink `{}`: `{other}` is not a TLS mode; expected `starttls`, `implicit` or `none`",
+                    s.name
+                ),
+            ));
+        }
+    };
+    let host = s.smtp_host.clone().ok_or_else(|| {
+        invalid(
+            "sinks.smtp_host",
+            format!("sink `{}`: an email sink needs `smtp_host`", s.name),
+        )
+    })?;
+    let from = s.from.clone().ok_or_else(|| {
+        invalid(
+            "sinks.from",
+            format!("sink `{}`: an email sink needs `from`", s.name),
+        )
+    })?;
+    let password = secret(
+        "sinks.password",
+        &s.name,
+        s.password.as_ref(),
+        s.password_env.as_deref(),
+        s.password_file.as_deref(),
+    )?;
+    Ok(crate::sinks::email::EmailConfig {
+        port: s
+            .smtp_port
+            .unwrap_or(if tls == Tls::Implicit { 465 } else { 587 }),
+        host,
+        tls,
+        username: s.username.clone(),
+        password,
+        from,
+        to: s.to.clone(),
+        timeout: std::time::Duration::from_secs(s.timeout_secs.max(1)),
+    })
 }
 
 /// A secret given inline, by environment variable name, or by file: at most one of the three.

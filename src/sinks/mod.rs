@@ -89,6 +89,13 @@ impl SinkFilter {
 /// Where a sink sends, with its secrets.
 #[derive(Debug, Clone)]
 pub enum SinkTarget {
+    /// A Slack incoming webhook.
+    Slack {
+        /// The incoming-webhook URL (a secret).
+        url: SecretString,
+    },
+    /// Email over SMTP.
+    Email(email::EmailConfig),
     /// A JSON POST, optionally signed with HMAC-SHA256.
     Webhook {
         /// The endpoint.
@@ -111,6 +118,10 @@ pub struct SinkConfig {
     pub max_attempts: u32,
     /// Where it sends.
     pub target: SinkTarget,
+    /// The workspace in the Segment app (e.g. `https://app.segment.com/acme`), for links.
+    pub app_base: Option<String>,
+    /// A folder of templates overriding the built-in message templates.
+    pub templates: Option<std::path::PathBuf>,
 }
 
 /// A sink ready to send.
@@ -124,15 +135,33 @@ pub struct Sink {
 #[derive(Debug, Clone)]
 enum Sender {
     Webhook(webhook::WebhookSink),
+    Slack(slack::SlackSink),
+    // Boxed: an SMTP sink is much larger than the HTTP ones.
+    Email(Box<email::EmailSink>),
 }
 
 impl Sink {
-    /// Builds the sender of a configured sink.
+    /// Builds the sender of a configured sink (reading its template overrides, if any).
     pub fn new(config: SinkConfig) -> Result<Sink, SendError> {
+        let permanent = |message: String| SendError::Permanent { message };
+        let templates = std::sync::Arc::new(match &config.templates {
+            Some(dir) => {
+                render::Templates::with_overrides(dir).map_err(|e| permanent(e.to_string()))?
+            }
+            None => render::Templates::builtin(),
+        });
         let sender = match &config.target {
             SinkTarget::Webhook { url, secret } => {
                 Sender::Webhook(webhook::WebhookSink::new(url.clone(), secret.clone())?)
             }
+            SinkTarget::Slack { url } => Sender::Slack(
+                slack::SlackSink::new(url.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            ),
+            SinkTarget::Email(email) => Sender::Email(Box::new(
+                email::EmailSink::new(email.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            )),
         };
         Ok(Sink { config, sender })
     }
@@ -146,6 +175,8 @@ impl Sink {
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
         match &self.sender {
             Sender::Webhook(w) => w.send(message).await,
+            Sender::Slack(s) => s.send(message).await,
+            Sender::Email(e) => e.send(message).await,
         }
     }
 }

@@ -116,6 +116,8 @@ impl Receiver {
                 url: SecretString::from(self.url.clone()),
                 secret: Some(SecretString::from(HMAC_KEY)),
             },
+            app_base: None,
+            templates: None,
         })
         .unwrap()
     }
@@ -298,4 +300,34 @@ async fn alerts_survive_a_kill_between_creation_and_delivery() {
     events.sort();
     events.dedup();
     assert_eq!(events.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_test_reports_each_sink_with_the_precise_error() {
+    let ws = TestWorkspace::start().await;
+    let receiver = Receiver::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ws.dir.path().join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl_env = \"HOOK_URL\"\nsecret_env = \"HOOK_KEY\"\n\n\
+             [[sinks]]\nname = \"mail\"\ntype = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {closed}\ntls = \"none\"\n\
+             from = \"segwatch@acme.io\"\nto = [\"security@acme.io\"]\ntimeout_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    let run = ws
+        .segwatch()
+        .env("HOOK_URL", &receiver.url)
+        .env("HOOK_KEY", HMAC_KEY)
+        .args(["--config", config.to_str().unwrap(), "sinks", "test"])
+        .failure();
+    let run = run.stdout_contains(&["hook: ok", "mail: FAILED"]);
+    assert_eq!(receiver.events(), vec!["test".to_string()]);
+    assert!(!run.stdout().contains("secret-path-4411"));
 }
