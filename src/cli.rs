@@ -372,6 +372,7 @@ async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCod
     let client = SegmentClient::new(target.client)?;
     let mut store = open_store(&settings.database.path)?;
     let sinks = build_sinks(settings)?;
+    crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let poller = Poller::new(client, SecretPolicy::default(), target.name)
         .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline)
         .with_sinks(std::sync::Arc::new(sinks));

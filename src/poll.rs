@@ -263,19 +263,34 @@ impl Poller {
     /// Queues each alert event for the sinks that want it.
     fn route(&self, plan: &mut AlertPlan) {
         let mut deliveries = Vec::new();
+        let named = |rule_id: &str| -> Vec<String> {
+            self.rules
+                .as_ref()
+                .and_then(|r| r.get(rule_id))
+                .map(|r| r.sinks.clone())
+                .unwrap_or_default()
+        };
         for (i, a) in plan.opened.iter().enumerate() {
             let status = if a.rule_kind == "change" {
                 AlertStatus::Fired
             } else {
                 AlertStatus::Open
             };
-            for sink in route(&self.sinks, &a.rule_id, a.severity, &a.tags, status) {
+            for sink in route(
+                &self.sinks,
+                &named(&a.rule_id),
+                &a.rule_id,
+                a.severity,
+                &a.tags,
+                status,
+            ) {
                 deliveries.push((AlertEvent::Opened(i), sink));
             }
         }
         for (i, r) in plan.resolved.iter().enumerate() {
             for sink in route(
                 &self.sinks,
+                &named(&r.alert.rule_id),
                 &r.alert.rule_id,
                 r.alert.severity,
                 &r.alert.tags,

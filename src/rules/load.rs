@@ -23,7 +23,7 @@ use crate::diff::ChangeOp;
 use crate::model::{ResourceKind, sha256_hex};
 
 /// The fields a rule may have, in the order the spec lists them.
-const RULE_FIELDS: [&str; 13] = [
+const RULE_FIELDS: [&str; 14] = [
     "id",
     "title",
     "description",
@@ -37,6 +37,7 @@ const RULE_FIELDS: [&str; 13] = [
     "when",
     "message",
     "exceptions",
+    "sinks",
 ];
 
 /// The fields an exception may have.
@@ -413,7 +414,8 @@ impl RuleParser<'_> {
         let severity = self.severity(&fields);
         let resource = self.resource(&fields);
         let kind = self.kind(&fields);
-        let tags = self.tags(&fields);
+        let tags = self.string_list(&fields, "tags", "tags: [soc2:CC6.1]");
+        let sinks = self.string_list(&fields, "sinks", "sinks: [security-slack]");
         let enabled = self.enabled(&fields);
         let scope = match &kind {
             Some(RuleKind::Change { .. }) => Scope::Change,
@@ -454,6 +456,7 @@ impl RuleParser<'_> {
             remediation: remediation?,
             severity: severity?,
             tags,
+            sinks,
             enabled,
             resource: resource?,
             kind: kind?,
@@ -609,33 +612,34 @@ impl RuleParser<'_> {
         ok.then_some(ops)
     }
 
-    fn tags(&mut self, fields: &Fields<'_>) -> Vec<String> {
-        let Some((line, node)) = fields.get("tags").copied() else {
+    /// An optional list of strings (`tags`, `sinks`).
+    fn string_list(&mut self, fields: &Fields<'_>, field: &str, example: &str) -> Vec<String> {
+        let Some((line, node)) = fields.get(field).copied() else {
             return Vec::new();
         };
         let Value::Seq(items) = &node.value else {
             self.error(
                 line,
-                Some("tags"),
+                Some(field),
                 format!(
-                    "expected a list of tags (e.g. `tags: [soc2:CC6.1]`); found {}",
+                    "expected a list (e.g. `{example}`); found {}",
                     node.describe()
                 ),
             );
             return Vec::new();
         };
-        let mut tags = Vec::new();
+        let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match item.as_str() {
-                Some(tag) => tags.push(tag.to_string()),
+                Some(text) => out.push(text.to_string()),
                 None => self.error(
                     item.line,
-                    Some(&format!("tags[{i}]")),
+                    Some(&format!("{field}[{i}]")),
                     format!("expected text, found {}; quote it", item.describe()),
                 ),
             }
         }
-        tags
+        out
     }
 
     fn enabled(&mut self, fields: &Fields<'_>) -> bool {

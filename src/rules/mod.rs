@@ -97,6 +97,8 @@ pub struct Rule {
     pub severity: Severity,
     /// Free-form tags, e.g. compliance controls (`soc2:CC6.1`).
     pub tags: Vec<String>,
+    /// The sinks its alerts go to; empty: every sink whose filters they pass.
+    pub sinks: Vec<String>,
     /// Disabled rules are loaded and validated but never evaluated.
     pub enabled: bool,
     /// The kind of resource the rule reads.

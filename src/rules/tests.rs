@@ -793,7 +793,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 6,
             rule: owner,
             field: Some("tags"),
-            message: "expected a list of tags (e.g. `tags: [soc2:CC6.1]`); found the string `soc2:CC6.1`",
+            message: "expected a list (e.g. `tags: [soc2:CC6.1]`); found the string `soc2:CC6.1`",
         },
         Bad {
             name: "repeated field",

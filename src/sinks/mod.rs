@@ -181,9 +181,11 @@ impl Sink {
     }
 }
 
-/// The names of the sinks an alert event goes to.
+/// The names of the sinks an alert event goes to: the sinks its rule names (`named`), or when
+/// it names none, every sink whose filters it passes.
 pub fn route(
     sinks: &[Sink],
+    named: &[String],
     rule_id: &str,
     severity: Severity,
     tags: &[String],
@@ -192,9 +194,37 @@ pub fn route(
     let resolved = status == AlertStatus::Resolved;
     sinks
         .iter()
-        .filter(|s| s.config.filter.wants(rule_id, severity, tags, resolved))
+        .filter(|s| {
+            if named.is_empty() {
+                s.config.filter.wants(rule_id, severity, tags, resolved)
+            } else {
+                named.contains(&s.config.name) && (!resolved || s.config.filter.send_resolved)
+            }
+        })
         .map(|s| s.config.name.clone())
         .collect()
+}
+
+/// Checks that every sink a rule names is configured.
+pub fn check_rule_sinks(rules: &crate::rules::RuleSet, sinks: &[Sink]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for rule in rules.rules() {
+        for name in &rule.sinks {
+            if !sinks.iter().any(|s| s.name() == name) {
+                problems.push(format!(
+                    "{}:{}: rule `{}` sends to sink `{name}`, which is not configured in [[sinks]]",
+                    rule.file.display(),
+                    rule.line,
+                    rule.id
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 #[cfg(test)]

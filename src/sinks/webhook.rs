@@ -156,6 +156,27 @@ fn payload(message: &Message<'_>) -> (String, serde_json::Value) {
 mod tests {
     use super::*;
 
+    use crate::sinks::render::fixtures::{change_alert, finding};
+
+    #[test]
+    fn bodies_of_a_change_alert_a_finding_and_a_digest() {
+        let change = change_alert();
+        let found = finding();
+        let (event, body) = payload(&Message::Alert(&change));
+        assert_eq!(event, format!("alert-{}-raised", change.id));
+        insta::assert_json_snapshot!("webhook_change", body);
+        insta::assert_json_snapshot!("webhook_finding", payload(&Message::Alert(&found)).1);
+        let both = [change, found];
+        insta::assert_json_snapshot!(
+            "webhook_digest",
+            payload(&Message::Digest {
+                alerts: &both,
+                snapshot_id: 12
+            })
+            .1
+        );
+    }
+
     #[test]
     fn signature_is_the_hmac_of_the_body() {
         // RFC 4231 test case 2.

@@ -331,3 +331,124 @@ async fn sinks_test_reports_each_sink_with_the_precise_error() {
     assert_eq!(receiver.events(), vec!["test".to_string()]);
     assert!(!run.stdout().contains("secret-path-4411"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_names_its_sinks_and_an_unknown_one_stops_the_poll() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let other = Receiver::start().await;
+    let named = format!("{EVERY_USER}  sinks: [hook]\n");
+    let mut second = other.sink(100);
+    second.config.name = "other".into();
+    let outcome = poll(&ws, &named, vec![receiver.sink(100), second]).await;
+    assert_eq!(outcome.deliveries.unwrap().sent, 2);
+    assert_eq!(receiver.events().len(), 2, "the named sink gets the alerts");
+    assert!(
+        other.events().is_empty(),
+        "a sink the rule does not name gets nothing"
+    );
+
+    // Through the binary, a rule naming a sink that is not configured stops the poll.
+    let rules = ws.dir.path().join("named.yaml");
+    std::fs::write(&rules, EVERY_USER.to_string() + "  sinks: [pager]\n").unwrap();
+    let requests = ws.sim.request_count();
+    ws.segwatch()
+        .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
+        .args(["poll"])
+        .failure()
+        .stderr_contains(&["every-user", "sink `pager`", "not configured"]);
+    assert_eq!(ws.sim.request_count(), requests, "nothing was fetched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_429_retry_after_is_waited_out() {
+    use segwatch::sinks::SinkTarget;
+
+    let ws = TestWorkspace::with(SimConfig {
+        users: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    // A Slack stand-in: 429 with Retry-After on the first post, then accepts.
+    let posts = Arc::new(AtomicU64::new(0));
+    let counter = posts.clone();
+    let app = axum::Router::new().route(
+        "/services/T000/B000/XXXX",
+        axum::routing::post(move |body: Bytes| {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                assert!(
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap()["blocks"]
+                        .is_array()
+                );
+                if n == 0 {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "120")],
+                        "rate_limited",
+                    )
+                } else {
+                    (StatusCode::OK, [("retry-after", "0")], "ok")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/services/T000/B000/XXXX",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let slack = Sink::new(SinkConfig {
+        name: "slack".into(),
+        filter: SinkFilter {
+            send_resolved: true,
+            ..SinkFilter::default()
+        },
+        digest_threshold: 100,
+        max_attempts: 5,
+        target: SinkTarget::Slack {
+            url: SecretString::from(url),
+        },
+        app_base: None,
+        templates: None,
+    })
+    .unwrap();
+
+    let started = chrono::Utc::now();
+    let report = poll(&ws, EVERY_USER, vec![slack.clone()])
+        .await
+        .deliveries
+        .unwrap();
+    assert_eq!(report.failed, 1);
+    let mut store = ws.store();
+    let workspace = store.find_workspace("default").unwrap().unwrap();
+    let waiting = store.deliveries(workspace, Some("failed"), 10).unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(&waiting[0].next_attempt_at).unwrap();
+    assert!(
+        next >= started + chrono::Duration::seconds(119),
+        "retried no earlier than Retry-After: {next}"
+    );
+
+    // Before Retry-After has passed nothing is sent; after, it goes through.
+    let soon = deliver_due(
+        &mut store,
+        std::slice::from_ref(&slack),
+        workspace,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(soon.sent, 0);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(125);
+    let report = deliver_due(&mut store, &[slack], workspace, later)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(posts.load(Ordering::SeqCst), 2);
+}
