@@ -290,12 +290,26 @@ async fn alerts_survive_a_kill_between_creation_and_delivery() {
 
     // The next run delivers what the killed one could not.
     receiver.delay_ms.store(0, Ordering::SeqCst);
-    let run = segwatch().success();
+    let run = segwatch().env("RUST_LOG", "trace").success();
     assert!(
         run.stdout().contains("deliveries: 3 sent"),
         "{}",
         run.stdout()
     );
+
+    // The sink's secrets appear nowhere: not in the logs, the output or the database files.
+    let mut everything = run.stdout() + &run.stderr();
+    for suffix in ["", "-wal"] {
+        let mut path = ws.db().into_os_string();
+        path.push(suffix);
+        everything.push_str(&String::from_utf8_lossy(
+            &std::fs::read(&path).unwrap_or_default(),
+        ));
+    }
+    assert!(everything.contains("every-user"), "the scan sees alerts");
+    for secret in [HMAC_KEY, "secret-path-4411"] {
+        assert!(!everything.contains(secret), "a sink secret leaked");
+    }
     let mut events = receiver.events();
     events.sort();
     events.dedup();
