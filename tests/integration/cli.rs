@@ -1,9 +1,7 @@
 //! The binary's commands, exit codes and messages.
 
-use std::time::Duration;
-
 use segwatch::simulator::{Fault, FaultKind, Mutation};
-use segwatch::store::{SnapshotStatus, Store};
+use segwatch::store::SnapshotStatus;
 
 use crate::util::{Segwatch, TestWorkspace};
 
@@ -132,24 +130,13 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
         .inject(Fault::new(FaultKind::Slow { delay_ms: 3_000 }).on_path("/sources"));
     let mut child = ws.segwatch().args(["poll"]).spawn();
     // Kill it once its snapshot is recorded as running, i.e. truly mid-poll.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let running = Store::open_read_only(&ws.db())
-            .ok()
-            .and_then(|s| s.snapshots(1, 1).ok())
-            .is_some_and(|list| {
-                list.first()
-                    .is_some_and(|s| s.status == SnapshotStatus::Running)
-            });
-        if running {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the poll never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ws.wait_for_db("the poll is running", |s| {
+        s.snapshots(1, 1).is_ok_and(|list| {
+            list.first()
+                .is_some_and(|s| s.status == SnapshotStatus::Running)
+        })
+    })
+    .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     ws.sim.clear_faults();

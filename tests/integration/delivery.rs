@@ -268,21 +268,11 @@ async fn alerts_survive_a_kill_between_creation_and_delivery() {
     // The receiver hangs; kill the poller once its alerts are committed and it is sending.
     receiver.delay_ms.store(10_000, Ordering::SeqCst);
     let mut child = segwatch().spawn();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let queued = segwatch::store::Store::open_read_only(&ws.db())
-            .ok()
-            .and_then(|s| s.deliveries(1, Some("pending"), 10).ok())
-            .is_some_and(|d| d.len() == 3);
-        if queued {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the alerts were never queued"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ws.wait_for_db("the alerts are queued", |s| {
+        s.deliveries(1, Some("pending"), 10)
+            .is_ok_and(|d| d.len() == 3)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     child.kill().unwrap();
     child.wait().unwrap();

@@ -94,6 +94,22 @@ impl TestWorkspace {
             .await
     }
 
+    /// Waits (at most 20 s) until `ready` holds for the database as a read-only reader sees it,
+    /// e.g. a poll running in another process has reached some point.
+    pub async fn wait_for_db(&self, what: &str, ready: impl Fn(&Store) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !Store::open_read_only(&self.db())
+            .ok()
+            .is_some_and(|s| ready(&s))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting until {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Opens the database.
     pub fn store(&self) -> Store {
         Store::open(&self.db()).unwrap()
