@@ -180,21 +180,26 @@ async fn signed_alerts_arrive_once_even_across_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poll_raising_200_alerts_sends_one_digest() {
+async fn a_poll_raising_200_alerts_sends_one_digest_per_sink() {
     let ws = TestWorkspace::with(SimConfig {
         users: 200,
         ..SimConfig::default()
     })
     .await;
-    let receiver = Receiver::start().await;
-    let outcome = poll(&ws, EVERY_USER, vec![receiver.sink(10)]).await;
+    let first = Receiver::start().await;
+    let second = Receiver::start().await;
+    let mut other = second.sink(10);
+    other.config.name = "other".into();
+    let outcome = poll(&ws, EVERY_USER, vec![first.sink(10), other]).await;
     assert_eq!(outcome.alerts.len(), 200);
     let report = outcome.deliveries.unwrap();
-    assert_eq!((report.sent, report.digests), (200, 1));
-    let accepted = receiver.accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 1, "one message, not 200");
-    assert_eq!(accepted[0].1["type"], "digest");
-    assert_eq!(accepted[0].1["count"], 200);
+    assert_eq!((report.sent, report.digests), (400, 2));
+    for receiver in [&first, &second] {
+        let accepted = receiver.accepted.lock().unwrap().clone();
+        assert_eq!(accepted.len(), 1, "one message per sink, not 200");
+        assert_eq!(accepted[0].1["type"], "digest");
+        assert_eq!(accepted[0].1["count"], 200);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
