@@ -55,6 +55,8 @@ enum TableOrJson {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run as a daemon: poll on the configured schedule until SIGTERM or Ctrl-C.
+    Run,
     /// Poll the workspace once: fetch, store a snapshot, diff it; exits non-zero if the poll failed.
     Poll {
         /// Output format.
@@ -268,6 +270,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Poll { format } => poll(&load_settings(cli.config.as_deref())?, format).await,
+        Command::Run => run_daemon(&load_settings(cli.config.as_deref())?).await,
         Command::Snapshots { limit, format } => {
             snapshots(&load_settings(cli.config.as_deref())?, limit, format)
         }
@@ -365,17 +368,80 @@ fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
     Ok(Settings::load(file, required)?)
 }
 
-async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
+/// Everything a poll needs, checked before the first request: configuration, rules (an
+/// invalid rule set stops here), sinks, the database.
+fn prepare(settings: &Settings) -> anyhow::Result<(Poller, Store)> {
     let target = settings.validate()?;
-    // Rules first: an invalid rule set stops the poll before a single request.
     let rules = load_rules(&settings.rules.path)?;
     let client = SegmentClient::new(target.client)?;
-    let mut store = open_store(&settings.database.path)?;
+    let store = open_store(&settings.database.path)?;
     let sinks = build_sinks(settings)?;
     crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let poller = Poller::new(client, SecretPolicy::default(), target.name)
         .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline)
         .with_sinks(std::sync::Arc::new(sinks));
+    Ok((poller, store))
+}
+
+/// The daemon: the first poll at start-up, then one per tick; never two at once; SIGTERM or
+/// Ctrl-C stop it at once, abandoning an in-flight poll (recorded as failed; its transaction
+/// never started, so nothing is half-written).
+async fn run_daemon(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let schedule = settings.schedule()?;
+    let (poller, mut store) = prepare(settings)?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    tracing::info!(cron = %settings.schedule.cron, "segwatch daemon started; first poll now");
+    let mut next = chrono::Utc::now();
+    loop {
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let started = chrono::Utc::now();
+        let result = tokio::select! {
+            result = poller.poll(&mut store) => Some(result),
+            _ = &mut shutdown => None,
+        };
+        match result {
+            Some(Ok(outcome)) => print_outcome(&outcome, TextOrJson::Text)?,
+            Some(Err(e)) => tracing::error!(error = %e, "poll failed; the next tick tries again"),
+            None => {
+                let workspace = store.workspace_id(&settings.segment.name)?;
+                store.mark_interrupted(workspace)?;
+                tracing::warn!(
+                    "stopped during a poll: the poll was abandoned and recorded as failed"
+                );
+                break;
+            }
+        }
+        let now = chrono::Utc::now();
+        let skipped = schedule.ticks_between(started, now);
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "ticks passed while the poll ran; skipped them (polls never overlap)"
+            );
+        }
+        next = schedule.next_after(now);
+    }
+    tracing::info!("segwatch daemon stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
+    let (poller, mut store) = prepare(settings)?;
     match poller.poll(&mut store).await {
         Ok(outcome) => {
             print_outcome(&outcome, format)?;

@@ -48,6 +48,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Which rules are evaluated.
     pub rules: RulesSettings,
+    /// When `segwatch run` polls.
+    pub schedule: ScheduleSettings,
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -135,6 +137,16 @@ fn default_delivery_attempts() -> u32 {
     8
 }
 
+/// `[schedule]`: when the daemon polls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Cron expression in UTC, 5 fields (`min hour dom mon dow`) or 6 (seconds first).
+    pub cron: String,
+    /// Random delay added to each tick, up to this many seconds.
+    pub jitter_secs: u64,
+}
+
 /// `[rules]`: the YAML rules evaluated after every complete snapshot.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +214,8 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("database.path", DefaultValue::Str("segwatch.db")),
     ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
+    ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
+    ("schedule.jitter_secs", DefaultValue::Int(0)),
 ];
 
 enum DefaultValue {
@@ -321,6 +335,15 @@ impl Settings {
             name: s.name.clone(),
             client,
         })
+    }
+
+    /// The validated `[schedule]`.
+    pub fn schedule(&self) -> Result<crate::schedule::Schedule, ConfigError> {
+        crate::schedule::Schedule::parse(
+            &self.schedule.cron,
+            std::time::Duration::from_secs(self.schedule.jitter_secs),
+        )
+        .map_err(|e| invalid("schedule.cron", e.to_string()))
     }
 
     /// Checks every `[[sinks]]` entry and reads its secrets from the environment or files.

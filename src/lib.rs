@@ -16,6 +16,7 @@ pub mod model;
 pub mod poll;
 pub mod redact;
 pub mod rules;
+pub mod schedule;
 pub mod segment;
 pub mod simulator;
 pub mod sinks;

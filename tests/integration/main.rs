@@ -5,6 +5,7 @@
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
+//! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
 //! - `starter_rules`: every starter rule fires on what it should and only on that.
@@ -15,6 +16,7 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+mod daemon;
 mod delivery;
 mod faults;
 mod lifecycle;
