@@ -270,7 +270,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Poll { format } => poll(&load_settings(cli.config.as_deref())?, format).await,
-        Command::Run => run_daemon(&load_settings(cli.config.as_deref())?).await,
+        Command::Run => run_daemon(cli.config.as_deref()).await,
         Command::Snapshots { limit, format } => {
             snapshots(&load_settings(cli.config.as_deref())?, limit, format)
         }
@@ -386,17 +386,37 @@ fn prepare(settings: &Settings) -> anyhow::Result<(Poller, Store)> {
 /// The daemon: the first poll at start-up, then one per tick; never two at once; SIGTERM or
 /// Ctrl-C stop it at once, abandoning an in-flight poll (recorded as failed; its transaction
 /// never started, so nothing is half-written).
-async fn run_daemon(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let schedule = settings.schedule()?;
-    let (poller, mut store) = prepare(settings)?;
+async fn run_daemon(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut settings = load_settings(config)?;
+    let mut schedule = settings.schedule()?;
+    let (mut poller, mut store) = prepare(&settings)?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tracing::info!(cron = %settings.schedule.cron, "segwatch daemon started; first poll now");
     let mut next = chrono::Utc::now();
     loop {
         let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = hangup.recv() => {
+                // Reload everything, or nothing: an invalid new configuration or rule set is
+                // reported with the same messages as `rules validate` and the old one stays.
+                let reloaded = load_settings(config).and_then(|s| {
+                    let schedule = s.schedule()?;
+                    let (poller, store) = prepare(&s)?;
+                    Ok((s, schedule, poller, store))
+                });
+                match reloaded {
+                    Ok((s, new_schedule, new_poller, new_store)) => {
+                        (settings, schedule, poller, store) = (s, new_schedule, new_poller, new_store);
+                        next = next.min(schedule.next_after(chrono::Utc::now()));
+                        tracing::info!(cron = %settings.schedule.cron, "configuration and rules reloaded");
+                    }
+                    Err(e) => tracing::error!("reload rejected, keeping the previous configuration and rules: {e:#}"),
+                }
+                continue;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
         let started = chrono::Utc::now();

@@ -123,3 +123,98 @@ async fn sigterm_during_a_slow_poll_exits_promptly_and_leaves_a_consistent_datab
         "{abandoned:?}"
     );
 }
+
+const SOURCES_RULE: &str = r#"
+- id: RULE_ID
+  title: Source without environment label
+  description: Test rule.
+  remediation: Label it.
+  severity: medium
+  resource: source
+  kind: compliance
+  when: '!has_label(resource, "environment")'
+"#;
+
+fn hangup(child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_old_rules_when_the_new_ones_are_broken_and_applies_good_ones() {
+    let ws = TestWorkspace::start().await;
+    let rules = ws.dir.path().join("rules.yaml");
+    std::fs::write(&rules, SOURCES_RULE.replace("RULE_ID", "first-rule")).unwrap();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+        .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
+        .args(["run"])
+        .spawn();
+    let has_alerts_of = |rule: &'static str| {
+        move |s: &Store| {
+            let filter = segwatch::store::AlertFilter {
+                rule_id: Some(rule.into()),
+                ..Default::default()
+            };
+            s.alerts(1, &filter).is_ok_and(|a| !a.is_empty())
+        }
+    };
+    ws.wait_for_db(
+        "the first rule raised findings",
+        has_alerts_of("first-rule"),
+    )
+    .await;
+
+    // A broken rule file: rejected, the daemon keeps polling with the old rules.
+    std::fs::write(
+        &rules,
+        SOURCES_RULE
+            .replace("RULE_ID", "second-rule")
+            .replace("severity: medium", "severity: urgent"),
+    )
+    .unwrap();
+    hangup(&child);
+    let polls = complete(&ws.store()).len();
+    ws.wait_for_db("two more polls completed", |s| {
+        complete(s).len() >= polls + 2
+    })
+    .await;
+    assert!(!has_alerts_of("second-rule")(&ws.store()));
+
+    // A good one: applied; its rule raises findings, the old rule's resolve.
+    std::fs::write(&rules, SOURCES_RULE.replace("RULE_ID", "second-rule")).unwrap();
+    hangup(&child);
+    ws.wait_for_db("the new rule raised findings", has_alerts_of("second-rule"))
+        .await;
+    terminate(&child);
+    let output = exits_within(child, Duration::from_secs(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("reload rejected")
+            && stderr.contains("rules.yaml:6")
+            && stderr.contains("urgent"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("configuration and rules reloaded"),
+        "{stderr}"
+    );
+    let open = ws
+        .store()
+        .alerts(
+            1,
+            &segwatch::store::AlertFilter {
+                status: Some(segwatch::alerts::AlertStatus::Open),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        open.iter().all(|a| a.rule_id == "second-rule"),
+        "the removed rule's findings resolved"
+    );
+}
