@@ -19,9 +19,11 @@
 //! `values` (`{expr, value}` with shortened values), `changes` (`{path, old, new}`, shortened,
 //! change alerts only) and `link` (the resource in the Segment app, when one is known).
 //!
-//! The Slack payload is built in code rather than from a template, so that it always stays
-//! within Slack's Block Kit limits and its text is always escaped; its `text` fallback (what
-//! notifications show) is the rendered subject.
+//! The built-in Slack payload is built in code rather than from a template, so that it always
+//! stays within Slack's Block Kit limits and its text is always escaped; its `text` fallback
+//! (what notifications show) is the rendered subject. An override directory may add
+//! [`SLACK_FILE`], a template that renders the whole Slack JSON payload from the same context
+//! (use the `tojson` filter for values); its output must be a JSON object.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +42,8 @@ pub const SUBJECT_FILE: &str = "subject.txt.j2";
 pub const TEXT_FILE: &str = "email.txt.j2";
 /// File name of the HTML body template (auto-escaped).
 pub const HTML_FILE: &str = "email.html.j2";
+/// File name of an optional template replacing the built-in Slack payload (no built-in).
+pub const SLACK_FILE: &str = "slack.json.j2";
 
 /// Built-in subject template (one line; whitespace is collapsed after rendering).
 pub const SUBJECT_TEMPLATE: &str = include_str!("templates/subject.txt.j2");
@@ -103,6 +107,8 @@ pub enum RenderError {
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    /// Whether [`SLACK_FILE`] was given.
+    slack_override: bool,
 }
 
 impl Templates {
@@ -113,7 +119,10 @@ impl Templates {
             env.add_template(name, source)
                 .expect("built-in templates compile");
         }
-        Templates { env }
+        Templates {
+            env,
+            slack_override: false,
+        }
     }
 
     /// The built-ins, with every file of `dir` named like one of them ([`SUBJECT_FILE`],
@@ -130,7 +139,12 @@ impl Templates {
             let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
                 continue;
             };
-            let Some(&(name, _)) = builtin_sources().iter().find(|(n, _)| *n == file) else {
+            let known = builtin_sources()
+                .iter()
+                .map(|(n, _)| *n)
+                .chain([SLACK_FILE])
+                .find(|n| *n == file);
+            let Some(name) = known else {
                 if file.ends_with(".j2") {
                     return Err(RenderError::Unknown { path });
                 }
@@ -144,6 +158,7 @@ impl Templates {
             env.add_template(name, source)
                 .expect("built-in templates compile");
         }
+        let slack_override = overrides.iter().any(|(name, _, _)| *name == SLACK_FILE);
         for (name, path, source) in overrides {
             env.add_template_owned(name, source)
                 .map_err(|e| RenderError::Compile {
@@ -151,7 +166,10 @@ impl Templates {
                     message: describe(&e),
                 })?;
         }
-        Ok(Templates { env })
+        Ok(Templates {
+            env,
+            slack_override,
+        })
     }
 
     /// The email subject: `[segwatch][HIGH] Workspace Owner granted: alice@example.com`, or for
@@ -177,6 +195,20 @@ impl Templates {
 
     /// The Slack Block Kit payload: `text` (the subject, for notifications) and `blocks`.
     pub fn slack(&self, msg: &Message<'_>, app_base: Option<&str>) -> Result<Value, RenderError> {
+        if self.slack_override {
+            let raw = self.render(SLACK_FILE, msg, app_base)?;
+            return match serde_json::from_str::<Value>(&raw) {
+                Ok(payload) if payload.is_object() => Ok(payload),
+                Ok(_) => Err(RenderError::Render {
+                    name: SLACK_FILE,
+                    message: "the output is not a JSON object".into(),
+                }),
+                Err(e) => Err(RenderError::Render {
+                    name: SLACK_FILE,
+                    message: format!("the output is not JSON: {e}"),
+                }),
+            };
+        }
         let text = self.subject(msg, app_base)?;
         let blocks = match *msg {
             Message::Alert(alert) => slack_alert_blocks(&AlertView::new(alert, app_base)),

@@ -330,3 +330,35 @@ fn digest_snapshots() {
     assert_snapshot!("digest_text", t.text(&msg, Some(APP_BASE)).unwrap());
     assert_json_snapshot!("digest_slack", t.slack(&msg, Some(APP_BASE)).unwrap());
 }
+
+#[test]
+fn a_slack_override_renders_the_whole_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join(SLACK_FILE),
+        r#"{"text": {{ alert.title|tojson }}, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": {{ ("*" ~ alert.label ~ "* " ~ alert.resource_name)|tojson }}}}]}"#,
+    )
+    .unwrap();
+    let t = Templates::with_overrides(dir.path()).unwrap();
+    let alert = change_alert();
+    let payload = t.slack(&Message::Alert(&alert), None).unwrap();
+    assert_eq!(payload["text"], alert.title.as_str());
+    assert!(
+        payload["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains(&alert.resource_name)
+    );
+
+    // Output that is not a JSON object is an error naming the template.
+    fs::write(dir.path().join(SLACK_FILE), "not json {{ alert.title }}").unwrap();
+    let t = Templates::with_overrides(dir.path()).unwrap();
+    let err = t
+        .slack(&Message::Alert(&alert), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(SLACK_FILE) && err.contains("not JSON"),
+        "{err}"
+    );
+}
