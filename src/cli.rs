@@ -393,6 +393,27 @@ async fn run_daemon(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let health = match settings.health.listen.trim() {
+        "" => None,
+        listen => {
+            let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid configuration: `health.listen`: `{listen}` is not host:port: {e}"
+                )
+            })?;
+            let state = std::sync::Arc::new(crate::health::HealthState {
+                db: settings.database.path.clone(),
+                workspace: settings.segment.name.clone(),
+                max_age: Duration::from_secs(settings.health.max_age_secs),
+                client: std::sync::RwLock::new(poller.client().clone()),
+            });
+            let bound = crate::health::serve(addr, state.clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%bound, "serving /healthz and /metrics");
+            Some(state)
+        }
+    };
     tracing::info!(cron = %settings.schedule.cron, "segwatch daemon started; first poll now");
     let mut next = chrono::Utc::now();
     loop {
@@ -410,6 +431,9 @@ async fn run_daemon(config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 match reloaded {
                     Ok((s, new_schedule, new_poller, new_store)) => {
                         (settings, schedule, poller, store) = (s, new_schedule, new_poller, new_store);
+                        if let Some(health) = &health {
+                            *health.client.write().expect("the client lock is never poisoned") = poller.client().clone();
+                        }
                         next = next.min(schedule.next_after(chrono::Utc::now()));
                         tracing::info!(cron = %settings.schedule.cron, "configuration and rules reloaded");
                     }

@@ -50,6 +50,8 @@ pub struct Settings {
     pub rules: RulesSettings,
     /// When `segwatch run` polls.
     pub schedule: ScheduleSettings,
+    /// The daemon's `/healthz` and `/metrics` endpoint.
+    pub health: HealthSettings,
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -137,6 +139,16 @@ fn default_delivery_attempts() -> u32 {
     8
 }
 
+/// `[health]`: the daemon's operator endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// `host:port` to serve `/healthz` and `/metrics` on; empty: off.
+    pub listen: String,
+    /// `/healthz` answers 503 when the last complete poll is older than this.
+    pub max_age_secs: u64,
+}
+
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +228,8 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
     ("schedule.jitter_secs", DefaultValue::Int(0)),
+    ("health.listen", DefaultValue::Str("")),
+    ("health.max_age_secs", DefaultValue::Int(3600)),
 ];
 
 enum DefaultValue {

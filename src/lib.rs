@@ -12,6 +12,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod diff;
+pub mod health;
 pub mod model;
 pub mod poll;
 pub mod redact;

@@ -106,6 +106,11 @@ impl Poller {
         }
     }
 
+    /// The client this poller reads the API with (its counters feed `/metrics`).
+    pub fn client(&self) -> &SegmentClient {
+        &self.client
+    }
+
     /// Queues every alert event for the sinks that want it (in the snapshot's transaction) and
     /// sends what is due after each poll.
     pub fn with_sinks(mut self, sinks: Arc<Vec<Sink>>) -> Self {

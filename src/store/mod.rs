@@ -605,6 +605,51 @@ impl Store {
         )? == 1)
     }
 
+    /// Counts for health checks and metrics, straight from the tables.
+    pub fn metrics(&self, workspace_id: i64) -> Result<StoreMetrics> {
+        let grouped = |sql: &str| -> Result<Vec<(String, i64)>> {
+            let mut stmt = self.conn.prepare(sql)?;
+            let rows = stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<std::result::Result<_, _>>()?)
+        };
+        let last_success: Option<(String, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT finished_at, duration_ms FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'
+                 ORDER BY id DESC LIMIT 1",
+                [workspace_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let last_poll: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT status, error FROM snapshots WHERE workspace_id = ?1 AND status != 'running'
+                 ORDER BY id DESC LIMIT 1",
+                [workspace_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(StoreMetrics {
+            polls_by_status: grouped(
+                "SELECT status, count(*) FROM snapshots WHERE workspace_id = ?1 GROUP BY status",
+            )?,
+            resources_by_kind: grouped(
+                "SELECT kind, count(*) FROM resource_versions WHERE workspace_id = ?1 AND valid_to IS NULL GROUP BY kind",
+            )?,
+            open_findings_by_severity: grouped(
+                "SELECT severity, count(*) FROM alerts WHERE workspace_id = ?1 AND status = 'open' GROUP BY severity",
+            )?,
+            deliveries_by_status: grouped(
+                "SELECT status, count(*) FROM deliveries WHERE workspace_id = ?1 GROUP BY status",
+            )?,
+            last_success_at: last_success.as_ref().map(|(at, _)| at.clone()),
+            last_success_duration_ms: last_success.and_then(|(_, ms)| ms),
+            last_poll_status: last_poll.as_ref().map(|(s, _)| s.clone()),
+            last_poll_error: last_poll.and_then(|(_, e)| e),
+        })
+    }
+
     /// Open compliance findings of a workspace.
     pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
         self.alerts(
@@ -912,6 +957,27 @@ macro_rules! alert_fields {
 }
 const ALERT_FIELDS: &str = alert_fields!();
 const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+
+/// Counts read by `/healthz` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreMetrics {
+    /// Polls per status.
+    pub polls_by_status: Vec<(String, i64)>,
+    /// Current resources per kind.
+    pub resources_by_kind: Vec<(String, i64)>,
+    /// Open findings per severity.
+    pub open_findings_by_severity: Vec<(String, i64)>,
+    /// Deliveries per status.
+    pub deliveries_by_status: Vec<(String, i64)>,
+    /// When the last complete poll finished.
+    pub last_success_at: Option<String>,
+    /// How long it took.
+    pub last_success_duration_ms: Option<i64>,
+    /// Status of the last finished poll.
+    pub last_poll_status: Option<String>,
+    /// Its error, if it failed.
+    pub last_poll_error: Option<String>,
+}
 
 /// A delivery that is due, with its alert.
 #[derive(Debug, Clone)]

@@ -218,3 +218,90 @@ async fn sighup_keeps_the_old_rules_when_the_new_ones_are_broken_and_applies_goo
         "the removed rule's findings resolved"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_when_the_api_fails_and_metrics_move() {
+    let ws = TestWorkspace::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+        .env("SEGWATCH_HEALTH__LISTEN", &format!("127.0.0.1:{port}"))
+        .env("SEGWATCH_HEALTH__MAX_AGE_SECS", "2")
+        .args(["run"])
+        .spawn();
+    ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
+        .await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = http.get(format!("http://127.0.0.1:{port}{path}"));
+        async move { request.send().await }
+    };
+    let healthz = get("/healthz").await.unwrap();
+    assert_eq!(healthz.status(), 200);
+
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // Every sample line parses as `name{labels} value`.
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(
+            series.starts_with("segwatch_") && series.ends_with('}'),
+            "{line}"
+        );
+        value.parse::<f64>().unwrap_or_else(|_| panic!("{line}"));
+    }
+    let requests_before = value(&metrics, "segwatch_api_requests_total");
+    assert!(requests_before > 0.0);
+    assert!(
+        value(
+            &metrics,
+            "segwatch_resources{workspace=\"default\",kind=\"user\"}"
+        ) > 0.0
+    );
+
+    // The API starts failing: polls fail, and /healthz turns 503 once the last success is old.
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 500 }));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let response = get("/healthz").await.unwrap();
+        if response.status() == 503 {
+            let body = response.json::<serde_json::Value>().await.unwrap();
+            // Once a failed poll has finished, the reason names it.
+            if body["workspaces"][0]["last_poll"] == "failed" {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "/healthz never turned 503");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["status"], "unhealthy");
+    let reason = body["workspaces"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("last complete poll") && reason.contains("failed"),
+        "{reason}"
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        value(
+            &metrics,
+            "segwatch_polls_total{workspace=\"default\",outcome=\"failed\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(value(&metrics, "segwatch_api_requests_total") > requests_before);
+
+    terminate(&child);
+    assert!(exits_within(child, Duration::from_secs(5)).status.success());
+}
