@@ -110,6 +110,16 @@ impl TestWorkspace {
         }
     }
 
+    /// Asserts SQLite finds the database file intact.
+    pub fn assert_intact(&self) {
+        let ok: String = self
+            .store()
+            .connection()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "PRAGMA integrity_check");
+    }
+
     /// Opens the database.
     pub fn store(&self) -> Store {
         Store::open(&self.db()).unwrap()
