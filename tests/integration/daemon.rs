@@ -301,3 +301,50 @@ async fn healthz_turns_503_when_the_api_fails_and_metrics_move() {
     terminate(&child);
     assert!(exits_within(child, Duration::from_secs(5)).status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
+    let ws = TestWorkspace::start().await;
+    let run = || {
+        ws.segwatch()
+            .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+            .args(["run"])
+    };
+    let mut child = run().spawn();
+    ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
+        .await;
+    ws.sim
+        .inject(Fault::new(FaultKind::Slow { delay_ms: 30_000 }).on_path("/sources"));
+    ws.wait_for_db("a second poll is running", |s| {
+        s.snapshots(1, 1).is_ok_and(|l| {
+            l.first()
+                .is_some_and(|s| s.status == SnapshotStatus::Running)
+        })
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    ws.assert_intact();
+    assert_eq!(
+        complete(&ws.store()).len(),
+        1,
+        "the killed poll left no complete snapshot"
+    );
+
+    // A restarted daemon marks the killed poll failed and polls normally again.
+    ws.sim.clear_faults();
+    let child = run().spawn();
+    ws.wait_for_db("a poll after the restart completed", |s| {
+        complete(s).len() == 2
+    })
+    .await;
+    terminate(&child);
+    assert!(exits_within(child, Duration::from_secs(5)).status.success());
+    let list = ws.store().snapshots(1, 10).unwrap();
+    let killed = list.iter().find(|s| s.id == 2).unwrap();
+    assert_eq!(killed.status, SnapshotStatus::Failed);
+    assert!(
+        killed.error.as_deref().unwrap().contains("interrupted"),
+        "{killed:?}"
+    );
+}
