@@ -1,7 +1,6 @@
 //! The binary's commands, exit codes and messages.
 
 use segwatch::simulator::{Fault, FaultKind, Mutation};
-use segwatch::store::SnapshotStatus;
 
 use crate::util::{Segwatch, TestWorkspace};
 
@@ -130,13 +129,7 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
         .inject(Fault::new(FaultKind::Slow { delay_ms: 3_000 }).on_path("/sources"));
     let mut child = ws.segwatch().args(["poll"]).spawn();
     // Kill it once its snapshot is recorded as running, i.e. truly mid-poll.
-    ws.wait_for_db("the poll is running", |s| {
-        s.snapshots(1, 1).is_ok_and(|list| {
-            list.first()
-                .is_some_and(|s| s.status == SnapshotStatus::Running)
-        })
-    })
-    .await;
+    ws.wait_until_mid_poll().await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     ws.sim.clear_faults();

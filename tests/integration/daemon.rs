@@ -32,6 +32,22 @@ fn exits_within(mut child: Child, bound: Duration) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
+/// Starts `segwatch run` polling every second, lets one poll complete, then makes the next one
+/// hang on sources and returns once it is running: a daemon caught mid-poll.
+async fn daemon_mid_poll(ws: &TestWorkspace) -> Child {
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+        .args(["run"])
+        .spawn();
+    ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
+        .await;
+    ws.sim
+        .inject(Fault::new(FaultKind::Slow { delay_ms: 30_000 }).on_path("/sources"));
+    ws.wait_until_mid_poll().await;
+    child
+}
+
 fn complete(store: &Store) -> Vec<segwatch::store::SnapshotInfo> {
     let mut list = store.snapshots(1, 100).unwrap_or_default();
     list.retain(|s| s.status == SnapshotStatus::Complete);
@@ -80,23 +96,7 @@ async fn polls_on_schedule_without_overlap_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_slow_poll_exits_promptly_and_leaves_a_consistent_database() {
     let ws = TestWorkspace::start().await;
-    let child = ws
-        .segwatch()
-        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
-        .args(["run"])
-        .spawn();
-    ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
-        .await;
-    // The next poll hangs for 30 s on sources.
-    ws.sim
-        .inject(Fault::new(FaultKind::Slow { delay_ms: 30_000 }).on_path("/sources"));
-    ws.wait_for_db("a second poll is running", |s| {
-        s.snapshots(1, 1).is_ok_and(|l| {
-            l.first()
-                .is_some_and(|s| s.status == SnapshotStatus::Running)
-        })
-    })
-    .await;
+    let child = daemon_mid_poll(&ws).await;
     let stopping = Instant::now();
     terminate(&child);
     let output = exits_within(child, Duration::from_secs(5));
@@ -305,23 +305,7 @@ async fn healthz_turns_503_when_the_api_fails_and_metrics_move() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
     let ws = TestWorkspace::start().await;
-    let run = || {
-        ws.segwatch()
-            .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
-            .args(["run"])
-    };
-    let mut child = run().spawn();
-    ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
-        .await;
-    ws.sim
-        .inject(Fault::new(FaultKind::Slow { delay_ms: 30_000 }).on_path("/sources"));
-    ws.wait_for_db("a second poll is running", |s| {
-        s.snapshots(1, 1).is_ok_and(|l| {
-            l.first()
-                .is_some_and(|s| s.status == SnapshotStatus::Running)
-        })
-    })
-    .await;
+    let mut child = daemon_mid_poll(&ws).await;
     child.kill().unwrap(); // SIGKILL: no handler runs
     child.wait().unwrap();
     ws.assert_intact();
@@ -333,7 +317,11 @@ async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
 
     // A restarted daemon marks the killed poll failed and polls normally again.
     ws.sim.clear_faults();
-    let child = run().spawn();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+        .args(["run"])
+        .spawn();
     ws.wait_for_db("a poll after the restart completed", |s| {
         complete(s).len() == 2
     })

@@ -110,6 +110,17 @@ impl TestWorkspace {
         }
     }
 
+    /// Waits until the latest poll is `running`: another process is mid-poll.
+    pub async fn wait_until_mid_poll(&self) {
+        self.wait_for_db("a poll is running", |s| {
+            s.snapshots(1, 1).is_ok_and(|l| {
+                l.first()
+                    .is_some_and(|s| s.status == segwatch::store::SnapshotStatus::Running)
+            })
+        })
+        .await;
+    }
+
     /// Asserts SQLite finds the database file intact.
     pub fn assert_intact(&self) {
         let ok: String = self
