@@ -179,6 +179,53 @@ pub struct EvalProblem {
     pub message: String,
 }
 
+/// The rule id of segwatch's own alert that a workspace's polls keep failing. Rule files cannot
+/// use it: their ids allow no `:`.
+pub const POLLS_FAILING_RULE: &str = "segwatch:polls-failing";
+
+/// Whether an alert is segwatch's own (about segwatch, not the workspace): such alerts are
+/// raised and resolved by the poll outcome and go to every sink that takes their severity.
+pub fn is_meta(rule_id: &str) -> bool {
+    rule_id.starts_with("segwatch:")
+}
+
+/// The meta-alert raised when `workspace`'s polls have failed since `since` for `failing_for`,
+/// the last time with `error`. It is a finding on the workspace: it stays open (and is not
+/// repeated) until a poll completes, which resolves it.
+pub fn polls_failing_alert(
+    workspace: &str,
+    segment_id: Option<&str>,
+    since: &str,
+    failing_for: std::time::Duration,
+    error: &str,
+) -> NewAlert {
+    let minutes = failing_for.as_secs() / 60;
+    NewAlert {
+        rule_id: POLLS_FAILING_RULE.to_string(),
+        rule_kind: "compliance",
+        severity: Severity::High,
+        title: "segwatch cannot poll the workspace".to_string(),
+        resource_kind: ResourceKind::Workspace,
+        resource_id: segment_id.unwrap_or(workspace).to_string(),
+        resource_name: workspace.to_string(),
+        change_index: None,
+        summary: format!(
+            "Polls of workspace `{workspace}` have failed for {minutes} min (since {since}): {error}"
+        ),
+        explanation: serde_json::json!({
+            "failing_since": since,
+            "failing_for_secs": failing_for.as_secs(),
+            "last_error": error,
+        }),
+        remediation: "Changes to the workspace are not being watched. Check the last error: a \
+            401/403 means the token was revoked or lost Workspace Owner (create a new token and \
+            reload with SIGHUP); a network or 5xx error points at connectivity or a Segment \
+            outage. `segwatch snapshots` lists recent polls and their errors."
+            .to_string(),
+        tags: vec!["segwatch".to_string()],
+    }
+}
+
 /// An alert event that can be delivered: an inserted alert, or a resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertEvent {
@@ -271,6 +318,10 @@ pub fn plan<E>(
     out.dropped_rules = dropped.into_iter().cloned().collect();
     let mut open: HashMap<(&str, ResourceKind, &str), &AlertRecord> = HashMap::new();
     for finding in input.open_findings {
+        // segwatch's own alerts about itself follow the poll outcome, not the rules.
+        if is_meta(&finding.rule_id) {
+            continue;
+        }
         if enabled
             .get(finding.rule_id.as_str())
             .is_some_and(|r| !r.is_change())

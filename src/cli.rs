@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,6 +14,7 @@ use secrecy::SecretString;
 
 use crate::alerts::{AlertRecord, AlertStatus};
 use crate::config::Settings;
+use crate::daemon::{DaemonPlan, WorkspaceJob};
 use crate::diff::{self, ResourceChange};
 use crate::poll::{PollOutcome, Poller};
 use crate::redact::SecretPolicy;
@@ -31,6 +33,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// The workspace to act on, when several are configured (`[[workspaces]]` names).
+    #[arg(long, global = true, value_name = "NAME")]
+    workspace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,9 +60,10 @@ enum TableOrJson {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run as a daemon: poll on the configured schedule until SIGTERM or Ctrl-C.
+    /// Run as a daemon: poll every workspace on its schedule until SIGTERM or Ctrl-C.
     Run,
-    /// Poll the workspace once: fetch, store a snapshot, diff it; exits non-zero if the poll failed.
+    /// Poll once (every workspace, or --workspace): fetch, store a snapshot, diff it; exits
+    /// non-zero if a poll failed.
     Poll {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
@@ -268,15 +274,12 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = || settings(cli.config.as_deref(), cli.workspace.as_deref());
     match cli.command {
-        Command::Poll { format } => poll(&load_settings(cli.config.as_deref())?, format).await,
-        Command::Run => run_daemon(cli.config.as_deref()).await,
-        Command::Snapshots { limit, format } => {
-            snapshots(&load_settings(cli.config.as_deref())?, limit, format)
-        }
-        Command::Diff { from, to, format } => {
-            diff(&load_settings(cli.config.as_deref())?, from, to, format)
-        }
+        Command::Poll { format } => poll(&settings()?, format).await,
+        Command::Run => run_daemon(cli.config.clone(), cli.workspace.clone()).await,
+        Command::Snapshots { limit, format } => snapshots(&settings()?, limit, format),
+        Command::Diff { from, to, format } => diff(&settings()?, from, to, format),
         Command::Rules(RulesCommand::Validate { path }) => {
             rules_validate(cli.config.as_deref(), path)
         }
@@ -284,12 +287,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshot,
             rules,
             format,
-        }) => rules_test(
-            &load_settings(cli.config.as_deref())?,
-            rules,
-            snapshot,
-            format,
-        ),
+        }) => rules_test(&settings()?, rules, snapshot, format),
         Command::Alerts {
             status,
             severity,
@@ -314,15 +312,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 snapshot_id: None,
                 limit: Some(limit),
             };
-            list_alerts(&load_settings(cli.config.as_deref())?, &filter, format)
+            list_alerts(&settings()?, &filter, format)
         }
         Command::Deliveries {
             action: Some(DeliveriesCommand::Retry { id }),
             ..
         } => {
-            let settings = load_settings(cli.config.as_deref())?;
+            let settings = settings()?;
             let mut store = open_store(&settings.database.path)?;
-            let workspace = store.workspace_id(&settings.segment.name)?;
+            let workspace = store.workspace_id(&settings.workspace_name(None)?)?;
             if store.retry_delivery(workspace, id)? {
                 println!("delivery {id} is queued again; the next poll sends it");
                 Ok(ExitCode::SUCCESS)
@@ -344,16 +342,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 DeliveryStatusArg::Sent => "sent",
                 DeliveryStatusArg::Dead => "dead",
             });
-            list_deliveries(
-                &load_settings(cli.config.as_deref())?,
-                status,
-                limit,
-                format,
-            )
+            list_deliveries(&settings()?, status, limit, format)
         }
-        Command::Sinks(SinksCommand::Test { name }) => {
-            sinks_test(&load_settings(cli.config.as_deref())?, name).await
-        }
+        Command::Sinks(SinksCommand::Test { name }) => sinks_test(&settings()?, name).await,
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
@@ -368,137 +359,128 @@ fn load_settings(path: Option<&Path>) -> anyhow::Result<Settings> {
     Ok(Settings::load(file, required)?)
 }
 
-/// Everything a poll needs, checked before the first request: configuration, rules (an
-/// invalid rule set stops here), sinks, the database.
-fn prepare(settings: &Settings) -> anyhow::Result<(Poller, Store)> {
-    let target = settings.validate()?;
-    let rules = load_rules(&settings.rules.path)?;
-    let client = SegmentClient::new(target.client)?;
-    let store = open_store(&settings.database.path)?;
-    let sinks = build_sinks(settings)?;
-    crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let poller = Poller::new(client, SecretPolicy::default(), target.name)
-        .with_rules(std::sync::Arc::new(rules), settings.rules.alert_on_baseline)
-        .with_sinks(std::sync::Arc::new(sinks));
-    Ok((poller, store))
+/// Loads the configuration, narrowed to the `--workspace` when one is given.
+fn settings(path: Option<&Path>, workspace: Option<&str>) -> anyhow::Result<Settings> {
+    let mut settings = load_settings(path)?;
+    settings.select_workspace(workspace)?;
+    Ok(settings)
 }
 
-/// The daemon: the first poll at start-up, then one per tick; never two at once; SIGTERM or
-/// Ctrl-C stop it at once, abandoning an in-flight poll (recorded as failed; its transaction
-/// never started, so nothing is half-written).
-async fn run_daemon(config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut settings = load_settings(config)?;
-    let mut schedule = settings.schedule()?;
-    let (mut poller, mut store) = prepare(&settings)?;
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let health = match settings.health.listen.trim() {
-        "" => None,
-        listen => {
-            let addr: std::net::SocketAddr = listen.parse().map_err(|e| {
+/// Everything polls need, checked before the first request: configuration, rules (an invalid
+/// rule set stops here, and so does a workspace's rule selection that matches nothing), sinks.
+fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
+    let targets = settings.targets()?;
+    let rules = Arc::new(load_rules(&settings.rules.path)?);
+    let sinks = Arc::new(build_sinks(settings)?);
+    crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let alert_after_failing = match settings.health.alert_after_failing_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
+    let mut jobs = Vec::with_capacity(targets.len());
+    for target in targets {
+        let selected = if target.rules.is_empty() {
+            rules.clone()
+        } else {
+            let (set, unmatched) = rules.select(&target.rules)?;
+            if !unmatched.is_empty() {
+                bail!(
+                    "invalid configuration: `{}.rules`: {} match no rule in {}",
+                    target.key,
+                    unmatched.join(", "),
+                    settings.rules.path.display()
+                );
+            }
+            Arc::new(set)
+        };
+        let client = SegmentClient::new(target.client)?;
+        let poller = Poller::new(client, SecretPolicy::default(), target.name)
+            .with_rules(selected, settings.rules.alert_on_baseline)
+            .with_sinks(sinks.clone());
+        jobs.push(WorkspaceJob {
+            poller,
+            schedule: target.schedule,
+            schedule_text: target.schedule_text,
+            alert_after_failing,
+        });
+    }
+    Ok(jobs)
+}
+
+/// The daemon: [`crate::daemon::run`] with the configuration loaded (again on SIGHUP) by the
+/// same code as every other command.
+async fn run_daemon(
+    config: Option<PathBuf>,
+    workspace: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let load = || {
+        let settings = settings(config.as_deref(), workspace.as_deref())?;
+        let health_listen = match settings.health.listen.trim() {
+            "" => None,
+            listen => Some(listen.parse().map_err(|e| {
                 anyhow::anyhow!(
                     "invalid configuration: `health.listen`: `{listen}` is not host:port: {e}"
                 )
-            })?;
-            let state = std::sync::Arc::new(crate::health::HealthState {
-                db: settings.database.path.clone(),
-                workspace: settings.segment.name.clone(),
-                max_age: Duration::from_secs(settings.health.max_age_secs),
-                client: std::sync::RwLock::new(poller.client().clone()),
-            });
-            let bound = crate::health::serve(addr, state.clone())
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!(%bound, "serving /healthz and /metrics");
-            Some(state)
-        }
-    };
-    tracing::info!(cron = %settings.schedule.cron, "segwatch daemon started; first poll now");
-    let mut next = chrono::Utc::now();
-    loop {
-        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = hangup.recv() => {
-                // Reload everything, or nothing: an invalid new configuration or rule set is
-                // reported with the same messages as `rules validate` and the old one stays.
-                let reloaded = load_settings(config).and_then(|s| {
-                    let schedule = s.schedule()?;
-                    let (poller, store) = prepare(&s)?;
-                    Ok((s, schedule, poller, store))
-                });
-                match reloaded {
-                    Ok((s, new_schedule, new_poller, new_store)) => {
-                        (settings, schedule, poller, store) = (s, new_schedule, new_poller, new_store);
-                        if let Some(health) = &health {
-                            *health.client.write().expect("the client lock is never poisoned") = poller.client().clone();
-                        }
-                        next = next.min(schedule.next_after(chrono::Utc::now()));
-                        tracing::info!(cron = %settings.schedule.cron, "configuration and rules reloaded");
-                    }
-                    Err(e) => tracing::error!("reload rejected, keeping the previous configuration and rules: {e:#}"),
-                }
-                continue;
-            }
-            _ = tokio::time::sleep(wait) => {}
-        }
-        let started = chrono::Utc::now();
-        let result = tokio::select! {
-            result = poller.poll(&mut store) => Some(result),
-            _ = &mut shutdown => None,
+            })?),
         };
-        match result {
-            Some(Ok(outcome)) => print_outcome(&outcome, TextOrJson::Text)?,
-            Some(Err(e)) => tracing::error!(error = %e, "poll failed; the next tick tries again"),
-            None => {
-                let workspace = store.workspace_id(&settings.segment.name)?;
-                store.mark_interrupted(workspace)?;
-                tracing::warn!(
-                    "stopped during a poll: the poll was abandoned and recorded as failed"
-                );
-                break;
-            }
+        Ok(DaemonPlan {
+            db: settings.database.path.clone(),
+            health_listen,
+            health_max_age: Duration::from_secs(settings.health.max_age_secs),
+            jobs: jobs(&settings)?,
+        })
+    };
+    let print: crate::daemon::OutcomeHandler = Arc::new(|workspace, outcome| {
+        if let Err(e) = print_outcome(outcome, TextOrJson::Text, Some(workspace)) {
+            tracing::warn!("cannot write the poll's output: {e:#}");
         }
-        let now = chrono::Utc::now();
-        let skipped = schedule.ticks_between(started, now);
-        if skipped > 0 {
-            tracing::warn!(
-                skipped,
-                "ticks passed while the poll ran; skipped them (polls never overlap)"
-            );
-        }
-        next = schedule.next_after(now);
-    }
-    tracing::info!("segwatch daemon stopped");
+    });
+    crate::daemon::run(load, print).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler works on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
+/// Polls each workspace once, in turn; a failed one does not stop the others.
 async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
-    let (poller, mut store) = prepare(settings)?;
-    match poller.poll(&mut store).await {
-        Ok(outcome) => {
-            print_outcome(&outcome, format)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            if format == TextOrJson::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "error": e.to_string()})
-                );
+    let jobs = jobs(settings)?;
+    let mut store = open_store(&settings.database.path)?;
+    let several = jobs.len() > 1;
+    let mut failures = Vec::new();
+    for job in &jobs {
+        let name = job.poller.workspace();
+        let label = several.then_some(name);
+        match job.poller.poll(&mut store).await {
+            Ok(outcome) => print_outcome(&outcome, format, label)?,
+            Err(e) => {
+                if format == TextOrJson::Json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"type": "poll", "workspace": name, "status": "failed", "error": e.to_string()})
+                    );
+                }
+                // A poll run from cron still raises the failing-polls alert and delivers.
+                if let Err(e) = job
+                    .poller
+                    .after_failure(&mut store, job.alert_after_failing)
+                    .await
+                {
+                    tracing::error!(workspace = %name, error = %e, "cannot record the failing-polls alert or deliver");
+                }
+                failures.push((name.to_string(), e));
             }
-            Err(e.into())
+        }
+    }
+    match failures.len() {
+        0 => Ok(ExitCode::SUCCESS),
+        1 if !several => Err(failures.remove(0).1.into()),
+        _ => {
+            for (name, e) in &failures {
+                eprintln!("error: workspace `{name}`: {e}");
+            }
+            bail!(
+                "{} of {} workspaces failed to poll",
+                failures.len(),
+                jobs.len()
+            )
         }
     }
 }
@@ -511,7 +493,7 @@ fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, i64)> {
     let path = &settings.database.path;
     let store = Store::open_read_only(path)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
-    let name = &settings.segment.name;
+    let name = &settings.workspace_name(None)?;
     let Some(workspace) = store.find_workspace(name)? else {
         bail!(
             "the database {} has no workspace named `{name}`; has it been polled?",
@@ -521,7 +503,12 @@ fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, i64)> {
     Ok((store, workspace))
 }
 
-fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()> {
+/// Prints what a poll found; `workspace` labels every line (when several are polled).
+fn print_outcome(
+    outcome: &PollOutcome,
+    format: TextOrJson,
+    workspace: Option<&str>,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
         // JSON lines: the poll, then one line per alert event, for log pipelines.
@@ -529,13 +516,33 @@ fn print_outcome(outcome: &PollOutcome, format: TextOrJson) -> anyhow::Result<()
         if let Some(map) = poll.as_object_mut() {
             map.remove("alerts");
             map.insert("type".into(), "poll".into());
+            if let Some(name) = workspace {
+                map.insert("workspace".into(), name.into());
+            }
         }
         writeln!(out, "{poll}")?;
         for alert in &outcome.alerts {
-            writeln!(out, "{}", alert_json_line(alert)?)?;
+            let mut line = alert_json_line(alert)?;
+            if let (Some(map), Some(name)) = (line.as_object_mut(), workspace) {
+                map.insert("workspace".into(), name.into());
+            }
+            writeln!(out, "{line}")?;
         }
         return Ok(());
     }
+    let mut text = Vec::new();
+    write_outcome(&mut text, outcome)?;
+    let text = String::from_utf8(text)?;
+    for line in text.lines() {
+        match workspace {
+            Some(name) => writeln!(out, "[{name}] {line}")?,
+            None => writeln!(out, "{line}")?,
+        }
+    }
+    Ok(())
+}
+
+fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<()> {
     let counts: Vec<String> = outcome
         .resource_counts
         .iter()
@@ -1122,7 +1129,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             _ = tokio::signal::ctrl_c() => break,
             _ = ticker.tick() => {
                 match poller.poll(&mut store).await {
-                    Ok(outcome) => print_outcome(&outcome, TextOrJson::Text)?,
+                    Ok(outcome) => print_outcome(&outcome, TextOrJson::Text, None)?,
                     Err(e) => eprintln!("poll failed: {e:#}"),
                 }
                 polls += 1;

@@ -31,8 +31,8 @@ pub enum ConfigError {
     /// A value is present but not acceptable.
     #[error("invalid configuration: `{key}`: {message}")]
     Invalid {
-        /// The dotted key, e.g. `segment.region`.
-        key: &'static str,
+        /// The dotted key, e.g. `segment.region` or `workspaces[prod].token`.
+        key: String,
         /// What is wrong and what is allowed.
         message: String,
     },
@@ -55,6 +55,51 @@ pub struct Settings {
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
+    /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
+    /// workspace.
+    #[serde(default)]
+    pub workspaces: Vec<WorkspaceSettings>,
+}
+
+/// One `[[workspaces]]` entry. Unset tuning keys (`page_size`, `concurrency`, …) and the schedule
+/// come from `[segment]` and `[schedule]`; the token never does, since a Segment token belongs to
+/// exactly one workspace.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceSettings {
+    /// Label of the workspace in the database and on the command line (`--workspace`).
+    pub name: String,
+    /// `us` or `eu`.
+    pub region: Option<String>,
+    /// Explicit API base URL.
+    pub api_url: Option<String>,
+    /// The workspace token (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the token.
+    pub token_env: Option<String>,
+    /// A file holding the token.
+    pub token_file: Option<PathBuf>,
+    /// Items per page, 1..=200.
+    pub page_size: Option<u32>,
+    /// Per-request timeout in seconds.
+    pub request_timeout_secs: Option<u64>,
+    /// Requests in flight at once.
+    pub concurrency: Option<usize>,
+    /// Attempts per request before a poll fails.
+    pub max_attempts: Option<u32>,
+    /// Pages per list before the list is declared endless.
+    pub max_pages: Option<u32>,
+    /// Longest single wait on a 429, in seconds.
+    pub max_rate_limit_wait_secs: Option<u64>,
+    /// This workspace's cron expression.
+    pub cron: Option<String>,
+    /// This workspace's jitter, in seconds.
+    pub jitter_secs: Option<u64>,
+    /// This workspace's schedule time zone.
+    pub timezone: Option<String>,
+    /// Rule ids (globs such as `access-*`) evaluated for this workspace; empty: every rule.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// One `[[sinks]]` entry: a destination for alerts and which alerts it wants.
@@ -147,16 +192,21 @@ pub struct HealthSettings {
     pub listen: String,
     /// `/healthz` answers 503 when the last complete poll is older than this.
     pub max_age_secs: u64,
+    /// The daemon raises its own alert through the sinks when a workspace's polls have failed
+    /// for longer than this (and resolves it when a poll completes); 0: never.
+    pub alert_after_failing_secs: u64,
 }
 
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSettings {
-    /// Cron expression in UTC, 5 fields (`min hour dom mon dow`) or 6 (seconds first).
+    /// Cron expression, 5 fields (`min hour dom mon dow`) or 6 (seconds first).
     pub cron: String,
     /// Random delay added to each tick, up to this many seconds.
     pub jitter_secs: u64,
+    /// The IANA time zone the expression is read in (`UTC`, `Europe/Paris`, …).
+    pub timezone: String,
 }
 
 /// `[rules]`: the YAML rules evaluated after every complete snapshot.
@@ -170,7 +220,7 @@ pub struct RulesSettings {
 }
 
 /// `[segment]`: how to reach the Public API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentSettings {
     /// Label of this workspace in the database.
@@ -181,6 +231,8 @@ pub struct SegmentSettings {
     pub api_url: Option<String>,
     /// The workspace token; best given as `SEGWATCH_SEGMENT__TOKEN`.
     pub token: Option<SecretString>,
+    /// Name of an environment variable holding the token.
+    pub token_env: Option<String>,
     /// A file holding the token (e.g. a systemd credential or a mounted secret).
     pub token_file: Option<PathBuf>,
     /// Items per page, 1..=200.
@@ -205,13 +257,21 @@ pub struct DatabaseSettings {
     pub path: PathBuf,
 }
 
-/// Validated settings for one workspace's client.
+/// Validated settings for one workspace: its client, its schedule, its rule selection.
 #[derive(Debug)]
 pub struct WorkspaceTarget {
     /// Label of the workspace in the database.
     pub name: String,
     /// Client configuration, token included.
     pub client: crate::segment::ClientConfig,
+    /// When the daemon polls it.
+    pub schedule: crate::schedule::Schedule,
+    /// The cron expression and time zone, for logs.
+    pub schedule_text: String,
+    /// Rule id globs it evaluates; empty: every rule.
+    pub rules: Vec<String>,
+    /// The key prefix its errors are reported under (`segment` or `workspaces[NAME]`).
+    pub key: String,
 }
 
 const DEFAULTS: &[(&str, DefaultValue)] = &[
@@ -228,8 +288,10 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
     ("schedule.jitter_secs", DefaultValue::Int(0)),
+    ("schedule.timezone", DefaultValue::Str("UTC")),
     ("health.listen", DefaultValue::Str("")),
     ("health.max_age_secs", DefaultValue::Int(3600)),
+    ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
 ];
 
 enum DefaultValue {
@@ -286,78 +348,132 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks every value and builds the client configuration (reading `token_file` if set).
+    /// Checks every value of the single workspace (`[segment]`, or the one `[[workspaces]]`
+    /// entry) and builds its client configuration, reading token files.
     pub fn validate(&self) -> Result<WorkspaceTarget, ConfigError> {
-        let s = &self.segment;
-        if s.name.trim().is_empty() {
-            return Err(invalid("segment.name", "must not be empty".into()));
-        }
-        let base_url = match &s.api_url {
-            // The client's own check (https, or http on loopback only: the token must never
-            // cross a network in clear), reported against the key.
-            Some(url) if !url.trim().is_empty() => crate::segment::check_base_url(url.trim())
-                .map_err(|why| invalid("segment.api_url", why))?,
-            _ => match s.region.as_str() {
-                "us" => US_API_URL.to_string(),
-                "eu" => EU_API_URL.to_string(),
-                other => {
-                    return Err(invalid(
-                        "segment.region",
-                        format!(
-                            "`{other}` is not a region; expected `us` or `eu` (or set `segment.api_url`)"
-                        ),
-                    ));
-                }
-            },
-        };
-        if !(1..=200).contains(&s.page_size) {
+        let mut targets = self.targets()?;
+        if targets.len() > 1 {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
             return Err(invalid(
-                "segment.page_size",
-                format!("{} is out of range; Segment accepts 1 to 200", s.page_size),
+                "workspaces",
+                format!(
+                    "{} workspaces are configured ({}); choose one with --workspace NAME",
+                    names.len(),
+                    names.join(", ")
+                ),
             ));
         }
-        if s.request_timeout_secs == 0 {
-            return Err(invalid(
-                "segment.request_timeout_secs",
-                "must be at least 1".into(),
-            ));
-        }
-        if !(1..=64).contains(&s.concurrency) {
-            return Err(invalid(
-                "segment.concurrency",
-                format!("{} is out of range; expected 1 to 64", s.concurrency),
-            ));
-        }
-        if !(1..=20).contains(&s.max_attempts) {
-            return Err(invalid(
-                "segment.max_attempts",
-                format!("{} is out of range; expected 1 to 20", s.max_attempts),
-            ));
-        }
-        if s.max_pages == 0 {
-            return Err(invalid("segment.max_pages", "must be at least 1".into()));
-        }
-        let token = self.token()?;
-        let mut client = crate::segment::ClientConfig::new(base_url, token);
-        client.page_size = s.page_size;
-        client.request_timeout = Duration::from_secs(s.request_timeout_secs);
-        client.concurrency = s.concurrency;
-        client.max_attempts = s.max_attempts;
-        client.max_pages = s.max_pages;
-        client.max_rate_limit_wait = Duration::from_secs(s.max_rate_limit_wait_secs);
-        Ok(WorkspaceTarget {
-            name: s.name.clone(),
-            client,
-        })
+        Ok(targets.remove(0))
     }
 
-    /// The validated `[schedule]`.
-    pub fn schedule(&self) -> Result<crate::schedule::Schedule, ConfigError> {
-        crate::schedule::Schedule::parse(
-            &self.schedule.cron,
-            std::time::Duration::from_secs(self.schedule.jitter_secs),
-        )
-        .map_err(|e| invalid("schedule.cron", e.to_string()))
+    /// The label of the workspace named `name` (checked against the configuration), or of the
+    /// only one; for read-only commands, which need no token.
+    pub fn workspace_name(&self, name: Option<&str>) -> Result<String, ConfigError> {
+        let names = self.workspace_names();
+        match name {
+            Some(name) if names.iter().any(|n| n == name) => Ok(name.to_string()),
+            Some(name) => Err(unknown_workspace(name, &names)),
+            None if names.len() == 1 => Ok(names[0].clone()),
+            None => Err(invalid(
+                "workspaces",
+                format!(
+                    "{} workspaces are configured ({}); choose one with --workspace NAME",
+                    names.len(),
+                    names.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Narrows the configuration to the workspace `name` (from `--workspace`), so commands that
+    /// act on one workspace find exactly one; `None` leaves it as it is.
+    pub fn select_workspace(&mut self, name: Option<&str>) -> Result<(), ConfigError> {
+        let Some(name) = name else { return Ok(()) };
+        let names = self.workspace_names();
+        if !names.iter().any(|n| n == name) {
+            return Err(unknown_workspace(name, &names));
+        }
+        self.workspaces.retain(|w| w.name == name);
+        Ok(())
+    }
+
+    /// The labels of the configured workspaces, without validating anything else.
+    pub fn workspace_names(&self) -> Vec<String> {
+        if self.workspaces.is_empty() {
+            vec![self.segment.name.clone()]
+        } else {
+            self.workspaces.iter().map(|w| w.name.clone()).collect()
+        }
+    }
+
+    /// Checks every workspace (the `[segment]` short form or each `[[workspaces]]` entry) and
+    /// builds their clients and schedules, reading token files and variables.
+    pub fn targets(&self) -> Result<Vec<WorkspaceTarget>, ConfigError> {
+        let schedule = &self.schedule;
+        if self.workspaces.is_empty() {
+            return Ok(vec![target(
+                "segment",
+                &self.segment,
+                (&schedule.cron, schedule.jitter_secs, &schedule.timezone),
+                Vec::new(),
+                "schedule",
+            )?]);
+        }
+        let base = &self.segment;
+        if base.token.is_some() || base.token_env.is_some() || base.token_file.is_some() {
+            return Err(invalid(
+                "segment.token",
+                "`[[workspaces]]` are configured, so each takes its own `token`, `token_env` or \
+                 `token_file`; a token in `[segment]` (or SEGWATCH_SEGMENT__TOKEN) would be ambiguous"
+                    .into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(self.workspaces.len());
+        for (i, w) in self.workspaces.iter().enumerate() {
+            let key = if w.name.trim().is_empty() {
+                format!("workspaces[{i}]")
+            } else {
+                format!("workspaces[{}]", w.name)
+            };
+            if !seen.insert(w.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "is used by two workspaces; names must be unique".into(),
+                ));
+            }
+            let segment = SegmentSettings {
+                name: w.name.clone(),
+                region: w.region.clone().unwrap_or_else(|| base.region.clone()),
+                api_url: w.api_url.clone().or_else(|| base.api_url.clone()),
+                token: w.token.clone(),
+                token_env: w.token_env.clone(),
+                token_file: w.token_file.clone(),
+                page_size: w.page_size.unwrap_or(base.page_size),
+                request_timeout_secs: w.request_timeout_secs.unwrap_or(base.request_timeout_secs),
+                concurrency: w.concurrency.unwrap_or(base.concurrency),
+                max_attempts: w.max_attempts.unwrap_or(base.max_attempts),
+                max_pages: w.max_pages.unwrap_or(base.max_pages),
+                max_rate_limit_wait_secs: w
+                    .max_rate_limit_wait_secs
+                    .unwrap_or(base.max_rate_limit_wait_secs),
+            };
+            let when = (
+                w.cron.as_deref().unwrap_or(&schedule.cron),
+                w.jitter_secs.unwrap_or(schedule.jitter_secs),
+                w.timezone.as_deref().unwrap_or(&schedule.timezone),
+            );
+            for pattern in &w.rules {
+                globset::Glob::new(pattern).map_err(|e| {
+                    invalid(
+                        format!("{key}.rules"),
+                        format!("`{pattern}` is not a glob: {e}"),
+                    )
+                })?;
+            }
+            out.push(target(&key, &segment, when, w.rules.clone(), &key)?);
+        }
+        Ok(out)
     }
 
     /// Checks every `[[sinks]]` entry and reads its secrets from the environment or files.
@@ -448,40 +564,158 @@ impl Settings {
         }
         Ok(out)
     }
+}
 
-    fn token(&self) -> Result<SecretString, ConfigError> {
-        let s = &self.segment;
-        match (&s.token, &s.token_file) {
-            (Some(_), Some(_)) => Err(invalid(
-                "segment.token",
-                "set either `segment.token` or `segment.token_file`, not both".into(),
-            )),
-            (Some(token), None) if token.expose_secret().trim().is_empty() => {
-                Err(invalid("segment.token", "is empty".into()))
-            }
-            (Some(token), None) => Ok(SecretString::from(token.expose_secret().trim())),
-            (None, Some(path)) => {
-                let raw = std::fs::read_to_string(path).map_err(|e| {
-                    invalid(
-                        "segment.token_file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                let token = raw.trim();
-                if token.is_empty() {
-                    return Err(invalid(
-                        "segment.token_file",
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Ok(SecretString::from(token))
-            }
-            (None, None) => Err(invalid(
-                "segment.token",
-                "no API token: set SEGWATCH_SEGMENT__TOKEN or `segment.token_file`".into(),
-            )),
-        }
+fn unknown_workspace(name: &str, names: &[String]) -> ConfigError {
+    invalid(
+        "--workspace",
+        format!(
+            "no workspace named `{name}` is configured (configured: {})",
+            names.join(", ")
+        ),
+    )
+}
+
+/// Validates one workspace's `[segment]`-shaped settings, reporting errors under `key`
+/// (`segment` or `workspaces[NAME]`) and its schedule under `schedule_key`.
+fn target(
+    key: &str,
+    s: &SegmentSettings,
+    (cron, jitter_secs, timezone): (&str, u64, &str),
+    rules: Vec<String>,
+    schedule_key: &str,
+) -> Result<WorkspaceTarget, ConfigError> {
+    let at = |field: &str| format!("{key}.{field}");
+    if s.name.trim().is_empty() {
+        return Err(invalid(at("name"), "must not be empty".into()));
     }
+    let base_url = match &s.api_url {
+        // The client's own check (https, or http on loopback only: the token must never
+        // cross a network in clear), reported against the key.
+        Some(url) if !url.trim().is_empty() => {
+            crate::segment::check_base_url(url.trim()).map_err(|why| invalid(at("api_url"), why))?
+        }
+        _ => match s.region.as_str() {
+            "us" => US_API_URL.to_string(),
+            "eu" => EU_API_URL.to_string(),
+            other => {
+                return Err(invalid(
+                    at("region"),
+                    format!(
+                        "`{other}` is not a region; expected `us` or `eu` (or set `{key}.api_url`)"
+                    ),
+                ));
+            }
+        },
+    };
+    if !(1..=200).contains(&s.page_size) {
+        return Err(invalid(
+            at("page_size"),
+            format!("{} is out of range; Segment accepts 1 to 200", s.page_size),
+        ));
+    }
+    if s.request_timeout_secs == 0 {
+        return Err(invalid(
+            at("request_timeout_secs"),
+            "must be at least 1".into(),
+        ));
+    }
+    if !(1..=64).contains(&s.concurrency) {
+        return Err(invalid(
+            at("concurrency"),
+            format!("{} is out of range; expected 1 to 64", s.concurrency),
+        ));
+    }
+    if !(1..=20).contains(&s.max_attempts) {
+        return Err(invalid(
+            at("max_attempts"),
+            format!("{} is out of range; expected 1 to 20", s.max_attempts),
+        ));
+    }
+    if s.max_pages == 0 {
+        return Err(invalid(at("max_pages"), "must be at least 1".into()));
+    }
+    let zone: chrono_tz::Tz = timezone.parse().map_err(|_| {
+        invalid(
+            format!("{schedule_key}.timezone"),
+            format!(
+                "`{timezone}` is not an IANA time zone (e.g. `UTC`, `Europe/Paris`, `America/New_York`)"
+            ),
+        )
+    })?;
+    let schedule = crate::schedule::Schedule::parse(cron, Duration::from_secs(jitter_secs), zone)
+        .map_err(|e| invalid(format!("{schedule_key}.cron"), e.to_string()))?;
+    let token = token(key, s)?;
+    let mut client = crate::segment::ClientConfig::new(base_url, token);
+    client.page_size = s.page_size;
+    client.request_timeout = Duration::from_secs(s.request_timeout_secs);
+    client.concurrency = s.concurrency;
+    client.max_attempts = s.max_attempts;
+    client.max_pages = s.max_pages;
+    client.max_rate_limit_wait = Duration::from_secs(s.max_rate_limit_wait_secs);
+    Ok(WorkspaceTarget {
+        name: s.name.clone(),
+        client,
+        schedule,
+        schedule_text: format!("{cron} ({zone})"),
+        rules,
+        key: key.to_string(),
+    })
+}
+
+/// The token of one workspace: inline, from a named variable, or from a file; exactly one.
+fn token(key: &str, s: &SegmentSettings) -> Result<SecretString, ConfigError> {
+    let at = |field: &str| format!("{key}.{field}");
+    let given = [
+        s.token.is_some(),
+        s.token_env.is_some(),
+        s.token_file.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given > 1 {
+        return Err(invalid(
+            at("token"),
+            format!(
+                "set one of `{key}.token`, `{key}.token_env` or `{key}.token_file`, not several"
+            ),
+        ));
+    }
+    let (raw, field) = if let Some(token) = &s.token {
+        (token.expose_secret().to_string(), "token")
+    } else if let Some(var) = &s.token_env {
+        let value = std::env::var(var).map_err(|_| {
+            invalid(
+                at("token_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?;
+        (value, "token_env")
+    } else if let Some(path) = &s.token_file {
+        let value = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                at("token_file"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        (value, "token_file")
+    } else if key == "segment" {
+        return Err(invalid(
+            at("token"),
+            "no API token: set SEGWATCH_SEGMENT__TOKEN or `segment.token_file`".into(),
+        ));
+    } else {
+        return Err(invalid(
+            at("token"),
+            format!("no API token: set `{key}.token_env` or `{key}.token_file`"),
+        ));
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        return Err(invalid(at(field), "is empty".into()));
+    }
+    Ok(SecretString::from(token))
 }
 
 impl From<config::ConfigError> for ConfigError {
@@ -584,8 +818,11 @@ fn secret(
     Ok(Some(SecretString::from(value)))
 }
 
-fn invalid(key: &'static str, message: String) -> ConfigError {
-    ConfigError::Invalid { key, message }
+fn invalid(key: impl Into<String>, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -725,5 +962,95 @@ mod tests {
     fn token_is_not_in_debug_output() {
         let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "very-secret-value")]).unwrap();
         assert!(!format!("{s:?}").contains("very-secret-value"));
+    }
+
+    #[test]
+    fn workspaces_inherit_tuning_and_schedule_but_not_the_token() {
+        let s = load(
+            "[segment]\npage_size = 50\n[schedule]\ncron = \"0 * * * *\"\ntimezone = \"Europe/Paris\"\n\
+             [[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\n\
+             [[workspaces]]\nname = \"eu\"\nregion = \"eu\"\ntoken = \"t2\"\npage_size = 20\n\
+             cron = \"*/5 * * * *\"\ntimezone = \"UTC\"\nrules = [\"source-*\"]\n",
+            &[],
+        )
+        .unwrap();
+        let targets = s.targets().unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].name, "prod");
+        assert_eq!(targets[0].client.page_size, 50);
+        assert_eq!(targets[0].client.base_url, US_API_URL);
+        assert_eq!(targets[0].schedule_text, "0 * * * * (Europe/Paris)");
+        assert_eq!(targets[0].client.token.expose_secret(), "t1");
+        assert_eq!(targets[1].client.base_url, EU_API_URL);
+        assert_eq!(targets[1].client.page_size, 20);
+        assert_eq!(targets[1].schedule_text, "*/5 * * * * (UTC)");
+        assert_eq!(targets[1].rules, ["source-*"]);
+        // Commands that act on one workspace must be told which.
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--workspace") && err.contains("prod, eu"),
+            "{err}"
+        );
+        let mut one = s;
+        one.select_workspace(Some("eu")).unwrap();
+        assert_eq!(one.validate().unwrap().name, "eu");
+        assert!(
+            one.select_workspace(Some("nope"))
+                .unwrap_err()
+                .to_string()
+                .contains("no workspace named `nope`")
+        );
+    }
+
+    #[test]
+    fn workspace_mistakes_name_the_workspace_and_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[workspaces]]\nname = \"prod\"\n",
+                "`workspaces[prod].token`",
+            ),
+            (
+                "[segment]\ntoken = \"t\"\n[[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\n",
+                "`segment.token`",
+            ),
+            (
+                "[[workspaces]]\nname = \"a\"\ntoken = \"t\"\n[[workspaces]]\nname = \"a\"\ntoken = \"u\"\n",
+                "`workspaces[a].name`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\ntimezone = \"Mars/Olympus\"\n",
+                "`workspaces[prod].timezone`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\ncron = \"often\"\n",
+                "`workspaces[prod].cron`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\npage_size = 0\n",
+                "`workspaces[prod].page_size`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\nrules = [\"[\"]\n",
+                "`workspaces[prod].rules`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken_env = \"SEGWATCH_TEST_UNSET_VARIABLE\"\n",
+                "`workspaces[prod].token_env`",
+            ),
+            (
+                "[schedule]\ntimezone = \"Paris\"\n[segment]\ntoken = \"t\"\n",
+                "`schedule.timezone`",
+            ),
+        ];
+        for (toml, needle) in cases {
+            let message = match load(toml, &[]).and_then(|s| s.targets().map(|_| ())) {
+                Ok(()) => panic!("{toml:?} should be rejected"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                message.contains(needle),
+                "{toml:?}: {message:?} should mention {needle}"
+            );
+        }
     }
 }

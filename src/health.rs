@@ -3,10 +3,11 @@
 //! Both read the database (read-only, per request) so they report what is stored, whatever the
 //! daemon's memory says; API request counters come from the live client.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -22,12 +23,42 @@ use crate::store::{Store, StoreMetrics};
 pub struct HealthState {
     /// The database file.
     pub db: PathBuf,
-    /// The workspace label.
-    pub workspace: String,
     /// Longer than this since the last complete poll is unhealthy.
     pub max_age: Duration,
-    /// The daemon's current client (replaced on reload), for request counters.
-    pub client: RwLock<SegmentClient>,
+    /// Each workspace's label and current client (replaced on reload), for request counters.
+    pub workspaces: RwLock<Vec<(String, SegmentClient)>>,
+    /// Polls finished since start, by workspace and outcome (`complete`, `failed`).
+    pub polls: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl HealthState {
+    /// State for `workspaces` (label, client) stored in `db`.
+    pub fn new(db: PathBuf, max_age: Duration, workspaces: Vec<(String, SegmentClient)>) -> Self {
+        HealthState {
+            db,
+            max_age,
+            workspaces: RwLock::new(workspaces),
+            polls: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Counts a finished poll of `workspace`.
+    pub fn count_poll(&self, workspace: &str, complete: bool) {
+        let outcome = if complete { "complete" } else { "failed" };
+        *self
+            .polls
+            .lock()
+            .expect("the counter lock is never poisoned")
+            .entry((workspace.to_string(), outcome))
+            .or_default() += 1;
+    }
+
+    fn workspaces(&self) -> Vec<(String, SegmentClient)> {
+        self.workspaces
+            .read()
+            .expect("the workspace lock is never poisoned")
+            .clone()
+    }
 }
 
 /// Serves the endpoints on `listen` until the runtime stops.
@@ -46,15 +77,18 @@ pub async fn serve(listen: SocketAddr, state: Arc<HealthState>) -> std::io::Resu
     Ok(addr)
 }
 
-fn read(state: &HealthState) -> Result<StoreMetrics, String> {
+/// Each workspace's stored metrics (empty for one never polled).
+fn read(state: &HealthState, names: &[String]) -> Result<Vec<StoreMetrics>, String> {
     let store = Store::open_read_only(&state.db).map_err(|e| e.to_string())?;
-    let Some(workspace) = store
-        .find_workspace(&state.workspace)
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(StoreMetrics::default());
-    };
-    store.metrics(workspace).map_err(|e| e.to_string())
+    names
+        .iter()
+        .map(
+            |name| match store.find_workspace(name).map_err(|e| e.to_string())? {
+                Some(id) => store.metrics(id).map_err(|e| e.to_string()),
+                None => Ok(StoreMetrics::default()),
+            },
+        )
+        .collect()
 }
 
 fn age_secs(at: Option<&str>, now: DateTime<Utc>) -> Option<f64> {
@@ -64,34 +98,42 @@ fn age_secs(at: Option<&str>, now: DateTime<Utc>) -> Option<f64> {
 
 async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
     let now = Utc::now();
-    let (healthy, body) = match read(&state) {
+    let names: Vec<String> = state.workspaces().into_iter().map(|(n, _)| n).collect();
+    let (healthy, body) = match read(&state, &names) {
         Err(e) => (
             false,
             serde_json::json!({"status": "unhealthy", "reason": format!("cannot read the database: {e}")}),
         ),
-        Ok(m) => {
-            let age = age_secs(m.last_success_at.as_deref(), now);
+        Ok(all) => {
             let max = state.max_age.as_secs_f64();
-            let reason = match age {
-                None => Some("no poll has completed yet".to_string()),
-                Some(a) if a > max => Some(format!(
-                    "the last complete poll was {a:.0} s ago (limit {max:.0} s); last poll: {}{}",
-                    m.last_poll_status.as_deref().unwrap_or("none"),
-                    m.last_poll_error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )),
-                Some(_) => None,
-            };
-            let workspace = serde_json::json!({
-                "name": state.workspace, "last_success": m.last_success_at, "age_secs": age,
-                "last_poll": m.last_poll_status, "reason": reason,
-            });
-            let healthy = reason.is_none();
+            let mut healthy = true;
+            let workspaces: Vec<serde_json::Value> = names
+                .iter()
+                .zip(&all)
+                .map(|(name, m)| {
+                    let age = age_secs(m.last_success_at.as_deref(), now);
+                    let reason = match age {
+                        None => Some("no poll has completed yet".to_string()),
+                        Some(a) if a > max => Some(format!(
+                            "the last complete poll was {a:.0} s ago (limit {max:.0} s); last poll: {}{}",
+                            m.last_poll_status.as_deref().unwrap_or("none"),
+                            m.last_poll_error
+                                .as_deref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
+                        )),
+                        Some(_) => None,
+                    };
+                    healthy &= reason.is_none();
+                    serde_json::json!({
+                        "name": name, "last_success": m.last_success_at, "age_secs": age,
+                        "last_poll": m.last_poll_status, "reason": reason,
+                    })
+                })
+                .collect();
             (
                 healthy,
-                serde_json::json!({"status": if healthy { "ok" } else { "unhealthy" }, "workspaces": [workspace]}),
+                serde_json::json!({"status": if healthy { "ok" } else { "unhealthy" }, "workspaces": workspaces}),
             )
         }
     };
@@ -104,79 +146,121 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
-    let m = match read(&state) {
+    let workspaces = state.workspaces();
+    let names: Vec<String> = workspaces.iter().map(|(n, _)| n.clone()).collect();
+    let all = match read(&state, &names) {
         Ok(m) => m,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
     };
-    let stats = state
-        .client
-        .read()
-        .expect("the client lock is never poisoned")
-        .stats();
-    let ws = escape(&state.workspace);
+    let polls = state
+        .polls
+        .lock()
+        .expect("the counter lock is never poisoned")
+        .clone();
+    let now = Utc::now();
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
+    // One family at a time, with a row per workspace (and label value): Prometheus wants each
+    // family's samples together, after its HELP and TYPE lines.
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{workspace=\"{ws}\"{labels}}} {value}");
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     };
-    let labelled = |label: &str, rows: &[(String, i64)]| -> Vec<(String, f64)> {
-        rows.iter()
-            .map(|(k, v)| (format!(",{label}=\"{}\"", escape(k)), *v as f64))
+    let per_workspace = |f: &dyn Fn(&StoreMetrics) -> Option<f64>| -> Vec<(String, f64)> {
+        names
+            .iter()
+            .zip(&all)
+            .filter_map(|(n, m)| f(m).map(|v| (format!("workspace=\"{}\"", escape(n)), v)))
             .collect()
     };
+    let labelled = |label: &str, rows: &dyn Fn(&StoreMetrics) -> &Vec<(String, i64)>| {
+        names
+            .iter()
+            .zip(&all)
+            .flat_map(|(n, m)| {
+                rows(m).iter().map(move |(k, v)| {
+                    (
+                        format!("workspace=\"{}\",{label}=\"{}\"", escape(n), escape(k)),
+                        *v as f64,
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut poll_rows = Vec::new();
+    for n in &names {
+        for outcome in ["complete", "failed"] {
+            let count = polls.get(&(n.clone(), outcome)).copied().unwrap_or(0);
+            poll_rows.push((
+                format!("workspace=\"{}\",outcome=\"{outcome}\"", escape(n)),
+                count as f64,
+            ));
+        }
+    }
     family(
         "segwatch_polls_total",
         "counter",
-        "Polls by outcome.",
-        &labelled("outcome", &m.polls_by_status),
+        "Polls finished since the daemon started, by outcome.",
+        poll_rows,
+    );
+    family(
+        "segwatch_stored_polls",
+        "gauge",
+        "Polls recorded in the database, by status (retention prunes old failed ones).",
+        labelled("status", &|m| &m.polls_by_status),
     );
     family(
         "segwatch_last_poll_duration_seconds",
         "gauge",
         "Wall time of the last complete poll.",
-        &m.last_success_duration_ms
-            .map(|ms| vec![(String::new(), ms as f64 / 1000.0)])
-            .unwrap_or_default(),
+        per_workspace(&|m| m.last_success_duration_ms.map(|ms| ms as f64 / 1000.0)),
     );
     family(
         "segwatch_seconds_since_last_success",
         "gauge",
         "Time since the last complete poll finished.",
-        &age_secs(m.last_success_at.as_deref(), Utc::now())
-            .map(|a| vec![(String::new(), a)])
-            .unwrap_or_default(),
+        per_workspace(&|m| age_secs(m.last_success_at.as_deref(), now)),
     );
     family(
         "segwatch_resources",
         "gauge",
         "Resources in the last complete snapshot, by kind.",
-        &labelled("kind", &m.resources_by_kind),
+        labelled("kind", &|m| &m.resources_by_kind),
     );
     family(
         "segwatch_open_findings",
         "gauge",
         "Open compliance findings by severity.",
-        &labelled("severity", &m.open_findings_by_severity),
+        labelled("severity", &|m| &m.open_findings_by_severity),
     );
     family(
         "segwatch_deliveries",
         "gauge",
         "Alert deliveries by status.",
-        &labelled("status", &m.deliveries_by_status),
+        labelled("status", &|m| &m.deliveries_by_status),
     );
+    let stats: Vec<(String, crate::segment::ClientStats)> = workspaces
+        .iter()
+        .map(|(n, c)| (format!("workspace=\"{}\"", escape(n)), c.stats()))
+        .collect();
     family(
         "segwatch_api_requests_total",
         "counter",
         "Segment API requests since start.",
-        &[(String::new(), stats.requests as f64)],
+        stats
+            .iter()
+            .map(|(l, s)| (l.clone(), s.requests as f64))
+            .collect(),
     );
     family(
         "segwatch_api_rate_limited_total",
         "counter",
         "Segment API answers of 429 since start.",
-        &[(String::new(), stats.rate_limited as f64)],
+        stats
+            .iter()
+            .map(|(l, s)| (l.clone(), s.rate_limited as f64))
+            .collect(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod diff;
 pub mod health;
 pub mod model;

@@ -183,6 +183,15 @@ impl Poller {
                 None => AlertPlan::default(),
             };
             let mut alert_plan = alert_plan;
+            // A complete poll ends a run of failures: segwatch's own alert resolves with it.
+            if let Some(meta) =
+                store.open_alert_of_rule(workspace_id, alerts::POLLS_FAILING_RULE)?
+            {
+                alert_plan.resolved.push(alerts::ResolvedFinding {
+                    alert: meta,
+                    resolution: alerts::Resolution::Compliant,
+                });
+            }
             self.route(&mut alert_plan);
             let rules_time = rules_started.elapsed();
             let stats = PollStats {
@@ -252,6 +261,62 @@ impl Poller {
             rule_problems,
             deliveries: None,
         })
+    }
+
+    /// After a failed poll: raises segwatch's own alert when the workspace's polls have failed
+    /// for at least `threshold`, if set (once per run of failures; the next complete poll
+    /// resolves it),
+    /// then sends what the outbox has due, so deliveries and their retries go on while the API
+    /// is unreachable.
+    pub async fn after_failure(
+        &self,
+        store: &mut Store,
+        threshold: Option<Duration>,
+    ) -> Result<(Option<AlertRecord>, Option<DeliveryReport>), StoreError> {
+        let workspace_id = store.workspace_id(&self.workspace)?;
+        let mut raised = None;
+        let failing = match threshold {
+            Some(_) => store.failing_since(workspace_id)?,
+            None => None,
+        };
+        if let (Some(failing), Some(threshold)) = (failing, threshold) {
+            let since = chrono::DateTime::parse_from_rfc3339(&failing.since)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or_else(|_| chrono::Utc::now());
+            let failing_for = (chrono::Utc::now() - since).to_std().unwrap_or_default();
+            if failing_for >= threshold
+                && store
+                    .open_alert_of_rule(workspace_id, alerts::POLLS_FAILING_RULE)?
+                    .is_none()
+            {
+                let alert = alerts::polls_failing_alert(
+                    &self.workspace,
+                    store.segment_id(workspace_id)?.as_deref(),
+                    &failing.since,
+                    failing_for,
+                    &failing.error,
+                );
+                let mut plan = AlertPlan {
+                    opened: vec![alert],
+                    ..AlertPlan::default()
+                };
+                self.route(&mut plan);
+                let ids = store.record_alerts(workspace_id, failing.snapshot_id, &plan)?;
+                tracing::error!(
+                    workspace = %self.workspace,
+                    since = %failing.since,
+                    "polls have failed for longer than the alert threshold; alert raised"
+                );
+                let (mut records, _, _) = alert_records(failing.snapshot_id, plan, &ids);
+                raised = records.pop();
+            }
+        }
+        Ok((raised, self.deliver(store).await?))
+    }
+
+    /// The workspace's label in the database.
+    pub fn workspace(&self) -> &str {
+        &self.workspace
     }
 
     /// Sends what the outbox has due for this workspace (this poll's alerts and earlier

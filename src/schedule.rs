@@ -1,4 +1,5 @@
-//! When polls run: a cron expression (5 or 6 fields, UTC) plus an optional random jitter.
+//! When polls run: a cron expression (5 or 6 fields) read in a time zone (UTC by default), plus
+//! an optional random jitter.
 //!
 //! Why not a scheduler crate: the daemon runs one job per workspace, and the reliability rules
 //! are ours to prove in tests: the next tick is always computed from *now* after a poll, so
@@ -9,6 +10,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
@@ -17,6 +19,7 @@ use croner::parser::{CronParser, Seconds};
 pub struct Schedule {
     cron: Cron,
     jitter: Duration,
+    zone: Tz,
 }
 
 /// A cron expression segwatch cannot use.
@@ -30,9 +33,10 @@ pub struct ScheduleError {
 }
 
 impl Schedule {
-    /// Parses a 5- or 6-field cron expression; `jitter` delays each tick by a random amount up
-    /// to that long (spreads many daemons' load on the API).
-    pub fn parse(expression: &str, jitter: Duration) -> Result<Schedule, ScheduleError> {
+    /// Parses a 5- or 6-field cron expression read in `zone` (so `0 9 * * 1-5` is 9:00 local
+    /// time on both sides of a daylight-saving change); `jitter` delays each tick by a random
+    /// amount up to that long (spreads many daemons' load on the API).
+    pub fn parse(expression: &str, jitter: Duration, zone: Tz) -> Result<Schedule, ScheduleError> {
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()
@@ -41,14 +45,15 @@ impl Schedule {
                 expression: expression.to_string(),
                 reason: e.to_string(),
             })?;
-        Ok(Schedule { cron, jitter })
+        Ok(Schedule { cron, jitter, zone })
     }
 
     /// The first tick strictly after `after`, jitter included.
     pub fn next_after(&self, after: DateTime<Utc>) -> DateTime<Utc> {
         let base = self
             .cron
-            .find_next_occurrence(&after, false)
+            .find_next_occurrence(&after.with_timezone(&self.zone), false)
+            .map(|t| t.with_timezone(&Utc))
             .unwrap_or(after + chrono::Duration::days(366));
         let jitter = if self.jitter.is_zero() {
             Duration::ZERO
@@ -62,8 +67,8 @@ impl Schedule {
     /// or the machine slept.
     pub fn ticks_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
         self.cron
-            .iter_after(from)
-            .take_while(|t| *t <= to)
+            .iter_after(from.with_timezone(&self.zone))
+            .take_while(|t| t.with_timezone(&Utc) <= to)
             .take(10_000)
             .count()
     }
@@ -81,15 +86,15 @@ mod tests {
 
     #[test]
     fn five_and_six_fields() {
-        let five = Schedule::parse("*/15 * * * *", Duration::ZERO).unwrap();
+        let five = Schedule::parse("*/15 * * * *", Duration::ZERO, Tz::UTC).unwrap();
         assert_eq!(five.next_after(at(10, 7, 30)), at(10, 15, 0));
-        let six = Schedule::parse("*/10 * * * * *", Duration::ZERO).unwrap();
+        let six = Schedule::parse("*/10 * * * * *", Duration::ZERO, Tz::UTC).unwrap();
         assert_eq!(six.next_after(at(10, 7, 31)), at(10, 7, 40));
     }
 
     #[test]
     fn bad_expressions_say_what_is_allowed() {
-        let err = Schedule::parse("every five minutes", Duration::ZERO)
+        let err = Schedule::parse("every five minutes", Duration::ZERO, Tz::UTC)
             .unwrap_err()
             .to_string();
         assert!(
@@ -100,7 +105,7 @@ mod tests {
 
     #[test]
     fn missed_ticks_are_counted_not_replayed() {
-        let s = Schedule::parse("* * * * *", Duration::ZERO).unwrap();
+        let s = Schedule::parse("* * * * *", Duration::ZERO, Tz::UTC).unwrap();
         // A machine asleep for an hour: 60 ticks missed, and the next one is after now.
         assert_eq!(s.ticks_between(at(10, 0, 0), at(11, 0, 0)), 60);
         assert_eq!(s.next_after(at(11, 0, 5)), at(11, 1, 0));
@@ -108,10 +113,43 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_bound() {
-        let s = Schedule::parse("0 * * * *", Duration::from_secs(30)).unwrap();
+        let s = Schedule::parse("0 * * * *", Duration::from_secs(30), Tz::UTC).unwrap();
         for _ in 0..50 {
             let t = s.next_after(at(10, 0, 0));
             assert!(t >= at(11, 0, 0) && t <= at(11, 0, 30));
         }
+    }
+
+    #[test]
+    fn local_time_follows_daylight_saving() {
+        // 09:00 in Paris is 08:00 UTC in winter and 07:00 UTC in summer (change on 29 March).
+        let s = Schedule::parse("0 9 * * *", Duration::ZERO, Tz::Europe__Paris).unwrap();
+        let winter = Utc.with_ymd_and_hms(2026, 3, 27, 12, 0, 0).unwrap();
+        assert_eq!(
+            s.next_after(winter),
+            Utc.with_ymd_and_hms(2026, 3, 28, 8, 0, 0).unwrap()
+        );
+        let summer = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();
+        assert_eq!(
+            s.next_after(summer),
+            Utc.with_ymd_and_hms(2026, 3, 29, 7, 0, 0).unwrap()
+        );
+        // A whole day in local time still has exactly one 09:00 tick.
+        assert_eq!(
+            s.ticks_between(winter, winter + chrono::Duration::days(2)),
+            2
+        );
+    }
+
+    #[test]
+    fn a_time_skipped_by_daylight_saving_still_ticks_once_that_day() {
+        // 02:30 does not exist in Paris on 29 March 2026 (clocks jump 02:00 → 03:00).
+        let s = Schedule::parse("30 2 * * *", Duration::ZERO, Tz::Europe__Paris).unwrap();
+        let before = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();
+        let next = s.next_after(before);
+        assert!(
+            next > before && next < Utc.with_ymd_and_hms(2026, 3, 30, 0, 0, 0).unwrap(),
+            "{next}"
+        );
     }
 }

@@ -69,6 +69,41 @@ impl RuleSet {
         self.by_id.get(id).map(|&i| &self.rules[i])
     }
 
+    /// Only the rules whose id matches one of `patterns` (globs such as `access-*`), for a
+    /// workspace that selects part of the rule set; returns the patterns that matched nothing,
+    /// which are almost always typos.
+    pub fn select(&self, patterns: &[String]) -> Result<(RuleSet, Vec<String>), globset::Error> {
+        let mut matchers = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            matchers.push(globset::Glob::new(p)?.compile_matcher());
+        }
+        let rules: Vec<Rule> = self
+            .rules
+            .iter()
+            .filter(|r| matchers.iter().any(|m| m.is_match(&r.id)))
+            .cloned()
+            .collect();
+        let unmatched = patterns
+            .iter()
+            .zip(&matchers)
+            .filter(|(_, m)| !self.rules.iter().any(|r| m.is_match(&r.id)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let by_id = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        Ok((
+            RuleSet {
+                rules,
+                by_id,
+                templates: self.templates.clone(),
+            },
+            unmatched,
+        ))
+    }
+
     /// Every exception whose `expires` day is over at `now` (UTC), with its rule, disabled
     /// rules included: an expired exception no longer applies and should be renewed or removed.
     pub fn expired_exceptions(&self, now: DateTime<Utc>) -> Vec<(&Rule, &Exception)> {

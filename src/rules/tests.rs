@@ -1633,3 +1633,26 @@ fn measure_ten_user_rules_over_100k_users() {
         eval_time.as_secs_f64() * 1e6 / evaluations as f64,
     );
 }
+
+#[test]
+fn a_workspace_selects_rules_by_id_glob_and_typos_are_reported() {
+    let pack = starter::starter_pack().unwrap();
+    let (selected, unmatched) = pack
+        .select(&[
+            "source-*".to_string(),
+            "too-many-*".to_string(),
+            "sorce-*".to_string(),
+        ])
+        .unwrap();
+    assert_eq!(unmatched, ["sorce-*"]);
+    assert!(!selected.rules().is_empty());
+    assert!(
+        selected
+            .rules()
+            .iter()
+            .all(|r| r.id.starts_with("source-") || r.id == "too-many-workspace-owners")
+    );
+    assert!(selected.get("too-many-workspace-owners").is_some());
+    assert!(selected.get("workspace-owner-granted").is_none());
+    assert!(pack.select(&["[".to_string()]).is_err());
+}

@@ -192,10 +192,17 @@ pub fn route(
     status: AlertStatus,
 ) -> Vec<String> {
     let resolved = status == AlertStatus::Resolved;
+    // A silent monitor is the failure segwatch's own alerts exist to report, so rule and tag
+    // filters (written for workspace rules) do not hide them; severity still applies.
+    let meta = crate::alerts::is_meta(rule_id);
     sinks
         .iter()
         .filter(|s| {
-            if named.is_empty() {
+            let filter = &s.config.filter;
+            if meta {
+                (!resolved || filter.send_resolved)
+                    && filter.min_severity.is_none_or(|min| severity >= min)
+            } else if named.is_empty() {
                 s.config.filter.wants(rule_id, severity, tags, resolved)
             } else {
                 named.contains(&s.config.name) && (!resolved || s.config.filter.send_resolved)

@@ -650,6 +650,85 @@ impl Store {
         })
     }
 
+    /// When the workspace's current run of failed polls began, if its last finished poll
+    /// failed: the end of the last complete poll, or the start of the first poll ever. With it,
+    /// the last failed snapshot and its error.
+    pub fn failing_since(&self, workspace_id: i64) -> Result<Option<FailingPolls>> {
+        let last: Option<(i64, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT id, status, error FROM snapshots WHERE workspace_id = ?1 AND status != 'running'
+                 ORDER BY id DESC LIMIT 1",
+                [workspace_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((snapshot_id, status, error)) = last else {
+            return Ok(None);
+        };
+        if status != "failed" {
+            return Ok(None);
+        }
+        let since: String = self.conn.query_row(
+            "SELECT coalesce(
+                (SELECT finished_at FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'
+                 ORDER BY id DESC LIMIT 1),
+                (SELECT min(started_at) FROM snapshots WHERE workspace_id = ?1))",
+            [workspace_id],
+            |r| r.get(0),
+        )?;
+        Ok(Some(FailingPolls {
+            since,
+            snapshot_id,
+            error: error.unwrap_or_default(),
+        }))
+    }
+
+    /// The open finding of `rule_id` in a workspace, if any (for segwatch's own alerts, which
+    /// have one subject per workspace).
+    pub fn open_alert_of_rule(
+        &self,
+        workspace_id: i64,
+        rule_id: &str,
+    ) -> Result<Option<AlertRecord>> {
+        Ok(self
+            .alerts(
+                workspace_id,
+                &AlertFilter {
+                    status: Some(AlertStatus::Open),
+                    rule_id: Some(rule_id.to_string()),
+                    ..AlertFilter::default()
+                },
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Writes alerts raised outside a snapshot commit (segwatch's own, after a failed poll)
+    /// with their queued deliveries, in one transaction; returns the new alerts' ids.
+    pub fn record_alerts(
+        &mut self,
+        workspace_id: i64,
+        snapshot_id: i64,
+        alerts: &AlertPlan,
+    ) -> Result<Vec<i64>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &[])?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// The Segment id of a workspace, once a poll has seen it.
+    pub fn segment_id(&self, workspace_id: i64) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT segment_id FROM workspaces WHERE id = ?1",
+            [workspace_id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Open compliance findings of a workspace.
     pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
         self.alerts(
@@ -957,6 +1036,17 @@ macro_rules! alert_fields {
 }
 const ALERT_FIELDS: &str = alert_fields!();
 const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+
+/// A workspace whose last finished poll failed.
+#[derive(Debug, Clone)]
+pub struct FailingPolls {
+    /// Since when no poll has completed (RFC 3339).
+    pub since: String,
+    /// The last failed snapshot.
+    pub snapshot_id: i64,
+    /// Its error.
+    pub error: String,
+}
 
 /// Counts read by `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default)]

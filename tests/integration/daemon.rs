@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use segwatch::simulator::{Fault, FaultKind};
 use segwatch::store::{SnapshotStatus, Store};
 
-use crate::util::TestWorkspace;
+use segwatch::simulator::Mutation;
+
+use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver};
 
 /// Every second: fast enough for tests, same code path as `*/15 * * * *`.
 const EVERY_SECOND: &str = "* * * * * *";
@@ -216,19 +218,19 @@ async fn sighup_keeps_the_old_rules_when_the_new_ones_are_broken_and_applies_goo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_turns_503_when_the_api_fails_and_metrics_move() {
+async fn healthz_turns_503_when_the_api_fails_a_meta_alert_is_delivered_and_metrics_move() {
     let ws = TestWorkspace::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let receiver = WebhookReceiver::start().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    std::fs::write(&config, receiver.sink_toml()).unwrap();
+    let port = free_port();
     let child = ws
         .segwatch()
         .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
         .env("SEGWATCH_HEALTH__LISTEN", &format!("127.0.0.1:{port}"))
         .env("SEGWATCH_HEALTH__MAX_AGE_SECS", "2")
-        .args(["run"])
+        .env("SEGWATCH_HEALTH__ALERT_AFTER_FAILING_SECS", "2")
+        .args(["--config", config.to_str().unwrap(), "run"])
         .spawn();
     ws.wait_for_db("the first poll completed", |s| complete(s).len() == 1)
         .await;
@@ -298,8 +300,206 @@ async fn healthz_turns_503_when_the_api_fails_and_metrics_move() {
     );
     assert!(value(&metrics, "segwatch_api_requests_total") > requests_before);
 
+    // Failing for longer than the threshold: segwatch's own alert reaches the sink, once.
+    let raised = wait_for_alert(&receiver, "segwatch:polls-failing", "raised").await;
+    assert_eq!(raised["severity"], "high");
+    assert_eq!(raised["resource_name"], "default");
+    let summary = raised["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("default") && summary.contains("500"),
+        "{summary}"
+    );
+    ws.wait_for_db("two more polls failed", |s| {
+        s.snapshots(1, 100).is_ok_and(|l| {
+            l.iter()
+                .take_while(|p| p.status != SnapshotStatus::Complete)
+                .filter(|p| p.status == SnapshotStatus::Failed)
+                .count()
+                >= 6
+        })
+    })
+    .await;
+    assert_eq!(
+        receiver.alerts_of("segwatch:polls-failing").len(),
+        1,
+        "raised once, not at every failed poll"
+    );
+
+    // The API recovers: the next complete poll resolves it, and /healthz is 200 again.
+    ws.sim.clear_faults();
+    let resolved = wait_for_alert(&receiver, "segwatch:polls-failing", "resolved").await;
+    assert_eq!(resolved["id"], raised["id"]);
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+
     terminate(&child);
     assert!(exits_within(child, Duration::from_secs(5)).status.success());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (at most 30 s) until the receiver has accepted `event` of an alert of `rule_id`.
+async fn wait_for_alert(
+    receiver: &WebhookReceiver,
+    rule_id: &str,
+    event: &str,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((_, alert)) = receiver
+            .alerts_of(rule_id)
+            .into_iter()
+            .find(|(e, _)| e == event)
+        {
+            return alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{event}` of {rule_id} arrived; got {:?}",
+            receiver.events()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_alerting() {
+    let production = TestWorkspace::start().await;
+    let staging = TestWorkspace::start().await;
+    let receiver = WebhookReceiver::start().await;
+    let config = production.dir.path().join("segwatch.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[health]\nlisten = \"127.0.0.1:{port}\"\nmax_age_secs = 30\nalert_after_failing_secs = 1\n\
+             [[workspaces]]\nname = \"production\"\napi_url = \"{prod}\"\ntoken_env = \"PRODUCTION_TOKEN\"\n\
+             cron = \"{EVERY_SECOND}\"\n\
+             [[workspaces]]\nname = \"staging\"\napi_url = \"{stag}\"\ntoken_env = \"STAGING_TOKEN\"\n\
+             cron = \"*/2 * * * * *\"\ntimezone = \"Europe/Paris\"\nrules = [\"source-*\"]\n{sink}",
+            prod = production.sim.base_url(),
+            stag = staging.sim.base_url(),
+            sink = receiver.sink_toml(),
+        ),
+    )
+    .unwrap();
+    let segwatch = || {
+        Segwatch::new()
+            .env("SEGWATCH_DATABASE__PATH", production.db().to_str().unwrap())
+            .env("SEGWATCH_SEGMENT__MAX_ATTEMPTS", "2")
+            .env("SEGWATCH_RULES__PATH", STARTER_RULES)
+            .env("PRODUCTION_TOKEN", TOKEN)
+            .env("STAGING_TOKEN", "sgw-revoked-token")
+            .args(["--config", config.to_str().unwrap()])
+    };
+    let child = segwatch().args(["run"]).spawn();
+    let store_has = |what: &'static str,
+                     workspace: &'static str,
+                     ok: fn(&[segwatch::store::SnapshotInfo]) -> bool| {
+        production.wait_for_db(what, move |s| {
+            s.find_workspace(workspace)
+                .ok()
+                .flatten()
+                .and_then(|id| s.snapshots(id, 100).ok())
+                .is_some_and(|l| ok(&l))
+        })
+    };
+    store_has("production's baseline", "production", |l| {
+        l.iter().any(|s| s.status == SnapshotStatus::Complete)
+    })
+    .await;
+    let source = production.sim.read(|s| s.sources[0].clone());
+    production
+        .sim
+        .apply(Mutation::SetSourceEnabled {
+            source_id: source.id.clone(),
+            enabled: !source.enabled,
+        })
+        .unwrap();
+    // Production alerts on its change while staging fails on every poll.
+    let alert = wait_for_alert(
+        &receiver,
+        if source.enabled {
+            "source-disabled"
+        } else {
+            "source-reenabled"
+        },
+        "raised",
+    )
+    .await;
+    assert_eq!(alert["resource_id"], source.id.as_str());
+    let meta = wait_for_alert(&receiver, "segwatch:polls-failing", "raised").await;
+    assert_eq!(meta["resource_name"], "staging");
+    assert!(meta["summary"].as_str().unwrap().contains("401"), "{meta}");
+    let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "unhealthy", "{health}");
+    assert_eq!(health["workspaces"][0]["name"], "production");
+    assert!(health["workspaces"][0]["reason"].is_null(), "{health}");
+    assert_eq!(health["workspaces"][1]["name"], "staging");
+    assert!(health["workspaces"][1]["reason"].is_string(), "{health}");
+    store_has("production polled on", "production", |l| {
+        l.iter()
+            .filter(|s| s.status == SnapshotStatus::Complete)
+            .count()
+            >= 4
+    })
+    .await;
+    let store = production.store();
+    let staging_id = store.find_workspace("staging").unwrap().unwrap();
+    let staging_polls = store.snapshots(staging_id, 100).unwrap();
+    assert!(staging_polls.len() >= 2);
+    assert!(
+        staging_polls
+            .iter()
+            .all(|s| s.status != SnapshotStatus::Complete),
+        "{staging_polls:?}"
+    );
+    assert!(
+        staging_polls[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("Workspace Owner"),
+        "{staging_polls:?}"
+    );
+
+    // Read-only commands pick a workspace; without one they say which exist.
+    segwatch().args(["snapshots"]).failure().stderr_contains(&[
+        "--workspace",
+        "production",
+        "staging",
+    ]);
+    segwatch()
+        .args(["--workspace", "production", "alerts", "--format", "json"])
+        .success()
+        .stdout_contains(&[source.id.as_str()]);
+    segwatch()
+        .args(["--workspace", "staging", "snapshots"])
+        .success()
+        .stdout_contains(&["failed"]);
+    segwatch()
+        .args(["--workspace", "nowhere", "snapshots"])
+        .failure()
+        .stderr_contains(&["no workspace named `nowhere`"]);
+
+    terminate(&child);
+    let output = exits_within(child, Duration::from_secs(5));
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("[production] snapshot 1 complete"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

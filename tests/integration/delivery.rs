@@ -1,12 +1,12 @@
 //! Alert delivery through the outbox to a real HTTP receiver started by the test: signatures,
 //! outages, digests, and a process killed between alert creation and delivery.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use secrecy::SecretString;
 use segwatch::poll::Poller;
 use segwatch::redact::SecretPolicy;
@@ -14,12 +14,9 @@ use segwatch::rules::RuleSet;
 use segwatch::segment::SegmentClient;
 use segwatch::simulator::SimConfig;
 use segwatch::sinks::outbox::deliver_due;
-use segwatch::sinks::webhook::signature;
-use segwatch::sinks::{Sink, SinkConfig, SinkFilter, SinkTarget};
+use segwatch::sinks::{Sink, SinkConfig, SinkFilter};
 
-use crate::util::TestWorkspace;
-
-const HMAC_KEY: &str = "whsec-test-7d1f0c9a";
+use crate::util::{HMAC_KEY, TestWorkspace, WebhookReceiver as Receiver};
 
 /// Every user is a finding: many alerts from one poll.
 const EVERY_USER: &str = r#"
@@ -32,96 +29,6 @@ const EVERY_USER: &str = r#"
   kind: compliance
   when: 'true'
 "#;
-
-/// An HTTP receiver standing in for a webhook endpoint.
-struct Receiver {
-    url: String,
-    /// Event ids of the requests it accepted, with their parsed bodies.
-    accepted: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
-    /// Status it answers with (200 = up).
-    status: Arc<AtomicU16>,
-    /// Milliseconds it waits before answering.
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let status = Arc::new(AtomicU16::new(200));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let (a, s, d) = (accepted.clone(), status.clone(), delay_ms.clone());
-        let app = axum::Router::new().route(
-            "/hook/{token}",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (a, s, d) = (a.clone(), s.clone(), d.clone());
-                async move {
-                    tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
-                    let expected = signature(HMAC_KEY.as_bytes(), &body);
-                    let given = headers
-                        .get("x-segwatch-signature")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    if given != expected {
-                        return StatusCode::UNAUTHORIZED;
-                    }
-                    let status = StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
-                    if status.is_success() {
-                        let event = headers
-                            .get("x-segwatch-event")
-                            .unwrap()
-                            .to_str()
-                            .unwrap()
-                            .to_string();
-                        a.lock()
-                            .unwrap()
-                            .push((event, serde_json::from_slice(&body).unwrap()));
-                    }
-                    status
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hook/secret-path-4411",
-            listener.local_addr().unwrap()
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver {
-            url,
-            accepted,
-            status,
-            delay_ms,
-        }
-    }
-
-    fn events(&self) -> Vec<String> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(e, _)| e.clone())
-            .collect()
-    }
-
-    fn sink(&self, digest_threshold: usize) -> Sink {
-        Sink::new(SinkConfig {
-            name: "hook".into(),
-            filter: SinkFilter {
-                send_resolved: true,
-                ..SinkFilter::default()
-            },
-            digest_threshold,
-            max_attempts: 5,
-            target: SinkTarget::Webhook {
-                url: SecretString::from(self.url.clone()),
-                secret: Some(SecretString::from(HMAC_KEY)),
-            },
-            app_base: None,
-            templates: None,
-        })
-        .unwrap()
-    }
-}
 
 async fn poll(ws: &TestWorkspace, rules: &str, sinks: Vec<Sink>) -> segwatch::poll::PollOutcome {
     let rules = Arc::new(RuleSet::from_yaml("rules.yaml", rules).unwrap());

@@ -1,0 +1,285 @@
+//! `segwatch run`: one polling task per workspace, each on its own schedule, under a supervisor
+//! that handles signals and reloads.
+//!
+//! Like `cli`, this is wiring at the edge (errors are `anyhow`): the stages do the work. What this
+//! module owns is the operational contract: polls of one workspace never overlap; ticks missed
+//! during a poll or while the machine slept collapse into one; a failure in one workspace never
+//! stops another; SIGTERM/SIGINT abandon in-flight polls cleanly (recorded as failed, nothing
+//! half-written, deliveries left queued); SIGHUP swaps in a new configuration only if all of it
+//! is valid.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::health::HealthState;
+use crate::poll::{PollOutcome, Poller};
+use crate::schedule::Schedule;
+use crate::store::Store;
+
+/// How long stopping waits for the workspace tasks to record their abandoned polls.
+const STOP_BOUND: Duration = Duration::from_secs(10);
+
+/// One workspace as the daemon runs it.
+pub struct WorkspaceJob {
+    /// The poller (client, rules, sinks) of the workspace.
+    pub poller: Poller,
+    /// When it polls.
+    pub schedule: Schedule,
+    /// The schedule as written, for logs.
+    pub schedule_text: String,
+    /// Raise segwatch's own alert after polls have failed this long; `None`: never.
+    pub alert_after_failing: Option<Duration>,
+}
+
+/// Everything the daemon runs, built from the configuration (again on each SIGHUP).
+pub struct DaemonPlan {
+    /// The database every workspace writes to.
+    pub db: PathBuf,
+    /// Where `/healthz` and `/metrics` are served, if anywhere.
+    pub health_listen: Option<SocketAddr>,
+    /// `/healthz` turns 503 past this age of the last complete poll.
+    pub health_max_age: Duration,
+    /// The workspaces.
+    pub jobs: Vec<WorkspaceJob>,
+}
+
+/// Called with each workspace's successful poll (the CLI prints its alerts).
+pub type OutcomeHandler = Arc<dyn Fn(&str, &PollOutcome) + Send + Sync>;
+
+/// Runs until SIGTERM or SIGINT. `load` builds the plan from the configuration; it is called
+/// at start (an error stops the daemon) and on each SIGHUP (an error keeps the running plan).
+pub async fn run(
+    load: impl Fn() -> anyhow::Result<DaemonPlan>,
+    on_outcome: OutcomeHandler,
+) -> anyhow::Result<()> {
+    let plan = load()?;
+    // Migrate once, before any task opens its own connection.
+    Store::open(&plan.db)
+        .with_context(|| format!("cannot open the database {}", plan.db.display()))?;
+    let (db, listen) = (plan.db.clone(), plan.health_listen);
+    let health = match listen {
+        None => None,
+        Some(addr) => {
+            let state = Arc::new(HealthState::new(
+                db.clone(),
+                plan.health_max_age,
+                clients(&plan.jobs),
+            ));
+            let bound = crate::health::serve(addr, state.clone())
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%bound, "serving /healthz and /metrics");
+            Some(state)
+        }
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let (stop, stopped) = watch::channel(false);
+    let context = TaskContext {
+        db: db.clone(),
+        stop: stopped,
+        health: health.clone(),
+        on_outcome,
+    };
+    let mut tasks: HashMap<String, RunningJob> = HashMap::new();
+    tracing::info!(
+        workspaces = plan.jobs.len(),
+        "segwatch daemon started; first polls now"
+    );
+    for job in plan.jobs {
+        let name = job.poller.workspace().to_string();
+        tasks.insert(name, spawn(job, &context));
+    }
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hangup.recv() => {}
+        }
+        // Reload everything, or nothing: an invalid new configuration or rule set is reported
+        // with the same messages as `rules validate`, and the old one stays.
+        let plan = match load().and_then(|p| {
+            if p.db != db {
+                anyhow::bail!("`database.path` changed; restart segwatch to use another database");
+            }
+            if p.health_listen != listen {
+                anyhow::bail!("`health.listen` changed; restart segwatch to move the endpoint");
+            }
+            Ok(p)
+        }) {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(
+                    "reload rejected, keeping the previous configuration and rules: {e:#}"
+                );
+                continue;
+            }
+        };
+        if let Some(health) = &health {
+            *health
+                .workspaces
+                .write()
+                .expect("the workspace lock is never poisoned") = clients(&plan.jobs);
+        }
+        let mut kept = HashMap::new();
+        for job in plan.jobs {
+            let name = job.poller.workspace().to_string();
+            let running = match tasks.remove(&name) {
+                Some(running) if !running.handle.is_finished() => {
+                    // The task takes it between polls, never during one.
+                    let _ = running.updates.send(job);
+                    running
+                }
+                _ => {
+                    tracing::info!(workspace = %name, "workspace added");
+                    spawn(job, &context)
+                }
+            };
+            kept.insert(name, running);
+        }
+        for (name, gone) in tasks.drain() {
+            // Dropping its sender ends the task after any poll in flight.
+            tracing::info!(workspace = %name, "workspace removed from the configuration; it stops after its current poll");
+            drop(gone.updates);
+        }
+        tasks = kept;
+        tracing::info!(workspaces = tasks.len(), "configuration and rules reloaded");
+    }
+    let _ = stop.send(true);
+    let handles = tasks.into_values().map(|t| t.handle);
+    if tokio::time::timeout(STOP_BOUND, wait_all(handles))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some workspaces did not stop in time; their polls are marked failed at the next start"
+        );
+    }
+    tracing::info!("segwatch daemon stopped");
+    Ok(())
+}
+
+struct RunningJob {
+    updates: mpsc::UnboundedSender<WorkspaceJob>,
+    handle: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct TaskContext {
+    db: PathBuf,
+    stop: watch::Receiver<bool>,
+    health: Option<Arc<HealthState>>,
+    on_outcome: OutcomeHandler,
+}
+
+fn clients(jobs: &[WorkspaceJob]) -> Vec<(String, crate::segment::SegmentClient)> {
+    jobs.iter()
+        .map(|j| (j.poller.workspace().to_string(), j.poller.client().clone()))
+        .collect()
+}
+
+fn spawn(job: WorkspaceJob, context: &TaskContext) -> RunningJob {
+    let (updates, receiver) = mpsc::unbounded_channel();
+    let name = job.poller.workspace().to_string();
+    let context = context.clone();
+    let handle = tokio::spawn(async move {
+        if let Err(e) = workspace_loop(job, receiver, context).await {
+            // Only opening the database can end a workspace's loop with an error; the others
+            // go on.
+            tracing::error!(workspace = %name, "workspace stopped: {e:#}");
+        }
+    });
+    RunningJob { updates, handle }
+}
+
+/// One workspace: poll now, then at each tick, until stopped or removed.
+async fn workspace_loop(
+    mut job: WorkspaceJob,
+    mut updates: mpsc::UnboundedReceiver<WorkspaceJob>,
+    mut context: TaskContext,
+) -> anyhow::Result<()> {
+    let name = job.poller.workspace().to_string();
+    let mut store = Store::open(&context.db)
+        .with_context(|| format!("cannot open the database {}", context.db.display()))?;
+    tracing::info!(workspace = %name, schedule = %job.schedule_text, "workspace scheduled; first poll now");
+    let mut next = Utc::now();
+    loop {
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = context.stop.wait_for(|stop| *stop) => return Ok(()),
+            update = updates.recv() => {
+                let Some(new) = update else { return Ok(()) };
+                job = new;
+                next = next.min(job.schedule.next_after(Utc::now()));
+                continue;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let started = Utc::now();
+        let result = tokio::select! {
+            result = job.poller.poll(&mut store) => Some(result),
+            _ = context.stop.wait_for(|stop| *stop) => None,
+        };
+        match result {
+            Some(Ok(outcome)) => {
+                if let Some(health) = &context.health {
+                    health.count_poll(&name, true);
+                }
+                (context.on_outcome)(&name, &outcome);
+            }
+            Some(Err(e)) => {
+                if let Some(health) = &context.health {
+                    health.count_poll(&name, false);
+                }
+                tracing::error!(workspace = %name, error = %e, "poll failed; the next tick tries again");
+                let after = tokio::select! {
+                    after = job.poller.after_failure(&mut store, job.alert_after_failing) => Some(after),
+                    _ = context.stop.wait_for(|stop| *stop) => None,
+                };
+                if let Some(Err(e)) = after {
+                    tracing::error!(workspace = %name, error = %e, "cannot record the failing-polls alert or deliver");
+                }
+            }
+            None => {
+                let workspace = store.workspace_id(&name)?;
+                store.mark_interrupted(workspace)?;
+                tracing::warn!(workspace = %name, "stopped during a poll: the poll was abandoned and recorded as failed");
+                return Ok(());
+            }
+        }
+        let now = Utc::now();
+        let skipped = job.schedule.ticks_between(started, now);
+        if skipped > 0 {
+            tracing::warn!(
+                workspace = %name,
+                skipped,
+                "ticks passed while the poll ran; skipped them (polls never overlap)"
+            );
+        }
+        next = job.schedule.next_after(now);
+    }
+}
+
+async fn wait_all(handles: impl Iterator<Item = JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
