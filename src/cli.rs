@@ -128,6 +128,15 @@ enum Command {
     /// Check the configured sinks.
     #[command(subcommand)]
     Sinks(SinksCommand),
+    /// Apply the [retention] policy now (the daemon does after each poll).
+    Prune {
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
@@ -345,6 +354,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             list_deliveries(&settings()?, status, limit, format)
         }
         Command::Sinks(SinksCommand::Test { name }) => sinks_test(&settings()?, name).await,
+        Command::Prune { dry_run, format } => prune(&settings()?, dry_run, format),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
@@ -402,6 +412,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             schedule: target.schedule,
             schedule_text: target.schedule_text,
             alert_after_failing,
+            retention: settings.retention,
         });
     }
     Ok(jobs)
@@ -483,6 +494,36 @@ async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCod
             )
         }
     }
+}
+
+/// `segwatch prune`: the retention policy applied to each configured workspace.
+fn prune(settings: &Settings, dry_run: bool, format: TextOrJson) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(&settings.database.path)?;
+    let policy = settings.retention.at(chrono::Utc::now(), dry_run);
+    let mut reports = Vec::new();
+    for name in settings.workspace_names() {
+        let Some(id) = store.find_workspace(&name)? else {
+            continue;
+        };
+        reports.push((name, store.prune(id, &policy)?));
+    }
+    if format == TextOrJson::Json {
+        let list: Vec<_> = reports
+            .iter()
+            .map(
+                |(name, r)| serde_json::json!({"workspace": name, "dry_run": dry_run, "pruned": r}),
+            )
+            .collect();
+        return print_json(&mut std::io::stdout().lock(), &list);
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for (name, r) in &reports {
+        println!(
+            "{name}: {verb} {}",
+            plural(r.failed_polls, "failed-poll record")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_store(path: &Path) -> anyhow::Result<Store> {

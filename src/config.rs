@@ -55,6 +55,8 @@ pub struct Settings {
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
+    /// How long failed polls and quiet snapshots are kept.
+    pub retention: RetentionSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]
@@ -197,6 +199,31 @@ pub struct HealthSettings {
     pub alert_after_failing_secs: u64,
 }
 
+/// `[retention]`: what old records the daemon (and `segwatch prune`) deletes. Resource versions,
+/// changes, alerts and deliveries are never deleted.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Failed polls older than this many days are deleted; 0: kept forever.
+    pub failed_polls_days: u64,
+}
+
+impl RetentionSettings {
+    /// The policy as of `now`.
+    pub fn at(&self, now: chrono::DateTime<chrono::Utc>, dry_run: bool) -> crate::store::Retention {
+        let before = |days: u64| {
+            (days > 0).then(|| {
+                (now - chrono::Duration::days(days as i64))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            })
+        };
+        crate::store::Retention {
+            failed_before: before(self.failed_polls_days),
+            dry_run,
+        }
+    }
+}
+
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +319,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.listen", DefaultValue::Str("")),
     ("health.max_age_secs", DefaultValue::Int(3600)),
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
+    ("retention.failed_polls_days", DefaultValue::Int(30)),
 ];
 
 enum DefaultValue {

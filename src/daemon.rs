@@ -37,6 +37,8 @@ pub struct WorkspaceJob {
     pub schedule_text: String,
     /// Raise segwatch's own alert after polls have failed this long; `None`: never.
     pub alert_after_failing: Option<Duration>,
+    /// What old records to prune after each poll.
+    pub retention: crate::config::RetentionSettings,
 }
 
 /// Everything the daemon runs, built from the configuration (again on each SIGHUP).
@@ -255,6 +257,7 @@ async fn workspace_loop(
                 return Ok(());
             }
         }
+        prune(&mut store, &name, &job.retention);
         let now = Utc::now();
         let skipped = job.schedule.ticks_between(started, now);
         if skipped > 0 {
@@ -265,6 +268,22 @@ async fn workspace_loop(
             );
         }
         next = job.schedule.next_after(now);
+    }
+}
+
+/// Applies the retention policy; a failure is logged, never fatal (pruning can wait).
+fn prune(store: &mut Store, name: &str, retention: &crate::config::RetentionSettings) {
+    let pruned = store
+        .workspace_id(name)
+        .and_then(|id| store.prune(id, &retention.at(Utc::now(), false)));
+    match pruned {
+        Ok(report) if report != Default::default() => {
+            tracing::info!(workspace = %name, failed_polls = report.failed_polls, "retention pruned old records");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(workspace = %name, error = %e, "retention could not prune; will retry after the next poll")
+        }
     }
 }
 

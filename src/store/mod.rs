@@ -729,6 +729,32 @@ impl Store {
         )?)
     }
 
+    /// Applies the retention policy to a workspace: deletes failed polls that finished before
+    /// `failed_before` (RFC 3339), unless an alert or delivery refers to them (segwatch's own
+    /// failing-polls alert does). Versions, changes, alerts and deliveries are never deleted.
+    pub fn prune(&mut self, workspace_id: i64, policy: &Retention) -> Result<PruneReport> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut report = PruneReport::default();
+        if let Some(before) = &policy.failed_before {
+            report.failed_polls = tx.execute(
+                "DELETE FROM snapshots
+                 WHERE workspace_id = ?1 AND status = 'failed' AND finished_at < ?2
+                   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.snapshot_id = snapshots.id
+                                    OR a.resolved_snapshot_id = snapshots.id)
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = snapshots.id)",
+                params![workspace_id, before],
+            )?;
+        }
+        if policy.dry_run {
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+        Ok(report)
+    }
+
     /// Open compliance findings of a workspace.
     pub fn open_findings(&self, workspace_id: i64) -> Result<Vec<AlertRecord>> {
         self.alerts(
@@ -1036,6 +1062,23 @@ macro_rules! alert_fields {
 }
 const ALERT_FIELDS: &str = alert_fields!();
 const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+
+/// What [`Store::prune`] deletes: records older than these instants (RFC 3339); `None` keeps
+/// them forever.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// Failed (and interrupted) polls that finished before this.
+    pub failed_before: Option<String>,
+    /// Count what would go, delete nothing.
+    pub dry_run: bool,
+}
+
+/// What one [`Store::prune`] deleted (or would delete, in a dry run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneReport {
+    /// Failed-poll records.
+    pub failed_polls: usize,
+}
 
 /// A workspace whose last finished poll failed.
 #[derive(Debug, Clone)]

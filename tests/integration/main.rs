@@ -21,6 +21,7 @@ mod delivery;
 mod faults;
 mod lifecycle;
 mod pipeline;
+mod retention;
 mod secrets;
 mod starter_rules;
 mod util;
