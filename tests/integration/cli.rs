@@ -206,3 +206,25 @@ fn the_benchmark_runs_and_reports_every_measure() {
         "rows: snapshots +50, resource_versions +0, changes +0",
     ]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_poll_span() {
+    let ws = TestWorkspace::start().await;
+    let run = ws
+        .segwatch()
+        .args(["--log-format", "json", "poll"])
+        .success();
+    let stderr = run.stderr();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let complete = lines
+        .iter()
+        .find(|l| l["message"] == "poll complete")
+        .unwrap_or_else(|| panic!("no `poll complete` event:\n{stderr}"));
+    assert_eq!(complete["span"]["name"], "poll");
+    assert_eq!(complete["span"]["workspace"], "default");
+    assert_eq!(complete["span"]["snapshot"], 1);
+    assert_eq!(complete["level"], "INFO");
+}

@@ -536,3 +536,59 @@ async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
         "{killed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_and_removes_workspaces() {
+    let first = TestWorkspace::start().await;
+    let second = TestWorkspace::start().await;
+    let config = first.dir.path().join("segwatch.toml");
+    let entry = |name: &str, ws: &TestWorkspace| {
+        format!(
+            "[[workspaces]]\nname = \"{name}\"\napi_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\ncron = \"{EVERY_SECOND}\"\n",
+            ws.sim.base_url()
+        )
+    };
+    std::fs::write(&config, entry("first", &first)).unwrap();
+    let child = Segwatch::new()
+        .env("SEGWATCH_DATABASE__PATH", first.db().to_str().unwrap())
+        .env("SEGWATCH_RULES__PATH", STARTER_RULES)
+        .env("TEST_TOKEN", TOKEN)
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .spawn();
+    let polls_of = |s: &Store, name: &str| {
+        s.find_workspace(name)
+            .ok()
+            .flatten()
+            .map_or(0, |id| s.snapshots(id, 1000).map_or(0, |l| l.len()))
+    };
+    first
+        .wait_for_db("the first workspace polled", |s| polls_of(s, "first") >= 1)
+        .await;
+    std::fs::write(
+        &config,
+        format!("{}{}", entry("first", &first), entry("second", &second)),
+    )
+    .unwrap();
+    hangup(&child);
+    first
+        .wait_for_db("the added workspace polled", |s| polls_of(s, "second") >= 2)
+        .await;
+
+    // Removing the first: it stops, the second goes on.
+    std::fs::write(&config, entry("second", &second)).unwrap();
+    hangup(&child);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stopped_at = polls_of(&first.store(), "first");
+    let second_at = polls_of(&first.store(), "second");
+    first
+        .wait_for_db("the second workspace polled on", |s| {
+            polls_of(s, "second") >= second_at + 2
+        })
+        .await;
+    assert_eq!(polls_of(&first.store(), "first"), stopped_at);
+    terminate(&child);
+    let output = exits_within(child, Duration::from_secs(5));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("workspace added"), "{stderr}");
+    assert!(stderr.contains("workspace removed"), "{stderr}");
+}
