@@ -23,6 +23,8 @@ use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
+mod audit;
+
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
 #[command(name = "segwatch", version, about, max_term_width = 100)]
@@ -143,6 +145,14 @@ enum Command {
     Demo(DemoArgs),
     /// Measure poll cycles against a large simulated workspace (prints a Markdown report).
     Bench(crate::bench::BenchArgs),
+    /// Run one read-only SQL statement on the database (views: docs/SCHEMA.md); writes are refused.
+    Query(audit::QueryArgs),
+    /// Every version of one resource and what changed at each step, removals included.
+    History(audit::HistoryArgs),
+    /// Changes observed between two times.
+    Changes(audit::ChangesArgs),
+    /// Every resource as it was at a time (the latest complete poll at or before it).
+    State(audit::StateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +368,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Query(args) => audit::query(&settings()?, args),
+        Command::History(args) => audit::history(&settings()?, args),
+        Command::Changes(args) => audit::changes(&settings()?, args),
+        Command::State(args) => audit::state(&settings()?, args),
     }
 }
 

@@ -3,9 +3,11 @@
 //! The pipeline, one module per stage (see ARCHITECTURE.md):
 //! [`segment`] (HTTP client) → [`collect`] (resources, redacted) → [`store`] (SQLite snapshots)
 //! → [`diff`] (changes). [`poll`] wires one cycle together; [`cli`] exposes it; [`simulator`]
-//! is a stand-in Segment workspace for the demo, tests and benchmarks.
+//! is a stand-in Segment workspace for the demo, tests and benchmarks; [`audit`] answers
+//! auditors' questions from the database, read-only.
 
 pub mod alerts;
+pub mod audit;
 pub mod bench;
 pub mod canonical;
 pub mod cli;

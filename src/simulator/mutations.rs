@@ -29,6 +29,19 @@ pub enum Mutation {
         /// Role granted on the workspace.
         role_name: String,
     },
+    /// Adds back a user whose Segment account already exists, keeping its id (a Segment user is
+    /// an account that outlives one workspace membership), holding `role_name` on the
+    /// workspace. A pending invite for the email is accepted as with `AddUser`.
+    AddExistingUser {
+        /// The account's user id; must not be a current user.
+        user_id: String,
+        /// Login email; must be unused.
+        email: String,
+        /// Display name (may be empty).
+        name: String,
+        /// Role granted on the workspace.
+        role_name: String,
+    },
     /// Removes a user and their group memberships.
     RemoveUser {
         /// The user to remove.
@@ -137,7 +150,13 @@ pub(crate) fn apply(
             email,
             name,
             role_name,
-        } => add_user(st, rng, &email, name, &role_name)?,
+        } => add_user(st, rng, None, &email, name, &role_name)?,
+        Mutation::AddExistingUser {
+            user_id,
+            email,
+            name,
+            role_name,
+        } => add_user(st, rng, Some(user_id), &email, name, &role_name)?,
         Mutation::RemoveUser { user_id } => {
             let pos = st
                 .user_position(&user_id)
@@ -347,6 +366,7 @@ pub(crate) fn apply(
 fn add_user(
     st: &mut WorkspaceState,
     rng: &mut Rng,
+    id: Option<String>,
     email: &str,
     name: String,
     role_name: &str,
@@ -361,11 +381,20 @@ fn add_user(
             "a user with email {email} already exists"
         )));
     }
-    let id = loop {
-        let id = generate::random_id(rng);
-        if st.user_position(&id).is_none() {
-            break id;
+    let id = match id {
+        Some(id) if st.user_position(&id).is_some() => {
+            return Err(SimError::Conflict(format!("user {id} already exists")));
         }
+        Some(id) if id.is_empty() => {
+            return Err(SimError::Invalid("a user id must not be empty".into()));
+        }
+        Some(id) => id,
+        None => loop {
+            let id = generate::random_id(rng);
+            if st.user_position(&id).is_none() {
+                break id;
+            }
+        },
     };
     let display = if name.is_empty() {
         email.clone()

@@ -1078,6 +1078,43 @@ async fn mutations_serialise_with_an_op_tag() {
 }
 
 /// Every list the API serves, fully paged, keyed by its envelope key.
+#[tokio::test]
+async fn a_removed_user_can_come_back_with_the_same_id() {
+    let sim = sim(SimConfig::default()).await;
+    let gone = sim.read(|st| st.users[3].clone());
+    sim.apply(Mutation::RemoveUser {
+        user_id: gone.id.clone(),
+    })
+    .unwrap();
+    let back = Mutation::AddExistingUser {
+        user_id: gone.id.clone(),
+        email: gone.email.clone(),
+        name: gone.name.clone(),
+        role_name: "Workspace Owner".into(),
+    };
+    sim.apply(back.clone()).unwrap();
+    sim.read(|st| {
+        let user = st.user(&gone.id).expect("back under the same id");
+        assert_eq!(user.email, gone.email);
+        assert!(
+            st.users_with_workspace_role("Workspace Owner")
+                .any(|u| u.id == gone.id)
+        );
+        assert_eq!(st.check_invariants(), Ok(()));
+    });
+    assert!(matches!(sim.apply(back), Err(SimError::Conflict(_))));
+    assert!(matches!(
+        sim.apply(Mutation::AddExistingUser {
+            user_id: gone.id.clone(),
+            email: "someone.else@acme.io".into(),
+            name: String::new(),
+            role_name: "Workspace Owner".into(),
+        }),
+        Err(SimError::Conflict(_))
+    ));
+    sim.shutdown().await;
+}
+
 async fn snapshot(client: &Client) -> Value {
     let mut all = serde_json::Map::new();
     for (path, key) in [

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_snapshots.sql"),
     include_str!("migrations/0002_alerts.sql"),
     include_str!("migrations/0003_deliveries.sql"),
+    include_str!("migrations/0004_auditor_views.sql"),
 ];
 
 /// The schema version this build reads and writes.

@@ -2,6 +2,8 @@
 //!
 //! One test binary (faster to link than one per file). Each module holds one theme:
 //! - `pipeline`: what a poll stores and which changes it finds;
+//! - `auditor`: auditors' questions (views, `query`, `history`, `changes`, `state`) against what
+//!   the simulated workspace held;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
@@ -15,6 +17,7 @@
 // Test helpers are `pub` for sibling modules; this crate is never a dependency.
 #![allow(unreachable_pub)]
 
+mod auditor;
 mod cli;
 mod daemon;
 mod delivery;
