@@ -21,6 +21,8 @@ use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
+mod report;
+
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
 #[command(name = "segwatch", version, about, max_term_width = 100)]
@@ -122,6 +124,8 @@ enum Command {
     /// Check the configured sinks.
     #[command(subcommand)]
     Sinks(SinksCommand),
+    /// Write the compliance report of a period for auditors (HTML, Markdown or JSON); reads only.
+    Report(report::ReportArgs),
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
@@ -354,6 +358,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sinks(SinksCommand::Test { name }) => {
             sinks_test(&load_settings(cli.config.as_deref())?, name).await
         }
+        Command::Report(args) => report::run(&load_settings(cli.config.as_deref())?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
