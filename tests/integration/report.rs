@@ -40,7 +40,10 @@ async fn history() -> History {
     let baseline = ws.poll_rules(&shared).await.unwrap().snapshot_id;
 
     let (prod, others, unlabelled) = ws.sim.read(|s| {
-        let prod = s.sources.iter().find(|s| s.label("environment") == Some("prod"));
+        let prod = s
+            .sources
+            .iter()
+            .find(|s| s.label("environment") == Some("prod"));
         let prod = prod.unwrap().id.clone();
         let others: Vec<String> = s
             .sources
@@ -150,7 +153,12 @@ impl Facts {
         let open = self.open_by_rule();
         let checks: u64 = rules
             .iter()
-            .map(|r| self.resources_by_kind.get(r.resource.as_str()).copied().unwrap_or(0))
+            .map(|r| {
+                self.resources_by_kind
+                    .get(r.resource.as_str())
+                    .copied()
+                    .unwrap_or(0)
+            })
             .sum();
         let fails: u64 = rules
             .iter()
@@ -175,7 +183,9 @@ fn text(e: ElementRef<'_>) -> String {
 fn one<'a>(doc: &'a Html, css: &str) -> ElementRef<'a> {
     let selector = sel(css);
     let mut found = doc.select(&selector);
-    let first = found.next().unwrap_or_else(|| panic!("no {css} in the report"));
+    let first = found
+        .next()
+        .unwrap_or_else(|| panic!("no {css} in the report"));
     assert!(found.next().is_none(), "more than one {css}");
     first
 }
@@ -267,17 +277,17 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
 
     // Open findings: exactly the open rows of `alerts`, most severe first.
     let open = db.with_status(AlertStatus::Open);
-    assert!(open.len() >= 3, "the history leaves findings open: {open:#?}");
+    assert!(
+        open.len() >= 3,
+        "the history leaves findings open: {open:#?}"
+    );
     assert!(
         open.iter().any(|a| a.severity != open[0].severity),
         "findings of several severities"
     );
     let rows: Vec<ElementRef<'_>> = doc.select(&sel("#open-findings-table tbody tr")).collect();
     assert_eq!(rows.len(), open.len());
-    assert_eq!(
-        text(one(&doc, "#tile-open .value")),
-        open.len().to_string()
-    );
+    assert_eq!(text(one(&doc, "#tile-open .value")), open.len().to_string());
     let listed: Vec<i64> = rows
         .iter()
         .map(|r| r.value().attr("data-alert").unwrap().parse().unwrap())
@@ -292,7 +302,10 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
     // Per rule: the fresh evaluation of the last snapshot agrees with the recorded findings.
     let open_by_rule = db.open_by_rule();
     for rule in rules.rules().iter().filter(|r| r.enabled && !r.is_change()) {
-        let row = one(&doc, &format!("#compliance-rules tr[data-rule=\"{}\"]", rule.id));
+        let row = one(
+            &doc,
+            &format!("#compliance-rules tr[data-rule=\"{}\"]", rule.id),
+        );
         let c = cells(row);
         let open = open_by_rule.get(rule.id.as_str()).copied().unwrap_or(0);
         let kind_count = db.resources_by_kind[rule.resource.as_str()];
@@ -308,7 +321,10 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
     // Per change rule: the alerts it fired.
     let fired = db.with_status(AlertStatus::Fired);
     for rule in rules.rules().iter().filter(|r| r.enabled && r.is_change()) {
-        let row = one(&doc, &format!("#change-rules tr[data-rule=\"{}\"]", rule.id));
+        let row = one(
+            &doc,
+            &format!("#change-rules tr[data-rule=\"{}\"]", rule.id),
+        );
         let count = fired.iter().filter(|a| a.rule_id == rule.id).count();
         assert_eq!(cells(row)[3], count.to_string(), "{}", rule.id);
     }
@@ -354,7 +370,11 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
 
     // Resolved findings and notable changes.
     let resolved = db.with_status(AlertStatus::Resolved);
-    assert_eq!(resolved.len(), 2, "one resolved in each good poll after the baseline");
+    assert_eq!(
+        resolved.len(),
+        2,
+        "one resolved in each good poll after the baseline"
+    );
     let rows: Vec<Vec<String>> = doc
         .select(&sel("#resolved-findings-table tbody tr"))
         .map(cells)
@@ -365,7 +385,11 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
         doc.select(&sel("#change-alerts-table tbody tr")).count(),
         fired.len()
     );
-    assert!(fired.iter().any(|a| a.rule_id == "production-label-removed"));
+    assert!(
+        fired
+            .iter()
+            .any(|a| a.rule_id == "production-label-removed")
+    );
     let total = doc
         .select(&sel("#change-counts tr.total td"))
         .map(text)
@@ -448,6 +472,29 @@ async fn the_markdown_report_has_the_same_content_as_tables() {
         assert_eq!(row[5], open.to_string(), "{}", rule.id);
     }
 
+    // Long lists are cut to the most severe rows, and say so.
+    let cut = ws
+        .segwatch()
+        .args(["report", "--format", "md", "--max-rows", "1"])
+        .success()
+        .stdout();
+    let cut_rows = cut
+        .split("## 4. Open findings")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| **"))
+        .count();
+    assert_eq!(cut_rows, 1);
+    assert!(
+        cut.contains(&format!(
+            "Showing the first 1 of {} open findings",
+            open.len()
+        )),
+        "{cut}"
+    );
+
     // Escaped: the markup stays text, and table cells stay whole.
     assert!(md.contains(r"\<script\>alert(1)\</script\>@evil.io"));
     assert!(!md.replace(r"\<", "").contains("<script"));
@@ -477,13 +524,18 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
     );
     let report = ws
         .segwatch()
-        .args(["report", "--format", "json", "--since", &since, "--until", &until])
+        .args([
+            "report", "--format", "json", "--since", &since, "--until", &until,
+        ])
         .success()
         .json();
     let header = &report["header"];
     assert_eq!(header["first_snapshot"]["id"], second);
     assert_eq!(header["last_snapshot"]["id"], second);
-    assert_eq!((&header["complete_polls"], &header["failed_polls"]), (&1.into(), &1.into()));
+    assert_eq!(
+        (&header["complete_polls"], &header["failed_polls"]),
+        (&1.into(), &1.into())
+    );
 
     // Open right after snapshot 2: findings it or the baseline raised that nothing had yet
     // resolved, including the one snapshot 4 resolved later.
@@ -497,7 +549,9 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
         })
         .collect();
     assert!(
-        open_then.iter().any(|a| a.resolved_snapshot_id == Some(fourth)),
+        open_then
+            .iter()
+            .any(|a| a.resolved_snapshot_id == Some(fourth)),
         "a finding resolved after the period counts as open in it"
     );
     assert_eq!(report["open_findings"]["total"], open_then.len());
@@ -524,7 +578,10 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
         .iter()
         .filter(|a| a.resolved_snapshot_id == Some(second))
         .count();
-    assert_eq!((report["resolved_findings"]["total"].clone(), resolved_then), (1.into(), 1));
+    assert_eq!(
+        (report["resolved_findings"]["total"].clone(), resolved_then),
+        (1.into(), 1)
+    );
     let changes_then: i64 = store
         .connection()
         .query_row(
@@ -551,7 +608,13 @@ async fn bad_times_and_empty_periods_are_refused_clearly() {
         .failure()
         .stderr_contains(&["--until", "`2026-13-01`"]);
     ws.segwatch()
-        .args(["report", "--since", "2026-11-02", "--until", "2026-11-01T12:00:00Z"])
+        .args([
+            "report",
+            "--since",
+            "2026-11-02",
+            "--until",
+            "2026-11-01T12:00:00Z",
+        ])
         .failure()
         .stderr_contains(&["--since", "must be before --until"]);
     ws.segwatch()
