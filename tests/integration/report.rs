@@ -393,7 +393,7 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
     let total = doc
         .select(&sel("#change-counts tr.total td"))
         .map(text)
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(total, db.changes.to_string());
 
