@@ -24,6 +24,7 @@ use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 mod audit;
+mod report;
 
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
@@ -139,6 +140,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// Write the compliance report of a period for auditors (HTML, Markdown or JSON); reads only.
+    Report(report::ReportArgs),
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.
@@ -365,6 +368,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sinks(SinksCommand::Test { name }) => sinks_test(&settings()?, name).await,
         Command::Prune { dry_run, format } => prune(&settings()?, dry_run, format),
+        Command::Report(args) => report::run(&settings()?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),

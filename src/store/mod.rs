@@ -22,6 +22,10 @@ use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, Snapsho
 use crate::model::ResourceKind;
 use crate::rules::Severity;
 
+mod report;
+
+pub use report::ChangeCount;
+
 /// Migrations, in order; migration `i` brings the schema to `user_version = i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_snapshots.sql"),

@@ -10,6 +10,7 @@
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `starter_rules`: every starter rule fires on what it should and only on that.
 //!
 //! `util` is the harness shared by all of them.
@@ -24,6 +25,7 @@ mod delivery;
 mod faults;
 mod lifecycle;
 mod pipeline;
+mod report;
 mod retention;
 mod secrets;
 mod starter_rules;
