@@ -150,7 +150,7 @@ impl Part {
     /// A sentence fragment: one row of this part was edited.
     fn edited(self) -> &'static str {
         match self {
-            Part::Snapshot => "its own row (times, status or counts) was edited",
+            Part::Snapshot => "its own row (times, status, counts or workspace name) was edited",
             Part::Versions => "a resource version it stored was edited",
             Part::Closed => "which resource versions it closed was altered",
             Part::Changes => "a change row was edited",
@@ -396,6 +396,8 @@ pub struct Link {
     pub snapshot_id: i64,
     /// Its chain hash.
     pub chain_hash: String,
+    /// Whether it is the tombstone of a pruned snapshot.
+    pub pruned: bool,
 }
 
 /// Snapshots hashed when the chain was introduced rather than when they were committed.
@@ -478,8 +480,8 @@ impl ChainProblem {
 /// (which a tombstone's quiet snapshot cannot have had).
 const SNAPSHOT_REFERENCES: &str = "
     WITH refs(workspace_id, snapshot_id, what, content) AS (
-        SELECT workspace_id, valid_from, 'resource versions stored by it', 1 FROM resource_versions
-        UNION ALL SELECT workspace_id, valid_to, 'resource versions closed by it', 1
+        SELECT workspace_id, valid_from, 'resource versions stored', 1 FROM resource_versions
+        UNION ALL SELECT workspace_id, valid_to, 'resource versions closed', 1
             FROM resource_versions WHERE valid_to IS NOT NULL
         UNION ALL SELECT workspace_id, snapshot_id, 'changes', 1 FROM changes
         UNION ALL SELECT workspace_id, snapshot_id, 'alerts', 1 FROM alerts
@@ -487,7 +489,7 @@ const SNAPSHOT_REFERENCES: &str = "
             FROM alerts WHERE resolved_snapshot_id IS NOT NULL
         UNION ALL SELECT workspace_id, snapshot_id, 'deliveries', 1 FROM deliveries
         UNION ALL SELECT workspace_id, evaluated_snapshot_id, 'rule states', 0 FROM rule_state
-        UNION ALL SELECT workspace_id, base_snapshot_id, 'later snapshots (as their base)', 0
+        UNION ALL SELECT workspace_id, base_snapshot_id, 'snapshots based on it', 0
             FROM snapshots WHERE base_snapshot_id IS NOT NULL
     )
     SELECT r.workspace_id, r.snapshot_id, r.what, count(*), s.status, p.id IS NOT NULL
@@ -529,6 +531,15 @@ impl Store {
                     chain.problem = Some(problem);
                 }
             }
+            // Only what precedes the first alteration is vouched for.
+            if let Some(problem) = &chain.problem {
+                chain
+                    .verified
+                    .retain(|l| l.snapshot_id < problem.snapshot_id);
+            }
+            chain.pruned = chain.verified.iter().filter(|l| l.pruned).count();
+            chain.snapshots = chain.verified.len() - chain.pruned;
+            chain.head = chain.verified.last().cloned();
             report.workspaces.push(chain);
         }
         tx.rollback()?;
@@ -559,7 +570,7 @@ fn reference_problems(conn: &Connection) -> Result<HashMap<i64, Vec<ChainProblem
     for ((workspace, snapshot), (status, tombstoned, what)) in refs {
         let listed = what
             .iter()
-            .map(|(w, n)| format!("{n} {w}"))
+            .map(|(w, n)| format!("{w}: {n}"))
             .collect::<Vec<_>>()
             .join(", ");
         let problem = match (status, tombstoned) {
@@ -682,17 +693,13 @@ fn verify_workspace(conn: &Connection, workspace_id: i64, name: &str) -> Result<
             break;
         }
         let hash = link.chain_hash.expect("checked");
-        match link.source {
-            Source::Snapshot => chain.snapshots += 1,
-            Source::Tombstone => chain.pruned += 1,
-        }
         chain.verified.push(Link {
             snapshot_id: link.id,
             chain_hash: hash.clone(),
+            pruned: link.source == Source::Tombstone,
         });
         previous = (Some(link.id), hash);
     }
-    chain.head = chain.verified.last().cloned();
     Ok(chain)
 }
 
@@ -926,7 +933,14 @@ fn broken_link(conn: &Connection, id: i64, previous: Option<i64>) -> Result<Chai
         ChainProblem::new(
             id,
             ProblemKind::LinkMismatch,
-            format!("the chain hash of snapshot {id} was altered: it does not chain to {before}"),
+            match previous {
+                Some(p) => format!(
+                    "snapshot {id} does not chain to {before}: the chain hash of snapshot {id} was altered, or snapshot {p} was inserted or rewritten (with a recomputed hash) after {id} was committed"
+                ),
+                None => format!(
+                    "the chain hash of snapshot {id} was altered: it does not chain to {before}"
+                ),
+            },
         )
     } else {
         let named = if missing.len() == 1 {

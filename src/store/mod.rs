@@ -513,7 +513,13 @@ impl Store {
             ],
         )?;
         // Last, so that it reads back exactly what this transaction wrote.
+        let sealing = std::time::Instant::now();
         chain::seal(&tx, workspace_id, snapshot_id)?;
+        tracing::debug!(
+            snapshot = snapshot_id,
+            elapsed_us = sealing.elapsed().as_micros() as u64,
+            "sealed the snapshot into the chain"
+        );
         tx.commit()?;
         Ok(alert_ids)
     }

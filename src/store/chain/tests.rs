@@ -105,7 +105,9 @@ impl Fixture {
 fn commits_are_sealed_into_a_chain_from_the_genesis() {
     let f = Fixture::new();
     let store = Store::open_read_only(&f.path).unwrap();
-    let rows: Vec<(i64, String, Option<String>, Option<String>, Option<String>)> = store
+    /// id, status, manifest, content hash, chain hash.
+    type Row = (i64, String, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = store
         .conn
         .prepare("SELECT id, status, content_manifest, content_hash, chain_hash FROM snapshots ORDER BY id")
         .unwrap()
