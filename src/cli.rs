@@ -21,6 +21,8 @@ use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
+mod verify;
+
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
 #[command(name = "segwatch", version, about, max_term_width = 100)]
@@ -128,6 +130,17 @@ enum Command {
     Demo(DemoArgs),
     /// Measure poll cycles against a large simulated workspace (prints a Markdown report).
     Bench(crate::bench::BenchArgs),
+    /// Check the database for alterations: recompute each workspace's snapshot hash chain; exit
+    /// 0 if it is intact (printing its head hash, to record elsewhere), 1 naming the first
+    /// altered snapshot.
+    Verify {
+        /// A head hash recorded earlier (repeatable): it must still be a link of the chain.
+        #[arg(long, value_name = "HASH")]
+        anchor: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +370,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify { anchor, format } => {
+            verify::run(&load_settings(cli.config.as_deref())?, &anchor, format)
+        }
     }
 }
 

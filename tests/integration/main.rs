@@ -8,7 +8,8 @@
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
-//! - `starter_rules`: every starter rule fires on what it should and only on that.
+//! - `starter_rules`: every starter rule fires on what it should and only on that;
+//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -24,3 +25,4 @@ mod pipeline;
 mod secrets;
 mod starter_rules;
 mod util;
+mod verify;
