@@ -25,6 +25,7 @@ use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 mod audit;
 mod report;
+mod verify;
 
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
@@ -156,6 +157,17 @@ enum Command {
     Changes(audit::ChangesArgs),
     /// Every resource as it was at a time (the latest complete poll at or before it).
     State(audit::StateArgs),
+    /// Check the database for alterations: recompute each workspace's snapshot hash chain; exit
+    /// 0 if it is intact (printing its head hash, to record elsewhere), 1 naming the first
+    /// altered snapshot.
+    Verify {
+        /// A head hash recorded earlier (repeatable): it must still be a link of the chain.
+        #[arg(long, value_name = "HASH")]
+        anchor: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +388,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => audit::history(&settings()?, args),
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
+        Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),
     }
 }
 

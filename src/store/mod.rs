@@ -7,6 +7,8 @@
 //!   edited, so any complete snapshot can be reconstructed exactly.
 //! - The rows with `valid_to IS NULL` are exactly the last complete snapshot's resources: the
 //!   diff base of the next poll.
+//! - Every complete snapshot is sealed into its workspace's hash chain in its own commit
+//!   transaction ([`chain`]); `segwatch verify` recomputes the chain.
 //!
 //! rusqlite is blocking; the work per poll is one short transaction, so callers run it inline.
 
@@ -25,13 +27,20 @@ use crate::rules::Severity;
 mod report;
 
 pub use report::ChangeCount;
+pub mod chain;
+
+/// The migration that introduces the tamper-evidence chain; the snapshots it finds are hashed
+/// in its transaction ([`chain::backfill`]).
+const CHAIN_MIGRATION: &str = include_str!("migrations/0005_chain.sql");
 
 /// Migrations, in order; migration `i` brings the schema to `user_version = i + 1`.
+// Keep this list in file-number order.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_snapshots.sql"),
     include_str!("migrations/0002_alerts.sql"),
     include_str!("migrations/0003_deliveries.sql"),
     include_str!("migrations/0004_auditor_views.sql"),
+    CHAIN_MIGRATION,
 ];
 
 /// The schema version this build reads and writes.
@@ -506,6 +515,14 @@ impl Store {
                 stats.duration.as_millis() as i64
             ],
         )?;
+        // Last, so that it reads back exactly what this transaction wrote.
+        let sealing = std::time::Instant::now();
+        chain::seal(&tx, workspace_id, snapshot_id)?;
+        tracing::debug!(
+            snapshot = snapshot_id,
+            elapsed_us = sealing.elapsed().as_micros() as u64,
+            "sealed the snapshot into the chain"
+        );
         tx.commit()?;
         Ok(alert_ids)
     }
@@ -1261,6 +1278,9 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         let version = index as i64 + 1;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if *sql == CHAIN_MIGRATION {
+            chain::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "migrated the database schema");
@@ -1287,7 +1307,7 @@ mod tests {
     use crate::diff::plan;
     use crate::model::Resource;
 
-    fn user(id: &str, role: &str) -> Resource {
+    pub(crate) fn user(id: &str, role: &str) -> Resource {
         Resource::new(
             ResourceKind::User,
             id.into(),
@@ -1306,6 +1326,16 @@ mod tests {
 
     /// Runs the store half of a poll, as `poll::Poller` does.
     fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> Result<(i64, usize)> {
+        commit_with(store, ws, resources, &AlertPlan::default())
+    }
+
+    /// [`commit`] with the alerts the rules would have planned.
+    pub(crate) fn commit_with(
+        store: &mut Store,
+        ws: i64,
+        resources: &[Resource],
+        alerts: &AlertPlan,
+    ) -> Result<(i64, usize)> {
         let id = store.begin_snapshot(ws)?;
         let base = store.latest_complete(ws)?;
         let current = store.current_versions(ws)?;
@@ -1320,7 +1350,7 @@ mod tests {
             segment_workspace_id: "seg-ws",
             stats: stats(resources.len()),
         };
-        store.commit_snapshot(&target, &delta, &AlertPlan::default())?;
+        store.commit_snapshot(&target, &delta, alerts)?;
         Ok((id, n))
     }
 

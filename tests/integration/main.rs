@@ -11,7 +11,8 @@
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
-//! - `starter_rules`: every starter rule fires on what it should and only on that.
+//! - `starter_rules`: every starter rule fires on what it should and only on that;
+//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -30,3 +31,4 @@ mod retention;
 mod secrets;
 mod starter_rules;
 mod util;
+mod verify;
