@@ -291,7 +291,7 @@ impl Poller {
             {
                 let alert = alerts::polls_failing_alert(
                     &self.workspace,
-                    store.segment_id(workspace_id)?.as_deref(),
+                    store.workspace_segment_id(workspace_id)?.as_deref(),
                     &failing.since,
                     failing_for,
                     &failing.error,

@@ -88,7 +88,6 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
         period: Period { since, until },
         generated_at,
         max_rows: (args.max_rows > 0).then_some(args.max_rows),
-        chain_head_hash: None,
     };
     let built = report::gather(&store, workspace, &input)?;
     let format = match args.format {

@@ -114,9 +114,6 @@ pub struct ReportInput<'a> {
     /// At most this many rows per list of findings or alerts (most severe first); `None` for
     /// all. The header of each list says how many there are in all.
     pub max_rows: Option<usize>,
-    /// The head of the tamper-evidence hash chain at the last snapshot, when the database
-    /// keeps one.
-    pub chain_head_hash: Option<String>,
 }
 
 /// A compliance report, ready to render.
@@ -591,7 +588,7 @@ pub fn gather(
         failed_polls: count(SnapshotStatus::Failed),
         running_polls: count(SnapshotStatus::Running),
         rule_set: rule_set_info(input.rules, &input.rules_source),
-        chain_head_hash: input.chain_head_hash.clone(),
+        chain_head_hash: store.snapshot_chain_hash(last.id)?,
     };
     Ok(Report {
         header,

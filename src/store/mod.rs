@@ -742,15 +742,6 @@ impl Store {
         Ok(ids)
     }
 
-    /// The Segment id of a workspace, once a poll has seen it.
-    pub fn segment_id(&self, workspace_id: i64) -> Result<Option<String>> {
-        Ok(self.conn.query_row(
-            "SELECT segment_id FROM workspaces WHERE id = ?1",
-            [workspace_id],
-            |r| r.get(0),
-        )?)
-    }
-
     /// Applies the retention policy to a workspace: deletes failed polls that finished before
     /// `failed_before` (RFC 3339), unless an alert or delivery refers to them (segwatch's own
     /// failing-polls alert does). Versions, changes, alerts and deliveries are never deleted.

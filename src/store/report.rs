@@ -52,6 +52,15 @@ impl Store {
         )?)
     }
 
+    /// The tamper-evidence chain hash of a complete snapshot (`None` before it is sealed).
+    pub fn snapshot_chain_hash(&self, snapshot_id: i64) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT chain_hash FROM snapshots WHERE id = ?1",
+            [snapshot_id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// The compliance findings that were open right after `snapshot_id` committed: raised by it
     /// or earlier, and not resolved by then. For the latest snapshot these are exactly the
     /// rows with status `open`. Oldest first.
