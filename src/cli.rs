@@ -137,6 +137,10 @@ enum Command {
         /// Count what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply the policy as of this time (RFC 3339) instead of now, e.g. with --dry-run to
+        /// see what the daemon will prune by then.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
@@ -379,7 +383,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             list_deliveries(&settings()?, status, limit, format)
         }
         Command::Sinks(SinksCommand::Test { name }) => sinks_test(&settings()?, name).await,
-        Command::Prune { dry_run, format } => prune(&settings()?, dry_run, format),
+        Command::Prune {
+            dry_run,
+            as_of,
+            format,
+        } => prune(&settings()?, dry_run, as_of, format),
         Command::Report(args) => report::run(&settings()?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
@@ -528,9 +536,16 @@ async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCod
 }
 
 /// `segwatch prune`: the retention policy applied to each configured workspace.
-fn prune(settings: &Settings, dry_run: bool, format: TextOrJson) -> anyhow::Result<ExitCode> {
+fn prune(
+    settings: &Settings,
+    dry_run: bool,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    format: TextOrJson,
+) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&settings.database.path)?;
-    let policy = settings.retention.at(chrono::Utc::now(), dry_run);
+    let policy = settings
+        .retention
+        .at(as_of.unwrap_or_else(chrono::Utc::now), dry_run);
     let mut reports = Vec::new();
     for name in settings.workspace_names() {
         let Some(id) = store.find_workspace(&name)? else {
@@ -550,8 +565,9 @@ fn prune(settings: &Settings, dry_run: bool, format: TextOrJson) -> anyhow::Resu
     let verb = if dry_run { "would delete" } else { "deleted" };
     for (name, r) in &reports {
         println!(
-            "{name}: {verb} {}",
-            plural(r.failed_polls, "failed-poll record")
+            "{name}: {verb} {} and {} (tombstones kept)",
+            plural(r.failed_polls, "failed-poll record"),
+            plural(r.quiet_snapshots, "quiet snapshot")
         );
     }
     Ok(ExitCode::SUCCESS)

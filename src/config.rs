@@ -206,6 +206,8 @@ pub struct HealthSettings {
 pub struct RetentionSettings {
     /// Failed polls older than this many days are deleted; 0: kept forever.
     pub failed_polls_days: u64,
+    /// Quiet complete snapshots older than this many days become tombstones; 0: kept forever.
+    pub quiet_snapshots_days: u64,
 }
 
 impl RetentionSettings {
@@ -219,6 +221,7 @@ impl RetentionSettings {
         };
         crate::store::Retention {
             failed_before: before(self.failed_polls_days),
+            quiet_before: before(self.quiet_snapshots_days),
             dry_run,
         }
     }
@@ -320,6 +323,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.max_age_secs", DefaultValue::Int(3600)),
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
     ("retention.failed_polls_days", DefaultValue::Int(30)),
+    ("retention.quiet_snapshots_days", DefaultValue::Int(0)),
 ];
 
 enum DefaultValue {

@@ -278,7 +278,12 @@ fn prune(store: &mut Store, name: &str, retention: &crate::config::RetentionSett
         .and_then(|id| store.prune(id, &retention.at(Utc::now(), false)));
     match pruned {
         Ok(report) if report != Default::default() => {
-            tracing::info!(workspace = %name, failed_polls = report.failed_polls, "retention pruned old records");
+            tracing::info!(
+                workspace = %name,
+                failed_polls = report.failed_polls,
+                quiet_snapshots = report.quiet_snapshots,
+                "retention pruned old records"
+            );
         }
         Ok(_) => {}
         Err(e) => {
