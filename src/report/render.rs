@@ -47,7 +47,7 @@ pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     let env = environment();
     let failed = |e: minijinja::Error| ReportError::Render {
         name,
-        message: describe(&e),
+        message: crate::sinks::render::describe(&e),
     };
     env.get_template(name)
         .and_then(|t| t.render(minijinja::value::Serde(&Context { report })))
@@ -208,16 +208,4 @@ pub(super) fn format_time(text: &str) -> String {
             .to_string(),
         Err(_) => text.to_string(),
     }
-}
-
-/// A minijinja error with its line and any cause, on one line.
-fn describe(e: &minijinja::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

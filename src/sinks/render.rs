@@ -273,8 +273,8 @@ fn base_env() -> Environment<'static> {
     env
 }
 
-/// A minijinja error with its line and any cause, on one line.
-fn describe(e: &minijinja::Error) -> String {
+/// A minijinja error with its line and any cause, on one line (also used by the report).
+pub(crate) fn describe(e: &minijinja::Error) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
