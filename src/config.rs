@@ -61,6 +61,9 @@ pub struct Settings {
     /// workspace.
     #[serde(default)]
     pub workspaces: Vec<WorkspaceSettings>,
+    /// Every configured workspace's name, kept when `--workspace` narrows the configuration.
+    #[serde(skip)]
+    all_workspaces: Vec<String>,
 }
 
 /// One `[[workspaces]]` entry. Unset tuning keys (`page_size`, `concurrency`, …) and the schedule
@@ -121,6 +124,9 @@ pub struct SinkSettings {
     /// Only alerts carrying one of these tags (default: all).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Only alerts of these workspaces (`[[workspaces]]` names; default: all).
+    #[serde(default)]
+    pub workspaces: Vec<String>,
     /// Whether resolutions of findings are sent too.
     #[serde(default = "yes")]
     pub send_resolved: bool,
@@ -425,6 +431,7 @@ impl Settings {
         if !names.iter().any(|n| n == name) {
             return Err(unknown_workspace(name, &names));
         }
+        self.all_workspaces = names;
         self.workspaces.retain(|w| w.name == name);
         Ok(())
     }
@@ -531,11 +538,27 @@ impl Settings {
                 })?),
                 None => None,
             };
+            let known = if self.all_workspaces.is_empty() {
+                self.workspace_names()
+            } else {
+                self.all_workspaces.clone()
+            };
+            if let Some(unknown) = s.workspaces.iter().find(|w| !known.contains(w)) {
+                return Err(invalid(
+                    "sinks.workspaces",
+                    format!(
+                        "sink `{}`: no workspace named `{unknown}` is configured (configured: {})",
+                        s.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
             let filter = crate::sinks::SinkFilter {
                 min_severity,
                 rules: s.rules.clone(),
                 tags: s.tags.clone(),
                 send_resolved: s.send_resolved,
+                workspaces: s.workspaces.clone(),
             };
             let url = secret(
                 "sinks.url",
@@ -1084,5 +1107,22 @@ mod tests {
                 "{toml:?}: {message:?} should mention {needle}"
             );
         }
+    }
+
+    #[test]
+    fn a_sink_limited_to_an_unknown_workspace_is_refused() {
+        let toml = "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\n\
+            [[workspaces]]\nname = \"eu\"\ntoken = \"u\"\n\
+            [[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://example.com/h\"\nworkspaces = [\"prd\"]\n";
+        let err = load(toml, &[]).unwrap().sinks().unwrap_err().to_string();
+        assert!(
+            err.contains("`sinks.workspaces`") && err.contains("`prd`"),
+            "{err}"
+        );
+        // Narrowed to one workspace with --workspace, the sink may still name the other.
+        let ok = toml.replace("\"prd\"", "\"eu\"");
+        let mut settings = load(&ok, &[]).unwrap();
+        settings.select_workspace(Some("prod")).unwrap();
+        assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
     }
 }

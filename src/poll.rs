@@ -348,6 +348,7 @@ impl Poller {
             };
             for sink in route(
                 &self.sinks,
+                &self.workspace,
                 &named(&a.rule_id),
                 &a.rule_id,
                 a.severity,
@@ -360,6 +361,7 @@ impl Poller {
         for (i, r) in plan.resolved.iter().enumerate() {
             for sink in route(
                 &self.sinks,
+                &self.workspace,
                 &named(&r.alert.rule_id),
                 &r.alert.rule_id,
                 r.alert.severity,

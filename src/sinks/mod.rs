@@ -68,6 +68,8 @@ pub struct SinkFilter {
     pub tags: Vec<String>,
     /// Whether resolutions are sent.
     pub send_resolved: bool,
+    /// Only alerts of these workspaces (empty: all), segwatch's own alerts included.
+    pub workspaces: Vec<String>,
 }
 
 impl SinkFilter {
@@ -181,10 +183,12 @@ impl Sink {
     }
 }
 
-/// The names of the sinks an alert event goes to: the sinks its rule names (`named`), or when
-/// it names none, every sink whose filters it passes.
+/// The names of the sinks an alert event of `workspace` goes to: of the sinks that take that
+/// workspace, the ones its rule names (`named`), or when it names none, every one whose filters
+/// it passes.
 pub fn route(
     sinks: &[Sink],
+    workspace: &str,
     named: &[String],
     rule_id: &str,
     severity: Severity,
@@ -199,7 +203,9 @@ pub fn route(
         .iter()
         .filter(|s| {
             let filter = &s.config.filter;
-            if meta {
+            if !filter.workspaces.is_empty() && !filter.workspaces.iter().any(|w| w == workspace) {
+                false
+            } else if meta {
                 (!resolved || filter.send_resolved)
                     && filter.min_severity.is_none_or(|min| severity >= min)
             } else if named.is_empty() {
@@ -245,6 +251,7 @@ mod tests {
             rules: vec![],
             tags: vec!["soc2:CC6.1".into()],
             send_resolved: false,
+            workspaces: vec![],
         };
         let tags = vec!["soc2:CC6.1".to_string()];
         assert!(f.wants("r", Severity::Critical, &tags, false));

@@ -8,7 +8,7 @@ use segwatch::store::{SnapshotStatus, Store};
 
 use segwatch::simulator::Mutation;
 
-use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver};
+use crate::util::{HMAC_KEY, STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver};
 
 /// Every second: fast enough for tests, same code path as `*/15 * * * *`.
 const EVERY_SECOND: &str = "* * * * * *";
@@ -372,8 +372,15 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
     let production = TestWorkspace::start().await;
     let staging = TestWorkspace::start().await;
     let receiver = WebhookReceiver::start().await;
+    // A second sink that only takes staging's alerts.
+    let staging_only = WebhookReceiver::start().await;
     let config = production.dir.path().join("segwatch.toml");
     let port = free_port();
+    let sinks = format!(
+        "{}[[sinks]]\nname = \"staging-team\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{HMAC_KEY}\"\nworkspaces = [\"staging\"]\n",
+        receiver.sink_toml(),
+        staging_only.url
+    );
     std::fs::write(
         &config,
         format!(
@@ -384,7 +391,7 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
              cron = \"*/2 * * * * *\"\ntimezone = \"Europe/Paris\"\nrules = [\"source-*\"]\n{sink}",
             prod = production.sim.base_url(),
             stag = staging.sim.base_url(),
-            sink = receiver.sink_toml(),
+            sink = sinks,
         ),
     )
     .unwrap();
@@ -435,6 +442,13 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
     assert_eq!(alert["resource_id"], source.id.as_str());
     let meta = wait_for_alert(&receiver, "segwatch:polls-failing", "raised").await;
     assert_eq!(meta["resource_name"], "staging");
+    // The staging team's sink gets staging's alert, not production's change.
+    wait_for_alert(&staging_only, "segwatch:polls-failing", "raised").await;
+    assert_eq!(
+        staging_only.events().len(),
+        1,
+        "only staging's alerts reach the staging sink"
+    );
     assert!(meta["summary"].as_str().unwrap().contains("401"), "{meta}");
     let health: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
