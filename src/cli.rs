@@ -841,6 +841,7 @@ fn rules_test(
             before: before.as_ref(),
             after: after.as_ref(),
             fields: &change.fields,
+            attribution: &change.attribution,
         };
         record(
             "change",

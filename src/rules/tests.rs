@@ -232,6 +232,7 @@ fn changed_matches_a_path_or_its_children() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     for (when, expected) in [
         (r#"changed(change, "enabled")"#, true),
@@ -273,6 +274,7 @@ fn before_and_after_are_null_when_absent() {
         before: None,
         after: Some(&body),
         fields: &[],
+        attribution: &Default::default(),
     };
     assert_eq!(
         eval_change(
@@ -286,6 +288,7 @@ fn before_and_after_are_null_when_absent() {
         before: Some(&body),
         after: None,
         fields: &[],
+        attribution: &Default::default(),
     };
     assert_eq!(
         eval_change(
@@ -1207,6 +1210,7 @@ fn change_rules_are_filtered_by_op() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     assert_eq!(
         outcomes(&evaluator.check_change(&s, &modified)),
@@ -1217,6 +1221,7 @@ fn change_rules_are_filtered_by_op() {
         before: Some(&after),
         after: None,
         fields: &[],
+        attribution: &Default::default(),
     };
     let s_removed = subject(ResourceKind::User, "u1", "a@acme.io", &after);
     assert_eq!(
@@ -1271,6 +1276,7 @@ fn explanation_reports_what_the_condition_read() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     let verdicts =
         evaluator.check_change(&subject(ResourceKind::Source, "s1", "web", &after), &change);
@@ -1456,6 +1462,7 @@ fn summary_template_sees_rule_kind_and_change() {
         before: None,
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     let verdicts = evaluator.check_change(
         &subject(ResourceKind::User, "u1", "a@x.io", &after),

@@ -503,6 +503,7 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         ResourceKind::User | ResourceKind::Group | ResourceKind::Role | ResourceKind::Invite => {
             Some(format!("{base}/settings/access-management"))
         }
+        ResourceKind::AuditEvent => Some(format!("{base}/settings/audit-trail")),
         ResourceKind::Workspace | ResourceKind::Label => None,
     }
 }
