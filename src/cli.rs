@@ -401,6 +401,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let rules = Arc::new(load_rules(&settings.rules.path)?);
     let sinks = Arc::new(build_sinks(settings)?);
     crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audit_lookback = settings.collect.audit_lookback()?;
     let alert_after_failing = match settings.health.alert_after_failing_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -422,9 +423,12 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             Arc::new(set)
         };
         let client = SegmentClient::new(target.client)?;
-        let poller = Poller::new(client, SecretPolicy::default(), target.name)
+        let mut poller = Poller::new(client, SecretPolicy::default(), target.name)
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone());
+        if let Some(lookback) = audit_lookback {
+            poller = poller.with_audit_trail(lookback);
+        }
         jobs.push(WorkspaceJob {
             poller,
             schedule: target.schedule,
@@ -1171,7 +1175,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         SecretPolicy::default(),
         "demo",
     )
-    .with_rules(std::sync::Arc::new(rules), false);
+    .with_rules(std::sync::Arc::new(rules), false)
+    .with_audit_trail(Duration::from_secs(24 * 3600));
 
     println!(
         "segwatch demo: a simulated Segment workspace is running at {} and changes every {}s;\n\
