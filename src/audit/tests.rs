@@ -499,6 +499,7 @@ const VIEWS: &[&str] = &[
     "audit_change_fields",
     "audit_alerts",
     "audit_deliveries",
+    "audit_events_log",
 ];
 
 #[test]
