@@ -1065,7 +1065,21 @@ fn diff(
     let changes = if to_info.base_snapshot_id == Some(from) {
         store.changes_of(to)?
     } else {
-        diff_reconstructed(&store, workspace, from, to)?
+        let mut changes = diff_reconstructed(&store, workspace, from, to)?;
+        // Who made them: the latest stored audit event on each resource over the interval.
+        let at = |s: &SnapshotInfo, t: &Option<String>| {
+            chrono::DateTime::parse_from_rfc3339(t.as_deref().unwrap_or(&s.started_at))
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let from_info = store.snapshot(workspace, from)?;
+        let (start, end) = (
+            at(&from_info, &Some(from_info.started_at.clone()))?,
+            at(&to_info, &to_info.finished_at)?,
+        );
+        let skew = crate::trail::CLOCK_SKEW;
+        let events = store.audit_events_between(workspace, start - skew, end + skew)?;
+        crate::trail::attribute(changes.iter_mut(), &events, start, end);
+        changes
     };
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {

@@ -611,7 +611,7 @@ fn attribute(
         read.end + trail::CLOCK_SKEW,
     )?;
     trail::attribute(
-        changes,
+        changes.iter_mut().map(|p| &mut p.change),
         stored.iter().chain(&read.new_events),
         from,
         read.end,

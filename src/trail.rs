@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::diff::PlannedChange;
+use crate::diff::ResourceChange;
 use crate::model::{Attribution, ResourceKind};
 use crate::redact::SecretPolicy;
 use crate::segment::{SegmentClient, SegmentError};
@@ -218,8 +218,8 @@ pub fn resolve_emails(events: &mut [AuditEvent], email_of: impl Fn(&str) -> Opti
 /// `to` when this poll finished reading the trail. An event matches by `resourceId`; an invite
 /// (identified by its email) or a label (`key:value`) also by `resourceName`. Changes no event
 /// matches keep an unknown attribution.
-pub fn attribute<'e>(
-    changes: &mut [PlannedChange<'_>],
+pub fn attribute<'c, 'e>(
+    changes: impl IntoIterator<Item = &'c mut ResourceChange>,
     events: impl IntoIterator<Item = &'e AuditEvent>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -241,8 +241,7 @@ pub fn attribute<'e>(
             by_name.insert(name, e);
         }
     }
-    for planned in changes {
-        let change = &mut planned.change;
+    for change in changes {
         let by_its_id = by_id.get(change.resource_id.as_str()).copied();
         let by_its_name = match change.kind {
             ResourceKind::Invite | ResourceKind::Label => {
@@ -277,7 +276,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::diff::{ChangeOp, ResourceChange};
+    use crate::diff::ChangeOp;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -292,19 +291,15 @@ mod tests {
         .unwrap()
     }
 
-    fn change(kind: ResourceKind, id: &str) -> PlannedChange<'static> {
-        PlannedChange {
-            change: ResourceChange {
-                kind,
-                resource_id: id.into(),
-                name: id.into(),
-                op: ChangeOp::Modified,
-                fields: Vec::new(),
-                text_diff: String::new(),
-                attribution: Attribution::default(),
-            },
-            before_version: None,
-            after: None,
+    fn change(kind: ResourceKind, id: &str) -> ResourceChange {
+        ResourceChange {
+            kind,
+            resource_id: id.into(),
+            name: id.into(),
+            op: ChangeOp::Modified,
+            fields: Vec::new(),
+            text_diff: String::new(),
+            attribution: Attribution::default(),
         }
     }
 
@@ -398,16 +393,16 @@ mod tests {
         attribute(&mut changes, &events, from, to);
         let actors: Vec<Option<&str>> = changes
             .iter()
-            .map(|c| c.change.attribution.actor.as_deref())
+            .map(|c| c.attribution.actor.as_deref())
             .collect();
         assert_eq!(
             actors,
             vec![Some("bob"), Some("carol"), None, Some("frank"), None]
         );
-        let a = &changes[0].change.attribution;
+        let a = &changes[0].attribution;
         assert_eq!(a.event_id.as_deref(), Some("events/2"));
         assert_eq!(a.describe(), "by bob (User Policy Updated)");
-        assert_eq!(changes[2].change.attribution.describe(), "actor unknown");
+        assert_eq!(changes[2].attribution.describe(), "actor unknown");
     }
 
     #[test]
