@@ -78,6 +78,8 @@ pub struct PollOutcome {
     /// Audit trail events this poll stored for the first time (`None` when it does not read
     /// the trail).
     pub audit_events: Option<usize>,
+    /// Of the wall time: reading the audit trail and attributing the changes.
+    pub audit_ms: u64,
     /// What the outbox worker did after the poll (none without sinks).
     pub deliveries: Option<DeliveryReport>,
 }
@@ -191,6 +193,7 @@ impl Poller {
         };
 
         // After the resources, so that every change they show happened before `end`.
+        let trail_started = Instant::now();
         let trail_window = match self.audit_lookback {
             Some(lookback) => {
                 let end = chrono::Utc::now();
@@ -212,6 +215,7 @@ impl Poller {
             }
             None => None,
         };
+        let mut audit_time = trail_started.elapsed();
 
         let fetched = started.elapsed();
         let result = (|| {
@@ -220,6 +224,7 @@ impl Poller {
             let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
                 store.version_value(id)
             })?;
+            let attribution_started = Instant::now();
             let trail = match trail_window {
                 Some((start, end, events)) => {
                     let read = self.new_events(
@@ -236,6 +241,7 @@ impl Poller {
                 }
                 None => None,
             };
+            audit_time += attribution_started.elapsed();
             let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
@@ -332,6 +338,7 @@ impl Poller {
             alerts,
             rule_problems,
             audit_events,
+            audit_ms: duration_ms(audit_time),
             deliveries: None,
         })
     }
