@@ -785,19 +785,20 @@ async fn list_audit_events(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Res
         resource_type: None,
     };
     for (key, value) in pairs {
-        let time = |field: &'static str| {
+        let time = || {
             chrono::DateTime::parse_from_rfc3339(value.trim())
                 .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|_| validation(field, "must be an ISO-8601 timestamp"))
+                .ok()
         };
+        let invalid = |field| validation(field, "must be an ISO-8601 timestamp");
         match key.as_str() {
-            "startTime" => match time("startTime") {
-                Ok(t) => filter.start = Some(t),
-                Err(r) => return r,
+            "startTime" => match time() {
+                Some(t) => filter.start = Some(t),
+                None => return invalid("startTime"),
             },
-            "endTime" => match time("endTime") {
-                Ok(t) => filter.end = t,
-                Err(r) => return r,
+            "endTime" => match time() {
+                Some(t) => filter.end = t,
+                None => return invalid("endTime"),
             },
             "resourceId" => filter.resource_id = Some(value),
             "resourceType" => filter.resource_type = Some(value),
