@@ -20,8 +20,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::diff::{ChangeOp, PlannedChange};
-use crate::model::{Resource, ResourceKind};
+use crate::model::{Attribution, Resource, ResourceKind};
 use crate::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleSet, Severity, Subject, Verdict};
+use crate::trail::AuditEvent;
 
 /// Status of a stored alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +127,10 @@ pub struct AlertRecord {
     pub remediation: String,
     /// Framework tags copied from the rule.
     pub tags: Vec<String>,
+    /// Who made the change the alert is about (`actor`, `actor_email`, `event_type`,
+    /// `event_id`), from the audit trail; all null when unknown or not about a change.
+    #[serde(flatten)]
+    pub attribution: Attribution,
 }
 
 /// An alert to insert.
@@ -155,6 +160,10 @@ pub struct NewAlert {
     pub remediation: String,
     /// Framework tags.
     pub tags: Vec<String>,
+    /// Who made the change: a change alert's from its change, a finding's from the change that
+    /// made the resource non-compliant, an audit-event alert's from its event.
+    #[serde(flatten)]
+    pub attribution: Attribution,
 }
 
 /// A finding to resolve.
@@ -223,6 +232,7 @@ pub fn polls_failing_alert(
             outage. `segwatch snapshots` lists recent polls and their errors."
             .to_string(),
         tags: vec!["segwatch".to_string()],
+        attribution: Attribution::default(),
     }
 }
 
@@ -277,6 +287,8 @@ pub struct PlanInput<'a> {
     pub seen_since: &'a HashMap<(ResourceKind, String), DateTime<Utc>>,
     /// The `inventory` variable (see [`crate::rules::inventory`]).
     pub inventory: Value,
+    /// Audit events this snapshot stores for the first time: audit-event rules see each once.
+    pub audit_events: &'a [AuditEvent],
 }
 
 /// The enabled compliance rules that must see every resource of their kind this time: new or
@@ -352,15 +364,22 @@ pub fn plan<E>(
             .or_default()
             .push(rule.id.as_str());
     }
-    let changed: HashSet<(ResourceKind, &str)> = input
+    // Changed resources, with who changed them: a finding a change opens names its actor.
+    let changed: HashMap<(ResourceKind, &str), &Attribution> = input
         .changes
         .iter()
         .filter(|c| c.change.op != ChangeOp::Removed)
-        .map(|c| (c.change.kind, c.change.resource_id.as_str()))
+        .map(|c| {
+            (
+                (c.change.kind, c.change.resource_id.as_str()),
+                &c.change.attribution,
+            )
+        })
         .collect();
     let mut evaluated: HashSet<(&str, ResourceKind, &str)> = HashSet::new();
     for resource in input.resources {
-        let is_changed = input.baseline || changed.contains(&(resource.kind, resource.id.as_str()));
+        let attribution = changed.get(&(resource.kind, resource.id.as_str())).copied();
+        let is_changed = input.baseline || attribution.is_some();
         let only = full_by_kind.get(&resource.kind);
         if !is_changed && only.is_none() {
             continue;
@@ -406,14 +425,17 @@ pub fn plan<E>(
                     },
                     None,
                 ) => {
-                    out.opened.push(new_alert_for(
-                        rule,
-                        resource.kind,
-                        &resource.id,
-                        &resource.name,
-                        summary,
-                        explanation,
-                    ));
+                    out.opened.push(NewAlert {
+                        attribution: attribution.cloned().unwrap_or_default(),
+                        ..new_alert_for(
+                            rule,
+                            resource.kind,
+                            &resource.id,
+                            &resource.name,
+                            summary,
+                            explanation,
+                        )
+                    });
                 }
                 (Outcome::Pass, Some(f)) => out.resolved.push(resolve(f, Resolution::Compliant)),
                 (Outcome::Exempt { .. }, Some(f)) => {
@@ -473,16 +495,48 @@ pub fn plan<E>(
             before: before.as_ref(),
             after: after.as_ref(),
             fields: &change.fields,
+            attribution: &change.attribution,
         };
         let verdicts = evaluator.check_change(&subject, &facts);
         record_change_verdicts(
             &mut out,
             verdicts,
-            change.kind,
-            &change.resource_id,
-            &change.name,
+            (change.kind, &change.resource_id, &change.name),
             Some(index),
+            &change.attribution,
         );
+    }
+    // Audit-event rules: each new event is a subject once, as an `added` change of kind
+    // `audit_event`. The events of a baseline are history, treated like its resources.
+    if !input.baseline || input.alert_on_baseline {
+        for event in input.audit_events {
+            let body: Value =
+                serde_json::from_str(&event.body).expect("event bodies are JSON we serialised");
+            let attribution = event.attribution();
+            let name = audit_event_name(event);
+            let subject = Subject {
+                kind: ResourceKind::AuditEvent,
+                id: &event.id,
+                name,
+                body: &body,
+                seen_since: Some(input.now),
+            };
+            let facts = ChangeFacts {
+                op: ChangeOp::Added,
+                before: None,
+                after: Some(&body),
+                fields: &[],
+                attribution: &attribution,
+            };
+            let verdicts = evaluator.check_change(&subject, &facts);
+            record_change_verdicts(
+                &mut out,
+                verdicts,
+                (ResourceKind::AuditEvent, &event.id, name),
+                None,
+                &attribution,
+            );
+        }
     }
     // A baseline has no recorded changes; when asked, its resources count as added for change
     // rules (these alerts have no change row).
@@ -497,20 +551,21 @@ pub fn plan<E>(
                 body: &body,
                 seen_since: Some(input.now),
             };
+            let unknown = Attribution::default();
             let facts = ChangeFacts {
                 op: ChangeOp::Added,
                 before: None,
                 after: Some(&body),
                 fields: &[],
+                attribution: &unknown,
             };
             let verdicts = evaluator.check_change(&subject, &facts);
             record_change_verdicts(
                 &mut out,
                 verdicts,
-                resource.kind,
-                &resource.id,
-                &resource.name,
+                (resource.kind, &resource.id, &resource.name),
                 None,
+                &unknown,
             );
         }
     }
@@ -523,14 +578,22 @@ pub fn plan<E>(
     Ok(out)
 }
 
+/// The name an audit event goes by as an alert's subject: the resource it affected.
+pub fn audit_event_name(event: &AuditEvent) -> &str {
+    if event.resource_name.is_empty() {
+        &event.resource_id
+    } else {
+        &event.resource_name
+    }
+}
+
 /// Records change-rule verdicts: a firing rule is one alert (tied to its change row if any).
 fn record_change_verdicts(
     out: &mut AlertPlan,
     verdicts: Vec<Verdict<'_>>,
-    kind: ResourceKind,
-    id: &str,
-    name: &str,
+    (kind, id, name): (ResourceKind, &str, &str),
     change_index: Option<usize>,
+    attribution: &Attribution,
 ) {
     for verdict in verdicts {
         out.evaluations += 1;
@@ -540,6 +603,7 @@ fn record_change_verdicts(
                 explanation,
             } => out.opened.push(NewAlert {
                 change_index,
+                attribution: attribution.clone(),
                 ..new_alert_for(verdict.rule, kind, id, name, summary, explanation)
             }),
             Outcome::Error { message } => {
@@ -591,5 +655,6 @@ fn new_alert_for(
         explanation,
         remediation: rule.remediation.clone(),
         tags: rule.tags.clone(),
+        attribution: Attribution::default(),
     }
 }

@@ -3,7 +3,8 @@
 //! The simulator runs as a child process (`segwatch simulate`) so that the peak RSS measured is
 //! the poller's alone. Three polls are measured: the first (a full cycle into an empty
 //! database), a poll that finds nothing changed (database bytes it adds), and a poll after the
-//! simulator changed a given share of users, groups and sources (time of diff + store).
+//! simulator changed a given share of users, groups and sources (time of diff + store, and of
+//! reading the audit trail its changes left and attributing them).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -113,7 +114,8 @@ async fn measure(
         SecretPolicy::default(),
         "bench",
     )
-    .with_rules(rules, false);
+    .with_rules(rules, false)
+    .with_audit_trail(Duration::from_secs(24 * 3600));
     let mut store = Store::open(db)?;
 
     reset_peak_rss();
@@ -206,7 +208,8 @@ fn report(
          | full cycle (first poll: fetch + store) | {:.2} s ({} requests; fetch {:.2} s, store {:.2} s) |\n\
          | peak RSS of the full cycle | {} (RSS before: {}) |\n\
          | no-change poll ({} polls) | median {:.2} s; database bytes added: {:.0} per poll ({} in all; rows: {}) |\n\
-         | {}% churn poll | {:.2} s; {} changes; diff + store {:.3} s |\n",
+         | {}% churn poll | {:.2} s; {} changes; diff + store {:.3} s |\n\
+         | audit trail of the churn poll | {} events stored, {} of {} changes attributed; read + attribution {:.3} s |\n",
         args.users,
         args.groups,
         args.sources,
@@ -229,6 +232,14 @@ fn report(
         churned.duration_ms as f64 / 1000.0,
         churned.changes.len(),
         churned.store_ms as f64 / 1000.0,
+        churned.audit_events.unwrap_or(0),
+        churned
+            .changes
+            .iter()
+            .filter(|c| c.attribution.is_known())
+            .count(),
+        churned.changes.len(),
+        churned.audit_ms as f64 / 1000.0,
     )
 }
 

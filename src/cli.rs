@@ -422,6 +422,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let rules = Arc::new(load_rules(&settings.rules.path)?);
     let sinks = Arc::new(build_sinks(settings)?);
     crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audit_lookback = settings.collect.audit_lookback()?;
     let alert_after_failing = match settings.health.alert_after_failing_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -443,9 +444,12 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             Arc::new(set)
         };
         let client = SegmentClient::new(target.client)?;
-        let poller = Poller::new(client, SecretPolicy::default(), target.name)
+        let mut poller = Poller::new(client, SecretPolicy::default(), target.name)
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone());
+        if let Some(lookback) = audit_lookback {
+            poller = poller.with_audit_trail(lookback);
+        }
         jobs.push(WorkspaceJob {
             poller,
             schedule: target.schedule,
@@ -870,6 +874,7 @@ fn rules_test(
             before: before.as_ref(),
             after: after.as_ref(),
             fields: &change.fields,
+            attribution: &change.attribution,
         };
         record(
             "change",
@@ -1089,7 +1094,21 @@ fn diff(
     let changes = if to_info.base_snapshot_id == Some(from) {
         store.changes_of(to)?
     } else {
-        diff_reconstructed(&store, workspace, from, to)?
+        let mut changes = diff_reconstructed(&store, workspace, from, to)?;
+        // Who made them: the latest stored audit event on each resource over the interval.
+        let at = |s: &SnapshotInfo, t: &Option<String>| {
+            chrono::DateTime::parse_from_rfc3339(t.as_deref().unwrap_or(&s.started_at))
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let from_info = store.snapshot(workspace, from)?;
+        let (start, end) = (
+            at(&from_info, &Some(from_info.started_at.clone()))?,
+            at(&to_info, &to_info.finished_at)?,
+        );
+        let skew = crate::trail::CLOCK_SKEW;
+        let events = store.audit_events_between(workspace, start - skew, end + skew)?;
+        crate::trail::attribute(changes.iter_mut(), &events, start, end);
+        changes
     };
     let mut out = std::io::stdout().lock();
     if format == TextOrJson::Json {
@@ -1199,7 +1218,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         SecretPolicy::default(),
         "demo",
     )
-    .with_rules(std::sync::Arc::new(rules), false);
+    .with_rules(std::sync::Arc::new(rules), false)
+    .with_audit_trail(Duration::from_secs(24 * 3600));
 
     println!(
         "segwatch demo: a simulated Segment workspace is running at {} and changes every {}s;\n\

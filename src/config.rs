@@ -57,6 +57,8 @@ pub struct Settings {
     pub sinks: Vec<SinkSettings>,
     /// How long failed polls and quiet snapshots are kept.
     pub retention: RetentionSettings,
+    /// What each poll reads besides the resources.
+    pub collect: CollectSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]
@@ -233,6 +235,36 @@ impl RetentionSettings {
     }
 }
 
+/// `[collect]`: what each poll reads besides the resources.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSettings {
+    /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
+    /// made each change.
+    pub audit_events: bool,
+    /// How far back the first read of a workspace's audit trail goes, in hours.
+    pub audit_lookback_hours: u64,
+}
+
+impl CollectSettings {
+    /// The first read's lookback when the audit trail is read, checked.
+    pub fn audit_lookback(&self) -> Result<Option<Duration>, ConfigError> {
+        if !self.audit_events {
+            return Ok(None);
+        }
+        if !(1..=24 * 366).contains(&self.audit_lookback_hours) {
+            return Err(invalid(
+                "collect.audit_lookback_hours",
+                format!(
+                    "{} is out of range; expected 1 to 8784 (a year)",
+                    self.audit_lookback_hours
+                ),
+            ));
+        }
+        Ok(Some(Duration::from_secs(self.audit_lookback_hours * 3600)))
+    }
+}
+
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,6 +362,8 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
     ("retention.failed_polls_days", DefaultValue::Int(30)),
     ("retention.quiet_snapshots_days", DefaultValue::Int(0)),
+    ("collect.audit_events", DefaultValue::Bool(true)),
+    ("collect.audit_lookback_hours", DefaultValue::Int(24)),
 ];
 
 enum DefaultValue {

@@ -39,7 +39,7 @@ use serde_json::{Map, Value};
 use similar::TextDiff;
 
 use crate::canonical::{array_identities, canonicalize, is_canonical};
-use crate::model::{Resource, ResourceKind};
+use crate::model::{Attribution, Resource, ResourceKind};
 
 /// How a resource changed between two snapshots.
 ///
@@ -139,6 +139,10 @@ pub struct ResourceChange {
     pub fields: Vec<FieldChange>,
     /// Unified diff of the pretty-printed canonical JSON (see [`text_diff`]).
     pub text_diff: String,
+    /// Who made it, from the audit trail (`actor`, `actor_email`, `event_type`, `event_id`;
+    /// all null when unknown).
+    #[serde(flatten)]
+    pub attribution: Attribution,
 }
 
 /// Lists the differences between `before` and `after`, sorted by path.
@@ -194,6 +198,7 @@ pub fn diff_resource(
         op,
         fields,
         text_diff: text_diff(before, after, &old_label, &new_label),
+        attribution: Attribution::default(),
     })
 }
 
@@ -251,6 +256,9 @@ impl fmt::Display for ResourceChange {
                 Escaped(&self.name),
                 Escaped(&self.resource_id)
             )?;
+        }
+        if self.attribution.is_known() {
+            write!(f, " {}", Escaped(&self.attribution.describe()))?;
         }
         for change in &self.fields {
             write!(

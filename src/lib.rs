@@ -26,3 +26,4 @@ pub mod segment;
 pub mod simulator;
 pub mod sinks;
 pub mod store;
+pub mod trail;

@@ -10,11 +10,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The kinds of Segment resources segwatch collects.
+/// The kinds of Segment resources segwatch collects, and the audit trail's events.
 ///
 /// The string forms (`as_str`) are stored in the database and used by rules; they never change.
+/// [`ResourceKind::ALL`] lists the collected kinds; [`ResourceKind::AuditEvent`] is not one of
+/// them (events are appended, never versioned or diffed) but rules and alerts can name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ResourceKind {
     /// The workspace itself (`GET /`).
     Workspace,
@@ -30,6 +32,9 @@ pub enum ResourceKind {
     Source,
     /// A label defined in the workspace (`GET /labels`), identified by `key:value`.
     Label,
+    /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
+    /// audit-event rules and their alerts, never a versioned resource.
+    AuditEvent,
 }
 
 impl ResourceKind {
@@ -54,6 +59,7 @@ impl ResourceKind {
             ResourceKind::Invite => "invite",
             ResourceKind::Source => "source",
             ResourceKind::Label => "label",
+            ResourceKind::AuditEvent => "audit_event",
         }
     }
 }
@@ -77,6 +83,7 @@ impl FromStr for ResourceKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ResourceKind::ALL
             .into_iter()
+            .chain([ResourceKind::AuditEvent])
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownKind(s.to_string()))
     }
@@ -121,4 +128,40 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+/// Who made a change, read from Segment's audit trail: the latest audit event on the same
+/// resource between the two snapshots. Every field is `None` when no event matched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// The event's actor: a user id, or an API token's id such as `public-api-token/TJ7z8cg6`
+    /// (never the token itself).
+    pub actor: Option<String>,
+    /// The actor's email: the event's `actorEmail`, or the email of the user the actor names.
+    pub actor_email: Option<String>,
+    /// The event's type, e.g. `User Policy Updated`.
+    pub event_type: Option<String>,
+    /// Segment's id of the event, e.g. `events/145876976`.
+    pub event_id: Option<String>,
+}
+
+impl Attribution {
+    /// Whether an audit event was matched.
+    pub fn is_known(&self) -> bool {
+        self.actor.is_some()
+    }
+
+    /// The actor as people read it: the email when known, else the raw actor.
+    pub fn who(&self) -> Option<&str> {
+        self.actor_email.as_deref().or(self.actor.as_deref())
+    }
+
+    /// `by alice@acme.io (User Policy Updated)`, or `actor unknown`.
+    pub fn describe(&self) -> String {
+        match (self.who(), &self.event_type) {
+            (Some(who), Some(t)) => format!("by {who} ({t})"),
+            (Some(who), None) => format!("by {who}"),
+            (None, _) => "actor unknown".to_string(),
+        }
+    }
 }

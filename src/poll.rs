@@ -22,6 +22,7 @@ use crate::segment::SegmentClient;
 use crate::sinks::outbox::{DeliveryReport, deliver_due};
 use crate::sinks::{Sink, route};
 use crate::store::{CommitTarget, PollStats, Store, StoreError};
+use crate::trail::{self, AuditEvent, Mark, TrailError, TrailRead};
 
 /// Why a poll failed. The snapshot is recorded as failed in every case the database allows.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,14 @@ pub enum PollError {
         snapshot_id: i64,
         /// What went wrong (part of the message, so not chained again).
         cause: CollectError,
+    },
+    /// The audit trail could not be read in full.
+    #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
+    Trail {
+        /// The failed snapshot's id.
+        snapshot_id: i64,
+        /// What went wrong (part of the message, so not chained again).
+        cause: TrailError,
     },
     /// The database failed.
     #[error(transparent)]
@@ -66,6 +75,11 @@ pub struct PollOutcome {
     pub alerts: Vec<AlertRecord>,
     /// Rules that failed to evaluate on some resource (they did not fire there).
     pub rule_problems: Vec<EvalProblem>,
+    /// Audit trail events this poll stored for the first time (`None` when it does not read
+    /// the trail).
+    pub audit_events: Option<usize>,
+    /// Of the wall time: reading the audit trail and attributing the changes.
+    pub audit_ms: u64,
     /// What the outbox worker did after the poll (none without sinks).
     pub deliveries: Option<DeliveryReport>,
 }
@@ -91,6 +105,7 @@ pub struct Poller {
     rules: Option<Arc<RuleSet>>,
     alert_on_baseline: bool,
     sinks: Arc<Vec<Sink>>,
+    audit_lookback: Option<chrono::Duration>,
 }
 
 impl Poller {
@@ -103,7 +118,17 @@ impl Poller {
             rules: None,
             alert_on_baseline: false,
             sinks: Arc::new(Vec::new()),
+            audit_lookback: None,
         }
+    }
+
+    /// Reads the audit trail at each poll: from where the last complete poll stopped, or, the
+    /// first time, from `lookback` ago; stores new events with the snapshot and attributes each
+    /// change to its latest event.
+    pub fn with_audit_trail(mut self, lookback: Duration) -> Self {
+        self.audit_lookback =
+            Some(chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::days(365)));
+        self
     }
 
     /// The client this poller reads the API with (its counters feed `/metrics`).
@@ -146,6 +171,11 @@ impl Poller {
                 "found polls left running by a stopped process; marked them failed"
             );
         }
+        // Read before this poll's row exists: the mark of the last complete poll.
+        let mark = match self.audit_lookback {
+            Some(_) => store.audit_mark(workspace_id)?,
+            None => None,
+        };
         let snapshot_id = store.begin_snapshot(workspace_id)?;
         let span = tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id);
         let _enter = span.enter();
@@ -162,13 +192,57 @@ impl Poller {
             }
         };
 
+        // After the resources, so that every change they show happened before `end`.
+        let trail_started = Instant::now();
+        let trail_window = match self.audit_lookback {
+            Some(lookback) => {
+                let end = chrono::Utc::now();
+                let start = mark.as_ref().map_or(end - lookback, |m| m.at);
+                match trail::read(&self.client, &self.policy, start, end).await {
+                    Ok(events) => Some((start, end, events)),
+                    Err(cause) => {
+                        let message = cause.to_string();
+                        tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
+                        store.fail_snapshot(
+                            snapshot_id,
+                            &message,
+                            requests(),
+                            started.elapsed(),
+                        )?;
+                        return Err(PollError::Trail { snapshot_id, cause });
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut audit_time = trail_started.elapsed();
+
         let fetched = started.elapsed();
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
             let current = store.current_versions(workspace_id)?;
-            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
+            let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
                 store.version_value(id)
             })?;
+            let attribution_started = Instant::now();
+            let trail = match trail_window {
+                Some((start, end, events)) => {
+                    let read = self.new_events(
+                        store,
+                        workspace_id,
+                        mark.as_ref(),
+                        (start, end, events),
+                        |actor| user_email(&collection.resources, &current, actor),
+                    )?;
+                    if let Some(base) = base {
+                        attribute(store, workspace_id, base, &read, &mut delta.changes)?;
+                    }
+                    Some(read)
+                }
+                None => None,
+            };
+            audit_time += attribution_started.elapsed();
+            let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
                 Some(rules) => self.plan_alerts(
@@ -179,6 +253,7 @@ impl Poller {
                     &delta,
                     base,
                     now,
+                    new_events,
                 )?,
                 None => AlertPlan::default(),
             };
@@ -205,8 +280,10 @@ impl Poller {
                 base,
                 segment_workspace_id: &collection.workspace_id,
                 stats,
+                trail: trail.as_ref(),
             };
             let ids = store.commit_snapshot(&target, &delta, &alert_plan)?;
+            let stored_events = trail.as_ref().map(|t| t.new_events.len());
             let changes: Vec<ResourceChange> =
                 delta.changes.into_iter().map(|p| p.change).collect();
             Ok::<_, StoreError>((
@@ -214,22 +291,23 @@ impl Poller {
                 changes,
                 stats,
                 alert_records(snapshot_id, alert_plan, &ids),
-                rules_time,
+                (rules_time, stored_events),
             ))
         })();
-        let (base, changes, stats, (alerts, rule_problems, rule_evaluations), rules_time) =
-            match result {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = store.fail_snapshot(
-                        snapshot_id,
-                        &e.to_string(),
-                        requests(),
-                        started.elapsed(),
-                    );
-                    return Err(e.into());
-                }
-            };
+        let (
+            base,
+            changes,
+            stats,
+            (alerts, rule_problems, rule_evaluations),
+            (rules_time, audit_events),
+        ) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ =
+                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed());
+                return Err(e.into());
+            }
+        };
         for p in rule_problems.iter().take(20) {
             tracing::warn!(rule = %p.rule_id, kind = %p.resource_kind, resource = %p.resource_id, error = %p.message,
                 "rule could not be evaluated on a resource; it did not fire there");
@@ -259,7 +337,50 @@ impl Poller {
             rule_evaluations,
             alerts,
             rule_problems,
+            audit_events,
+            audit_ms: duration_ms(audit_time),
             deliveries: None,
+        })
+    }
+
+    /// What one read of the trail adds: the events not stored before (with actors' emails
+    /// filled in from the users segwatch knows) and the mark the next poll starts from.
+    fn new_events(
+        &self,
+        store: &Store,
+        workspace_id: i64,
+        mark: Option<&Mark>,
+        (start, end, events): (
+            chrono::DateTime<chrono::Utc>,
+            chrono::DateTime<chrono::Utc>,
+            Vec<AuditEvent>,
+        ),
+        email_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<TrailRead, StoreError> {
+        let events_read = events.len();
+        let next_mark = Mark::advance(mark, start, &events);
+        let mut failure = None;
+        let mut new_events = trail::select_new(events, mark, |id| {
+            store.has_audit_event(workspace_id, id).unwrap_or_else(|e| {
+                failure.get_or_insert(e);
+                true
+            })
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        trail::resolve_emails(&mut new_events, email_of);
+        tracing::info!(
+            read = events_read,
+            new = new_events.len(),
+            "read the audit trail"
+        );
+        Ok(TrailRead {
+            start,
+            end,
+            events_read,
+            new_events,
+            mark: next_mark,
         })
     }
 
@@ -385,6 +506,7 @@ impl Poller {
         delta: &diff::SnapshotDelta<'_>,
         base: Option<i64>,
         now: chrono::DateTime<chrono::Utc>,
+        audit_events: &[AuditEvent],
     ) -> Result<AlertPlan, StoreError> {
         let rule_states = store.rule_states(workspace_id)?;
         let open_findings = store.open_findings(workspace_id)?;
@@ -420,6 +542,7 @@ impl Poller {
             rule_states: &rule_states,
             seen_since: &seen_since,
             inventory,
+            audit_events,
         };
         alerts::plan(&input, |id| store.version_value(id))
     }
@@ -458,6 +581,7 @@ fn alert_records(
             explanation: a.explanation,
             remediation: a.remediation,
             tags: a.tags,
+            attribution: a.attribution,
         });
     }
     for r in plan.resolved {
@@ -470,6 +594,57 @@ fn alert_records(
         });
     }
     (out, plan.problems, plan.evaluations)
+}
+
+/// Gives each change the latest audit event on its resource since the base snapshot started
+/// reading: the events stored by earlier polls in that window, and this read's new ones.
+fn attribute(
+    store: &Store,
+    workspace_id: i64,
+    base: i64,
+    read: &TrailRead,
+    changes: &mut [diff::PlannedChange<'_>],
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let base_started = store.snapshot(workspace_id, base)?.started_at;
+    let from = chrono::DateTime::parse_from_rfc3339(&base_started)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
+        })?;
+    let stored = store.audit_events_between(
+        workspace_id,
+        from - trail::CLOCK_SKEW,
+        read.end + trail::CLOCK_SKEW,
+    )?;
+    trail::attribute(
+        changes.iter_mut().map(|p| &mut p.change),
+        stored.iter().chain(&read.new_events),
+        from,
+        read.end,
+    );
+    Ok(())
+}
+
+/// The email of user `id`: in this poll's resources, or (a user removed since) in the last
+/// snapshot's.
+fn user_email(
+    resources: &[crate::model::Resource],
+    current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
+    id: &str,
+) -> Option<String> {
+    resources
+        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(ResourceKind::User, id)))
+        .ok()
+        .map(|i| resources[i].name.clone())
+        .or_else(|| {
+            current
+                .get(&(ResourceKind::User, id.to_string()))
+                .map(|v| v.name.clone())
+        })
+        .filter(|email| email.contains('@'))
 }
 
 fn duration_ms(d: Duration) -> u64 {

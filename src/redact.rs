@@ -51,8 +51,8 @@ pub enum SecretRule {
     },
 }
 
-/// The rules segwatch applies: write keys, and secret-looking keys in source settings (cloud
-/// sources keep credentials there).
+/// The rules segwatch applies: write keys, secret-looking keys in source settings (cloud
+/// sources keep credentials there) and in audit events.
 pub const DEFAULT_RULES: &[SecretRule] = &[
     SecretRule::Path {
         kind: ResourceKind::Source,
@@ -61,6 +61,12 @@ pub const DEFAULT_RULES: &[SecretRule] = &[
     SecretRule::SecretKeysUnder {
         kind: ResourceKind::Source,
         path: &[Step::Key("settings")],
+    },
+    // Audit events name tokens by id only; a secret-looking field the API may add is kept
+    // out all the same.
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::AuditEvent,
+        path: &[],
     },
 ];
 

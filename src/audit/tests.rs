@@ -49,6 +49,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
             api_requests: 1,
             duration: Duration::from_millis(1),
         },
+        trail: None,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())
@@ -498,6 +499,7 @@ const VIEWS: &[&str] = &[
     "audit_change_fields",
     "audit_alerts",
     "audit_deliveries",
+    "audit_events_log",
 ];
 
 #[test]

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::expr;
 use super::{Rule, RuleKind, RuleSet};
 use crate::diff::{ChangeOp, FieldChange};
-use crate::model::ResourceKind;
+use crate::model::{Attribution, ResourceKind};
 
 /// How many characters of JSON an explanation value may take before it is shortened.
 const VALUE_LIMIT: usize = 200;
@@ -52,6 +52,9 @@ pub struct ChangeFacts<'a> {
     pub after: Option<&'a Value>,
     /// The field-level changes (`change.fields`, and their paths `change.paths`).
     pub fields: &'a [FieldChange],
+    /// Who made the change, from the audit trail (`change.actor`, `change.actor_email`,
+    /// `change.event_type`, `change.event_id`; null when unknown).
+    pub attribution: &'a Attribution,
 }
 
 /// A rule's result for one subject.
@@ -93,16 +96,19 @@ pub struct Evaluator<'r> {
     now: DateTime<Utc>,
     root: Context<'static, 'static>,
     /// Enabled compliance rules, by [`kind_index`].
-    compliance: [Vec<&'r Rule>; 7],
+    compliance: [Vec<&'r Rule>; KIND_SLOTS],
     /// Enabled change rules, by [`kind_index`].
-    change: [Vec<&'r Rule>; 7],
+    change: [Vec<&'r Rule>; KIND_SLOTS],
 }
+
+/// One slot per collected kind, and one for audit events.
+const KIND_SLOTS: usize = ResourceKind::ALL.len() + 1;
 
 fn kind_index(kind: ResourceKind) -> usize {
     ResourceKind::ALL
         .iter()
         .position(|k| *k == kind)
-        .expect("ALL lists every kind")
+        .unwrap_or(ResourceKind::ALL.len())
 }
 
 impl<'r> Evaluator<'r> {
@@ -111,8 +117,8 @@ impl<'r> Evaluator<'r> {
         let mut root = Context::with_env(expr::environment());
         root.add_variable_as_val("now", Box::new(CelTimestamp::from(now.fixed_offset())));
         root.add_variable_as_val("inventory", owned_val(&inventory));
-        let mut compliance: [Vec<&'r Rule>; 7] = Default::default();
-        let mut change: [Vec<&'r Rule>; 7] = Default::default();
+        let mut compliance: [Vec<&'r Rule>; KIND_SLOTS] = Default::default();
+        let mut change: [Vec<&'r Rule>; KIND_SLOTS] = Default::default();
         for rule in rules.rules().iter().filter(|r| r.enabled) {
             let by_kind = if rule.is_change() {
                 &mut change
@@ -293,9 +299,15 @@ fn null<'v>() -> Box<dyn Val + 'v> {
     Box::new(CelNull)
 }
 
-/// `change` as CEL sees it: `{op, paths, fields: [{path, old, new}]}`, absent values as null.
+/// `change` as CEL sees it: `{op, paths, fields: [{path, old, new}], actor, actor_email,
+/// event_type, event_id}`, absent values as null.
 fn change_value(change: &ChangeFacts<'_>) -> Value {
+    let who = change.attribution;
     json!({
+        "actor": who.actor,
+        "actor_email": who.actor_email,
+        "event_type": who.event_type,
+        "event_id": who.event_id,
         "op": change.op.as_str(),
         "paths": change.fields.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
         "fields": change.fields.iter().map(|f| json!({

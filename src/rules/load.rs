@@ -414,6 +414,24 @@ impl RuleParser<'_> {
         let severity = self.severity(&fields);
         let resource = self.resource(&fields);
         let kind = self.kind(&fields);
+        if resource == Some(ResourceKind::AuditEvent)
+            && kind.as_ref().is_some_and(|k| {
+                *k != RuleKind::Change {
+                    on: vec![ChangeOp::Added],
+                }
+            })
+        {
+            let line = fields
+                .get("on")
+                .or(fields.get("kind"))
+                .map_or(item.line, |f| f.0);
+            self.error(
+                line,
+                Some("kind"),
+                "audit events are only ever added (each is read once, never edited): a rule on \
+                 `audit_event` is `kind: change` with `on: [added]`",
+            );
+        }
         let tags = self.string_list(&fields, "tags", "tags: [soc2:CC6.1]");
         let sinks = self.string_list(&fields, "sinks", "sinks: [security-slack]");
         let enabled = self.enabled(&fields);
@@ -498,7 +516,8 @@ impl RuleParser<'_> {
             Ok(kind) => Some(kind),
             Err(e) => {
                 let line = fields["resource"].0;
-                let hint = did_you_mean(&value, ResourceKind::ALL.iter().map(|k| k.as_str()));
+                let kinds = ResourceKind::ALL.iter().chain([&ResourceKind::AuditEvent]);
+                let hint = did_you_mean(&value, kinds.map(|k| k.as_str()));
                 self.error(line, Some("resource"), format!("{e}{hint}"));
                 None
             }
@@ -882,7 +901,7 @@ fn required_hint(field: &str) -> &'static str {
     match field {
         "id" => " (a unique name such as `workspace-owner-granted`)",
         "severity" => " (info, low, medium, high or critical)",
-        "resource" => " (workspace, role, user, group, invite, source or label)",
+        "resource" => " (workspace, role, user, group, invite, source, label or audit_event)",
         "kind" => " (change or compliance)",
         "when" => " (a CEL condition)",
         _ => "",

@@ -8,6 +8,10 @@ use super::{LoadErrors, RuleSet, load};
 /// The starter pack's files, as shipped in `rules/`.
 pub(super) const FILES: &[(&str, &str)] = &[
     ("rules/access.yaml", include_str!("../../rules/access.yaml")),
+    (
+        "rules/audit_trail.yaml",
+        include_str!("../../rules/audit_trail.yaml"),
+    ),
     ("rules/groups.yaml", include_str!("../../rules/groups.yaml")),
     (
         "rules/invites.yaml",

@@ -232,6 +232,7 @@ fn changed_matches_a_path_or_its_children() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     for (when, expected) in [
         (r#"changed(change, "enabled")"#, true),
@@ -273,6 +274,7 @@ fn before_and_after_are_null_when_absent() {
         before: None,
         after: Some(&body),
         fields: &[],
+        attribution: &Default::default(),
     };
     assert_eq!(
         eval_change(
@@ -286,6 +288,7 @@ fn before_and_after_are_null_when_absent() {
         before: Some(&body),
         after: None,
         fields: &[],
+        attribution: &Default::default(),
     };
     assert_eq!(
         eval_change(
@@ -1207,6 +1210,7 @@ fn change_rules_are_filtered_by_op() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     assert_eq!(
         outcomes(&evaluator.check_change(&s, &modified)),
@@ -1217,6 +1221,7 @@ fn change_rules_are_filtered_by_op() {
         before: Some(&after),
         after: None,
         fields: &[],
+        attribution: &Default::default(),
     };
     let s_removed = subject(ResourceKind::User, "u1", "a@acme.io", &after);
     assert_eq!(
@@ -1271,6 +1276,7 @@ fn explanation_reports_what_the_condition_read() {
         before: Some(&before),
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     let verdicts =
         evaluator.check_change(&subject(ResourceKind::Source, "s1", "web", &after), &change);
@@ -1456,6 +1462,7 @@ fn summary_template_sees_rule_kind_and_change() {
         before: None,
         after: Some(&after),
         fields: &fields,
+        attribution: &Default::default(),
     };
     let verdicts = evaluator.check_change(
         &subject(ResourceKind::User, "u1", "a@x.io", &after),
@@ -1655,4 +1662,91 @@ fn a_workspace_selects_rules_by_id_glob_and_typos_are_reported() {
     assert!(selected.get("too-many-workspace-owners").is_some());
     assert!(selected.get("workspace-owner-granted").is_none());
     assert!(pack.select(&["[".to_string()]).is_err());
+}
+
+#[test]
+fn change_rules_read_who_made_the_change() {
+    let before = user("a@x.io", &[]);
+    let after = user("a@x.io", &["Workspace Owner"]);
+    let who = crate::model::Attribution {
+        actor: Some("u9".into()),
+        actor_email: Some("boss@x.io".into()),
+        event_type: Some("User Policy Updated".into()),
+        event_id: Some("events/7".into()),
+    };
+    let known = ChangeFacts {
+        op: ChangeOp::Modified,
+        before: Some(&before),
+        after: Some(&after),
+        fields: &[],
+        attribution: &who,
+    };
+    let unknown = ChangeFacts {
+        attribution: &Default::default(),
+        ..known
+    };
+    for (when, with_actor, without) in [
+        (r#"change.actor == "u9""#, true, false),
+        (r#"change.actor_email == "boss@x.io""#, true, false),
+        (r#"change.event_type == "User Policy Updated""#, true, false),
+        ("change.actor == null", false, true),
+    ] {
+        assert_eq!(eval_change(when, &known), Ok(with_actor), "{when}");
+        assert_eq!(eval_change(when, &unknown), Ok(without), "{when}");
+    }
+    let rules = load(&change_rule(
+        "true",
+        "  message: \"{{ name }} by {{ change.actor_email or 'someone unknown' }} ({{ change.event_type }})\"\n",
+    ));
+    let evaluator = Evaluator::new(&rules, now(), inventory([]));
+    let verdicts =
+        evaluator.check_change(&subject(ResourceKind::User, "u1", "a@x.io", &after), &known);
+    match &verdicts[0].outcome {
+        Outcome::Fire { summary, .. } => {
+            assert_eq!(summary, "a@x.io by boss@x.io (User Policy Updated)")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn audit_event_rules_are_change_rules_on_added_events() {
+    let rule = |kind_and_on: &str| {
+        format!(
+            "- id: a\n  title: T\n  description: D\n  remediation: R\n  severity: high\n  \
+             resource: audit_event\n{kind_and_on}  when: 'resource.type == \"SSO Settings Updated\"'\n"
+        )
+    };
+    let rules = load(&rule("  kind: change\n  on: [added]\n"));
+    assert_eq!(rules.rules()[0].resource, ResourceKind::AuditEvent);
+    for bad in [
+        "  kind: compliance\n",
+        "  kind: change\n  on: [added, modified]\n",
+        "  kind: change\n  on: [removed]\n",
+    ] {
+        let errors = load_errors(&rule(bad));
+        assert!(
+            errors.iter().any(|e| e.message.contains("only ever added")),
+            "{bad}: {errors:?}"
+        );
+    }
+    let event = json!({"id": "events/1", "type": "SSO Settings Updated", "actor": "u1",
+                       "resourceId": "ws", "resourceType": "workspace", "resourceName": "Acme"});
+    let evaluator = Evaluator::new(&rules, now(), inventory([]));
+    let facts = ChangeFacts {
+        op: ChangeOp::Added,
+        before: None,
+        after: Some(&event),
+        fields: &[],
+        attribution: &Default::default(),
+    };
+    let verdicts = evaluator.check_change(
+        &subject(ResourceKind::AuditEvent, "events/1", "Acme", &event),
+        &facts,
+    );
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(outcome_result(&verdicts[0].outcome), Ok(true));
+    // Rules on users never see events, and the other way round.
+    let on_users = evaluator.check_change(&subject(ResourceKind::User, "u1", "a", &event), &facts);
+    assert!(on_users.is_empty());
 }

@@ -12,7 +12,7 @@
 //!
 //! | Route | Body | Answer |
 //! |---|---|---|
-//! | `POST /_simulator/mutations` | a [`Mutation`], or `{"random": n}` | JSON array of descriptions |
+//! | `POST /_simulator/mutations` | a [`Mutation`], `{"unaudited": mutation}` (no audit event), or `{"random": n}` | JSON array of descriptions |
 //! | `POST /_simulator/shuffle` | – | 204 |
 //! | `POST /_simulator/faults` | a [`Fault`] object, or a spec string such as `"500,times=2"` | 201 `{"fault": spec}` |
 //! | `DELETE /_simulator/faults` | – | 204 |
@@ -20,6 +20,7 @@
 //!
 //! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`].
 
+mod audit;
 mod cli;
 mod faults;
 mod generate;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
 pub use faults::{Fault, FaultKind};
 pub use mutations::Mutation;
@@ -182,6 +184,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     let sim = Sim {
         state,
         rng: fastrand::Rng::with_seed(seed ^ MUTATION_SEED_SALT),
+        audit: audit::AuditLog::new(seed),
     };
     let shared = Arc::new(Shared::new(
         config.token,
@@ -257,9 +260,27 @@ impl SimHandle {
         format!("http://{addr}")
     }
 
-    /// Applies one mutation atomically and describes it in one line.
+    /// Applies one mutation atomically and describes it in one line. The audit trail records
+    /// it, as Segment's would.
     pub fn apply(&self, m: Mutation) -> Result<String, SimError> {
-        self.inner.shared.apply(m)
+        self.inner.shared.apply(m, true)
+    }
+
+    /// Applies one mutation without a trace in the audit trail (a change whose author cannot be
+    /// known).
+    pub fn apply_unaudited(&self, m: Mutation) -> Result<String, SimError> {
+        self.inner.shared.apply(m, false)
+    }
+
+    /// The audit trail so far, oldest first.
+    pub fn audit_events(&self) -> Vec<AuditEvent> {
+        self.inner.shared.read().audit.events().to_vec()
+    }
+
+    /// The path and query of the latest API requests (up to 10,000), oldest first; control
+    /// routes are not logged.
+    pub fn request_log(&self) -> Vec<String> {
+        self.inner.shared.request_log()
     }
 
     /// Applies a plausible random mutation (deterministic from the seed) and describes it.

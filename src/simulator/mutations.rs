@@ -8,6 +8,7 @@ use fastrand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::SimError;
+use super::audit::Touched;
 use super::generate::{
     self, ENVIRONMENTS, EXTRA_WORKSPACE_ROLES, MINIMAL_ACCESS, SOURCE_ADMIN, TEAMS,
     WORKSPACE_OWNER, distinct_indices, pick,
@@ -122,6 +123,14 @@ pub enum Mutation {
         /// Share to modify, in (0, 100].
         percent: f64,
     },
+    /// Creates a Public API token. Only the audit trail shows it (`Access Token Created`, the
+    /// token named by id, never by value): tokens are not a resource segwatch lists.
+    CreateToken {
+        /// The token's display name.
+        name: String,
+    },
+    /// Changes the workspace's SSO (SAML) settings; only the audit trail shows it.
+    UpdateSsoSettings,
 }
 
 fn not_found(kind: &'static str, id: &str) -> SimError {
@@ -140,34 +149,40 @@ fn valid_email(email: &str) -> Result<String, SimError> {
 }
 
 /// Applies `m` to `st`, drawing any new ids or keys from `rng`. Returns a one-line description.
+/// Every resource it touched is pushed to `trail`, as Segment's audit trail would record it.
 pub(crate) fn apply(
     st: &mut WorkspaceState,
     rng: &mut Rng,
     m: Mutation,
+    trail: &mut Vec<Touched>,
 ) -> Result<String, SimError> {
     let description = match m {
         Mutation::AddUser {
             email,
             name,
             role_name,
-        } => add_user(st, rng, None, &email, name, &role_name)?,
+        } => add_user(st, rng, None, &email, name, &role_name, trail)?,
         Mutation::AddExistingUser {
             user_id,
             email,
             name,
             role_name,
-        } => add_user(st, rng, Some(user_id), &email, name, &role_name)?,
+        } => add_user(st, rng, Some(user_id), &email, name, &role_name, trail)?,
         Mutation::RemoveUser { user_id } => {
             let pos = st
                 .user_position(&user_id)
                 .ok_or_else(|| not_found("user", &user_id))?;
             let user = st.users.remove(pos);
             st.reindex_users();
+            trail.push(Touched::new("User Removed", "user", &user.id, &user.email));
             let mut groups = 0;
             for g in &mut st.groups {
                 let before = g.members.len();
                 g.members.retain(|m| m != &user.id);
-                groups += usize::from(g.members.len() != before);
+                if g.members.len() != before {
+                    groups += 1;
+                    trail.push(group_touched("Group Memberships Deleted", g));
+                }
             }
             match groups {
                 0 => format!("removed user {}", user.email),
@@ -196,6 +211,7 @@ pub(crate) fn apply(
             }
             user.permissions
                 .push(generate::workspace_permission(&role, &ws));
+            trail.push(user_policy(user));
             format!("granted {} to {}", role.name, user.email)
         }
         Mutation::RevokeRole { user_id, role_name } => {
@@ -211,6 +227,7 @@ pub(crate) fn apply(
                     user.email
                 )));
             }
+            trail.push(user_policy(user));
             format!("revoked {role_name} from {}", user.email)
         }
         Mutation::AddGroupMember { group_id, user_id } => {
@@ -230,6 +247,7 @@ pub(crate) fn apply(
                 )));
             }
             group.members.push(user_id);
+            trail.push(group_touched("Group Memberships Created", group));
             format!(
                 "added {email} to group \"{}\" ({} members)",
                 group.name,
@@ -251,6 +269,7 @@ pub(crate) fn apply(
                 )));
             };
             group.members.remove(i);
+            trail.push(group_touched("Group Memberships Deleted", group));
             format!(
                 "removed {email} from group \"{}\" ({} members)",
                 group.name,
@@ -261,12 +280,16 @@ pub(crate) fn apply(
             let pos = st
                 .source_position(&source_id)
                 .ok_or_else(|| not_found("source", &source_id))?;
+            trail.push(source_touched(st, pos));
             rotate_key(st, rng, pos)
         }
         Mutation::SetSourceEnabled { source_id, enabled } => {
             let pos = st
                 .source_position(&source_id)
                 .ok_or_else(|| not_found("source", &source_id))?;
+            if st.sources[pos].enabled != enabled {
+                trail.push(source_touched(st, pos));
+            }
             let source = &mut st.sources[pos];
             let was = std::mem::replace(&mut source.enabled, enabled);
             match (was, enabled) {
@@ -292,6 +315,9 @@ pub(crate) fn apply(
             let pos = st
                 .source_position(&source_id)
                 .ok_or_else(|| not_found("source", &source_id))?;
+            if st.sources[pos].label(&key) != Some(value.as_str()) {
+                trail.push(source_touched(st, pos));
+            }
             set_label(st, pos, &key, &value)
         }
         Mutation::RemoveSourceLabel { source_id, key } => {
@@ -306,6 +332,12 @@ pub(crate) fn apply(
                 )));
             };
             let label = source.labels.remove(i);
+            trail.push(Touched::new(
+                "Source Modified",
+                "source",
+                &source.id,
+                &source.name,
+            ));
             format!(
                 "removed label {}={} from source \"{}\"",
                 label.key, label.value, source.name
@@ -330,8 +362,10 @@ pub(crate) fn apply(
                         )));
                     }
                     group.invites.push(email.clone());
+                    trail.push(group_touched("User Group Updated", group));
                     let description = format!("invited {email} to group \"{}\"", group.name);
                     if !pending {
+                        trail.push(Touched::new("User Invited", "invite", &email, &email));
                         st.invites.push(email);
                     }
                     description
@@ -341,6 +375,7 @@ pub(crate) fn apply(
                         return Err(SimError::Conflict(format!("{email} is already invited")));
                     }
                     let description = format!("invited {email} to the workspace");
+                    trail.push(Touched::new("User Invited", "invite", &email, &email));
                     st.invites.push(email);
                     description
                 }
@@ -352,15 +387,56 @@ pub(crate) fn apply(
             if st.invites.len() == before {
                 return Err(not_found("invite", &email));
             }
+            trail.push(Touched::new("Invite Deleted", "invite", &email, &email));
             for g in &mut st.groups {
+                let before = g.invites.len();
                 g.invites.retain(|e| !e.eq_ignore_ascii_case(&email));
+                if g.invites.len() != before {
+                    trail.push(group_touched("User Group Updated", g));
+                }
             }
             format!("revoked invite for {email}")
         }
-        Mutation::Churn { percent } => churn(st, rng, percent)?,
+        Mutation::Churn { percent } => churn(st, rng, percent, trail)?,
+        Mutation::CreateToken { name } => {
+            if name.trim().is_empty() {
+                return Err(SimError::Invalid("a token needs a name".into()));
+            }
+            let id = format!("tok_{}", generate::random_id(rng));
+            trail.push(Touched::new(
+                "Access Token Created",
+                "access_token",
+                id,
+                &name,
+            ));
+            format!("created API token \"{name}\"")
+        }
+        Mutation::UpdateSsoSettings => {
+            trail.push(Touched::new(
+                "SSO Settings Updated",
+                "workspace",
+                &st.workspace.id,
+                &st.workspace.name,
+            ));
+            "updated the workspace's SSO settings".to_owned()
+        }
     };
     debug_assert_eq!(st.check_invariants(), Ok(()));
     Ok(description)
+}
+
+/// `User Policy Updated` on a user.
+fn user_policy(user: &super::state::User) -> Touched {
+    Touched::new("User Policy Updated", "user", &user.id, &user.email)
+}
+
+fn group_touched(event_type: &'static str, group: &super::state::Group) -> Touched {
+    Touched::new(event_type, "user_group", &group.id, &group.name)
+}
+
+fn source_touched(st: &WorkspaceState, pos: usize) -> Touched {
+    let source = &st.sources[pos];
+    Touched::new("Source Modified", "source", &source.id, &source.name)
 }
 
 fn add_user(
@@ -370,6 +446,7 @@ fn add_user(
     email: &str,
     name: String,
     role_name: &str,
+    trail: &mut Vec<Touched>,
 ) -> Result<String, SimError> {
     let email = valid_email(email)?;
     let role = st
@@ -408,8 +485,13 @@ fn add_user(
         permissions: vec![generate::workspace_permission(&role, &st.workspace.id)],
     });
     st.index_pushed_user();
+    trail.push(Touched::new("User Added", "user", &id, &email));
     // Accepting an invite: it stops being pending and the user joins the inviting groups.
+    let invited = st.invites.len();
     st.invites.retain(|e| !e.eq_ignore_ascii_case(&email));
+    if st.invites.len() != invited {
+        trail.push(Touched::new("Invite Accepted", "invite", &email, &email));
+    }
     let mut joined = Vec::new();
     for g in &mut st.groups {
         let before = g.invites.len();
@@ -417,6 +499,7 @@ fn add_user(
         if g.invites.len() != before {
             g.members.push(id.clone());
             joined.push(format!("\"{}\"", g.name));
+            trail.push(group_touched("Group Memberships Created", g));
         }
     }
     let mut description = format!("added user {display} with {}", role.name);
@@ -465,7 +548,12 @@ fn set_label(st: &mut WorkspaceState, pos: usize, key: &str, value: &str) -> Str
     }
 }
 
-fn churn(st: &mut WorkspaceState, rng: &mut Rng, percent: f64) -> Result<String, SimError> {
+fn churn(
+    st: &mut WorkspaceState,
+    rng: &mut Rng,
+    percent: f64,
+    trail: &mut Vec<Touched>,
+) -> Result<String, SimError> {
     if !percent.is_finite() || percent <= 0.0 || percent > 100.0 {
         return Err(SimError::Invalid(format!(
             "churn percent must be in (0, 100], got {percent}"
@@ -504,6 +592,7 @@ fn churn(st: &mut WorkspaceState, rng: &mut Rng, percent: f64) -> Result<String,
             let permission = generate::workspace_permission(role, &ws);
             st.users[i].permissions.push(permission);
         }
+        trail.push(user_policy(&st.users[i]));
     }
 
     let mut groups = distinct_indices(rng, st.groups.len(), share(st.groups.len()));
@@ -514,16 +603,19 @@ fn churn(st: &mut WorkspaceState, rng: &mut Rng, percent: f64) -> Result<String,
         if !remove && let Some(user_id) = random_non_member(st, rng, i) {
             st.groups[i].members.push(user_id);
             changed_groups += 1;
+            trail.push(group_touched("Group Memberships Created", &st.groups[i]));
         } else if !st.groups[i].members.is_empty() {
             let members = &mut st.groups[i].members;
             members.remove(rng.usize(..members.len()));
             changed_groups += 1;
+            trail.push(group_touched("Group Memberships Deleted", &st.groups[i]));
         }
     }
 
     let mut sources = distinct_indices(rng, st.sources.len(), share(st.sources.len()));
     sources.sort_unstable();
     for &i in &sources {
+        trail.push(source_touched(st, i));
         match rng.u32(..10) {
             0..=3 => {
                 rotate_key(st, rng, i);
@@ -618,6 +710,8 @@ pub(crate) fn random(st: &WorkspaceState, rng: &mut Rng) -> Mutation {
         (Pick::SetSourceLabel, 6),
         (Pick::Invite, 5),
         (Pick::RevokeInvite, 3),
+        (Pick::CreateToken, 3),
+        (Pick::UpdateSso, 2),
     ];
     let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
     for _ in 0..32 {
@@ -661,6 +755,8 @@ enum Pick {
     SetSourceLabel,
     Invite,
     RevokeInvite,
+    CreateToken,
+    UpdateSso,
 }
 
 /// Tries a few random draws for an item satisfying `ok`.
@@ -786,6 +882,10 @@ fn candidate(st: &WorkspaceState, rng: &mut Rng, choice: Pick) -> Option<Mutatio
         Pick::RevokeInvite => Mutation::RevokeInvite {
             email: find(rng, &st.invites, |_| true)?.clone(),
         },
+        Pick::CreateToken => Mutation::CreateToken {
+            name: format!("{} automation", pick(rng, TEAMS)),
+        },
+        Pick::UpdateSso => Mutation::UpdateSsoSettings,
     })
 }
 

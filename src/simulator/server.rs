@@ -20,6 +20,7 @@ use fastrand::Rng;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use super::audit::{self, AuditLog};
 use super::faults::{Fault, FaultKind, FaultSet};
 use super::mutations::{self, Mutation};
 use super::state::{Group, Permission, User, WorkspaceState};
@@ -37,12 +38,16 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 const MAX_RESET: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Most random mutations one control request may ask for.
 const MAX_RANDOM_PER_REQUEST: usize = 10_000;
+/// API requests the request log keeps (the most recent).
+const REQUEST_LOG_LEN: usize = 10_000;
 
 /// The workspace plus the generator its mutations draw from, locked together so a sequence
 /// of mutations is reproducible.
 pub(crate) struct Sim {
     pub(crate) state: WorkspaceState,
     pub(crate) rng: Rng,
+    /// The audit trail the mutations leave.
+    pub(crate) audit: AuditLog,
 }
 
 /// State shared by every request handler and every [`super::SimHandle`] clone.
@@ -52,6 +57,8 @@ pub(crate) struct Shared {
     faults: Mutex<FaultSet>,
     limiter: Mutex<Limiter>,
     requests: AtomicU64,
+    /// The path and query of the latest API requests, oldest first.
+    request_log: Mutex<std::collections::VecDeque<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,7 +79,20 @@ impl Shared {
             faults: Mutex::new(FaultSet::new(faults)),
             limiter: Mutex::new(Limiter::new(rate_limit)),
             requests: AtomicU64::new(0),
+            request_log: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    pub(crate) fn request_log(&self) -> Vec<String> {
+        lock(&self.request_log).iter().cloned().collect()
+    }
+
+    fn log_request(&self, path_and_query: &str) {
+        let mut log = lock(&self.request_log);
+        if log.len() == REQUEST_LOG_LEN {
+            log.pop_front();
+        }
+        log.push_back(path_and_query.to_owned());
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, Sim> {
@@ -87,20 +107,30 @@ impl Shared {
         self.requests.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn apply(&self, m: Mutation) -> Result<String, SimError> {
+    /// Applies `m`; with `audited`, appends its events to the audit trail.
+    pub(crate) fn apply(&self, m: Mutation, audited: bool) -> Result<String, SimError> {
         let mut sim = self.write();
-        let Sim { state, rng } = &mut *sim;
-        mutations::apply(state, rng, m)
+        let Sim { state, rng, audit } = &mut *sim;
+        let mut touched = Vec::new();
+        let description = mutations::apply(state, rng, m, &mut touched)?;
+        if audited {
+            audit.record(state, touched);
+        }
+        Ok(description)
     }
 
     pub(crate) fn random_mutation(&self) -> String {
         let mut sim = self.write();
-        let Sim { state, rng } = &mut *sim;
+        let Sim { state, rng, audit } = &mut *sim;
         let mut last_error = None;
         for _ in 0..16 {
             let m = mutations::random(state, rng);
-            match mutations::apply(state, rng, m) {
-                Ok(description) => return description,
+            let mut touched = Vec::new();
+            match mutations::apply(state, rng, m, &mut touched) {
+                Ok(description) => {
+                    audit.record(state, touched);
+                    return description;
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -113,7 +143,7 @@ impl Shared {
 
     pub(crate) fn shuffle(&self) {
         let mut sim = self.write();
-        let Sim { state, rng } = &mut *sim;
+        let Sim { state, rng, .. } = &mut *sim;
         mutations::shuffle(state, rng);
     }
 
@@ -334,6 +364,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sources", get(list_sources))
         .route("/sources/{id}", get(get_source))
         .route("/labels", get(list_labels))
+        .route("/audit-events", get(list_audit_events))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), api_gate));
@@ -352,7 +383,8 @@ fn is_paginated(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     matches!(
         segments.as_slice(),
-        ["roles" | "users" | "invites" | "groups" | "sources"] | ["groups", _, "users" | "invites"]
+        ["roles" | "users" | "invites" | "groups" | "sources" | "audit-events"]
+            | ["groups", _, "users" | "invites"]
     )
 }
 
@@ -364,6 +396,9 @@ struct Endless {
 
 async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     sh.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(pq) = req.uri().path_and_query() {
+        sh.log_request(pq.as_str());
+    }
     let now = Instant::now();
     if !sh.authorized(req.headers()) {
         let quota = lock(&sh.limiter).peek(now);
@@ -736,6 +771,45 @@ async fn list_labels(State(sh): Shr) -> Response {
     ok(data_body("labels", &sh.read().state.labels, None))
 }
 
+/// `GET /audit-events`: newest first, filtered by `startTime` (inclusive), `endTime`
+/// (inclusive, default now), `resourceId` and `resourceType`, paginated like every list.
+async fn list_audit_events(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    let pairs = match &q {
+        Ok(Query(pairs)) => pairs.clone(),
+        Err(_) => return validation("pagination", "Malformed query string"),
+    };
+    let mut filter = audit::Filter {
+        start: None,
+        end: chrono::Utc::now(),
+        resource_id: None,
+        resource_type: None,
+    };
+    for (key, value) in pairs {
+        let time = || {
+            chrono::DateTime::parse_from_rfc3339(value.trim())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok()
+        };
+        let invalid = |field| validation(field, "must be an ISO-8601 timestamp");
+        match key.as_str() {
+            "startTime" => match time() {
+                Some(t) => filter.start = Some(t),
+                None => return invalid("startTime"),
+            },
+            "endTime" => match time() {
+                Some(t) => filter.end = t,
+                None => return invalid("endTime"),
+            },
+            "resourceId" => filter.resource_id = Some(value),
+            "resourceType" => filter.resource_type = Some(value),
+            _ => {}
+        }
+    }
+    let sim = sh.read();
+    let events = sim.audit.query(&filter);
+    list_page("events", events.len(), q, e, |r| events[r].to_vec())
+}
+
 fn control_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("control answers always serialise");
     (status, [(CONTENT_TYPE, PLAIN_JSON)], body).into_response()
@@ -756,6 +830,7 @@ fn bad_body(e: &serde_json::Error) -> Response {
 #[serde(untagged)]
 enum MutationRequest {
     Random { random: usize },
+    Unaudited { unaudited: Mutation },
     One(Mutation),
 }
 
@@ -775,7 +850,11 @@ async fn post_mutations(State(sh): Shr, body: Bytes) -> Response {
             );
         }
         MutationRequest::Random { random } => (0..random).map(|_| sh.random_mutation()).collect(),
-        MutationRequest::One(m) => match sh.apply(m) {
+        MutationRequest::One(m) => match sh.apply(m, true) {
+            Ok(d) => vec![d],
+            Err(e) => return sim_error_response(&e),
+        },
+        MutationRequest::Unaudited { unaudited } => match sh.apply(unaudited, false) {
             Ok(d) => vec![d],
             Err(e) => return sim_error_response(&e),
         },
@@ -848,6 +927,7 @@ mod tests {
             "/sources",
             "/groups/g1/users",
             "/groups/g1/invites",
+            "/audit-events",
         ] {
             assert!(is_paginated(p), "{p}");
         }

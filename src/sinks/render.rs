@@ -17,7 +17,10 @@
 //! `resolved` (bool), `resolution` (`compliant`, … or none), `resolution_text` (a sentence),
 //! `summary`, `remediation`, `tags`, `opened_at`, `resolved_at`, `snapshot_id`, `condition`,
 //! `values` (`{expr, value}` with shortened values), `changes` (`{path, old, new}`, shortened,
-//! change alerts only) and `link` (the resource in the Segment app, when one is known).
+//! change alerts only), `link` (the resource in the Segment app, when one is known), `actor`,
+//! `actor_email` and `event_type` (from the audit trail, when known) and `attribution` (one
+//! line: `Made by alice@acme.io (User Policy Updated)`, `Actor unknown: …` for a change alert
+//! no audit event matched, none for a finding no known change opened).
 //!
 //! The built-in Slack payload is built in code rather than from a template, so that it always
 //! stays within Slack's Block Kit limits and its text is always escaped; its `text` fallback
@@ -347,6 +350,10 @@ struct AlertView {
     values: Vec<ValueView>,
     changes: Vec<ChangeView>,
     link: Option<String>,
+    actor: Option<String>,
+    actor_email: Option<String>,
+    event_type: Option<String>,
+    attribution: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -417,7 +424,25 @@ impl AlertView {
             values,
             changes,
             link: app_base.and_then(|base| resource_link(base, a.resource_kind, &a.resource_id)),
+            actor: a.attribution.actor.clone(),
+            actor_email: a.attribution.actor_email.clone(),
+            event_type: a.attribution.event_type.clone(),
+            attribution: attribution_line(a),
         }
+    }
+}
+
+/// Who made what the alert is about, as one line: `Made by alice@acme.io (User Policy
+/// Updated)`; for a change alert no audit event matched, `Actor unknown: …`; for a finding
+/// nobody's change opened, nothing.
+fn attribution_line(a: &AlertRecord) -> Option<String> {
+    let who = &a.attribution;
+    if who.is_known() {
+        Some(format!("Made {}", who.describe()))
+    } else if a.rule_kind == "change" && !crate::alerts::is_meta(&a.rule_id) {
+        Some("Actor unknown: no audit trail event matched this change".to_owned())
+    } else {
+        None
     }
 }
 
@@ -503,6 +528,7 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         ResourceKind::User | ResourceKind::Group | ResourceKind::Role | ResourceKind::Invite => {
             Some(format!("{base}/settings/access-management"))
         }
+        ResourceKind::AuditEvent => Some(format!("{base}/settings/audit-trail")),
         ResourceKind::Workspace | ResourceKind::Label => None,
     }
 }
@@ -626,6 +652,9 @@ fn slack_alert_blocks(a: &AlertView) -> Vec<Value> {
     if !a.summary.is_empty() {
         let was = if a.resolved { "_Finding was:_ " } else { "" };
         blocks.push(section(&format!("{was}{}", esc(&a.summary))));
+    }
+    if let Some(line) = &a.attribution {
+        blocks.push(context(&format!(":bust_in_silhouette: {}", esc(line))));
     }
     if !a.changes.is_empty() {
         let mut lines: Vec<String> = a

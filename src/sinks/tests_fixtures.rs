@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::alerts::{AlertRecord, AlertStatus};
-use crate::model::ResourceKind;
+use crate::model::{Attribution, ResourceKind};
 use crate::rules::Severity;
 
 /// The Segment app base of the fixtures' workspace.
@@ -41,6 +41,12 @@ pub(crate) fn change_alert() -> AlertRecord {
         }),
         remediation: "Confirm the grant with the workspace owners; if it was not expected,\nremove the role and review the user's recent activity.".to_owned(),
         tags: vec!["soc2:CC6.3".to_owned(), "iso27001:A.5.18".to_owned()],
+        attribution: Attribution {
+            actor: Some("usr_9Bq3Zt".to_owned()),
+            actor_email: Some("bob@example.com".to_owned()),
+            event_type: Some("User Policy Updated".to_owned()),
+            event_id: Some("events/145876976".to_owned()),
+        },
     }
 }
 
@@ -69,6 +75,7 @@ pub(crate) fn finding() -> AlertRecord {
         }),
         remediation: "Add an `environment` label (prod, staging or dev) to the source.".to_owned(),
         tags: vec!["internal:tagging".to_owned()],
+        attribution: Attribution::default(),
     }
 }
 

@@ -362,3 +362,50 @@ fn a_slack_override_renders_the_whole_payload() {
         "{err}"
     );
 }
+
+#[test]
+fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
+    let t = Templates::builtin();
+    let known = change_alert();
+    let mut unknown = change_alert();
+    unknown.attribution = crate::model::Attribution::default();
+    let mut attributed_finding = finding();
+    attributed_finding.attribution = known.attribution.clone();
+    let cases = [
+        (
+            &known,
+            Some("Made by bob@example.com (User Policy Updated)"),
+        ),
+        (
+            &unknown,
+            Some("Actor unknown: no audit trail event matched"),
+        ),
+        (
+            &attributed_finding,
+            Some("Made by bob@example.com (User Policy Updated)"),
+        ),
+        // A finding no known change opened (e.g. on the baseline) names nobody.
+        (&finding(), None),
+    ];
+    for (alert, line) in cases {
+        let msg = Message::Alert(alert);
+        let text = t.text(&msg, None).unwrap();
+        let html = t.html(&msg, None).unwrap();
+        let slack = texts(&t.slack(&msg, None).unwrap());
+        match line {
+            Some(line) => {
+                for (what, body) in [("text", &text), ("html", &html), ("slack", &slack)] {
+                    assert!(body.contains(line), "{what} lacks {line:?}:\n{body}");
+                }
+            }
+            None => {
+                for body in [&text, &html, &slack] {
+                    assert!(
+                        !body.contains("Made by") && !body.contains("Actor unknown"),
+                        "{body}"
+                    );
+                }
+            }
+        }
+    }
+}

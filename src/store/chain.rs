@@ -69,17 +69,20 @@ pub enum Part {
     AlertsRaised,
     /// Findings it resolved (resolution columns).
     AlertsResolved,
+    /// Audit-trail events it stored.
+    AuditEvents,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
         Part::Changes,
         Part::AlertsRaised,
         Part::AlertsResolved,
+        Part::AuditEvents,
     ];
 
     /// Its name in the manifest.
@@ -91,6 +94,7 @@ impl Part {
             Part::Changes => "changes",
             Part::AlertsRaised => "alerts_raised",
             Part::AlertsResolved => "alerts_resolved",
+            Part::AuditEvents => "audit_events",
         }
     }
 
@@ -113,18 +117,24 @@ impl Part {
             Part::Closed => "SELECT id FROM resource_versions WHERE valid_to = ?1 ORDER BY id",
             Part::Changes => {
                 "SELECT id, snapshot_id, workspace_id, kind, resource_id, name, op,
-                    before_version_id, after_version_id, fields, text_diff
+                    before_version_id, after_version_id, fields, text_diff,
+                    actor, actor_email, event_type, event_id
                  FROM changes WHERE snapshot_id = ?1 ORDER BY id"
             }
             Part::AlertsRaised => {
                 "SELECT id, workspace_id, rule_id, rule_kind, severity, title, resource_kind,
                     resource_id, resource_name, snapshot_id, change_id, opened_at, summary,
-                    explanation, remediation, tags
+                    explanation, remediation, tags, actor, actor_email, event_type, event_id
                  FROM alerts WHERE snapshot_id = ?1 ORDER BY id"
             }
             Part::AlertsResolved => {
                 "SELECT id, resolved_at, resolved_snapshot_id, resolution, status
                  FROM alerts WHERE resolved_snapshot_id = ?1 ORDER BY id"
+            }
+            Part::AuditEvents => {
+                "SELECT id, workspace_id, event_id, occurred_at, type, actor, actor_email,
+                    resource_id, resource_type, resource_name, body
+                 FROM audit_events WHERE snapshot_id = ?1 ORDER BY id"
             }
         }
     }
@@ -144,6 +154,7 @@ impl Part {
             Part::Changes => "change rows",
             Part::AlertsRaised => "alerts it raised",
             Part::AlertsResolved => "findings it resolved",
+            Part::AuditEvents => "audit-trail events it stored",
         }
     }
 
@@ -156,6 +167,7 @@ impl Part {
             Part::Changes => "a change row was edited",
             Part::AlertsRaised => "an alert it raised was edited",
             Part::AlertsResolved => "a resolution it recorded was edited",
+            Part::AuditEvents => "an audit-trail event it stored was edited",
         }
     }
 }

@@ -21,8 +21,9 @@ use serde::Serialize;
 
 use crate::alerts::{AlertEvent, AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
-use crate::model::ResourceKind;
+use crate::model::{Attribution, ResourceKind};
 use crate::rules::Severity;
+use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
 mod report;
 
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_deliveries.sql"),
     include_str!("migrations/0004_auditor_views.sql"),
     CHAIN_MIGRATION,
+    include_str!("migrations/0007_audit_trail.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -193,6 +195,8 @@ pub struct CommitTarget<'a> {
     pub segment_workspace_id: &'a str,
     /// Counters of the poll.
     pub stats: PollStats,
+    /// What the poll read of the audit trail (its new events are stored), when it read it.
+    pub trail: Option<&'a TrailRead>,
 }
 
 /// A stored change with the bodies of its two sides.
@@ -408,6 +412,7 @@ impl Store {
             base,
             segment_workspace_id,
             stats,
+            trail,
         } = *target;
         let tx = self
             .conn
@@ -469,8 +474,9 @@ impl Store {
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO changes (snapshot_id, workspace_id, kind, resource_id, name, op,
-                    before_version_id, after_version_id, fields, text_diff)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    before_version_id, after_version_id, fields, text_diff,
+                    actor, actor_email, event_type, event_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for planned in &delta.changes {
                 let c = &planned.change;
@@ -488,10 +494,17 @@ impl Store {
                     planned.before_version,
                     after,
                     fields,
-                    c.text_diff
+                    c.text_diff,
+                    c.attribution.actor,
+                    c.attribution.actor_email,
+                    c.attribution.event_type,
+                    c.attribution.event_id
                 ])?;
                 change_ids.push(tx.last_insert_rowid());
             }
+        }
+        if let Some(trail) = trail {
+            write_trail(&tx, workspace_id, snapshot_id, trail)?;
         }
         let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
         tx.execute(
@@ -768,7 +781,9 @@ impl Store {
                  WHERE workspace_id = ?1 AND status = 'failed' AND finished_at < ?2 AND id < ?3
                    AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.snapshot_id = snapshots.id
                                     OR a.resolved_snapshot_id = snapshots.id)
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = snapshots.id)",
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = snapshots.id)
+                   AND NOT EXISTS (SELECT 1 FROM audit_reads r WHERE r.snapshot_id = snapshots.id)
+                   AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = snapshots.id)",
                 params![workspace_id, before, newest],
             )?;
         }
@@ -788,6 +803,7 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resolved_snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM rule_state r WHERE r.evaluated_snapshot_id = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?
@@ -809,6 +825,8 @@ impl Store {
                      WHERE base_snapshot_id = ?1",
                     [id],
                 )?;
+                // Where that poll's audit-trail read ended is superseded by every later read.
+                tx.execute("DELETE FROM audit_reads WHERE snapshot_id = ?1", [id])?;
                 tx.execute("DELETE FROM snapshots WHERE id = ?1", [id])?;
             }
             report.quiet_snapshots = quiet.len();
@@ -973,6 +991,71 @@ impl Store {
         Ok(out)
     }
 
+    /// The audit trail mark left by the workspace's latest complete poll that read the trail.
+    pub fn audit_mark(&self, workspace_id: i64) -> Result<Option<Mark>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT mark_at, mark_event_ids FROM audit_reads WHERE workspace_id = ?1
+                 ORDER BY snapshot_id DESC LIMIT 1",
+                [workspace_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((at, ids)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Mark {
+            at: parse_time(&at, "audit_reads.mark_at")?,
+            ids: serde_json::from_str(&ids).map_err(|cause| StoreError::Json {
+                what: "audit_reads.mark_event_ids".into(),
+                cause,
+            })?,
+        }))
+    }
+
+    /// Whether the workspace already stored the audit event `event_id`.
+    pub fn has_audit_event(&self, workspace_id: i64, event_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM audit_events WHERE workspace_id = ?1 AND event_id = ?2")?
+            .query_row(params![workspace_id, event_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Stored audit events of a workspace with a timestamp in `[from, to]`, oldest first.
+    pub fn audit_events_between(
+        &self,
+        workspace_id: i64,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<AuditEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, occurred_at, type, actor, actor_email, resource_id, resource_type,
+                resource_name, body
+             FROM audit_events WHERE workspace_id = ?1 AND occurred_at >= ?2 AND occurred_at <= ?3
+             ORDER BY occurred_at, id",
+        )?;
+        let mut rows = stmt.query(params![workspace_id, format_time(from), format_time(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let at: String = r.get(1)?;
+            out.push(AuditEvent {
+                id: r.get(0)?,
+                occurred_at: parse_time(&at, "audit_events.occurred_at")?,
+                event_type: r.get(2)?,
+                actor: r.get(3)?,
+                actor_email: r.get(4)?,
+                resource_id: r.get(5)?,
+                resource_type: r.get(6)?,
+                resource_name: r.get(7)?,
+                body: r.get(8)?,
+            });
+        }
+        Ok(out)
+    }
+
     /// The changes recorded for a snapshot against its base.
     pub fn changes_of(&self, snapshot_id: i64) -> Result<Vec<ResourceChange>> {
         Ok(self
@@ -985,7 +1068,8 @@ impl Store {
     /// Changes with their before and after version ids, sorted by kind and resource id.
     fn change_rows(&self, snapshot_id: i64) -> Result<Vec<StoredChange>> {
         let mut stmt = self.conn.prepare(
-            "SELECT kind, resource_id, name, op, fields, text_diff, id, before_version_id, after_version_id
+            "SELECT kind, resource_id, name, op, fields, text_diff, id, before_version_id, after_version_id,
+                actor, actor_email, event_type, event_id
              FROM changes WHERE snapshot_id = ?1",
         )?;
         let mut rows = stmt.query([snapshot_id])?;
@@ -1008,6 +1092,12 @@ impl Store {
                 })?,
                 fields,
                 text_diff: row.get(5)?,
+                attribution: Attribution {
+                    actor: row.get(9)?,
+                    actor_email: row.get(10)?,
+                    event_type: row.get(11)?,
+                    event_id: row.get(12)?,
+                },
             };
             out.push(StoredChange {
                 change,
@@ -1048,8 +1138,9 @@ fn write_alerts(
     let mut ids = Vec::with_capacity(alerts.opened.len());
     let mut insert = tx.prepare_cached(
         "INSERT INTO alerts (workspace_id, rule_id, rule_kind, severity, title, resource_kind, resource_id,
-            resource_name, snapshot_id, change_id, status, opened_at, summary, explanation, remediation, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            resource_name, snapshot_id, change_id, status, opened_at, summary, explanation, remediation, tags,
+            actor, actor_email, event_type, event_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     for a in &alerts.opened {
         let status = if a.rule_kind == "change" {
@@ -1074,7 +1165,11 @@ fn write_alerts(
             a.summary,
             a.explanation.to_string(),
             a.remediation,
-            serde_json::to_string(&a.tags).expect("tags serialise")
+            serde_json::to_string(&a.tags).expect("tags serialise"),
+            a.attribution.actor,
+            a.attribution.actor_email,
+            a.attribution.event_type,
+            a.attribution.event_id
         ])?;
         ids.push(tx.last_insert_rowid());
     }
@@ -1118,12 +1213,60 @@ fn write_alerts(
     Ok(ids)
 }
 
+/// Stores a poll's new audit events and its read of the trail (with the mark the next poll
+/// starts from).
+fn write_trail(
+    tx: &rusqlite::Transaction<'_>,
+    workspace_id: i64,
+    snapshot_id: i64,
+    trail: &TrailRead,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_events (workspace_id, event_id, occurred_at, type, actor, actor_email,
+            resource_id, resource_type, resource_name, body, snapshot_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (workspace_id, event_id) DO NOTHING",
+    )?;
+    let mut stored = 0i64;
+    for e in &trail.new_events {
+        stored += insert.execute(params![
+            workspace_id,
+            e.id,
+            format_time(e.occurred_at),
+            e.event_type,
+            e.actor,
+            e.actor_email,
+            e.resource_id,
+            e.resource_type,
+            e.resource_name,
+            e.body,
+            snapshot_id
+        ])? as i64;
+    }
+    tx.execute(
+        "INSERT INTO audit_reads (snapshot_id, workspace_id, start_time, end_time, events_read,
+            events_new, mark_at, mark_event_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            snapshot_id,
+            workspace_id,
+            format_time(trail.start),
+            format_time(trail.end),
+            trail.events_read as i64,
+            stored,
+            format_time(trail.mark.at),
+            serde_json::to_string(&trail.mark.ids).expect("ids serialise")
+        ],
+    )?;
+    Ok(())
+}
+
 /// The columns [`alert_row_at`] reads, in order.
 macro_rules! alert_fields {
     () => {
         "id, rule_id, rule_kind, severity, title, resource_kind, resource_id, resource_name, snapshot_id, \
          change_id, status, opened_at, resolved_at, resolved_snapshot_id, resolution, summary, explanation, \
-         remediation, tags"
+         remediation, tags, actor, actor_email, event_type, event_id"
     };
 }
 const ALERT_FIELDS: &str = alert_fields!();
@@ -1281,6 +1424,12 @@ fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AlertRecor
         explanation: serde_json::from_str(&explanation).map_err(|e| bad(at + 16, e.to_string()))?,
         remediation: r.get(at + 17)?,
         tags: serde_json::from_str(&tags).map_err(|e| bad(at + 18, e.to_string()))?,
+        attribution: Attribution {
+            actor: r.get(at + 19)?,
+            actor_email: r.get(at + 20)?,
+            event_type: r.get(at + 21)?,
+            event_id: r.get(at + 22)?,
+        },
     })
 }
 
@@ -1315,6 +1464,13 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Applies the pending migrations up to schema `target` in one transaction: an upgrade happens
+/// whole or not at all. When it introduces the hash chain, the snapshots already stored are
+/// hashed at the end, once every later migration has added the columns the chain reads.
+fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::TooNew {
@@ -1322,23 +1478,33 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = index as i64 + 1;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        if *sql == CHAIN_MIGRATION {
-            chain::backfill(&tx)?;
-        }
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
-        tracing::info!(version, "migrated the database schema");
+    if found >= target {
+        return Ok(());
     }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut backfill = false;
+    for sql in &MIGRATIONS[found as usize..target as usize] {
+        tx.execute_batch(sql)?;
+        backfill |= *sql == CHAIN_MIGRATION;
+    }
+    if backfill {
+        chain::backfill(&tx)?;
+    }
+    tx.pragma_update(None, "user_version", target)?;
+    tx.commit()?;
+    tracing::info!(from = found, to = target, "migrated the database schema");
     Ok(())
 }
 
 fn parse_kind(s: &str) -> Result<ResourceKind> {
     s.parse()
         .map_err(|e: crate::model::UnknownKind| StoreError::Snapshot(format!("stored row: {e}")))
+}
+
+fn parse_time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| StoreError::Snapshot(format!("bad timestamp `{text}` in {what}: {e}")))
 }
 
 /// Now as stored: RFC 3339 UTC with milliseconds.
@@ -1397,6 +1563,7 @@ mod tests {
             base,
             segment_workspace_id: "seg-ws",
             stats: stats(resources.len()),
+            trail: None,
         };
         store.commit_snapshot(&target, &delta, alerts)?;
         Ok((id, n))
@@ -1550,6 +1717,7 @@ mod tests {
                     base: None,
                     segment_workspace_id: "seg-ws",
                     stats: stats(1),
+                    trail: None,
                 },
                 &delta,
                 &AlertPlan::default(),

@@ -2,6 +2,7 @@
 //!
 //! One test binary (faster to link than one per file). Each module holds one theme:
 //! - `pipeline`: what a poll stores and which changes it finds;
+//! - `audit_trail`: Segment's audit trail read incrementally, and who made each change;
 //! - `auditor`: auditors' questions (views, `query`, `history`, `changes`, `state`) against what
 //!   the simulated workspace held;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
@@ -19,6 +20,7 @@
 // Test helpers are `pub` for sibling modules; this crate is never a dependency.
 #![allow(unreachable_pub)]
 
+mod audit_trail;
 mod auditor;
 mod cli;
 mod daemon;

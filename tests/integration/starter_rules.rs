@@ -184,6 +184,7 @@ fn check_case(set: &RuleSet, rule: &Rule, case: &Case, fires: bool) -> Result<()
                 before,
                 after,
                 fields: &case.fields,
+                attribution: &Default::default(),
             };
             let verdicts =
                 evaluator.check_change(&subject(rule.resource, &id, &name, body, case), &facts);
@@ -240,6 +241,14 @@ fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
         ResourceKind::Invite => {
             let email = field("email").unwrap_or_default();
             (email.to_owned(), email.to_owned())
+        }
+        // As alerts name an event: by the resource it affected.
+        ResourceKind::AuditEvent => {
+            let id = field("id").unwrap_or_default();
+            let name = field("resourceName")
+                .or_else(|| field("resourceId"))
+                .unwrap_or(id);
+            (id.to_owned(), name.to_owned())
         }
         ResourceKind::Label => {
             let id = format!(

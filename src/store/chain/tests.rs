@@ -35,6 +35,7 @@ fn finding(resource: &str) -> NewAlert {
         explanation: json!({"role": "r1"}),
         remediation: "Grant it.".into(),
         tags: vec!["soc2:CC6.1".into()],
+        attribution: Default::default(),
     }
 }
 
@@ -452,30 +453,58 @@ fn an_anchor_catches_a_rewritten_head() {
 fn the_migration_backfills_existing_snapshots_in_order() {
     let f = Fixture::new();
     let before = f.verify().head.unwrap();
-    // Back to the schema before the chain, with its snapshots.
-    f.tamper(
-        "DROP TABLE pruned_snapshots; DROP TABLE chain_backfills;
-         DROP INDEX resource_versions_by_valid_from; DROP INDEX resource_versions_by_valid_to;
-         DROP INDEX alerts_by_snapshot; DROP INDEX alerts_by_resolved_snapshot;
-         ALTER TABLE snapshots DROP COLUMN content_manifest;
-         ALTER TABLE snapshots DROP COLUMN content_hash;
-         ALTER TABLE snapshots DROP COLUMN chain_hash;
-         PRAGMA user_version = 4;",
-    );
+    // The same history in a database of the schema before the chain: its tables, with the
+    // columns they had then, filled from the fixture's rows.
+    let old = f.path.with_file_name("schema-4.db");
+    {
+        let mut conn = rusqlite::Connection::open(&old).unwrap();
+        crate::store::migrate_to(&mut conn, 4).unwrap();
+        conn.execute("ATTACH DATABASE ?1 AS live", [f.path.to_str().unwrap()])
+            .unwrap();
+        for table in [
+            "workspaces",
+            "snapshots",
+            "resource_versions",
+            "changes",
+            "alerts",
+            "rule_state",
+            "deliveries",
+        ] {
+            let columns: Vec<String> = {
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "SELECT name FROM main.pragma_table_info('{table}')"
+                    ))
+                    .unwrap();
+                stmt.query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<std::result::Result<_, _>>()
+                    .unwrap()
+            };
+            let columns = columns.join(", ");
+            conn.execute_batch(&format!(
+                "INSERT INTO main.{table} ({columns}) SELECT {columns} FROM live.{table}"
+            ))
+            .unwrap();
+        }
+        conn.execute_batch("DETACH DATABASE live").unwrap();
+    }
     assert!(matches!(
-        Store::open_read_only(&f.path),
+        Store::open_read_only(&old),
         Err(crate::store::StoreError::NeedsMigration { found: 4, .. })
     ));
-    drop(Store::open(&f.path).unwrap());
-    let chain = f.verify();
-    assert!(chain.problem.is_none(), "{:?}", chain.problem);
-    assert_eq!(chain.snapshots, 5);
+    // Opening it upgrades it to the latest schema, hashing the stored snapshots on the way.
+    let store = Store::open(&old).unwrap();
+    let chain = store.verify_chain().unwrap();
+    let ours = &chain.workspaces[0];
+    assert!(ours.problem.is_none(), "{:?}", ours.problem);
+    assert_eq!(ours.snapshots, 5);
     assert_eq!(
-        chain.head.unwrap().chain_hash,
+        ours.head.as_ref().unwrap().chain_hash,
         before.chain_hash,
         "the backfill hashes exactly as commits do"
     );
-    let backfill = chain.backfill.unwrap();
+    let backfill = ours.backfill.as_ref().unwrap();
     assert_eq!(
         (backfill.through_snapshot_id, backfill.snapshots),
         (f.complete[4], 5)
