@@ -422,7 +422,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             Arc::new(set)
         };
         let client = SegmentClient::new(target.client)?;
-        let poller = Poller::new(client, SecretPolicy::default(), target.name)
+        let poller = Poller::new(client, settings.collect.secret_policy(), target.name)
+            .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone());
         jobs.push(WorkspaceJob {

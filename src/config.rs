@@ -57,6 +57,8 @@ pub struct Settings {
     pub sinks: Vec<SinkSettings>,
     /// How long failed polls and quiet snapshots are kept.
     pub retention: RetentionSettings,
+    /// Which resource kinds are collected (for every workspace).
+    pub collect: CollectSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]
@@ -224,6 +226,41 @@ impl RetentionSettings {
     }
 }
 
+/// `[collect]`: which optional resource kinds are read. The workspace, roles, users, groups,
+/// invites, sources and labels always are; destinations, warehouses, functions and tracking
+/// plans can each be turned off (they are then neither requested nor stored).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSettings {
+    /// Collect destinations (`GET /destinations`).
+    pub destinations: bool,
+    /// Collect warehouses and their connected sources.
+    pub warehouses: bool,
+    /// Collect functions of every type, each with `GET /functions/{id}`.
+    pub functions: bool,
+    /// Collect tracking plans and their connected sources.
+    pub tracking_plans: bool,
+    /// Store function code in clear instead of a fingerprint.
+    pub function_code: bool,
+}
+
+impl CollectSettings {
+    /// What the collector reads.
+    pub fn options(&self) -> crate::collect::CollectOptions {
+        crate::collect::CollectOptions {
+            destinations: self.destinations,
+            warehouses: self.warehouses,
+            functions: self.functions,
+            tracking_plans: self.tracking_plans,
+        }
+    }
+
+    /// How collected resources are redacted (function code kept only when asked).
+    pub fn secret_policy(&self) -> crate::redact::SecretPolicy {
+        crate::redact::SecretPolicy::keeping_function_code(self.function_code)
+    }
+}
+
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,6 +357,11 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.max_age_secs", DefaultValue::Int(3600)),
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
     ("retention.failed_polls_days", DefaultValue::Int(30)),
+    ("collect.destinations", DefaultValue::Bool(true)),
+    ("collect.warehouses", DefaultValue::Bool(true)),
+    ("collect.functions", DefaultValue::Bool(true)),
+    ("collect.tracking_plans", DefaultValue::Bool(true)),
+    ("collect.function_code", DefaultValue::Bool(false)),
 ];
 
 enum DefaultValue {

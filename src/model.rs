@@ -30,11 +30,24 @@ pub enum ResourceKind {
     Source,
     /// A label defined in the workspace (`GET /labels`), identified by `key:value`.
     Label,
+    /// A destination fed by one source; secret-looking settings are fingerprinted
+    /// (`GET /destinations`).
+    Destination,
+    /// A warehouse with the ids of its connected sources (`connectedSourceIds`); credentials in
+    /// its settings are fingerprinted (`GET /warehouses`).
+    Warehouse,
+    /// A source, destination or insert function (`GET /functions`, `GET /functions/{id}`); its
+    /// code is fingerprinted unless configured otherwise.
+    Function,
+    /// A tracking plan with the ids of its connected sources (`sourceIds`)
+    /// (`GET /tracking-plans`).
+    #[serde(rename = "tracking_plan")]
+    TrackingPlan,
 }
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 7] = [
+    pub const ALL: [ResourceKind; 11] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -42,7 +55,19 @@ impl ResourceKind {
         ResourceKind::Invite,
         ResourceKind::Source,
         ResourceKind::Label,
+        ResourceKind::Destination,
+        ResourceKind::Warehouse,
+        ResourceKind::Function,
+        ResourceKind::TrackingPlan,
     ];
+
+    /// How many kinds there are (the length of [`ResourceKind::ALL`]).
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Position of this kind in [`ResourceKind::ALL`], for per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The stable lowercase name used in the database, in rules and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -54,6 +79,10 @@ impl ResourceKind {
             ResourceKind::Invite => "invite",
             ResourceKind::Source => "source",
             ResourceKind::Label => "label",
+            ResourceKind::Destination => "destination",
+            ResourceKind::Warehouse => "warehouse",
+            ResourceKind::Function => "function",
+            ResourceKind::TrackingPlan => "tracking_plan",
         }
     }
 }
@@ -67,7 +96,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan"
 )]
 pub struct UnknownKind(pub String);
 
@@ -89,7 +118,8 @@ pub struct Resource {
     pub kind: ResourceKind,
     /// Segment's id (for invites the email, for labels `key:value`).
     pub id: String,
-    /// A human name: email for users and invites, name for the rest.
+    /// A human name: email for users and invites, the display name for functions, the settings'
+    /// or catalog name for warehouses, name (else slug, else id) for the rest.
     pub name: String,
     /// Canonical compact JSON of the redacted object.
     pub body: String,
@@ -121,4 +151,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_index_their_position() {
+        for (i, kind) in ResourceKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(kind.as_str().parse::<ResourceKind>().unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
 }

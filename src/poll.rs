@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::alerts::{
     self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
 };
-use crate::collect::{CollectError, collect};
+use crate::collect::{CollectError, CollectOptions, collect};
 use crate::diff::{self, ResourceChange};
 use crate::model::ResourceKind;
 use crate::redact::SecretPolicy;
@@ -87,6 +87,7 @@ impl PollOutcome {
 pub struct Poller {
     client: SegmentClient,
     policy: SecretPolicy,
+    options: CollectOptions,
     workspace: String,
     rules: Option<Arc<RuleSet>>,
     alert_on_baseline: bool,
@@ -99,11 +100,20 @@ impl Poller {
         Poller {
             client,
             policy,
+            options: CollectOptions::default(),
             workspace: workspace.into(),
             rules: None,
             alert_on_baseline: false,
             sinks: Arc::new(Vec::new()),
         }
+    }
+
+    /// Collects only the kinds `options` selects (default: every kind). Current versions of a
+    /// kind turned off are closed at the next poll without a change: segwatch stops vouching
+    /// for them, and a kind turned on again starts with its resources added.
+    pub fn with_collect(mut self, options: CollectOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The client this poller reads the API with (its counters feed `/metrics`).
@@ -152,7 +162,7 @@ impl Poller {
         tracing::info!("poll started");
 
         let requests = || self.client.stats().requests - requests_before;
-        let collection = match collect(&self.client, &self.policy).await {
+        let collection = match collect(&self.client, &self.policy, &self.options).await {
             Ok(c) => c,
             Err(cause) => {
                 let message = cause.to_string();
@@ -165,10 +175,18 @@ impl Poller {
         let fetched = started.elapsed();
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
-            let current = store.current_versions(workspace_id)?;
-            let delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
+            let mut current = store.current_versions(workspace_id)?;
+            let mut untracked: Vec<i64> = current
+                .iter()
+                .filter(|((kind, _), _)| !self.options.collects(*kind))
+                .map(|(_, v)| v.version_id)
+                .collect();
+            untracked.sort_unstable();
+            current.retain(|(kind, _), _| self.options.collects(*kind));
+            let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
                 store.version_value(id)
             })?;
+            delta.untracked = untracked;
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
                 Some(rules) => self.plan_alerts(

@@ -93,16 +93,13 @@ pub struct Evaluator<'r> {
     now: DateTime<Utc>,
     root: Context<'static, 'static>,
     /// Enabled compliance rules, by [`kind_index`].
-    compliance: [Vec<&'r Rule>; 7],
+    compliance: [Vec<&'r Rule>; ResourceKind::COUNT],
     /// Enabled change rules, by [`kind_index`].
-    change: [Vec<&'r Rule>; 7],
+    change: [Vec<&'r Rule>; ResourceKind::COUNT],
 }
 
 fn kind_index(kind: ResourceKind) -> usize {
-    ResourceKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .expect("ALL lists every kind")
+    kind.index()
 }
 
 impl<'r> Evaluator<'r> {
@@ -111,8 +108,8 @@ impl<'r> Evaluator<'r> {
         let mut root = Context::with_env(expr::environment());
         root.add_variable_as_val("now", Box::new(CelTimestamp::from(now.fixed_offset())));
         root.add_variable_as_val("inventory", owned_val(&inventory));
-        let mut compliance: [Vec<&'r Rule>; 7] = Default::default();
-        let mut change: [Vec<&'r Rule>; 7] = Default::default();
+        let mut compliance: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
+        let mut change: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
         for rule in rules.rules().iter().filter(|r| r.enabled) {
             let by_kind = if rule.is_change() {
                 &mut change

@@ -503,7 +503,13 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         ResourceKind::User | ResourceKind::Group | ResourceKind::Role | ResourceKind::Invite => {
             Some(format!("{base}/settings/access-management"))
         }
-        ResourceKind::Workspace | ResourceKind::Label => None,
+        // No stable app URL is documented for these; a wrong link is worse than none.
+        ResourceKind::Workspace
+        | ResourceKind::Label
+        | ResourceKind::Destination
+        | ResourceKind::Warehouse
+        | ResourceKind::Function
+        | ResourceKind::TrackingPlan => None,
     }
 }
 

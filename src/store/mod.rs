@@ -422,7 +422,8 @@ impl Store {
                 .modified
                 .iter()
                 .map(|(_, old)| *old)
-                .chain(delta.removed.iter().copied());
+                .chain(delta.removed.iter().copied())
+                .chain(delta.untracked.iter().copied());
             for old in old_ids {
                 if close.execute(params![snapshot_id, old])? != 1 {
                     return Err(StoreError::Snapshot(format!(
