@@ -45,6 +45,18 @@ pub struct SimulateArgs {
     /// Number of pending workspace invites.
     #[arg(long, default_value_t = 3)]
     pub invites: usize,
+    /// Number of destinations.
+    #[arg(long, default_value_t = 8)]
+    pub destinations: usize,
+    /// Number of warehouses.
+    #[arg(long, default_value_t = 2)]
+    pub warehouses: usize,
+    /// Number of functions.
+    #[arg(long, default_value_t = 5)]
+    pub functions: usize,
+    /// Number of tracking plans.
+    #[arg(long, default_value_t = 3)]
+    pub tracking_plans: usize,
     /// API requests allowed per minute (0 = unlimited).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit: u32,
@@ -66,6 +78,10 @@ impl SimulateArgs {
             groups: self.groups,
             sources: self.sources,
             invites: self.invites,
+            destinations: self.destinations,
+            warehouses: self.warehouses,
+            functions: self.functions,
+            tracking_plans: self.tracking_plans,
             rate_limit: (self.rate_limit > 0).then(|| RateLimit::per_minute(self.rate_limit)),
             faults: self.faults.clone(),
         }
