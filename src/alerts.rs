@@ -277,6 +277,8 @@ pub struct PlanInput<'a> {
     pub seen_since: &'a HashMap<(ResourceKind, String), DateTime<Utc>>,
     /// The `inventory` variable (see [`crate::rules::inventory`]).
     pub inventory: Value,
+    /// The snapshot's relationships, for the `related` variable (`None` when no rule reads it).
+    pub relations: Option<&'a crate::relations::Relations<'a>>,
 }
 
 /// The enabled compliance rules that must see every resource of their kind this time: new or
@@ -298,7 +300,10 @@ pub fn plan<E>(
     input: &PlanInput<'_>,
     mut load_version: impl FnMut(i64) -> Result<Value, E>,
 ) -> Result<AlertPlan, E> {
-    let evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
+    let mut evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
+    if let Some(relations) = input.relations {
+        evaluator = evaluator.with_relations(relations);
+    }
     let mut out = AlertPlan::default();
     let enabled: HashMap<&str, &Rule> = input
         .rules

@@ -785,7 +785,13 @@ fn rules_test(
             .zip(&parsed)
             .map(|(r, v)| (r.kind, v.clone())),
     );
-    let evaluator = Evaluator::new(&rules, chrono::Utc::now(), inventory);
+    let relations = crate::relations::Relations::from_parts(
+        resources
+            .iter()
+            .map(|r| (r.kind, r.id.as_str(), r.body.as_str())),
+    );
+    let evaluator =
+        Evaluator::new(&rules, chrono::Utc::now(), inventory).with_relations(&relations);
     let mut results = Vec::new();
     let mut record = |kind: &str,
                       verdicts: Vec<crate::rules::Verdict<'_>>,

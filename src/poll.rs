@@ -425,7 +425,18 @@ impl Poller {
         } else {
             serde_json::json!({})
         };
+        // Relationships are indexed only when a rule reads them and will run: on a change, or
+        // because a compliance rule reading them needs its full pass.
+        let relations = (rules
+            .rules()
+            .iter()
+            .any(|r| r.enabled && r.reads("related"))
+            && (!delta.changes.is_empty()
+                || base.is_none()
+                || full.iter().any(|r| r.reads("related"))))
+        .then(|| crate::relations::Relations::build(resources));
         let input = PlanInput {
+            relations: relations.as_ref(),
             rules,
             now,
             resources,
