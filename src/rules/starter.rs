@@ -8,6 +8,14 @@ use super::{LoadErrors, RuleSet, load};
 /// The starter pack's files, as shipped in `rules/`.
 pub(super) const FILES: &[(&str, &str)] = &[
     ("rules/access.yaml", include_str!("../../rules/access.yaml")),
+    (
+        "rules/destinations.yaml",
+        include_str!("../../rules/destinations.yaml"),
+    ),
+    (
+        "rules/functions.yaml",
+        include_str!("../../rules/functions.yaml"),
+    ),
     ("rules/groups.yaml", include_str!("../../rules/groups.yaml")),
     (
         "rules/invites.yaml",
@@ -16,6 +24,14 @@ pub(super) const FILES: &[(&str, &str)] = &[
     (
         "rules/sources.yaml",
         include_str!("../../rules/sources.yaml"),
+    ),
+    (
+        "rules/tracking-plans.yaml",
+        include_str!("../../rules/tracking-plans.yaml"),
+    ),
+    (
+        "rules/warehouses.yaml",
+        include_str!("../../rules/warehouses.yaml"),
     ),
     (
         "rules/workspace.yaml",
