@@ -32,6 +32,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_alerts.sql"),
     include_str!("migrations/0003_deliveries.sql"),
     include_str!("migrations/0004_auditor_views.sql"),
+    // Schema 6 (numbered after the hash chain's 0005, which is merged separately): the data-flow
+    // and relationship views; registered here until 0005 sits before it.
+    include_str!("migrations/0006_data_flow_views.sql"),
 ];
 
 /// The schema version this build reads and writes.
