@@ -158,8 +158,9 @@ impl SecretPolicy {
     }
 }
 
-/// Whether an object key names a secret: keys, tokens, secrets, passwords, credentials and
-/// private keys, in any case and with any separator (`apiKey`, `api_key`, `clientSecret`).
+/// Whether an object key names a secret: keys, tokens, secrets, passwords, passphrases,
+/// credentials, private keys and authorization headers, in any case and with any separator
+/// (`apiKey`, `api_key`, `clientSecret`, `Authorization`).
 pub fn looks_secret(key: &str) -> bool {
     let k: String = key
         .chars()
@@ -174,6 +175,7 @@ pub fn looks_secret(key: &str) -> bool {
         "passwd",
         "passphrase",
         "credential",
+        "authorization",
     ];
     WORDS.iter().any(|w| k.contains(w))
 }
@@ -239,6 +241,16 @@ fn is_fingerprint(s: &str) -> bool {
 fn redact_secret_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            // A `{key|name: "Authorization", value: "…"}` pair (headers, mappings) names its
+            // secret in a sibling field rather than in its own key.
+            let names_secret = ["key", "name"].iter().any(|field| {
+                map.get(*field)
+                    .and_then(Value::as_str)
+                    .is_some_and(looks_secret)
+            });
+            if names_secret && let Some(v) = map.get_mut("value") {
+                fingerprint_value(v);
+            }
             for (key, child) in map.iter_mut() {
                 if looks_secret(key) {
                     fingerprint_value(child);
@@ -321,6 +333,18 @@ mod tests {
         assert_eq!(w["settings"]["username"], "sg");
         assert_eq!(w["settings"]["password"], json!(fingerprint("hunter2")));
         assert!(!w.to_string().contains("hunter2") && !w.to_string().contains("BEGIN"));
+    }
+
+    #[test]
+    fn header_pairs_naming_a_secret_are_fingerprinted() {
+        let mut d = json!({"settings": {"webhooks": [{"url": "https://h", "headers": [
+            {"key": "Authorization", "value": "Bearer abc"},
+            {"key": "X-Team", "value": "growth"}]}]}});
+        SecretPolicy::default().redact(ResourceKind::Destination, &mut d);
+        let headers = &d["settings"]["webhooks"][0]["headers"];
+        assert_eq!(headers[0]["value"], json!(fingerprint("Bearer abc")));
+        assert_eq!(headers[1]["value"], "growth");
+        assert_eq!(d["settings"]["webhooks"][0]["url"], "https://h");
     }
 
     #[test]
