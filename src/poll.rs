@@ -425,16 +425,18 @@ impl Poller {
         } else {
             serde_json::json!({})
         };
-        // Relationships are indexed only when a rule reads them and will run: on a change, or
-        // because a compliance rule reading them needs its full pass.
-        let relations = (rules
-            .rules()
-            .iter()
-            .any(|r| r.enabled && r.reads("related"))
-            && (!delta.changes.is_empty()
-                || base.is_none()
-                || full.iter().any(|r| r.reads("related"))))
-        .then(|| crate::relations::Relations::build(resources));
+        // Relationships are indexed only when a rule that reads them will run: a compliance rule
+        // (reading `related` makes it run on every poll), or a change rule with a change of its
+        // kind to look at.
+        let baseline_changes = base.is_none() && self.alert_on_baseline;
+        let needs_relations = rules.rules().iter().any(|r| {
+            r.enabled
+                && r.reads("related")
+                && (!r.is_change()
+                    || baseline_changes
+                    || delta.changes.iter().any(|c| c.change.kind == r.resource))
+        });
+        let relations = needs_relations.then(|| crate::relations::Relations::build(resources));
         let input = PlanInput {
             relations: relations.as_ref(),
             rules,

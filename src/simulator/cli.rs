@@ -11,11 +11,13 @@ use super::{Fault, RateLimit, SimConfig};
 /// Run a simulated Segment workspace (Public API) for demos, tests and benchmarks.
 ///
 /// Fault specs (`--fault`, repeatable, checked in order): `KIND[:PARAM][,PARAM...]`.
-/// Kinds: `429` (param `ms=` for msBeforeNext), a 5xx status such as `500` or `503`, `slow`
-/// (`ms=` delay), `malformed`, `endless-cursor` (flag `repeat`). Any kind also takes
-/// `path=/prefix`, `skip=N` (let N matching requests through first) and `times=N` (default:
+/// Kinds: `429` (param `ms=` for msBeforeNext), a 5xx status such as `500` or `503`, `400` or
+/// `422` (a validation error), `slow` (`ms=` delay), `malformed`, `endless-cursor` (flag
+/// `repeat`). Any kind also takes `path=/prefix`, `query=NAME=VALUE` (only requests with that
+/// query parameter), `skip=N` (let N matching requests through first) and `times=N` (default:
 /// forever). Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `slow:ms=3000`,
-/// `malformed,path=/sources`, `endless-cursor:repeat`.
+/// `malformed,path=/sources`, `endless-cursor:repeat`,
+/// `422,path=/functions,query=resourceType=INSERT_SOURCE`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Address to listen on (port 0 picks a free port).
