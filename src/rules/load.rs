@@ -882,7 +882,9 @@ fn required_hint(field: &str) -> &'static str {
     match field {
         "id" => " (a unique name such as `workspace-owner-granted`)",
         "severity" => " (info, low, medium, high or critical)",
-        "resource" => " (workspace, role, user, group, invite, source or label)",
+        "resource" => {
+            " (workspace, role, user, group, invite, source, label, destination, warehouse, function or tracking_plan)"
+        }
         "kind" => " (change or compliance)",
         "when" => " (a CEL condition)",
         _ => "",
