@@ -289,6 +289,8 @@ pub struct PlanInput<'a> {
     pub inventory: Value,
     /// Audit events this snapshot stores for the first time: audit-event rules see each once.
     pub audit_events: &'a [AuditEvent],
+    /// The snapshot's relationships, for the `related` variable (`None` when no rule reads it).
+    pub relations: Option<&'a crate::relations::Relations<'a>>,
 }
 
 /// The enabled compliance rules that must see every resource of their kind this time: new or
@@ -310,7 +312,10 @@ pub fn plan<E>(
     input: &PlanInput<'_>,
     mut load_version: impl FnMut(i64) -> Result<Value, E>,
 ) -> Result<AlertPlan, E> {
-    let evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
+    let mut evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
+    if let Some(relations) = input.relations {
+        evaluator = evaluator.with_relations(relations);
+    }
     let mut out = AlertPlan::default();
     let enabled: HashMap<&str, &Rule> = input
         .rules

@@ -32,6 +32,18 @@ pub struct BenchArgs {
     /// Sources in the simulated workspace.
     #[arg(long, default_value_t = 10_000)]
     sources: usize,
+    /// Destinations in the simulated workspace.
+    #[arg(long, default_value_t = 1_000)]
+    destinations: usize,
+    /// Warehouses in the simulated workspace (one request each for its connected sources).
+    #[arg(long, default_value_t = 20)]
+    warehouses: usize,
+    /// Functions in the simulated workspace (one request each for its code).
+    #[arg(long, default_value_t = 40)]
+    functions: usize,
+    /// Tracking plans in the simulated workspace (one request each for its sources).
+    #[arg(long, default_value_t = 40)]
+    tracking_plans: usize,
     /// Percentage of users, groups and sources changed before the churn poll.
     #[arg(long, default_value_t = 1.0)]
     churn_percent: f64,
@@ -77,6 +89,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             &args.sources.to_string(),
             "--seed",
             &args.seed.to_string(),
+        ])
+        .args([
+            "--destinations",
+            &args.destinations.to_string(),
+            "--warehouses",
+            &args.warehouses.to_string(),
+            "--functions",
+            &args.functions.to_string(),
+            "--tracking-plans",
+            &args.tracking_plans.to_string(),
         ])
         .env("SEGWATCH_SIMULATOR_TOKEN", &token)
         .env("RUST_LOG", "warn")
@@ -202,7 +224,8 @@ fn report(
         .map(|(t, (b, a))| format!("{t} +{}", a - b))
         .collect();
     format!(
-        "segwatch bench — {} users, {} groups, {} sources ({} resources), concurrency {}\n\
+        "segwatch bench — {} users, {} groups, {} sources, {} destinations, {} warehouses, \
+         {} functions, {} tracking plans ({} resources), concurrency {}\n\
          machine: {}; {}\n\n\
          | measure | result |\n|---|---|\n\
          | full cycle (first poll: fetch + store) | {:.2} s ({} requests; fetch {:.2} s, store {:.2} s) |\n\
@@ -213,6 +236,10 @@ fn report(
         args.users,
         args.groups,
         args.sources,
+        args.destinations,
+        args.warehouses,
+        args.functions,
+        args.tracking_plans,
         first.resource_count(),
         args.concurrency,
         machine(),

@@ -444,7 +444,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             Arc::new(set)
         };
         let client = SegmentClient::new(target.client)?;
-        let mut poller = Poller::new(client, SecretPolicy::default(), target.name)
+        let mut poller = Poller::new(client, settings.collect.secret_policy(), target.name)
+            .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone());
         if let Some(lookback) = audit_lookback {
@@ -817,7 +818,13 @@ fn rules_test(
             .zip(&parsed)
             .map(|(r, v)| (r.kind, v.clone())),
     );
-    let evaluator = Evaluator::new(&rules, chrono::Utc::now(), inventory);
+    let relations = crate::relations::Relations::from_parts(
+        resources
+            .iter()
+            .map(|r| (r.kind, r.id.as_str(), r.body.as_str())),
+    );
+    let evaluator =
+        Evaluator::new(&rules, chrono::Utc::now(), inventory).with_relations(&relations);
     let mut results = Vec::new();
     let mut record = |kind: &str,
                       verdicts: Vec<crate::rules::Verdict<'_>>,

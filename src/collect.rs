@@ -54,9 +54,77 @@ pub enum CollectError {
 
 type Result<T> = std::result::Result<T, CollectError>;
 
+/// The function types listed, one `GET /functions?resourceType=…` listing each. API versions
+/// before the insert functions answer 400 or 422 for the last three; those are skipped.
+pub const FUNCTION_TYPES: [&str; 5] = [
+    "DESTINATION",
+    "SOURCE",
+    "INSERT_DESTINATION",
+    "INSERT_SOURCE",
+    "INSERT_TRANSFORMATION",
+];
+
+/// Which optional kinds a collection reads (`[collect]` in the configuration). The workspace,
+/// roles, users, groups, invites, sources and labels are always read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectOptions {
+    /// Destinations.
+    pub destinations: bool,
+    /// Warehouses, with their connected sources.
+    pub warehouses: bool,
+    /// Functions of every type.
+    pub functions: bool,
+    /// Tracking plans, with their connected sources.
+    pub tracking_plans: bool,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            destinations: true,
+            warehouses: true,
+            functions: true,
+            tracking_plans: true,
+        }
+    }
+}
+
+impl CollectOptions {
+    /// Whether a collection with these options reads `kind`.
+    pub fn collects(&self, kind: ResourceKind) -> bool {
+        match kind {
+            ResourceKind::Destination => self.destinations,
+            ResourceKind::Warehouse => self.warehouses,
+            ResourceKind::Function => self.functions,
+            ResourceKind::TrackingPlan => self.tracking_plans,
+            ResourceKind::Workspace
+            | ResourceKind::Role
+            | ResourceKind::User
+            | ResourceKind::Group
+            | ResourceKind::Invite
+            | ResourceKind::Source
+            | ResourceKind::Label => true,
+            // Read by the audit-trail stage, never collected as a resource.
+            ResourceKind::AuditEvent => false,
+        }
+    }
+}
+
+/// Runs `read` only when `enabled`; a kind turned off is not requested at all.
+async fn optional<F>(enabled: bool, read: F) -> Result<Vec<Resource>>
+where
+    F: std::future::Future<Output = Result<Vec<Resource>>>,
+{
+    if enabled { read.await } else { Ok(Vec::new()) }
+}
+
 /// Reads the whole workspace. Kinds are fetched concurrently; the client bounds the number of
 /// requests in flight.
-pub async fn collect(client: &SegmentClient, policy: &SecretPolicy) -> Result<Collection> {
+pub async fn collect(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    options: &CollectOptions,
+) -> Result<Collection> {
     let (workspace, roles, users, groups, invites, sources, labels) = tokio::try_join!(
         workspace(client, policy),
         list(client, policy, ResourceKind::Role, "/roles", "roles"),
@@ -66,9 +134,53 @@ pub async fn collect(client: &SegmentClient, policy: &SecretPolicy) -> Result<Co
         list(client, policy, ResourceKind::Source, "/sources", "sources"),
         labels(client, policy),
     )?;
+    let (destinations, warehouses, functions, tracking_plans) = tokio::try_join!(
+        optional(
+            options.destinations,
+            list(
+                client,
+                policy,
+                ResourceKind::Destination,
+                "/destinations",
+                "destinations"
+            )
+        ),
+        optional(
+            options.warehouses,
+            with_connected_sources(
+                client,
+                policy,
+                ResourceKind::Warehouse,
+                ("/warehouses", "warehouses"),
+                ("connected-sources", "connectedSourceIds"),
+            )
+        ),
+        optional(options.functions, functions(client, policy)),
+        optional(
+            options.tracking_plans,
+            with_connected_sources(
+                client,
+                policy,
+                ResourceKind::TrackingPlan,
+                ("/tracking-plans", "trackingPlans"),
+                ("sources", "sourceIds"),
+            )
+        ),
+    )?;
     let workspace_id = workspace.id.clone();
     let mut resources = vec![workspace];
-    for mut part in [roles, users, groups, invites, sources, labels] {
+    for mut part in [
+        roles,
+        users,
+        groups,
+        invites,
+        sources,
+        labels,
+        destinations,
+        warehouses,
+        functions,
+        tracking_plans,
+    ] {
         resources.append(&mut part);
     }
     resources.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -192,6 +304,160 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Res
     Ok(dedupe(kind, out))
 }
 
+/// Every item of a paginated listing, as the API sent it.
+async fn raw_list(
+    client: &SegmentClient,
+    kind: ResourceKind,
+    path: &str,
+    key: &str,
+) -> Result<Vec<Value>> {
+    client
+        .list_all(path, key)
+        .await
+        .map_err(|cause| CollectError::Api { kind, cause })
+}
+
+/// Items of `list` (path, items key) with the ids of the sources connected to each, read from
+/// `{list path}/{id}/{sub path}` and stored sorted in the item's body under `field`: a warehouse's
+/// `connectedSourceIds`, a tracking plan's `sourceIds`. One request per item, not per source.
+/// An item deleted between the two reads (404) is left out, as the next poll would find.
+async fn with_connected_sources(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    kind: ResourceKind,
+    (path, key): (&str, &str),
+    (sub_path, field): (&'static str, &'static str),
+) -> Result<Vec<Resource>> {
+    let raw = raw_list(client, kind, path, key).await?;
+    let mut tasks = JoinSet::new();
+    for (index, item) in raw.iter().enumerate() {
+        let id = required_id(kind, path, index, item)?;
+        let client = client.clone();
+        let sub = format!("{path}/{}/{sub_path}", encode_segment(id));
+        tasks.spawn(async move {
+            match client.list_all(&sub, "sources").await {
+                Ok(sources) => Ok((index, Some(sources))),
+                Err(e) if e.status() == Some(404) => {
+                    tracing::debug!(%kind, path = %sub, "gone since it was listed; left out");
+                    Ok((index, None))
+                }
+                Err(e) => Err(e),
+            }
+        });
+    }
+    let mut connected = HashMap::with_capacity(raw.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (index, sources) = joined
+            .expect("collection tasks do not panic")
+            .map_err(|cause| CollectError::Api { kind, cause })?;
+        connected.insert(index, sources);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (index, mut item) in raw.into_iter().enumerate() {
+        let Some(sources) = connected.remove(&index).flatten() else {
+            continue;
+        };
+        // Connections are a set: sorted ids, so the API's order is not a change.
+        let mut ids: Vec<String> = sources
+            .iter()
+            .filter_map(|s| string_field(s, "id"))
+            .map(str::to_string)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if let Value::Object(map) = &mut item {
+            map.insert(
+                field.into(),
+                Value::Array(ids.into_iter().map(Value::String).collect()),
+            );
+        }
+        out.push(to_resource(kind, path, index, item, policy)?);
+    }
+    Ok(dedupe(kind, out))
+}
+
+/// Functions of every type in [`FUNCTION_TYPES`]. List items lack the code and settings, so each
+/// function is read again with `GET /functions/{id}`; the full object's fields win over the
+/// list item's, and fields only the list item has are kept. A type the API rejects (400 or 422,
+/// as versions before insert functions do) is skipped; a function deleted between the two
+/// reads (404) is left out.
+async fn functions(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Resource>> {
+    let kind = ResourceKind::Function;
+    let path = "/functions";
+    let mut listed = Vec::new();
+    for resource_type in FUNCTION_TYPES {
+        let query = vec![("resourceType".to_string(), resource_type.to_string())];
+        let mut pages = client.pages_with_query(path, query, "functions");
+        let mut first = true;
+        loop {
+            match pages.next_page().await {
+                Ok(Some(page)) => listed.extend(page),
+                Ok(None) => break,
+                Err(e) if first && matches!(e.status(), Some(400 | 422)) => {
+                    tracing::debug!(
+                        resource_type,
+                        error = %e,
+                        "the API does not list this function type; skipped"
+                    );
+                    break;
+                }
+                Err(cause) => return Err(CollectError::Api { kind, cause }),
+            }
+            first = false;
+        }
+    }
+    let mut tasks = JoinSet::new();
+    for (index, item) in listed.iter().enumerate() {
+        let id = required_id(kind, path, index, item)?;
+        let client = client.clone();
+        let one = format!("{path}/{}", encode_segment(id));
+        tasks.spawn(async move {
+            match client.get_object(&one, "function").await {
+                Ok(full) => Ok((index, Some(full))),
+                Err(e) if e.status() == Some(404) => {
+                    tracing::debug!(path = %one, "function gone since it was listed; left out");
+                    Ok((index, None))
+                }
+                Err(e) => Err(e),
+            }
+        });
+    }
+    let mut full = HashMap::with_capacity(listed.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (index, value) = joined
+            .expect("collection tasks do not panic")
+            .map_err(|cause| CollectError::Api { kind, cause })?;
+        full.insert(index, value);
+    }
+    let mut out = Vec::with_capacity(listed.len());
+    for (index, mut item) in listed.into_iter().enumerate() {
+        let Some(detail) = full.remove(&index).flatten() else {
+            continue;
+        };
+        match (&mut item, detail) {
+            (Value::Object(map), Value::Object(detail)) => map.extend(detail),
+            (_, detail) => item = detail,
+        }
+        out.push(to_resource(kind, path, index, item, policy)?);
+    }
+    Ok(dedupe(kind, out))
+}
+
+fn required_id<'v>(
+    kind: ResourceKind,
+    path: &str,
+    index: usize,
+    item: &'v Value,
+) -> Result<&'v str> {
+    string_field(item, "id").ok_or_else(|| CollectError::MissingField {
+        kind,
+        path: path.into(),
+        field: "id",
+        index,
+        item: shorten(item),
+    })
+}
+
 /// Turns one API item into a resource: identity and display name by kind, then redaction.
 fn to_resource(
     kind: ResourceKind,
@@ -228,11 +494,24 @@ fn to_resource(
             let id = string_field(&item, "id")
                 .ok_or_else(|| missing("id", &item))?
                 .to_string();
+            let nested = |outer: &str, field: &str| {
+                item.get(outer)
+                    .and_then(|o| string_field(o, field))
+                    .filter(|n| !n.is_empty())
+            };
             let name = match kind {
                 ResourceKind::User => string_field(&item, "email"),
+                ResourceKind::Function => {
+                    string_field(&item, "displayName").filter(|n| !n.is_empty())
+                }
+                // Warehouses have no name of their own; the settings usually carry one.
+                ResourceKind::Warehouse => {
+                    nested("settings", "name").or_else(|| nested("metadata", "name"))
+                }
                 _ => string_field(&item, "name")
                     .filter(|n| !n.is_empty())
-                    .or_else(|| string_field(&item, "slug")),
+                    .or_else(|| string_field(&item, "slug"))
+                    .or_else(|| nested("metadata", "name")),
             }
             .unwrap_or(&id)
             .to_string();

@@ -57,7 +57,7 @@ pub struct Settings {
     pub sinks: Vec<SinkSettings>,
     /// How long failed polls and quiet snapshots are kept.
     pub retention: RetentionSettings,
-    /// What each poll reads besides the resources.
+    /// What each poll reads: optional resource kinds and the audit trail.
     pub collect: CollectSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
@@ -235,10 +235,22 @@ impl RetentionSettings {
     }
 }
 
-/// `[collect]`: what each poll reads besides the resources.
+/// `[collect]`: what each poll reads. The workspace, roles, users, groups, invites, sources and
+/// labels always are; destinations, warehouses, functions and tracking plans can each be turned
+/// off (they are then neither requested nor stored), and so can the audit trail.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollectSettings {
+    /// Collect destinations (`GET /destinations`).
+    pub destinations: bool,
+    /// Collect warehouses and their connected sources.
+    pub warehouses: bool,
+    /// Collect functions of every type, each with `GET /functions/{id}`.
+    pub functions: bool,
+    /// Collect tracking plans and their connected sources.
+    pub tracking_plans: bool,
+    /// Store function code in clear instead of a fingerprint.
+    pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
     /// made each change.
     pub audit_events: bool,
@@ -247,6 +259,21 @@ pub struct CollectSettings {
 }
 
 impl CollectSettings {
+    /// What the collector reads.
+    pub fn options(&self) -> crate::collect::CollectOptions {
+        crate::collect::CollectOptions {
+            destinations: self.destinations,
+            warehouses: self.warehouses,
+            functions: self.functions,
+            tracking_plans: self.tracking_plans,
+        }
+    }
+
+    /// How collected resources are redacted (function code kept only when asked).
+    pub fn secret_policy(&self) -> crate::redact::SecretPolicy {
+        crate::redact::SecretPolicy::keeping_function_code(self.function_code)
+    }
+
     /// The first read's lookback when the audit trail is read, checked.
     pub fn audit_lookback(&self) -> Result<Option<Duration>, ConfigError> {
         if !self.audit_events {
@@ -364,6 +391,11 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("retention.quiet_snapshots_days", DefaultValue::Int(0)),
     ("collect.audit_events", DefaultValue::Bool(true)),
     ("collect.audit_lookback_hours", DefaultValue::Int(24)),
+    ("collect.destinations", DefaultValue::Bool(true)),
+    ("collect.warehouses", DefaultValue::Bool(true)),
+    ("collect.functions", DefaultValue::Bool(true)),
+    ("collect.tracking_plans", DefaultValue::Bool(true)),
+    ("collect.function_code", DefaultValue::Bool(false)),
 ];
 
 enum DefaultValue {

@@ -527,6 +527,9 @@ pub struct SnapshotDelta<'a> {
     pub modified: Vec<(&'a Resource, i64)>,
     /// Current versions whose resource is gone.
     pub removed: Vec<i64>,
+    /// Current versions of kinds this poll did not collect (turned off in the configuration):
+    /// closed without a change, since nothing is known about them any more.
+    pub untracked: Vec<i64>,
     /// The field-level changes, sorted by kind and id (empty for a baseline).
     pub changes: Vec<PlannedChange<'a>>,
 }

@@ -19,6 +19,7 @@ pub mod health;
 pub mod model;
 pub mod poll;
 pub mod redact;
+pub mod relations;
 pub mod report;
 pub mod rules;
 pub mod schedule;

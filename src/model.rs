@@ -32,6 +32,19 @@ pub enum ResourceKind {
     Source,
     /// A label defined in the workspace (`GET /labels`), identified by `key:value`.
     Label,
+    /// A destination fed by one source; secret-looking settings are fingerprinted
+    /// (`GET /destinations`).
+    Destination,
+    /// A warehouse with the ids of its connected sources (`connectedSourceIds`); credentials in
+    /// its settings are fingerprinted (`GET /warehouses`).
+    Warehouse,
+    /// A source, destination or insert function (`GET /functions`, `GET /functions/{id}`); its
+    /// code is fingerprinted unless configured otherwise.
+    Function,
+    /// A tracking plan with the ids of its connected sources (`sourceIds`)
+    /// (`GET /tracking-plans`).
+    #[serde(rename = "tracking_plan")]
+    TrackingPlan,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -39,7 +52,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 7] = [
+    pub const ALL: [ResourceKind; 11] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -47,7 +60,21 @@ impl ResourceKind {
         ResourceKind::Invite,
         ResourceKind::Source,
         ResourceKind::Label,
+        ResourceKind::Destination,
+        ResourceKind::Warehouse,
+        ResourceKind::Function,
+        ResourceKind::TrackingPlan,
     ];
+
+    /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
+    /// (rules can be about audit events too).
+    pub const COUNT: usize = Self::ALL.len() + 1;
+
+    /// Position of this kind in a per-kind table: its position in [`ResourceKind::ALL`], and
+    /// the last slot for [`ResourceKind::AuditEvent`] (declared last for this reason).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The stable lowercase name used in the database, in rules and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -59,6 +86,10 @@ impl ResourceKind {
             ResourceKind::Invite => "invite",
             ResourceKind::Source => "source",
             ResourceKind::Label => "label",
+            ResourceKind::Destination => "destination",
+            ResourceKind::Warehouse => "warehouse",
+            ResourceKind::Function => "function",
+            ResourceKind::TrackingPlan => "tracking_plan",
             ResourceKind::AuditEvent => "audit_event",
         }
     }
@@ -73,7 +104,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan"
 )]
 pub struct UnknownKind(pub String);
 
@@ -96,7 +127,8 @@ pub struct Resource {
     pub kind: ResourceKind,
     /// Segment's id (for invites the email, for labels `key:value`).
     pub id: String,
-    /// A human name: email for users and invites, name for the rest.
+    /// A human name: email for users and invites, the display name for functions, the settings'
+    /// or catalog name for warehouses, name (else slug, else id) for the rest.
     pub name: String,
     /// Canonical compact JSON of the redacted object.
     pub body: String,
@@ -163,5 +195,25 @@ impl Attribution {
             (Some(who), None) => format!("by {who}"),
             (None, _) => "actor unknown".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_index_their_position() {
+        for (i, kind) in ResourceKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(kind.as_str().parse::<ResourceKind>().unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(ResourceKind::AuditEvent.index(), ResourceKind::COUNT - 1);
+        assert_eq!(
+            "audit_event".parse::<ResourceKind>().unwrap(),
+            ResourceKind::AuditEvent
+        );
     }
 }

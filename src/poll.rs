@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::alerts::{
     self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
 };
-use crate::collect::{CollectError, collect};
+use crate::collect::{CollectError, CollectOptions, collect};
 use crate::diff::{self, ResourceChange};
 use crate::model::ResourceKind;
 use crate::redact::SecretPolicy;
@@ -101,6 +101,7 @@ impl PollOutcome {
 pub struct Poller {
     client: SegmentClient,
     policy: SecretPolicy,
+    options: CollectOptions,
     workspace: String,
     rules: Option<Arc<RuleSet>>,
     alert_on_baseline: bool,
@@ -114,6 +115,7 @@ impl Poller {
         Poller {
             client,
             policy,
+            options: CollectOptions::default(),
             workspace: workspace.into(),
             rules: None,
             alert_on_baseline: false,
@@ -128,6 +130,14 @@ impl Poller {
     pub fn with_audit_trail(mut self, lookback: Duration) -> Self {
         self.audit_lookback =
             Some(chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::days(365)));
+        self
+    }
+
+    /// Collects only the kinds `options` selects (default: every kind). Current versions of a
+    /// kind turned off are closed at the next poll without a change: segwatch stops vouching
+    /// for them, and a kind turned on again starts with its resources added.
+    pub fn with_collect(mut self, options: CollectOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -182,7 +192,7 @@ impl Poller {
         tracing::info!("poll started");
 
         let requests = || self.client.stats().requests - requests_before;
-        let collection = match collect(&self.client, &self.policy).await {
+        let collection = match collect(&self.client, &self.policy, &self.options).await {
             Ok(c) => c,
             Err(cause) => {
                 let message = cause.to_string();
@@ -220,10 +230,18 @@ impl Poller {
         let fetched = started.elapsed();
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
-            let current = store.current_versions(workspace_id)?;
+            let mut current = store.current_versions(workspace_id)?;
+            let mut untracked: Vec<i64> = current
+                .iter()
+                .filter(|((kind, _), _)| !self.options.collects(*kind))
+                .map(|(_, v)| v.version_id)
+                .collect();
+            untracked.sort_unstable();
+            current.retain(|(kind, _), _| self.options.collects(*kind));
             let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
                 store.version_value(id)
             })?;
+            delta.untracked = untracked;
             let attribution_started = Instant::now();
             let trail = match trail_window {
                 Some((start, end, events)) => {
@@ -531,7 +549,20 @@ impl Poller {
         } else {
             serde_json::json!({})
         };
+        // Relationships are indexed only when a rule that reads them will run: a compliance rule
+        // (reading `related` makes it run on every poll), or a change rule with a change of its
+        // kind to look at.
+        let baseline_changes = base.is_none() && self.alert_on_baseline;
+        let needs_relations = rules.rules().iter().any(|r| {
+            r.enabled
+                && r.reads("related")
+                && (!r.is_change()
+                    || baseline_changes
+                    || delta.changes.iter().any(|c| c.change.kind == r.resource))
+        });
+        let relations = needs_relations.then(|| crate::relations::Relations::build(resources));
         let input = PlanInput {
+            relations: relations.as_ref(),
             rules,
             now,
             resources,

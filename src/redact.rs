@@ -49,10 +49,39 @@ pub enum SecretRule {
         /// Path from the resource root to the free-form object.
         path: &'static [Step],
     },
+    /// The path leads to entries (objects) that describe themselves as sensitive
+    /// (`"sensitive": true` or `"secret": true`, as function settings do): every value of such
+    /// an entry except its description fields ([`ENTRY_DESCRIPTION_FIELDS`]) is a secret.
+    SensitiveEntries {
+        /// Kind the rule applies to.
+        kind: ResourceKind,
+        /// Path from the resource root to the entries (usually ending in [`Step::Each`]).
+        path: &'static [Step],
+    },
 }
 
-/// The rules segwatch applies: write keys, secret-looking keys in source settings (cloud
-/// sources keep credentials there) and in audit events.
+/// The fields of a sensitive entry that describe it rather than hold its value.
+pub const ENTRY_DESCRIPTION_FIELDS: &[&str] = &[
+    "name",
+    "label",
+    "description",
+    "type",
+    "required",
+    "sensitive",
+    "secret",
+];
+
+/// Where a function's source code lives; fingerprinted unless the configuration keeps it
+/// (`[collect] function_code = true`).
+pub const FUNCTION_CODE: SecretRule = SecretRule::Path {
+    kind: ResourceKind::Function,
+    path: &[Step::Key("code")],
+};
+
+/// The rules segwatch applies: write keys; secret-looking keys in the settings of sources
+/// (cloud sources keep credentials there), destinations (API keys) and warehouses (passwords,
+/// private keys); function code ([`FUNCTION_CODE`]); function settings marked sensitive; and
+/// secret-looking keys in audit events.
 pub const DEFAULT_RULES: &[SecretRule] = &[
     SecretRule::Path {
         kind: ResourceKind::Source,
@@ -60,6 +89,23 @@ pub const DEFAULT_RULES: &[SecretRule] = &[
     },
     SecretRule::SecretKeysUnder {
         kind: ResourceKind::Source,
+        path: &[Step::Key("settings")],
+    },
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::Destination,
+        path: &[Step::Key("settings")],
+    },
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::Warehouse,
+        path: &[Step::Key("settings")],
+    },
+    FUNCTION_CODE,
+    SecretRule::SensitiveEntries {
+        kind: ResourceKind::Function,
+        path: &[Step::Key("settings"), Step::Each],
+    },
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::Function,
         path: &[Step::Key("settings")],
     },
     // Audit events name tokens by id only; a secret-looking field the API may add is kept
@@ -90,6 +136,16 @@ impl SecretPolicy {
         SecretPolicy { rules }
     }
 
+    /// The default policy, except that function code is stored in clear when `keep` is true
+    /// (`[collect] function_code`): teams that review code changes in segwatch opt in.
+    pub fn keeping_function_code(keep: bool) -> Self {
+        let mut policy = SecretPolicy::default();
+        if keep {
+            policy.rules.retain(|r| !is_function_code(r));
+        }
+        policy
+    }
+
     /// Replaces every secret in `value` (a resource of `kind`) by its fingerprint, in place.
     pub fn redact(&self, kind: ResourceKind, value: &mut Value) {
         for rule in &self.rules {
@@ -100,22 +156,59 @@ impl SecretPolicy {
                 SecretRule::SecretKeysUnder { kind: k, path } if k == kind => {
                     visit(value, path, &mut redact_secret_keys);
                 }
+                SecretRule::SensitiveEntries { kind: k, path } if k == kind => {
+                    visit(value, path, &mut redact_sensitive_entry);
+                }
                 _ => {}
             }
         }
     }
 }
 
-/// Whether an object key names a secret: keys, tokens, secrets, passwords, credentials and
-/// private keys, in any case and with any separator (`apiKey`, `api_key`, `clientSecret`).
+/// Whether an object key names a secret: keys, tokens, secrets, passwords, passphrases,
+/// credentials, private keys and authorization headers, in any case and with any separator
+/// (`apiKey`, `api_key`, `clientSecret`, `Authorization`).
 pub fn looks_secret(key: &str) -> bool {
     let k: String = key
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect::<String>()
         .to_ascii_lowercase();
-    const WORDS: &[&str] = &["key", "token", "secret", "password", "passwd", "credential"];
+    const WORDS: &[&str] = &[
+        "key",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "credential",
+        "authorization",
+    ];
     WORDS.iter().any(|w| k.contains(w))
+}
+
+fn is_function_code(rule: &SecretRule) -> bool {
+    matches!(
+        rule,
+        SecretRule::Path {
+            kind: ResourceKind::Function,
+            path: [Step::Key("code")]
+        }
+    )
+}
+
+/// An entry that says it is sensitive keeps only the fields describing it in clear.
+fn redact_sensitive_entry(entry: &mut Value) {
+    let Value::Object(map) = entry else { return };
+    let flagged = |field: &str| map.get(field).and_then(Value::as_bool) == Some(true);
+    if !(flagged("sensitive") || flagged("secret")) {
+        return;
+    }
+    for (key, child) in map.iter_mut() {
+        if !ENTRY_DESCRIPTION_FIELDS.contains(&key.as_str()) {
+            fingerprint_value(child);
+        }
+    }
 }
 
 fn visit(value: &mut Value, path: &[Step], apply: &mut dyn FnMut(&mut Value)) {
@@ -155,6 +248,16 @@ fn is_fingerprint(s: &str) -> bool {
 fn redact_secret_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            // A `{key|name: "Authorization", value: "…"}` pair (headers, mappings) names its
+            // secret in a sibling field rather than in its own key.
+            let names_secret = ["key", "name"].iter().any(|field| {
+                map.get(*field)
+                    .and_then(Value::as_str)
+                    .is_some_and(looks_secret)
+            });
+            if names_secret && let Some(v) = map.get_mut("value") {
+                fingerprint_value(v);
+            }
             for (key, child) in map.iter_mut() {
                 if looks_secret(key) {
                     fingerprint_value(child);
@@ -212,6 +315,74 @@ mod tests {
                 .unwrap()
                 .starts_with("sha256:")
         );
+    }
+
+    #[test]
+    fn destination_and_warehouse_credentials_are_fingerprinted() {
+        let policy = SecretPolicy::default();
+        let mut d = json!({"id": "d1", "sourceId": "s1", "settings": {"apiKey": "AK-123",
+            "region": "eu", "mappings": [{"accessKey": "AC", "event": "Order"}],
+            "oauth": {"refreshToken": "RT", "clientId": "c"}}});
+        policy.redact(ResourceKind::Destination, &mut d);
+        assert_eq!(d["settings"]["apiKey"], json!(fingerprint("AK-123")));
+        assert_eq!(d["settings"]["region"], "eu");
+        assert_eq!(d["settings"]["mappings"][0]["event"], "Order");
+        assert_eq!(d["settings"]["oauth"]["clientId"], "c");
+        assert_eq!(d["sourceId"], "s1");
+        let text = d.to_string();
+        for clear in ["AK-123", "\"AC\"", "\"RT\""] {
+            assert!(!text.contains(clear), "{clear} leaked: {text}");
+        }
+        let mut w = json!({"settings": {"host": "db.acme.io", "port": 5439, "username": "sg",
+            "password": "hunter2", "privateKeyPassphrase": "pp", "PRIVATE_KEY": "-----BEGIN"}});
+        policy.redact(ResourceKind::Warehouse, &mut w);
+        assert_eq!(w["settings"]["host"], "db.acme.io");
+        assert_eq!(w["settings"]["username"], "sg");
+        assert_eq!(w["settings"]["password"], json!(fingerprint("hunter2")));
+        assert!(!w.to_string().contains("hunter2") && !w.to_string().contains("BEGIN"));
+    }
+
+    #[test]
+    fn header_pairs_naming_a_secret_are_fingerprinted() {
+        let mut d = json!({"settings": {"webhooks": [{"url": "https://h", "headers": [
+            {"key": "Authorization", "value": "Bearer abc"},
+            {"key": "X-Team", "value": "growth"}]}]}});
+        SecretPolicy::default().redact(ResourceKind::Destination, &mut d);
+        let headers = &d["settings"]["webhooks"][0]["headers"];
+        assert_eq!(headers[0]["value"], json!(fingerprint("Bearer abc")));
+        assert_eq!(headers[1]["value"], "growth");
+        assert_eq!(d["settings"]["webhooks"][0]["url"], "https://h");
+    }
+
+    #[test]
+    fn function_code_and_sensitive_settings() {
+        let body = json!({"id": "f1", "code": "async function onTrack() { secret() }",
+            "settings": [
+                {"name": "apiToken", "label": "API token", "type": "STRING", "required": true,
+                 "sensitive": true, "value": "tok-1"},
+                {"name": "endpoint", "label": "Endpoint", "type": "STRING", "required": false,
+                 "sensitive": false, "value": "https://e"}]});
+        let mut redacted = body.clone();
+        SecretPolicy::default().redact(ResourceKind::Function, &mut redacted);
+        assert_eq!(
+            redacted["code"],
+            json!(fingerprint("async function onTrack() { secret() }"))
+        );
+        assert_eq!(
+            redacted["settings"][0]["value"],
+            json!(fingerprint("tok-1"))
+        );
+        assert_eq!(redacted["settings"][0]["name"], "apiToken");
+        assert_eq!(redacted["settings"][0]["sensitive"], true);
+        assert_eq!(redacted["settings"][1]["value"], "https://e");
+        // Opting in keeps the code, never the sensitive settings.
+        let mut kept = body.clone();
+        SecretPolicy::keeping_function_code(true).redact(ResourceKind::Function, &mut kept);
+        assert_eq!(kept["code"], body["code"]);
+        assert_eq!(kept["settings"][0]["value"], json!(fingerprint("tok-1")));
+        let mut default = body;
+        SecretPolicy::keeping_function_code(false).redact(ResourceKind::Function, &mut default);
+        assert_eq!(default, redacted);
     }
 
     #[test]

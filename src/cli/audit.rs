@@ -30,7 +30,8 @@ pub(super) struct QueryArgs {
 /// Options of `segwatch history`.
 #[derive(Debug, Args)]
 pub(super) struct HistoryArgs {
-    /// Resource kind: workspace, role, user, group, invite, source or label.
+    /// Resource kind: workspace, role, user, group, invite, source, label, destination,
+    /// warehouse, function or tracking_plan.
     #[arg(value_parser = parse_kind)]
     kind: ResourceKind,
     /// The resource's Segment id, or any name it ever had (exact; users are named by email,

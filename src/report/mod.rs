@@ -673,7 +673,12 @@ fn evaluate<'r>(
     } else {
         serde_json::json!({})
     };
-    let evaluator = Evaluator::new(rules, now, inventory);
+    let relations = crate::relations::Relations::from_parts(
+        resources
+            .iter()
+            .map(|r| (r.kind, r.id.as_str(), r.body.as_str())),
+    );
+    let evaluator = Evaluator::new(rules, now, inventory).with_relations(&relations);
     for (resource, body) in resources.iter().zip(&bodies) {
         let subject = Subject {
             kind: resource.kind,

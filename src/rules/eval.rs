@@ -22,6 +22,7 @@ use super::expr;
 use super::{Rule, RuleKind, RuleSet};
 use crate::diff::{ChangeOp, FieldChange};
 use crate::model::{Attribution, ResourceKind};
+use crate::relations::Relations;
 
 /// How many characters of JSON an explanation value may take before it is shortened.
 const VALUE_LIMIT: usize = 200;
@@ -96,19 +97,15 @@ pub struct Evaluator<'r> {
     now: DateTime<Utc>,
     root: Context<'static, 'static>,
     /// Enabled compliance rules, by [`kind_index`].
-    compliance: [Vec<&'r Rule>; KIND_SLOTS],
+    compliance: [Vec<&'r Rule>; ResourceKind::COUNT],
     /// Enabled change rules, by [`kind_index`].
-    change: [Vec<&'r Rule>; KIND_SLOTS],
+    change: [Vec<&'r Rule>; ResourceKind::COUNT],
+    /// The snapshot's relationships, for the `related` variable (empty maps without them).
+    relations: Option<&'r Relations<'r>>,
 }
 
-/// One slot per collected kind, and one for audit events.
-const KIND_SLOTS: usize = ResourceKind::ALL.len() + 1;
-
 fn kind_index(kind: ResourceKind) -> usize {
-    ResourceKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(ResourceKind::ALL.len())
+    kind.index()
 }
 
 impl<'r> Evaluator<'r> {
@@ -117,8 +114,8 @@ impl<'r> Evaluator<'r> {
         let mut root = Context::with_env(expr::environment());
         root.add_variable_as_val("now", Box::new(CelTimestamp::from(now.fixed_offset())));
         root.add_variable_as_val("inventory", owned_val(&inventory));
-        let mut compliance: [Vec<&'r Rule>; KIND_SLOTS] = Default::default();
-        let mut change: [Vec<&'r Rule>; KIND_SLOTS] = Default::default();
+        let mut compliance: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
+        let mut change: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
         for rule in rules.rules().iter().filter(|r| r.enabled) {
             let by_kind = if rule.is_change() {
                 &mut change
@@ -133,7 +130,27 @@ impl<'r> Evaluator<'r> {
             root,
             compliance,
             change,
+            relations: None,
         }
+    }
+
+    /// Gives rules the `related` variable from the snapshot's `relations`; without them every
+    /// subject's `related` has its kind's keys with nothing in them.
+    pub fn with_relations(mut self, relations: &'r Relations<'r>) -> Self {
+        self.relations = Some(relations);
+        self
+    }
+
+    /// Binds `related` when one of `rules` reads it (building it parses related bodies).
+    fn bind_related(&self, scope: &mut Context<'_, '_>, subject: &Subject<'_>, rules: &[&Rule]) {
+        if !rules.iter().any(|r| r.reads("related")) {
+            return;
+        }
+        let value = match self.relations {
+            Some(relations) => relations.related(subject.kind, subject.id, subject.body),
+            None => Relations::default().related(subject.kind, subject.id, &Value::Null),
+        };
+        scope.add_variable_as_val("related", owned_val(&value));
     }
 
     /// Enabled compliance rules for `subject.kind` (only those whose id is in `only`, when given).
@@ -148,6 +165,7 @@ impl<'r> Evaluator<'r> {
         }
         let mut scope = self.scope_for(subject);
         bind_subject(&mut scope, subject);
+        self.bind_related(&mut scope, subject, &rules);
         rules
             .into_iter()
             .map(|rule| Verdict {
@@ -174,6 +192,7 @@ impl<'r> Evaluator<'r> {
         let change_value = change_value(change);
         let mut scope = self.scope_for(subject);
         bind_subject(&mut scope, subject);
+        self.bind_related(&mut scope, subject, &rules);
         scope.add_variable_as_val("before", change.before.map_or_else(null, borrowed_val));
         scope.add_variable_as_val("after", change.after.map_or_else(null, borrowed_val));
         scope.add_variable_as_val("change", borrowed_val(&change_value));

@@ -78,13 +78,22 @@ pub const CEL_MACROS: [&str; 8] = [
 ];
 
 /// Variables every rule can read.
-const COMMON_VARIABLES: [&str; 6] = ["resource", "id", "name", "now", "seen_since", "inventory"];
+const COMMON_VARIABLES: [&str; 7] = [
+    "resource",
+    "id",
+    "name",
+    "now",
+    "seen_since",
+    "inventory",
+    "related",
+];
 
 /// Variables only change rules can read.
 const CHANGE_VARIABLES: [&str; 3] = ["before", "after", "change"];
 
-/// Variables whose value changes without the resource changing.
-const TIME_VARIABLES: [&str; 3] = ["now", "seen_since", "inventory"];
+/// Variables whose value changes without the resource changing (`related` follows the other
+/// resources of the snapshot).
+const TIME_VARIABLES: [&str; 4] = ["now", "seen_since", "inventory", "related"];
 
 /// Type names an expression may use as values (`type(x) == string`).
 const TYPE_NAMES: [&str; 10] = [

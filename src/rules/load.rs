@@ -901,7 +901,9 @@ fn required_hint(field: &str) -> &'static str {
     match field {
         "id" => " (a unique name such as `workspace-owner-granted`)",
         "severity" => " (info, low, medium, high or critical)",
-        "resource" => " (workspace, role, user, group, invite, source, label or audit_event)",
+        "resource" => {
+            " (workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan or audit_event)"
+        }
         "kind" => " (change or compliance)",
         "when" => " (a CEL condition)",
         _ => "",

@@ -12,6 +12,14 @@ pub(super) const FILES: &[(&str, &str)] = &[
         "rules/audit_trail.yaml",
         include_str!("../../rules/audit_trail.yaml"),
     ),
+    (
+        "rules/destinations.yaml",
+        include_str!("../../rules/destinations.yaml"),
+    ),
+    (
+        "rules/functions.yaml",
+        include_str!("../../rules/functions.yaml"),
+    ),
     ("rules/groups.yaml", include_str!("../../rules/groups.yaml")),
     (
         "rules/invites.yaml",
@@ -20,6 +28,14 @@ pub(super) const FILES: &[(&str, &str)] = &[
     (
         "rules/sources.yaml",
         include_str!("../../rules/sources.yaml"),
+    ),
+    (
+        "rules/tracking-plans.yaml",
+        include_str!("../../rules/tracking-plans.yaml"),
+    ),
+    (
+        "rules/warehouses.yaml",
+        include_str!("../../rules/warehouses.yaml"),
     ),
     (
         "rules/workspace.yaml",

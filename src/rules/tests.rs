@@ -392,7 +392,8 @@ fn inventory_lists_role_holders_and_counts() {
     );
     assert_eq!(
         inv["counts"],
-        json!({"workspace": 0, "role": 3, "user": 2, "group": 0, "invite": 0, "source": 1, "label": 0})
+        json!({"workspace": 0, "role": 3, "user": 2, "group": 0, "invite": 0, "source": 1, "label": 0,
+               "destination": 0, "warehouse": 0, "function": 0, "tracking_plan": 0})
     );
 
     // A rule reading it.
@@ -620,7 +621,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 7,
             rule: owner,
             field: Some("resource"),
-            message: "unknown resource kind `users`; expected one of: workspace, role, user, group, invite, source, label (did you mean `user`?)",
+            message: "unknown resource kind `users`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan (did you mean `user`?)",
         },
         Bad {
             name: "bad severity",
@@ -689,7 +690,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, before, after, change\n    | has_role(usr,",
+            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, related, before, after, change\n    | has_role(usr,",
         },
         Bad {
             name: "change variables in a compliance rule",
@@ -873,7 +874,7 @@ fn cel_errors_show_the_position_and_a_caret() {
     assert_eq!(
         errors[0].message,
         "unknown variable `bogus` (at 2:35); the variables are resource, id, name, now, \
-         seen_since, inventory, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
+         seen_since, inventory, related, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
     );
     let errors = load_errors(&change_rule("after.has_role(\"A\")", ""));
     assert!(
@@ -1749,4 +1750,58 @@ fn audit_event_rules_are_change_rules_on_added_events() {
     // Rules on users never see events, and the other way round.
     let on_users = evaluator.check_change(&subject(ResourceKind::User, "u1", "a", &event), &facts);
     assert!(on_users.is_empty());
+}
+
+#[test]
+fn related_resources_are_a_variable() {
+    use crate::model::Resource;
+    use crate::relations::Relations;
+    let resources = vec![
+        Resource::new(
+            ResourceKind::Source,
+            "s1".into(),
+            "web".into(),
+            json!({"id": "s1", "labels": [{"key": "environment", "value": "prod"}]}),
+        ),
+        Resource::new(
+            ResourceKind::Destination,
+            "d1".into(),
+            "Amplitude".into(),
+            json!({"id": "d1", "sourceId": "s1"}),
+        ),
+    ];
+    let relations = Relations::build(&resources);
+    let rules = load(&compliance_rule(
+        "destination",
+        r#"related.source != null && label(related.source, "environment") == "prod""#,
+    ));
+    assert!(rules.rules()[0].reads("related"));
+    assert!(
+        rules.rules()[0].is_time_dependent(),
+        "related follows other resources, so it is re-evaluated every poll"
+    );
+    let body = json!({"id": "d1", "sourceId": "s1"});
+    let destination = subject(ResourceKind::Destination, "d1", "Amplitude", &body);
+    let with = Evaluator::new(&rules, now(), inventory([])).with_relations(&relations);
+    assert!(matches!(
+        with.check_resource(&destination, None)[0].outcome,
+        Outcome::Fire { .. }
+    ));
+    // Without relationships, `related` has its keys and nothing in them.
+    let without = Evaluator::new(&rules, now(), inventory([]));
+    assert_eq!(
+        without.check_resource(&destination, None)[0].outcome,
+        Outcome::Pass
+    );
+    let source_rules = load(&compliance_rule(
+        "source",
+        "size(related.destinations) == 1",
+    ));
+    let source_body = json!({"id": "s1"});
+    let source = subject(ResourceKind::Source, "s1", "web", &source_body);
+    let evaluator = Evaluator::new(&source_rules, now(), inventory([])).with_relations(&relations);
+    assert!(matches!(
+        evaluator.check_resource(&source, None)[0].outcome,
+        Outcome::Fire { .. }
+    ));
 }

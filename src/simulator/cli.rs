@@ -11,11 +11,13 @@ use super::{Fault, RateLimit, SimConfig};
 /// Run a simulated Segment workspace (Public API) for demos, tests and benchmarks.
 ///
 /// Fault specs (`--fault`, repeatable, checked in order): `KIND[:PARAM][,PARAM...]`.
-/// Kinds: `429` (param `ms=` for msBeforeNext), a 5xx status such as `500` or `503`, `slow`
-/// (`ms=` delay), `malformed`, `endless-cursor` (flag `repeat`). Any kind also takes
-/// `path=/prefix`, `skip=N` (let N matching requests through first) and `times=N` (default:
+/// Kinds: `429` (param `ms=` for msBeforeNext), a 5xx status such as `500` or `503`, `400` or
+/// `422` (a validation error), `slow` (`ms=` delay), `malformed`, `endless-cursor` (flag
+/// `repeat`). Any kind also takes `path=/prefix`, `query=NAME=VALUE` (only requests with that
+/// query parameter), `skip=N` (let N matching requests through first) and `times=N` (default:
 /// forever). Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `slow:ms=3000`,
-/// `malformed,path=/sources`, `endless-cursor:repeat`.
+/// `malformed,path=/sources`, `endless-cursor:repeat`,
+/// `422,path=/functions,query=resourceType=INSERT_SOURCE`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -45,6 +47,18 @@ pub struct SimulateArgs {
     /// Number of pending workspace invites.
     #[arg(long, default_value_t = 3)]
     pub invites: usize,
+    /// Number of destinations.
+    #[arg(long, default_value_t = 8)]
+    pub destinations: usize,
+    /// Number of warehouses.
+    #[arg(long, default_value_t = 2)]
+    pub warehouses: usize,
+    /// Number of functions.
+    #[arg(long, default_value_t = 5)]
+    pub functions: usize,
+    /// Number of tracking plans.
+    #[arg(long, default_value_t = 3)]
+    pub tracking_plans: usize,
     /// API requests allowed per minute (0 = unlimited).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit: u32,
@@ -66,6 +80,10 @@ impl SimulateArgs {
             groups: self.groups,
             sources: self.sources,
             invites: self.invites,
+            destinations: self.destinations,
+            warehouses: self.warehouses,
+            functions: self.functions,
+            tracking_plans: self.tracking_plans,
             rate_limit: (self.rate_limit > 0).then(|| RateLimit::per_minute(self.rate_limit)),
             faults: self.faults.clone(),
         }

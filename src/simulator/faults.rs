@@ -14,10 +14,13 @@
 //! | slow answer | `slow` | `ms=N`: delay before answering normally (default 1000) |
 //! | malformed JSON | `malformed`, `malformed-json` | – |
 //! | endless cursor | `endless-cursor`, `endless` | `repeat` or `repeat=true/false` (default false) |
+//! | validation error | `400`, `422` | – (a `ValidationFailure` errors envelope) |
 //!
 //! Every kind also takes `path=/prefix` (only requests whose path is the prefix or below it,
-//! segment-wise: `/users` matches `/users` and `/users/abc`, not `/usersx`), `skip=N` (let the
-//! first N matching requests through) and `times=N` (fire N times, then stop; default forever).
+//! segment-wise: `/users` matches `/users` and `/users/abc`, not `/usersx`), `query=NAME=VALUE`
+//! (only requests whose query string has that parameter, e.g. `query=resourceType=INSERT_SOURCE`),
+//! `skip=N` (let the first N matching requests through) and `times=N` (fire N times, then
+//! stop; default forever).
 //!
 //! Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `503,times=2`, `slow:ms=3000`,
 //! `malformed,path=/sources`, `endless-cursor:repeat`.
@@ -33,7 +36,8 @@ use super::SimError;
 ///
 /// Parses from the compact spec syntax (see the module docs) and serialises as
 /// `{"kind":{"type":"rate_limited","ms_before_next":2000},"path":"/users","skip":0,"times":3}`
-/// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`).
+/// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`,
+/// `client_error`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// What goes wrong.
@@ -41,6 +45,9 @@ pub struct Fault {
     /// Request-path prefix to match (segment-wise); `None` matches every API request.
     #[serde(default)]
     pub path: Option<String>,
+    /// A `name=value` query parameter the request must carry; `None` matches any query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// Matching requests to let through before the fault starts firing.
     #[serde(default)]
     pub skip: u32,
@@ -75,6 +82,12 @@ pub enum FaultKind {
         /// `next` repeats `current` instead of pointing past the end.
         repeat: bool,
     },
+    /// Answer with this 4xx status and a `ValidationFailure` errors envelope, as an API version
+    /// that does not know a parameter value does.
+    ClientError {
+        /// HTTP status: 400 or 422.
+        status: u16,
+    },
 }
 
 impl Fault {
@@ -83,6 +96,7 @@ impl Fault {
         Fault {
             kind,
             path: None,
+            query: None,
             skip: 0,
             times: None,
         }
@@ -92,6 +106,24 @@ impl Fault {
     pub fn on_path(mut self, prefix: impl Into<String>) -> Self {
         self.path = Some(prefix.into());
         self
+    }
+
+    /// Restricts the fault to requests whose query has the parameter `name=value`.
+    pub fn on_query(mut self, name_value: impl Into<String>) -> Self {
+        self.query = Some(name_value.into());
+        self
+    }
+
+    /// True if the query string `query` (as received, percent-encoded) carries this fault's
+    /// parameter, or the fault has none.
+    pub fn matches_query(&self, query: &str) -> bool {
+        let Some(wanted) = self.query.as_deref() else {
+            return true;
+        };
+        let (name, value) = wanted.split_once('=').unwrap_or((wanted, ""));
+        // A URL parser decodes the query exactly as the server's extractors do.
+        reqwest::Url::parse(&format!("http://query.invalid/?{query}"))
+            .is_ok_and(|url| url.query_pairs().any(|(n, v)| n == name && v == value))
     }
 
     /// Lets the first `n` matching requests through.
@@ -129,9 +161,13 @@ impl fmt::Display for Fault {
             FaultKind::MalformedJson => f.write_str("malformed")?,
             FaultKind::EndlessCursor { repeat: true } => f.write_str("endless-cursor:repeat")?,
             FaultKind::EndlessCursor { repeat: false } => f.write_str("endless-cursor")?,
+            FaultKind::ClientError { status } => write!(f, "{status}")?,
         }
         if let Some(path) = &self.path {
             write!(f, ",path={path}")?;
+        }
+        if let Some(query) = &self.query {
+            write!(f, ",query={query}")?;
         }
         if self.skip > 0 {
             write!(f, ",skip={}", self.skip)?;
@@ -171,6 +207,7 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
     let mut status: Option<u16> = None;
     let mut repeat: Option<bool> = None;
     let mut path: Option<String> = None;
+    let mut query: Option<String> = None;
     let mut skip: Option<u32> = None;
     let mut times: Option<u32> = None;
 
@@ -210,6 +247,13 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
                     return Err(format!("`path` must start with `/`, got `{value}`"));
                 }
                 set_once(&mut path, name, value)?;
+            }
+            "query" => {
+                let value = need(value)?;
+                if !value.contains('=') || value.starts_with('=') {
+                    return Err(format!("`query` is `NAME=VALUE`, got `{value}`"));
+                }
+                set_once(&mut query, name, value)?;
             }
             "skip" => set_once(&mut skip, name, parse_num(name, &need(value)?)?)?,
             "times" => {
@@ -272,20 +316,25 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
             let code: u16 = numeric
                 .parse()
                 .map_err(|_| format!("`{numeric}` is not an HTTP status"))?;
-            FaultKind::ServerError {
-                status: server_status(code)?,
+            if matches!(code, 400 | 422) {
+                FaultKind::ClientError { status: code }
+            } else {
+                FaultKind::ServerError {
+                    status: server_status(code)?,
+                }
             }
         }
         other => {
             return Err(format!(
                 "unknown fault kind `{other}`; expected one of 429, rate-limited, 5xx (e.g. 500), \
-                 error, slow, malformed, endless-cursor"
+                 400, 422, error, slow, malformed, endless-cursor"
             ));
         }
     };
     Ok(Fault {
         kind,
         path,
+        query,
         skip: skip.unwrap_or(0),
         times,
     })
@@ -297,7 +346,9 @@ fn server_status(code: u16) -> Result<u16, String> {
     } else if code == 429 {
         Err("use `429` as the kind (not `status=429`) for rate limiting".into())
     } else {
-        Err(format!("status {code} is not a server error (500..=599)"))
+        Err(format!(
+            "status {code} is not a server error (500..=599) or a validation error (400, 422)"
+        ))
     }
 }
 
@@ -355,9 +406,12 @@ impl FaultSet {
     /// fault on a request that is not a paginated list never match. A matching fault still in
     /// its `skip` phase counts the request and lets later faults have a look; the first
     /// matching fault past its skip phase fires, and later faults do not see the request.
-    pub(crate) fn select(&mut self, path: &str, paginated: bool) -> Option<FaultKind> {
+    pub(crate) fn select(&mut self, path: &str, query: &str, paginated: bool) -> Option<FaultKind> {
         for e in &mut self.entries {
-            if e.fault.times.is_some_and(|t| e.fired >= t) || !e.fault.matches_path(path) {
+            if e.fault.times.is_some_and(|t| e.fired >= t)
+                || !e.fault.matches_path(path)
+                || !e.fault.matches_query(query)
+            {
                 continue;
             }
             if matches!(e.fault.kind, FaultKind::EndlessCursor { .. }) && !paginated {
@@ -387,6 +441,29 @@ mod tests {
             Ok(f) => panic!("`{s}` parsed as {f:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn client_errors_on_one_query_parameter() {
+        let f = parse("422,path=/functions,query=resourceType=INSERT_SOURCE");
+        assert_eq!(
+            f,
+            Fault::new(FaultKind::ClientError { status: 422 })
+                .on_path("/functions")
+                .on_query("resourceType=INSERT_SOURCE")
+        );
+        assert_eq!(parse(&f.to_string()), f);
+        assert!(f.matches_query("resourceType=INSERT_SOURCE&pagination%5Bcount%5D=200"));
+        assert!(!f.matches_query("resourceType=SOURCE&pagination%5Bcount%5D=200"));
+        assert!(!f.matches_query(""));
+        let mut set = FaultSet::new(vec![f]);
+        assert_eq!(set.select("/functions", "resourceType=SOURCE", true), None);
+        assert_eq!(
+            set.select("/functions", "resourceType=INSERT_SOURCE", true),
+            Some(FaultKind::ClientError { status: 422 })
+        );
+        assert!(error("401").contains("not a server error"));
+        assert!(error("500,query=resourceType").contains("NAME=VALUE"));
     }
 
     #[test]
@@ -531,19 +608,19 @@ mod tests {
         let err = Some(FaultKind::ServerError { status: 500 });
         // First /users request is skipped by the 500 and falls through to the slow fault.
         assert_eq!(
-            set.select("/users", true),
+            set.select("/users", "", true),
             Some(FaultKind::Slow { delay_ms: 1 })
         );
-        assert_eq!(set.select("/users", true), err);
-        assert_eq!(set.select("/users/u1", false), err);
-        assert_eq!(set.select("/users", true), None);
+        assert_eq!(set.select("/users", "", true), err);
+        assert_eq!(set.select("/users/u1", "", false), err);
+        assert_eq!(set.select("/users", "", true), None);
         // Endless cursor only applies to paginated lists.
-        assert_eq!(set.select("/sources/s1", false), None);
+        assert_eq!(set.select("/sources/s1", "", false), None);
         assert_eq!(
-            set.select("/sources", true),
+            set.select("/sources", "", true),
             Some(FaultKind::EndlessCursor { repeat: false })
         );
         set.clear();
-        assert_eq!(set.select("/sources", true), None);
+        assert_eq!(set.select("/sources", "", true), None);
     }
 }

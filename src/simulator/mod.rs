@@ -18,7 +18,8 @@
 //! | `DELETE /_simulator/faults` | – | 204 |
 //! | `GET /_simulator/state` | – | the whole [`WorkspaceState`] |
 //!
-//! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`].
+//! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`]
+//! (nor logged by [`SimHandle::request_log`]).
 
 mod audit;
 mod cli;
@@ -44,8 +45,9 @@ pub use cli::{SimulateArgs, run};
 pub use faults::{Fault, FaultKind};
 pub use mutations::Mutation;
 pub use state::{
-    Group, Label, Logos, Permission, PermissionResource, ResourceType, Role, Source,
-    SourceMetadata, User, Workspace, WorkspaceState,
+    DataFlow, Destination, Function, FunctionSetting, Group, Label, Logos, Permission,
+    PermissionResource, ResourceType, Role, Source, SourceMetadata, TrackingPlan, User, Warehouse,
+    Workspace, WorkspaceState,
 };
 
 use server::{Shared, Sim};
@@ -116,6 +118,14 @@ pub struct SimConfig {
     pub sources: usize,
     /// Number of pending workspace invites.
     pub invites: usize,
+    /// Number of destinations (each fed by one source; none without sources).
+    pub destinations: usize,
+    /// Number of warehouses.
+    pub warehouses: usize,
+    /// Number of functions, spread over the function types.
+    pub functions: usize,
+    /// Number of tracking plans.
+    pub tracking_plans: usize,
     /// Rate limit to enforce; `None` only reports headers.
     pub rate_limit: Option<RateLimit>,
     /// Faults in force from the start.
@@ -131,6 +141,10 @@ impl Default for SimConfig {
             groups: 5,
             sources: 12,
             invites: 3,
+            destinations: 8,
+            warehouses: 2,
+            functions: 5,
+            tracking_plans: 3,
             rate_limit: None,
             faults: Vec::new(),
         }
@@ -146,6 +160,10 @@ impl fmt::Debug for SimConfig {
             .field("groups", &self.groups)
             .field("sources", &self.sources)
             .field("invites", &self.invites)
+            .field("destinations", &self.destinations)
+            .field("warehouses", &self.warehouses)
+            .field("functions", &self.functions)
+            .field("tracking_plans", &self.tracking_plans)
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
             .finish()
@@ -175,6 +193,10 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         groups: config.groups,
         sources: config.sources,
         invites: config.invites,
+        destinations: config.destinations,
+        warehouses: config.warehouses,
+        functions: config.functions,
+        tracking_plans: config.tracking_plans,
     };
     let seed = config.seed;
     // Large workspaces take a noticeable moment to generate; keep it off the async workers.

@@ -13,7 +13,7 @@ use super::generate::{
     self, ENVIRONMENTS, EXTRA_WORKSPACE_ROLES, MINIMAL_ACCESS, SOURCE_ADMIN, TEAMS,
     WORKSPACE_OWNER, distinct_indices, pick,
 };
-use super::state::{Label, WorkspaceState};
+use super::state::{Destination, Label, Warehouse, WorkspaceState};
 
 /// A change to the workspace. Serialised with an `op` tag, e.g.
 /// `{"op":"grant_role","user_id":"…","role_name":"Workspace Owner"}`.
@@ -116,6 +116,88 @@ pub enum Mutation {
     RevokeInvite {
         /// The invited email.
         email: String,
+    },
+    /// Connects a new destination to a source, with catalog-typical settings (an API key…).
+    AddDestination {
+        /// The source feeding it.
+        source_id: String,
+        /// Instance name.
+        name: String,
+    },
+    /// Deletes a destination.
+    RemoveDestination {
+        /// The destination.
+        destination_id: String,
+    },
+    /// Sets (adds or replaces) one top-level setting of a destination.
+    SetDestinationSetting {
+        /// The destination.
+        destination_id: String,
+        /// Setting key, e.g. `apiKey` or `endpoint`.
+        key: String,
+        /// New value.
+        value: serde_json::Value,
+    },
+    /// Enables or disables a destination.
+    SetDestinationEnabled {
+        /// The destination.
+        destination_id: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Replaces a warehouse's password (or its service-account credentials) with a new one.
+    RotateWarehouseCredential {
+        /// The warehouse.
+        warehouse_id: String,
+    },
+    /// Points a warehouse at another host.
+    SetWarehouseHost {
+        /// The warehouse.
+        warehouse_id: String,
+        /// New host name.
+        host: String,
+    },
+    /// Enables or disables a warehouse.
+    SetWarehouseEnabled {
+        /// The warehouse.
+        warehouse_id: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Creates and deploys a new function.
+    AddFunction {
+        /// Display name.
+        display_name: String,
+        /// `DESTINATION`, `SOURCE`, `INSERT_DESTINATION`, `INSERT_SOURCE` or
+        /// `INSERT_TRANSFORMATION`.
+        resource_type: String,
+    },
+    /// Deploys new code for a function (`code` absent: the next version of its template).
+    DeployFunction {
+        /// The function.
+        function_id: String,
+        /// The new code.
+        #[serde(default)]
+        code: Option<String>,
+    },
+    /// Deletes a function.
+    RemoveFunction {
+        /// The function.
+        function_id: String,
+    },
+    /// Connects a tracking plan to a source.
+    ConnectTrackingPlan {
+        /// The tracking plan.
+        tracking_plan_id: String,
+        /// The source.
+        source_id: String,
+    },
+    /// Disconnects a tracking plan from a source.
+    DisconnectTrackingPlan {
+        /// The tracking plan.
+        tracking_plan_id: String,
+        /// The source.
+        source_id: String,
     },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).
@@ -420,6 +502,15 @@ pub(crate) fn apply(
             ));
             "updated the workspace's SSO settings".to_owned()
         }
+        other => {
+            // Segment records data-flow changes in its audit trail like the others.
+            let target = flow_target(&other);
+            let description = data_flow(st, rng, other)?;
+            if let Some(touched) = target.and_then(|t| t.resolve(st)) {
+                trail.push(touched);
+            }
+            description
+        }
     };
     debug_assert_eq!(st.check_invariants(), Ok(()));
     Ok(description)
@@ -437,6 +528,254 @@ fn group_touched(event_type: &'static str, group: &super::state::Group) -> Touch
 fn source_touched(st: &WorkspaceState, pos: usize) -> Touched {
     let source = &st.sources[pos];
     Touched::new("Source Modified", "source", &source.id, &source.name)
+}
+
+/// The mutations of destinations, warehouses, functions and tracking plans.
+fn data_flow(st: &mut WorkspaceState, rng: &mut Rng, m: Mutation) -> Result<String, SimError> {
+    let destination = |st: &WorkspaceState, id: &str| {
+        st.destination_position(id)
+            .ok_or_else(|| not_found("destination", id))
+    };
+    let warehouse = |st: &WorkspaceState, id: &str| {
+        st.warehouse_position(id)
+            .ok_or_else(|| not_found("warehouse", id))
+    };
+    let function = |st: &WorkspaceState, id: &str| {
+        st.function_position(id)
+            .ok_or_else(|| not_found("function", id))
+    };
+    let plan = |st: &WorkspaceState, id: &str| {
+        st.tracking_plan_position(id)
+            .ok_or_else(|| not_found("tracking plan", id))
+    };
+    Ok(match m {
+        Mutation::AddDestination { source_id, name } => {
+            let source = st
+                .source(&source_id)
+                .ok_or_else(|| not_found("source", &source_id))?;
+            let source_name = source.name.clone();
+            let catalog = rng.usize(..8);
+            let id = loop {
+                let id = generate::random_id(rng);
+                if st.destination_position(&id).is_none() {
+                    break id;
+                }
+            };
+            st.destinations.push(Destination {
+                id,
+                name: name.clone(),
+                enabled: true,
+                metadata: generate::destination_metadata(catalog),
+                source_id,
+                settings: generate::destination_settings(rng, catalog),
+            });
+            st.reindex_flow();
+            format!("connected destination \"{name}\" to source \"{source_name}\"")
+        }
+        Mutation::RemoveDestination { destination_id } => {
+            let pos = destination(st, &destination_id)?;
+            let removed = st.destinations.remove(pos);
+            st.reindex_flow();
+            format!("deleted destination \"{}\"", removed.name)
+        }
+        Mutation::SetDestinationSetting {
+            destination_id,
+            key,
+            value,
+        } => {
+            if key.is_empty() {
+                return Err(SimError::Invalid("a setting key must not be empty".into()));
+            }
+            let pos = destination(st, &destination_id)?;
+            let d = &mut st.destinations[pos];
+            if d.settings.get(&key) == Some(&value) {
+                return Err(SimError::Conflict(format!(
+                    "setting `{key}` of destination \"{}\" already has that value",
+                    d.name
+                )));
+            }
+            d.settings.insert(key.clone(), value);
+            format!("changed setting `{key}` of destination \"{}\"", d.name)
+        }
+        Mutation::SetDestinationEnabled {
+            destination_id,
+            enabled,
+        } => {
+            let pos = destination(st, &destination_id)?;
+            let d = &mut st.destinations[pos];
+            let was = std::mem::replace(&mut d.enabled, enabled);
+            if was == enabled {
+                return Err(SimError::Conflict(format!(
+                    "destination \"{}\" is already {}",
+                    d.name,
+                    if enabled { "enabled" } else { "disabled" }
+                )));
+            }
+            let verb = if enabled { "enabled" } else { "disabled" };
+            format!("{verb} destination \"{}\"", d.name)
+        }
+        Mutation::RotateWarehouseCredential { warehouse_id } => {
+            let pos = warehouse(st, &warehouse_id)?;
+            let w = &mut st.warehouses[pos];
+            let field = if w.settings.contains_key("password") {
+                w.settings.insert(
+                    "password".into(),
+                    serde_json::Value::String(generate::random_password(rng)),
+                );
+                "password"
+            } else {
+                let key = generate::random_secret(rng, 64);
+                w.settings.insert(
+                    "credentials".into(),
+                    serde_json::Value::String(format!(
+                        "{{\"type\":\"service_account\",\"private_key\":\"{key}\"}}"
+                    )),
+                );
+                "credentials"
+            };
+            format!("rotated the {field} of warehouse \"{}\"", warehouse_name(w))
+        }
+        Mutation::SetWarehouseHost { warehouse_id, host } => {
+            if host.trim().is_empty() {
+                return Err(SimError::Invalid("a host must not be empty".into()));
+            }
+            let pos = warehouse(st, &warehouse_id)?;
+            let w = &mut st.warehouses[pos];
+            let old = w
+                .settings
+                .insert("host".into(), serde_json::Value::String(host.clone()));
+            match old {
+                Some(serde_json::Value::String(old)) if old == host => {
+                    return Err(SimError::Conflict(format!(
+                        "warehouse \"{}\" already points at {host}",
+                        warehouse_name(w)
+                    )));
+                }
+                _ => format!("pointed warehouse \"{}\" at {host}", warehouse_name(w)),
+            }
+        }
+        Mutation::SetWarehouseEnabled {
+            warehouse_id,
+            enabled,
+        } => {
+            let pos = warehouse(st, &warehouse_id)?;
+            let w = &mut st.warehouses[pos];
+            if std::mem::replace(&mut w.enabled, enabled) == enabled {
+                return Err(SimError::Conflict(format!(
+                    "warehouse \"{}\" is already {}",
+                    warehouse_name(w),
+                    if enabled { "enabled" } else { "disabled" }
+                )));
+            }
+            let verb = if enabled { "enabled" } else { "disabled" };
+            format!("{verb} warehouse \"{}\"", warehouse_name(w))
+        }
+        Mutation::AddFunction {
+            display_name,
+            resource_type,
+        } => {
+            if !generate::FUNCTION_TYPES.contains(&resource_type.as_str()) {
+                return Err(SimError::Invalid(format!(
+                    "unknown function type `{resource_type}`"
+                )));
+            }
+            let id = loop {
+                let id = generate::random_id(rng);
+                if st.function_position(&id).is_none() {
+                    break id;
+                }
+            };
+            let created_by = st.users.first().map_or_else(String::new, |u| u.id.clone());
+            let f =
+                generate::new_function(rng, id, display_name.clone(), &resource_type, created_by);
+            st.functions.push(f);
+            st.reindex_flow();
+            format!(
+                "deployed new {} function \"{display_name}\"",
+                resource_type.to_ascii_lowercase()
+            )
+        }
+        Mutation::DeployFunction { function_id, code } => {
+            let pos = function(st, &function_id)?;
+            let f = &mut st.functions[pos];
+            let version = f
+                .code
+                .strip_prefix("// version ")
+                .and_then(|rest| rest.split('\n').next())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1);
+            let code =
+                code.unwrap_or_else(|| generate::function_code(&f.resource_type, version + 1));
+            if code == f.code {
+                return Err(SimError::Conflict(format!(
+                    "function \"{}\" already runs that code",
+                    f.display_name
+                )));
+            }
+            f.code = code;
+            f.deployed_at = Some(generate::random_timestamp(rng, 2026));
+            format!("deployed new code for function \"{}\"", f.display_name)
+        }
+        Mutation::RemoveFunction { function_id } => {
+            let pos = function(st, &function_id)?;
+            let removed = st.functions.remove(pos);
+            st.reindex_flow();
+            format!("deleted function \"{}\"", removed.display_name)
+        }
+        Mutation::ConnectTrackingPlan {
+            tracking_plan_id,
+            source_id,
+        } => {
+            let pos = plan(st, &tracking_plan_id)?;
+            let source_name = st
+                .source(&source_id)
+                .ok_or_else(|| not_found("source", &source_id))?
+                .name
+                .clone();
+            let tp = &mut st.tracking_plans[pos];
+            if tp.source_ids.contains(&source_id) {
+                return Err(SimError::Conflict(format!(
+                    "tracking plan \"{}\" is already connected to source \"{source_name}\"",
+                    tp.name
+                )));
+            }
+            tp.source_ids.push(source_id);
+            format!(
+                "connected tracking plan \"{}\" to source \"{source_name}\"",
+                tp.name
+            )
+        }
+        Mutation::DisconnectTrackingPlan {
+            tracking_plan_id,
+            source_id,
+        } => {
+            let pos = plan(st, &tracking_plan_id)?;
+            let source_name = st
+                .source(&source_id)
+                .map_or_else(|| source_id.clone(), |s| s.name.clone());
+            let tp = &mut st.tracking_plans[pos];
+            let Some(i) = tp.source_ids.iter().position(|s| s == &source_id) else {
+                return Err(SimError::Conflict(format!(
+                    "tracking plan \"{}\" is not connected to source \"{source_name}\"",
+                    tp.name
+                )));
+            };
+            tp.source_ids.remove(i);
+            format!(
+                "disconnected tracking plan \"{}\" from source \"{source_name}\"",
+                tp.name
+            )
+        }
+        other => unreachable!("not a data-flow mutation: {other:?}"),
+    })
+}
+
+fn warehouse_name(w: &Warehouse) -> String {
+    w.settings
+        .get("name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(&w.id)
+        .to_owned()
 }
 
 fn add_user(
@@ -712,6 +1051,15 @@ pub(crate) fn random(st: &WorkspaceState, rng: &mut Rng) -> Mutation {
         (Pick::RevokeInvite, 3),
         (Pick::CreateToken, 3),
         (Pick::UpdateSso, 2),
+        (Pick::AddDestination, 4),
+        (Pick::RemoveDestination, 2),
+        (Pick::ChangeDestinationSetting, 4),
+        (Pick::ToggleDestination, 2),
+        (Pick::RotateWarehouseCredential, 3),
+        (Pick::ChangeWarehouseHost, 2),
+        (Pick::DeployFunction, 3),
+        (Pick::ConnectTrackingPlan, 2),
+        (Pick::DisconnectTrackingPlan, 2),
     ];
     let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
     for _ in 0..32 {
@@ -757,6 +1105,15 @@ enum Pick {
     RevokeInvite,
     CreateToken,
     UpdateSso,
+    AddDestination,
+    RemoveDestination,
+    ChangeDestinationSetting,
+    ToggleDestination,
+    RotateWarehouseCredential,
+    ChangeWarehouseHost,
+    DeployFunction,
+    ConnectTrackingPlan,
+    DisconnectTrackingPlan,
 }
 
 /// Tries a few random draws for an item satisfying `ok`.
@@ -886,6 +1243,69 @@ fn candidate(st: &WorkspaceState, rng: &mut Rng, choice: Pick) -> Option<Mutatio
             name: format!("{} automation", pick(rng, TEAMS)),
         },
         Pick::UpdateSso => Mutation::UpdateSsoSettings,
+        Pick::AddDestination => {
+            let source = find(rng, &st.sources, |_| true)?;
+            let n = st.destinations.len() + 1;
+            Mutation::AddDestination {
+                source_id: source.id.clone(),
+                name: format!("Export {n} for {}", source.name),
+            }
+        }
+        Pick::RemoveDestination => Mutation::RemoveDestination {
+            destination_id: find(rng, &st.destinations, |_| true)?.id.clone(),
+        },
+        Pick::ChangeDestinationSetting => {
+            let d = find(rng, &st.destinations, |d| !d.settings.is_empty())?;
+            let keys: Vec<&String> = d.settings.keys().collect();
+            let key = (*pick(rng, &keys)).clone();
+            let value = match d.settings.get(&key) {
+                Some(serde_json::Value::Bool(b)) => serde_json::Value::Bool(!b),
+                _ => serde_json::Value::String(generate::random_secret(rng, 32)),
+            };
+            Mutation::SetDestinationSetting {
+                destination_id: d.id.clone(),
+                key,
+                value,
+            }
+        }
+        Pick::ToggleDestination => {
+            let d = find(rng, &st.destinations, |_| true)?;
+            Mutation::SetDestinationEnabled {
+                destination_id: d.id.clone(),
+                enabled: !d.enabled,
+            }
+        }
+        Pick::RotateWarehouseCredential => Mutation::RotateWarehouseCredential {
+            warehouse_id: find(rng, &st.warehouses, |_| true)?.id.clone(),
+        },
+        Pick::ChangeWarehouseHost => {
+            let w = find(rng, &st.warehouses, |w| w.settings.contains_key("host"))?;
+            Mutation::SetWarehouseHost {
+                warehouse_id: w.id.clone(),
+                host: format!("db-{}.external-host.net", rng.u32(1000..10_000)),
+            }
+        }
+        Pick::DeployFunction => Mutation::DeployFunction {
+            function_id: find(rng, &st.functions, |_| true)?.id.clone(),
+            code: None,
+        },
+        Pick::ConnectTrackingPlan => {
+            let tp = find(rng, &st.tracking_plans, |t| {
+                t.source_ids.len() < st.sources.len()
+            })?;
+            let source = find(rng, &st.sources, |s| !tp.source_ids.contains(&s.id))?;
+            Mutation::ConnectTrackingPlan {
+                tracking_plan_id: tp.id.clone(),
+                source_id: source.id.clone(),
+            }
+        }
+        Pick::DisconnectTrackingPlan => {
+            let tp = find(rng, &st.tracking_plans, |t| !t.source_ids.is_empty())?;
+            Mutation::DisconnectTrackingPlan {
+                tracking_plan_id: tp.id.clone(),
+                source_id: pick(rng, &tp.source_ids).clone(),
+            }
+        }
     })
 }
 
@@ -926,6 +1346,16 @@ pub(crate) fn shuffle(st: &mut WorkspaceState, rng: &mut Rng) {
         rng.shuffle(&mut s.metadata.categories);
     }
     reorder(rng, &mut st.labels);
+    reorder(rng, &mut st.destinations);
+    reorder(rng, &mut st.warehouses);
+    for w in &mut st.warehouses {
+        rng.shuffle(&mut w.connected_source_ids);
+    }
+    reorder(rng, &mut st.functions);
+    reorder(rng, &mut st.tracking_plans);
+    for t in &mut st.tracking_plans {
+        rng.shuffle(&mut t.source_ids);
+    }
     st.reindex();
 }
 
@@ -946,4 +1376,100 @@ fn reorder<T>(rng: &mut Rng, items: &mut Vec<T>) {
             .into_iter()
             .map(|i| slots[i].take().expect("a permutation takes each slot once")),
     );
+}
+
+/// Which resource a data-flow mutation touches, as the audit trail names it; resolved after the
+/// mutation ran (an added resource's id only exists then).
+struct FlowTarget {
+    event_type: &'static str,
+    resource_type: &'static str,
+    /// `None`: the resource the mutation adds (the last of its list).
+    id: Option<String>,
+}
+
+impl FlowTarget {
+    fn resolve(self, st: &WorkspaceState) -> Option<Touched> {
+        let (id, name) = match self.resource_type {
+            "destination" => {
+                let d = match &self.id {
+                    Some(id) => st.destinations.iter().find(|d| &d.id == id),
+                    None => st.destinations.last(),
+                };
+                d.map(|d| (d.id.clone(), d.name.clone()))
+                    .or_else(|| self.id.clone().map(|id| (id.clone(), id)))?
+            }
+            "warehouse" => {
+                let id = self.id.clone()?;
+                let name = st
+                    .warehouses
+                    .iter()
+                    .find(|w| w.id == id)
+                    .map_or_else(|| id.clone(), warehouse_name);
+                (id, name)
+            }
+            "function" => {
+                let f = match &self.id {
+                    Some(id) => st.functions.iter().find(|f| &f.id == id),
+                    None => st.functions.last(),
+                };
+                f.map(|f| (f.id.clone(), f.display_name.clone()))
+                    .or_else(|| self.id.clone().map(|id| (id.clone(), id)))?
+            }
+            _ => {
+                let id = self.id.clone()?;
+                let name = st
+                    .tracking_plans
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map_or_else(|| id.clone(), |t| t.name.clone());
+                (id, name)
+            }
+        };
+        Some(Touched::new(self.event_type, self.resource_type, id, name))
+    }
+}
+
+fn flow_target(m: &Mutation) -> Option<FlowTarget> {
+    let target = |event_type, resource_type, id: &String| FlowTarget {
+        event_type,
+        resource_type,
+        id: Some(id.clone()),
+    };
+    Some(match m {
+        Mutation::AddDestination { .. } => FlowTarget {
+            event_type: "Destination Created",
+            resource_type: "destination",
+            id: None,
+        },
+        Mutation::RemoveDestination { destination_id } => {
+            target("Destination Deleted", "destination", destination_id)
+        }
+        Mutation::SetDestinationSetting { destination_id, .. }
+        | Mutation::SetDestinationEnabled { destination_id, .. } => {
+            target("Destination Modified", "destination", destination_id)
+        }
+        Mutation::RotateWarehouseCredential { warehouse_id }
+        | Mutation::SetWarehouseHost { warehouse_id, .. }
+        | Mutation::SetWarehouseEnabled { warehouse_id, .. } => {
+            target("Warehouse Modified", "warehouse", warehouse_id)
+        }
+        Mutation::AddFunction { .. } => FlowTarget {
+            event_type: "Function Created",
+            resource_type: "function",
+            id: None,
+        },
+        Mutation::DeployFunction { function_id, .. } => {
+            target("Function Deployed", "function", function_id)
+        }
+        Mutation::RemoveFunction { function_id } => {
+            target("Function Deleted", "function", function_id)
+        }
+        Mutation::ConnectTrackingPlan {
+            tracking_plan_id, ..
+        }
+        | Mutation::DisconnectTrackingPlan {
+            tracking_plan_id, ..
+        } => target("Tracking Plan Modified", "tracking_plan", tracking_plan_id),
+        _ => return None,
+    })
 }

@@ -23,7 +23,7 @@ use serde::ser::SerializeMap;
 use super::audit::{self, AuditLog};
 use super::faults::{Fault, FaultKind, FaultSet};
 use super::mutations::{self, Mutation};
-use super::state::{Group, Permission, User, WorkspaceState};
+use super::state::{Function, Group, Permission, TrackingPlan, User, Warehouse, WorkspaceState};
 use super::{RateLimit, SimError};
 
 const SEGMENT_JSON: &str = "application/vnd.segment.v1+json";
@@ -365,6 +365,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sources/{id}", get(get_source))
         .route("/labels", get(list_labels))
         .route("/audit-events", get(list_audit_events))
+        .route("/destinations", get(list_destinations))
+        .route("/destinations/{id}", get(get_destination))
+        .route("/warehouses", get(list_warehouses))
+        .route("/warehouses/{id}", get(get_warehouse))
+        .route(
+            "/warehouses/{id}/connected-sources",
+            get(list_warehouse_sources),
+        )
+        .route("/functions", get(list_functions))
+        .route("/functions/{id}", get(get_function))
+        .route("/tracking-plans", get(list_tracking_plans))
+        .route("/tracking-plans/{id}", get(get_tracking_plan))
+        .route(
+            "/tracking-plans/{id}/sources",
+            get(list_tracking_plan_sources),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), api_gate));
@@ -383,8 +399,19 @@ fn is_paginated(path: &str) -> bool {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     matches!(
         segments.as_slice(),
-        ["roles" | "users" | "invites" | "groups" | "sources" | "audit-events"]
+        ["roles"
+            | "users"
+            | "invites"
+            | "groups"
+            | "sources"
+            | "destinations"
+            | "warehouses"
+            | "functions"
+            | "tracking-plans"
+            | "audit-events"]
             | ["groups", _, "users" | "invites"]
+            | ["warehouses", _, "connected-sources"]
+            | ["tracking-plans", _, "sources"]
     )
 }
 
@@ -418,7 +445,8 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
     }
     let path = req.uri().path().to_owned();
     let paginated = req.method() == Method::GET && is_paginated(&path);
-    let fault = lock(&sh.faults).select(&path, paginated);
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let fault = lock(&sh.faults).select(&path, &query, paginated);
     if let Some(kind) = &fault {
         tracing::debug!(target: "segwatch::simulator", %path, fault = ?kind, "injecting fault");
     }
@@ -433,6 +461,13 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
             return with_quota(too_many_requests(ms_before_next, quota.consumed), &quota);
         }
         Some(FaultKind::ServerError { status }) => server_error(status),
+        Some(FaultKind::ClientError { status }) => error_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            "ValidationFailure",
+            "Simulated client error",
+            None,
+            None,
+        ),
         Some(FaultKind::Slow { delay_ms }) => {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             next.run(req).await
@@ -810,6 +845,233 @@ async fn list_audit_events(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Res
     list_page("events", events.len(), q, e, |r| events[r].to_vec())
 }
 
+async fn list_destinations(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    let sim = sh.read();
+    let items = &sim.state.destinations;
+    list_page("destinations", items.len(), q, e, |r| {
+        items[r].iter().collect()
+    })
+}
+
+async fn get_destination(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    match sim.state.destination_position(&id) {
+        Some(i) => ok(data_body("destination", &sim.state.destinations[i], None)),
+        None => not_found_response(),
+    }
+}
+
+/// `WarehouseV1`: the warehouse without its connections, which have their own route.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WarehouseView<'a> {
+    id: &'a str,
+    metadata: &'a serde_json::Value,
+    workspace_id: &'a str,
+    enabled: bool,
+    settings: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> From<&'a Warehouse> for WarehouseView<'a> {
+    fn from(w: &'a Warehouse) -> Self {
+        WarehouseView {
+            id: &w.id,
+            metadata: &w.metadata,
+            workspace_id: &w.workspace_id,
+            enabled: w.enabled,
+            settings: &w.settings,
+        }
+    }
+}
+
+async fn list_warehouses(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    let sim = sh.read();
+    let items = &sim.state.warehouses;
+    list_page("warehouses", items.len(), q, e, |r| {
+        items[r].iter().map(WarehouseView::from).collect()
+    })
+}
+
+async fn get_warehouse(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    match sim.state.warehouse_position(&id) {
+        Some(i) => ok(data_body(
+            "warehouse",
+            &WarehouseView::from(&sim.state.warehouses[i]),
+            None,
+        )),
+        None => not_found_response(),
+    }
+}
+
+/// A page of the sources whose ids are `ids` (full `SourceV1` objects, as the API answers).
+fn sources_page(state: &WorkspaceState, ids: &[String], q: QueryPairs, e: Endlessness) -> Response {
+    list_page("sources", ids.len(), q, e, |r| {
+        ids[r].iter().filter_map(|id| state.source(id)).collect()
+    })
+}
+
+async fn list_warehouse_sources(
+    State(sh): Shr,
+    id: IdPath,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    let state = &sim.state;
+    match state.warehouse_position(&id) {
+        Some(i) => sources_page(state, &state.warehouses[i].connected_source_ids, q, e),
+        None => not_found_response(),
+    }
+}
+
+/// `ListFunctionItemV1`: a function without its code, settings and deployment fields.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FunctionItem<'a> {
+    id: &'a str,
+    resource_type: &'a str,
+    created_at: &'a str,
+    created_by: &'a str,
+    display_name: &'a str,
+    description: &'a str,
+    logo_url: &'a str,
+    catalog_id: &'a str,
+}
+
+impl<'a> From<&'a Function> for FunctionItem<'a> {
+    fn from(f: &'a Function) -> Self {
+        FunctionItem {
+            id: &f.id,
+            resource_type: &f.resource_type,
+            created_at: &f.created_at,
+            created_by: &f.created_by,
+            display_name: &f.display_name,
+            description: &f.description,
+            logo_url: &f.logo_url,
+            catalog_id: &f.catalog_id,
+        }
+    }
+}
+
+async fn list_functions(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    // `resourceType` is required, and only the known types are accepted.
+    let resource_type = match &q {
+        Ok(Query(pairs)) => pairs
+            .iter()
+            .find(|(k, _)| k == "resourceType")
+            .map(|(_, v)| v.clone()),
+        Err(_) => None,
+    };
+    let Some(resource_type) = resource_type else {
+        return validation("resourceType", "resourceType is required");
+    };
+    if !super::generate::FUNCTION_TYPES.contains(&resource_type.as_str()) {
+        return validation(
+            "resourceType",
+            "resourceType must be one of DESTINATION, SOURCE, INSERT_DESTINATION, INSERT_SOURCE, INSERT_TRANSFORMATION",
+        );
+    }
+    let sim = sh.read();
+    let of_type: Vec<&Function> = sim
+        .state
+        .functions
+        .iter()
+        .filter(|f| f.resource_type == resource_type)
+        .collect();
+    list_page("functions", of_type.len(), q, e, |r| {
+        of_type[r].iter().map(|f| FunctionItem::from(*f)).collect()
+    })
+}
+
+async fn get_function(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    match sim.state.function_position(&id) {
+        Some(i) => ok(data_body("function", &sim.state.functions[i], None)),
+        None => not_found_response(),
+    }
+}
+
+/// `TrackingPlanV1`: the plan without its connections, which have their own route.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TrackingPlanView<'a> {
+    id: &'a str,
+    name: &'a str,
+    slug: &'a str,
+    description: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    created_at: &'a str,
+    updated_at: &'a str,
+}
+
+impl<'a> From<&'a TrackingPlan> for TrackingPlanView<'a> {
+    fn from(t: &'a TrackingPlan) -> Self {
+        TrackingPlanView {
+            id: &t.id,
+            name: &t.name,
+            slug: &t.slug,
+            description: &t.description,
+            kind: &t.kind,
+            created_at: &t.created_at,
+            updated_at: &t.updated_at,
+        }
+    }
+}
+
+async fn list_tracking_plans(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    let sim = sh.read();
+    let items = &sim.state.tracking_plans;
+    list_page("trackingPlans", items.len(), q, e, |r| {
+        items[r].iter().map(TrackingPlanView::from).collect()
+    })
+}
+
+async fn get_tracking_plan(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    match sim.state.tracking_plan_position(&id) {
+        Some(i) => ok(data_body(
+            "trackingPlan",
+            &TrackingPlanView::from(&sim.state.tracking_plans[i]),
+            None,
+        )),
+        None => not_found_response(),
+    }
+}
+
+async fn list_tracking_plan_sources(
+    State(sh): Shr,
+    id: IdPath,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    let state = &sim.state;
+    match state.tracking_plan_position(&id) {
+        Some(i) => sources_page(state, &state.tracking_plans[i].source_ids, q, e),
+        None => not_found_response(),
+    }
+}
+
 fn control_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).expect("control answers always serialise");
     (status, [(CONTENT_TYPE, PLAIN_JSON)], body).into_response()
@@ -928,6 +1190,12 @@ mod tests {
             "/groups/g1/users",
             "/groups/g1/invites",
             "/audit-events",
+            "/destinations",
+            "/warehouses",
+            "/warehouses/w1/connected-sources",
+            "/functions",
+            "/tracking-plans",
+            "/tracking-plans/tp1/sources",
         ] {
             assert!(is_paginated(p), "{p}");
         }
@@ -938,6 +1206,9 @@ mod tests {
             "/groups/g1",
             "/sources/s1",
             "/users/",
+            "/destinations/d1",
+            "/functions/f1",
+            "/tracking-plans/tp1",
         ] {
             assert!(!is_paginated(p), "{p}");
         }

@@ -215,6 +215,131 @@ impl Source {
     }
 }
 
+/// A destination instance fed by one source (`DestinationV1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// Destination id.
+    pub id: String,
+    /// Instance name.
+    pub name: String,
+    /// Whether the destination receives data.
+    pub enabled: bool,
+    /// Catalog entry (`DestinationMetadataV1`), kept as JSON: it is large and only echoed.
+    pub metadata: serde_json::Value,
+    /// The source feeding it.
+    pub source_id: String,
+    /// Free-form settings, secrets (`apiKey`…) included.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A warehouse (`WarehouseV1`) and the sources syncing to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Warehouse {
+    /// Warehouse id.
+    pub id: String,
+    /// Catalog entry (Snowflake, BigQuery, Redshift…).
+    pub metadata: serde_json::Value,
+    /// Owning workspace id.
+    pub workspace_id: String,
+    /// Whether the warehouse receives data.
+    pub enabled: bool,
+    /// Connection settings: `name`, `host`, `port`, `username`, `password`…
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Ids of the connected sources (served by `/warehouses/{id}/connected-sources`, not in
+    /// the warehouse object).
+    pub connected_source_ids: Vec<String>,
+}
+
+/// One setting a function declares (`FunctionSettingV1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionSetting {
+    /// Setting name, e.g. `apiKey`.
+    pub name: String,
+    /// Label shown in the app.
+    pub label: String,
+    /// What the setting is for.
+    pub description: String,
+    /// `STRING`, `BOOLEAN`, `ARRAY` or `TEXT_MAP`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether an instance must set it.
+    pub required: bool,
+    /// Whether its value is a secret.
+    pub sensitive: bool,
+}
+
+/// A function (`FunctionV1`); the list form (`ListFunctionItemV1`) omits the code and settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Function {
+    /// Function id.
+    pub id: String,
+    /// `DESTINATION`, `SOURCE`, `INSERT_DESTINATION`, `INSERT_SOURCE` or `INSERT_TRANSFORMATION`.
+    pub resource_type: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Id of the user who created it.
+    pub created_by: String,
+    /// Display name.
+    pub display_name: String,
+    /// Description.
+    pub description: String,
+    /// Logo URL.
+    pub logo_url: String,
+    /// Catalog id of the function's integration.
+    pub catalog_id: String,
+    /// The JavaScript source.
+    pub code: String,
+    /// Last deployment time.
+    pub deployed_at: Option<String>,
+    /// Declared settings.
+    pub settings: Vec<FunctionSetting>,
+    /// Preview webhook URL (source functions).
+    pub preview_webhook_url: String,
+    /// Largest batch handed to the function.
+    pub batch_max_count: u32,
+    /// Whether the deployed version is the latest.
+    pub is_latest_version: bool,
+}
+
+/// A tracking plan (`TrackingPlanV1`) and the sources it validates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackingPlan {
+    /// Tracking plan id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// URL slug.
+    pub slug: String,
+    /// Description.
+    pub description: String,
+    /// `LIVE`, `PROPERTY_LIBRARY`, `RULE_LIBRARY` or `TEMPLATE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Ids of the connected sources (served by `/tracking-plans/{id}/sources`).
+    pub source_ids: Vec<String>,
+}
+
+/// Where data leaves the workspace: destinations, warehouses, functions and tracking plans.
+#[derive(Debug, Clone, Default)]
+pub struct DataFlow {
+    /// Destinations.
+    pub destinations: Vec<Destination>,
+    /// Warehouses.
+    pub warehouses: Vec<Warehouse>,
+    /// Functions of every type.
+    pub functions: Vec<Function>,
+    /// Tracking plans.
+    pub tracking_plans: Vec<TrackingPlan>,
+}
+
 /// Everything the simulated workspace holds. Serialises as the `GET /_simulator/state` body.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkspaceState {
@@ -232,6 +357,14 @@ pub struct WorkspaceState {
     pub sources: Vec<Source>,
     /// Label definitions (`GET /labels`).
     pub labels: Vec<Label>,
+    /// Destinations (`GET /destinations`).
+    pub destinations: Vec<Destination>,
+    /// Warehouses (`GET /warehouses`).
+    pub warehouses: Vec<Warehouse>,
+    /// Functions (`GET /functions?resourceType=…`).
+    pub functions: Vec<Function>,
+    /// Tracking plans (`GET /tracking-plans`).
+    pub tracking_plans: Vec<TrackingPlan>,
     #[serde(skip)]
     index: Index,
 }
@@ -242,9 +375,14 @@ struct Index {
     users: HashMap<String, usize>,
     groups: HashMap<String, usize>,
     sources: HashMap<String, usize>,
+    destinations: HashMap<String, usize>,
+    warehouses: HashMap<String, usize>,
+    functions: HashMap<String, usize>,
+    tracking_plans: HashMap<String, usize>,
 }
 
 impl WorkspaceState {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         workspace: Workspace,
         roles: Vec<Role>,
@@ -253,6 +391,7 @@ impl WorkspaceState {
         invites: Vec<String>,
         sources: Vec<Source>,
         labels: Vec<Label>,
+        flow: DataFlow,
     ) -> Self {
         let mut state = WorkspaceState {
             workspace,
@@ -262,6 +401,10 @@ impl WorkspaceState {
             invites,
             sources,
             labels,
+            destinations: flow.destinations,
+            warehouses: flow.warehouses,
+            functions: flow.functions,
+            tracking_plans: flow.tracking_plans,
             index: Index::default(),
         };
         state.reindex();
@@ -273,6 +416,35 @@ impl WorkspaceState {
         self.index.users = position_map(self.users.iter().map(|u| u.id.as_str()));
         self.index.groups = position_map(self.groups.iter().map(|g| g.id.as_str()));
         self.index.sources = position_map(self.sources.iter().map(|s| s.id.as_str()));
+        self.reindex_flow();
+    }
+
+    /// Rebuilds the destination, warehouse, function and tracking plan indexes.
+    pub(crate) fn reindex_flow(&mut self) {
+        self.index.destinations = position_map(self.destinations.iter().map(|d| d.id.as_str()));
+        self.index.warehouses = position_map(self.warehouses.iter().map(|w| w.id.as_str()));
+        self.index.functions = position_map(self.functions.iter().map(|f| f.id.as_str()));
+        self.index.tracking_plans = position_map(self.tracking_plans.iter().map(|t| t.id.as_str()));
+    }
+
+    /// Position of destination `id` in `destinations`.
+    pub fn destination_position(&self, id: &str) -> Option<usize> {
+        self.index.destinations.get(id).copied()
+    }
+
+    /// Position of warehouse `id` in `warehouses`.
+    pub fn warehouse_position(&self, id: &str) -> Option<usize> {
+        self.index.warehouses.get(id).copied()
+    }
+
+    /// Position of function `id` in `functions`.
+    pub fn function_position(&self, id: &str) -> Option<usize> {
+        self.index.functions.get(id).copied()
+    }
+
+    /// Position of tracking plan `id` in `tracking_plans`.
+    pub fn tracking_plan_position(&self, id: &str) -> Option<usize> {
+        self.index.tracking_plans.get(id).copied()
     }
 
     /// Rebuilds the user index after users were removed.
@@ -366,6 +538,50 @@ impl WorkspaceState {
         for (i, s) in self.sources.iter().enumerate() {
             if self.source_position(&s.id) != Some(i) {
                 return Err(format!("stale index for source {}", s.id));
+            }
+        }
+        let positions = [
+            (
+                self.index.destinations.len(),
+                self.destinations.len(),
+                "destination",
+            ),
+            (
+                self.index.warehouses.len(),
+                self.warehouses.len(),
+                "warehouse",
+            ),
+            (self.index.functions.len(), self.functions.len(), "function"),
+            (
+                self.index.tracking_plans.len(),
+                self.tracking_plans.len(),
+                "tracking plan",
+            ),
+        ];
+        for (indexed, held, what) in positions {
+            if indexed != held {
+                return Err(format!("duplicate {what} ids or stale {what} index"));
+            }
+        }
+        for (i, d) in self.destinations.iter().enumerate() {
+            if self.destination_position(&d.id) != Some(i) {
+                return Err(format!("stale index for destination {}", d.id));
+            }
+            if self.source(&d.source_id).is_none() {
+                return Err(format!("destination {} has a dangling source", d.id));
+            }
+        }
+        let connected = self
+            .warehouses
+            .iter()
+            .map(|w| (&w.id, &w.connected_source_ids))
+            .chain(self.tracking_plans.iter().map(|t| (&t.id, &t.source_ids)));
+        for (id, sources) in connected {
+            let mut seen = std::collections::HashSet::with_capacity(sources.len());
+            for s in sources {
+                if self.source(s).is_none() || !seen.insert(s.as_str()) {
+                    return Err(format!("{id} has a dangling or repeated source {s}"));
+                }
             }
         }
         for (i, g) in self.groups.iter().enumerate() {

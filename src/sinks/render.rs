@@ -529,7 +529,13 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
             Some(format!("{base}/settings/access-management"))
         }
         ResourceKind::AuditEvent => Some(format!("{base}/settings/audit-trail")),
-        ResourceKind::Workspace | ResourceKind::Label => None,
+        // No stable app URL is documented for these; a wrong link is worse than none.
+        ResourceKind::Workspace
+        | ResourceKind::Label
+        | ResourceKind::Destination
+        | ResourceKind::Warehouse
+        | ResourceKind::Function
+        | ResourceKind::TrackingPlan => None,
     }
 }
 

@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_deliveries.sql"),
     include_str!("migrations/0004_auditor_views.sql"),
     CHAIN_MIGRATION,
+    include_str!("migrations/0006_data_flow_views.sql"),
     include_str!("migrations/0007_audit_trail.sql"),
 ];
 
@@ -436,7 +437,8 @@ impl Store {
                 .modified
                 .iter()
                 .map(|(_, old)| *old)
-                .chain(delta.removed.iter().copied());
+                .chain(delta.removed.iter().copied())
+                .chain(delta.untracked.iter().copied());
             for old in old_ids {
                 if close.execute(params![snapshot_id, old])? != 1 {
                     return Err(StoreError::Snapshot(format!(

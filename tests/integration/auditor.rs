@@ -233,6 +233,28 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
             to(l),
         );
     }
+    for d in &st.destinations {
+        put(ResourceKind::Destination, &d.id, to(d));
+    }
+    // Connections are sets, stored sorted.
+    let sorted = |ids: &[String]| {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids
+    };
+    for w in &st.warehouses {
+        let mut body = to(w);
+        body["connectedSourceIds"] = json!(sorted(&w.connected_source_ids));
+        put(ResourceKind::Warehouse, &w.id, body);
+    }
+    for f in &st.functions {
+        put(ResourceKind::Function, &f.id, to(f));
+    }
+    for t in &st.tracking_plans {
+        let mut body = to(t);
+        body["sourceIds"] = json!(sorted(&t.source_ids));
+        put(ResourceKind::TrackingPlan, &t.id, body);
+    }
     out
 }
 

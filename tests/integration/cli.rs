@@ -194,6 +194,8 @@ fn the_benchmark_runs_and_reports_every_measure() {
             "4",
             "--sources",
             "6",
+            "--destinations",
+            "5",
             "--churn-percent",
             "10",
         ])

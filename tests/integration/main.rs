@@ -5,6 +5,8 @@
 //! - `audit_trail`: Segment's audit trail read incrementally, and who made each change;
 //! - `auditor`: auditors' questions (views, `query`, `history`, `changes`, `state`) against what
 //!   the simulated workspace held;
+//! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
+//!   alerted on, their secrets kept out, a rejected function type and kinds turned off;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
@@ -24,6 +26,7 @@ mod audit_trail;
 mod auditor;
 mod cli;
 mod daemon;
+mod data_flow;
 mod delivery;
 mod faults;
 mod lifecycle;

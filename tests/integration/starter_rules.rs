@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use segwatch::diff::{ChangeOp, FieldChange};
-use segwatch::model::ResourceKind;
+use segwatch::model::{Resource, ResourceKind};
+use segwatch::relations::Relations;
 use segwatch::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleKind, RuleSet, Subject};
 use serde::Deserialize;
 use serde_json::Value;
@@ -47,8 +48,19 @@ struct Case {
     name: Option<String>,
     seen_since: Option<DateTime<Utc>>,
     inventory: Option<Value>,
+    /// The other resources of the snapshot, for `related` (default: none).
+    #[serde(default)]
+    related: Vec<RelatedResource>,
     now: Option<DateTime<Utc>>,
     note: Option<String>,
+}
+
+/// A resource of the case's snapshot, which `related` is built from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelatedResource {
+    kind: ResourceKind,
+    body: Value,
 }
 
 fn root() -> PathBuf {
@@ -162,7 +174,16 @@ fn check_case(set: &RuleSet, rule: &Rule, case: &Case, fires: bool) -> Result<()
         .inventory
         .clone()
         .unwrap_or_else(|| segwatch::rules::inventory(std::iter::empty::<(ResourceKind, Value)>()));
-    let evaluator = Evaluator::new(set, now(case.now), inventory);
+    let snapshot: Vec<Resource> = case
+        .related
+        .iter()
+        .map(|r| {
+            let id = r.body.get("id").and_then(Value::as_str).unwrap_or_default();
+            Resource::new(r.kind, id.to_owned(), id.to_owned(), r.body.clone())
+        })
+        .collect();
+    let relations = Relations::build(&snapshot);
+    let evaluator = Evaluator::new(set, now(case.now), inventory).with_relations(&relations);
     let verdicts = match (case.kind, &rule.kind) {
         (CaseKind::Resource, RuleKind::Compliance) => {
             let body = case.body.as_ref().ok_or("a resource case needs a `body`")?;
@@ -230,7 +251,8 @@ fn now(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
 }
 
 /// The id and name segwatch's collector gives a resource (unless the case sets them): email for
-/// users and invites, `key:value` for labels, otherwise the name, slug or id.
+/// users and invites, `key:value` for labels, the display name for functions, the settings' or
+/// catalog name for warehouses, otherwise the name, slug, catalog name or id.
 fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
     let field = |key: &str| {
         body.get(key)
@@ -260,9 +282,21 @@ fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
         }
         _ => {
             let id = field("id").unwrap_or_default();
+            let nested = |outer: &str, key: &str| {
+                body.get(outer)
+                    .and_then(|o| o.get(key))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            };
             let name = match kind {
                 ResourceKind::User => field("email"),
-                _ => field("name").or_else(|| field("slug")),
+                ResourceKind::Function => field("displayName"),
+                ResourceKind::Warehouse => {
+                    nested("settings", "name").or_else(|| nested("metadata", "name"))
+                }
+                _ => field("name")
+                    .or_else(|| field("slug"))
+                    .or_else(|| nested("metadata", "name")),
             };
             (id.to_owned(), name.unwrap_or(id).to_owned())
         }
