@@ -210,6 +210,17 @@ impl Poller {
                 let start = mark.as_ref().map_or(end - lookback, |m| m.at);
                 match trail::read(&self.client, &self.policy, start, end).await {
                     Ok(events) => Some((start, end, events)),
+                    // Not on this workspace's plan: failing every poll would stop the watch
+                    // over everything else, so the poll goes on with "actor unknown".
+                    Err(cause) if cause.is_unavailable() => {
+                        tracing::warn!(
+                            error = %cause,
+                            "the audit trail is not available to this workspace; changes are \
+                             recorded with actor unknown (set [collect] audit_events = false to \
+                             stop reading it)"
+                        );
+                        None
+                    }
                     Err(cause) => {
                         let message = cause.to_string();
                         tracing::error!(error = %message, "poll failed; snapshot recorded as failed");

@@ -82,10 +82,11 @@ pub enum FaultKind {
         /// `next` repeats `current` instead of pointing past the end.
         repeat: bool,
     },
-    /// Answer with this 4xx status and a `ValidationFailure` errors envelope, as an API version
-    /// that does not know a parameter value does.
+    /// Answer with this 4xx status and an errors envelope: 400 or 422 (`ValidationFailure`) as
+    /// an API version that does not know a parameter value does; 403 (`Forbidden`) or 404
+    /// (`NotFound`) as an endpoint the workspace's plan lacks (set programmatically).
     ClientError {
-        /// HTTP status: 400 or 422.
+        /// HTTP status: 400, 403, 404 or 422.
         status: u16,
     },
 }

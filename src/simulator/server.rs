@@ -463,7 +463,11 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         Some(FaultKind::ServerError { status }) => server_error(status),
         Some(FaultKind::ClientError { status }) => error_response(
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            "ValidationFailure",
+            match status {
+                403 => "Forbidden",
+                404 => "NotFound",
+                _ => "ValidationFailure",
+            },
             "Simulated client error",
             None,
             None,

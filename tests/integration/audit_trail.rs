@@ -293,6 +293,51 @@ async fn a_failed_poll_loses_no_audit_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_without_the_audit_trail_is_still_watched() {
+    let ws = TestWorkspace::start().await;
+    let receiver = WebhookReceiver::start().await;
+    let p = poller(&ws, &receiver);
+    // The plan has no audit trail: Segment refuses the endpoint, not the token.
+    ws.sim
+        .inject(Fault::new(FaultKind::ClientError { status: 403 }).on_path("/audit-events"));
+    poll(&ws, &p).await.unwrap();
+    let source = ws.sim.read(|s| s.sources[0].clone());
+    ws.sim
+        .apply(Mutation::SetSourceEnabled {
+            source_id: source.id.clone(),
+            enabled: !source.enabled,
+        })
+        .unwrap();
+    let outcome = poll(&ws, &p).await.unwrap();
+    let change = outcome
+        .changes
+        .iter()
+        .find(|c| c.resource_id == source.id)
+        .unwrap();
+    assert!(!change.attribution.is_known(), "{change:?}");
+    assert_eq!(outcome.audit_events, None);
+    {
+        let store = ws.store();
+        assert_eq!(count(&store, "SELECT count(*) FROM audit_events"), 0);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT count(*) FROM snapshots WHERE status = 'complete'"
+            ),
+            2
+        );
+    }
+    // A server error is another matter: the poll fails, so no event is lost.
+    ws.sim.clear_faults();
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 500 }).on_path("/audit-events"));
+    assert!(matches!(
+        poll(&ws, &p).await.unwrap_err(),
+        PollError::Trail { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_names_the_actor_in_its_output_and_alerts() {
     let ws = TestWorkspace::start().await;
     let receiver = WebhookReceiver::start().await;
