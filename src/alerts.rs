@@ -278,6 +278,10 @@ pub struct PlanInput<'a> {
     pub baseline: bool,
     /// Whether change rules see every resource of a baseline as added.
     pub alert_on_baseline: bool,
+    /// Kinds this snapshot collected for the first time (a new kind, or one turned on): a
+    /// baseline for those kinds, whose changes (all `added`) raise no change alert unless
+    /// `alert_on_baseline`.
+    pub baseline_kinds: &'a [ResourceKind],
     /// Open findings of the workspace.
     pub open_findings: &'a [AlertRecord],
     /// Each rule's fingerprint when last evaluated.
@@ -480,6 +484,9 @@ pub fn plan<E>(
     // Change rules: one alert per rule and change.
     for (index, planned) in input.changes.iter().enumerate() {
         let change = &planned.change;
+        if input.baseline_kinds.contains(&change.kind) && !input.alert_on_baseline {
+            continue;
+        }
         let before = planned.before_version.map(&mut load_version).transpose()?;
         let after = planned
             .after

@@ -310,6 +310,7 @@ impl Poller {
                 segment_workspace_id: &collection.workspace_id,
                 stats,
                 trail: trail.as_ref(),
+                kinds: &self.collected_kinds(),
             };
             let ids = store.commit_snapshot(&target, &delta, &alert_plan)?;
             let stored_events = trail.as_ref().map(|t| t.new_events.len());
@@ -464,6 +465,14 @@ impl Poller {
         Ok((raised, self.deliver(store).await?))
     }
 
+    /// The resource kinds this poller collects.
+    fn collected_kinds(&self) -> Vec<ResourceKind> {
+        ResourceKind::ALL
+            .into_iter()
+            .filter(|k| self.options.collects(*k))
+            .collect()
+    }
+
     /// The workspace's label in the database.
     pub fn workspace(&self) -> &str {
         &self.workspace
@@ -572,7 +581,19 @@ impl Poller {
                     || delta.changes.iter().any(|c| c.change.kind == r.resource))
         });
         let relations = needs_relations.then(|| crate::relations::Relations::build(resources));
+        // A kind the base snapshot did not collect starts with a baseline of its own.
+        let baseline_kinds: Vec<ResourceKind> = match base {
+            Some(base) => {
+                let before = store.collected_kinds(base)?;
+                self.collected_kinds()
+                    .into_iter()
+                    .filter(|k| !before.contains(k))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let input = PlanInput {
+            baseline_kinds: &baseline_kinds,
             relations: relations.as_ref(),
             rules,
             now,

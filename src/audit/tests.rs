@@ -50,6 +50,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
             duration: Duration::from_millis(1),
         },
         trail: None,
+        kinds: &crate::model::ResourceKind::ALL,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())

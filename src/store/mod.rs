@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     CHAIN_MIGRATION,
     include_str!("migrations/0006_data_flow_views.sql"),
     include_str!("migrations/0007_audit_trail.sql"),
+    include_str!("migrations/0008_collected_kinds.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -198,6 +199,8 @@ pub struct CommitTarget<'a> {
     pub stats: PollStats,
     /// What the poll read of the audit trail (its new events are stored), when it read it.
     pub trail: Option<&'a TrailRead>,
+    /// The resource kinds the poll collected.
+    pub kinds: &'a [ResourceKind],
 }
 
 /// A stored change with the bodies of its two sides.
@@ -414,6 +417,7 @@ impl Store {
             segment_workspace_id,
             stats,
             trail,
+            kinds,
         } = *target;
         let tx = self
             .conn
@@ -516,7 +520,7 @@ impl Store {
         tx.execute(
             "UPDATE snapshots SET status = 'complete', finished_at = ?2, base_snapshot_id = ?3,
                 resource_count = ?4, added = ?5, removed = ?6, modified = ?7, api_requests = ?8,
-                duration_ms = ?9
+                duration_ms = ?9, collected_kinds = ?10
              WHERE id = ?1",
             params![
                 snapshot_id,
@@ -527,7 +531,9 @@ impl Store {
                 delta.removed.len() as i64,
                 delta.modified.len() as i64,
                 stats.api_requests as i64,
-                stats.duration.as_millis() as i64
+                stats.duration.as_millis() as i64,
+                serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+                    .expect("kind names serialise")
             ],
         )?;
         // Last, so that it reads back exactly what this transaction wrote.
@@ -839,6 +845,23 @@ impl Store {
             tx.commit()?;
         }
         Ok(report)
+    }
+
+    /// The resource kinds a complete snapshot collected (see migration 0008; snapshots from
+    /// before it collected the seven kinds segwatch always reads).
+    pub fn collected_kinds(&self, snapshot_id: i64) -> Result<Vec<ResourceKind>> {
+        let text: Option<String> = self.conn.query_row(
+            "SELECT collected_kinds FROM snapshots WHERE id = ?1",
+            [snapshot_id],
+            |r| r.get(0),
+        )?;
+        let Some(text) = text else {
+            return Ok(ResourceKind::ALL[..7].to_vec());
+        };
+        let names: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+            StoreError::Snapshot(format!("snapshot {snapshot_id}: bad collected_kinds: {e}"))
+        })?;
+        names.iter().map(|n| parse_kind(n)).collect()
     }
 
     /// Open compliance findings of a workspace.
@@ -1566,6 +1589,7 @@ mod tests {
             segment_workspace_id: "seg-ws",
             stats: stats(resources.len()),
             trail: None,
+            kinds: &ResourceKind::ALL,
         };
         store.commit_snapshot(&target, &delta, alerts)?;
         Ok((id, n))
@@ -1720,6 +1744,7 @@ mod tests {
                     segment_workspace_id: "seg-ws",
                     stats: stats(1),
                     trail: None,
+                    kinds: &ResourceKind::ALL,
                 },
                 &delta,
                 &AlertPlan::default(),

@@ -517,6 +517,79 @@ async fn kinds_turned_off_are_neither_requested_nor_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_collected_for_the_first_time_is_a_baseline_not_an_alert_storm() {
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    let poller = |options: CollectOptions| {
+        Poller::new(
+            SegmentClient::new(ws.client_config()).unwrap(),
+            SecretPolicy::default(),
+            "default",
+        )
+        .with_rules(rules.clone(), false)
+        .with_collect(options)
+    };
+    let without = CollectOptions {
+        destinations: false,
+        ..CollectOptions::default()
+    };
+    // The destinations of this source, now labelled prod, would each be "added to production".
+    let prod = ws.sim.read(|s| s.sources[0].id.clone());
+    ws.sim
+        .apply(Mutation::SetSourceLabel {
+            source_id: prod.clone(),
+            key: "environment".into(),
+            value: "prod".into(),
+        })
+        .unwrap();
+    poller(without).poll(&mut ws.store()).await.unwrap();
+    poller(without).poll(&mut ws.store()).await.unwrap();
+
+    // Destinations turned on (or a segwatch upgrade that collects them): recorded as added,
+    // without an alert per existing destination.
+    let outcome = poller(CollectOptions::default())
+        .poll(&mut ws.store())
+        .await
+        .unwrap();
+    let destinations = ws.sim.read(|s| s.destinations.len());
+    assert!(destinations > 0);
+    let added = outcome
+        .changes
+        .iter()
+        .filter(|c| c.kind == ResourceKind::Destination && c.op == ChangeOp::Added)
+        .count();
+    assert_eq!(added, destinations);
+    assert!(
+        outcome
+            .alerts
+            .iter()
+            .all(|a| a.resource_kind != ResourceKind::Destination),
+        "{:?}",
+        outcome.alerts
+    );
+
+    // From then on a new destination on the production source alerts as usual.
+    ws.sim
+        .apply(Mutation::AddDestination {
+            source_id: prod,
+            name: "Late Export".into(),
+        })
+        .unwrap();
+    let outcome = poller(CollectOptions::default())
+        .poll(&mut ws.store())
+        .await
+        .unwrap();
+    assert!(
+        outcome
+            .alerts
+            .iter()
+            .any(|a| a.rule_id == "destination-added-to-production-source"),
+        "{:?}",
+        outcome.alerts
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_flow_secrets_never_reach_the_database_or_the_logs() {
     let ws = TestWorkspace::with(SimConfig {
         destinations: 16,
