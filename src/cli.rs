@@ -267,6 +267,7 @@ struct DemoArgs {
 
 /// Parses arguments and runs the command. Returns the process exit code.
 pub fn run() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     // The demo is read by a person: its own output says what each poll found, so only the
     // simulated workspace's changes (and problems) are logged.
@@ -291,6 +292,20 @@ pub fn run() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own heap arena (up to 8 per core), and a poll's
+/// peak allocations, spread over the runtime's threads, stay scattered across them: measured
+/// with `segwatch bench`, two arenas cut the peak RSS of a 100k-user poll from 192 to 170 MiB
+/// at no cost in time. Must run before any thread starts.
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets an allocator parameter; it is called before any other thread
+    // exists, and an unknown value is ignored by glibc (it returns 0).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
