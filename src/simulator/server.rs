@@ -723,10 +723,7 @@ async fn get_user(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.user(&id) {
-        Some(user) => ok(data_body("user", user, None)),
-        None => not_found_response(),
-    }
+    one("user", sim.state.user(&id))
 }
 
 async fn list_invites(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
@@ -750,10 +747,7 @@ async fn get_group(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.group(&id) {
-        Some(group) => ok(data_body("userGroup", &GroupView::from(group), None)),
-        None => not_found_response(),
-    }
+    one("userGroup", sim.state.group(&id).map(GroupView::from))
 }
 
 async fn list_group_users(State(sh): Shr, id: IdPath, q: QueryPairs, e: Endlessness) -> Response {
@@ -800,10 +794,7 @@ async fn get_source(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.source(&id) {
-        Some(source) => ok(data_body("source", source, None)),
-        None => not_found_response(),
-    }
+    one("source", sim.state.source(&id))
 }
 
 async fn list_labels(State(sh): Shr) -> Response {
@@ -857,15 +848,25 @@ async fn list_destinations(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Res
     })
 }
 
+/// `{"data": {key: item}}` for a found item, else Segment's 404.
+fn one(key: &str, item: Option<impl Serialize>) -> Response {
+    match item {
+        Some(item) => ok(data_body(key, &item, None)),
+        None => not_found_response(),
+    }
+}
+
 async fn get_destination(State(sh): Shr, id: IdPath) -> Response {
     let Ok(Path(id)) = id else {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.destination_position(&id) {
-        Some(i) => ok(data_body("destination", &sim.state.destinations[i], None)),
-        None => not_found_response(),
-    }
+    one(
+        "destination",
+        sim.state
+            .destination_position(&id)
+            .map(|i| &sim.state.destinations[i]),
+    )
 }
 
 /// `WarehouseV1`: the warehouse without its connections, which have their own route.
@@ -904,14 +905,12 @@ async fn get_warehouse(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.warehouse_position(&id) {
-        Some(i) => ok(data_body(
-            "warehouse",
-            &WarehouseView::from(&sim.state.warehouses[i]),
-            None,
-        )),
-        None => not_found_response(),
-    }
+    one(
+        "warehouse",
+        sim.state
+            .warehouse_position(&id)
+            .map(|i| WarehouseView::from(&sim.state.warehouses[i])),
+    )
 }
 
 /// A page of the sources whose ids are `ids` (full `SourceV1` objects, as the API answers).
@@ -1002,10 +1001,12 @@ async fn get_function(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.function_position(&id) {
-        Some(i) => ok(data_body("function", &sim.state.functions[i], None)),
-        None => not_found_response(),
-    }
+    one(
+        "function",
+        sim.state
+            .function_position(&id)
+            .map(|i| &sim.state.functions[i]),
+    )
 }
 
 /// `TrackingPlanV1`: the plan without its connections, which have their own route.
@@ -1049,14 +1050,12 @@ async fn get_tracking_plan(State(sh): Shr, id: IdPath) -> Response {
         return not_found_response();
     };
     let sim = sh.read();
-    match sim.state.tracking_plan_position(&id) {
-        Some(i) => ok(data_body(
-            "trackingPlan",
-            &TrackingPlanView::from(&sim.state.tracking_plans[i]),
-            None,
-        )),
-        None => not_found_response(),
-    }
+    one(
+        "trackingPlan",
+        sim.state
+            .tracking_plan_position(&id)
+            .map(|i| TrackingPlanView::from(&sim.state.tracking_plans[i])),
+    )
 }
 
 async fn list_tracking_plan_sources(
