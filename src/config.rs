@@ -21,6 +21,10 @@ pub const ENV_SEPARATOR: &str = "__";
 pub const US_API_URL: &str = "https://api.segmentapis.com";
 /// EU Public API host.
 pub const EU_API_URL: &str = "https://eu1.api.segmentapis.com";
+/// The Profile API of the US region.
+pub const PROFILES_US_URL: &str = "https://profiles.segment.com";
+/// The Profile API of the EU region.
+pub const PROFILES_EU_URL: &str = "https://profiles.euw1.segment.com";
 
 /// Errors while loading or validating configuration.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +63,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// What each poll reads: optional resource kinds and the audit trail.
     pub collect: CollectSettings,
+    /// The Profile API (data-subject access requests); unused unless `space_id` is set.
+    pub profiles: ProfilesSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]
@@ -66,6 +72,35 @@ pub struct Settings {
     /// Every configured workspace's name, kept when `--workspace` narrows the configuration.
     #[serde(skip)]
     all_workspaces: Vec<String>,
+}
+
+/// The `[profiles]` section: where and how to reach Segment's Profile API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesSettings {
+    /// `us` or `eu`.
+    pub region: String,
+    /// Explicit Profile API base URL; overrides `region`.
+    pub api_url: Option<String>,
+    /// The Unify space whose profiles are read.
+    pub space_id: Option<String>,
+    /// The space's Profile API access secret, inline.
+    pub access_secret: Option<SecretString>,
+    /// Name of an environment variable holding the access secret.
+    pub access_secret_env: Option<String>,
+    /// A file holding the access secret.
+    pub access_secret_file: Option<PathBuf>,
+}
+
+/// A checked `[profiles]` section: what the Profile API client needs.
+#[derive(Debug, Clone)]
+pub struct ProfilesTarget {
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// The space id.
+    pub space_id: String,
+    /// The access secret.
+    pub access_secret: SecretString,
 }
 
 /// One `[[workspaces]]` entry. Unset tuning keys (`page_size`, `concurrency`, …) and the schedule
@@ -379,6 +414,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("segment.max_pages", DefaultValue::Int(10_000)),
     ("segment.max_rate_limit_wait_secs", DefaultValue::Int(120)),
     ("database.path", DefaultValue::Str("segwatch.db")),
+    ("profiles.region", DefaultValue::Str("us")),
     ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
@@ -450,6 +486,67 @@ impl Settings {
             .build()?
             .try_deserialize::<Settings>()?;
         Ok(settings)
+    }
+
+    /// The checked `[profiles]` section; `None` when neither a space id nor an access secret is
+    /// configured (the Profile API is optional).
+    pub fn profiles(&self) -> Result<Option<ProfilesTarget>, ConfigError> {
+        let p = &self.profiles;
+        let base_url = match &p.api_url {
+            Some(url) if !url.trim().is_empty() => crate::segment::check_base_url(url.trim())
+                .map_err(|why| invalid("profiles.api_url", why))?,
+            _ => match p.region.as_str() {
+                "us" => PROFILES_US_URL.to_string(),
+                "eu" => PROFILES_EU_URL.to_string(),
+                other => {
+                    return Err(invalid(
+                        "profiles.region",
+                        format!(
+                            "`{other}` is not a region; expected `us` or `eu` (or set `profiles.api_url`)"
+                        ),
+                    ));
+                }
+            },
+        };
+        let secret = read_secret(
+            "profiles.access_secret",
+            "",
+            p.access_secret.as_ref(),
+            p.access_secret_env.as_deref(),
+            p.access_secret_file.as_deref(),
+        )?;
+        let space_id = p
+            .space_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        match (space_id, secret) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(invalid(
+                "profiles.access_secret",
+                "no access secret: set SEGWATCH_PROFILES__ACCESS_SECRET, `profiles.access_secret_env` or `profiles.access_secret_file`".into(),
+            )),
+            (None, Some(_)) => Err(invalid(
+                "profiles.space_id",
+                "an access secret is configured but no space id".into(),
+            )),
+            (Some(space), Some(secret)) => {
+                if !space
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(invalid(
+                        "profiles.space_id",
+                        format!("`{space}` is not a space id (letters, digits, `_` and `-`)"),
+                    ));
+                }
+                Ok(Some(ProfilesTarget {
+                    base_url,
+                    space_id: space.to_owned(),
+                    access_secret: secret,
+                }))
+            }
+        }
     }
 
     /// Checks every value of the single workspace (`[segment]`, or the one `[[workspaces]]`
@@ -903,6 +1000,17 @@ fn secret(
     env: Option<&str>,
     file: Option<&Path>,
 ) -> Result<Option<SecretString>, ConfigError> {
+    read_secret(key, &format!("sink `{sink}`: "), inline, env, file)
+}
+
+/// Like [`secret`], with `context` (e.g. "sink `x`: ") before every message.
+fn read_secret(
+    key: &str,
+    context: &str,
+    inline: Option<&SecretString>,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
     let given = [inline.is_some(), env.is_some(), file.is_some()]
         .iter()
         .filter(|b| **b)
@@ -910,7 +1018,7 @@ fn secret(
     if given > 1 {
         return Err(invalid(
             key,
-            format!("sink `{sink}`: give the value, its `_env` or its `_file`, not several"),
+            format!("{context}give the value, its `_env` or its `_file`, not several"),
         ));
     }
     let value = if let Some(v) = inline {
@@ -919,22 +1027,18 @@ fn secret(
         std::env::var(var).map_err(|_| {
             invalid(
                 key,
-                format!("sink `{sink}`: environment variable {var} is not set"),
+                format!("{context}environment variable {var} is not set"),
             )
         })?
     } else if let Some(path) = file {
-        std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                key,
-                format!("sink `{sink}`: cannot read {}: {e}", path.display()),
-            )
-        })?
+        std::fs::read_to_string(path)
+            .map_err(|e| invalid(key, format!("{context}cannot read {}: {e}", path.display())))?
     } else {
         return Ok(None);
     };
     let value = value.trim();
     if value.is_empty() {
-        return Err(invalid(key, format!("sink `{sink}`: the value is empty")));
+        return Err(invalid(key, format!("{context}the value is empty")));
     }
     Ok(Some(SecretString::from(value)))
 }
@@ -1074,9 +1178,60 @@ mod tests {
                 "{key} is not documented in the example"
             );
         }
-        for key in ["api_url", "token_file"] {
+        assert!(settings.profiles().unwrap().is_none());
+        for key in [
+            "api_url",
+            "token_file",
+            "space_id",
+            "access_secret",
+            "access_secret_env",
+            "access_secret_file",
+        ] {
             assert!(text.contains(key), "{key} is not documented in the example");
         }
+    }
+
+    #[test]
+    fn profiles_section_is_checked_key_by_key() {
+        let err = |toml: &str, env: &[(&str, &str)]| {
+            let s = load(toml, env).unwrap();
+            match s.profiles().unwrap_err() {
+                ConfigError::Invalid { key, .. } => key,
+                other => panic!("unexpected {other}"),
+            }
+        };
+        assert_eq!(
+            err("[profiles]\nregion = \"mars\"\nspace_id = \"spa\"\n", &[]),
+            "profiles.region"
+        );
+        assert_eq!(
+            err("[profiles]\napi_url = \"http://example.com\"\n", &[]),
+            "profiles.api_url"
+        );
+        assert_eq!(
+            err("[profiles]\nspace_id = \"spa_1\"\n", &[]),
+            "profiles.access_secret"
+        );
+        assert_eq!(
+            err("", &[("SEGWATCH_PROFILES__ACCESS_SECRET", "s3")]),
+            "profiles.space_id"
+        );
+        assert_eq!(
+            err(
+                "[profiles]\nspace_id = \"a/b\"\n",
+                &[("SEGWATCH_PROFILES__ACCESS_SECRET", "s3")]
+            ),
+            "profiles.space_id"
+        );
+        let s = load(
+            "[profiles]\nregion = \"eu\"\nspace_id = \"spa_1\"\n",
+            &[("SEGWATCH_PROFILES__ACCESS_SECRET", "very-secret-profile")],
+        )
+        .unwrap();
+        let target = s.profiles().unwrap().unwrap();
+        assert_eq!(target.base_url, PROFILES_EU_URL);
+        assert_eq!(target.space_id, "spa_1");
+        assert!(!format!("{s:?}{target:?}").contains("very-secret-profile"));
     }
 
     #[test]
