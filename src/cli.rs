@@ -24,6 +24,7 @@ use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 mod audit;
+mod privacy;
 mod report;
 mod verify;
 
@@ -161,6 +162,13 @@ enum Command {
     Changes(audit::ChangesArgs),
     /// Every resource as it was at a time (the latest complete poll at or before it).
     State(audit::StateArgs),
+    /// Data-subject requests through Segment's Profile API (`[profiles]`).
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
+    /// Test each configured API (Public API per workspace, Profile API) and print one line per
+    /// check: OK or the reason. Exits 1 if any check failed; an unconfigured Profile API is
+    /// reported, and fails only with --require-profiles.
+    CheckConnection(privacy::CheckConnectionArgs),
     /// Check the database for alterations: recompute each workspace's snapshot hash chain; exit
     /// 0 if it is intact (printing its head hash, to record elsewhere), 1 naming the first
     /// altered snapshot.
@@ -411,6 +419,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => audit::history(&settings()?, args),
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
+        Command::Privacy(command) => privacy::run(&settings()?, command).await,
+        Command::CheckConnection(args) => privacy::check_connection(&settings()?, args).await,
         Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),
     }
 }

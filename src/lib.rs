@@ -18,6 +18,7 @@ pub mod diff;
 pub mod health;
 pub mod model;
 pub mod poll;
+pub mod profiles;
 pub mod redact;
 pub mod relations;
 pub mod report;

@@ -65,6 +65,20 @@ pub struct SimulateArgs {
     /// Apply a random mutation every SECS seconds (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub mutate_every: u64,
+    /// The Unify space id the Profile API routes serve.
+    #[arg(long, value_name = "ID", default_value = "spa_sim")]
+    pub profiles_space: String,
+    /// The Profile API access secret clients must send (Basic auth user name).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "SEGWATCH_SIMULATOR_PROFILES_SECRET",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        default_value = "sim-profiles-secret",
+        hide_default_value = true
+    )]
+    pub profiles_secret: SecretString,
     /// Inject a fault, e.g. `429:ms=2000,path=/users,times=3` (repeatable).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<Fault>,
@@ -86,6 +100,8 @@ impl SimulateArgs {
             tracking_plans: self.tracking_plans,
             rate_limit: (self.rate_limit > 0).then(|| RateLimit::per_minute(self.rate_limit)),
             faults: self.faults.clone(),
+            profiles_space: self.profiles_space.clone(),
+            profiles_secret: self.profiles_secret.clone(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod cli;
 mod faults;
 mod generate;
 mod mutations;
+mod profiles;
 mod server;
 mod state;
 
@@ -37,6 +38,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -44,6 +46,7 @@ pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
 pub use faults::{Fault, FaultKind};
 pub use mutations::Mutation;
+pub use profiles::ProfileSummary;
 pub use state::{
     DataFlow, Destination, Function, FunctionSetting, Group, Label, Logos, Permission,
     PermissionResource, ResourceType, Role, Source, SourceMetadata, TrackingPlan, User, Warehouse,
@@ -130,6 +133,10 @@ pub struct SimConfig {
     pub rate_limit: Option<RateLimit>,
     /// Faults in force from the start.
     pub faults: Vec<Fault>,
+    /// The Unify space id the Profile API routes serve.
+    pub profiles_space: String,
+    /// The access secret Profile API clients must send (Basic auth user name).
+    pub profiles_secret: SecretString,
 }
 
 impl Default for SimConfig {
@@ -147,6 +154,8 @@ impl Default for SimConfig {
             tracking_plans: 3,
             rate_limit: None,
             faults: Vec::new(),
+            profiles_space: "spa_sim".to_owned(),
+            profiles_secret: SecretString::from("sim-profiles-secret"),
         }
     }
 }
@@ -166,7 +175,8 @@ impl fmt::Debug for SimConfig {
             .field("tracking_plans", &self.tracking_plans)
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
-            .finish()
+            .field("profiles_space", &self.profiles_space)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,6 +188,11 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     let invalid = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_owned());
     if config.token.is_empty() {
         return Err(invalid("the simulator token must not be empty"));
+    }
+    if config.profiles_space.is_empty() || config.profiles_secret.expose_secret().is_empty() {
+        return Err(invalid(
+            "the Profile API space id and secret must not be empty",
+        ));
     }
     if let Some(limit) = config.rate_limit
         && (limit.requests == 0 || limit.window.is_zero())
@@ -210,6 +225,10 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     };
     let shared = Arc::new(Shared::new(
         config.token,
+        profiles::ProfileAuth {
+            space_id: config.profiles_space,
+            secret: config.profiles_secret,
+        },
         sim,
         config.faults,
         config.rate_limit,
@@ -292,6 +311,11 @@ impl SimHandle {
     /// known).
     pub fn apply_unaudited(&self, m: Mutation) -> Result<String, SimError> {
         self.inner.shared.apply(m, false)
+    }
+
+    /// What the simulated Profile API holds on `user_id`'s profile, if the user exists.
+    pub fn profile(&self, user_id: &str) -> Option<ProfileSummary> {
+        profiles::summary(&self.inner.shared, user_id)
     }
 
     /// The audit trail so far, oldest first.

@@ -53,15 +53,17 @@ pub(crate) struct Sim {
 /// State shared by every request handler and every [`super::SimHandle`] clone.
 pub(crate) struct Shared {
     token: String,
+    /// The Profile API's space and access secret.
+    pub(super) profiles: super::profiles::ProfileAuth,
     sim: RwLock<Sim>,
-    faults: Mutex<FaultSet>,
+    pub(super) faults: Mutex<FaultSet>,
     limiter: Mutex<Limiter>,
-    requests: AtomicU64,
+    pub(super) requests: AtomicU64,
     /// The path and query of the latest API requests, oldest first.
     request_log: Mutex<std::collections::VecDeque<String>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking request must not take the simulator down with it.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -69,12 +71,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn new(
         token: String,
+        profiles: super::profiles::ProfileAuth,
         sim: Sim,
         faults: Vec<Fault>,
         rate_limit: Option<RateLimit>,
     ) -> Self {
         Shared {
             token,
+            profiles,
             sim: RwLock::new(sim),
             faults: Mutex::new(FaultSet::new(faults)),
             limiter: Mutex::new(Limiter::new(rate_limit)),
@@ -87,7 +91,7 @@ impl Shared {
         lock(&self.request_log).iter().cloned().collect()
     }
 
-    fn log_request(&self, path_and_query: &str) {
+    pub(super) fn log_request(&self, path_and_query: &str) {
         let mut log = lock(&self.request_log);
         if log.len() == REQUEST_LOG_LEN {
             log.pop_front();
@@ -167,7 +171,7 @@ impl Shared {
 }
 
 /// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(super) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -391,7 +395,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_simulator/state", get(get_state))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(shared.clone(), control_gate));
-    control.merge(api).with_state(shared)
+    let profiles = super::profiles::router(shared.clone());
+    control.merge(profiles).merge(api).with_state(shared)
 }
 
 /// True for the list endpoints that take `pagination`.
@@ -486,7 +491,7 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
 }
 
 /// Cuts a successful body in half: a strict prefix of a JSON object is never valid JSON.
-async fn truncate_body(response: Response) -> Response {
+pub(super) async fn truncate_body(response: Response) -> Response {
     if !response.status().is_success() {
         return response;
     }

@@ -31,6 +31,7 @@ mod delivery;
 mod faults;
 mod lifecycle;
 mod pipeline;
+mod privacy_access;
 mod report;
 mod retention;
 mod secrets;

@@ -1,0 +1,296 @@
+//! `segwatch privacy …` (data-subject requests through the Profile API) and
+//! `segwatch check-connection`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::profiles::{IdType, Identifier, ProfileClient, ProfileError};
+use crate::segment::{SegmentClient, SegmentError};
+
+/// Exit code of `privacy access` when the space has no profile for the subject.
+const NO_PROFILE: u8 = 2;
+/// An identifier that no real profile carries: a 404 "Profile was not found." for it proves the
+/// space id and the secret are right.
+const PROBE: &str = "segwatch-connection-check";
+
+/// Data-subject requests.
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum PrivacyCommand {
+    /// Export everything the Profile API holds on one person (metadata, traits, external ids,
+    /// events) as one JSON document. Exit codes: 0 written; 2 the space has no profile for the
+    /// subject (nothing written); 1 any other error.
+    Access(AccessArgs),
+}
+
+/// Who the access request is about, and where the export goes.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).multiple(false)))]
+pub(super) struct AccessArgs {
+    /// The subject's user id (`user_id:…`).
+    #[arg(long, value_name = "ID", group = "subject")]
+    user_id: Option<String>,
+    /// The subject's email (`email:…`).
+    #[arg(long, value_name = "EMAIL", group = "subject")]
+    email: Option<String>,
+    /// The subject's anonymous id (`anonymous_id:…`).
+    #[arg(long, value_name = "ID", group = "subject")]
+    anonymous_id: Option<String>,
+    /// Write the document to FILE (atomically, mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    fn subject(&self) -> Identifier {
+        let (kind, value) = match (&self.user_id, &self.email, &self.anonymous_id) {
+            (Some(v), _, _) => (IdType::UserId, v),
+            (_, Some(v), _) => (IdType::Email, v),
+            (_, _, Some(v)) => (IdType::AnonymousId, v),
+            // clap's required group guarantees one of them.
+            _ => unreachable!("one subject flag is required"),
+        };
+        Identifier {
+            kind,
+            value: value.clone(),
+        }
+    }
+}
+
+/// Runs a `privacy` subcommand.
+pub(super) async fn run(settings: &Settings, command: PrivacyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PrivacyCommand::Access(args) => access(settings, args).await,
+    }
+}
+
+fn profile_client(settings: &Settings) -> anyhow::Result<ProfileClient> {
+    let Some(target) = settings.profiles()? else {
+        anyhow::bail!(
+            "the Profile API is not configured: set `profiles.space_id` and the access secret \
+             (SEGWATCH_PROFILES__ACCESS_SECRET, `profiles.access_secret_env` or `profiles.access_secret_file`)"
+        );
+    };
+    Ok(ProfileClient::new(&target)?)
+}
+
+async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<ExitCode> {
+    let client = profile_client(settings)?;
+    let subject = args.subject();
+    let document = match gather(&client, &subject).await {
+        Ok(doc) => doc,
+        Err(e @ ProfileError::NoProfile { .. }) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(NO_PROFILE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut text = serde_json::to_vec_pretty(&document)?;
+    text.push(b'\n');
+    match &args.out {
+        Some(path) => {
+            write_private(path, &text)?;
+            let count = |k: &str| document[k]["count"].as_u64().unwrap_or(0);
+            eprintln!(
+                "wrote {}: {} traits, {} external ids, {} events for {subject}",
+                path.display(),
+                count("traits"),
+                count("external_ids"),
+                count("events"),
+            );
+        }
+        None => std::io::stdout().lock().write_all(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves the subject to its Segment id, then reads every section in full.
+async fn gather(client: &ProfileClient, subject: &Identifier) -> Result<Value, ProfileError> {
+    let mut metadata = client.metadata(subject).await?;
+    let segment_id = metadata
+        .get("segment_id")
+        .or_else(|| metadata.pointer("/metadata/segment_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // Reading by the canonical id covers the whole merged profile, whatever identifier found it.
+    let profile = match &segment_id {
+        Some(id) => id.clone(),
+        None => subject.path_segment(),
+    };
+    let section = |s: crate::profiles::Section| {
+        let count = s.count();
+        json!({"count": count, "records": s.into_value()})
+    };
+    let traits = client.section(&profile, "traits", "traits").await?;
+    let external_ids = client.section(&profile, "external_ids", "data").await?;
+    let events = client.section(&profile, "events", "data").await?;
+    let mut events = section(events);
+    events["note"] = "the Profile API keeps at most the last 14 days of a profile's events".into();
+    let metadata = metadata
+        .get_mut("metadata")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    Ok(json!({
+        "subject": {
+            "type": subject.kind,
+            "value": subject.value,
+            "identifier": subject.to_string(),
+        },
+        "gathered_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "space": client.space_id(),
+        "api": client.base_url(),
+        "segment_id": segment_id,
+        "metadata": {"count": usize::from(!metadata.is_null()), "records": metadata},
+        "traits": section(traits),
+        "external_ids": section(external_ids),
+        "events": events,
+    }))
+}
+
+/// Writes `bytes` to `path` through a private temporary file in the same directory, renamed
+/// into place: a reader never sees half a document, nor a file others can read.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "access".into());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        anyhow::Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Test each configured API and say what is wrong with each.
+#[derive(Debug, clap::Args)]
+pub(super) struct CheckConnectionArgs {
+    /// Count an unconfigured Profile API (`[profiles]`) as a failure.
+    #[arg(long)]
+    require_profiles: bool,
+}
+
+/// `segwatch check-connection`: one line per check, `OK` or the reason; exit 1 on any failure.
+pub(super) async fn check_connection(
+    settings: &Settings,
+    args: CheckConnectionArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for target in settings.targets()? {
+        let mut config = target.client.clone();
+        // A connection check should answer in seconds, not sit through a poll's retry budget.
+        config.max_attempts = config.max_attempts.min(2);
+        config.request_timeout = config.request_timeout.min(Duration::from_secs(15));
+        let label = format!(
+            "Public API, workspace `{}` ({})",
+            target.name, config.base_url
+        );
+        let line = match SegmentClient::new(config) {
+            Err(e) => Err(e.to_string()),
+            Ok(client) => match client.get_object("/", "workspace").await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(public_api_reason(&e, &target.key)),
+            },
+        };
+        failed |= line.is_err();
+        report(&mut out, &label, line)?;
+    }
+    match settings.profiles()? {
+        None => {
+            failed |= args.require_profiles;
+            writeln!(
+                out,
+                "Profile API: {}",
+                if args.require_profiles {
+                    "FAIL: not configured (`profiles.space_id` and an access secret)"
+                } else {
+                    "not configured"
+                }
+            )?;
+        }
+        Some(target) => {
+            let label = format!(
+                "Profile API, space `{}` ({})",
+                target.space_id, target.base_url
+            );
+            let line = match ProfileClient::new(&target) {
+                Err(e) => Err(e.to_string()),
+                Ok(client) => profile_probe(&client).await,
+            };
+            failed |= line.is_err();
+            report(&mut out, &label, line)?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report(out: &mut impl Write, label: &str, line: Result<(), String>) -> std::io::Result<()> {
+    match line {
+        Ok(()) => writeln!(out, "{label}: OK"),
+        Err(reason) => writeln!(out, "{label}: FAIL: {reason}"),
+    }
+}
+
+fn public_api_reason(e: &SegmentError, key: &str) -> String {
+    match e {
+        SegmentError::Unauthorized { status, .. } => format!(
+            "invalid token (HTTP {status}): the token was refused; check `{key}.token`, that it has \
+             Workspace Owner access, and `{key}.region` (a token works only in its workspace's region)"
+        ),
+        SegmentError::RetriesExhausted { last, .. } => format!("network: {last}"),
+        SegmentError::Transport { cause, .. } => format!("network: {cause}"),
+        e if e.status() == Some(404) => format!(
+            "wrong region or API URL: `GET /` is not found there; check `{key}.region` / `{key}.api_url` ({e})"
+        ),
+        e => e.to_string(),
+    }
+}
+
+/// Reads the metadata of an identifier no profile has: "Profile was not found." proves that
+/// the space exists on this host and that the secret opens it.
+async fn profile_probe(client: &ProfileClient) -> Result<(), String> {
+    let probe = Identifier {
+        kind: IdType::UserId,
+        value: PROBE.to_owned(),
+    };
+    match client.metadata(&probe).await {
+        Ok(_) | Err(ProfileError::NoProfile { .. }) => Ok(()),
+        Err(ProfileError::InvalidSecret { status, server, .. }) => Err(format!(
+            "invalid access secret (HTTP {status}{server}): check `profiles.access_secret`"
+        )),
+        Err(ProfileError::UnknownSpace { server, .. }) => Err(format!(
+            "wrong space id or region (HTTP 404{server}): check `profiles.space_id` and `profiles.region`"
+        )),
+        Err(ProfileError::Network { cause, .. }) => Err(format!("network: {cause}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
