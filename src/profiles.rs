@@ -315,7 +315,14 @@ impl ProfileClient {
             if let Some(cursor) = next.take() {
                 query.push(("next".to_owned(), cursor));
             }
-            let mut body = self.get(&path, &query).await?;
+            let mut body = self.get(&path, &query).await.map_err(|e| match e {
+                // The profile went away (or was merged) while it was being read.
+                ProfileError::NoProfile { space, .. } => ProfileError::NoProfile {
+                    subject: decode_for_display(profile),
+                    space,
+                },
+                other => other,
+            })?;
             let malformed = |detail: String| ProfileError::Malformed {
                 path: path.clone(),
                 detail,
@@ -536,6 +543,30 @@ impl ProfileClient {
     }
 }
 
+/// A path segment as a person would write it (`%2B` back to `+`), for messages.
+fn decode_for_display(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body)
         .chars()
@@ -588,5 +619,6 @@ mod tests {
             value: "a b/ü".into(),
         };
         assert_eq!(id.path_segment(), "user_id:a%20b%2F%C3%BC");
+        assert_eq!(decode_for_display(&id.path_segment()), "user_id:a b/ü");
     }
 }

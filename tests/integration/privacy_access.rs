@@ -276,3 +276,47 @@ async fn the_access_secret_never_leaks() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connection_checks_every_workspace_or_the_one_named() {
+    let ws = workspace().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[workspaces]]\nname = \"production\"\napi_url = \"{url}\"\ntoken_env = \"PRODUCTION_TOKEN\"\n\
+             [[workspaces]]\nname = \"staging\"\napi_url = \"{url}\"\ntoken_env = \"STAGING_TOKEN\"\n",
+            url = ws.sim.base_url()
+        ),
+    )
+    .unwrap();
+    let segwatch = || {
+        Segwatch::new()
+            .env("SEGWATCH_DATABASE__PATH", ws.db().to_str().unwrap())
+            .env("PRODUCTION_TOKEN", TOKEN)
+            .env("STAGING_TOKEN", "sgw-revoked-token")
+            .args(["--config", config.to_str().unwrap()])
+    };
+    let run = segwatch().args(["check-connection"]).failure();
+    let out = run.stdout();
+    assert!(
+        out.contains("workspace `production`") && out.contains("workspace `staging`"),
+        "{out}"
+    );
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("workspace `{name}`")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("production").ends_with(": OK"), "{out}");
+    assert!(line("staging").contains("FAIL: invalid token"), "{out}");
+    assert!(
+        line("staging").contains("workspaces[staging].token"),
+        "{out}"
+    );
+    let run = segwatch()
+        .args(["--workspace", "production", "check-connection"])
+        .success();
+    assert!(!run.stdout().contains("staging"), "{}", run.stdout());
+}
