@@ -606,6 +606,22 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn requests_are_paced_to_a_hundred_per_second() {
+        let client = ProfileClient::new(&ProfilesTarget {
+            base_url: "http://127.0.0.1:9".into(),
+            space_id: "spa_1".into(),
+            access_secret: SecretString::from("s"),
+        })
+        .unwrap();
+        let start = Instant::now();
+        for _ in 0..51 {
+            client.pace().await;
+        }
+        // The first request goes at once, each other one at least 10 ms after the previous one.
+        assert!(start.elapsed() >= Duration::from_millis(500));
+    }
+
     #[test]
     fn identifiers_are_percent_encoded() {
         let id = Identifier {

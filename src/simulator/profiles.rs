@@ -5,7 +5,8 @@
 //!
 //! Every simulated user has a profile, derived from it deterministically: its user id, email
 //! and `anon-<id>` anonymous id as external ids, a dozen traits, and 120 to 319 events (several
-//! pages at the maximum `limit`). Faults apply as on the Public API routes.
+//! pages at the maximum `limit`). Faults apply as on the Public API routes, except
+//! `endless-cursor`, which only concerns Public API lists.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
