@@ -266,6 +266,13 @@ impl ProfileClient {
         })
     }
 
+    /// Sets the attempts per request (at least 1) on 429, 5xx and network errors; a connection
+    /// check wants an answer in seconds rather than the default retry budget.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
     /// The space this client reads.
     pub fn space_id(&self) -> &str {
         &self.space_id
@@ -378,6 +385,7 @@ impl ProfileClient {
         let url = reqwest::Url::parse(&format!("{}{path}", self.base_url))
             .map_err(|e| ProfileError::InvalidConfig(format!("cannot build a request URL: {e}")))?;
         let attempts = AtomicU32::new(0);
+        let shown = shown_path(path);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.backoff_min)
             .with_max_delay(self.backoff_max)
@@ -402,7 +410,7 @@ impl ProfileClient {
         .notify(|e, wait| {
             if let Attempt::Retry { last, .. } = e {
                 tracing::warn!(
-                    path,
+                    path = %shown,
                     attempt = attempts.load(Ordering::Relaxed),
                     wait_ms = wait.as_millis() as u64,
                     reason = %last,
@@ -465,7 +473,7 @@ impl ProfileClient {
             last: self.scrub(&error_chain(&e)),
             retry_after: None,
         })?;
-        tracing::debug!(path, status = status.as_u16(), "Profile API response");
+        tracing::debug!(path = %shown_path(path), status = status.as_u16(), "Profile API response");
         if status.is_success() {
             return match serde_json::from_slice::<Value>(&body) {
                 Ok(v) if v.is_object() => Ok(v),
@@ -540,6 +548,17 @@ impl ProfileClient {
 
     fn scrub(&self, text: &str) -> String {
         text.replace(self.secret.expose_secret(), "<redacted>")
+    }
+}
+
+/// A request path for logs: the subject's identifier (personal data) is left out.
+fn shown_path(path: &str) -> String {
+    match path.split_once("/profiles/") {
+        Some((head, rest)) => {
+            let section = rest.rsplit('/').next().unwrap_or_default();
+            format!("{head}/profiles/…/{section}")
+        }
+        None => path.to_owned(),
     }
 }
 

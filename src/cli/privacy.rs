@@ -240,7 +240,7 @@ pub(super) async fn check_connection(
             );
             let line = match ProfileClient::new(&target) {
                 Err(e) => Err(e.to_string()),
-                Ok(client) => profile_probe(&client).await,
+                Ok(client) => profile_probe(&client.with_max_attempts(2)).await,
             };
             failed |= line.is_err();
             report(&mut out, &label, line)?;

@@ -259,6 +259,8 @@ async fn the_access_secret_never_leaks() {
     transcript.push_str(&run.stdout());
     transcript.push_str(&run.stderr());
     assert!(transcript.contains("Profile API"), "logs were captured");
+    // Logs name the section read, not the person.
+    assert!(!transcript.contains(&format!("profiles/user_id:{user}")));
     for secret in [SECRET, "wrong-secret-5c4b3a"] {
         assert!(!transcript.contains(secret), "{secret} leaked");
     }
