@@ -156,7 +156,7 @@ pub enum ProfileError {
         /// What is wrong.
         detail: String,
     },
-    /// A section kept handing out cursors past [`MAX_PAGES`] pages.
+    /// A section kept handing out cursors past the page limit (10,000 pages).
     #[error("GET {path} kept paginating past {pages} pages")]
     Endless {
         /// The request path.

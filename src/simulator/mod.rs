@@ -4,7 +4,9 @@
 //! headers as `api.segmentapis.com`, from a workspace generated deterministically from a seed
 //! (same seed and sizes give byte-identical responses). The workspace can be changed while
 //! it runs ([`Mutation`], [`SimHandle::random_mutation`], [`SimHandle::shuffle`]) and faults
-//! can be injected ([`Fault`]). The `demo` command, end-to-end tests and benchmarks use it.
+//! can be injected ([`Fault`]). The same server also answers the Profile API of one Unify space
+//! (`/v1/spaces/{space}/collections/users/profiles/…`, Basic auth; see [`SimHandle::profile`]).
+//! The `demo` command, end-to-end tests and benchmarks use it.
 //!
 //! In-process use goes through [`start`] and [`SimHandle`]; a separate process
 //! (`segwatch simulate`, see [`SimulateArgs`]) is driven through bearer-protected control
