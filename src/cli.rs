@@ -24,6 +24,7 @@ use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 mod audit;
+mod privacy_requests;
 mod report;
 mod verify;
 
@@ -172,6 +173,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// Data-subject requests through Segment's regulations, recorded as evidence.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Ask Segment to delete (and by default suppress) one user's data; records the request
+    /// with the user id hashed, and prints the regulation id.
+    Delete(privacy_requests::DeleteArgs),
+    /// Refresh and print the status of one regulation, or of every recorded one not finished.
+    Status(privacy_requests::StatusArgs),
+    /// List the recorded requests (subjects shown as hash prefixes); reads only.
+    Requests(privacy_requests::RequestsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -412,6 +427,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
         Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),
+        Command::Privacy(PrivacyCommand::Delete(args)) => {
+            privacy_requests::delete(&settings()?, args).await
+        }
+        Command::Privacy(PrivacyCommand::Status(args)) => {
+            privacy_requests::status(&settings()?, args).await
+        }
+        Command::Privacy(PrivacyCommand::Requests(args)) => {
+            privacy_requests::requests(&settings()?, args)
+        }
     }
 }
 

@@ -65,6 +65,9 @@ pub struct SimulateArgs {
     /// Apply a random mutation every SECS seconds (0 = never).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub mutate_every: u64,
+    /// Seconds a regulation stays in each status (INITIALIZED, RUNNING) before the next.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub regulation_step_secs: u64,
     /// Inject a fault, e.g. `429:ms=2000,path=/users,times=3` (repeatable).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<Fault>,
@@ -86,6 +89,7 @@ impl SimulateArgs {
             tracking_plans: self.tracking_plans,
             rate_limit: (self.rate_limit > 0).then(|| RateLimit::per_minute(self.rate_limit)),
             faults: self.faults.clone(),
+            regulation_step: Duration::from_secs(self.regulation_step_secs),
         }
     }
 }

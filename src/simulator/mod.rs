@@ -26,6 +26,7 @@ mod cli;
 mod faults;
 mod generate;
 mod mutations;
+mod regulations;
 mod server;
 mod state;
 
@@ -44,6 +45,7 @@ pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
 pub use faults::{Fault, FaultKind};
 pub use mutations::Mutation;
+pub use regulations::RecordedRegulation;
 pub use state::{
     DataFlow, Destination, Function, FunctionSetting, Group, Label, Logos, Permission,
     PermissionResource, ResourceType, Role, Source, SourceMetadata, TrackingPlan, User, Warehouse,
@@ -130,6 +132,8 @@ pub struct SimConfig {
     pub rate_limit: Option<RateLimit>,
     /// Faults in force from the start.
     pub faults: Vec<Fault>,
+    /// How long a regulation stays in each status (`INITIALIZED`, `RUNNING`) before the next.
+    pub regulation_step: Duration,
 }
 
 impl Default for SimConfig {
@@ -146,6 +150,7 @@ impl Default for SimConfig {
             functions: 5,
             tracking_plans: 3,
             rate_limit: None,
+            regulation_step: Duration::from_secs(30),
             faults: Vec::new(),
         }
     }
@@ -166,6 +171,7 @@ impl fmt::Debug for SimConfig {
             .field("tracking_plans", &self.tracking_plans)
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
+            .field("regulation_step", &self.regulation_step)
             .finish()
     }
 }
@@ -213,6 +219,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         sim,
         config.faults,
         config.rate_limit,
+        config.regulation_step,
     ));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let app = server::router(shared.clone());
@@ -297,6 +304,11 @@ impl SimHandle {
     /// The audit trail so far, oldest first.
     pub fn audit_events(&self) -> Vec<AuditEvent> {
         self.inner.shared.read().audit.events().to_vec()
+    }
+
+    /// Every regulation created with `POST /regulations`, oldest first, as sent.
+    pub fn regulations(&self) -> Vec<RecordedRegulation> {
+        self.inner.shared.regulations()
     }
 
     /// The path and query of the latest API requests (up to 10,000), oldest first; control
