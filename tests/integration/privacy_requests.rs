@@ -273,3 +273,29 @@ async fn the_simulator_validates_regulations_like_segment() {
         .unwrap();
     assert_eq!(unauthorized.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_regulation_that_cannot_be_recorded_is_shouted_not_lost() {
+    let ws = workspace().await;
+    // A database that refuses the row after Segment has accepted the regulation.
+    ws.store()
+        .connection()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON privacy_requests
+             BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;",
+        )
+        .unwrap();
+    let run = ws
+        .segwatch()
+        .args(["privacy", "delete", "--user-id", SUBJECT, "--yes"])
+        .failure()
+        .stderr_contains(&[
+            "Segment ACCEPTED regulation",
+            "Keep this regulation id",
+            "the disk says no",
+        ]);
+    let sent = ws.sim.regulations();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(run.stdout().trim(), sent[0].id);
+    assert!(run.stderr().contains(&sent[0].id));
+}
