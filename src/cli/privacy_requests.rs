@@ -79,23 +79,14 @@ pub(super) async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Res
     let target = settings.validate()?;
     let what = args.regulation_type.as_str();
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "refusing to send a {what} regulation without confirmation: there is no terminal \
-                 to confirm on; pass --yes to confirm on the command line"
-            );
-        }
-        eprint!(
-            "This asks Segment to apply {what} to one user in workspace `{}`; it cannot be \
-             undone.\nType the user id to confirm: ",
-            target.name
-        );
-        std::io::stderr().flush()?;
-        let mut typed = String::new();
-        std::io::stdin().lock().read_line(&mut typed)?;
-        if typed.trim_end_matches(['\r', '\n']) != args.user_id {
-            bail!("not confirmed (the id typed differs); nothing was sent");
-        }
+        confirm(
+            &args.user_id,
+            what,
+            &target.name,
+            std::io::stdin().is_terminal(),
+            &mut std::io::stdin().lock(),
+            &mut std::io::stderr(),
+        )?;
     }
     // Open (and migrate) the database before asking Segment, so that recording is unlikely to
     // fail after Segment has accepted.
@@ -134,6 +125,35 @@ pub(super) async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Res
         target.name
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the person at the terminal to type the user id again; refuses without a terminal.
+fn confirm(
+    user_id: &str,
+    what: &str,
+    workspace: &str,
+    terminal: bool,
+    input: &mut impl BufRead,
+    prompt: &mut impl Write,
+) -> anyhow::Result<()> {
+    if !terminal {
+        bail!(
+            "refusing to send a {what} regulation without confirmation: there is no terminal \
+             to confirm on; pass --yes to confirm on the command line"
+        );
+    }
+    write!(
+        prompt,
+        "This asks Segment to apply {what} to one user in workspace `{workspace}`; it cannot be \
+         undone.\nType the user id to confirm: "
+    )?;
+    prompt.flush()?;
+    let mut typed = String::new();
+    input.read_line(&mut typed)?;
+    if typed.trim_end_matches(['\r', '\n']) != user_id {
+        bail!("not confirmed (the id typed differs); nothing was sent");
+    }
+    Ok(())
 }
 
 /// The per-destination statuses as stored and printed.
@@ -355,4 +375,40 @@ pub(super) fn requests(settings: &Settings, args: RequestsArgs) -> anyhow::Resul
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(terminal: bool, typed: &str) -> (anyhow::Result<()>, String) {
+        let mut prompt = Vec::new();
+        let result = confirm(
+            "user-1",
+            "DELETE_ONLY",
+            "prod",
+            terminal,
+            &mut typed.as_bytes(),
+            &mut prompt,
+        );
+        (result, String::from_utf8(prompt).unwrap())
+    }
+
+    #[test]
+    fn only_the_same_id_typed_at_a_terminal_confirms() {
+        let (ok, prompt) = ask(true, "user-1\n");
+        ok.unwrap();
+        assert!(
+            prompt.contains("DELETE_ONLY") && prompt.contains("`prod`"),
+            "{prompt}"
+        );
+        ask(true, "user-1\r\n").0.unwrap();
+        for typed in ["user-2\n", "user-1 \n", "\n", ""] {
+            let err = ask(true, typed).0.unwrap_err().to_string();
+            assert!(err.contains("not confirmed"), "{typed:?}: {err}");
+        }
+        let (refused, prompt) = ask(false, "user-1\n");
+        assert!(refused.unwrap_err().to_string().contains("no terminal"));
+        assert!(prompt.is_empty(), "nothing is asked without a terminal");
+    }
 }

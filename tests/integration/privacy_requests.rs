@@ -299,3 +299,68 @@ async fn an_accepted_regulation_that_cannot_be_recorded_is_shouted_not_lost() {
     assert_eq!(run.stdout().trim(), sent[0].id);
     assert!(run.stderr().contains(&sent[0].id));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_several_workspaces_the_request_goes_to_the_one_chosen() {
+    let production = workspace().await;
+    let staging = workspace().await;
+    let config = production.dir.path().join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[workspaces]]\nname = \"production\"\napi_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\n\
+             [[workspaces]]\nname = \"staging\"\napi_url = \"{}\"\ntoken_env = \"TEST_TOKEN\"\n",
+            production.sim.base_url(),
+            staging.sim.base_url()
+        ),
+    )
+    .unwrap();
+    let segwatch = || {
+        crate::util::Segwatch::new()
+            .env("SEGWATCH_DATABASE__PATH", production.db().to_str().unwrap())
+            .env("TEST_TOKEN", crate::util::TOKEN)
+            .args(["--config", config.to_str().unwrap()])
+    };
+    segwatch()
+        .args(["privacy", "delete", "--user-id", SUBJECT, "--yes"])
+        .failure()
+        .stderr_contains(&["--workspace"]);
+    assert!(production.sim.regulations().is_empty() && staging.sim.regulations().is_empty());
+
+    let id = segwatch()
+        .args([
+            "--workspace",
+            "staging",
+            "privacy",
+            "delete",
+            "--user-id",
+            SUBJECT,
+            "--yes",
+        ])
+        .success()
+        .stdout()
+        .trim()
+        .to_owned();
+    assert!(production.sim.regulations().is_empty());
+    assert_eq!(staging.sim.regulations()[0].id, id);
+    segwatch()
+        .args([
+            "--workspace",
+            "staging",
+            "privacy",
+            "requests",
+            "--subject",
+            SUBJECT,
+        ])
+        .success()
+        .stdout_contains(&[&id]);
+    // Recorded under the chosen workspace.
+    let store = production.store();
+    let workspace: String = store
+        .connection()
+        .query_row("SELECT workspace FROM audit_privacy_requests", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(workspace, "staging");
+}
