@@ -134,10 +134,6 @@ impl Regulations {
         self.entries.iter().map(|e| e.recorded.clone()).collect()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     fn steps(&self, entry: &Entry, now: Instant) -> u32 {
         let elapsed = now.saturating_duration_since(entry.created);
         if self.step.is_zero() {
@@ -192,10 +188,11 @@ impl Regulations {
         }))
     }
 
-    /// The `RegulationListEntryV1`s of entries `range`.
-    pub(crate) fn list(&self, range: std::ops::Range<usize>) -> Vec<ListEntry> {
+    /// The `RegulationListEntryV1`s, oldest first, of the given `status` and types (`None`:
+    /// any).
+    pub(crate) fn list(&self, status: Option<&str>, types: Option<&[String]>) -> Vec<ListEntry> {
         let now = Instant::now();
-        self.entries[range]
+        self.entries
             .iter()
             .map(|e| {
                 let steps = self.steps(e, now);
@@ -211,6 +208,8 @@ impl Regulations {
                     regulation_type: e.recorded.regulation_type.clone(),
                 }
             })
+            .filter(|e| status.is_none_or(|s| s == e.status))
+            .filter(|e| types.is_none_or(|t| t.contains(&e.regulation_type)))
             .collect()
     }
 }

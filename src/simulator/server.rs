@@ -890,10 +890,27 @@ async fn get_regulation(State(sh): Shr, id: IdPath) -> Response {
     one("regulation", lock(&sh.regulations).get(&id, &workspace_id))
 }
 
+/// `GET /regulations`, filtered by `status` and `regulationTypes` (repeated, comma-separated
+/// or `regulationTypes[i]`), paginated.
 async fn list_regulations(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
-    let regulations = lock(&sh.regulations);
-    list_page("regulations", regulations.len(), q, e, |r| {
-        regulations.list(r)
+    let pairs = match &q {
+        Ok(Query(pairs)) => pairs.clone(),
+        Err(_) => return validation("pagination", "Malformed query string"),
+    };
+    let mut status = None;
+    let mut types: Option<Vec<String>> = None;
+    for (key, value) in pairs {
+        if key == "status" {
+            status = Some(value);
+        } else if key == "regulationTypes" || key.starts_with("regulationTypes[") {
+            types
+                .get_or_insert_with(Vec::new)
+                .extend(value.split(',').map(|t| t.trim().to_owned()));
+        }
+    }
+    let entries = lock(&sh.regulations).list(status.as_deref(), types.as_deref());
+    list_page("regulations", entries.len(), q, e, |r| {
+        entries[r].iter().collect()
     })
 }
 

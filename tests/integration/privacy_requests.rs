@@ -227,7 +227,12 @@ async fn a_refused_regulation_is_reported_and_not_recorded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_simulator_validates_regulations_like_segment() {
-    let ws = workspace().await;
+    // Slow steps: the status filters below must see the regulation still INITIALIZED.
+    let ws = TestWorkspace::with(SimConfig {
+        regulation_step: Duration::from_secs(600),
+        ..SimConfig::default()
+    })
+    .await;
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
         http.post(format!("{}/regulations", ws.sim.base_url()))
@@ -266,6 +271,30 @@ async fn the_simulator_validates_regulations_like_segment() {
         list["data"]["regulations"][0]["regulationType"],
         "DELETE_ONLY"
     );
+    for (query, expected) in [
+        ("regulationTypes=DELETE_ONLY", 1),
+        ("regulationTypes=UNSUPPRESS", 0),
+        ("status=FINISHED", 0),
+        ("status=INITIALIZED", 1),
+    ] {
+        let list: serde_json::Value = http
+            .get(format!(
+                "{}/regulations?pagination[count]=10&{query}",
+                ws.sim.base_url()
+            ))
+            .bearer_auth(crate::util::TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            list["data"]["regulations"].as_array().unwrap().len(),
+            expected,
+            "{query}"
+        );
+    }
     let unauthorized = http
         .get(format!("{}/regulations/reg_sim_000001", ws.sim.base_url()))
         .send()
