@@ -5,14 +5,16 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{TableOrJson, TextOrJson, open_read_only, open_store, plural, print_json};
 use crate::config::Settings;
-use crate::segment::{Regulation, RegulationType, SUBJECT_TYPE_USER_ID, SegmentClient};
+use crate::segment::{
+    Regulation, RegulationType, SUBJECT_TYPE_USER_ID, SegmentClient, SegmentError,
+};
 use crate::store::{NewPrivacyRequest, PrivacyRequestRecord};
 
 /// How many hex digits of a subject hash are shown.
@@ -94,10 +96,16 @@ pub(super) async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Res
     let workspace_id = store.workspace_id(&target.name)?;
     let client = SegmentClient::new(target.client.clone())?;
     let user_ids = [args.user_id.clone()];
-    let regulation_id = client
+    let regulation_id = match client
         .create_regulation(args.regulation_type, &user_ids)
         .await
-        .context("Segment did not accept the regulation; nothing was recorded")?;
+    {
+        Ok(id) => id,
+        Err(e) => {
+            let meaning = creation_failure(&e);
+            return Err(anyhow::Error::new(e).context(meaning));
+        }
+    };
     let os_user = os_user();
     let recorded = store.record_privacy_request(&NewPrivacyRequest {
         workspace_id,
@@ -125,6 +133,27 @@ pub(super) async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Res
         target.name
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a failed creation means for the person who must decide whether to send it again.
+fn creation_failure(error: &SegmentError) -> &'static str {
+    match error {
+        SegmentError::Api { .. }
+        | SegmentError::Unauthorized { .. }
+        | SegmentError::RateLimited { .. }
+        | SegmentError::InvalidConfig(_) => {
+            "Segment did not accept the regulation; nothing was recorded"
+        }
+        // Only connections that failed before sending are retried until exhausted.
+        SegmentError::RetriesExhausted { .. } => {
+            "could not reach Segment; the regulation was not sent and nothing was recorded"
+        }
+        _ => {
+            "the outcome is unknown: Segment may have created the regulation. Nothing was \
+             recorded; check Segment's regulation list (GET /regulations, or the Privacy page) \
+             before sending it again"
+        }
+    }
 }
 
 /// Asks the person at the terminal to type the user id again; refuses without a terminal.

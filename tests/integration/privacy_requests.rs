@@ -393,3 +393,28 @@ async fn with_several_workspaces_the_request_goes_to_the_one_chosen() {
         .unwrap();
     assert_eq!(workspace, "staging");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_error_after_sending_is_not_retried_and_says_the_outcome_is_unknown() {
+    let ws = workspace().await;
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 503 }).on_path("/regulations"));
+    ws.segwatch()
+        .args(["privacy", "delete", "--user-id", SUBJECT, "--yes"])
+        .failure()
+        .stderr_contains(&["outcome is unknown", "HTTP 503", "not sent again"]);
+    // SEGWATCH_SEGMENT__MAX_ATTEMPTS is 3, yet the POST went out once.
+    let posts = ws
+        .sim
+        .request_log()
+        .iter()
+        .filter(|r| r.as_str() == "/regulations")
+        .count();
+    assert_eq!(posts, 1);
+    let recorded: i64 = ws
+        .store()
+        .connection()
+        .query_row("SELECT count(*) FROM privacy_requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recorded, 0);
+}
