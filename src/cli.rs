@@ -25,6 +25,7 @@ use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
 
 mod audit;
 mod privacy;
+mod privacy_requests;
 mod report;
 mod verify;
 
@@ -162,9 +163,6 @@ enum Command {
     Changes(audit::ChangesArgs),
     /// Every resource as it was at a time (the latest complete poll at or before it).
     State(audit::StateArgs),
-    /// Data-subject requests through Segment's Profile API (`[profiles]`).
-    #[command(subcommand)]
-    Privacy(privacy::PrivacyCommand),
     /// Test each configured API (Public API per workspace, Profile API) and print one line per
     /// check: OK or the reason. Exits 1 if any check failed; an unconfigured Profile API is
     /// reported, and fails only with --require-profiles.
@@ -180,6 +178,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// Data-subject requests: an access export through the Profile API (`[profiles]`), and
+    /// deletion through Segment's regulations, recorded as evidence.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyCommand {
+    /// Export everything the Profile API holds on one person (metadata, traits, external ids,
+    /// events) as one JSON document. Exit codes: 0 written; 2 the space has no profile for the
+    /// subject (nothing written); 1 any other error.
+    Access(privacy::AccessArgs),
+    /// Ask Segment to delete (and by default suppress) one user's data; records the request
+    /// with the user id hashed, and prints the regulation id.
+    Delete(privacy_requests::DeleteArgs),
+    /// Refresh and print the status of one regulation, or of every recorded one not finished.
+    Status(privacy_requests::StatusArgs),
+    /// List the recorded requests (subjects shown as hash prefixes); reads only.
+    Requests(privacy_requests::RequestsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -419,9 +436,18 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => audit::history(&settings()?, args),
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
-        Command::Privacy(command) => privacy::run(&settings()?, command).await,
+        Command::Privacy(PrivacyCommand::Access(args)) => privacy::access(&settings()?, args).await,
         Command::CheckConnection(args) => privacy::check_connection(&settings()?, args).await,
         Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),
+        Command::Privacy(PrivacyCommand::Delete(args)) => {
+            privacy_requests::delete(&settings()?, args).await
+        }
+        Command::Privacy(PrivacyCommand::Status(args)) => {
+            privacy_requests::status(&settings()?, args).await
+        }
+        Command::Privacy(PrivacyCommand::Requests(args)) => {
+            privacy_requests::requests(&settings()?, args)
+        }
     }
 }
 

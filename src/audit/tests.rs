@@ -506,6 +506,7 @@ const VIEWS: &[&str] = &[
     "audit_alerts",
     "audit_deliveries",
     "audit_events_log",
+    "audit_privacy_requests",
 ];
 
 #[test]

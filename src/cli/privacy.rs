@@ -19,15 +19,6 @@ const NO_PROFILE: u8 = 2;
 /// space id and the secret are right.
 const PROBE: &str = "segwatch-connection-check";
 
-/// Data-subject requests.
-#[derive(Debug, clap::Subcommand)]
-pub(super) enum PrivacyCommand {
-    /// Export everything the Profile API holds on one person (metadata, traits, external ids,
-    /// events) as one JSON document. Exit codes: 0 written; 2 the space has no profile for the
-    /// subject (nothing written); 1 any other error.
-    Access(AccessArgs),
-}
-
 /// Who the access request is about, and where the export goes.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("subject").required(true).multiple(false)))]
@@ -63,12 +54,6 @@ impl AccessArgs {
 }
 
 /// Runs a `privacy` subcommand.
-pub(super) async fn run(settings: &Settings, command: PrivacyCommand) -> anyhow::Result<ExitCode> {
-    match command {
-        PrivacyCommand::Access(args) => access(settings, args).await,
-    }
-}
-
 fn profile_client(settings: &Settings) -> anyhow::Result<ProfileClient> {
     let Some(target) = settings.profiles()? else {
         anyhow::bail!(
@@ -79,7 +64,8 @@ fn profile_client(settings: &Settings) -> anyhow::Result<ProfileClient> {
     Ok(ProfileClient::new(&target)?)
 }
 
-async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<ExitCode> {
+/// `segwatch privacy access`.
+pub(super) async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<ExitCode> {
     let client = profile_client(settings)?;
     let subject = args.subject();
     let document = match gather(&client, &subject).await {

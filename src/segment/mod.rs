@@ -1,6 +1,6 @@
 //! The Segment Public API client: the only place segwatch speaks HTTP to Segment.
 //!
-//! [`SegmentClient`] sends authenticated `GET`s, unwraps the `{"data": …}` envelope, follows
+//! [`SegmentClient`] sends authenticated `GET`s (and the `POST` of a regulation), unwraps the `{"data": …}` envelope, follows
 //! cursor pagination ([`Pages`]) and copes with the API's failure modes:
 //!
 //! - HTTP 429 waits for `msBeforeNext`, else `X-RateLimit-Reset`, else `Retry-After`, else
@@ -15,6 +15,7 @@
 
 mod error;
 mod pages;
+mod regulations;
 mod retry;
 #[cfg(test)]
 mod tests;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
@@ -34,6 +35,10 @@ use tokio::time::Instant;
 
 pub use error::{ApiErrorDetail, SegmentError, ServerMessage};
 pub use pages::Pages;
+pub use regulations::{
+    DestinationStatus, FINAL_STATUSES, Regulation, RegulationType, SUBJECT_TYPE_USER_ID,
+    StreamStatus,
+};
 
 use retry::{AttemptError, Gate, RateLimitHeaders};
 
@@ -277,6 +282,33 @@ impl SegmentClient {
         path: &str,
         query: &[(String, String)],
     ) -> Result<Map<String, Value>, SegmentError> {
+        self.request(Method::GET, path, query, None).await
+    }
+
+    /// `POST path` with a JSON body; returns the `data` object of the envelope.
+    ///
+    /// A POST creates something and is not idempotent, so it is retried only when Segment
+    /// certainly did not act on it: after HTTP 429 (the request was refused) and after a
+    /// connection failure before the request was sent. A timeout, a 5xx or a cut connection
+    /// after sending fail at once ([`SegmentError::Transport`] or [`SegmentError::Api`]): the
+    /// request may have been received, and sending it again could act twice.
+    pub async fn post_data(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<Map<String, Value>, SegmentError> {
+        self.request(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// One request with retries; returns the `data` object of the envelope.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Map<String, Value>, SegmentError> {
+        let idempotent = method == Method::GET;
         let inner = &self.inner;
         let url = self.url(path, query)?;
         // For logs: path and query as sent, with the pagination brackets left readable.
@@ -300,7 +332,7 @@ impl SegmentClient {
 
         let result = (|| async {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            let result = self.attempt(&url, &shown, attempt).await;
+            let result = self.attempt(&method, &url, body, &shown, attempt).await;
             match &result {
                 Err(AttemptError::RateLimited { .. }) => {
                     rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -315,10 +347,14 @@ impl SegmentClient {
         .retry(backoff)
         .when(|e| match e {
             AttemptError::Fatal(_) => false,
+            AttemptError::RateLimited { .. } => true,
+            // Not idempotent: only a request that never left may be sent again.
+            AttemptError::Transient { unsent, .. } if !idempotent => *unsent,
+            AttemptError::Malformed { .. } if !idempotent => false,
             // A malformed success body is rarely transient (it is the server's bug, not a
             // blip), but a proxy can truncate one: retry once, then report it.
             AttemptError::Malformed { .. } => malformed.load(Ordering::Relaxed) < 2,
-            AttemptError::RateLimited { .. } | AttemptError::Transient { .. } => true,
+            AttemptError::Transient { .. } => true,
         })
         .adjust(|e, backoff| {
             // `None` means the attempts are used up: stop, whatever the server asked for.
@@ -338,7 +374,7 @@ impl SegmentClient {
         .notify(|e, wait| {
             inner.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                method = "GET",
+                method = %method,
                 path = %shown,
                 attempt = attempts.load(Ordering::Relaxed),
                 max_attempts = inner.max_attempts,
@@ -350,10 +386,19 @@ impl SegmentClient {
         .await;
 
         result.map_err(|e| {
-            let method = "GET".to_owned();
+            let method = method.as_str().to_owned();
             let path = path.to_owned();
             let attempts = attempts.load(Ordering::Relaxed);
             match e {
+                AttemptError::Transient { last, unsent, .. } if !idempotent && !unsent => {
+                    SegmentError::Transport {
+                        method,
+                        path,
+                        cause: format!(
+                            "{last}; the request may have reached Segment, so it was not sent again"
+                        ),
+                    }
+                }
                 AttemptError::Fatal(e) => e,
                 AttemptError::RateLimited { server, .. } => SegmentError::RateLimited {
                     method,
@@ -380,7 +425,9 @@ impl SegmentClient {
     /// One HTTP exchange, classified for the retry loop.
     async fn attempt(
         &self,
+        method: &Method,
         url: &Url,
+        body: Option<&Value>,
         shown: &str,
         attempt: u32,
     ) -> Result<Map<String, Value>, AttemptError> {
@@ -391,7 +438,11 @@ impl SegmentClient {
             inner.gate.wait(shown).await;
             let permit = inner.semaphore.acquire().await.map_err(|_| {
                 // The semaphore is never closed; this is only here to avoid a panic path.
-                AttemptError::Fatal(self.transport_error(url, "client is shutting down".into()))
+                AttemptError::Fatal(self.transport_error(
+                    method,
+                    url,
+                    "client is shutting down".into(),
+                ))
             })?;
             if inner.gate.pending().is_none() {
                 break permit;
@@ -401,7 +452,11 @@ impl SegmentClient {
         inner.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let exchange = async {
-            let response = inner.http.get(url.clone()).send().await?;
+            let mut request = inner.http.request(method.clone(), url.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response.bytes().await?;
@@ -415,13 +470,15 @@ impl SegmentClient {
             Ok(parts) => parts,
             Err(e) => {
                 let builder = e.is_builder();
+                // A failed connect means nothing was sent; anything later may have been.
+                let unsent = e.is_connect();
                 let cause = if e.is_timeout() {
                     format!("timed out after {:?}", inner.request_timeout)
                 } else {
                     error_chain(&e.without_url())
                 };
                 tracing::debug!(
-                    method = "GET",
+                    method = %method,
                     path = %shown,
                     attempt,
                     elapsed_ms,
@@ -429,16 +486,19 @@ impl SegmentClient {
                     "Segment API request failed"
                 );
                 if builder {
-                    return Err(AttemptError::Fatal(self.transport_error(url, cause)));
+                    return Err(AttemptError::Fatal(
+                        self.transport_error(method, url, cause),
+                    ));
                 }
                 return Err(AttemptError::Transient {
                     last: cause,
                     retry_after: None,
+                    unsent,
                 });
             }
         };
         tracing::debug!(
-            method = "GET",
+            method = %method,
             path = %shown,
             attempt,
             status = status.as_u16(),
@@ -481,7 +541,7 @@ impl SegmentClient {
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(AttemptError::Fatal(SegmentError::Unauthorized {
-                    method: "GET".to_owned(),
+                    method: method.as_str().to_owned(),
                     path,
                     status: code,
                     server,
@@ -495,10 +555,11 @@ impl SegmentClient {
                         format!("HTTP {code} {server}")
                     },
                     retry_after: limits.retry_after,
+                    unsent: false,
                 })
             }
             _ => Err(AttemptError::Fatal(SegmentError::Api {
-                method: "GET".to_owned(),
+                method: method.as_str().to_owned(),
                 path,
                 status: code,
                 server,
@@ -584,9 +645,9 @@ impl SegmentClient {
         }
     }
 
-    fn transport_error(&self, url: &Url, cause: String) -> SegmentError {
+    fn transport_error(&self, method: &Method, url: &Url, cause: String) -> SegmentError {
         SegmentError::Transport {
-            method: "GET".to_owned(),
+            method: method.as_str().to_owned(),
             path: url.path().to_owned(),
             cause,
         }

@@ -23,6 +23,9 @@ pub(super) enum AttemptError {
         last: String,
         /// A `Retry-After` the server sent with it, if any.
         retry_after: Option<Duration>,
+        /// The request never left (the connection failed): safe to send again even when it
+        /// is not idempotent.
+        unsent: bool,
     },
     /// A success status whose body is not a usable envelope.
     Malformed { detail: String },

@@ -79,6 +79,9 @@ pub struct SimulateArgs {
         hide_default_value = true
     )]
     pub profiles_secret: SecretString,
+    /// Seconds a regulation stays in each status (INITIALIZED, RUNNING) before the next.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub regulation_step_secs: u64,
     /// Inject a fault, e.g. `429:ms=2000,path=/users,times=3` (repeatable).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<Fault>,
@@ -102,6 +105,7 @@ impl SimulateArgs {
             faults: self.faults.clone(),
             profiles_space: self.profiles_space.clone(),
             profiles_secret: self.profiles_secret.clone(),
+            regulation_step: Duration::from_secs(self.regulation_step_secs),
         }
     }
 }

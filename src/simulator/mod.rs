@@ -29,6 +29,7 @@ mod faults;
 mod generate;
 mod mutations;
 mod profiles;
+mod regulations;
 mod server;
 mod state;
 
@@ -49,6 +50,7 @@ pub use cli::{SimulateArgs, run};
 pub use faults::{Fault, FaultKind};
 pub use mutations::Mutation;
 pub use profiles::ProfileSummary;
+pub use regulations::RecordedRegulation;
 pub use state::{
     DataFlow, Destination, Function, FunctionSetting, Group, Label, Logos, Permission,
     PermissionResource, ResourceType, Role, Source, SourceMetadata, TrackingPlan, User, Warehouse,
@@ -139,6 +141,8 @@ pub struct SimConfig {
     pub profiles_space: String,
     /// The access secret Profile API clients must send (Basic auth user name).
     pub profiles_secret: SecretString,
+    /// How long a regulation stays in each status (`INITIALIZED`, `RUNNING`) before the next.
+    pub regulation_step: Duration,
 }
 
 impl Default for SimConfig {
@@ -155,6 +159,7 @@ impl Default for SimConfig {
             functions: 5,
             tracking_plans: 3,
             rate_limit: None,
+            regulation_step: Duration::from_secs(30),
             faults: Vec::new(),
             profiles_space: "spa_sim".to_owned(),
             profiles_secret: SecretString::from("sim-profiles-secret"),
@@ -178,6 +183,7 @@ impl fmt::Debug for SimConfig {
             .field("rate_limit", &self.rate_limit)
             .field("faults", &self.faults)
             .field("profiles_space", &self.profiles_space)
+            .field("regulation_step", &self.regulation_step)
             .finish_non_exhaustive()
     }
 }
@@ -234,6 +240,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         sim,
         config.faults,
         config.rate_limit,
+        config.regulation_step,
     ));
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let app = server::router(shared.clone());
@@ -323,6 +330,11 @@ impl SimHandle {
     /// The audit trail so far, oldest first.
     pub fn audit_events(&self) -> Vec<AuditEvent> {
         self.inner.shared.read().audit.events().to_vec()
+    }
+
+    /// Every regulation created with `POST /regulations`, oldest first, as sent.
+    pub fn regulations(&self) -> Vec<RecordedRegulation> {
+        self.inner.shared.regulations()
     }
 
     /// The path and query of the latest API requests (up to 10,000), oldest first; control

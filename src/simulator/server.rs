@@ -23,6 +23,7 @@ use serde::ser::SerializeMap;
 use super::audit::{self, AuditLog};
 use super::faults::{Fault, FaultKind, FaultSet};
 use super::mutations::{self, Mutation};
+use super::regulations::{RecordedRegulation, Regulations};
 use super::state::{Function, Group, Permission, TrackingPlan, User, Warehouse, WorkspaceState};
 use super::{RateLimit, SimError};
 
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     pub(super) faults: Mutex<FaultSet>,
     limiter: Mutex<Limiter>,
     pub(super) requests: AtomicU64,
+    /// Regulations created with `POST /regulations`.
+    regulations: Mutex<Regulations>,
     /// The path and query of the latest API requests, oldest first.
     request_log: Mutex<std::collections::VecDeque<String>>,
 }
@@ -75,16 +78,22 @@ impl Shared {
         sim: Sim,
         faults: Vec<Fault>,
         rate_limit: Option<RateLimit>,
+        regulation_step: Duration,
     ) -> Self {
         Shared {
             token,
             profiles,
+            regulations: Mutex::new(Regulations::new(regulation_step)),
             sim: RwLock::new(sim),
             faults: Mutex::new(FaultSet::new(faults)),
             limiter: Mutex::new(Limiter::new(rate_limit)),
             requests: AtomicU64::new(0),
             request_log: Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    pub(crate) fn regulations(&self) -> Vec<RecordedRegulation> {
+        lock(&self.regulations).recorded()
     }
 
     pub(crate) fn request_log(&self) -> Vec<String> {
@@ -385,6 +394,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/tracking-plans/{id}/sources",
             get(list_tracking_plan_sources),
         )
+        .route("/regulations", get(list_regulations).post(post_regulation))
+        .route("/regulations/{id}", get(get_regulation))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), api_gate));
@@ -413,7 +424,8 @@ fn is_paginated(path: &str) -> bool {
             | "warehouses"
             | "functions"
             | "tracking-plans"
-            | "audit-events"]
+            | "audit-events"
+            | "regulations"]
             | ["groups", _, "users" | "invites"]
             | ["warehouses", _, "connected-sources"]
             | ["tracking-plans", _, "sources"]
@@ -854,6 +866,59 @@ async fn list_destinations(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Res
 }
 
 /// `{"data": {key: item}}` for a found item, else Segment's 404.
+/// `POST /regulations`: validated like Segment's (`regulationType` from the enum, `subjectType`
+/// `USER_ID` or `OBJECT_ID`, non-empty `subjectIds`), else 422.
+async fn post_regulation(State(sh): Shr, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return validation("body", "the body is not JSON");
+    };
+    let recorded = match Regulations::validate(&body) {
+        Ok(r) => r,
+        Err((field, message)) => return validation(field, &message),
+    };
+    let destinations = sh
+        .read()
+        .state
+        .destinations
+        .iter()
+        .map(|d| (d.id.clone(), d.name.clone()))
+        .collect();
+    let id = lock(&sh.regulations).create(recorded, destinations);
+    ok(data_body("regulateId", &id, None))
+}
+
+async fn get_regulation(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let workspace_id = sh.read().state.workspace.id.clone();
+    one("regulation", lock(&sh.regulations).get(&id, &workspace_id))
+}
+
+/// `GET /regulations`, filtered by `status` and `regulationTypes` (repeated, comma-separated
+/// or `regulationTypes[i]`), paginated.
+async fn list_regulations(State(sh): Shr, q: QueryPairs, e: Endlessness) -> Response {
+    let pairs = match &q {
+        Ok(Query(pairs)) => pairs.clone(),
+        Err(_) => return validation("pagination", "Malformed query string"),
+    };
+    let mut status = None;
+    let mut types: Option<Vec<String>> = None;
+    for (key, value) in pairs {
+        if key == "status" {
+            status = Some(value);
+        } else if key == "regulationTypes" || key.starts_with("regulationTypes[") {
+            types
+                .get_or_insert_with(Vec::new)
+                .extend(value.split(',').map(|t| t.trim().to_owned()));
+        }
+    }
+    let entries = lock(&sh.regulations).list(status.as_deref(), types.as_deref());
+    list_page("regulations", entries.len(), q, e, |r| {
+        entries[r].iter().collect()
+    })
+}
+
 fn one(key: &str, item: Option<impl Serialize>) -> Response {
     match item {
         Some(item) => ok(data_body(key, &item, None)),
@@ -1204,6 +1269,7 @@ mod tests {
             "/functions",
             "/tracking-plans",
             "/tracking-plans/tp1/sources",
+            "/regulations",
         ] {
             assert!(is_paginated(p), "{p}");
         }

@@ -25,8 +25,10 @@ use crate::model::{Attribution, ResourceKind};
 use crate::rules::Severity;
 use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
+mod privacy;
 mod report;
 
+pub use privacy::{NewPrivacyRequest, PrivacyRequestRecord};
 pub use report::ChangeCount;
 pub mod chain;
 
@@ -45,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_data_flow_views.sql"),
     include_str!("migrations/0007_audit_trail.sql"),
     include_str!("migrations/0008_collected_kinds.sql"),
+    include_str!("migrations/0009_privacy_requests.sql"),
 ];
 
 /// The schema version this build reads and writes.

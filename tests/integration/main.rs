@@ -14,6 +14,7 @@
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
+//! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
 //!
@@ -32,6 +33,7 @@ mod faults;
 mod lifecycle;
 mod pipeline;
 mod privacy_access;
+mod privacy_requests;
 mod report;
 mod retention;
 mod secrets;
