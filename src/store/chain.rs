@@ -6,7 +6,7 @@
 //! from the workspace name. [`Store::verify_chain`] recomputes every link and reports the first
 //! place where the database no longer matches. docs/EVIDENCE.md says what that proves.
 //!
-//! One function, [`content_of`], reads a snapshot's content both for the commit (inside its
+//! One function, `content_of`, reads a snapshot's content both for the commit (inside its
 //! transaction, after the rows are written) and for verification, so the two cannot disagree.
 //!
 //! The content of a complete snapshot is, per part, its rows in id order, each encoded as a JSON
