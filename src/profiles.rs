@@ -339,7 +339,10 @@ impl ProfileClient {
                 (Section::List(all), Some(Value::Array(page))) => all.extend(page),
                 (_, None | Some(Value::Null)) => {}
                 (_, Some(other)) => {
-                    return Err(malformed(format!("`{items_key}` is {}", json_kind(&other))));
+                    return Err(malformed(format!(
+                        "`{items_key}` is {}",
+                        crate::segment::kind_of(&other)
+                    )));
                 }
             }
             let cursor = body.get("cursor");
@@ -479,7 +482,7 @@ impl ProfileClient {
                 Ok(v) if v.is_object() => Ok(v),
                 Ok(v) => Err(Attempt::Fatal(ProfileError::Malformed {
                     path: path.to_owned(),
-                    detail: format!("the body is {}, not an object", json_kind(&v)),
+                    detail: format!("the body is {}, not an object", crate::segment::kind_of(&v)),
                 })),
                 Err(e) => Err(Attempt::Fatal(ProfileError::Malformed {
                     path: path.to_owned(),
@@ -593,17 +596,6 @@ fn excerpt(body: &[u8]) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// An error and its sources, `outer: inner: …`.

@@ -15,6 +15,7 @@
 
 mod error;
 mod pages;
+pub(crate) use pages::kind_of;
 mod regulations;
 mod retry;
 #[cfg(test)]

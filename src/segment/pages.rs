@@ -163,7 +163,7 @@ impl Pages {
 }
 
 /// A JSON type name for error messages (never the value itself, which may be sensitive).
-pub(super) fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
