@@ -552,18 +552,11 @@ impl Settings {
     /// Checks every value of the single workspace (`[segment]`, or the one `[[workspaces]]`
     /// entry) and builds its client configuration, reading token files.
     pub fn validate(&self) -> Result<WorkspaceTarget, ConfigError> {
-        let mut targets = self.targets()?;
-        if targets.len() > 1 {
-            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            return Err(invalid(
-                "workspaces",
-                format!(
-                    "{} workspaces are configured ({}); choose one with --workspace NAME",
-                    names.len(),
-                    names.join(", ")
-                ),
-            ));
+        let names = self.workspace_names();
+        if names.len() > 1 {
+            return Err(choose_one(&names));
         }
+        let mut targets = self.targets()?;
         Ok(targets.remove(0))
     }
 
@@ -575,14 +568,7 @@ impl Settings {
             Some(name) if names.iter().any(|n| n == name) => Ok(name.to_string()),
             Some(name) => Err(unknown_workspace(name, &names)),
             None if names.len() == 1 => Ok(names[0].clone()),
-            None => Err(invalid(
-                "workspaces",
-                format!(
-                    "{} workspaces are configured ({}); choose one with --workspace NAME",
-                    names.len(),
-                    names.join(", ")
-                ),
-            )),
+            None => Err(choose_one(&names)),
         }
     }
 
@@ -784,6 +770,18 @@ impl Settings {
     }
 }
 
+/// Several workspaces are configured and the command acts on one.
+fn choose_one(names: &[String]) -> ConfigError {
+    invalid(
+        "workspaces",
+        format!(
+            "{} workspaces are configured ({}); choose one with --workspace NAME",
+            names.len(),
+            names.join(", ")
+        ),
+    )
+}
+
 fn unknown_workspace(name: &str, names: &[String]) -> ConfigError {
     invalid(
         "--workspace",
@@ -883,57 +881,22 @@ fn target(
 
 /// The token of one workspace: inline, from a named variable, or from a file; exactly one.
 fn token(key: &str, s: &SegmentSettings) -> Result<SecretString, ConfigError> {
-    let at = |field: &str| format!("{key}.{field}");
-    let given = [
-        s.token.is_some(),
-        s.token_env.is_some(),
-        s.token_file.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    if given > 1 {
-        return Err(invalid(
-            at("token"),
-            format!(
-                "set one of `{key}.token`, `{key}.token_env` or `{key}.token_file`, not several"
-            ),
-        ));
-    }
-    let (raw, field) = if let Some(token) = &s.token {
-        (token.expose_secret().to_string(), "token")
-    } else if let Some(var) = &s.token_env {
-        let value = std::env::var(var).map_err(|_| {
-            invalid(
-                at("token_env"),
-                format!("environment variable {var} is not set"),
-            )
-        })?;
-        (value, "token_env")
-    } else if let Some(path) = &s.token_file {
-        let value = std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                at("token_file"),
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        (value, "token_file")
-    } else if key == "segment" {
-        return Err(invalid(
-            at("token"),
-            "no API token: set SEGWATCH_SEGMENT__TOKEN or `segment.token_file`".into(),
-        ));
-    } else {
-        return Err(invalid(
-            at("token"),
-            format!("no API token: set `{key}.token_env` or `{key}.token_file`"),
-        ));
-    };
-    let token = raw.trim();
-    if token.is_empty() {
-        return Err(invalid(at(field), "is empty".into()));
-    }
-    Ok(SecretString::from(token))
+    let base = format!("{key}.token");
+    let token = read_secret(
+        &base,
+        "",
+        s.token.as_ref(),
+        s.token_env.as_deref(),
+        s.token_file.as_deref(),
+    )?;
+    token.ok_or_else(|| {
+        let how = if key == "segment" {
+            "set SEGWATCH_SEGMENT__TOKEN or `segment.token_file`".to_string()
+        } else {
+            format!("set `{key}.token_env` or `{key}.token_file`")
+        };
+        invalid(base, format!("no API token: {how}"))
+    })
 }
 
 impl From<config::ConfigError> for ConfigError {
@@ -1003,7 +966,9 @@ fn secret(
     read_secret(key, &format!("sink `{sink}`: "), inline, env, file)
 }
 
-/// Like [`secret`], with `context` (e.g. "sink `x`: ") before every message.
+/// A secret given inline (`key`), by environment variable name (`key_env`) or by file
+/// (`key_file`): at most one of the three, trimmed, not empty. Errors name the field that was
+/// given, with `context` (e.g. "sink `x`: ") before the message.
 fn read_secret(
     key: &str,
     context: &str,
@@ -1018,27 +983,35 @@ fn read_secret(
     if given > 1 {
         return Err(invalid(
             key,
-            format!("{context}give the value, its `_env` or its `_file`, not several"),
+            format!("{context}set one of `{key}`, `{key}_env` or `{key}_file`, not several"),
         ));
     }
-    let value = if let Some(v) = inline {
-        v.expose_secret().to_string()
+    let (value, field) = if let Some(v) = inline {
+        (v.expose_secret().to_string(), key.to_string())
     } else if let Some(var) = env {
-        std::env::var(var).map_err(|_| {
+        let field = format!("{key}_env");
+        let value = std::env::var(var).map_err(|_| {
             invalid(
-                key,
+                field.clone(),
                 format!("{context}environment variable {var} is not set"),
             )
-        })?
+        })?;
+        (value, field)
     } else if let Some(path) = file {
-        std::fs::read_to_string(path)
-            .map_err(|e| invalid(key, format!("{context}cannot read {}: {e}", path.display())))?
+        let field = format!("{key}_file");
+        let value = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                field.clone(),
+                format!("{context}cannot read {}: {e}", path.display()),
+            )
+        })?;
+        (value, field)
     } else {
         return Ok(None);
     };
     let value = value.trim();
     if value.is_empty() {
-        return Err(invalid(key, format!("{context}the value is empty")));
+        return Err(invalid(field, format!("{context}the value is empty")));
     }
     Ok(Some(SecretString::from(value)))
 }
