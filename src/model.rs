@@ -198,6 +198,68 @@ impl Attribution {
     }
 }
 
+/// How a poll read one kind when it could not read it in full (stored per snapshot in
+/// `snapshots.kind_status`; a kind read in full has no entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum KindStatus {
+    /// The kind's list endpoint answered 403 or 404: a feature the workspace's plan or the
+    /// token lacks. Nothing about the kind changed in this snapshot.
+    Unavailable {
+        /// 403 or 404.
+        http_status: u16,
+        /// What Segment said.
+        reason: String,
+        /// Whether stored versions of the kind were kept as last seen (it had been read before).
+        #[serde(default)]
+        carried: bool,
+    },
+    /// The kind was read, but some items could not be identified (quarantined) or a read was
+    /// cut short: resources not seen were kept, not recorded as removed.
+    Incomplete {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl KindStatus {
+    /// `unavailable` or `incomplete`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            KindStatus::Unavailable { .. } => "unavailable",
+            KindStatus::Incomplete { .. } => "incomplete",
+        }
+    }
+
+    /// The reason, as stored.
+    pub fn reason(&self) -> &str {
+        match self {
+            KindStatus::Unavailable { reason, .. } | KindStatus::Incomplete { reason } => reason,
+        }
+    }
+
+    /// Whether the kind could not be read at all.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KindStatus::Unavailable { .. })
+    }
+}
+
+impl fmt::Display for KindStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KindStatus::Unavailable {
+                http_status,
+                reason,
+                ..
+            } => write!(f, "unavailable (HTTP {http_status}): {reason}"),
+            KindStatus::Incomplete { reason } => write!(f, "incomplete: {reason}"),
+        }
+    }
+}
+
+/// Per-kind read status of one snapshot: only the kinds not read in full.
+pub type KindStatuses = std::collections::BTreeMap<ResourceKind, KindStatus>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::alerts::{AlertEvent, AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
-use crate::model::{Attribution, ResourceKind};
+use crate::model::{Attribution, KindStatuses, ResourceKind};
 use crate::rules::Severity;
 use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_audit_trail.sql"),
     include_str!("migrations/0008_collected_kinds.sql"),
     include_str!("migrations/0009_privacy_requests.sql"),
+    include_str!("migrations/0010_real_workspaces.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -869,6 +870,27 @@ impl Store {
             StoreError::Snapshot(format!("snapshot {snapshot_id}: bad collected_kinds: {e}"))
         })?;
         names.iter().map(|n| parse_kind(n)).collect()
+    }
+
+    /// The kinds a complete snapshot could not read in full (migration 0010; empty when it read
+    /// every kind, and for snapshots from before it).
+    pub fn kind_status(&self, snapshot_id: i64) -> Result<KindStatuses> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT kind_status FROM snapshots WHERE id = ?1",
+                [snapshot_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        match text {
+            None => Ok(KindStatuses::new()),
+            Some(text) => serde_json::from_str(&text).map_err(|cause| StoreError::Json {
+                what: format!("snapshots.kind_status of snapshot {snapshot_id}"),
+                cause,
+            }),
+        }
     }
 
     /// Open compliance findings of a workspace.

@@ -1,0 +1,29 @@
+-- Schema version 10: what a poll could not read, and what it could not understand.
+--
+-- `kind_status` is NULL when the poll read every kind it collects in full. Otherwise it is a
+-- JSON object keyed by kind name, e.g.
+--   {"group": {"status": "unavailable", "http_status": 403, "reason": "…", "carried": true},
+--    "user":  {"status": "incomplete", "reason": "1 item quarantined (no usable `id`)"}}
+-- `unavailable`: the kind's list endpoint answered 403/404 (a feature the plan or token lacks);
+-- its stored versions were neither closed nor changed (`carried` when there were any).
+-- `incomplete`: the kind was read but some items could not be identified; versions of it that
+-- this poll did not see were kept, not recorded as removed.
+ALTER TABLE snapshots ADD COLUMN kind_status TEXT;
+-- Extra requests this poll spent confirming that resources missing from a list were really
+-- gone (GET by id, or a second read of a list); NULL before schema 10.
+ALTER TABLE snapshots ADD COLUMN confirm_requests INTEGER;
+
+-- Items from the API that segwatch could not understand, kept as received (secret-looking
+-- fields fingerprinted, at most 64 KiB) with the reason. Written with their snapshot.
+CREATE TABLE quarantine (
+    id           INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
+    snapshot_id  INTEGER NOT NULL REFERENCES snapshots(id),
+    kind         TEXT NOT NULL,      -- resource kind, or audit_event
+    path         TEXT NOT NULL,      -- the request path the item came from
+    position     INTEGER NOT NULL,   -- its index in that listing
+    reason       TEXT NOT NULL,
+    raw          TEXT NOT NULL,      -- the item as JSON text
+    truncated    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX quarantine_by_snapshot ON quarantine(workspace_id, snapshot_id);
