@@ -282,6 +282,9 @@ pub struct PlanInput<'a> {
     /// baseline for those kinds, whose changes (all `added`) raise no change alert unless
     /// `alert_on_baseline`.
     pub baseline_kinds: &'a [ResourceKind],
+    /// Kinds this snapshot could not read in full (unavailable, or incomplete): resources of
+    /// theirs it did not see are unknown, not gone, so their findings are left as they were.
+    pub unread_kinds: &'a [ResourceKind],
     /// Open findings of the workspace.
     pub open_findings: &'a [AlertRecord],
     /// Each rule's fingerprint when last evaluated.
@@ -476,7 +479,10 @@ pub fn plan<E>(
     for ((rule_id, kind, id), finding) in leftover {
         if removed.contains(&(kind, id)) {
             out.resolved.push(resolve(finding, Resolution::Removed));
-        } else if full_ids.contains(rule_id) && !evaluated.contains(&(rule_id, kind, id)) {
+        } else if full_ids.contains(rule_id)
+            && !evaluated.contains(&(rule_id, kind, id))
+            && !input.unread_kinds.contains(&kind)
+        {
             out.resolved.push(resolve(finding, Resolution::RuleChanged));
         }
     }

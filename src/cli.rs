@@ -16,6 +16,7 @@ use crate::alerts::{AlertRecord, AlertStatus};
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
 use crate::diff::{self, ResourceChange};
+use crate::model::KindStatus;
 use crate::poll::{PollOutcome, Poller};
 use crate::redact::SecretPolicy;
 use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
@@ -711,6 +712,35 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
             outcome.api_requests
         )?,
     }
+    for (kind, status) in &outcome.kind_status {
+        let consequence = match status {
+            KindStatus::Unavailable { carried: true, .. } => {
+                "; its resources are kept as last seen"
+            }
+            KindStatus::Unavailable { .. } => "",
+            KindStatus::Incomplete { .. } => "; none recorded as removed this poll",
+        };
+        writeln!(out, "{kind}: {status}{consequence}")?;
+    }
+    if !outcome.quarantined.is_empty() {
+        writeln!(
+            out,
+            "{} the API sent could not be read; kept in the quarantine table",
+            plural(outcome.quarantined.len(), "item")
+        )?;
+    }
+    let c = &outcome.confirmation;
+    if c.checked > 0 {
+        writeln!(
+            out,
+            "{} missing from {} lists: {} still there, {} gone ({} confirmation requests)",
+            plural(c.checked, "resource"),
+            if c.checked == 1 { "its" } else { "their" },
+            c.found,
+            c.checked - c.found,
+            c.requests
+        )?;
+    }
     for change in &outcome.changes {
         writeln!(out, "{change}")?;
     }
@@ -1100,11 +1130,22 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
         |ms| format!("{:.1}s", ms as f64 / 1000.0),
     );
     let error = s.error.as_deref().unwrap_or("");
-    let base = if s.status == SnapshotStatus::Complete && s.base_snapshot_id.is_none() {
-        "baseline"
+    let mut base = if s.status == SnapshotStatus::Complete && s.base_snapshot_id.is_none() {
+        "baseline".to_owned()
     } else {
-        ""
+        String::new()
     };
+    if !s.kind_status.is_empty() {
+        let kinds: Vec<String> = s
+            .kind_status
+            .iter()
+            .map(|(k, st)| format!("{k} {}", st.label()))
+            .collect();
+        if !base.is_empty() {
+            base.push_str("; ");
+        }
+        base.push_str(&kinds.join(", "));
+    }
     format!(
         "{:>6}  {:<24}  {:<8}  {:>9}  {:>7}  {:>7}  {:>8}  {:>8}  {:>9}  {}{}",
         s.id,

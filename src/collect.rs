@@ -1,16 +1,25 @@
 //! Collect: read every resource kind of one workspace through the [`SegmentClient`], redact
 //! secrets and produce canonical [`Resource`]s.
 //!
-//! A collection is all or nothing: the first error of any kind fails the whole collection
-//! (the other requests are dropped), because a partial view would later read as "removed".
+//! What a real workspace sends is not always what the API documents, so a collection keeps
+//! watching whatever can be watched:
+//! - a kind whose list endpoint answers 403 or 404 (a feature the plan or the token lacks) is
+//!   *unavailable* ([`KindStatus::Unavailable`]) and the other kinds are still read; only a
+//!   refused `GET /` (the token itself) and transient faults fail the collection;
+//! - an item that cannot be identified is [`Quarantined`] and its kind is *incomplete*
+//!   ([`KindStatus::Incomplete`]): its missing resources are not recorded as removed; when most
+//!   of a listing is unreadable the API changed shape and the collection fails;
+//! - [`confirm_missing`] re-checks resources that vanished from a list, since an item deleted
+//!   while a list is read shifts Segment's offset cursors and hides one that still exists.
+//!
 //! Lists are converted page by page so 100,000 users never sit in memory as JSON trees.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
-use crate::model::{Resource, ResourceKind};
+use crate::model::{KindStatus, KindStatuses, Quarantined, Resource, ResourceKind};
 use crate::redact::SecretPolicy;
 use crate::segment::{SegmentClient, SegmentError};
 
@@ -21,6 +30,12 @@ pub struct Collection {
     pub workspace_id: String,
     /// All resources, sorted by kind then id.
     pub resources: Vec<Resource>,
+    /// The kinds not read in full (unavailable or incomplete), with why.
+    pub kind_status: KindStatuses,
+    /// Items that could not be understood, kept with the reason.
+    pub quarantine: Vec<Quarantined>,
+    /// Items listed per kind (quarantined ones included), for the confirmation budget.
+    pub listed: BTreeMap<ResourceKind, usize>,
 }
 
 /// Why a collection failed.
@@ -49,6 +64,26 @@ pub enum CollectError {
         index: usize,
         /// The item, shortened.
         item: String,
+    },
+    /// Most items of a listing could not be read: the API changed shape, and going on would
+    /// read as mass removals.
+    #[error(
+        "cannot collect {kind} resources: {bad} of the {total} items from GET {path} could not be \
+         read ({reason}); the API's response has changed shape, so this poll stops rather than \
+         guess. The items are not stored; see segwatch's release notes for a version that reads \
+         this API"
+    )]
+    Shape {
+        /// The kind being collected.
+        kind: ResourceKind,
+        /// The request path.
+        path: String,
+        /// Items that could not be read.
+        bad: usize,
+        /// Items listed.
+        total: usize,
+        /// The first item's problem.
+        reason: String,
     },
 }
 
@@ -110,84 +145,183 @@ impl CollectOptions {
     }
 }
 
-/// Runs `read` only when `enabled`; a kind turned off is not requested at all.
-async fn optional<F>(enabled: bool, read: F) -> Result<Vec<Resource>>
+/// What reading one kind gave.
+#[derive(Debug, Default)]
+struct KindRead {
+    resources: Vec<Resource>,
+    quarantine: Vec<Quarantined>,
+    /// Items listed, quarantined ones included.
+    listed: usize,
+    /// Set when the kind's endpoint refused (403/404): the kind is unavailable.
+    refused: Option<(u16, String)>,
+}
+
+impl KindRead {
+    fn refused(status: u16, reason: String) -> Self {
+        KindRead {
+            refused: Some((status, reason)),
+            ..KindRead::default()
+        }
+    }
+}
+
+/// Runs `read` only when `enabled` (a kind turned off is not requested at all), and turns a
+/// 403/404 from the kind's endpoints into an unavailable kind instead of a failed collection.
+async fn optional<F>(kind: ResourceKind, enabled: bool, read: F) -> Result<KindRead>
 where
-    F: std::future::Future<Output = Result<Vec<Resource>>>,
+    F: std::future::Future<Output = Result<KindRead>>,
 {
-    if enabled { read.await } else { Ok(Vec::new()) }
+    if !enabled {
+        return Ok(KindRead::default());
+    }
+    match read.await {
+        Err(CollectError::Api { cause, .. }) if cause.refusal().is_some() => {
+            let (status, reason) = cause.refusal().expect("checked just above");
+            tracing::warn!(%kind, status, reason = %reason,
+                "not available to this workspace (its plan or the token lacks it); the other kinds are still read");
+            Ok(KindRead::refused(status, reason))
+        }
+        other => other,
+    }
 }
 
 /// Reads the whole workspace. Kinds are fetched concurrently; the client bounds the number of
-/// requests in flight.
+/// requests in flight. `GET /` must succeed (it proves the token); any other kind may be
+/// unavailable.
 pub async fn collect(
     client: &SegmentClient,
     policy: &SecretPolicy,
     options: &CollectOptions,
 ) -> Result<Collection> {
+    use ResourceKind as K;
     let (workspace, roles, users, groups, invites, sources, labels) = tokio::try_join!(
         workspace(client, policy),
-        list(client, policy, ResourceKind::Role, "/roles", "roles"),
-        list(client, policy, ResourceKind::User, "/users", "users"),
-        groups(client, policy),
-        list(client, policy, ResourceKind::Invite, "/invites", "invites"),
-        list(client, policy, ResourceKind::Source, "/sources", "sources"),
-        labels(client, policy),
+        optional(
+            K::Role,
+            true,
+            list(client, policy, K::Role, "/roles", "roles")
+        ),
+        optional(
+            K::User,
+            true,
+            list(client, policy, K::User, "/users", "users")
+        ),
+        optional(K::Group, true, groups(client, policy)),
+        optional(
+            K::Invite,
+            true,
+            list(client, policy, K::Invite, "/invites", "invites")
+        ),
+        optional(
+            K::Source,
+            true,
+            list(client, policy, K::Source, "/sources", "sources")
+        ),
+        optional(K::Label, true, labels(client, policy)),
     )?;
     let (destinations, warehouses, functions, tracking_plans) = tokio::try_join!(
         optional(
+            K::Destination,
             options.destinations,
             list(
                 client,
                 policy,
-                ResourceKind::Destination,
+                K::Destination,
                 "/destinations",
                 "destinations"
             )
         ),
         optional(
+            K::Warehouse,
             options.warehouses,
-            with_connected_sources(
-                client,
-                policy,
-                ResourceKind::Warehouse,
-                ("/warehouses", "warehouses"),
-                ("connected-sources", "connectedSourceIds"),
-            )
+            with_connected_sources(client, policy, K::Warehouse)
         ),
-        optional(options.functions, functions(client, policy)),
+        optional(K::Function, options.functions, functions(client, policy)),
         optional(
+            K::TrackingPlan,
             options.tracking_plans,
-            with_connected_sources(
-                client,
-                policy,
-                ResourceKind::TrackingPlan,
-                ("/tracking-plans", "trackingPlans"),
-                ("sources", "sourceIds"),
-            )
+            with_connected_sources(client, policy, K::TrackingPlan)
         ),
     )?;
     let workspace_id = workspace.id.clone();
-    let mut resources = vec![workspace];
-    for mut part in [
-        roles,
-        users,
-        groups,
-        invites,
-        sources,
-        labels,
-        destinations,
-        warehouses,
-        functions,
-        tracking_plans,
-    ] {
-        resources.append(&mut part);
-    }
-    resources.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
-    Ok(Collection {
+    let mut collection = Collection {
         workspace_id,
-        resources,
-    })
+        resources: vec![workspace],
+        kind_status: KindStatuses::new(),
+        quarantine: Vec::new(),
+        listed: BTreeMap::new(),
+    };
+    for (kind, read) in [
+        (K::Role, roles),
+        (K::User, users),
+        (K::Group, groups),
+        (K::Invite, invites),
+        (K::Source, sources),
+        (K::Label, labels),
+        (K::Destination, destinations),
+        (K::Warehouse, warehouses),
+        (K::Function, functions),
+        (K::TrackingPlan, tracking_plans),
+    ] {
+        collection.absorb(kind, read)?;
+    }
+    collection
+        .resources
+        .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    Ok(collection)
+}
+
+impl Collection {
+    /// Adds one kind's read: its resources, its quarantined items and its status.
+    fn absorb(&mut self, kind: ResourceKind, mut read: KindRead) -> Result<()> {
+        if let Some((http_status, reason)) = read.refused.take() {
+            self.kind_status.insert(
+                kind,
+                KindStatus::Unavailable {
+                    http_status,
+                    reason,
+                    carried: false,
+                },
+            );
+            return Ok(());
+        }
+        let bad = read.quarantine.len();
+        if bad > 0 {
+            let first = &read.quarantine[0];
+            // Most of a listing unreadable is a new response shape, not a few odd records.
+            if bad >= 2 && bad * 2 > read.listed {
+                return Err(CollectError::Shape {
+                    kind,
+                    path: first.path.clone(),
+                    bad,
+                    total: read.listed,
+                    reason: first.reason.clone(),
+                });
+            }
+            tracing::warn!(%kind, quarantined = bad, first = %first.reason,
+                "some items could not be read; kept in quarantine, and none of this kind is recorded as removed this poll");
+            self.kind_status.insert(
+                kind,
+                KindStatus::Incomplete {
+                    reason: format!(
+                        "{bad} of {} {} quarantined (first: {})",
+                        read.listed,
+                        if read.listed == 1 { "item" } else { "items" },
+                        first.reason
+                    ),
+                },
+            );
+        }
+        self.listed.insert(kind, read.listed);
+        self.quarantine.append(&mut read.quarantine);
+        self.resources.append(&mut read.resources);
+        Ok(())
+    }
+
+    /// Whether removals of `kind` may be recorded: it was read in full.
+    pub fn is_complete(&self, kind: ResourceKind) -> bool {
+        !self.kind_status.contains_key(&kind)
+    }
 }
 
 async fn workspace(client: &SegmentClient, policy: &SecretPolicy) -> Result<Resource> {
@@ -199,7 +333,7 @@ async fn workspace(client: &SegmentClient, policy: &SecretPolicy) -> Result<Reso
     to_resource(kind, "/", 0, value, policy)
 }
 
-async fn labels(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Resource>> {
+async fn labels(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRead> {
     let kind = ResourceKind::Label;
     // `/labels` is the one list Segment does not paginate.
     let value = client
@@ -218,11 +352,80 @@ async fn labels(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Res
             });
         }
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        out.push(to_resource(kind, "/labels", index, item, policy)?);
+    let mut read = KindRead::default();
+    for item in items {
+        read.convert(kind, "/labels", item, policy);
     }
-    Ok(dedupe(kind, out))
+    read.dedupe(kind);
+    Ok(read)
+}
+
+impl KindRead {
+    /// Converts the next listed item, quarantining it when it cannot be identified.
+    fn convert(&mut self, kind: ResourceKind, path: &str, item: Value, policy: &SecretPolicy) {
+        let index = self.listed;
+        self.listed += 1;
+        if let Some(reason) = unusable(kind, &item) {
+            self.quarantine(kind, path, index, reason, item, policy);
+            return;
+        }
+        match to_resource(kind, path, index, item.clone(), policy) {
+            Ok(r) => self.resources.push(r),
+            Err(e) => self.quarantine(kind, path, index, e.to_string(), item, policy),
+        }
+    }
+
+    fn quarantine(
+        &mut self,
+        kind: ResourceKind,
+        path: &str,
+        index: usize,
+        reason: String,
+        mut item: Value,
+        policy: &SecretPolicy,
+    ) {
+        policy.redact(kind, &mut item);
+        self.quarantine
+            .push(Quarantined::new(kind, path, index, reason, &item));
+    }
+
+    fn dedupe(&mut self, kind: ResourceKind) {
+        self.resources = dedupe(kind, std::mem::take(&mut self.resources));
+    }
+}
+
+/// Why a listed item cannot become a resource, checked before any sub-request is made for it.
+fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
+    let field = match kind {
+        ResourceKind::Invite => {
+            return (!matches!(item, Value::String(s) if !s.is_empty())).then(|| {
+                format!(
+                    "an invite is an email string, got {}",
+                    crate::segment::kind_of(item)
+                )
+            });
+        }
+        ResourceKind::Label => "key",
+        _ => "id",
+    };
+    if !item.is_object() {
+        return Some(format!(
+            "expected an object, got {}",
+            crate::segment::kind_of(item)
+        ));
+    }
+    match item.get(field) {
+        Some(Value::String(s)) if !s.is_empty() => None,
+        Some(other) => Some(format!(
+            "`{field}` is {}, expected a non-empty string",
+            if other.as_str() == Some("") {
+                "empty"
+            } else {
+                crate::segment::kind_of(other)
+            }
+        )),
+        None => Some(format!("has no `{field}`")),
+    }
 }
 
 async fn list(
@@ -231,8 +434,34 @@ async fn list(
     kind: ResourceKind,
     path: &str,
     key: &str,
-) -> Result<Vec<Resource>> {
+) -> Result<KindRead> {
     let mut pages = client.pages(path, key);
+    let mut read = KindRead::default();
+    while let Some(page) = pages
+        .next_page()
+        .await
+        .map_err(|cause| CollectError::Api { kind, cause })?
+    {
+        for item in page {
+            read.convert(kind, path, item, policy);
+        }
+    }
+    read.dedupe(kind);
+    Ok(read)
+}
+
+/// Every item of a paginated listing, split into those that can be identified (with their
+/// index) and the quarantined rest.
+async fn raw_list(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    kind: ResourceKind,
+    path: &str,
+    key: &str,
+    query: Vec<(String, String)>,
+    read: &mut KindRead,
+) -> Result<Vec<(usize, Value)>> {
+    let mut pages = client.pages_with_query(path, query, key);
     let mut out = Vec::new();
     while let Some(page) = pages
         .next_page()
@@ -240,222 +469,532 @@ async fn list(
         .map_err(|cause| CollectError::Api { kind, cause })?
     {
         for item in page {
-            let index = out.len();
-            out.push(to_resource(kind, path, index, item, policy)?);
+            let index = read.listed;
+            read.listed += 1;
+            match unusable(kind, &item) {
+                Some(reason) => read.quarantine(kind, path, index, reason, item, policy),
+                None => out.push((index, item)),
+            }
         }
     }
-    Ok(dedupe(kind, out))
+    Ok(out)
 }
 
-/// Groups with their members (`/groups/{id}/users`) and pending invites (`/groups/{id}/invites`)
-/// folded into the group's body as `members` and `invites`, so a membership change is a change
-/// of the group.
-async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Resource>> {
-    let kind = ResourceKind::Group;
-    let mut pages = client.pages("/groups", "userGroups");
-    let mut raw = Vec::new();
-    while let Some(page) = pages
-        .next_page()
-        .await
-        .map_err(|cause| CollectError::Api { kind, cause })?
-    {
-        raw.extend(page);
+/// Members (`/groups/{id}/users`) and pending invites (`/groups/{id}/invites`) of one group,
+/// folded into its body as `members` and `invites`, so a membership change is a change of the
+/// group.
+async fn group_extras(
+    client: &SegmentClient,
+    id: &str,
+    group: &mut Value,
+) -> std::result::Result<(), SegmentError> {
+    let segment = encode_segment(id);
+    let members = client
+        .list_all(&format!("/groups/{segment}/users"), "users")
+        .await?;
+    let mut invites = client
+        .list_all(&format!("/groups/{segment}/invites"), "emails")
+        .await?;
+    // Pending invites are a set; their order is not data.
+    invites.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    if let Value::Object(map) = group {
+        map.insert("members".into(), Value::Array(members));
+        map.insert("invites".into(), Value::Array(invites));
     }
+    Ok(())
+}
+
+/// Groups with their members and pending invites ([`group_extras`]).
+async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRead> {
+    let kind = ResourceKind::Group;
+    let path = "/groups";
+    let mut read = KindRead::default();
+    let raw = raw_list(
+        client,
+        policy,
+        kind,
+        path,
+        "userGroups",
+        Vec::new(),
+        &mut read,
+    )
+    .await?;
     let mut tasks = JoinSet::new();
-    for (index, group) in raw.iter().enumerate() {
-        let id = string_field(group, "id").ok_or_else(|| CollectError::MissingField {
-            kind,
-            path: "/groups".into(),
-            field: "id",
-            index,
-            item: shorten(group),
-        })?;
+    for (index, mut group) in raw {
         let client = client.clone();
-        let id = id.to_string();
         tasks.spawn(async move {
-            let segment = encode_segment(&id);
-            let members = client
-                .list_all(&format!("/groups/{segment}/users"), "users")
-                .await?;
-            let mut invites = client
-                .list_all(&format!("/groups/{segment}/invites"), "emails")
-                .await?;
-            // Pending invites are a set; their order is not data.
-            invites.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            Ok::<_, SegmentError>((index, members, invites))
+            let id = string_field(&group, "id").unwrap_or_default().to_owned();
+            group_extras(&client, &id, &mut group).await?;
+            Ok::<_, SegmentError>((index, group))
         });
     }
-    let mut extras = HashMap::with_capacity(raw.len());
+    let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
-        let (index, members, invites) = joined
-            .expect("group collection tasks do not panic")
-            .map_err(|cause| CollectError::Api { kind, cause })?;
-        extras.insert(index, (members, invites));
+        done.push(
+            joined
+                .expect("group collection tasks do not panic")
+                .map_err(|cause| CollectError::Api { kind, cause })?,
+        );
     }
-    let mut out = Vec::with_capacity(raw.len());
-    for (index, mut group) in raw.into_iter().enumerate() {
-        let (members, invites) = extras.remove(&index).unwrap_or_default();
-        if let Value::Object(map) = &mut group {
-            map.insert("members".into(), Value::Array(members));
-            map.insert("invites".into(), Value::Array(invites));
-        }
-        out.push(to_resource(kind, "/groups", index, group, policy)?);
+    done.sort_by_key(|(index, _)| *index);
+    for (index, group) in done {
+        read.push(kind, path, index, group, policy);
     }
-    Ok(dedupe(kind, out))
+    read.dedupe(kind);
+    Ok(read)
 }
 
-/// Every item of a paginated listing, as the API sent it.
-async fn raw_list(
+impl KindRead {
+    /// Converts an item already checked by [`unusable`].
+    fn push(
+        &mut self,
+        kind: ResourceKind,
+        path: &str,
+        index: usize,
+        item: Value,
+        policy: &SecretPolicy,
+    ) {
+        match to_resource(kind, path, index, item.clone(), policy) {
+            Ok(r) => self.resources.push(r),
+            Err(e) => self.quarantine(kind, path, index, e.to_string(), item, policy),
+        }
+    }
+}
+
+/// Where a kind with connected sources lives: (list path, items key, get-by-id key), (sub
+/// path, body field).
+fn connected(
+    kind: ResourceKind,
+) -> (
+    (&'static str, &'static str, &'static str),
+    (&'static str, &'static str),
+) {
+    match kind {
+        ResourceKind::Warehouse => (
+            ("/warehouses", "warehouses", "warehouse"),
+            ("connected-sources", "connectedSourceIds"),
+        ),
+        _ => (
+            ("/tracking-plans", "trackingPlans", "trackingPlan"),
+            ("sources", "sourceIds"),
+        ),
+    }
+}
+
+/// The ids of the sources connected to one warehouse or tracking plan, stored sorted in its
+/// body; `false` when the item was deleted since it was listed (404).
+async fn add_connected_sources(
     client: &SegmentClient,
     kind: ResourceKind,
-    path: &str,
-    key: &str,
-) -> Result<Vec<Value>> {
-    client
-        .list_all(path, key)
-        .await
-        .map_err(|cause| CollectError::Api { kind, cause })
+    id: &str,
+    item: &mut Value,
+) -> std::result::Result<bool, SegmentError> {
+    let ((path, _, _), (sub_path, field)) = connected(kind);
+    let sub = format!("{path}/{}/{sub_path}", encode_segment(id));
+    let sources = match client.list_all(&sub, "sources").await {
+        Ok(sources) => sources,
+        Err(e) if e.status() == Some(404) => {
+            tracing::debug!(%kind, path = %sub, "gone since it was listed; left out");
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    // Connections are a set: sorted ids, so the API's order is not a change.
+    let mut ids: Vec<String> = sources
+        .iter()
+        .filter_map(|s| string_field(s, "id"))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if let Value::Object(map) = item {
+        map.insert(
+            field.into(),
+            Value::Array(ids.into_iter().map(Value::String).collect()),
+        );
+    }
+    Ok(true)
 }
 
-/// Items of `list` (path, items key) with the ids of the sources connected to each, read from
-/// `{list path}/{id}/{sub path}` and stored sorted in the item's body under `field`: a warehouse's
+/// Warehouses or tracking plans with the ids of the sources connected to each: a warehouse's
 /// `connectedSourceIds`, a tracking plan's `sourceIds`. One request per item, not per source.
 /// An item deleted between the two reads (404) is left out, as the next poll would find.
 async fn with_connected_sources(
     client: &SegmentClient,
     policy: &SecretPolicy,
     kind: ResourceKind,
-    (path, key): (&str, &str),
-    (sub_path, field): (&'static str, &'static str),
-) -> Result<Vec<Resource>> {
-    let raw = raw_list(client, kind, path, key).await?;
+) -> Result<KindRead> {
+    let ((path, key, _), _) = connected(kind);
+    let mut read = KindRead::default();
+    let raw = raw_list(client, policy, kind, path, key, Vec::new(), &mut read).await?;
     let mut tasks = JoinSet::new();
-    for (index, item) in raw.iter().enumerate() {
-        let id = required_id(kind, path, index, item)?;
+    for (index, mut item) in raw {
         let client = client.clone();
-        let sub = format!("{path}/{}/{sub_path}", encode_segment(id));
         tasks.spawn(async move {
-            match client.list_all(&sub, "sources").await {
-                Ok(sources) => Ok((index, Some(sources))),
-                Err(e) if e.status() == Some(404) => {
-                    tracing::debug!(%kind, path = %sub, "gone since it was listed; left out");
-                    Ok((index, None))
-                }
-                Err(e) => Err(e),
-            }
+            let id = string_field(&item, "id").unwrap_or_default().to_owned();
+            let present = add_connected_sources(&client, kind, &id, &mut item).await?;
+            Ok::<_, SegmentError>((index, present.then_some(item)))
         });
     }
-    let mut connected = HashMap::with_capacity(raw.len());
+    let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
-        let (index, sources) = joined
+        let (index, item) = joined
             .expect("collection tasks do not panic")
             .map_err(|cause| CollectError::Api { kind, cause })?;
-        connected.insert(index, sources);
+        done.extend(item.map(|item| (index, item)));
     }
-    let mut out = Vec::with_capacity(raw.len());
-    for (index, mut item) in raw.into_iter().enumerate() {
-        let Some(sources) = connected.remove(&index).flatten() else {
-            continue;
-        };
-        // Connections are a set: sorted ids, so the API's order is not a change.
-        let mut ids: Vec<String> = sources
-            .iter()
-            .filter_map(|s| string_field(s, "id"))
-            .map(str::to_string)
-            .collect();
-        ids.sort();
-        ids.dedup();
-        if let Value::Object(map) = &mut item {
-            map.insert(
-                field.into(),
-                Value::Array(ids.into_iter().map(Value::String).collect()),
-            );
+    done.sort_by_key(|(index, _)| *index);
+    for (index, item) in done {
+        read.push(kind, path, index, item, policy);
+    }
+    read.dedupe(kind);
+    Ok(read)
+}
+
+/// Merges `GET /functions/{id}` into a function's list item: the full object's fields win,
+/// fields only the list item has are kept. `None` when it was deleted since it was listed.
+async fn function_detail(
+    client: &SegmentClient,
+    id: &str,
+    mut item: Value,
+) -> std::result::Result<Option<Value>, SegmentError> {
+    let one = format!("/functions/{}", encode_segment(id));
+    let detail = match client.get_object(&one, "function").await {
+        Ok(full) => full,
+        Err(e) if e.status() == Some(404) => {
+            tracing::debug!(path = %one, "function gone since it was listed; left out");
+            return Ok(None);
         }
-        out.push(to_resource(kind, path, index, item, policy)?);
+        Err(e) => return Err(e),
+    };
+    match (&mut item, detail) {
+        (Value::Object(map), Value::Object(detail)) => map.extend(detail),
+        (_, detail) => item = detail,
     }
-    Ok(dedupe(kind, out))
+    Ok(Some(item))
 }
 
 /// Functions of every type in [`FUNCTION_TYPES`]. List items lack the code and settings, so each
-/// function is read again with `GET /functions/{id}`; the full object's fields win over the
-/// list item's, and fields only the list item has are kept. A type the API rejects (400 or 422,
-/// as versions before insert functions do) is skipped; a function deleted between the two
-/// reads (404) is left out.
-async fn functions(client: &SegmentClient, policy: &SecretPolicy) -> Result<Vec<Resource>> {
+/// function is read again ([`function_detail`]). A type the API rejects (400 or 422, as
+/// versions before insert functions do) is skipped.
+async fn functions(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRead> {
     let kind = ResourceKind::Function;
     let path = "/functions";
+    let mut read = KindRead::default();
     let mut listed = Vec::new();
     for resource_type in FUNCTION_TYPES {
         let query = vec![("resourceType".to_string(), resource_type.to_string())];
-        let mut pages = client.pages_with_query(path, query, "functions");
-        let mut first = true;
-        loop {
-            match pages.next_page().await {
-                Ok(Some(page)) => listed.extend(page),
-                Ok(None) => break,
-                Err(e) if first && matches!(e.status(), Some(400 | 422)) => {
-                    tracing::debug!(
-                        resource_type,
-                        error = %e,
-                        "the API does not list this function type; skipped"
-                    );
-                    break;
-                }
-                Err(cause) => return Err(CollectError::Api { kind, cause }),
+        match raw_list(client, policy, kind, path, "functions", query, &mut read).await {
+            Ok(items) => listed.extend(items),
+            Err(CollectError::Api { cause, .. }) if matches!(cause.status(), Some(400 | 422)) => {
+                tracing::debug!(
+                    resource_type,
+                    error = %cause,
+                    "the API does not list this function type; skipped"
+                );
             }
-            first = false;
+            Err(e) => return Err(e),
         }
     }
     let mut tasks = JoinSet::new();
-    for (index, item) in listed.iter().enumerate() {
-        let id = required_id(kind, path, index, item)?;
+    for (index, item) in listed {
         let client = client.clone();
-        let one = format!("{path}/{}", encode_segment(id));
         tasks.spawn(async move {
-            match client.get_object(&one, "function").await {
-                Ok(full) => Ok((index, Some(full))),
-                Err(e) if e.status() == Some(404) => {
-                    tracing::debug!(path = %one, "function gone since it was listed; left out");
-                    Ok((index, None))
-                }
-                Err(e) => Err(e),
-            }
+            let id = string_field(&item, "id").unwrap_or_default().to_owned();
+            Ok::<_, SegmentError>((index, function_detail(&client, &id, item).await?))
         });
     }
-    let mut full = HashMap::with_capacity(listed.len());
+    let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
-        let (index, value) = joined
+        let (index, item) = joined
             .expect("collection tasks do not panic")
             .map_err(|cause| CollectError::Api { kind, cause })?;
-        full.insert(index, value);
+        done.extend(item.map(|item| (index, item)));
     }
-    let mut out = Vec::with_capacity(listed.len());
-    for (index, mut item) in listed.into_iter().enumerate() {
-        let Some(detail) = full.remove(&index).flatten() else {
-            continue;
-        };
-        match (&mut item, detail) {
-            (Value::Object(map), Value::Object(detail)) => map.extend(detail),
-            (_, detail) => item = detail,
-        }
-        out.push(to_resource(kind, path, index, item, policy)?);
+    done.sort_by_key(|(index, _)| *index);
+    for (index, item) in done {
+        read.push(kind, path, index, item, policy);
     }
-    Ok(dedupe(kind, out))
+    read.dedupe(kind);
+    Ok(read)
 }
 
-fn required_id<'v>(
+/// What [`confirm_missing`] found about resources missing from their lists.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Confirmation {
+    /// Missing resources checked.
+    pub checked: usize,
+    /// Of which still exist (a page shifted under the read): put back into the collection.
+    pub found: usize,
+    /// Requests spent.
+    pub requests: u64,
+}
+
+/// The get-by-id route of a kind: (path prefix, envelope key). Roles, invites and labels have
+/// none; the workspace is never missing.
+fn get_route(kind: ResourceKind) -> Option<(&'static str, &'static str)> {
+    match kind {
+        ResourceKind::User => Some(("/users", "user")),
+        ResourceKind::Group => Some(("/groups", "userGroup")),
+        ResourceKind::Source => Some(("/sources", "source")),
+        ResourceKind::Destination => Some(("/destinations", "destination")),
+        ResourceKind::Warehouse => Some(("/warehouses", "warehouse")),
+        ResourceKind::Function => Some(("/functions", "function")),
+        ResourceKind::TrackingPlan => Some(("/tracking-plans", "trackingPlan")),
+        _ => None,
+    }
+}
+
+/// Reads one kind again, in full, as [`collect`] does.
+async fn reread(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
     kind: ResourceKind,
-    path: &str,
-    index: usize,
-    item: &'v Value,
-) -> Result<&'v str> {
-    string_field(item, "id").ok_or_else(|| CollectError::MissingField {
-        kind,
-        path: path.into(),
-        field: "id",
-        index,
-        item: shorten(item),
-    })
+) -> Result<KindRead> {
+    use ResourceKind as K;
+    match kind {
+        K::Role => list(client, policy, kind, "/roles", "roles").await,
+        K::User => list(client, policy, kind, "/users", "users").await,
+        K::Invite => list(client, policy, kind, "/invites", "invites").await,
+        K::Source => list(client, policy, kind, "/sources", "sources").await,
+        K::Destination => list(client, policy, kind, "/destinations", "destinations").await,
+        K::Group => groups(client, policy).await,
+        K::Warehouse | K::TrackingPlan => with_connected_sources(client, policy, kind).await,
+        K::Function => functions(client, policy).await,
+        K::Label => labels(client, policy).await,
+        K::Workspace | K::AuditEvent => Ok(KindRead::default()),
+    }
+}
+
+/// Reads one resource by id, with the sub-requests its kind needs: `None` when it is gone
+/// (404).
+async fn get_one(
+    client: &SegmentClient,
+    kind: ResourceKind,
+    id: &str,
+) -> std::result::Result<Option<Value>, SegmentError> {
+    let Some((path, key)) = get_route(kind) else {
+        return Ok(None);
+    };
+    let one = format!("{path}/{}", encode_segment(id));
+    let mut item = match client.get_object(&one, key).await {
+        Ok(item) => item,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match kind {
+        ResourceKind::Group => group_extras(client, id, &mut item).await?,
+        ResourceKind::Warehouse | ResourceKind::TrackingPlan => {
+            if !add_connected_sources(client, kind, id, &mut item).await? {
+                return Ok(None);
+            }
+        }
+        _ => {}
+    }
+    Ok(Some(item))
+}
+
+/// Checks resources segwatch holds that this collection's lists did not return, before any is
+/// recorded as removed. Segment's cursors are offsets: an item deleted while a list is read
+/// shifts the pages after it, and one item that still exists is never listed.
+///
+/// Per kind, the cheaper of two bounded checks: a `GET` by id for each missing resource, or —
+/// when more are missing than the listing had pages, and for roles and invites, which have no
+/// get-by-id route — one more read of the whole list. Resources that still exist are put back
+/// into the collection (with what the API says of them now); the rest are gone. `/labels` is a
+/// single response and cannot shift, so its missing labels are gone without a request.
+pub async fn confirm_missing(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    collection: &mut Collection,
+    missing: &[(ResourceKind, String)],
+) -> Result<Confirmation> {
+    let requests_before = client.stats().requests;
+    let mut by_kind: BTreeMap<ResourceKind, Vec<&str>> = BTreeMap::new();
+    for (kind, id) in missing {
+        if !matches!(
+            kind,
+            ResourceKind::Label | ResourceKind::Workspace | ResourceKind::AuditEvent
+        ) {
+            by_kind.entry(*kind).or_default().push(id);
+        }
+    }
+    let mut report = Confirmation::default();
+    let page = client.page_size().max(1) as usize;
+    for (kind, ids) in by_kind {
+        report.checked += ids.len();
+        let pages = collection
+            .listed
+            .get(&kind)
+            .copied()
+            .unwrap_or(0)
+            .div_ceil(page)
+            .max(1);
+        let found: Vec<Value> = if get_route(kind).is_none() || ids.len() > pages {
+            let wanted: HashSet<&str> = ids.iter().copied().collect();
+            let again = reread(client, policy, kind).await?;
+            if let Some((_, reason)) = again.refused {
+                // Readable a moment ago: a refusal now is a fault, not a missing feature.
+                return Err(CollectError::Api {
+                    kind,
+                    cause: SegmentError::Transport {
+                        method: "GET".into(),
+                        path: reason.clone(),
+                        cause: "refused while confirming removals".into(),
+                    },
+                });
+            }
+            let found: Vec<Resource> = again
+                .resources
+                .into_iter()
+                .filter(|r| wanted.contains(r.id.as_str()))
+                .collect();
+            report.found += found.len();
+            collection.resources.extend(found);
+            Vec::new()
+        } else {
+            let mut tasks = JoinSet::new();
+            for id in ids {
+                let client = client.clone();
+                let id = id.to_owned();
+                tasks.spawn(async move { get_one(&client, kind, &id).await });
+            }
+            let mut found = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let item = joined
+                    .expect("confirmation tasks do not panic")
+                    .map_err(|cause| CollectError::Api { kind, cause })?;
+                found.extend(item);
+            }
+            found
+        };
+        let path = get_route(kind).map_or("", |(p, _)| p);
+        for item in found {
+            let mut read = KindRead::default();
+            read.convert(kind, path, item, policy);
+            report.found += read.resources.len();
+            collection.resources.append(&mut read.resources);
+            if !read.quarantine.is_empty() {
+                collection
+                    .kind_status
+                    .entry(kind)
+                    .or_insert(KindStatus::Incomplete {
+                        reason: format!(
+                            "an item read by id could not be read: {}",
+                            read.quarantine[0].reason
+                        ),
+                    });
+                collection.quarantine.append(&mut read.quarantine);
+            }
+        }
+    }
+    if report.found > 0 {
+        tracing::warn!(
+            found = report.found,
+            checked = report.checked,
+            "resources missing from a list still exist (a page shifted while it was read); kept"
+        );
+        collection
+            .resources
+            .sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+        collection
+            .resources
+            .dedup_by(|a, b| a.kind == b.kind && a.id == b.id);
+    }
+    report.requests = client.stats().requests - requests_before;
+    Ok(report)
+}
+
+/// What one request to a kind's list endpoint says about it (for `check-connection`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// The endpoint answered with a list.
+    Readable,
+    /// 403 or 404: the workspace's plan or the token lacks the feature; polls skip the kind.
+    Unavailable(u16, String),
+    /// Anything else: polls would fail on it.
+    Failed(String),
+}
+
+/// Reads the first page (one item) of every list a poll with `options` reads, the audit
+/// trail's included, so an operator learns which features this workspace offers before the
+/// first poll. Use a client whose `page_size` is 1.
+pub async fn probe(
+    client: &SegmentClient,
+    options: &CollectOptions,
+    audit_trail: bool,
+) -> Vec<(&'static str, Probe)> {
+    use ResourceKind as K;
+    let now = chrono::Utc::now();
+    let window = vec![
+        (
+            "startTime".to_owned(),
+            crate::trail::format_time(now - chrono::Duration::hours(1)),
+        ),
+        ("endTime".to_owned(), crate::trail::format_time(now)),
+    ];
+    let lists: [(ResourceKind, &str, &str, &str, Vec<(String, String)>); 11] = [
+        (K::Role, "role", "/roles", "roles", vec![]),
+        (K::User, "user", "/users", "users", vec![]),
+        (K::Group, "group", "/groups", "userGroups", vec![]),
+        (K::Invite, "invite", "/invites", "invites", vec![]),
+        (K::Source, "source", "/sources", "sources", vec![]),
+        (K::Label, "label", "/labels", "labels", vec![]),
+        (
+            K::Destination,
+            "destination",
+            "/destinations",
+            "destinations",
+            vec![],
+        ),
+        (
+            K::Warehouse,
+            "warehouse",
+            "/warehouses",
+            "warehouses",
+            vec![],
+        ),
+        (
+            K::Function,
+            "function",
+            "/functions",
+            "functions",
+            vec![("resourceType".to_owned(), "SOURCE".to_owned())],
+        ),
+        (
+            K::TrackingPlan,
+            "tracking_plan",
+            "/tracking-plans",
+            "trackingPlans",
+            vec![],
+        ),
+        (
+            K::AuditEvent,
+            "audit_event",
+            crate::trail::PATH,
+            "events",
+            window,
+        ),
+    ];
+    let mut out = Vec::with_capacity(lists.len());
+    for (kind, name, path, key, query) in lists {
+        let wanted = match kind {
+            K::AuditEvent => audit_trail,
+            k => options.collects(k),
+        };
+        if !wanted {
+            continue;
+        }
+        let probe = match client.pages_with_query(path, query, key).next_page().await {
+            Ok(_) => Probe::Readable,
+            Err(e) => match e.refusal() {
+                Some((status, reason)) => Probe::Unavailable(status, reason),
+                None => Probe::Failed(e.to_string()),
+            },
+        };
+        out.push((name, probe));
+    }
+    out
 }
 
 /// Turns one API item into a resource: identity and display name by kind, then redaction.

@@ -125,9 +125,16 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                         Some(_) => None,
                     };
                     healthy &= reason.is_none();
+                    // A feature the plan lacks is detail, not ill health: the rest is watched.
+                    let not_read: serde_json::Map<String, serde_json::Value> = m
+                        .kind_status
+                        .iter()
+                        .map(|(k, s)| (k.to_string(), serde_json::Value::String(s.to_string())))
+                        .collect();
                     serde_json::json!({
                         "name": name, "last_success": m.last_success_at, "age_secs": age,
                         "last_poll": m.last_poll_status, "reason": reason,
+                        "kinds_not_read": not_read, "quarantined_items": m.quarantined,
                     })
                 })
                 .collect();
@@ -239,6 +246,40 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
         "gauge",
         "Alert deliveries by status.",
         labelled("status", &|m| &m.deliveries_by_status),
+    );
+    family(
+        "segwatch_kind_not_read",
+        "gauge",
+        "Kinds the last complete poll could not read in full (status unavailable: the plan or \
+         token lacks the feature; incomplete: some items quarantined).",
+        names
+            .iter()
+            .zip(&all)
+            .flat_map(|(n, m)| {
+                m.kind_status.iter().map(move |(k, s)| {
+                    (
+                        format!(
+                            "workspace=\"{}\",kind=\"{k}\",status=\"{}\"",
+                            escape(n),
+                            s.label()
+                        ),
+                        1.0,
+                    )
+                })
+            })
+            .collect(),
+    );
+    family(
+        "segwatch_quarantined_items",
+        "gauge",
+        "Items from the API that could not be read, kept in the quarantine table.",
+        per_workspace(&|m| Some(m.quarantined as f64)),
+    );
+    family(
+        "segwatch_last_poll_confirm_requests",
+        "gauge",
+        "Requests the last complete poll spent confirming resources missing from their lists.",
+        per_workspace(&|m| m.last_confirm_requests.map(|n| n as f64)),
     );
     let stats: Vec<(String, crate::segment::ClientStats)> = workspaces
         .iter()

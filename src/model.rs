@@ -257,6 +257,60 @@ impl fmt::Display for KindStatus {
     }
 }
 
+/// The most of one quarantined item's JSON text kept; the rest is cut (and says so).
+pub const QUARANTINE_RAW_MAX: usize = 64 * 1024;
+
+/// An item from the API that segwatch could not understand, kept as received (secret-looking
+/// fields fingerprinted) with the reason, instead of failing the poll or dropping it silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    /// The kind it was listed as ([`ResourceKind::AuditEvent`] for the audit trail).
+    pub kind: ResourceKind,
+    /// The request path it came from.
+    pub path: String,
+    /// Its index in that listing.
+    pub position: usize,
+    /// Why it could not be used.
+    pub reason: String,
+    /// The item as JSON text, at most [`QUARANTINE_RAW_MAX`] bytes.
+    pub raw: String,
+    /// Whether `raw` was cut.
+    pub truncated: bool,
+    /// SHA-256 of the whole item's JSON text: the same bad item read again is stored once.
+    pub raw_sha256: String,
+}
+
+impl Quarantined {
+    /// Quarantines `item` (already redacted by the caller).
+    pub fn new(
+        kind: ResourceKind,
+        path: impl Into<String>,
+        position: usize,
+        reason: impl Into<String>,
+        item: &serde_json::Value,
+    ) -> Self {
+        let mut raw = item.to_string();
+        let raw_sha256 = sha256_hex(raw.as_bytes());
+        let truncated = raw.len() > QUARANTINE_RAW_MAX;
+        if truncated {
+            let mut cut = QUARANTINE_RAW_MAX;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+        }
+        Quarantined {
+            kind,
+            path: path.into(),
+            position,
+            reason: reason.into(),
+            raw,
+            truncated,
+            raw_sha256,
+        }
+    }
+}
+
 /// Per-kind read status of one snapshot: only the kinds not read in full.
 pub type KindStatuses = std::collections::BTreeMap<ResourceKind, KindStatus>;
 

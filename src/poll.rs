@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::alerts::{
     self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
 };
-use crate::collect::{CollectError, CollectOptions, collect};
+use crate::collect::{self, CollectError, CollectOptions, Collection, Confirmation, collect};
 use crate::diff::{self, ResourceChange};
-use crate::model::ResourceKind;
+use crate::model::{KindStatus, KindStatuses, Quarantined, ResourceKind};
 use crate::redact::SecretPolicy;
 use crate::rules::{self, RuleSet};
 use crate::segment::SegmentClient;
@@ -82,6 +82,14 @@ pub struct PollOutcome {
     pub audit_ms: u64,
     /// What the outbox worker did after the poll (none without sinks).
     pub deliveries: Option<DeliveryReport>,
+    /// Kinds this poll could not read in full (unavailable or incomplete), with why; the audit
+    /// trail is `audit_event`.
+    pub kind_status: KindStatuses,
+    /// Items it could not understand, kept in the `quarantine` table (an item already
+    /// quarantined by an earlier poll is counted again but stored once).
+    pub quarantined: Vec<Quarantined>,
+    /// How resources missing from their lists were confirmed gone (or found).
+    pub confirmation: Confirmation,
 }
 
 impl PollOutcome {
@@ -192,7 +200,21 @@ impl Poller {
         tracing::info!("poll started");
 
         let requests = || self.client.stats().requests - requests_before;
-        let collection = match collect(&self.client, &self.policy, &self.options).await {
+        let collected = collect(&self.client, &self.policy, &self.options).await;
+        let base = store.latest_complete(workspace_id)?;
+        let mut current = store.current_versions(workspace_id)?;
+        let known = match base {
+            Some(base) => store.known_kinds(base)?,
+            None => Vec::new(),
+        };
+        let collected = match collected {
+            Ok(mut c) => self
+                .confirm(&known, &current, &mut c)
+                .await
+                .map(|confirmation| (c, confirmation)),
+            Err(cause) => Err(cause),
+        };
+        let (mut collection, confirmation) = match collected {
             Ok(c) => c,
             Err(cause) => {
                 let message = cause.to_string();
@@ -209,10 +231,23 @@ impl Poller {
                 let end = chrono::Utc::now();
                 let start = mark.as_ref().map_or(end - lookback, |m| m.at);
                 match trail::read(&self.client, &self.policy, start, end).await {
-                    Ok(events) => Some((start, end, events)),
+                    Ok((events, mut bad)) => {
+                        collection.quarantine.append(&mut bad);
+                        Some((start, end, events))
+                    }
                     // Not on this workspace's plan: failing every poll would stop the watch
                     // over everything else, so the poll goes on with "actor unknown".
-                    Err(cause) if cause.is_unavailable() => {
+                    Err(TrailError::Api(e)) if e.refusal().is_some() => {
+                        let (http_status, reason) = e.refusal().expect("checked just above");
+                        collection.kind_status.insert(
+                            ResourceKind::AuditEvent,
+                            KindStatus::Unavailable {
+                                http_status,
+                                reason,
+                                carried: false,
+                            },
+                        );
+                        let cause = TrailError::Api(e);
                         tracing::warn!(
                             error = %cause,
                             "the audit trail is not available to this workspace; changes are \
@@ -240,15 +275,24 @@ impl Poller {
 
         let fetched = started.elapsed();
         let result = (|| {
-            let base = store.latest_complete(workspace_id)?;
-            let mut current = store.current_versions(workspace_id)?;
             let mut untracked: Vec<i64> = current
                 .iter()
                 .filter(|((kind, _), _)| !self.options.collects(*kind))
                 .map(|(_, v)| v.version_id)
                 .collect();
             untracked.sort_unstable();
-            current.retain(|(kind, _), _| self.options.collects(*kind));
+            // What this poll did not read stays as last seen: an unavailable kind entirely, an
+            // incomplete kind's resources it did not list.
+            current.retain(|(kind, id), _| {
+                self.options.collects(*kind)
+                    && match collection.kind_status.get(kind) {
+                        None => true,
+                        Some(KindStatus::Unavailable { .. }) => false,
+                        Some(KindStatus::Incomplete { .. }) => {
+                            contains(&collection.resources, *kind, id)
+                        }
+                    }
+            });
             let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
                 store.version_value(id)
             })?;
@@ -278,7 +322,7 @@ impl Poller {
                     store,
                     workspace_id,
                     rules,
-                    &collection.resources,
+                    &collection,
                     &delta,
                     base,
                     now,
@@ -311,6 +355,9 @@ impl Poller {
                 stats,
                 trail: trail.as_ref(),
                 kinds: &self.collected_kinds(),
+                kind_status: &collection.kind_status,
+                confirm_requests: confirmation.requests,
+                quarantine: &collection.quarantine,
             };
             let ids = store.commit_snapshot(&target, &delta, &alert_plan)?;
             let stored_events = trail.as_ref().map(|t| t.new_events.len());
@@ -347,10 +394,18 @@ impl Poller {
         for r in &collection.resources {
             *resource_counts.entry(r.kind).or_default() += 1;
         }
+        let unavailable: Vec<String> = collection
+            .kind_status
+            .iter()
+            .map(|(k, s)| format!("{k} {}", s.label()))
+            .collect();
         tracing::info!(
             resources = stats.resource_count,
             changes = changes.len(),
             requests = stats.api_requests,
+            confirm_requests = confirmation.requests,
+            quarantined = collection.quarantine.len(),
+            not_read_in_full = %unavailable.join(", "),
             ms = started.elapsed().as_millis() as u64,
             "poll complete"
         );
@@ -370,7 +425,49 @@ impl Poller {
             audit_events,
             audit_ms: duration_ms(audit_time),
             deliveries: None,
+            kind_status: collection.kind_status,
+            quarantined: collection.quarantine,
+            confirmation,
         })
+    }
+
+    /// Settles this poll's view of each kind against the base: an unavailable kind is
+    /// `carried` when the base vouched for it, and resources the base holds that a complete
+    /// kind's list did not return are confirmed gone or put back ([`collect::confirm_missing`]).
+    async fn confirm(
+        &self,
+        known: &[ResourceKind],
+        current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
+        collection: &mut Collection,
+    ) -> Result<Confirmation, CollectError> {
+        for (kind, status) in collection.kind_status.iter_mut() {
+            if let KindStatus::Unavailable { carried, .. } = status {
+                *carried = known.contains(kind);
+            }
+        }
+        let mut missing: Vec<(ResourceKind, String)> = current
+            .keys()
+            .filter(|(kind, id)| {
+                self.options.collects(*kind)
+                    && collection.is_complete(*kind)
+                    && known.contains(kind)
+                    && !contains(&collection.resources, *kind, id)
+            })
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(Confirmation::default());
+        }
+        missing.sort();
+        let confirmation =
+            collect::confirm_missing(&self.client, &self.policy, collection, &missing).await?;
+        tracing::info!(
+            missing = confirmation.checked,
+            still_there = confirmation.found,
+            requests = confirmation.requests,
+            "confirmed resources missing from their lists"
+        );
+        Ok(confirmation)
     }
 
     /// What one read of the trail adds: the events not stored before (with actors' emails
@@ -540,12 +637,13 @@ impl Poller {
         store: &Store,
         workspace_id: i64,
         rules: &RuleSet,
-        resources: &[crate::model::Resource],
+        collection: &Collection,
         delta: &diff::SnapshotDelta<'_>,
         base: Option<i64>,
         now: chrono::DateTime<chrono::Utc>,
         audit_events: &[AuditEvent],
     ) -> Result<AlertPlan, StoreError> {
+        let resources = &collection.resources[..];
         let rule_states = store.rule_states(workspace_id)?;
         let open_findings = store.open_findings(workspace_id)?;
         // Only a rule that must look at unchanged resources needs their age or the inventory.
@@ -581,17 +679,19 @@ impl Poller {
                     || delta.changes.iter().any(|c| c.change.kind == r.resource))
         });
         let relations = needs_relations.then(|| crate::relations::Relations::build(resources));
-        // A kind the base snapshot did not collect starts with a baseline of its own.
+        // A kind the base snapshot did not vouch for (not collected, or unavailable since the
+        // first poll) starts with a baseline of its own.
         let baseline_kinds: Vec<ResourceKind> = match base {
             Some(base) => {
-                let before = store.collected_kinds(base)?;
+                let before = store.known_kinds(base)?;
                 self.collected_kinds()
                     .into_iter()
-                    .filter(|k| !before.contains(k))
+                    .filter(|k| !before.contains(k) && collection.is_complete(*k))
                     .collect()
             }
             None => Vec::new(),
         };
+        let unread_kinds: Vec<ResourceKind> = collection.kind_status.keys().copied().collect();
         let input = PlanInput {
             baseline_kinds: &baseline_kinds,
             relations: relations.as_ref(),
@@ -601,6 +701,7 @@ impl Poller {
             changes: &delta.changes,
             baseline: base.is_none(),
             alert_on_baseline: self.alert_on_baseline,
+            unread_kinds: &unread_kinds,
             open_findings: &open_findings,
             rule_states: &rule_states,
             seen_since: &seen_since,
@@ -712,4 +813,11 @@ fn user_email(
 
 fn duration_ms(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// Whether `resources` (sorted by kind, then id) holds `kind`/`id`.
+fn contains(resources: &[crate::model::Resource], kind: ResourceKind, id: &str) -> bool {
+    resources
+        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(kind, id)))
+        .is_ok()
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::diff::ResourceChange;
-use crate::model::{Attribution, ResourceKind};
+use crate::model::{Attribution, Quarantined, ResourceKind};
 use crate::redact::SecretPolicy;
 use crate::segment::{SegmentClient, SegmentError};
 
@@ -117,12 +117,19 @@ pub enum TrailError {
         "cannot read the audit trail: {0} (if the workspace's plan has no audit trail, set [collect] audit_events = false)"
     )]
     Api(SegmentError),
-    /// The API listed an event segwatch cannot place in time or identify.
-    #[error("cannot read the audit trail: event {index} from GET {PATH} {problem}")]
-    Invalid {
-        /// Position in the listing.
-        index: usize,
-        /// What is wrong with it, with the event shortened.
+    /// Most events of the read could not be placed in time or identified: the API changed
+    /// shape (a few such events are quarantined instead).
+    #[error(
+        "cannot read the audit trail: {bad} of the {total} events from GET {PATH} could not be \
+         read (first: event {problem}); the API's response has changed shape, so this poll \
+         stops rather than guess"
+    )]
+    Shape {
+        /// Events that could not be read.
+        bad: usize,
+        /// Events listed.
+        total: usize,
+        /// What is wrong with the first of them.
         problem: String,
     },
 }
@@ -141,41 +148,77 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Every event with a timestamp in `[start, end]`, as the API lists them.
+/// Every event with a timestamp in `[start, end]`, as the API lists them, and the events that
+/// could not be read (no id, no timestamp, a timestamp that is not a date, not an object),
+/// quarantined so one odd event does not stop the watch. The mark moves on with the readable
+/// events; a quarantined event read again by the next window is recognised by its content and
+/// stored once.
 pub async fn read(
     client: &SegmentClient,
     policy: &SecretPolicy,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> Result<Vec<AuditEvent>, TrailError> {
+) -> Result<(Vec<AuditEvent>, Vec<Quarantined>), TrailError> {
     let query = vec![
         ("startTime".to_string(), format_time(start)),
         ("endTime".to_string(), format_time(end)),
     ];
     let mut pages = client.pages_with_query(PATH, query, "events");
     let mut out = Vec::new();
+    let mut bad = Vec::new();
+    let mut index = 0;
     while let Some(page) = pages.next_page().await.map_err(TrailError::Api)? {
         for item in page {
-            let index = out.len();
-            out.push(
-                parse_event(item, policy)
-                    .map_err(|problem| TrailError::Invalid { index, problem })?,
-            );
+            let mut raw = item.clone();
+            match parse_event(item, policy) {
+                Ok(event) => out.push(event),
+                Err(problem) => {
+                    policy.redact(ResourceKind::AuditEvent, &mut raw);
+                    bad.push(Quarantined::new(
+                        ResourceKind::AuditEvent,
+                        PATH,
+                        index,
+                        format!("event {index} {problem}"),
+                        &raw,
+                    ));
+                }
+            }
+            index += 1;
         }
     }
-    Ok(out)
+    if bad.len() >= 2 && bad.len() * 2 > index {
+        return Err(TrailError::Shape {
+            bad: bad.len(),
+            total: index,
+            problem: bad[0].reason.clone(),
+        });
+    }
+    if !bad.is_empty() {
+        tracing::warn!(
+            quarantined = bad.len(),
+            first = %bad[0].reason,
+            "some audit events could not be read; kept in quarantine, the others are stored"
+        );
+    }
+    Ok((out, bad))
 }
 
 /// Reads one `AuditEventV1`. Only `id` and `timestamp` are required: without them an event
 /// can be neither deduplicated nor placed in time; other missing fields are stored empty.
 pub fn parse_event(mut item: Value, policy: &SecretPolicy) -> Result<AuditEvent, String> {
     let text = |item: &Value, key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
-    let shown = || shorten(&item);
+    // The event itself is not quoted: it is quarantined whole, after redaction.
+    if !item.is_object() {
+        return Err(format!(
+            "is {}, expected an object",
+            crate::segment::kind_of(&item)
+        ));
+    }
     let id = text(&item, "id")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("has no string `id`: {}", shown()))?;
-    let timestamp = text(&item, "timestamp")
-        .ok_or_else(|| format!("`{id}` has no string `timestamp`: {}", shown()))?;
+        .ok_or_else(|| "has no string `id`".to_owned())?;
+    let timestamp =
+        text(&item, "timestamp").ok_or_else(|| format!("`{id}` has no string `timestamp`"))?;
     let occurred_at = DateTime::parse_from_rfc3339(&timestamp)
         .map_err(|e| format!("`{id}` has a timestamp `{timestamp}` that is not ISO-8601: {e}"))?
         .with_timezone(&Utc);
@@ -270,14 +313,6 @@ pub fn attribute<'c, 'e>(
 /// `events/10`).
 fn order(e: &AuditEvent) -> (DateTime<Utc>, usize, &str) {
     (e.occurred_at, e.id.len(), e.id.as_str())
-}
-
-fn shorten(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(120) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
 }
 
 #[cfg(test)]

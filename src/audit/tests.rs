@@ -51,6 +51,9 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
         },
         trail: None,
         kinds: &crate::model::ResourceKind::ALL,
+        kind_status: &Default::default(),
+        confirm_requests: 0,
+        quarantine: &[],
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
+use crate::collect::{Probe, probe};
 use crate::config::Settings;
 use crate::profiles::{IdType, Identifier, ProfileClient, ProfileError};
 use crate::segment::{SegmentClient, SegmentError};
@@ -196,15 +197,37 @@ pub(super) async fn check_connection(
             "Public API, workspace `{}` ({})",
             target.name, config.base_url
         );
-        let line = match SegmentClient::new(config) {
+        // One item a page: the feature probes only ask whether each list answers.
+        config.page_size = 1;
+        let client = SegmentClient::new(config);
+        let line = match &client {
             Err(e) => Err(e.to_string()),
             Ok(client) => match client.get_object("/", "workspace").await {
                 Ok(_) => Ok(()),
                 Err(e) => Err(public_api_reason(&e, &target.key)),
             },
         };
+        let token_works = line.is_ok();
         failed |= line.is_err();
         report(&mut out, &label, line)?;
+        if let (true, Ok(client)) = (token_works, &client) {
+            let options = settings.collect.options();
+            let audit_trail = settings.collect.audit_events;
+            for (kind, probe) in probe(client, &options, audit_trail).await {
+                match probe {
+                    Probe::Readable => writeln!(out, "  {kind}: readable")?,
+                    Probe::Unavailable(status, reason) => writeln!(
+                        out,
+                        "  {kind}: not available to this workspace (HTTP {status}: its plan or \
+                         the token lacks the feature); polls skip it and watch the rest. {reason}"
+                    )?,
+                    Probe::Failed(reason) => {
+                        failed = true;
+                        writeln!(out, "  {kind}: FAIL: {reason}")?;
+                    }
+                }
+            }
+        }
     }
     match settings.profiles()? {
         None => {

@@ -240,6 +240,38 @@ impl SegmentError {
         }
     }
 
+    /// For HTTP 403 or 404: the status and what the request and server said, e.g.
+    /// `(403, "GET /groups: Forbidden: not on your plan")`. A list endpoint that answers so to a
+    /// token `GET /` accepted is a feature the workspace's plan or the token lacks, not a bad
+    /// token, so the message leaves out [`SegmentError::Unauthorized`]'s token advice.
+    pub fn refusal(&self) -> Option<(u16, String)> {
+        match self {
+            SegmentError::Unauthorized {
+                method,
+                path,
+                status,
+                server,
+            }
+            | SegmentError::Api {
+                method,
+                path,
+                status,
+                server,
+            } if matches!(status, 403 | 404) => {
+                let said = if server.is_empty() {
+                    match status {
+                        403 => "Forbidden".to_owned(),
+                        _ => "Not Found".to_owned(),
+                    }
+                } else {
+                    server.to_string()
+                };
+                Some((*status, format!("{method} {path}: HTTP {status}: {said}")))
+            }
+            _ => None,
+        }
+    }
+
     /// True for HTTP 404, e.g. an object deleted between listing it and fetching it.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)

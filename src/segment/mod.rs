@@ -267,6 +267,11 @@ impl SegmentClient {
         Ok(all)
     }
 
+    /// Items per page of a listing (`pagination[count]`).
+    pub fn page_size(&self) -> u32 {
+        self.inner.page_size
+    }
+
     /// Cumulative counters since the client was built.
     pub fn stats(&self) -> ClientStats {
         let i = &self.inner;

@@ -71,11 +71,15 @@ pub enum Part {
     AlertsResolved,
     /// Audit-trail events it stored.
     AuditEvents,
+    /// The kinds it could not read in full (schema 10; empty when it read them all).
+    KindStatus,
+    /// The items it quarantined (schema 10).
+    Quarantine,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 7] = [
+    pub const ALL: [Part; 9] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
@@ -83,6 +87,8 @@ impl Part {
         Part::AlertsRaised,
         Part::AlertsResolved,
         Part::AuditEvents,
+        Part::KindStatus,
+        Part::Quarantine,
     ];
 
     /// Its name in the manifest.
@@ -95,6 +101,8 @@ impl Part {
             Part::AlertsRaised => "alerts_raised",
             Part::AlertsResolved => "alerts_resolved",
             Part::AuditEvents => "audit_events",
+            Part::KindStatus => "kind_status",
+            Part::Quarantine => "quarantine",
         }
     }
 
@@ -136,6 +144,15 @@ impl Part {
                     resource_id, resource_type, resource_name, body
                  FROM audit_events WHERE snapshot_id = ?1 ORDER BY id"
             }
+            // Parts added later are empty for older snapshots, so their manifests are unchanged.
+            Part::KindStatus => {
+                "SELECT id, kind_status FROM snapshots WHERE id = ?1 AND kind_status IS NOT NULL"
+            }
+            Part::Quarantine => {
+                "SELECT id, workspace_id, snapshot_id, kind, path, position, reason, raw, truncated,
+                    raw_sha256
+                 FROM quarantine WHERE snapshot_id = ?1 ORDER BY id"
+            }
         }
     }
 
@@ -155,6 +172,8 @@ impl Part {
             Part::AlertsRaised => "alerts it raised",
             Part::AlertsResolved => "findings it resolved",
             Part::AuditEvents => "audit-trail events it stored",
+            Part::KindStatus => "kind status rows",
+            Part::Quarantine => "quarantined items it stored",
         }
     }
 
@@ -168,6 +187,8 @@ impl Part {
             Part::AlertsRaised => "an alert it raised was edited",
             Part::AlertsResolved => "a resolution it recorded was edited",
             Part::AuditEvents => "an audit-trail event it stored was edited",
+            Part::KindStatus => "which kinds it could not read was altered",
+            Part::Quarantine => "a quarantined item it stored was edited",
         }
     }
 }
@@ -496,6 +517,7 @@ const SNAPSHOT_REFERENCES: &str = "
         UNION ALL SELECT workspace_id, valid_to, 'resource versions closed', 1
             FROM resource_versions WHERE valid_to IS NOT NULL
         UNION ALL SELECT workspace_id, snapshot_id, 'changes', 1 FROM changes
+        UNION ALL SELECT workspace_id, snapshot_id, 'quarantined items', 1 FROM quarantine
         UNION ALL SELECT workspace_id, snapshot_id, 'alerts', 1 FROM alerts
         UNION ALL SELECT workspace_id, resolved_snapshot_id, 'alert resolutions', 1
             FROM alerts WHERE resolved_snapshot_id IS NOT NULL

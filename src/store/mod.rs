@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::alerts::{AlertEvent, AlertPlan, AlertRecord, AlertStatus};
 use crate::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange, SnapshotDelta};
-use crate::model::{Attribution, KindStatuses, ResourceKind};
+use crate::model::{Attribution, KindStatus, KindStatuses, Quarantined, ResourceKind};
 use crate::rules::Severity;
 use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
@@ -169,6 +169,10 @@ pub struct SnapshotInfo {
     pub api_requests: Option<i64>,
     /// Wall time of the poll.
     pub duration_ms: Option<i64>,
+    /// Kinds it could not read in full (schema 10).
+    pub kind_status: KindStatuses,
+    /// Requests it spent confirming removals (schema 10).
+    pub confirm_requests: Option<i64>,
 }
 
 /// A resource as stored in one snapshot.
@@ -205,6 +209,33 @@ pub struct CommitTarget<'a> {
     pub trail: Option<&'a TrailRead>,
     /// The resource kinds the poll collected.
     pub kinds: &'a [ResourceKind],
+    /// The kinds it could not read in full (stored in `snapshots.kind_status`).
+    pub kind_status: &'a KindStatuses,
+    /// Requests spent confirming removals.
+    pub confirm_requests: u64,
+    /// Items it could not understand (stored once each in `quarantine`).
+    pub quarantine: &'a [Quarantined],
+}
+
+/// One row of the `quarantine` table.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    /// Row id.
+    pub id: i64,
+    /// The snapshot that first read it.
+    pub snapshot_id: i64,
+    /// Its kind's name (`audit_event` for the trail).
+    pub kind: String,
+    /// The request path.
+    pub path: String,
+    /// Its index in the listing.
+    pub position: i64,
+    /// Why it could not be used.
+    pub reason: String,
+    /// The item as JSON text (possibly cut).
+    pub raw: String,
+    /// Whether `raw` was cut.
+    pub truncated: bool,
 }
 
 /// A stored change with the bodies of its two sides.
@@ -422,6 +453,9 @@ impl Store {
             stats,
             trail,
             kinds,
+            kind_status,
+            confirm_requests,
+            quarantine,
         } = *target;
         let tx = self
             .conn
@@ -517,6 +551,7 @@ impl Store {
             write_trail(&tx, workspace_id, snapshot_id, trail)?;
         }
         let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
+        write_quarantine(&tx, workspace_id, snapshot_id, quarantine)?;
         tx.execute(
             "UPDATE workspaces SET segment_id = ?2 WHERE id = ?1 AND segment_id IS NOT ?2",
             params![workspace_id, segment_workspace_id],
@@ -524,7 +559,7 @@ impl Store {
         tx.execute(
             "UPDATE snapshots SET status = 'complete', finished_at = ?2, base_snapshot_id = ?3,
                 resource_count = ?4, added = ?5, removed = ?6, modified = ?7, api_requests = ?8,
-                duration_ms = ?9, collected_kinds = ?10
+                duration_ms = ?9, collected_kinds = ?10, kind_status = ?11, confirm_requests = ?12
              WHERE id = ?1",
             params![
                 snapshot_id,
@@ -537,7 +572,10 @@ impl Store {
                 stats.api_requests as i64,
                 stats.duration.as_millis() as i64,
                 serde_json::to_string(&kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
-                    .expect("kind names serialise")
+                    .expect("kind names serialise"),
+                (!kind_status.is_empty())
+                    .then(|| serde_json::to_string(kind_status).expect("kind status serialises")),
+                confirm_requests as i64
             ],
         )?;
         // Last, so that it reads back exactly what this transaction wrote.
@@ -668,6 +706,23 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
+        let last_complete = self.latest_complete(workspace_id)?;
+        let (kind_status, last_confirm_requests) = match last_complete {
+            Some(id) => (
+                self.kind_status(id)?,
+                self.conn.query_row(
+                    "SELECT confirm_requests FROM snapshots WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?,
+            ),
+            None => (KindStatuses::new(), None),
+        };
+        let quarantined = self.conn.query_row(
+            "SELECT count(*) FROM quarantine WHERE workspace_id = ?1",
+            [workspace_id],
+            |r| r.get(0),
+        )?;
         let last_poll: Option<(String, Option<String>)> = self
             .conn
             .query_row(
@@ -694,6 +749,9 @@ impl Store {
             last_success_duration_ms: last_success.and_then(|(_, ms)| ms),
             last_poll_status: last_poll.as_ref().map(|(s, _)| s.clone()),
             last_poll_error: last_poll.and_then(|(_, e)| e),
+            kind_status,
+            last_confirm_requests,
+            quarantined,
         })
     }
 
@@ -820,6 +878,8 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM rule_state r WHERE r.evaluated_snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = s.id)
+                       AND s.kind_status IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?
@@ -870,6 +930,44 @@ impl Store {
             StoreError::Snapshot(format!("snapshot {snapshot_id}: bad collected_kinds: {e}"))
         })?;
         names.iter().map(|n| parse_kind(n)).collect()
+    }
+
+    /// The kinds a complete snapshot vouches for: those it collected, less those unavailable
+    /// that it had never read (a kind unavailable since the first poll is simply absent). A
+    /// kind the next poll reads that is not among them is a baseline of its own.
+    pub fn known_kinds(&self, snapshot_id: i64) -> Result<Vec<ResourceKind>> {
+        let status = self.kind_status(snapshot_id)?;
+        Ok(self
+            .collected_kinds(snapshot_id)?
+            .into_iter()
+            .filter(|k| {
+                !matches!(
+                    status.get(k),
+                    Some(KindStatus::Unavailable { carried: false, .. })
+                )
+            })
+            .collect())
+    }
+
+    /// Items quarantined by a workspace's polls, newest first.
+    pub fn quarantined(&self, workspace_id: i64, limit: usize) -> Result<Vec<QuarantineRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, snapshot_id, kind, path, position, reason, raw, truncated
+             FROM quarantine WHERE workspace_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![workspace_id, limit as i64], |r| {
+            Ok(QuarantineRow {
+                id: r.get(0)?,
+                snapshot_id: r.get(1)?,
+                kind: r.get(2)?,
+                path: r.get(3)?,
+                position: r.get(4)?,
+                reason: r.get(5)?,
+                raw: r.get(6)?,
+                truncated: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The kinds a complete snapshot could not read in full (migration 0010; empty when it read
@@ -1269,6 +1367,36 @@ fn write_alerts(
 
 /// Stores a poll's new audit events and its read of the trail (with the mark the next poll
 /// starts from).
+/// Stores the items a poll could not understand; one already stored (same kind and content)
+/// is not stored again.
+fn write_quarantine(
+    tx: &rusqlite::Transaction<'_>,
+    workspace_id: i64,
+    snapshot_id: i64,
+    items: &[Quarantined],
+) -> Result<usize> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO quarantine
+            (workspace_id, snapshot_id, kind, path, position, reason, raw, truncated, raw_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut stored = 0;
+    for q in items {
+        stored += insert.execute(params![
+            workspace_id,
+            snapshot_id,
+            q.kind.as_str(),
+            q.path,
+            q.position as i64,
+            q.reason,
+            q.raw,
+            q.truncated,
+            q.raw_sha256
+        ])?;
+    }
+    Ok(stored)
+}
+
 fn write_trail(
     tx: &rusqlite::Transaction<'_>,
     workspace_id: i64,
@@ -1377,6 +1505,12 @@ pub struct StoreMetrics {
     pub last_poll_status: Option<String>,
     /// Its error, if it failed.
     pub last_poll_error: Option<String>,
+    /// Kinds the last complete poll could not read in full.
+    pub kind_status: KindStatuses,
+    /// Requests the last complete poll spent confirming removals.
+    pub last_confirm_requests: Option<i64>,
+    /// Items in quarantine.
+    pub quarantined: i64,
 }
 
 /// A delivery that is due, with its alert.
@@ -1489,7 +1623,8 @@ fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AlertRecor
 
 const SNAPSHOT_COLUMNS: &str =
     "SELECT id, started_at, finished_at, status, error, base_snapshot_id,
-    resource_count, added, removed, modified, api_requests, duration_ms FROM snapshots";
+    resource_count, added, removed, modified, api_requests, duration_ms, kind_status,
+    confirm_requests FROM snapshots";
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     Ok(SnapshotInfo {
@@ -1505,6 +1640,11 @@ fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
         modified: r.get(9)?,
         api_requests: r.get(10)?,
         duration_ms: r.get(11)?,
+        kind_status: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default(),
+        confirm_requests: r.get(13)?,
     })
 }
 
@@ -1619,6 +1759,9 @@ mod tests {
             stats: stats(resources.len()),
             trail: None,
             kinds: &ResourceKind::ALL,
+            kind_status: &Default::default(),
+            confirm_requests: 0,
+            quarantine: &[],
         };
         store.commit_snapshot(&target, &delta, alerts)?;
         Ok((id, n))
@@ -1774,6 +1917,9 @@ mod tests {
                     stats: stats(1),
                     trail: None,
                     kinds: &ResourceKind::ALL,
+                    kind_status: &Default::default(),
+                    confirm_requests: 0,
+                    quarantine: &[],
                 },
                 &delta,
                 &AlertPlan::default(),

@@ -14,7 +14,8 @@ ALTER TABLE snapshots ADD COLUMN kind_status TEXT;
 ALTER TABLE snapshots ADD COLUMN confirm_requests INTEGER;
 
 -- Items from the API that segwatch could not understand, kept as received (secret-looking
--- fields fingerprinted, at most 64 KiB) with the reason. Written with their snapshot.
+-- fields fingerprinted, at most 64 KiB) with the reason. Written with the snapshot that first read
+-- them; a later poll that reads the same item again stores nothing new.
 CREATE TABLE quarantine (
     id           INTEGER PRIMARY KEY,
     workspace_id INTEGER NOT NULL REFERENCES workspaces(id),
@@ -24,6 +25,8 @@ CREATE TABLE quarantine (
     position     INTEGER NOT NULL,   -- its index in that listing
     reason       TEXT NOT NULL,
     raw          TEXT NOT NULL,      -- the item as JSON text
-    truncated    INTEGER NOT NULL DEFAULT 0
+    truncated    INTEGER NOT NULL DEFAULT 0,
+    raw_sha256   TEXT NOT NULL       -- of the whole item: one bad item read again is stored once
 );
 CREATE INDEX quarantine_by_snapshot ON quarantine(workspace_id, snapshot_id);
+CREATE UNIQUE INDEX quarantine_once ON quarantine(workspace_id, kind, raw_sha256);
