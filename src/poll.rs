@@ -239,6 +239,12 @@ impl Poller {
                     // over everything else, so the poll goes on with "actor unknown".
                     Err(TrailError::Api(e)) if e.refusal().is_some() => {
                         let (http_status, reason) = e.refusal().expect("checked just above");
+                        tracing::warn!(
+                            reason = %reason,
+                            "the audit trail is not available to this workspace; changes are \
+                             recorded with actor unknown (set [collect] audit_events = false to \
+                             stop reading it)"
+                        );
                         collection.kind_status.insert(
                             ResourceKind::AuditEvent,
                             KindStatus::Unavailable {
@@ -246,13 +252,6 @@ impl Poller {
                                 reason,
                                 carried: false,
                             },
-                        );
-                        let cause = TrailError::Api(e);
-                        tracing::warn!(
-                            error = %cause,
-                            "the audit trail is not available to this workspace; changes are \
-                             recorded with actor unknown (set [collect] audit_events = false to \
-                             stop reading it)"
                         );
                         None
                     }

@@ -134,15 +134,6 @@ pub enum TrailError {
     },
 }
 
-impl TrailError {
-    /// Whether the workspace does not offer the audit trail: HTTP 403 or 404 on
-    /// `/audit-events` from a token that has just read every other endpoint (Segment's audit
-    /// trail depends on the plan). The poll then goes on without attribution.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, TrailError::Api(e) if matches!(e.status(), Some(403 | 404)))
-    }
-}
-
 /// An instant as segwatch stores and sends it: RFC 3339 UTC with milliseconds.
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -15,6 +15,8 @@
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
+//! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
+//!   cannot read;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
 //!
@@ -34,6 +36,7 @@ mod lifecycle;
 mod pipeline;
 mod privacy_access;
 mod privacy_requests;
+mod real_workspaces;
 mod report;
 mod retention;
 mod secrets;
