@@ -44,7 +44,8 @@ pub struct BenchArgs {
     /// Tracking plans in the simulated workspace (one request each for its sources).
     #[arg(long, default_value_t = 40)]
     tracking_plans: usize,
-    /// Percentage of users, groups and sources changed before the churn poll.
+    /// Percentage of users, groups and sources changed before the churn poll; a tenth of that
+    /// share of users is also removed, so the poll confirms removals.
     #[arg(long, default_value_t = 1.0)]
     churn_percent: f64,
     /// Seed of the simulated workspace.
@@ -182,6 +183,36 @@ async fn measure(
             response.status()
         );
     }
+    // Removals too, a tenth of the churn share of users: each one missing from the user list
+    // is confirmed before it is recorded, and the report says what that cost.
+    let workspace_id = store.workspace_id(poller.workspace())?;
+    let mut users: Vec<String> = store
+        .current_versions(workspace_id)?
+        .into_keys()
+        .filter(|(kind, _)| *kind == crate::model::ResourceKind::User)
+        .map(|(_, id)| id)
+        .collect();
+    users.sort();
+    let removals = ((users.len() as f64) * args.churn_percent / 1000.0).ceil() as usize;
+    for id in users
+        .iter()
+        .step_by((users.len() / removals.max(1)).max(1))
+        .take(removals)
+    {
+        let removal = serde_json::json!({"op": "remove_user", "user_id": id});
+        let response = http
+            .post(format!("{base_url}/_simulator/mutations"))
+            .bearer_auth(token)
+            .json(&removal)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "the simulator refused to remove a user: HTTP {}",
+                response.status()
+            );
+        }
+    }
     let churned = poller.poll(&mut store).await?;
     let rules_table = rules_report(&first, quiet_evaluations, &churned);
 
@@ -232,7 +263,8 @@ fn report(
          | peak RSS of the full cycle | {} (RSS before: {}) |\n\
          | no-change poll ({} polls) | median {:.2} s; database bytes added: {:.0} per poll ({} in all; rows: {}) |\n\
          | {}% churn poll | {:.2} s; {} changes; diff + store {:.3} s |\n\
-         | audit trail of the churn poll | {} events stored, {} of {} changes attributed; read + attribution {:.3} s |\n",
+         | audit trail of the churn poll | {} events stored, {} of {} changes attributed; read + attribution {:.3} s |\n\
+         | removals confirmed in the churn poll | {} resources missing from their lists, {} still there; {} extra requests ({} in the poll) |\n",
         args.users,
         args.groups,
         args.sources,
@@ -267,6 +299,10 @@ fn report(
             .count(),
         churned.changes.len(),
         churned.audit_ms as f64 / 1000.0,
+        churned.confirmation.checked,
+        churned.confirmation.found,
+        churned.confirmation.requests,
+        churned.api_requests,
     )
 }
 

@@ -30,3 +30,43 @@ CREATE TABLE quarantine (
 );
 CREATE INDEX quarantine_by_snapshot ON quarantine(workspace_id, snapshot_id);
 CREATE UNIQUE INDEX quarantine_once ON quarantine(workspace_id, kind, raw_sha256);
+
+-- audit_polls gains what each poll could not read; same columns before them.
+DROP VIEW audit_polls;
+CREATE VIEW audit_polls AS
+SELECT
+    w.name AS workspace,
+    s.id AS snapshot_id,
+    s.status,
+    s.started_at,
+    s.finished_at,
+    CASE WHEN s.status = 'complete' THEN s.finished_at END AS observed_at,
+    CASE WHEN s.status = 'complete' AND s.base_snapshot_id IS NULL THEN 1 ELSE 0 END AS is_baseline,
+    s.base_snapshot_id,
+    s.resource_count,
+    s.added,
+    s.removed,
+    s.modified,
+    s.api_requests,
+    s.duration_ms,
+    s.error,
+    s.kind_status AS kinds_not_read,
+    s.confirm_requests
+FROM snapshots s
+JOIN workspaces w ON w.id = s.workspace_id;
+
+-- One row per item segwatch could not understand, with the poll that first read it.
+CREATE VIEW audit_quarantine AS
+SELECT
+    w.name AS workspace,
+    q.snapshot_id,
+    s.started_at AS read_at,
+    q.kind,
+    q.path,
+    q.position,
+    q.reason,
+    q.raw,
+    q.truncated
+FROM quarantine q
+JOIN workspaces w ON w.id = q.workspace_id
+JOIN snapshots s ON s.id = q.snapshot_id;
