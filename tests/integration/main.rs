@@ -16,7 +16,8 @@
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
-//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
+//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
+//! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -40,3 +41,4 @@ mod secrets;
 mod starter_rules;
 mod util;
 mod verify;
+mod workspaces;
