@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{TableOrJson, TextOrJson, USAGE_ERROR, open_store, plural, print_json};
 use crate::config::Settings;
-use crate::store::{DeletionReport, Store};
+use crate::store::{DeletionReport, Store, StoreError};
 use crate::workspaces::{WorkspaceOverview, overview};
 
 /// Options of `segwatch workspaces delete`.
@@ -100,8 +100,11 @@ pub(super) fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<Ex
     }
     let mut store = open_store(path)?;
     if store.find_workspace(&args.name)?.is_none() {
-        // The store's error names the workspaces it holds.
-        return Err(store.delete_workspace(&args.name).unwrap_err().into());
+        return Err(StoreError::UnknownWorkspace {
+            name: args.name,
+            known: store.workspace_names()?,
+        }
+        .into());
     }
     if !args.yes {
         let confirmed = confirm(
@@ -164,13 +167,20 @@ fn write_report(out: &mut impl Write, report: &DeletionReport) -> anyhow::Result
     for t in &report.tables {
         writeln!(out, "  {:<width$}  {}", t.table, t.rows)?;
     }
-    writeln!(
-        out,
-        "VACUUM: {} → {} bytes ({} reclaimed)",
-        report.bytes_before,
-        report.bytes_after,
-        report.bytes_reclaimed()
-    )?;
+    match &report.vacuum_error {
+        None => writeln!(
+            out,
+            "VACUUM: {} → {} bytes ({} reclaimed)",
+            report.bytes_before,
+            report.bytes_after,
+            report.bytes_reclaimed()
+        )?,
+        Some(e) => writeln!(
+            out,
+            "VACUUM failed ({e}); the rows are deleted and their space is reused by later \
+             writes (`sqlite3 FILE VACUUM` reclaims it now)"
+        )?,
+    }
     Ok(())
 }
 

@@ -72,6 +72,9 @@ pub struct DeletionReport {
     pub bytes_before: u64,
     /// Database size after `VACUUM`.
     pub bytes_after: u64,
+    /// Why `VACUUM` failed, if it did (e.g. another process held a long read): the deletion
+    /// stands, and the space is reused by later writes or reclaimed by a later `VACUUM`.
+    pub vacuum_error: Option<String>,
 }
 
 impl DeletionReport {
@@ -208,7 +211,12 @@ impl Store {
             });
         }
         tx.commit()?;
-        self.conn.execute_batch("VACUUM")?;
+        // The deletion is committed: a failed VACUUM is reported, not an error.
+        let vacuum_error = self
+            .conn
+            .execute_batch("VACUUM")
+            .err()
+            .map(|e| e.to_string());
         // Fold the vacuumed pages back into the file so it shrinks now, not at the next
         // checkpoint; a reader holding the WAL only delays that, the deletion stands.
         let _ = self
@@ -220,6 +228,7 @@ impl Store {
             tables,
             bytes_before,
             bytes_after: self.size()?,
+            vacuum_error,
         })
     }
 
