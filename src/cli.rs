@@ -29,6 +29,11 @@ mod privacy;
 mod privacy_requests;
 mod report;
 mod verify;
+mod workspaces;
+
+/// Exit status of a command refused as used (as clap exits on a bad argument): polling a
+/// paused workspace by name, deleting a workspace without confirmation.
+const USAGE_ERROR: u8 = 2;
 
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
@@ -70,7 +75,8 @@ enum Command {
     /// Run as a daemon: poll every workspace on its schedule until SIGTERM or Ctrl-C.
     Run,
     /// Poll once (every workspace, or --workspace): fetch, store a snapshot, diff it; exits
-    /// non-zero if a poll failed.
+    /// non-zero if a poll failed. Paused workspaces are skipped; naming one with --workspace
+    /// exits 2.
     Poll {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
@@ -179,6 +185,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
+    /// List the workspaces of the configuration and of the database: status (active, paused,
+    /// not configured, never polled), last polls, kinds not read, open findings; or delete one.
+    Workspaces {
+        #[command(subcommand)]
+        action: Option<WorkspacesCommand>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = TableOrJson::Table)]
+        format: TableOrJson,
+    },
     /// Data-subject requests: an access export through the Profile API (`[profiles]`), and
     /// deletion through Segment's regulations, recorded as evidence.
     #[command(subcommand)]
@@ -198,6 +213,13 @@ enum PrivacyCommand {
     Status(privacy_requests::StatusArgs),
     /// List the recorded requests (subjects shown as hash prefixes); reads only.
     Requests(privacy_requests::RequestsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkspacesCommand {
+    /// Delete every row of one workspace from the database, then VACUUM. Asks to type the name
+    /// at a terminal; without one, needs --yes (else exits 2).
+    Delete(workspaces::DeleteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,7 +377,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = || settings(cli.config.as_deref(), cli.workspace.as_deref());
     match cli.command {
-        Command::Poll { format } => poll(&settings()?, format).await,
+        Command::Poll { format } => poll(&settings()?, format, cli.workspace.is_some()).await,
         Command::Run => run_daemon(cli.config.clone(), cli.workspace.clone()).await,
         Command::Snapshots { limit, format } => snapshots(&settings()?, limit, format),
         Command::Diff { from, to, format } => diff(&settings()?, from, to, format),
@@ -449,6 +471,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Privacy(PrivacyCommand::Requests(args)) => {
             privacy_requests::requests(&settings()?, args)
         }
+        // Both act on the whole database: `--workspace` does not narrow them.
+        Command::Workspaces {
+            action: None,
+            format,
+        } => workspaces::list(&load_settings(cli.config.as_deref())?, format),
+        Command::Workspaces {
+            action: Some(WorkspacesCommand::Delete(args)),
+            ..
+        } => workspaces::delete(&load_settings(cli.config.as_deref())?, args),
     }
 }
 
@@ -495,6 +526,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             }
             Arc::new(set)
         };
+        let paused = target.paused;
         let client = SegmentClient::new(target.client)?;
         let mut poller = Poller::new(client, settings.collect.secret_policy(), target.name)
             .with_collect(settings.collect.options())
@@ -509,6 +541,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             schedule_text: target.schedule_text,
             alert_after_failing,
             retention: settings.retention,
+            paused,
         });
     }
     Ok(jobs)
@@ -546,11 +579,25 @@ async fn run_daemon(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Polls each workspace once, in turn; a failed one does not stop the others.
-async fn poll(settings: &Settings, format: TextOrJson) -> anyhow::Result<ExitCode> {
-    let jobs = jobs(settings)?;
-    let mut store = open_store(&settings.database.path)?;
+/// Polls each workspace once, in turn; a failed one does not stop the others. Paused ones are
+/// skipped (said on stderr); one named with `--workspace` is refused.
+async fn poll(settings: &Settings, format: TextOrJson, named: bool) -> anyhow::Result<ExitCode> {
+    let mut jobs = jobs(settings)?;
     let several = jobs.len() > 1;
+    let (paused, active): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|j| j.paused);
+    for job in &paused {
+        let name = job.poller.workspace();
+        if named {
+            eprintln!(
+                "error: workspace `{name}` is paused (`paused = true` in the configuration); \
+                 set `paused = false` to poll it"
+            );
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        eprintln!("workspace `{name}` is paused; skipped");
+    }
+    let jobs = active;
+    let mut store = open_store(&settings.database.path)?;
     let mut failures = Vec::new();
     for job in &jobs {
         let name = job.poller.workspace();

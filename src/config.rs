@@ -142,6 +142,106 @@ pub struct WorkspaceSettings {
     /// Rule ids (globs such as `access-*`) evaluated for this workspace; empty: every rule.
     #[serde(default)]
     pub rules: Vec<String>,
+    /// What this workspace is, for people reading `segwatch workspaces`.
+    pub description: Option<String>,
+    /// `true`: keep its data but do not poll it (see [`WorkspaceTarget::paused`]).
+    #[serde(default)]
+    pub paused: Flag,
+}
+
+/// A `true`/`false` key kept as written until validation, so that a wrong value is reported
+/// under the workspace's own key (`workspaces[prod].paused`), not as a deserialisation error
+/// naming an array index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Flag {
+    /// Not in the file.
+    #[default]
+    Unset,
+    /// `true` or `false`.
+    Set(bool),
+    /// Anything else, described for the error message.
+    Invalid(String),
+}
+
+impl Flag {
+    /// The value (`default` when unset), or an error naming `key`.
+    pub fn get(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self {
+            Flag::Unset => Ok(default),
+            Flag::Set(value) => Ok(*value),
+            Flag::Invalid(found) => Err(invalid(
+                key,
+                format!("expected `true` or `false`, found {found}"),
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        deserializer.deserialize_any(FlagVisitor)
+    }
+}
+
+struct FlagVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FlagVisitor {
+    type Value = Flag;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("true or false")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Flag, E> {
+        Ok(Flag::Set(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Flag, E> {
+        // Environment variables arrive as text.
+        Ok(match v.trim() {
+            "true" => Flag::Set(true),
+            "false" => Flag::Set(false),
+            other => Flag::Invalid(format!("`{other}`")),
+        })
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Flag, E> {
+        Ok(Flag::Invalid(format!("the number {v}")))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Flag, E> {
+        Ok(Flag::Invalid(format!("the number {v}")))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Flag, E> {
+        Ok(Flag::Invalid(format!("the number {v}")))
+    }
+    fn visit_unit<E>(self) -> Result<Flag, E> {
+        Ok(Flag::Unset)
+    }
+    fn visit_none<E>(self) -> Result<Flag, E> {
+        Ok(Flag::Unset)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Flag, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Flag, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Flag::Invalid("a list".into()))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Flag::Invalid("a table".into()))
+    }
+}
+
+/// A configured workspace as `segwatch workspaces` and `segwatch poll` see it, checked without
+/// reading tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredWorkspace {
+    /// Its label.
+    pub name: String,
+    /// `description`, if set.
+    pub description: Option<String>,
+    /// `paused = true`.
+    pub paused: bool,
 }
 
 /// One `[[sinks]]` entry: a destination for alerts and which alerts it wants.
@@ -377,6 +477,11 @@ pub struct SegmentSettings {
     pub max_pages: u32,
     /// Longest single wait on a 429 or rate-limit reset, in seconds.
     pub max_rate_limit_wait_secs: u64,
+    /// What this workspace is (the short form's `[[workspaces]] description`).
+    pub description: Option<String>,
+    /// Keep its data but do not poll it (the short form's `[[workspaces]] paused`).
+    #[serde(default)]
+    pub paused: Flag,
 }
 
 /// `[database]`: the SQLite snapshot store.
@@ -402,6 +507,12 @@ pub struct WorkspaceTarget {
     pub rules: Vec<String>,
     /// The key prefix its errors are reported under (`segment` or `workspaces[NAME]`).
     pub key: String,
+    /// `description`, if set.
+    pub description: Option<String>,
+    /// Not polled (`paused = true`): the daemon keeps its task idle, `segwatch poll` skips it,
+    /// and its data stays as it is. Every other key is still checked, so resuming cannot fail
+    /// on a mistake made while it was paused.
+    pub paused: bool,
 }
 
 const DEFAULTS: &[(&str, DefaultValue)] = &[
@@ -616,6 +727,7 @@ impl Settings {
                     .into(),
             ));
         }
+        self.check_short_form_keys()?;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(self.workspaces.len());
         for (i, w) in self.workspaces.iter().enumerate() {
@@ -645,6 +757,9 @@ impl Settings {
                 max_rate_limit_wait_secs: w
                     .max_rate_limit_wait_secs
                     .unwrap_or(base.max_rate_limit_wait_secs),
+                // Never inherited: they describe one workspace, not a default.
+                description: w.description.clone(),
+                paused: w.paused.clone(),
             };
             let when = (
                 w.cron.as_deref().unwrap_or(&schedule.cron),
@@ -662,6 +777,55 @@ impl Settings {
             out.push(target(&key, &segment, when, w.rules.clone(), &key)?);
         }
         Ok(out)
+    }
+
+    /// The configured workspaces with their description and pause state, checking only those
+    /// keys (no token is read): for commands that list or skip workspaces.
+    pub fn configured_workspaces(&self) -> Result<Vec<ConfiguredWorkspace>, ConfigError> {
+        if self.workspaces.is_empty() {
+            let s = &self.segment;
+            return Ok(vec![ConfiguredWorkspace {
+                name: s.name.clone(),
+                description: s.description.clone(),
+                paused: s.paused.get("segment.paused", false)?,
+            }]);
+        }
+        self.check_short_form_keys()?;
+        self.workspaces
+            .iter()
+            .map(|w| {
+                Ok(ConfiguredWorkspace {
+                    name: w.name.clone(),
+                    description: w.description.clone(),
+                    paused: w
+                        .paused
+                        .get(&format!("workspaces[{}].paused", w.name), false)?,
+                })
+            })
+            .collect()
+    }
+
+    /// With `[[workspaces]]`, `[segment]` holds defaults only; a description or pause there
+    /// would silently apply to nothing.
+    fn check_short_form_keys(&self) -> Result<(), ConfigError> {
+        if self.workspaces.is_empty() {
+            return Ok(());
+        }
+        let base = &self.segment;
+        for (key, set) in [
+            ("segment.paused", base.paused != Flag::Unset),
+            ("segment.description", base.description.is_some()),
+        ] {
+            if set {
+                return Err(invalid(
+                    key,
+                    "`[[workspaces]]` are configured, so `[segment]` holds only defaults; set \
+                     `paused` and `description` on each `[[workspaces]]` entry"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks every `[[sinks]]` entry and reads its secrets from the environment or files.
@@ -861,6 +1025,7 @@ fn target(
     })?;
     let schedule = crate::schedule::Schedule::parse(cron, Duration::from_secs(jitter_secs), zone)
         .map_err(|e| invalid(format!("{schedule_key}.cron"), e.to_string()))?;
+    let paused = s.paused.get(&at("paused"), false)?;
     let token = token(key, s)?;
     let mut client = crate::segment::ClientConfig::new(base_url, token);
     client.page_size = s.page_size;
@@ -876,6 +1041,8 @@ fn target(
         schedule_text: format!("{cron} ({zone})"),
         rules,
         key: key.to_string(),
+        description: s.description.clone(),
+        paused,
     })
 }
 
@@ -1318,5 +1485,97 @@ mod tests {
         let mut settings = load(&ok, &[]).unwrap();
         settings.select_workspace(Some("prod")).unwrap();
         assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
+    }
+
+    #[test]
+    fn description_and_paused_are_read_per_workspace_and_not_inherited() {
+        let s = load(
+            "[[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\ndescription = \"EU production\"\npaused = true\n\
+             [[workspaces]]\nname = \"staging\"\ntoken = \"t2\"\npaused = false\n\
+             [[workspaces]]\nname = \"dev\"\ntoken = \"t3\"\n",
+            &[],
+        )
+        .unwrap();
+        let listed = s.configured_workspaces().unwrap();
+        assert_eq!(
+            listed,
+            [
+                ConfiguredWorkspace {
+                    name: "prod".into(),
+                    description: Some("EU production".into()),
+                    paused: true
+                },
+                ConfiguredWorkspace {
+                    name: "staging".into(),
+                    description: None,
+                    paused: false
+                },
+                ConfiguredWorkspace {
+                    name: "dev".into(),
+                    description: None,
+                    paused: false
+                },
+            ]
+        );
+        let targets = s.targets().unwrap();
+        let paused: Vec<(&str, bool)> = targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.paused))
+            .collect();
+        assert_eq!(paused, [("prod", true), ("staging", false), ("dev", false)]);
+        assert_eq!(targets[0].description.as_deref(), Some("EU production"));
+    }
+
+    #[test]
+    fn the_short_form_takes_description_and_paused_from_file_or_environment() {
+        let s = load(
+            "[segment]\ntoken = \"t\"\ndescription = \"the only one\"\n",
+            &[("SEGWATCH_SEGMENT__PAUSED", "true")],
+        )
+        .unwrap();
+        let target = s.validate().unwrap();
+        assert!(target.paused);
+        assert_eq!(target.description.as_deref(), Some("the only one"));
+        let s = load("[segment]\ntoken = \"t\"\n", &[]).unwrap();
+        assert!(!s.validate().unwrap().paused, "paused defaults to false");
+        assert!(!s.configured_workspaces().unwrap()[0].paused);
+    }
+
+    #[test]
+    fn bad_pause_values_name_the_workspace_key() {
+        let cases = [
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\npaused = \"yes\"\n",
+                "`workspaces[prod].paused`: expected `true` or `false`, found `yes`",
+            ),
+            (
+                "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\npaused = 1\n",
+                "`workspaces[prod].paused`: expected `true` or `false`, found the number 1",
+            ),
+            (
+                "[segment]\ntoken = \"t\"\npaused = \"maybe\"\n",
+                "`segment.paused`",
+            ),
+            (
+                "[segment]\npaused = true\n[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\n",
+                "`segment.paused`: `[[workspaces]]` are configured",
+            ),
+            (
+                "[segment]\ndescription = \"x\"\n[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\n",
+                "`segment.description`",
+            ),
+        ];
+        for (toml, needle) in cases {
+            let settings = load(toml, &[]).unwrap();
+            for message in [
+                settings.targets().unwrap_err().to_string(),
+                settings.configured_workspaces().unwrap_err().to_string(),
+            ] {
+                assert!(
+                    message.contains(needle),
+                    "{toml:?}: {message:?} should mention {needle}"
+                );
+            }
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -39,6 +39,8 @@ pub struct WorkspaceJob {
     pub alert_after_failing: Option<Duration>,
     /// What old records to prune after each poll.
     pub retention: crate::config::RetentionSettings,
+    /// Not polled (`paused = true`): its task waits for a reload that resumes it.
+    pub paused: bool,
 }
 
 /// Everything the daemon runs, built from the configuration (again on each SIGHUP).
@@ -75,6 +77,7 @@ pub async fn run(
                 plan.health_max_age,
                 clients(&plan.jobs),
             ));
+            state.set_paused(paused(&plan.jobs));
             let bound = crate::health::serve(addr, state.clone())
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
@@ -130,6 +133,7 @@ pub async fn run(
                 .workspaces
                 .write()
                 .expect("the workspace lock is never poisoned") = clients(&plan.jobs);
+            health.set_paused(paused(&plan.jobs));
         }
         let mut kept = HashMap::new();
         for job in plan.jobs {
@@ -188,6 +192,13 @@ fn clients(jobs: &[WorkspaceJob]) -> Vec<(String, crate::segment::SegmentClient)
         .collect()
 }
 
+fn paused(jobs: &[WorkspaceJob]) -> Vec<String> {
+    jobs.iter()
+        .filter(|j| j.paused)
+        .map(|j| j.poller.workspace().to_string())
+        .collect()
+}
+
 fn spawn(job: WorkspaceJob, context: &TaskContext) -> RunningJob {
     let (updates, receiver) = mpsc::unbounded_channel();
     let name = job.poller.workspace().to_string();
@@ -202,7 +213,8 @@ fn spawn(job: WorkspaceJob, context: &TaskContext) -> RunningJob {
     RunningJob { updates, handle }
 }
 
-/// One workspace: poll now, then at each tick, until stopped or removed.
+/// One workspace: poll now, then at each tick, until stopped or removed. While paused it only
+/// waits for a reload; un-paused, it polls at once.
 async fn workspace_loop(
     mut job: WorkspaceJob,
     mut updates: mpsc::UnboundedReceiver<WorkspaceJob>,
@@ -211,19 +223,36 @@ async fn workspace_loop(
     let name = job.poller.workspace().to_string();
     let mut store = Store::open(&context.db)
         .with_context(|| format!("cannot open the database {}", context.db.display()))?;
-    tracing::info!(workspace = %name, schedule = %job.schedule_text, "workspace scheduled; first poll now");
+    if job.paused {
+        tracing::info!(workspace = %name, "workspace paused in the configuration; not polled until un-paused and reloaded");
+    } else {
+        tracing::info!(workspace = %name, schedule = %job.schedule_text, "workspace scheduled; first poll now");
+    }
     let mut next = Utc::now();
+    // When the workspace was last un-paused: failing time before it does not count towards the
+    // failing-polls alert.
+    let mut resumed_at = None;
     loop {
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = context.stop.wait_for(|stop| *stop) => return Ok(()),
             update = updates.recv() => {
                 let Some(new) = update else { return Ok(()) };
-                job = new;
-                next = next.min(job.schedule.next_after(Utc::now()));
+                let was_paused = std::mem::replace(&mut job, new).paused;
+                match (was_paused, job.paused) {
+                    (true, false) => {
+                        tracing::info!(workspace = %name, "workspace resumed; polling now");
+                        next = Utc::now();
+                        resumed_at = Some(next);
+                    }
+                    (false, true) => {
+                        tracing::info!(workspace = %name, "workspace paused; its data is kept and it is not polled");
+                    }
+                    _ => next = next.min(job.schedule.next_after(Utc::now())),
+                }
                 continue;
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait), if !job.paused => {}
         }
         let started = Utc::now();
         let result = tokio::select! {
@@ -232,6 +261,7 @@ async fn workspace_loop(
         };
         match result {
             Some(Ok(outcome)) => {
+                resumed_at = None;
                 if let Some(health) = &context.health {
                     health.count_poll(&name, true);
                 }
@@ -242,8 +272,10 @@ async fn workspace_loop(
                     health.count_poll(&name, false);
                 }
                 tracing::error!(workspace = %name, error = %e, "poll failed; the next tick tries again");
+                let threshold =
+                    failing_threshold(&store, &name, job.alert_after_failing, resumed_at);
                 let after = tokio::select! {
-                    after = job.poller.after_failure(&mut store, job.alert_after_failing) => Some(after),
+                    after = job.poller.after_failure(&mut store, threshold) => Some(after),
                     _ = context.stop.wait_for(|stop| *stop) => None,
                 };
                 if let Some(Err(e)) = after {
@@ -269,6 +301,36 @@ async fn workspace_loop(
         }
         next = job.schedule.next_after(now);
     }
+}
+
+/// The failing-polls alert threshold as `Poller::after_failure` measures it (from the end of
+/// the last complete poll), lengthened so that for a workspace resumed at `resumed_at` it
+/// counts from the resume: the time it spent paused is not time spent failing.
+fn failing_threshold(
+    store: &Store,
+    name: &str,
+    threshold: Option<Duration>,
+    resumed_at: Option<DateTime<Utc>>,
+) -> Option<Duration> {
+    let (threshold, resumed_at) = match (threshold, resumed_at) {
+        (Some(t), Some(r)) => (t, r),
+        (threshold, _) => return threshold,
+    };
+    let since = store
+        .find_workspace(name)
+        .ok()
+        .flatten()
+        .and_then(|id| store.failing_since(id).ok().flatten())
+        .and_then(|f| DateTime::parse_from_rfc3339(&f.since).ok())
+        .map(|t| t.with_timezone(&Utc));
+    Some(threshold + resume_gap(since, resumed_at))
+}
+
+/// How long before the resume the failing run began (zero if it began after).
+fn resume_gap(failing_since: Option<DateTime<Utc>>, resumed_at: DateTime<Utc>) -> Duration {
+    failing_since
+        .and_then(|since| (resumed_at - since).to_std().ok())
+        .unwrap_or_default()
 }
 
 /// Applies the retention policy; a failure is logged, never fatal (pruning can wait).
@@ -305,5 +367,25 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_time_before_a_resume_does_not_count() {
+        let resumed = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        // Failing since a day before the resume: the threshold grows by that day, so the alert
+        // needs `threshold` of failures after the resume.
+        assert_eq!(
+            resume_gap(Some(resumed - hour * 24), resumed),
+            Duration::from_secs(24 * 3600)
+        );
+        // A failing run that began after the resume counts in full.
+        assert_eq!(resume_gap(Some(resumed + hour), resumed), Duration::ZERO);
+        assert_eq!(resume_gap(None, resumed), Duration::ZERO);
     }
 }

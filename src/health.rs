@@ -3,7 +3,7 @@
 //! Both read the database (read-only, per request) so they report what is stored, whatever the
 //! daemon's memory says; API request counters come from the live client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +29,9 @@ pub struct HealthState {
     pub workspaces: RwLock<Vec<(String, SegmentClient)>>,
     /// Polls finished since start, by workspace and outcome (`complete`, `failed`).
     pub polls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The workspaces paused in the configuration (replaced on reload): reported as `paused`,
+    /// never unhealthy.
+    pub paused: RwLock<BTreeSet<String>>,
 }
 
 impl HealthState {
@@ -39,7 +42,23 @@ impl HealthState {
             max_age,
             workspaces: RwLock::new(workspaces),
             polls: Mutex::new(BTreeMap::new()),
+            paused: RwLock::new(BTreeSet::new()),
         }
+    }
+
+    /// Replaces the set of paused workspaces.
+    pub fn set_paused(&self, names: impl IntoIterator<Item = String>) {
+        *self
+            .paused
+            .write()
+            .expect("the paused lock is never poisoned") = names.into_iter().collect();
+    }
+
+    fn paused(&self) -> BTreeSet<String> {
+        self.paused
+            .read()
+            .expect("the paused lock is never poisoned")
+            .clone()
     }
 
     /// Counts a finished poll of `workspace`.
@@ -99,6 +118,7 @@ fn age_secs(at: Option<&str>, now: DateTime<Utc>) -> Option<f64> {
 async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
     let now = Utc::now();
     let names: Vec<String> = state.workspaces().into_iter().map(|(n, _)| n).collect();
+    let paused = state.paused();
     let (healthy, body) = match read(&state, &names) {
         Err(e) => (
             false,
@@ -112,6 +132,13 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                 .zip(&all)
                 .map(|(name, m)| {
                     let age = age_secs(m.last_success_at.as_deref(), now);
+                    if paused.contains(name) {
+                        // Not polled on purpose: an old last success is expected, not a fault.
+                        return serde_json::json!({
+                            "name": name, "status": "paused", "last_success": m.last_success_at,
+                            "age_secs": age, "last_poll": m.last_poll_status, "reason": null,
+                        });
+                    }
                     let reason = match age {
                         None => Some("no poll has completed yet".to_string()),
                         Some(a) if a > max => Some(format!(
@@ -132,7 +159,9 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                         .map(|(k, s)| (k.to_string(), serde_json::Value::String(s.to_string())))
                         .collect();
                     serde_json::json!({
-                        "name": name, "last_success": m.last_success_at, "age_secs": age,
+                        "name": name,
+                        "status": if reason.is_none() { "ok" } else { "unhealthy" },
+                        "last_success": m.last_success_at, "age_secs": age,
                         "last_poll": m.last_poll_status, "reason": reason,
                         "kinds_not_read": not_read, "quarantined_items": m.quarantined,
                     })
@@ -210,6 +239,19 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
         "counter",
         "Polls finished since the daemon started, by outcome.",
         poll_rows,
+    );
+    let paused = state.paused();
+    family(
+        "segwatch_workspace_paused",
+        "gauge",
+        "1 if the workspace is paused in the configuration (kept, not polled), else 0.",
+        names
+            .iter()
+            .map(|n| {
+                let value = if paused.contains(n) { 1.0 } else { 0.0 };
+                (format!("workspace=\"{}\"", escape(n)), value)
+            })
+            .collect(),
     );
     family(
         "segwatch_stored_polls",

@@ -29,3 +29,4 @@ pub mod simulator;
 pub mod sinks;
 pub mod store;
 pub mod trail;
+pub mod workspaces;

@@ -27,9 +27,11 @@ use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
 mod privacy;
 mod report;
+mod workspaces;
 
 pub use privacy::{NewPrivacyRequest, PrivacyRequestRecord};
 pub use report::ChangeCount;
+pub use workspaces::{CompletePoll, DeletionReport, FinishedPoll, StoredWorkspace, TableDeletion};
 pub mod chain;
 
 /// The migration that introduces the tamper-evidence chain; the snapshots it finds are hashed
@@ -92,6 +94,14 @@ pub enum StoreError {
         expected: Option<i64>,
         /// The latest complete snapshot found at commit time.
         found: i64,
+    },
+    /// A command named a workspace the database does not hold.
+    #[error("the database holds no workspace named `{name}` (it holds: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownWorkspace {
+        /// The name given.
+        name: String,
+        /// The workspaces it holds, by name.
+        known: Vec<String>,
     },
     /// A stored JSON column could not be read back.
     #[error("corrupt stored JSON in {what}: {cause}")]

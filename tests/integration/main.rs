@@ -18,7 +18,8 @@
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
 //!   cannot read;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
-//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made.
+//! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
+//! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -43,3 +44,4 @@ mod secrets;
 mod starter_rules;
 mod util;
 mod verify;
+mod workspaces;
