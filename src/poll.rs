@@ -82,6 +82,9 @@ pub struct PollOutcome {
     pub audit_ms: u64,
     /// What the outbox worker did after the poll (none without sinks).
     pub deliveries: Option<DeliveryReport>,
+    /// Fields Segment's API started or stopped returning, one per kind and path: recorded in
+    /// the changes but raising no alert (see [`crate::drift`]).
+    pub api_drift: Vec<crate::drift::DriftSummary>,
 }
 
 impl PollOutcome {
@@ -239,6 +242,7 @@ impl Poller {
         let mut audit_time = trail_started.elapsed();
 
         let fetched = started.elapsed();
+        let mut api_drift = Vec::new();
         let result = (|| {
             let base = store.latest_complete(workspace_id)?;
             let mut current = store.current_versions(workspace_id)?;
@@ -271,6 +275,13 @@ impl Poller {
                 None => None,
             };
             audit_time += attribution_started.elapsed();
+            api_drift = crate::drift::apply(
+                &mut delta.changes,
+                &collection.resources,
+                &current,
+                trail.is_some(),
+                |id| store.version_value(id),
+            )?;
             let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
@@ -370,6 +381,7 @@ impl Poller {
             audit_events,
             audit_ms: duration_ms(audit_time),
             deliveries: None,
+            api_drift,
         })
     }
 
