@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::diff::{ChangeOp, PlannedChange};
+use crate::drift::{is_drift_only, real_fields};
 use crate::model::{Attribution, Resource, ResourceKind};
 use crate::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleSet, Severity, Subject, Verdict};
 use crate::trail::AuditEvent;
@@ -377,10 +378,11 @@ pub fn plan<E>(
             .push(rule.id.as_str());
     }
     // Changed resources, with who changed them: a finding a change opens names its actor.
+    // A change that is only API drift changed nothing anyone did: no re-evaluation.
     let changed: HashMap<(ResourceKind, &str), &Attribution> = input
         .changes
         .iter()
-        .filter(|c| c.change.op != ChangeOp::Removed)
+        .filter(|c| c.change.op != ChangeOp::Removed && !is_drift_only(&c.change))
         .map(|c| {
             (
                 (c.change.kind, c.change.resource_id.as_str()),
@@ -490,7 +492,9 @@ pub fn plan<E>(
     // Change rules: one alert per rule and change.
     for (index, planned) in input.changes.iter().enumerate() {
         let change = &planned.change;
-        if input.baseline_kinds.contains(&change.kind) && !input.alert_on_baseline {
+        if (input.baseline_kinds.contains(&change.kind) && !input.alert_on_baseline)
+            || is_drift_only(change)
+        {
             continue;
         }
         let before = planned.before_version.map(&mut load_version).transpose()?;
@@ -512,7 +516,7 @@ pub fn plan<E>(
             op: change.op,
             before: before.as_ref(),
             after: after.as_ref(),
-            fields: &change.fields,
+            fields: &real_fields(&change.fields),
             attribution: &change.attribution,
         };
         let verdicts = evaluator.check_change(&subject, &facts);

@@ -791,6 +791,9 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     for change in &outcome.changes {
         writeln!(out, "{change}")?;
     }
+    for drift in &outcome.api_drift {
+        writeln!(out, "API drift: {} (no alerts)", drift.describe())?;
+    }
     for alert in &outcome.alerts {
         writeln!(out, "{}", alert_line(alert))?;
     }
@@ -993,6 +996,10 @@ fn rules_test(
         after,
     } in store.change_bodies(snapshot)?
     {
+        // As in a poll: change rules never see API drift.
+        if crate::drift::is_drift_only(&change) {
+            continue;
+        }
         let body = after
             .as_ref()
             .or(before.as_ref())
@@ -1008,7 +1015,7 @@ fn rules_test(
             op: change.op,
             before: before.as_ref(),
             after: after.as_ref(),
-            fields: &change.fields,
+            fields: &crate::drift::real_fields(&change.fields),
             attribution: &change.attribution,
         };
         record(

@@ -116,6 +116,11 @@ pub struct FieldChange {
         deserialize_with = "present"
     )]
     pub new: Option<Value>,
+    /// Whether this is API drift: a field Segment's API started or stopped returning, not a
+    /// change anyone made (see [`crate::drift`]). Stored only when true, so rows written
+    /// before it existed read and hash the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_drift: bool,
 }
 
 /// Deserialises a field that is there as `Some`, even a JSON `null`: a value that changed from
@@ -263,10 +268,11 @@ impl fmt::Display for ResourceChange {
         for change in &self.fields {
             write!(
                 f,
-                "\n    {}: {} → {}",
+                "\n    {}: {} → {}{}",
                 change.path,
                 shown(change.old.as_ref()),
-                shown(change.new.as_ref())
+                shown(change.new.as_ref()),
+                if change.api_drift { " (API drift)" } else { "" }
             )?;
         }
         Ok(())
@@ -398,6 +404,7 @@ impl Walker {
             path,
             old: old.map(|v| canonicalize(v.clone())),
             new: new.map(|v| canonicalize(v.clone())),
+            api_drift: false,
         });
     }
 }
@@ -625,6 +632,7 @@ mod tests {
             path: path.to_string(),
             old,
             new,
+            api_drift: false,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod diff;
+pub mod drift;
 pub mod health;
 pub mod model;
 pub mod poll;

@@ -90,6 +90,9 @@ pub struct PollOutcome {
     pub quarantined: Vec<Quarantined>,
     /// How resources missing from their lists were confirmed gone (or found).
     pub confirmation: Confirmation,
+    /// Fields Segment's API started or stopped returning, one per kind and path: recorded in
+    /// the changes but raising no alert (see [`crate::drift`]).
+    pub api_drift: Vec<crate::drift::DriftSummary>,
 }
 
 impl PollOutcome {
@@ -273,6 +276,7 @@ impl Poller {
         let mut audit_time = trail_started.elapsed();
 
         let fetched = started.elapsed();
+        let mut api_drift = Vec::new();
         let result = (|| {
             let mut untracked: Vec<i64> = current
                 .iter()
@@ -314,6 +318,13 @@ impl Poller {
                 None => None,
             };
             audit_time += attribution_started.elapsed();
+            api_drift = crate::drift::apply(
+                &mut delta.changes,
+                &collection.resources,
+                &current,
+                trail.is_some(),
+                |id| store.version_value(id),
+            )?;
             let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
             let rules_started = Instant::now();
             let alert_plan = match &self.rules {
@@ -427,6 +438,7 @@ impl Poller {
             kind_status: collection.kind_status,
             quarantined: collection.quarantine,
             confirmation,
+            api_drift,
         })
     }
 

@@ -210,10 +210,11 @@ fn write_fields(out: &mut impl Write, fields: &[FieldChange]) -> anyhow::Result<
     for f in fields {
         writeln!(
             out,
-            "    {}: {} → {}",
+            "    {}: {} → {}{}",
             clean(&f.path),
             shown(f.old.as_ref()),
-            shown(f.new.as_ref())
+            shown(f.new.as_ref()),
+            if f.api_drift { " (API drift)" } else { "" }
         )?;
     }
     Ok(())

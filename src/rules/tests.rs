@@ -192,6 +192,7 @@ fn field(path: &str, old: Option<Value>, new: Option<Value>) -> FieldChange {
         path: path.to_string(),
         old,
         new,
+        api_drift: false,
     }
 }
 

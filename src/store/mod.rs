@@ -51,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_collected_kinds.sql"),
     include_str!("migrations/0009_privacy_requests.sql"),
     include_str!("migrations/0010_real_workspaces.sql"),
+    include_str!("migrations/0011_api_drift.sql"),
 ];
 
 /// The schema version this build reads and writes.

@@ -2,6 +2,7 @@
 //!
 //! One test binary (faster to link than one per file). Each module holds one theme:
 //! - `pipeline`: what a poll stores and which changes it finds;
+//! - `api_drift`: fields a Segment release adds or removes are recorded but raise no alert;
 //! - `audit_trail`: Segment's audit trail read incrementally, and who made each change;
 //! - `auditor`: auditors' questions (views, `query`, `history`, `changes`, `state`) against what
 //!   the simulated workspace held;
@@ -26,6 +27,7 @@
 // Test helpers are `pub` for sibling modules; this crate is never a dependency.
 #![allow(unreachable_pub)]
 
+mod api_drift;
 mod audit_trail;
 mod auditor;
 mod cli;
