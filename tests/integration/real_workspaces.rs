@@ -1,7 +1,7 @@
 //! Real workspaces: features a plan lacks, lists that shift while read, records segwatch cannot
 //! understand. The binary against the simulator over HTTP.
 
-use segwatch::simulator::{Fault, FaultKind, Mutation};
+use segwatch::simulator::{BadEventDefect, BadItemShape, Fault, FaultKind, Mutation, RaceAction};
 
 use crate::util::{Run, TestWorkspace};
 
@@ -206,4 +206,181 @@ async fn a_feature_lost_between_polls_removes_nothing_and_its_return_reports_wha
     assert_eq!(group_changes[0]["resource_id"], group.as_str());
     let _ = alerts;
     ws.segwatch().args(["verify"]).success();
+}
+
+/// The users a poll's JSON line reports as `op` (added, removed, modified).
+fn users_with(poll: &serde_json::Value, op: &str) -> Vec<String> {
+    poll["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "user" && c["op"] == op)
+        .map(|c| c["resource_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `segwatch poll --format json` with small pages, so the users span several.
+fn poll_paged(ws: &TestWorkspace) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_SEGMENT__PAGE_SIZE", "5")
+        .args(["poll", "--format", "json"])
+        .success();
+    poll_json(&run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls() {
+    let ws = TestWorkspace::start().await;
+    poll_paged(&ws);
+    assert!(ws.sim.read(|s| s.users.len()) > 10, "users span several pages");
+
+    ws.sim.inject(Fault::race(RaceAction::Delete, "/users"));
+    let (first, _) = poll_paged(&ws);
+    let races = ws.sim.races();
+    assert_eq!(races.len(), 1, "{races:?}");
+    let deleted = races[0].id.clone();
+    // The deletion shifted page 2: one user who still exists was not listed. It was looked up
+    // by id, found, and kept.
+    assert!(first["confirmation"]["found"].as_u64().unwrap() >= 1, "{first}");
+    assert!(first["confirmation"]["requests"].as_u64().unwrap() >= 1, "{first}");
+    let (second, _) = poll_paged(&ws);
+    let (third, _) = poll_paged(&ws);
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for poll in [&first, &second, &third] {
+        removed.extend(users_with(poll, "removed"));
+        added.extend(users_with(poll, "added"));
+    }
+    assert_eq!(removed, [deleted.clone()], "only the deleted user is removed");
+    assert!(added.is_empty(), "nobody comes back as added: {added:?}");
+    // The confirmations are part of the poll's request count.
+    let counted: i64 = ws
+        .store()
+        .connection()
+        .query_row(
+            "SELECT confirm_requests FROM snapshots WHERE id = ?1",
+            [first["snapshot_id"].as_i64().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(counted as u64, first["confirmation"]["requests"].as_u64().unwrap());
+    assert!(first["api_requests"].as_i64().unwrap() > counted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insertion_during_a_read_adds_the_new_user_once_and_removes_nobody() {
+    let ws = TestWorkspace::start().await;
+    poll_paged(&ws);
+    ws.sim.inject(Fault::race(RaceAction::Insert, "/users"));
+    let (first, _) = poll_paged(&ws);
+    let inserted = ws.sim.races()[0].id.clone();
+    let (second, _) = poll_paged(&ws);
+    let mut added = users_with(&first, "added");
+    added.extend(users_with(&second, "added"));
+    assert_eq!(added, [inserted]);
+    assert!(users_with(&first, "removed").is_empty());
+    assert!(users_with(&second, "removed").is_empty());
+}
+
+fn quarantined(ws: &TestWorkspace) -> Vec<(String, String)> {
+    let store = ws.store();
+    let mut stmt = store
+        .connection()
+        .prepare("SELECT kind, reason FROM audit_quarantine ORDER BY snapshot_id, position")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_list_item_is_quarantined_and_every_later_poll_completes() {
+    let ws = TestWorkspace::start().await;
+    ws.segwatch().args(["poll"]).success();
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::NoId,
+        })
+        .on_path("/users"),
+    );
+    // Meanwhile a user leaves: while the list is incomplete, nobody is recorded as removed.
+    let leaving = ws.sim.read(|s| s.users[3].id.clone());
+    ws.sim
+        .apply(Mutation::RemoveUser {
+            user_id: leaving.clone(),
+        })
+        .unwrap();
+    let run = ws.segwatch().args(["poll"]).success();
+    let out = run.stdout();
+    assert!(out.contains("user: incomplete: 1 of "), "{out}");
+    assert!(out.contains("1 item the API sent could not be read"), "{out}");
+    assert_eq!(quarantined(&ws), [("user".to_string(), "has no `id`".to_string())]);
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let (poll, _) = poll_json(&run);
+    assert!(users_with(&poll, "removed").is_empty(), "{poll}");
+    // Read again, the same item is not stored twice.
+    assert_eq!(quarantined(&ws).len(), 1);
+
+    ws.sim.clear_faults();
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let (poll, _) = poll_json(&run);
+    assert_eq!(users_with(&poll, "removed"), [leaving]);
+    ws.segwatch().args(["verify"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_audit_event_is_quarantined_and_the_trail_moves_on() {
+    let ws = TestWorkspace::start().await;
+    ws.segwatch().args(["poll"]).success();
+    ws.sim.inject(Fault::new(FaultKind::BadEvent {
+        defect: BadEventDefect::TimestampNotADate,
+    }));
+    let source = ws.sim.read(|s| s.sources[0].id.clone());
+    ws.sim
+        .apply(Mutation::RotateWriteKey {
+            source_id: source.clone(),
+        })
+        .unwrap();
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let (poll, alerts) = poll_json(&run);
+    assert_eq!(poll["quarantined"].as_array().unwrap().len(), 1, "{poll}");
+    // The good event still names who rotated the key.
+    let change = &poll["changes"].as_array().unwrap()[0];
+    assert_eq!(change["resource_id"], source.as_str());
+    assert!(change["attribution"]["actor"].is_string(), "{change}");
+    assert!(alerts.iter().any(|a| a["rule_id"] == "source-write-key-rotated"));
+    let q = quarantined(&ws);
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].0, "audit_event");
+    assert!(q[0].1.contains("not ISO-8601"), "{q:?}");
+    for _ in 0..2 {
+        ws.segwatch().args(["poll"]).success();
+    }
+    assert_eq!(quarantined(&ws).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_mostly_unreadable_fails_the_poll_as_a_new_api_shape() {
+    let ws = TestWorkspace::start().await;
+    ws.segwatch().args(["poll"]).success();
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::All,
+        })
+        .on_path("/users"),
+    );
+    let run = ws.segwatch().args(["poll"]).failure();
+    assert_eq!(run.output.status.code(), Some(1));
+    assert!(
+        run.stderr().contains("the API's response has changed shape"),
+        "{}",
+        run.stderr()
+    );
+    // Nothing was recorded as removed: the failed poll is no base.
+    ws.sim.clear_faults();
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let (poll, _) = poll_json(&run);
+    assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
 }
