@@ -4,7 +4,11 @@
 //! headers as `api.segmentapis.com`, from a workspace generated deterministically from a seed
 //! (same seed and sizes give byte-identical responses). The workspace can be changed while
 //! it runs ([`Mutation`], [`SimHandle::random_mutation`], [`SimHandle::shuffle`]) and faults
-//! can be injected ([`Fault`]). The same server also answers the Profile API of one Unify space
+//! can be injected ([`Fault`]). It can also behave like workspaces that differ from the
+//! default: a plan lacking features ([`Plan`], [`SimHandle::set_unavailable`]), an API release
+//! that adds or drops fields ([`SimHandle::api_release`]), a change racing a page-by-page read
+//! ([`FaultKind::PaginationRace`]) and records the client cannot parse
+//! ([`FaultKind::BadItem`], [`FaultKind::BadEvent`]). The same server also answers the Profile API of one Unify space
 //! (`/v1/spaces/{space}/collections/users/profiles/…`, Basic auth; see [`SimHandle::profile`]).
 //! The `demo` command, end-to-end tests and benchmarks use it.
 //!
@@ -19,6 +23,11 @@
 //! | `POST /_simulator/faults` | a [`Fault`] object, or a spec string such as `"500,times=2"` | 201 `{"fault": spec}` |
 //! | `DELETE /_simulator/faults` | – | 204 |
 //! | `GET /_simulator/state` | – | the whole [`WorkspaceState`] |
+//! | `PUT /_simulator/plan` | a [`Plan`] name, e.g. `"team"` | 204 |
+//! | `POST /_simulator/unavailable` | `{"path": "/functions", "status": 404}` (`null` status: available again) | 204 |
+//! | `POST /_simulator/releases` | a [`Release`] object or spec string such as `"users:createdAt"` | 201 `{"release": spec}` |
+//! | `DELETE /_simulator/releases` | – | 204 |
+//! | `GET /_simulator/races` | – | JSON array of [`RaceRecord`]s |
 //!
 //! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`]
 //! (nor logged by [`SimHandle::request_log`]).

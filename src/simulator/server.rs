@@ -461,6 +461,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_simulator/shuffle", post(post_shuffle))
         .route("/_simulator/faults", post(post_fault).delete(delete_faults))
         .route("/_simulator/state", get(get_state))
+        .route("/_simulator/plan", axum::routing::put(put_plan))
+        .route("/_simulator/unavailable", post(post_unavailable))
+        .route(
+            "/_simulator/releases",
+            post(post_release).delete(delete_releases),
+        )
+        .route("/_simulator/races", get(get_races))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(shared.clone(), control_gate));
     let profiles = super::profiles::router(shared.clone());
@@ -1361,6 +1368,79 @@ async fn post_fault(State(sh): Shr, body: Bytes) -> Response {
 async fn delete_faults(State(sh): Shr) -> Response {
     sh.clear_faults();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /_simulator/plan`: a plan name such as `"team"`.
+async fn put_plan(State(sh): Shr, body: Bytes) -> Response {
+    let name: String = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return bad_body(&e),
+    };
+    match name.parse::<Plan>() {
+        Ok(plan) => {
+            tracing::info!(target: "segwatch::simulator", %plan, "plan changed");
+            sh.set_plan(plan);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => validation("plan", &e),
+    }
+}
+
+/// Body of `POST /_simulator/unavailable`.
+#[derive(serde::Deserialize)]
+struct UnavailableRequest {
+    path: String,
+    #[serde(default)]
+    status: Option<u16>,
+}
+
+/// `POST /_simulator/unavailable`: `{"path": "/functions", "status": 404}`; a `null` or
+/// absent status makes the path available again.
+async fn post_unavailable(State(sh): Shr, body: Bytes) -> Response {
+    let request: UnavailableRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_body(&e),
+    };
+    if let Some(status) = request.status
+        && let Err(e) = shape::unavailable_status(status)
+    {
+        return validation("status", &e);
+    }
+    sh.set_unavailable(&request.path, request.status);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Body of `POST /_simulator/releases`: a spec string or a release object.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ReleaseRequest {
+    Spec(String),
+    Release(Release),
+}
+
+async fn post_release(State(sh): Shr, body: Bytes) -> Response {
+    let parsed = match serde_json::from_slice(&body) {
+        Ok(ReleaseRequest::Spec(spec)) => spec.parse::<Release>(),
+        Ok(ReleaseRequest::Release(r)) => Release::new(&r.path, &r.field, r.value),
+        Err(e) => return bad_body(&e),
+    };
+    let release = match parsed {
+        Ok(r) => r,
+        Err(e) => return sim_error_response(&e),
+    };
+    tracing::info!(target: "segwatch::simulator", %release, "API release");
+    let spec = release.to_string();
+    sh.add_release(release);
+    control_json(StatusCode::CREATED, &serde_json::json!({ "release": spec }))
+}
+
+async fn delete_releases(State(sh): Shr) -> Response {
+    sh.clear_releases();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_races(State(sh): Shr) -> Response {
+    control_json(StatusCode::OK, &sh.races())
 }
 
 async fn get_state(State(sh): Shr) -> Response {

@@ -2262,3 +2262,110 @@ async fn malformed_audit_events_have_a_bad_or_no_timestamp() {
     assert_eq!(&clean["data"]["events"].as_array().unwrap()[..], &real[..]);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn control_routes_for_plans_releases_and_races() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let url = format!("{}/_simulator/plan", sim.base_url());
+    let put = |body: Value| client.http.put(&url).bearer_auth(TOKEN).json(&body);
+    assert_eq!(
+        client.send(put(json!("team"))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sim.plan(), Plan::Team);
+    assert_eq!(
+        client.page("/groups", 5, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let reply = client.send(put(json!("free"))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown plan `free`")
+    );
+    assert_eq!(
+        client.send(put(json!("business"))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(client.page("/groups", 5, None).await.status, StatusCode::OK);
+
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": 404}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.page("/sources", 5, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": 500}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": null}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.page("/sources", 5, None).await.status,
+        StatusCode::OK
+    );
+
+    let reply = client
+        .post("/_simulator/releases", &json!("users:createdAt"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.json(),
+        json!({"release": "/users:createdAt=\"2024-01-01T00:00:00.000Z\""})
+    );
+    let reply = client
+        .post(
+            "/_simulator/releases",
+            &json!({"path": "/users", "field": "email", "value": null}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json(), json!({"release": "/users:-email"}));
+    let reply = client
+        .post("/_simulator/releases", &json!("users:a[]"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let user = client.page("/users", 1, None).await.json()["data"]["users"][0].clone();
+    assert_eq!(user["createdAt"], json!(Release::DEFAULT_VALUE));
+    assert!(user.get("email").is_none());
+    let url = format!("{}/_simulator/releases", sim.base_url());
+    let reply = client
+        .send(client.http.delete(url).bearer_auth(TOKEN))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let user = client.page("/users", 1, None).await.json()["data"]["users"][0].clone();
+    assert!(user.get("createdAt").is_none() && user["email"].is_string());
+
+    let first = sim.read(|s| s.users[0].id.clone());
+    let reply = client
+        .post("/_simulator/faults", &json!("race:delete,path=/users"))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"fault": "race:delete,path=/users,times=1"})
+    );
+    read_pages(&client, "/users", "users", 15).await;
+    let races = client.get("/_simulator/races", &[]).await.json();
+    assert_eq!(races.as_array().unwrap().len(), 1);
+    assert_eq!(races[0]["path"], "/users");
+    assert_eq!(races[0]["action"], "delete");
+    assert_eq!(races[0]["id"], json!(first));
+    sim.shutdown().await;
+}
