@@ -15,6 +15,27 @@
 //! | malformed JSON | `malformed`, `malformed-json` | – |
 //! | endless cursor | `endless-cursor`, `endless` | `repeat` or `repeat=true/false` (default false) |
 //! | validation error | `400`, `422` | – (a `ValidationFailure` errors envelope) |
+//! | pagination race | `race:delete`, `race:insert` | `path=` required: `/users` or `/destinations`; `times` defaults to 1 |
+//! | malformed list item | `bad-item:no-id`, `bad-item:null-id`, `bad-item:not-object`, `bad-item:all` | – |
+//! | malformed audit event | `bad-event:timestamp`, `bad-event:no-timestamp` | `path` defaults to `/audit-events` |
+//!
+//! **Pagination race** (`race:…`): when a later page (cursor offset above 0) of the listing at
+//! `path` is requested, the simulator first deletes the listing's first item, or inserts a new
+//! one at its front, as a real, audited mutation (`User Removed`/`User Added`, `Destination
+//! Deleted`/`Destination Created`), then answers the page with offsets computed on the new
+//! state. Segment's cursors are offsets, so a client reading page by page then skips one
+//! existing item (delete) or sees one twice (insert). [`super::SimHandle::races`] says which
+//! item it was. Inserted users are `race-N@acme.io` with Minimal Workspace Access; inserted
+//! destinations are named `race-inserted-N` and fed by the first source.
+//!
+//! **Malformed items** (`bad-item:…`, paginated lists only) are added to the page at its middle
+//! (index `len / 2`), next to the real items, which stay as they were: `no-id` is a copy of the
+//! page's first item without `id` (or `{"name":"malformed item"}` on an empty page), `null-id`
+//! the same with `"id": null`, `not-object` is the string `"not-an-object"`. `all` instead
+//! strips `id` from every item of the page (an API that changed shape). `bad-event:timestamp`
+//! adds a copy of the page's first event with id `<id>-malformed` and `"timestamp":
+//! "yesterday"`; `bad-event:no-timestamp` the same copy without `timestamp`. `totalEntries`
+//! and cursors are not changed.
 //!
 //! Every kind also takes `path=/prefix` (only requests whose path is the prefix or below it,
 //! segment-wise: `/users` matches `/users` and `/users/abc`, not `/usersx`), `query=NAME=VALUE`
@@ -23,7 +44,8 @@
 //! stop; default forever).
 //!
 //! Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `503,times=2`, `slow:ms=3000`,
-//! `malformed,path=/sources`, `endless-cursor:repeat`.
+//! `malformed,path=/sources`, `endless-cursor:repeat`, `race:delete,path=/users`,
+//! `bad-item:not-object,path=/sources`, `bad-event:timestamp`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -37,7 +59,7 @@ use super::SimError;
 /// Parses from the compact spec syntax (see the module docs) and serialises as
 /// `{"kind":{"type":"rate_limited","ms_before_next":2000},"path":"/users","skip":0,"times":3}`
 /// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`,
-/// `client_error`).
+/// `client_error`, `pagination_race`, `bad_item`, `bad_event`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// What goes wrong.
@@ -89,7 +111,62 @@ pub enum FaultKind {
         /// HTTP status: 400, 403, 404 or 422.
         status: u16,
     },
+    /// On a later page (cursor offset above 0) of the listing at the fault's path (`/users` or
+    /// `/destinations`), first deletes or inserts the listing's first item (a real, audited
+    /// mutation), then answers. [`Fault::race`] and the `race:` spec fire once; a fault built
+    /// with [`Fault::new`] fires on every later page until its `times` run out.
+    PaginationRace {
+        /// Delete or insert.
+        action: RaceAction,
+    },
+    /// Adds a malformed item to a paginated list page (or, for `All`, strips every item's id).
+    BadItem {
+        /// What is wrong with the item.
+        shape: BadItemShape,
+    },
+    /// Adds an audit event with a broken `timestamp` to a page of `GET /audit-events`.
+    BadEvent {
+        /// What is wrong with the event.
+        defect: BadEventDefect,
+    },
 }
+
+/// What a pagination race does before answering the later page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaceAction {
+    /// Deletes the listing's first item: the client skips one existing item.
+    Delete,
+    /// Inserts a new item at the listing's front: the client sees one item twice.
+    Insert,
+}
+
+/// A malformed list item (see the module docs for the exact values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadItemShape {
+    /// An extra item without `id`.
+    NoId,
+    /// An extra item with `"id": null`.
+    NullId,
+    /// An extra item that is a string, not an object.
+    NotObject,
+    /// Every item of the page loses its `id`.
+    All,
+}
+
+/// A malformed audit event (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadEventDefect {
+    /// An extra event whose `timestamp` is `"yesterday"`.
+    TimestampNotADate,
+    /// An extra event without `timestamp`.
+    NoTimestamp,
+}
+
+/// Listings a pagination race can mutate.
+pub(crate) const RACE_PATHS: &[&str] = &["/users", "/destinations"];
 
 impl Fault {
     /// A fault of `kind` on every request, forever.
@@ -125,6 +202,13 @@ impl Fault {
         // A URL parser decodes the query exactly as the server's extractors do.
         reqwest::Url::parse(&format!("http://query.invalid/?{query}"))
             .is_ok_and(|url| url.query_pairs().any(|(n, v)| n == name && v == value))
+    }
+
+    /// A pagination race on the listing at `path` (`/users` or `/destinations`), firing once.
+    pub fn race(action: RaceAction, path: impl Into<String>) -> Self {
+        Fault::new(FaultKind::PaginationRace { action })
+            .on_path(path)
+            .times(1)
     }
 
     /// Lets the first `n` matching requests through.
@@ -163,6 +247,9 @@ impl fmt::Display for Fault {
             FaultKind::EndlessCursor { repeat: true } => f.write_str("endless-cursor:repeat")?,
             FaultKind::EndlessCursor { repeat: false } => f.write_str("endless-cursor")?,
             FaultKind::ClientError { status } => write!(f, "{status}")?,
+            FaultKind::PaginationRace { action } => write!(f, "race:{}", action.spec())?,
+            FaultKind::BadItem { shape } => write!(f, "bad-item:{}", shape.spec())?,
+            FaultKind::BadEvent { defect } => write!(f, "bad-event:{}", defect.spec())?,
         }
         if let Some(path) = &self.path {
             write!(f, ",path={path}")?;
@@ -178,6 +265,73 @@ impl fmt::Display for Fault {
         }
         Ok(())
     }
+}
+
+impl RaceAction {
+    const ALL: [RaceAction; 2] = [RaceAction::Delete, RaceAction::Insert];
+
+    /// The spec word, e.g. `delete`.
+    pub fn spec(self) -> &'static str {
+        match self {
+            RaceAction::Delete => "delete",
+            RaceAction::Insert => "insert",
+        }
+    }
+}
+
+impl BadItemShape {
+    const ALL: [BadItemShape; 4] = [
+        BadItemShape::NoId,
+        BadItemShape::NullId,
+        BadItemShape::NotObject,
+        BadItemShape::All,
+    ];
+
+    /// The spec word, e.g. `no-id`.
+    pub fn spec(self) -> &'static str {
+        match self {
+            BadItemShape::NoId => "no-id",
+            BadItemShape::NullId => "null-id",
+            BadItemShape::NotObject => "not-object",
+            BadItemShape::All => "all",
+        }
+    }
+}
+
+impl BadEventDefect {
+    const ALL: [BadEventDefect; 2] = [
+        BadEventDefect::TimestampNotADate,
+        BadEventDefect::NoTimestamp,
+    ];
+
+    /// The spec word, e.g. `timestamp`.
+    pub fn spec(self) -> &'static str {
+        match self {
+            BadEventDefect::TimestampNotADate => "timestamp",
+            BadEventDefect::NoTimestamp => "no-timestamp",
+        }
+    }
+}
+
+/// Finds the variant whose spec word is `word`, else says which words there are.
+fn variant<T: Copy>(
+    kind: &str,
+    word: Option<&str>,
+    all: &[T],
+    spec: fn(T) -> &'static str,
+) -> Result<T, String> {
+    let words: Vec<&str> = all.iter().map(|v| spec(*v)).collect();
+    let word = word.map(str::trim).unwrap_or_default().to_ascii_lowercase();
+    all.iter()
+        .copied()
+        .find(|v| spec(*v) == word)
+        .ok_or_else(|| match word.as_str() {
+            "" => format!("`{kind}` needs a variant: `{kind}:{}`", words.join("|")),
+            other => format!(
+                "unknown `{kind}` variant `{other}`; expected one of {}",
+                words.join(", ")
+            ),
+        })
 }
 
 impl FromStr for Fault {
@@ -203,6 +357,11 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
         None => (head, None),
     };
     let kind_name = kind_name.trim().to_ascii_lowercase();
+    // These kinds name their variant after the colon (`race:delete`) instead of a parameter.
+    let (variant_word, first_param) = match kind_name.as_str() {
+        "race" | "bad-item" | "bad-event" => (first_param, None),
+        _ => (None, first_param),
+    };
 
     let mut ms: Option<u64> = None;
     let mut status: Option<u16> = None;
@@ -325,10 +484,56 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
                 }
             }
         }
+        "race" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            let action = variant("race", variant_word, &RaceAction::ALL, RaceAction::spec)?;
+            match path.as_deref() {
+                Some(p) if RACE_PATHS.contains(&p.trim_end_matches('/')) => {}
+                Some(p) => {
+                    return Err(format!(
+                        "`race` works on {} only, not `{p}`",
+                        RACE_PATHS.join(" and ")
+                    ));
+                }
+                None => return Err("`race` needs `path=/users` or `path=/destinations`".into()),
+            }
+            // A race is a one-off by default: it fires on the first later page only.
+            times = times.or(Some(1));
+            FaultKind::PaginationRace { action }
+        }
+        "bad-item" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::BadItem {
+                shape: variant(
+                    "bad-item",
+                    variant_word,
+                    &BadItemShape::ALL,
+                    BadItemShape::spec,
+                )?,
+            }
+        }
+        "bad-event" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            path = path.or_else(|| Some("/audit-events".to_owned()));
+            FaultKind::BadEvent {
+                defect: variant(
+                    "bad-event",
+                    variant_word,
+                    &BadEventDefect::ALL,
+                    BadEventDefect::spec,
+                )?,
+            }
+        }
         other => {
             return Err(format!(
                 "unknown fault kind `{other}`; expected one of 429, rate-limited, 5xx (e.g. 500), \
-                 400, 422, error, slow, malformed, endless-cursor"
+                 400, 422, error, slow, malformed, endless-cursor, race, bad-item, bad-event"
             ));
         }
     };
@@ -408,6 +613,19 @@ impl FaultSet {
     /// its `skip` phase counts the request and lets later faults have a look; the first
     /// matching fault past its skip phase fires, and later faults do not see the request.
     pub(crate) fn select(&mut self, path: &str, query: &str, paginated: bool) -> Option<FaultKind> {
+        self.select_page(path, query, paginated, false)
+    }
+
+    /// [`FaultSet::select`] knowing whether the request asks for a later page (cursor offset
+    /// above 0): a pagination race only fires on a later page of its own listing, and
+    /// malformed-item faults only on paginated lists.
+    pub(crate) fn select_page(
+        &mut self,
+        path: &str,
+        query: &str,
+        paginated: bool,
+        later_page: bool,
+    ) -> Option<FaultKind> {
         for e in &mut self.entries {
             if e.fault.times.is_some_and(|t| e.fired >= t)
                 || !e.fault.matches_path(path)
@@ -415,7 +633,18 @@ impl FaultSet {
             {
                 continue;
             }
-            if matches!(e.fault.kind, FaultKind::EndlessCursor { .. }) && !paginated {
+            let applies = match e.fault.kind {
+                FaultKind::EndlessCursor { .. }
+                | FaultKind::BadItem { .. }
+                | FaultKind::BadEvent { .. } => paginated,
+                FaultKind::PaginationRace { .. } => {
+                    paginated
+                        && later_page
+                        && e.fault.path.as_deref().map(|p| p.trim_end_matches('/')) == Some(path)
+                }
+                _ => true,
+            };
+            if !applies {
                 continue;
             }
             if e.skipped < e.fault.skip {
@@ -517,6 +746,105 @@ mod tests {
     }
 
     #[test]
+    fn parses_races_and_malformed_records() {
+        assert_eq!(
+            parse("race:delete,path=/users"),
+            Fault::race(RaceAction::Delete, "/users")
+        );
+        assert_eq!(
+            parse("race:insert,path=/destinations,times=3"),
+            Fault::new(FaultKind::PaginationRace {
+                action: RaceAction::Insert
+            })
+            .on_path("/destinations")
+            .times(3)
+        );
+        assert_eq!(
+            parse("bad-item:no-id,path=/users"),
+            Fault::new(FaultKind::BadItem {
+                shape: BadItemShape::NoId
+            })
+            .on_path("/users")
+        );
+        for (spec, shape) in [
+            ("bad-item:null-id", BadItemShape::NullId),
+            ("bad-item:not-object", BadItemShape::NotObject),
+            ("BAD-ITEM:All", BadItemShape::All),
+        ] {
+            assert_eq!(parse(spec).kind, FaultKind::BadItem { shape }, "{spec}");
+        }
+        assert_eq!(
+            parse("bad-event:timestamp"),
+            Fault::new(FaultKind::BadEvent {
+                defect: BadEventDefect::TimestampNotADate
+            })
+            .on_path("/audit-events")
+        );
+        assert_eq!(
+            parse("bad-event:no-timestamp,times=1").kind,
+            FaultKind::BadEvent {
+                defect: BadEventDefect::NoTimestamp
+            }
+        );
+        let json = serde_json::to_value(parse("race:delete,path=/users")).unwrap();
+        assert_eq!(
+            json["kind"],
+            serde_json::json!({"type": "pagination_race", "action": "delete"})
+        );
+        for (spec, expected) in [
+            (
+                "race,path=/users",
+                "`race` needs a variant: `race:delete|insert`",
+            ),
+            ("race:delete", "`race` needs `path=/users`"),
+            (
+                "race:delete,path=/sources",
+                "`race` works on /users and /destinations only",
+            ),
+            (
+                "race:explode,path=/users",
+                "unknown `race` variant `explode`",
+            ),
+            (
+                "race:delete,path=/users,ms=3",
+                "`ms` does not apply to `race`",
+            ),
+            (
+                "bad-item:weird",
+                "expected one of no-id, null-id, not-object, all",
+            ),
+            ("bad-event", "`bad-event` needs a variant"),
+        ] {
+            let message = error(spec);
+            assert!(
+                message.contains(expected),
+                "`{spec}`: `{message}` lacks `{expected}`"
+            );
+        }
+    }
+
+    #[test]
+    fn races_fire_on_later_pages_of_their_listing_only() {
+        let mut set = FaultSet::new(vec![
+            Fault::race(RaceAction::Delete, "/users"),
+            Fault::new(FaultKind::BadItem {
+                shape: BadItemShape::NoId,
+            })
+            .on_path("/sources"),
+        ]);
+        let race = Some(FaultKind::PaginationRace {
+            action: RaceAction::Delete,
+        });
+        assert_eq!(set.select_page("/users", "", true, false), None);
+        assert_eq!(set.select_page("/users/u1", "", false, false), None);
+        assert_eq!(set.select_page("/users", "", true, true), race);
+        // Once by default.
+        assert_eq!(set.select_page("/users", "", true, true), None);
+        assert_eq!(set.select_page("/sources/s1", "", false, false), None);
+        assert!(set.select_page("/sources", "", true, false).is_some());
+    }
+
+    #[test]
     fn display_round_trips() {
         for spec in [
             "429:ms=2000,path=/users,skip=1,times=3",
@@ -526,6 +854,12 @@ mod tests {
             "malformed,path=/sources",
             "endless-cursor:repeat",
             "endless-cursor,times=1",
+            "race:delete,path=/users,times=1",
+            "race:insert,path=/destinations,skip=1,times=2",
+            "bad-item:no-id,path=/users",
+            "bad-item:all",
+            "bad-event:timestamp,path=/audit-events",
+            "bad-event:no-timestamp,path=/audit-events,times=1",
         ] {
             let fault = parse(spec);
             assert_eq!(fault.to_string(), spec);

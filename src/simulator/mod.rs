@@ -4,7 +4,11 @@
 //! headers as `api.segmentapis.com`, from a workspace generated deterministically from a seed
 //! (same seed and sizes give byte-identical responses). The workspace can be changed while
 //! it runs ([`Mutation`], [`SimHandle::random_mutation`], [`SimHandle::shuffle`]) and faults
-//! can be injected ([`Fault`]). The same server also answers the Profile API of one Unify space
+//! can be injected ([`Fault`]). It can also behave like workspaces that differ from the
+//! default: a plan lacking features ([`Plan`], [`SimHandle::set_unavailable`]), an API release
+//! that adds or drops fields ([`SimHandle::api_release`]), a change racing a page-by-page read
+//! ([`FaultKind::PaginationRace`]) and records the client cannot parse
+//! ([`FaultKind::BadItem`], [`FaultKind::BadEvent`]). The same server also answers the Profile API of one Unify space
 //! (`/v1/spaces/{space}/collections/users/profiles/…`, Basic auth; see [`SimHandle::profile`]).
 //! The `demo` command, end-to-end tests and benchmarks use it.
 //!
@@ -19,6 +23,11 @@
 //! | `POST /_simulator/faults` | a [`Fault`] object, or a spec string such as `"500,times=2"` | 201 `{"fault": spec}` |
 //! | `DELETE /_simulator/faults` | – | 204 |
 //! | `GET /_simulator/state` | – | the whole [`WorkspaceState`] |
+//! | `PUT /_simulator/plan` | a [`Plan`] name, e.g. `"team"` | 204 |
+//! | `POST /_simulator/unavailable` | `{"path": "/functions", "status": 404}` (`null` status: available again) | 204 |
+//! | `POST /_simulator/releases` | a [`Release`] object or spec string such as `"users:createdAt"` | 201 `{"release": spec}` |
+//! | `DELETE /_simulator/releases` | – | 204 |
+//! | `GET /_simulator/races` | – | JSON array of [`RaceRecord`]s |
 //!
 //! Control routes are not rate limited, faulted, or counted by [`SimHandle::request_count`]
 //! (nor logged by [`SimHandle::request_log`]).
@@ -29,8 +38,10 @@ mod faults;
 mod generate;
 mod mutations;
 mod profiles;
+mod race;
 mod regulations;
 mod server;
+mod shape;
 mod state;
 
 #[cfg(test)]
@@ -47,10 +58,12 @@ use tokio::task::JoinHandle;
 
 pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
-pub use faults::{Fault, FaultKind};
+pub use faults::{BadEventDefect, BadItemShape, Fault, FaultKind, RaceAction};
 pub use mutations::Mutation;
 pub use profiles::ProfileSummary;
+pub use race::RaceRecord;
 pub use regulations::RecordedRegulation;
+pub use shape::{Plan, Release};
 pub use state::{
     DataFlow, Destination, Function, FunctionSetting, Group, Label, Logos, Permission,
     PermissionResource, ResourceType, Role, Source, SourceMetadata, TrackingPlan, User, Warehouse,
@@ -143,6 +156,13 @@ pub struct SimConfig {
     pub profiles_secret: SecretString,
     /// How long a regulation stays in each status (`INITIALIZED`, `RUNNING`) before the next.
     pub regulation_step: Duration,
+    /// The workspace's plan: which features answer 403 (default [`Plan::Business`], all).
+    pub plan: Plan,
+    /// Endpoints (path prefixes) that answer 403 or 404 whatever the plan, e.g.
+    /// `("/functions".into(), 404)` for a token or region without Functions.
+    pub unavailable: Vec<(String, u16)>,
+    /// API releases in force from the start (see [`SimHandle::api_release`]).
+    pub releases: Vec<Release>,
 }
 
 impl Default for SimConfig {
@@ -163,6 +183,9 @@ impl Default for SimConfig {
             faults: Vec::new(),
             profiles_space: "spa_sim".to_owned(),
             profiles_secret: SecretString::from("sim-profiles-secret"),
+            plan: Plan::Business,
+            unavailable: Vec::new(),
+            releases: Vec::new(),
         }
     }
 }
@@ -184,6 +207,9 @@ impl fmt::Debug for SimConfig {
             .field("faults", &self.faults)
             .field("profiles_space", &self.profiles_space)
             .field("regulation_step", &self.regulation_step)
+            .field("plan", &self.plan)
+            .field("unavailable", &self.unavailable)
+            .field("releases", &self.releases)
             .finish_non_exhaustive()
     }
 }
@@ -208,6 +234,15 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         return Err(invalid(
             "a rate limit needs at least one request per non-empty window",
         ));
+    }
+    for (prefix, status) in &config.unavailable {
+        shape::unavailable_status(*status)
+            .map_err(|e| invalid(&format!("unavailable endpoint `{prefix}`: {e}")))?;
+    }
+    for release in &config.releases {
+        // Re-validated: the fields are public, so a release may not come from `Release::new`.
+        Release::new(&release.path, &release.field, release.value.clone())
+            .map_err(|e| invalid(&e.to_string()))?;
     }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -242,6 +277,13 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         config.rate_limit,
         config.regulation_step,
     ));
+    shared.set_plan(config.plan);
+    for (prefix, status) in &config.unavailable {
+        shared.set_unavailable(prefix, Some(*status));
+    }
+    for release in config.releases {
+        shared.add_release(release);
+    }
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
     let app = server::router(shared.clone());
     let server = tokio::spawn(async move {
@@ -361,6 +403,60 @@ impl SimHandle {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.inner.shared.clear_faults();
+    }
+
+    /// Switches the workspace's plan; features the new plan lacks answer 403 from the next
+    /// request on.
+    pub fn set_plan(&self, plan: Plan) {
+        self.inner.shared.set_plan(plan);
+    }
+
+    /// The plan in force.
+    pub fn plan(&self) -> Plan {
+        self.inner.shared.plan()
+    }
+
+    /// Makes every endpoint under `path_prefix` (segment-wise) answer `status`: 403
+    /// (`Forbidden`, not on the plan) or 404 (`NotFound`, as a token or region lacking the
+    /// endpoint); `None` makes it available again (the plan still applies). `GET /` always
+    /// answers.
+    ///
+    /// # Panics
+    ///
+    /// For a status other than 403 or 404: a bug in the calling test.
+    pub fn set_unavailable(&self, path_prefix: &str, status: Option<u16>) {
+        if let Some(status) = status
+            && let Err(e) = shape::unavailable_status(status)
+        {
+            panic!("set_unavailable({path_prefix:?}): {e}");
+        }
+        self.inner.shared.set_unavailable(path_prefix, status);
+    }
+
+    /// An API release: every item served under `path_prefix` (the items of its list and the
+    /// object of its get-by-id route: `/users` covers `GET /users` and `GET /users/{id}`) gets
+    /// `field` set to `value`, or loses it with `None`. `field` is dotted and `[]` means every
+    /// element of an array: `createdAt`, `permissions[].createdAt`, `settings.newKey`. Applied
+    /// when responses are written, after the releases already in force, so it survives
+    /// mutations. See [`Release`].
+    ///
+    /// # Panics
+    ///
+    /// For an empty path or a malformed field path: a bug in the calling test.
+    pub fn api_release(&self, path_prefix: &str, field: &str, value: Option<serde_json::Value>) {
+        let release = Release::new(path_prefix, field, value)
+            .unwrap_or_else(|e| panic!("api_release({path_prefix:?}, {field:?}): {e}"));
+        self.inner.shared.add_release(release);
+    }
+
+    /// Withdraws every API release: responses take their normal shape again.
+    pub fn clear_releases(&self) {
+        self.inner.shared.clear_releases();
+    }
+
+    /// The pagination races run so far (see [`FaultKind::PaginationRace`]), oldest first.
+    pub fn races(&self) -> Vec<RaceRecord> {
+        self.inner.shared.races()
     }
 
     /// Runs `f` on the current state under a read lock; keep it short, requests wait on it.

@@ -229,7 +229,14 @@ async fn profile_gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -
     let query = req.uri().query().unwrap_or_default().to_owned();
     let fault = lock(&sh.faults).select(&path, &query, true);
     match fault {
-        None | Some(FaultKind::EndlessCursor { .. }) => next.run(req).await,
+        // The Profile API has its own page shape and no Public API listing to race on.
+        None
+        | Some(
+            FaultKind::EndlessCursor { .. }
+            | FaultKind::PaginationRace { .. }
+            | FaultKind::BadItem { .. }
+            | FaultKind::BadEvent { .. },
+        ) => next.run(req).await,
         Some(FaultKind::RateLimited { ms_before_next }) => {
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,

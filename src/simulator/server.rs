@@ -21,9 +21,11 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::audit::{self, AuditLog};
-use super::faults::{Fault, FaultKind, FaultSet};
+use super::faults::{Fault, FaultKind, FaultSet, RaceAction};
 use super::mutations::{self, Mutation};
+use super::race::{self, RaceRecord};
 use super::regulations::{RecordedRegulation, Regulations};
+use super::shape::{self, Availability, Plan, Refusal, Release};
 use super::state::{Function, Group, Permission, TrackingPlan, User, Warehouse, WorkspaceState};
 use super::{RateLimit, SimError};
 
@@ -64,6 +66,12 @@ pub(crate) struct Shared {
     regulations: Mutex<Regulations>,
     /// The path and query of the latest API requests, oldest first.
     request_log: Mutex<std::collections::VecDeque<String>>,
+    /// The plan and the endpoints made unavailable.
+    availability: Mutex<Availability>,
+    /// API releases in force, applied in order to every response they cover.
+    releases: Mutex<Vec<Release>>,
+    /// Pagination races run so far, oldest first.
+    races: Mutex<Vec<RaceRecord>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,7 +97,56 @@ impl Shared {
             limiter: Mutex::new(Limiter::new(rate_limit)),
             requests: AtomicU64::new(0),
             request_log: Mutex::new(std::collections::VecDeque::new()),
+            availability: Mutex::new(Availability::default()),
+            releases: Mutex::new(Vec::new()),
+            races: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn set_plan(&self, plan: Plan) {
+        lock(&self.availability).plan = plan;
+    }
+
+    pub(crate) fn plan(&self) -> Plan {
+        lock(&self.availability).plan
+    }
+
+    /// Makes `prefix` answer `status` (403 or 404), or available again with `None`.
+    pub(crate) fn set_unavailable(&self, prefix: &str, status: Option<u16>) {
+        lock(&self.availability).set(prefix, status);
+    }
+
+    pub(crate) fn add_release(&self, release: Release) {
+        lock(&self.releases).push(release);
+    }
+
+    pub(crate) fn clear_releases(&self) {
+        lock(&self.releases).clear();
+    }
+
+    pub(crate) fn races(&self) -> Vec<RaceRecord> {
+        lock(&self.races).clone()
+    }
+
+    /// Runs one pagination race on `path` under the write lock and records it.
+    fn race(&self, action: RaceAction, path: &str) {
+        let serial = lock(&self.races).len() + 1;
+        let record = race::run(&mut self.write(), action, path, serial);
+        if let Some(record) = record {
+            lock(&self.races).push(record);
+        }
+    }
+
+    /// Applies the releases covering `path` to a successful JSON response.
+    async fn released(&self, path: &str, response: Response) -> Response {
+        let releases = lock(&self.releases).clone();
+        if !shape::any_release_covers(&releases, path) {
+            return response;
+        }
+        rewrite_json(response, |body| {
+            shape::apply_releases(&releases, path, body);
+        })
+        .await
     }
 
     pub(crate) fn regulations(&self) -> Vec<RecordedRegulation> {
@@ -404,6 +461,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_simulator/shuffle", post(post_shuffle))
         .route("/_simulator/faults", post(post_fault).delete(delete_faults))
         .route("/_simulator/state", get(get_state))
+        .route("/_simulator/plan", axum::routing::put(put_plan))
+        .route("/_simulator/unavailable", post(post_unavailable))
+        .route(
+            "/_simulator/releases",
+            post(post_release).delete(delete_releases),
+        )
+        .route("/_simulator/races", get(get_races))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(shared.clone(), control_gate));
     let profiles = super::profiles::router(shared.clone());
@@ -461,14 +525,19 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         return with_quota(response, &quota);
     }
     let path = req.uri().path().to_owned();
+    let refusal = lock(&sh.availability).check(&path);
+    if let Some(refusal) = refusal {
+        return with_quota(refusal_response(&refusal), &quota);
+    }
     let paginated = req.method() == Method::GET && is_paginated(&path);
     let query = req.uri().query().unwrap_or_default().to_owned();
-    let fault = lock(&sh.faults).select(&path, &query, paginated);
+    let later_page = paginated && cursor_offset(&query) > 0;
+    let fault = lock(&sh.faults).select_page(&path, &query, paginated, later_page);
     if let Some(kind) = &fault {
         tracing::debug!(target: "segwatch::simulator", %path, fault = ?kind, "injecting fault");
     }
     let response = match fault {
-        None => next.run(req).await,
+        None => sh.released(&path, next.run(req).await).await,
         Some(FaultKind::RateLimited { ms_before_next }) => {
             let quota = Quota {
                 remaining: 0,
@@ -491,15 +560,83 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         ),
         Some(FaultKind::Slow { delay_ms }) => {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            next.run(req).await
+            sh.released(&path, next.run(req).await).await
         }
-        Some(FaultKind::MalformedJson) => truncate_body(next.run(req).await).await,
+        Some(FaultKind::MalformedJson) => {
+            truncate_body(sh.released(&path, next.run(req).await).await).await
+        }
         Some(FaultKind::EndlessCursor { repeat }) => {
             req.extensions_mut().insert(Endless { repeat });
-            next.run(req).await
+            sh.released(&path, next.run(req).await).await
+        }
+        Some(FaultKind::PaginationRace { action }) => {
+            sh.race(action, &path);
+            sh.released(&path, next.run(req).await).await
+        }
+        Some(FaultKind::BadItem { shape }) => {
+            let response = sh.released(&path, next.run(req).await).await;
+            rewrite_json(response, |body| shape::add_bad_item(body, shape)).await
+        }
+        Some(FaultKind::BadEvent { defect }) => {
+            let response = sh.released(&path, next.run(req).await).await;
+            rewrite_json(response, |body| shape::add_bad_event(body, defect)).await
         }
     };
     with_quota(response, &quota)
+}
+
+/// The offset a request's `pagination[cursor]` points at (0 when absent or unreadable).
+fn cursor_offset(query: &str) -> usize {
+    reqwest::Url::parse(&format!("http://query.invalid/?{query}"))
+        .ok()
+        .and_then(|url| {
+            url.query_pairs()
+                .find(|(k, _)| k == "pagination[cursor]" || k == "pagination.cursor")
+                .and_then(|(_, v)| decode_cursor(&v))
+        })
+        .unwrap_or(0)
+}
+
+/// 403 with Segment's errors envelope for a feature not on the plan, or the plain 404.
+///
+/// What Segment's Public API answers for a feature the plan lacks is not documented: its
+/// OpenAPI spec declares no 403 (see shared/segment-public-api/ENDPOINTS.md: "treat any
+/// non-2xx as the `errors` envelope"), and searches of Segment's docs
+/// (twilio.com/docs/segment/api/public-api only says the API is for Team and Business plans),
+/// SDKs and issue trackers found no example body. So this uses the documented envelope with
+/// `type: "Forbidden"`, the type this simulator already gives a 403.
+fn refusal_response(refusal: &Refusal) -> Response {
+    match refusal {
+        Refusal::Missing => not_found_response(),
+        Refusal::NotOnPlan { feature, plan } => error_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!(
+                "{feature} is not available on this workspace's plan ({plan}); upgrade the plan to use it"
+            ),
+            None,
+            None,
+        ),
+    }
+}
+
+/// Parses a successful JSON body, lets `edit` change it and re-serialises it; other responses
+/// (errors, a body that is not JSON) pass unchanged.
+async fn rewrite_json(response: Response, edit: impl FnOnce(&mut serde_json::Value)) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return server_error(500);
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    edit(&mut value);
+    parts.headers.remove(CONTENT_LENGTH);
+    let body = serde_json::to_vec(&value).expect("a JSON value always serialises");
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// Cuts a successful body in half: a strict prefix of a JSON object is never valid JSON.
@@ -1231,6 +1368,79 @@ async fn post_fault(State(sh): Shr, body: Bytes) -> Response {
 async fn delete_faults(State(sh): Shr) -> Response {
     sh.clear_faults();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /_simulator/plan`: a plan name such as `"team"`.
+async fn put_plan(State(sh): Shr, body: Bytes) -> Response {
+    let name: String = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return bad_body(&e),
+    };
+    match name.parse::<Plan>() {
+        Ok(plan) => {
+            tracing::info!(target: "segwatch::simulator", %plan, "plan changed");
+            sh.set_plan(plan);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => validation("plan", &e),
+    }
+}
+
+/// Body of `POST /_simulator/unavailable`.
+#[derive(serde::Deserialize)]
+struct UnavailableRequest {
+    path: String,
+    #[serde(default)]
+    status: Option<u16>,
+}
+
+/// `POST /_simulator/unavailable`: `{"path": "/functions", "status": 404}`; a `null` or
+/// absent status makes the path available again.
+async fn post_unavailable(State(sh): Shr, body: Bytes) -> Response {
+    let request: UnavailableRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_body(&e),
+    };
+    if let Some(status) = request.status
+        && let Err(e) = shape::unavailable_status(status)
+    {
+        return validation("status", &e);
+    }
+    sh.set_unavailable(&request.path, request.status);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Body of `POST /_simulator/releases`: a spec string or a release object.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ReleaseRequest {
+    Spec(String),
+    Release(Release),
+}
+
+async fn post_release(State(sh): Shr, body: Bytes) -> Response {
+    let parsed = match serde_json::from_slice(&body) {
+        Ok(ReleaseRequest::Spec(spec)) => spec.parse::<Release>(),
+        Ok(ReleaseRequest::Release(r)) => Release::new(&r.path, &r.field, r.value),
+        Err(e) => return bad_body(&e),
+    };
+    let release = match parsed {
+        Ok(r) => r,
+        Err(e) => return sim_error_response(&e),
+    };
+    tracing::info!(target: "segwatch::simulator", %release, "API release");
+    let spec = release.to_string();
+    sh.add_release(release);
+    control_json(StatusCode::CREATED, &serde_json::json!({ "release": spec }))
+}
+
+async fn delete_releases(State(sh): Shr) -> Response {
+    sh.clear_releases();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_races(State(sh): Shr) -> Response {
+    control_json(StatusCode::OK, &sh.races())
 }
 
 async fn get_state(State(sh): Shr) -> Response {

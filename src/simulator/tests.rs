@@ -1785,3 +1785,587 @@ async fn profile_api_pages_with_cursors_and_answers_documented_errors() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["error"]["code"].is_string());
 }
+
+/// Reads `path` page by page with the simulator's own `next` cursors; returns every item.
+async fn read_pages(client: &Client, path: &str, key: &str, count: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let reply = client.page(path, count, cursor.as_deref()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let data = reply.json()["data"].clone();
+        items.extend(data[key].as_array().unwrap().iter().cloned());
+        match &data["pagination"]["next"] {
+            Value::String(next) => cursor = Some(next.clone()),
+            _ => return items,
+        }
+    }
+    panic!("pagination of {path} does not end");
+}
+
+#[tokio::test]
+async fn plans_and_unavailable_endpoints_answer_403_and_404() {
+    let sim = sim(SimConfig {
+        plan: Plan::Team,
+        ..SimConfig::default()
+    })
+    .await;
+    let client = Client::new(&sim);
+    let (group, function, plan) = sim.read(|s| {
+        (
+            s.groups[0].id.clone(),
+            s.functions[0].id.clone(),
+            s.tracking_plans[0].id.clone(),
+        )
+    });
+    let count = [("pagination[count]", "10")];
+    let lacking = [
+        ("/groups".to_owned(), &count[..]),
+        (format!("/groups/{group}"), &[][..]),
+        (format!("/groups/{group}/users"), &count[..]),
+        (format!("/groups/{group}/invites"), &count[..]),
+        (
+            "/functions".to_owned(),
+            &[("resourceType", "SOURCE"), ("pagination[count]", "10")][..],
+        ),
+        (format!("/functions/{function}"), &[][..]),
+        ("/tracking-plans".to_owned(), &count[..]),
+        (format!("/tracking-plans/{plan}"), &[][..]),
+        (format!("/tracking-plans/{plan}/sources"), &count[..]),
+        ("/audit-events".to_owned(), &count[..]),
+    ];
+    for (path, query) in &lacking {
+        let reply = client.get(path, query).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(reply.content_type(), "application/json", "{path}");
+        let body = reply.json();
+        assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{path}");
+        assert_eq!(body["errors"][0]["type"], "Forbidden", "{path}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("is not available on this workspace's plan (team)"),
+            "{path}: {message}"
+        );
+        assert!(
+            reply.headers.contains_key("x-ratelimit-remaining"),
+            "{path}"
+        );
+    }
+    for path in ["/users", "/sources", "/destinations", "/roles"] {
+        assert_eq!(
+            client.page(path, 10, None).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let workspace = client.get("/", &[]).await;
+    assert_eq!(workspace.status, StatusCode::OK);
+    assert!(workspace.json()["data"]["workspace"]["id"].is_string());
+    assert_eq!(sim.plan(), Plan::Team);
+
+    // The plan changes between two polls, and back.
+    sim.set_plan(Plan::Business);
+    assert_eq!(
+        client.page("/groups", 10, None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        client.page("/audit-events", 10, None).await.status,
+        StatusCode::OK
+    );
+
+    // One endpoint missing for this token or region: 404 with the NotFound envelope.
+    sim.set_unavailable("/functions", Some(404));
+    let reply = client.get(&format!("/functions/{function}"), &[]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.error_type(), "NotFound");
+    let reply = client.get("/functions", lacking[4].1).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    sim.set_unavailable("/users", Some(403));
+    let reply = client.page("/users", 10, None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.error_type(), "Forbidden");
+    assert!(
+        reply.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available on this workspace's plan (business)")
+    );
+    // Segment-wise: `/usersx` would not be covered, `/users/{id}` is.
+    let user = sim.read(|s| s.users[0].id.clone());
+    assert_eq!(
+        client.get(&format!("/users/{user}"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A whole-API prefix never hides the workspace itself.
+    sim.set_unavailable("/", Some(404));
+    assert_eq!(client.get("/", &[]).await.status, StatusCode::OK);
+    sim.set_unavailable("/", None);
+    sim.set_unavailable("/functions", None);
+    sim.set_unavailable("users/", None);
+    assert_eq!(
+        client.get("/functions", lacking[4].1).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(client.page("/users", 10, None).await.status, StatusCode::OK);
+
+    // From the configuration too.
+    let other = super::start(
+        SimConfig {
+            unavailable: vec![("/warehouses".into(), 404)],
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let other_client = Client::new(&other);
+    assert_eq!(
+        other_client.page("/warehouses", 10, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        other_client.page("/groups", 10, None).await.status,
+        StatusCode::OK
+    );
+    let bad = super::start(
+        SimConfig {
+            unavailable: vec![("/warehouses".into(), 500)],
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(bad.to_string().contains("403 or 404"), "{bad}");
+    other.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_releases_add_and_remove_fields_in_lists_and_single_items() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let stamp = json!("2025-03-01T00:00:00.000Z");
+    sim.api_release("/users", "createdAt", Some(stamp.clone()));
+    sim.api_release("/users", "permissions[].createdAt", Some(Value::Null));
+    sim.api_release(
+        "/groups",
+        "permissions[].resources[].labelsV2",
+        Some(json!([])),
+    );
+    sim.api_release("/sources", "settings.newKey", Some(json!(true)));
+    sim.api_release("/destinations", "email", Some(json!("x")));
+    sim.api_release("/destinations", "email", None);
+    sim.api_release("/sources", "writeKeys", None);
+
+    let users = read_pages(&client, "/users", "users", 7).await;
+    assert_eq!(users.len(), sim.read(|s| s.users.len()));
+    let mut permissions_seen = 0;
+    for user in &users {
+        assert_eq!(user["createdAt"], stamp, "{user}");
+        let permissions = user["permissions"].as_array().unwrap();
+        permissions_seen += permissions.len();
+        for p in permissions {
+            assert!(p.as_object().unwrap().contains_key("createdAt"), "{p}");
+            assert_eq!(p["createdAt"], Value::Null);
+            // The rest of the item is untouched.
+            assert!(p["roleId"].is_string() && p["resources"].is_array());
+        }
+        assert!(user["email"].is_string() && user["id"].is_string());
+    }
+    assert!(permissions_seen > 10, "{permissions_seen}");
+    let id = users[3]["id"].as_str().unwrap();
+    let one = client.get(&format!("/users/{id}"), &[]).await.json();
+    assert_eq!(one["data"]["user"]["createdAt"], stamp);
+    assert_eq!(one["data"]["user"], users[3]);
+
+    // Groups: nested arrays of arrays; the members sub-list is not a group list.
+    let groups = read_pages(&client, "/groups", "userGroups", 2).await;
+    let group = &groups[0];
+    for p in group["permissions"].as_array().unwrap() {
+        for r in p["resources"].as_array().unwrap() {
+            assert_eq!(r["labelsV2"], json!([]), "{r}");
+        }
+    }
+    let gid = group["id"].as_str().unwrap();
+    let members = client
+        .page(&format!("/groups/{gid}/users"), 200, None)
+        .await
+        .json();
+    for m in members["data"]["users"].as_array().unwrap() {
+        assert!(m.get("createdAt").is_none(), "{m}");
+    }
+
+    // A field the simulator normally sends goes away, in the list and the single item.
+    let sources = read_pages(&client, "/sources", "sources", 5).await;
+    assert_eq!(sources.len(), sim.read(|s| s.sources.len()));
+    for s in &sources {
+        assert!(s.get("writeKeys").is_none(), "{s}");
+        assert_eq!(s["settings"]["newKey"], json!(true));
+    }
+    let sid = sources[0]["id"].as_str().unwrap();
+    let one = client.get(&format!("/sources/{sid}"), &[]).await.json();
+    assert!(one["data"]["source"].get("writeKeys").is_none());
+    assert!(one["data"]["source"]["slug"].is_string());
+    let destinations = read_pages(&client, "/destinations", "destinations", 200).await;
+    assert!(destinations.iter().all(|d| d.get("email").is_none()));
+
+    // Applied when answering, so a user added later carries the field as well.
+    sim.apply(Mutation::AddUser {
+        email: "late.comer@acme.io".into(),
+        name: "Late".into(),
+        role_name: "Source Admin".into(),
+    })
+    .unwrap();
+    let users = read_pages(&client, "/users", "users", 200).await;
+    let late = users
+        .iter()
+        .find(|u| u["email"] == "late.comer@acme.io")
+        .unwrap();
+    assert_eq!(late["createdAt"], stamp);
+
+    // Withdrawn: the normal shape again, byte for byte.
+    sim.clear_releases();
+    let plain = client.page("/users", 200, None).await;
+    assert!(plain.json()["data"]["users"][0].get("createdAt").is_none());
+    let reference = sim.read(|s| serde_json::to_value(&s.users).unwrap());
+    assert_eq!(plain.json()["data"]["users"], reference);
+
+    // From the configuration.
+    let other = super::start(
+        SimConfig {
+            releases: vec!["users:createdAt".parse().unwrap()],
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let reply = Client::new(&other).page("/users", 3, None).await.json();
+    for u in reply["data"]["users"].as_array().unwrap() {
+        assert_eq!(u["createdAt"], json!(Release::DEFAULT_VALUE));
+    }
+    other.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[test]
+#[should_panic(expected = "must end with a key")]
+fn api_release_refuses_a_bad_field_path() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let sim = sim(SimConfig::default()).await;
+            sim.api_release("/users", "permissions[]", None);
+        });
+}
+
+#[tokio::test]
+async fn pagination_race_delete_skips_one_existing_user() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let before: Vec<String> = sim.read(|s| s.users.iter().map(|u| u.id.clone()).collect());
+    sim.inject("race:delete,path=/users".parse().unwrap());
+    // A first page does not trigger it.
+    assert_eq!(client.page("/users", 10, None).await.status, StatusCode::OK);
+    assert!(sim.races().is_empty());
+
+    let read = ids(&read_pages(&client, "/users", "users", 10).await);
+    let races = sim.races();
+    assert_eq!(races.len(), 1, "fires once: {races:?}");
+    let race = &races[0];
+    assert_eq!(race.path, "/users");
+    assert_eq!(race.action, RaceAction::Delete);
+    // The deleted user was the first one, on the page already read.
+    assert_eq!(race.id, before[0]);
+    assert!(
+        race.description.starts_with("removed user "),
+        "{}",
+        race.description
+    );
+    // Offsets computed on the new state: the first user of page 2 is skipped.
+    let mut expected = before.clone();
+    expected.remove(10);
+    assert_eq!(read, expected);
+    let skipped = &before[10];
+    assert_eq!(
+        client.get(&format!("/users/{skipped}"), &[]).await.status,
+        StatusCode::OK,
+        "the skipped user still exists"
+    );
+    let deleted = client.get(&format!("/users/{}", before[0]), &[]).await;
+    assert_eq!(deleted.status, StatusCode::NOT_FOUND);
+    assert_eq!(deleted.error_type(), "NotFound");
+    // A real mutation: the audit trail names the deleted user.
+    let events = sim.audit_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "User Removed" && e.resource_id == before[0]),
+        "{events:?}"
+    );
+    // Once only: a second read sees every remaining user exactly once.
+    let again = ids(&read_pages(&client, "/users", "users", 10).await);
+    assert_eq!(again, before[1..].to_vec());
+    assert_eq!(sim.races().len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pagination_race_insert_repeats_one_item() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let before: Vec<String> = sim.read(|s| s.users.iter().map(|u| u.id.clone()).collect());
+    sim.inject(Fault::race(RaceAction::Insert, "/users"));
+    let read = ids(&read_pages(&client, "/users", "users", 10).await);
+    let races = sim.races();
+    assert_eq!(races.len(), 1);
+    assert_eq!(races[0].action, RaceAction::Insert);
+    let inserted = races[0].id.clone();
+    assert!(!before.contains(&inserted));
+    // The last user of page 1 comes again at the start of page 2.
+    let mut expected = before.clone();
+    expected.insert(10, before[9].clone());
+    assert_eq!(read, expected);
+    assert!(
+        !read.contains(&inserted),
+        "the insert landed on a page already read"
+    );
+    let one = client.get(&format!("/users/{inserted}"), &[]).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json()["data"]["user"]["email"], "race-1@acme.io");
+    assert_eq!(sim.read(|s| s.users[0].id.clone()), inserted);
+    assert!(
+        sim.audit_events()
+            .iter()
+            .any(|e| e.event_type == "User Added" && e.resource_id == inserted)
+    );
+
+    // Destinations race the same way.
+    let destinations: Vec<String> =
+        sim.read(|s| s.destinations.iter().map(|d| d.id.clone()).collect());
+    sim.inject("race:delete,path=/destinations".parse().unwrap());
+    let read = ids(&read_pages(&client, "/destinations", "destinations", 3).await);
+    let race = sim.races().pop().unwrap();
+    assert_eq!(
+        (race.path.as_str(), race.id.as_str()),
+        ("/destinations", destinations[0].as_str())
+    );
+    let mut expected = destinations.clone();
+    expected.remove(3);
+    assert_eq!(read, expected);
+    assert_eq!(
+        client
+            .get(&format!("/destinations/{}", destinations[0]), &[])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_items_are_added_next_to_untouched_real_ones() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let real = client.page("/users", 10, None).await.json()["data"]["users"].clone();
+    let real = real.as_array().unwrap();
+    for (spec, bad) in [
+        ("bad-item:no-id,path=/users,times=1", {
+            let mut b = real[0].clone();
+            b.as_object_mut().unwrap().remove("id");
+            b
+        }),
+        ("bad-item:null-id,path=/users,times=1", {
+            let mut b = real[0].clone();
+            b["id"] = Value::Null;
+            b
+        }),
+        (
+            "bad-item:not-object,path=/users,times=1",
+            json!("not-an-object"),
+        ),
+    ] {
+        sim.inject(spec.parse().unwrap());
+        let reply = client.page("/users", 10, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{spec}");
+        let data = reply.json()["data"].clone();
+        let mut items = data["users"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 11, "{spec}");
+        assert_eq!(items.remove(5), bad, "{spec}");
+        assert_eq!(&items, real, "{spec}: real items untouched");
+        assert_eq!(data["pagination"]["totalEntries"], json!(40), "{spec}");
+        // `times=1`: the next page is clean again.
+        let clean = client.page("/users", 10, None).await.json();
+        assert_eq!(
+            &clean["data"]["users"].as_array().unwrap()[..],
+            real,
+            "{spec}"
+        );
+    }
+    sim.inject("bad-item:not-object,path=/sources".parse().unwrap());
+    let sources = client.page("/sources", 200, None).await.json();
+    let sources = sources["data"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 13);
+    assert_eq!(sources.iter().filter(|s| !s.is_object()).count(), 1);
+    // Single items are never given a bad sibling.
+    let sid = sources[0]["id"].as_str().unwrap();
+    let one = client.get(&format!("/sources/{sid}"), &[]).await.json();
+    assert!(one["data"]["source"].is_object());
+    sim.clear_faults();
+
+    // Most of a response unreadable: every item loses its id.
+    sim.inject("bad-item:all,path=/users,times=1".parse().unwrap());
+    let all = client.page("/users", 10, None).await.json();
+    let all = all["data"]["users"].as_array().unwrap();
+    assert_eq!(all.len(), 10);
+    for (item, real) in all.iter().zip(real) {
+        assert!(item.get("id").is_none());
+        assert_eq!(item["email"], real["email"]);
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_audit_events_have_a_bad_or_no_timestamp() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    for _ in 0..6 {
+        sim.random_mutation();
+    }
+    let real = client.page("/audit-events", 200, None).await.json()["data"]["events"].clone();
+    let real = real.as_array().unwrap();
+    assert!(real.len() >= 6);
+    sim.inject("bad-event:timestamp,times=1".parse().unwrap());
+    sim.inject("bad-event:no-timestamp,times=1".parse().unwrap());
+    for defect in ["timestamp", "no-timestamp"] {
+        let page = client.page("/audit-events", 200, None).await.json()["data"]["events"].clone();
+        let mut page = page.as_array().unwrap().clone();
+        assert_eq!(page.len(), real.len() + 1, "{defect}");
+        let bad = page.remove(page.len() / 2);
+        assert_eq!(&page, real, "{defect}: real events untouched");
+        assert_eq!(
+            bad["id"],
+            json!(format!("{}-malformed", real[0]["id"].as_str().unwrap()))
+        );
+        assert_eq!(bad["type"], real[0]["type"]);
+        match defect {
+            "timestamp" => assert_eq!(bad["timestamp"], "yesterday"),
+            _ => assert!(bad.get("timestamp").is_none(), "{bad}"),
+        }
+    }
+    // Both spent.
+    let clean = client.page("/audit-events", 200, None).await.json();
+    assert_eq!(&clean["data"]["events"].as_array().unwrap()[..], &real[..]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_routes_for_plans_releases_and_races() {
+    let sim = sim(SimConfig::default()).await;
+    let client = Client::new(&sim);
+    let url = format!("{}/_simulator/plan", sim.base_url());
+    let put = |body: Value| client.http.put(&url).bearer_auth(TOKEN).json(&body);
+    assert_eq!(
+        client.send(put(json!("team"))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sim.plan(), Plan::Team);
+    assert_eq!(
+        client.page("/groups", 5, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let reply = client.send(put(json!("free"))).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown plan `free`")
+    );
+    assert_eq!(
+        client.send(put(json!("business"))).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(client.page("/groups", 5, None).await.status, StatusCode::OK);
+
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": 404}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.page("/sources", 5, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": 500}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reply = client
+        .post(
+            "/_simulator/unavailable",
+            &json!({"path": "/sources", "status": null}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        client.page("/sources", 5, None).await.status,
+        StatusCode::OK
+    );
+
+    let reply = client
+        .post("/_simulator/releases", &json!("users:createdAt"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.json(),
+        json!({"release": "/users:createdAt=\"2024-01-01T00:00:00.000Z\""})
+    );
+    let reply = client
+        .post(
+            "/_simulator/releases",
+            &json!({"path": "/users", "field": "email", "value": null}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.json(), json!({"release": "/users:-email"}));
+    let reply = client
+        .post("/_simulator/releases", &json!("users:a[]"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let user = client.page("/users", 1, None).await.json()["data"]["users"][0].clone();
+    assert_eq!(user["createdAt"], json!(Release::DEFAULT_VALUE));
+    assert!(user.get("email").is_none());
+    let url = format!("{}/_simulator/releases", sim.base_url());
+    let reply = client
+        .send(client.http.delete(url).bearer_auth(TOKEN))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let user = client.page("/users", 1, None).await.json()["data"]["users"][0].clone();
+    assert!(user.get("createdAt").is_none() && user["email"].is_string());
+
+    let first = sim.read(|s| s.users[0].id.clone());
+    let reply = client
+        .post("/_simulator/faults", &json!("race:delete,path=/users"))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"fault": "race:delete,path=/users,times=1"})
+    );
+    read_pages(&client, "/users", "users", 15).await;
+    let races = client.get("/_simulator/races", &[]).await.json();
+    assert_eq!(races.as_array().unwrap().len(), 1);
+    assert_eq!(races[0]["path"], "/users");
+    assert_eq!(races[0]["action"], "delete");
+    assert_eq!(races[0]["id"], json!(first));
+    sim.shutdown().await;
+}

@@ -11,6 +11,8 @@
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
+//! - `simulate`: `segwatch simulate` as a process: plans, API releases and the fault kinds that
+//!   imitate real workspaces (pagination races, malformed records), given as flags;
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
@@ -43,6 +45,7 @@ mod real_workspaces;
 mod report;
 mod retention;
 mod secrets;
+mod simulate;
 mod starter_rules;
 mod util;
 mod verify;
