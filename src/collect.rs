@@ -482,26 +482,35 @@ async fn raw_list(
 
 /// Members (`/groups/{id}/users`) and pending invites (`/groups/{id}/invites`) of one group,
 /// folded into its body as `members` and `invites`, so a membership change is a change of the
-/// group.
+/// group. `false` when the group was deleted since it was listed (404): it is left out, and a
+/// group segwatch holds is then confirmed gone or found by [`confirm_missing`].
 async fn group_extras(
     client: &SegmentClient,
     id: &str,
     group: &mut Value,
-) -> std::result::Result<(), SegmentError> {
+) -> std::result::Result<bool, SegmentError> {
     let segment = encode_segment(id);
-    let members = client
+    let members = match client
         .list_all(&format!("/groups/{segment}/users"), "users")
-        .await?;
-    let mut invites = client
+        .await
+    {
+        Err(e) if e.is_not_found() => return Ok(false),
+        other => other?,
+    };
+    let mut invites = match client
         .list_all(&format!("/groups/{segment}/invites"), "emails")
-        .await?;
+        .await
+    {
+        Err(e) if e.is_not_found() => return Ok(false),
+        other => other?,
+    };
     // Pending invites are a set; their order is not data.
     invites.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
     if let Value::Object(map) = group {
         map.insert("members".into(), Value::Array(members));
         map.insert("invites".into(), Value::Array(invites));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Groups with their members and pending invites ([`group_extras`]).
@@ -524,17 +533,16 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRea
         let client = client.clone();
         tasks.spawn(async move {
             let id = string_field(&group, "id").unwrap_or_default().to_owned();
-            group_extras(&client, &id, &mut group).await?;
-            Ok::<_, SegmentError>((index, group))
+            let present = group_extras(&client, &id, &mut group).await?;
+            Ok::<_, SegmentError>((index, present.then_some(group)))
         });
     }
     let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
-        done.push(
-            joined
-                .expect("group collection tasks do not panic")
-                .map_err(|cause| CollectError::Api { kind, cause })?,
-        );
+        let (index, group) = joined
+            .expect("group collection tasks do not panic")
+            .map_err(|cause| CollectError::Api { kind, cause })?;
+        done.extend(group.map(|group| (index, group)));
     }
     done.sort_by_key(|(index, _)| *index);
     for (index, group) in done {
@@ -783,7 +791,11 @@ async fn get_one(
         Err(e) => return Err(e),
     };
     match kind {
-        ResourceKind::Group => group_extras(client, id, &mut item).await?,
+        ResourceKind::Group => {
+            if !group_extras(client, id, &mut item).await? {
+                return Ok(None);
+            }
+        }
         ResourceKind::Warehouse | ResourceKind::TrackingPlan => {
             if !add_connected_sources(client, kind, id, &mut item).await? {
                 return Ok(None);

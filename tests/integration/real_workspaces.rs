@@ -233,7 +233,10 @@ fn poll_paged(ws: &TestWorkspace) -> (serde_json::Value, Vec<serde_json::Value>)
 async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls() {
     let ws = TestWorkspace::start().await;
     poll_paged(&ws);
-    assert!(ws.sim.read(|s| s.users.len()) > 10, "users span several pages");
+    assert!(
+        ws.sim.read(|s| s.users.len()) > 10,
+        "users span several pages"
+    );
 
     ws.sim.inject(Fault::race(RaceAction::Delete, "/users"));
     let (first, _) = poll_paged(&ws);
@@ -242,8 +245,14 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
     let deleted = races[0].id.clone();
     // The deletion shifted page 2: one user who still exists was not listed. It was looked up
     // by id, found, and kept.
-    assert!(first["confirmation"]["found"].as_u64().unwrap() >= 1, "{first}");
-    assert!(first["confirmation"]["requests"].as_u64().unwrap() >= 1, "{first}");
+    assert!(
+        first["confirmation"]["found"].as_u64().unwrap() >= 1,
+        "{first}"
+    );
+    assert!(
+        first["confirmation"]["requests"].as_u64().unwrap() >= 1,
+        "{first}"
+    );
     let (second, _) = poll_paged(&ws);
     let (third, _) = poll_paged(&ws);
     let mut removed = Vec::new();
@@ -252,7 +261,11 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
         removed.extend(users_with(poll, "removed"));
         added.extend(users_with(poll, "added"));
     }
-    assert_eq!(removed, [deleted.clone()], "only the deleted user is removed");
+    assert_eq!(
+        removed,
+        [deleted.clone()],
+        "only the deleted user is removed"
+    );
     assert!(added.is_empty(), "nobody comes back as added: {added:?}");
     // The confirmations are part of the poll's request count.
     let counted: i64 = ws
@@ -264,7 +277,10 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(counted as u64, first["confirmation"]["requests"].as_u64().unwrap());
+    assert_eq!(
+        counted as u64,
+        first["confirmation"]["requests"].as_u64().unwrap()
+    );
     assert!(first["api_requests"].as_i64().unwrap() > counted);
 }
 
@@ -315,8 +331,14 @@ async fn a_malformed_list_item_is_quarantined_and_every_later_poll_completes() {
     let run = ws.segwatch().args(["poll"]).success();
     let out = run.stdout();
     assert!(out.contains("user: incomplete: 1 of "), "{out}");
-    assert!(out.contains("1 item the API sent could not be read"), "{out}");
-    assert_eq!(quarantined(&ws), [("user".to_string(), "has no `id`".to_string())]);
+    assert!(
+        out.contains("1 item the API sent could not be read"),
+        "{out}"
+    );
+    assert_eq!(
+        quarantined(&ws),
+        [("user".to_string(), "has no `id`".to_string())]
+    );
     let run = ws.segwatch().args(["poll", "--format", "json"]).success();
     let (poll, _) = poll_json(&run);
     assert!(users_with(&poll, "removed").is_empty(), "{poll}");
@@ -334,9 +356,12 @@ async fn a_malformed_list_item_is_quarantined_and_every_later_poll_completes() {
 async fn a_malformed_audit_event_is_quarantined_and_the_trail_moves_on() {
     let ws = TestWorkspace::start().await;
     ws.segwatch().args(["poll"]).success();
-    ws.sim.inject(Fault::new(FaultKind::BadEvent {
-        defect: BadEventDefect::TimestampNotADate,
-    }));
+    ws.sim.inject(
+        Fault::new(FaultKind::BadEvent {
+            defect: BadEventDefect::TimestampNotADate,
+        })
+        .on_path("/audit-events"),
+    );
     let source = ws.sim.read(|s| s.sources[0].id.clone());
     ws.sim
         .apply(Mutation::RotateWriteKey {
@@ -349,8 +374,12 @@ async fn a_malformed_audit_event_is_quarantined_and_the_trail_moves_on() {
     // The good event still names who rotated the key.
     let change = &poll["changes"].as_array().unwrap()[0];
     assert_eq!(change["resource_id"], source.as_str());
-    assert!(change["attribution"]["actor"].is_string(), "{change}");
-    assert!(alerts.iter().any(|a| a["rule_id"] == "source-write-key-rotated"));
+    assert!(change["actor"].is_string(), "{change}");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule_id"] == "source-write-key-rotated")
+    );
     let q = quarantined(&ws);
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].0, "audit_event");
@@ -374,7 +403,8 @@ async fn a_listing_mostly_unreadable_fails_the_poll_as_a_new_api_shape() {
     let run = ws.segwatch().args(["poll"]).failure();
     assert_eq!(run.output.status.code(), Some(1));
     assert!(
-        run.stderr().contains("the API's response has changed shape"),
+        run.stderr()
+            .contains("the API's response has changed shape"),
         "{}",
         run.stderr()
     );
