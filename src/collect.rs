@@ -790,20 +790,14 @@ async fn get_one(
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    match kind {
-        ResourceKind::Group => {
-            if !group_extras(client, id, &mut item).await? {
-                return Ok(None);
-            }
-        }
+    let present = match kind {
+        ResourceKind::Group => group_extras(client, id, &mut item).await?,
         ResourceKind::Warehouse | ResourceKind::TrackingPlan => {
-            if !add_connected_sources(client, kind, id, &mut item).await? {
-                return Ok(None);
-            }
+            add_connected_sources(client, kind, id, &mut item).await?
         }
-        _ => {}
-    }
-    Ok(Some(item))
+        _ => true,
+    };
+    Ok(present.then_some(item))
 }
 
 /// Checks resources segwatch holds that this collection's lists did not return, before any is
@@ -945,7 +939,15 @@ pub async fn probe(
         ),
         ("endTime".to_owned(), crate::trail::format_time(now)),
     ];
-    let lists: [(ResourceKind, &str, &str, &str, Vec<(String, String)>); 11] = [
+    // (kind, its name, list path, items key, query)
+    type List = (
+        ResourceKind,
+        &'static str,
+        &'static str,
+        &'static str,
+        Vec<(String, String)>,
+    );
+    let lists: [List; 11] = [
         (K::Role, "role", "/roles", "roles", vec![]),
         (K::User, "user", "/users", "users", vec![]),
         (K::Group, "group", "/groups", "userGroups", vec![]),

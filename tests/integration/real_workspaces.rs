@@ -263,7 +263,7 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
     }
     assert_eq!(
         removed,
-        [deleted.clone()],
+        [deleted],
         "only the deleted user is removed"
     );
     assert!(added.is_empty(), "nobody comes back as added: {added:?}");
