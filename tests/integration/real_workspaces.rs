@@ -261,11 +261,7 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
         removed.extend(users_with(poll, "removed"));
         added.extend(users_with(poll, "added"));
     }
-    assert_eq!(
-        removed,
-        [deleted],
-        "only the deleted user is removed"
-    );
+    assert_eq!(removed, [deleted], "only the deleted user is removed");
     assert!(added.is_empty(), "nobody comes back as added: {added:?}");
     // The confirmations are part of the poll's request count.
     let counted: i64 = ws
