@@ -170,19 +170,23 @@ async fn measure(
     quiet.sort_unstable();
     let quiet_median_ms = quiet[quiet.len() / 2];
 
-    let churn = serde_json::json!({"op": "churn", "percent": args.churn_percent});
-    let response = http
-        .post(format!("{base_url}/_simulator/mutations"))
-        .bearer_auth(token)
-        .json(&churn)
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!(
-            "the simulator refused the churn mutation: HTTP {}",
-            response.status()
-        );
-    }
+    // One mutation through the simulator's control route.
+    let mutate = async |mutation: serde_json::Value| -> anyhow::Result<()> {
+        let response = http
+            .post(format!("{base_url}/_simulator/mutations"))
+            .bearer_auth(token)
+            .json(&mutation)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "the simulator refused the mutation {mutation}: HTTP {}",
+                response.status()
+            );
+        }
+        Ok(())
+    };
+    mutate(serde_json::json!({"op": "churn", "percent": args.churn_percent})).await?;
     // Removals too, a tenth of the churn share of users: each one missing from the user list
     // is confirmed before it is recorded, and the report says what that cost.
     let workspace_id = store.workspace_id(poller.workspace())?;
@@ -199,19 +203,7 @@ async fn measure(
         .step_by((users.len() / removals.max(1)).max(1))
         .take(removals)
     {
-        let removal = serde_json::json!({"op": "remove_user", "user_id": id});
-        let response = http
-            .post(format!("{base_url}/_simulator/mutations"))
-            .bearer_auth(token)
-            .json(&removal)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!(
-                "the simulator refused to remove a user: HTTP {}",
-                response.status()
-            );
-        }
+        mutate(serde_json::json!({"op": "remove_user", "user_id": id})).await?;
     }
     let churned = poller.poll(&mut store).await?;
     let rules_table = rules_report(&first, quiet_evaluations, &churned);

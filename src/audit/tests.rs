@@ -509,6 +509,7 @@ const VIEWS: &[&str] = &[
     "audit_alerts",
     "audit_deliveries",
     "audit_events_log",
+    "audit_quarantine",
     "audit_privacy_requests",
 ];
 
