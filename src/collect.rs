@@ -369,10 +369,7 @@ impl KindRead {
             self.quarantine(kind, path, index, reason, item, policy);
             return;
         }
-        match to_resource(kind, path, index, item.clone(), policy) {
-            Ok(r) => self.resources.push(r),
-            Err(e) => self.quarantine(kind, path, index, e.to_string(), item, policy),
-        }
+        self.push(kind, path, index, item, policy);
     }
 
     fn quarantine(
@@ -396,7 +393,7 @@ impl KindRead {
 
 /// Why a listed item cannot become a resource, checked before any sub-request is made for it.
 fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
-    let field = match kind {
+    let fields: &[&str] = match kind {
         ResourceKind::Invite => {
             return (!matches!(item, Value::String(s) if !s.is_empty())).then(|| {
                 format!(
@@ -405,8 +402,8 @@ fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
                 )
             });
         }
-        ResourceKind::Label => "key",
-        _ => "id",
+        ResourceKind::Label => &["key", "value"],
+        _ => &["id"],
     };
     if !item.is_object() {
         return Some(format!(
@@ -414,18 +411,15 @@ fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
             crate::segment::kind_of(item)
         ));
     }
-    match item.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => None,
+    fields.iter().find_map(|field| match item.get(field) {
+        Some(Value::String(s)) if !s.is_empty() || *field == "value" => None,
+        Some(Value::String(_)) => Some(format!("`{field}` is empty")),
         Some(other) => Some(format!(
-            "`{field}` is {}, expected a non-empty string",
-            if other.as_str() == Some("") {
-                "empty"
-            } else {
-                crate::segment::kind_of(other)
-            }
+            "`{field}` is {}, expected a string",
+            crate::segment::kind_of(other)
         )),
         None => Some(format!("has no `{field}`")),
-    }
+    })
 }
 
 async fn list(
@@ -553,7 +547,8 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRea
 }
 
 impl KindRead {
-    /// Converts an item already checked by [`unusable`].
+    /// Converts an item already checked by [`unusable`] (so `to_resource` finds what it
+    /// needs; the item is not cloned for the unlikely error, which is quarantined without it).
     fn push(
         &mut self,
         kind: ResourceKind,
@@ -562,9 +557,9 @@ impl KindRead {
         item: Value,
         policy: &SecretPolicy,
     ) {
-        match to_resource(kind, path, index, item.clone(), policy) {
+        match to_resource(kind, path, index, item, policy) {
             Ok(r) => self.resources.push(r),
-            Err(e) => self.quarantine(kind, path, index, e.to_string(), item, policy),
+            Err(e) => self.quarantine(kind, path, index, e.to_string(), Value::Null, policy),
         }
     }
 }

@@ -8,7 +8,9 @@ use segwatch::store::{SnapshotStatus, Store};
 
 use segwatch::simulator::Mutation;
 
-use crate::util::{HMAC_KEY, STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver};
+use crate::util::{
+    HMAC_KEY, STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver, free_port,
+};
 
 /// Every second: fast enough for tests, same code path as `*/15 * * * *`.
 const EVERY_SECOND: &str = "* * * * * *";
@@ -333,14 +335,6 @@ async fn healthz_turns_503_when_the_api_fails_a_meta_alert_is_delivered_and_metr
 
     terminate(&child);
     assert!(exits_within(child, Duration::from_secs(5)).status.success());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits (at most 30 s) until the receiver has accepted `event` of an alert of `rule_id`.

@@ -3,7 +3,7 @@
 
 use segwatch::simulator::{BadEventDefect, BadItemShape, Fault, FaultKind, Mutation, RaceAction};
 
-use crate::util::{Run, TestWorkspace};
+use crate::util::{Run, TestWorkspace, free_port, stop_daemon};
 
 /// The endpoints a Team-plan workspace lacks: user groups, Functions, Protocols, the audit trail.
 const TEAM_PLAN_LACKS: [&str; 4] = ["/groups", "/functions", "/tracking-plans", "/audit-events"];
@@ -409,4 +409,63 @@ async fn a_listing_mostly_unreadable_fails_the_poll_as_a_new_api_shape() {
     let run = ws.segwatch().args(["poll", "--format", "json"]).success();
     let (poll, _) = poll_json(&run);
     assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_names_kinds_not_read_and_quarantined_items_in_healthz_and_metrics() {
+    let ws = TestWorkspace::start().await;
+    lack(&ws, &["/groups"], 403);
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::NotObject,
+        })
+        .on_path("/users"),
+    );
+    let port = free_port();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", "* * * * * *")
+        .env("SEGWATCH_HEALTH__LISTEN", &format!("127.0.0.1:{port}"))
+        .args(["run"])
+        .spawn();
+    ws.wait_for_db("a poll completed", |s| {
+        s.snapshots(1, 5).is_ok_and(|l| {
+            l.iter()
+                .any(|s| s.status == segwatch::store::SnapshotStatus::Complete)
+        })
+    })
+    .await;
+    let get = |path: &str| reqwest::get(format!("http://127.0.0.1:{port}{path}"));
+    let healthz = get("/healthz").await.unwrap();
+    // A feature the plan lacks is not ill health: everything else is watched.
+    assert_eq!(healthz.status(), 200);
+    let body: serde_json::Value = healthz.json().await.unwrap();
+    let w = &body["workspaces"][0];
+    assert!(
+        w["kinds_not_read"]["group"]
+            .as_str()
+            .unwrap()
+            .starts_with("unavailable (HTTP 403): GET /groups: HTTP 403"),
+        "{body}"
+    );
+    assert!(
+        w["kinds_not_read"]["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("incomplete: 1 of "),
+        "{body}"
+    );
+    assert_eq!(w["quarantined_items"], 1, "{body}");
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for line in [
+        "segwatch_kind_not_read{workspace=\"default\",kind=\"group\",status=\"unavailable\"} 1",
+        "segwatch_kind_not_read{workspace=\"default\",kind=\"user\",status=\"incomplete\"} 1",
+        "segwatch_quarantined_items{workspace=\"default\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+    stop_daemon(child);
 }

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use segwatch::simulator::{Mutation, SimConfig};
 use segwatch::store::{SnapshotStatus, Store};
 
-use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace};
+use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, free_port, stop_daemon};
 
 /// Every second: fast enough for tests, same code path as `*/15 * * * *`.
 const EVERY_SECOND: &str = "* * * * * *";
@@ -362,30 +362,6 @@ fn hangup(child: &Child) {
     assert!(status.success());
 }
 
-fn terminate(mut child: Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the daemon did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn get(port: u16, path: &str) -> (u16, String) {
     let response = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
         .await
@@ -507,7 +483,7 @@ async fn the_daemon_keeps_a_paused_workspace_idle_and_healthy_then_resumes_its_d
         metrics.contains("segwatch_workspace_paused{workspace=\"staging\"} 0"),
         "{metrics}"
     );
-    terminate(child);
+    stop_daemon(child);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -608,5 +584,5 @@ async fn failing_time_while_paused_does_not_raise_the_failing_polls_alert_on_res
             >= chrono::Duration::milliseconds(THRESHOLD_SECS as i64 * 1000 - 500),
         "raised at {opened}, resumed at {resumed_at}, first failure {first_failure}"
     );
-    terminate(child);
+    stop_daemon(child);
 }
