@@ -13,7 +13,8 @@
 //! rusqlite is blocking; the work per poll is one short transaction, so callers run it inline.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -25,6 +26,7 @@ use crate::model::{Attribution, KindStatus, KindStatuses, Quarantined, ResourceK
 use crate::rules::Severity;
 use crate::trail::{AuditEvent, Mark, TrailRead, format_time};
 
+pub mod lock;
 mod privacy;
 mod report;
 mod workspaces;
@@ -52,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_privacy_requests.sql"),
     include_str!("migrations/0010_real_workspaces.sql"),
     include_str!("migrations/0011_api_drift.sql"),
+    include_str!("migrations/0012_writer.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -83,6 +86,9 @@ pub enum StoreError {
         /// Version this build needs.
         supported: i64,
     },
+    /// Another process holds the database's writer lock.
+    #[error(transparent)]
+    Lock(Box<lock::LockError>),
     /// A named snapshot does not exist or cannot be used.
     #[error("{0}")]
     Snapshot(String),
@@ -112,6 +118,12 @@ pub enum StoreError {
         /// The parse error.
         cause: serde_json::Error,
     },
+}
+
+impl From<lock::LockError> for StoreError {
+    fn from(e: lock::LockError) -> Self {
+        StoreError::Lock(Box::new(e))
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -281,23 +293,52 @@ pub struct PollStats {
 /// A connection to the snapshot database.
 pub struct Store {
     conn: Connection,
+    /// The writer lock this connection writes under ([`Store::open_writer`]); `None` for
+    /// [`Store::open`] (tests and tools on a private file) and [`Store::open_read_only`].
+    writer: Option<Arc<lock::WriterLock>>,
+    /// The database file, to find its lock file.
+    path: PathBuf,
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`, without the writer
+    /// lock: for tests and tools that own the file. Commands that write use
+    /// [`Store::open_writer`].
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_with(path, None)
+    }
+
+    /// Opens (creating if needed) and migrates the database guarded by `lock`, the writer lock
+    /// this process holds on it (see [`lock`]). Migrations therefore never run in two
+    /// processes at once; each stores the lock's holder on the snapshots it begins.
+    pub fn open_writer(lock: Arc<lock::WriterLock>) -> Result<Store> {
+        let path = lock.db().to_path_buf();
+        Self::open_with(&path, Some(lock))
+    }
+
+    fn open_with(path: &Path, writer: Option<Arc<lock::WriterLock>>) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode = enable_wal(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(%mode, "SQLite refused WAL mode; readers may block the poller");
         }
         migrate(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            writer,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens an existing database read-only (for auditors and listing commands): it never
-    /// writes, not even a migration.
+    /// writes, not even a migration, and takes no lock, so it works while the daemon writes.
+    ///
+    /// A database in WAL mode needs its `-shm` file to be read; in a directory this process
+    /// cannot write (an auditor's read-only copy), SQLite cannot create it and the open fails.
+    /// When no `-wal` file exists either (nothing is waiting to be checkpointed: the copy is
+    /// the whole database), it is opened again as `immutable`, which reads the main file alone.
+    /// With a `-wal` present that would silently ignore committed data, so the error stands.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !path.exists() {
             return Err(StoreError::Snapshot(format!(
@@ -305,11 +346,17 @@ impl Store {
                 path.display()
             )));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&conn)?;
+        let conn = match Self::read_only_connection(path, false) {
+            Ok(conn) => conn,
+            Err(e) if is_cannot_open(&e) && !sibling(path, "-wal").exists() => {
+                tracing::debug!(
+                    "cannot open {} with its -shm file ({e}); reading it as immutable",
+                    path.display()
+                );
+                Self::read_only_connection(path, true)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
@@ -323,7 +370,28 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            writer: None,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A read-only connection, checked by reading the schema version (SQLite opens lazily:
+    /// a missing `-shm` only shows at the first read).
+    fn read_only_connection(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if immutable {
+            Connection::open_with_flags(
+                format!("file:{}?immutable=1", uri_path(path)),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )?
+        } else {
+            Connection::open_with_flags(path, flags)?
+        };
+        configure(&conn)?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+        Ok(conn)
     }
 
     /// The underlying connection, for read-only queries in tests and tools.
@@ -354,22 +422,47 @@ impl Store {
             .optional()?)
     }
 
-    /// Marks polls left `running` by a process that died as failed. Call before starting a poll;
-    /// assumes one poller per workspace.
+    /// Marks as failed ("interrupted") the polls of a workspace left `running` by a process
+    /// that no longer holds the database's writer lock, i.e. that died or finished without
+    /// recording its poll. Call before starting a poll.
     pub fn mark_interrupted(&mut self, workspace_id: i64) -> Result<usize> {
+        // Under the writer lock (every command that polls), every `running` row is dead by
+        // construction: a live poll is only ever run by the lock's holder, and we hold it, so
+        // a row of another process is one whose process lost the lock, which only happens when
+        // it ends (the kernel releases the lock of a dead process); and a row of this process
+        // is one whose poll was abandoned, since polls of one workspace never overlap within a
+        // process (the daemon runs one task per workspace, `poll` polls them in turn).
+        //
+        // Without the lock (a tool on its own file), ask the lock: rows whose recorded pid and
+        // host are those of the current holder belong to a live poll and are left alone. Rows
+        // from before schema 12 record no holder and are treated as dead, as they always were.
+        let live = match self.writer {
+            Some(_) => None,
+            None => lock::current_holder(&self.path)?,
+        };
+        let (pid, host) = match &live {
+            Some(h) => (Some(i64::from(h.pid)), Some(h.host.as_str())),
+            None => (None, None),
+        };
         Ok(self.conn.execute(
             "UPDATE snapshots SET status = 'failed', finished_at = ?2,
                 error = 'interrupted: the process stopped before the poll finished'
-             WHERE workspace_id = ?1 AND status = 'running'",
-            params![workspace_id, now()],
+             WHERE workspace_id = ?1 AND status = 'running'
+               AND NOT (poller_pid IS ?3 AND poller_host IS ?4 AND ?3 IS NOT NULL)",
+            params![workspace_id, now(), pid, host],
         )?)
     }
 
-    /// Records the start of a poll and returns its snapshot id.
+    /// Records the start of a poll, with the process that runs it, and returns its snapshot id.
     pub fn begin_snapshot(&mut self, workspace_id: i64) -> Result<i64> {
+        let holder = match &self.writer {
+            Some(lock) => lock.holder().clone(),
+            None => lock::Holder::this_process("poll"),
+        };
         self.conn.execute(
-            "INSERT INTO snapshots (workspace_id, started_at, status) VALUES (?1, ?2, 'running')",
-            params![workspace_id, now()],
+            "INSERT INTO snapshots (workspace_id, started_at, status, poller_pid, poller_host)
+             VALUES (?1, ?2, 'running', ?3, ?4)",
+            params![workspace_id, now(), i64::from(holder.pid), holder.host],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -567,11 +660,13 @@ impl Store {
             "UPDATE workspaces SET segment_id = ?2 WHERE id = ?1 AND segment_id IS NOT ?2",
             params![workspace_id, segment_workspace_id],
         )?;
-        tx.execute(
+        // Only a snapshot still `running` completes: one another process marked failed (a
+        // writer without the lock, or an older segwatch) must not turn complete with an error.
+        let completed = tx.execute(
             "UPDATE snapshots SET status = 'complete', finished_at = ?2, base_snapshot_id = ?3,
                 resource_count = ?4, added = ?5, removed = ?6, modified = ?7, api_requests = ?8,
                 duration_ms = ?9, collected_kinds = ?10, kind_status = ?11, confirm_requests = ?12
-             WHERE id = ?1",
+             WHERE id = ?1 AND status = 'running'",
             params![
                 snapshot_id,
                 now(),
@@ -589,6 +684,12 @@ impl Store {
                 confirm_requests as i64
             ],
         )?;
+        if completed != 1 {
+            return Err(StoreError::Snapshot(format!(
+                "snapshot {snapshot_id} is no longer running (another process marked it failed); \
+                 only one process may write to a database"
+            )));
+        }
         // Last, so that it reads back exactly what this transaction wrote.
         let sealing = std::time::Instant::now();
         chain::seal(&tx, workspace_id, snapshot_id)?;
@@ -1659,13 +1760,42 @@ fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     })
 }
 
-fn configure(conn: &Connection) -> Result<()> {
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // FULL: a committed snapshot is audit evidence and must survive a power cut; the cost is one
     // fsync per poll.
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
+}
+
+/// How long opening a fresh database retries switching it to WAL while another connection
+/// holds it (the same bound as the busy timeout).
+const WAL_SWITCH_BOUND: Duration = Duration::from_secs(10);
+
+/// Puts the database in WAL mode (a persistent property of the file) and returns the mode.
+/// Switching takes an exclusive lock, and SQLite answers `SQLITE_BUSY` at once, without its
+/// busy handler, when another connection holds the file (a second process opening a fresh
+/// database at the same moment): retried, bounded. Once any connection switched it, the
+/// current mode is read without a lock.
+fn enable_wal(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + WAL_SWITCH_BOUND;
+    loop {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(mode);
+        }
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -1686,7 +1816,15 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     if found >= target {
         return Ok(());
     }
+    // `BEGIN IMMEDIATE` takes SQLite's write lock before anything is read, and the version is
+    // read again under it: a process that raced us here (one that ignored the writer lock, or
+    // an older segwatch) either migrated first, and we find nothing left to do, or waits for
+    // our commit. Two processes never both run a migration from the same version.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found >= target {
+        return Ok(());
+    }
     let mut backfill = false;
     for sql in &MIGRATIONS[found as usize..target as usize] {
         tx.execute_batch(sql)?;
@@ -1699,6 +1837,34 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     tx.commit()?;
     tracing::info!(from = found, to = target, "migrated the database schema");
     Ok(())
+}
+
+/// Whether SQLite could not open or create a file a read needs (for a read-only WAL database:
+/// its `-shm` file): `SQLITE_CANTOPEN`, or `SQLITE_READONLY` (`_CANTINIT`, `_RECOVERY`: it
+/// would have to write to the read-only directory to read).
+fn is_cannot_open(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly))
+}
+
+/// `path` with `suffix` appended to its file name (`-wal`, `-shm`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A path as the path part of an SQLite `file:` URI: `%`, `?` and `#` are escaped (SQLite
+/// decodes `%HH`; the others would start the query or fragment).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn parse_kind(s: &str) -> Result<ResourceKind> {
@@ -1950,5 +2116,111 @@ mod tests {
         let path = dir.path().join("missing.db");
         assert!(Store::open_read_only(&path).is_err());
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn processes_racing_to_migrate_a_fresh_database_both_succeed() {
+        // Stores opened without the writer lock, as a process that ignores it would: `BEGIN
+        // IMMEDIATE` and the version read again under it keep the migration whole and single.
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener
+                    .join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+            let store = Store::open_read_only(&path).unwrap();
+            let version: i64 = store
+                .connection()
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version, SCHEMA_VERSION);
+        }
+    }
+
+    #[test]
+    fn only_polls_whose_process_lost_the_lock_are_marked_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let lock = Arc::new(lock::WriterLock::acquire(&path, "run", Duration::ZERO).unwrap());
+        let mut writer = Store::open_writer(lock.clone()).unwrap();
+        let ws = writer.workspace_id("default").unwrap();
+        let live = writer.begin_snapshot(ws).unwrap();
+        let (pid, host): (i64, String) = writer
+            .connection()
+            .query_row(
+                "SELECT poller_pid, poller_host FROM snapshots WHERE id = ?1",
+                [live],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (pid, host),
+            (i64::from(std::process::id()), lock::host_name())
+        );
+        // A row of a process that is gone (another pid, not the lock's holder).
+        let mut other = Store::open(&path).unwrap();
+        let dead = other.begin_snapshot(ws).unwrap();
+        other
+            .connection()
+            .execute("UPDATE snapshots SET poller_pid = 1 WHERE id = ?1", [dead])
+            .unwrap();
+
+        // A store without the lock leaves the holder's live poll alone.
+        assert_eq!(other.mark_interrupted(ws).unwrap(), 1);
+        let status = |store: &Store, id| store.snapshot(ws, id).unwrap().status;
+        assert_eq!(
+            (status(&other, live), status(&other, dead)),
+            (SnapshotStatus::Running, SnapshotStatus::Failed)
+        );
+        // Once the holder is gone, its row is dead too.
+        drop(writer);
+        drop(lock);
+        assert_eq!(other.mark_interrupted(ws).unwrap(), 1);
+        assert_eq!(status(&other, live), SnapshotStatus::Failed);
+    }
+
+    #[test]
+    fn a_snapshot_marked_failed_meanwhile_does_not_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ws = store.workspace_id("default").unwrap();
+        let id = store.begin_snapshot(ws).unwrap();
+        assert_eq!(store.mark_interrupted(ws).unwrap(), 1);
+        let resources = [user("a", "r1")];
+        let delta = plan(&resources, &HashMap::new(), true, |v| {
+            store.version_value(v)
+        })
+        .unwrap();
+        let target = CommitTarget {
+            workspace_id: ws,
+            snapshot_id: id,
+            base: None,
+            segment_workspace_id: "seg-ws",
+            stats: stats(1),
+            trail: None,
+            kinds: &ResourceKind::ALL,
+            kind_status: &Default::default(),
+            confirm_requests: 0,
+            quarantine: &[],
+        };
+        let err = store
+            .commit_snapshot(&target, &delta, &AlertPlan::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("no longer running"), "{err}");
+        let info = store.snapshot(ws, id).unwrap();
+        assert_eq!(info.status, SnapshotStatus::Failed);
     }
 }

@@ -351,7 +351,11 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         super::super::configure(&conn).unwrap();
         super::super::migrate(&mut conn).unwrap();
-        Store { conn }
+        Store {
+            conn,
+            writer: None,
+            path: std::path::PathBuf::new(),
+        }
     }
 
     #[test]
