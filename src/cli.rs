@@ -22,7 +22,8 @@ use crate::redact::SecretPolicy;
 use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
 use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
-use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store};
+use crate::store::lock::{LockError, MAX_WAIT_SECS, WriterLock};
+use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store, StoreError};
 
 mod audit;
 mod privacy;
@@ -34,6 +35,27 @@ mod workspaces;
 /// Exit status of a command refused as used (as clap exits on a bad argument): polling a
 /// paused workspace by name, deleting a workspace without confirmation.
 const USAGE_ERROR: u8 = 2;
+
+/// Exit status of a command refused because another process holds the database's writer
+/// lock: `EX_TEMPFAIL` of sysexits.h ("try again later"), distinct from a failed poll (1) and
+/// a refused usage (2), so a cron wrapper or a service manager can tell them apart.
+const LOCKED: u8 = 75;
+
+/// How long a one-shot command that writes waits for the database's writer lock.
+#[derive(Debug, Clone, Copy, Args)]
+struct WaitArgs {
+    /// Wait at most SECS (up to 3600) for another segwatch writing to this database (the
+    /// daemon, another poll) to finish, instead of refusing at once.
+    #[arg(long = "wait", value_name = "SECS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_WAIT_SECS))]
+    secs: u64,
+}
+
+impl WaitArgs {
+    fn duration(self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+}
 
 /// segwatch: an agentless security-posture poller for Segment workspaces.
 #[derive(Debug, Parser)]
@@ -81,6 +103,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// List stored snapshots (polls), newest first.
     Snapshots {
@@ -153,6 +177,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Write the compliance report of a period for auditors (HTML, Markdown or JSON); reads only.
     Report(report::ReportArgs),
@@ -251,6 +277,8 @@ enum DeliveriesCommand {
     Retry {
         /// The delivery id (see `segwatch deliveries`).
         id: i64,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
 }
 
@@ -338,9 +366,26 @@ pub fn run() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if is_locked(&e) {
+                ExitCode::from(LOCKED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// Whether a command failed because another process holds the writer lock.
+fn is_locked(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<LockError>(),
+            Some(LockError::Held { .. })
+        ) || matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::Lock(e)) if matches!(**e, LockError::Held { .. })
+        )
+    })
 }
 
 /// glibc gives each thread that allocates its own heap arena (up to 8 per core), and a poll's
@@ -377,7 +422,9 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = || settings(cli.config.as_deref(), cli.workspace.as_deref());
     match cli.command {
-        Command::Poll { format } => poll(&settings()?, format, cli.workspace.is_some()).await,
+        Command::Poll { format, wait } => {
+            poll(&settings()?, format, cli.workspace.is_some(), wait).await
+        }
         Command::Run => run_daemon(cli.config.clone(), cli.workspace.clone()).await,
         Command::Snapshots { limit, format } => snapshots(&settings()?, limit, format),
         Command::Diff { from, to, format } => diff(&settings()?, from, to, format),
@@ -416,11 +463,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             list_alerts(&settings()?, &filter, format)
         }
         Command::Deliveries {
-            action: Some(DeliveriesCommand::Retry { id }),
+            action: Some(DeliveriesCommand::Retry { id, wait }),
             ..
         } => {
             let settings = settings()?;
-            let mut store = open_store(&settings.database.path)?;
+            let mut store = open_writer(&settings.database.path, "deliveries retry", wait)?;
             let workspace = store.workspace_id(&settings.workspace_name(None)?)?;
             if store.retry_delivery(workspace, id)? {
                 println!("delivery {id} is queued again; the next poll sends it");
@@ -450,7 +497,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             as_of,
             format,
-        } => prune(&settings()?, dry_run, as_of, format),
+            wait,
+        } => prune(&settings()?, dry_run, as_of, format, wait),
         Command::Report(args) => report::run(&settings()?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).await,
@@ -581,7 +629,12 @@ async fn run_daemon(
 
 /// Polls each workspace once, in turn; a failed one does not stop the others. Paused ones are
 /// skipped (said on stderr); one named with `--workspace` is refused.
-async fn poll(settings: &Settings, format: TextOrJson, named: bool) -> anyhow::Result<ExitCode> {
+async fn poll(
+    settings: &Settings,
+    format: TextOrJson,
+    named: bool,
+    wait: WaitArgs,
+) -> anyhow::Result<ExitCode> {
     let mut jobs = jobs(settings)?;
     let several = jobs.len() > 1;
     let (paused, active): (Vec<_>, Vec<_>) = jobs.drain(..).partition(|j| j.paused);
@@ -597,7 +650,7 @@ async fn poll(settings: &Settings, format: TextOrJson, named: bool) -> anyhow::R
         eprintln!("workspace `{name}` is paused; skipped");
     }
     let jobs = active;
-    let mut store = open_store(&settings.database.path)?;
+    let mut store = open_writer(&settings.database.path, "poll", wait)?;
     let mut failures = Vec::new();
     for job in &jobs {
         let name = job.poller.workspace();
@@ -645,8 +698,9 @@ fn prune(
     dry_run: bool,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     format: TextOrJson,
+    wait: WaitArgs,
 ) -> anyhow::Result<ExitCode> {
-    let mut store = open_store(&settings.database.path)?;
+    let mut store = open_writer(&settings.database.path, "prune", wait)?;
     let policy = settings
         .retention
         .at(as_of.unwrap_or_else(chrono::Utc::now), dry_run);
@@ -677,8 +731,13 @@ fn prune(
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(path: &Path) -> anyhow::Result<Store> {
-    Store::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+/// Opens the database for writing under its writer lock, taken for `command` (named in the
+/// lock file) and held as long as the store: waits at most `wait` for another writer, else
+/// fails with [`LockError::Held`] (exit status [`LOCKED`]).
+fn open_writer(path: &Path, command: &str, wait: WaitArgs) -> anyhow::Result<Store> {
+    let lock = WriterLock::acquire(path, command, wait.duration())?;
+    Store::open_writer(Arc::new(lock))
+        .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
 fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, i64)> {
@@ -1345,6 +1404,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mutator =
         (args.mutate_every > 0).then(|| sim.spawn_mutator(Duration::from_secs(args.mutate_every)));
 
+    // Locked before the files are reset: a second demo on the same file must not delete the
+    // first one's database under it.
+    let lock = Arc::new(WriterLock::acquire(&args.database, "demo", Duration::ZERO)?);
     for suffix in ["", "-wal", "-shm"] {
         let mut path = args.database.clone().into_os_string();
         path.push(suffix);
@@ -1357,7 +1419,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let mut store = open_store(&args.database)?;
+    let mut store = Store::open_writer(lock)
+        .with_context(|| format!("cannot open the database {}", args.database.display()))?;
     let mut client_config = ClientConfig::new(sim.base_url(), SecretString::from(token));
     client_config.backoff_min = Duration::from_millis(100);
     client_config.backoff_max = Duration::from_secs(2);

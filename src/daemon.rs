@@ -23,6 +23,7 @@ use crate::health::HealthState;
 use crate::poll::{PollOutcome, Poller};
 use crate::schedule::Schedule;
 use crate::store::Store;
+use crate::store::lock::WriterLock;
 
 /// How long stopping waits for the workspace tasks to record their abandoned polls.
 const STOP_BOUND: Duration = Duration::from_secs(10);
@@ -65,8 +66,12 @@ pub async fn run(
     on_outcome: OutcomeHandler,
 ) -> anyhow::Result<()> {
     let plan = load()?;
+    // One writer per database: taken before anything is written or migrated, refused at once
+    // if another process holds it, and held until the daemon exits (every task's connection
+    // keeps a reference).
+    let lock = Arc::new(WriterLock::acquire(&plan.db, "run", Duration::ZERO)?);
     // Migrate once, before any task opens its own connection.
-    Store::open(&plan.db)
+    Store::open_writer(lock.clone())
         .with_context(|| format!("cannot open the database {}", plan.db.display()))?;
     let (db, listen) = (plan.db.clone(), plan.health_listen);
     let health = match listen {
@@ -90,7 +95,7 @@ pub async fn run(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let (stop, stopped) = watch::channel(false);
     let context = TaskContext {
-        db: db.clone(),
+        lock,
         stop: stopped,
         health: health.clone(),
         on_outcome,
@@ -180,7 +185,8 @@ struct RunningJob {
 
 #[derive(Clone)]
 struct TaskContext {
-    db: PathBuf,
+    /// The database's writer lock, held for the daemon's life.
+    lock: Arc<WriterLock>,
     stop: watch::Receiver<bool>,
     health: Option<Arc<HealthState>>,
     on_outcome: OutcomeHandler,
@@ -221,8 +227,8 @@ async fn workspace_loop(
     mut context: TaskContext,
 ) -> anyhow::Result<()> {
     let name = job.poller.workspace().to_string();
-    let mut store = Store::open(&context.db)
-        .with_context(|| format!("cannot open the database {}", context.db.display()))?;
+    let mut store = Store::open_writer(context.lock.clone())
+        .with_context(|| format!("cannot open the database {}", context.lock.db().display()))?;
     if job.paused {
         tracing::info!(workspace = %name, "workspace paused in the configuration; not polled until un-paused and reloaded");
     } else {

@@ -10,7 +10,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{TableOrJson, TextOrJson, open_read_only, open_store, plural, print_json};
+use super::{TableOrJson, TextOrJson, WaitArgs, open_read_only, open_writer, plural, print_json};
 use crate::config::Settings;
 use crate::segment::{
     Regulation, RegulationType, SUBJECT_TYPE_USER_ID, SegmentClient, SegmentError,
@@ -36,6 +36,8 @@ pub(super) struct DeleteArgs {
     /// recorded with the request, next to the OS user.
     #[arg(long, value_name = "NAME")]
     requested_by: Option<String>,
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 /// Arguments of `segwatch privacy status`.
@@ -47,6 +49,8 @@ pub(super) struct StatusArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
     format: TextOrJson,
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 /// Arguments of `segwatch privacy requests`.
@@ -92,7 +96,7 @@ pub(super) async fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Res
     }
     // Open (and migrate) the database before asking Segment, so that recording is unlikely to
     // fail after Segment has accepted.
-    let mut store = open_store(&settings.database.path)?;
+    let mut store = open_writer(&settings.database.path, "privacy delete", args.wait)?;
     let workspace_id = store.workspace_id(&target.name)?;
     let client = SegmentClient::new(target.client.clone())?;
     let user_ids = [args.user_id.clone()];
@@ -221,7 +225,7 @@ struct StatusLine {
 /// `segwatch privacy status`: refresh one or every unfinished recorded regulation.
 pub(super) async fn status(settings: &Settings, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let target = settings.validate()?;
-    let mut store = open_store(&settings.database.path)?;
+    let mut store = open_writer(&settings.database.path, "privacy status", args.wait)?;
     let workspace_id = store.workspace_id(&target.name)?;
     let ids: Vec<String> = match args.regulation_id {
         Some(id) => vec![id],

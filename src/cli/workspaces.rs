@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::{TableOrJson, TextOrJson, USAGE_ERROR, open_store, plural, print_json};
+use super::{TableOrJson, TextOrJson, USAGE_ERROR, WaitArgs, open_writer, plural, print_json};
 use crate::config::Settings;
 use crate::store::{DeletionReport, Store, StoreError};
 use crate::workspaces::{WorkspaceOverview, overview};
@@ -23,6 +23,8 @@ pub(super) struct DeleteArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
     format: TextOrJson,
+    #[command(flatten)]
+    wait: WaitArgs,
 }
 
 /// `segwatch workspaces`: reads only; without a database, lists the configuration alone.
@@ -98,7 +100,7 @@ pub(super) fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<Ex
     if !path.exists() {
         bail!("no database at {}; nothing to delete", path.display());
     }
-    let mut store = open_store(path)?;
+    let mut store = open_writer(path, "workspaces delete", args.wait)?;
     if store.find_workspace(&args.name)?.is_none() {
         return Err(StoreError::UnknownWorkspace {
             name: args.name,
