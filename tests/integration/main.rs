@@ -22,7 +22,9 @@
 //!   cannot read;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
-//! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole.
+//! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
+//! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
+//!   without a lock, on a read-only copy too.
 //!
 //! `util` is the harness shared by all of them.
 
@@ -50,3 +52,4 @@ mod starter_rules;
 mod util;
 mod verify;
 mod workspaces;
+mod writer;
