@@ -94,7 +94,8 @@ enum TableOrJson {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run as a daemon: poll every workspace on its schedule until SIGTERM or Ctrl-C.
+    /// Run as a daemon: poll every workspace on its schedule until SIGTERM or Ctrl-C. Exits 75
+    /// at once if another process writes to the database (it holds `<database>.lock`).
     Run,
     /// Poll once (every workspace, or --workspace): fetch, store a snapshot, diff it; exits
     /// non-zero if a poll failed. Paused workspaces are skipped; naming one with --workspace

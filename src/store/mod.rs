@@ -348,7 +348,19 @@ impl Store {
         }
         let conn = match Self::read_only_connection(path, false) {
             Ok(conn) => conn,
-            Err(e) if is_cannot_open(&e) && !sibling(path, "-wal").exists() => {
+            Err(e) if is_cannot_open(&e) => {
+                let wal = sibling(path, "-wal");
+                if wal.exists() {
+                    return Err(StoreError::Snapshot(format!(
+                        "cannot read {} read-only: SQLite must create its -shm file beside it \
+                         ({e}), and {} may hold data not yet in the main file, so the file alone \
+                         cannot be read; copy the database with `sqlite3 {} \".backup COPY\"` \
+                         or read it where its directory is writable",
+                        path.display(),
+                        wal.display(),
+                        path.display()
+                    )));
+                }
                 tracing::debug!(
                     "cannot open {} with its -shm file ({e}); reading it as immutable",
                     path.display()

@@ -359,6 +359,24 @@ async fn verify_and_query_read_a_read_only_copy() {
     for name in ["segwatch.db-wal", "segwatch.db-shm", "segwatch.db.lock"] {
         assert!(!copy_dir.join(name).exists(), "{name} was created");
     }
+
+    // A copy that came with a `-wal` cannot be read from the main file alone: refused, naming
+    // the `-wal`, rather than read without the data it holds.
+    chmod(&copy_dir, 0o755);
+    let wal = copy_dir.join("segwatch.db-wal");
+    std::fs::write(&wal, b"").unwrap();
+    chmod(&wal, 0o444);
+    chmod(&copy_dir, 0o555);
+    let refused = read(&["verify"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} may hold data not yet in the main file",
+            wal.display()
+        )),
+        "{stderr}"
+    );
     chmod(&copy_dir, 0o755);
 }
 
