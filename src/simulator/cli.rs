@@ -29,6 +29,10 @@ FAULT SPECS (--fault, repeatable, checked in order): KIND[:PARAM][,PARAM...]
   bad-item:null-id     the same with \"id\": null
   bad-item:not-object  the string \"not-an-object\" added as an item
   bad-item:all         every item of the page loses its `id` (the API changed shape)
+  bad-item:repeat      the page's first item is replaced by a copy of its second: one item
+                         listed twice, one missing, nothing changed (pages that disagree)
+  bad-item:drop        the page's last item is left out (on the last page: a list that misses
+                         an item that still exists)
   bad-event:timestamp     an audit event (copy of the page's first, id <id>-malformed) whose
                             timestamp is \"yesterday\"; path defaults to /audit-events
   bad-event:no-timestamp  the same event without `timestamp`

@@ -16,7 +16,7 @@
 //! | endless cursor | `endless-cursor`, `endless` | `repeat` or `repeat=true/false` (default false) |
 //! | validation error | `400`, `422` | – (a `ValidationFailure` errors envelope) |
 //! | pagination race | `race:delete`, `race:insert` | `path=` required: `/users` or `/destinations`; `times` defaults to 1 |
-//! | malformed list item | `bad-item:no-id`, `bad-item:null-id`, `bad-item:not-object`, `bad-item:all` | – |
+//! | malformed list item | `bad-item:no-id`, `bad-item:null-id`, `bad-item:not-object`, `bad-item:all`, `bad-item:repeat`, `bad-item:drop` | – |
 //! | malformed audit event | `bad-event:timestamp`, `bad-event:no-timestamp` | `path` defaults to `/audit-events` |
 //!
 //! **Pagination race** (`race:…`): when a later page (cursor offset above 0) of the listing at
@@ -32,7 +32,10 @@
 //! (index `len / 2`), next to the real items, which stay as they were: `no-id` is a copy of the
 //! page's first item without `id` (or `{"name":"malformed item"}` on an empty page), `null-id`
 //! the same with `"id": null`, `not-object` is the string `"not-an-object"`. `all` instead
-//! strips `id` from every item of the page (an API that changed shape). `bad-event:timestamp`
+//! strips `id` from every item of the page (an API that changed shape); `repeat` replaces the
+//! page's first item with a copy of its second (one item twice, one missing, nothing mutated:
+//! a list whose pages disagree); `drop` leaves out the page's last item (a list that misses an
+//! item that still exists). `bad-event:timestamp`
 //! adds a copy of the page's first event with id `<id>-malformed` and `"timestamp":
 //! "yesterday"`; `bad-event:no-timestamp` the same copy without `timestamp`. `totalEntries`
 //! and cursors are not changed.
@@ -153,6 +156,12 @@ pub enum BadItemShape {
     NotObject,
     /// Every item of the page loses its `id`.
     All,
+    /// The page's first item is replaced by a copy of its second: one item listed twice and
+    /// another not at all, as a list that changed under offset cursors, with nothing changed.
+    Repeat,
+    /// The page's last item is left out, nothing else changes (on the last page, a list that
+    /// silently misses an item that still exists).
+    Drop,
 }
 
 /// A malformed audit event (see the module docs).
@@ -280,11 +289,13 @@ impl RaceAction {
 }
 
 impl BadItemShape {
-    const ALL: [BadItemShape; 4] = [
+    const ALL: [BadItemShape; 6] = [
         BadItemShape::NoId,
         BadItemShape::NullId,
         BadItemShape::NotObject,
         BadItemShape::All,
+        BadItemShape::Repeat,
+        BadItemShape::Drop,
     ];
 
     /// The spec word, e.g. `no-id`.
@@ -294,6 +305,8 @@ impl BadItemShape {
             BadItemShape::NullId => "null-id",
             BadItemShape::NotObject => "not-object",
             BadItemShape::All => "all",
+            BadItemShape::Repeat => "repeat",
+            BadItemShape::Drop => "drop",
         }
     }
 }
