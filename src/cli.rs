@@ -506,6 +506,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let sinks = Arc::new(build_sinks(settings)?);
     crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit_lookback = settings.collect.audit_lookback()?;
+    let delivery_deadline = settings.delivery.poll_deadline()?;
     let alert_after_failing = match settings.health.alert_after_failing_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -531,7 +532,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
         let mut poller = Poller::new(client, settings.collect.secret_policy(), target.name)
             .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
-            .with_sinks(sinks.clone());
+            .with_sinks(sinks.clone())
+            .with_delivery_deadline(delivery_deadline);
         if let Some(lookback) = audit_lookback {
             poller = poller.with_audit_trail(lookback);
         }

@@ -56,6 +56,8 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     /// The daemon's `/healthz` and `/metrics` endpoint.
     pub health: HealthSettings,
+    /// `[delivery]`: how one-shot polls deliver.
+    pub delivery: DeliverySettings,
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -342,6 +344,31 @@ pub struct HealthSettings {
     pub alert_after_failing_secs: u64,
 }
 
+/// `[delivery]`: how long a one-shot `segwatch poll` delivers after its snapshot. The daemon
+/// delivers in a task of its own and is not bound by it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Seconds `segwatch poll` spends sending what is due before it leaves the rest queued.
+    pub poll_deadline_secs: u64,
+}
+
+impl DeliverySettings {
+    /// The deadline, checked (1 s to 1 h).
+    pub fn poll_deadline(&self) -> Result<Duration, ConfigError> {
+        if !(1..=3600).contains(&self.poll_deadline_secs) {
+            return Err(ConfigError::Invalid {
+                key: "delivery.poll_deadline_secs".into(),
+                message: format!(
+                    "{} is out of range; expected 1 to 3600 seconds",
+                    self.poll_deadline_secs
+                ),
+            });
+        }
+        Ok(Duration::from_secs(self.poll_deadline_secs))
+    }
+}
+
 /// `[retention]`: what old records the daemon (and `segwatch prune`) deletes. Resource versions,
 /// changes, alerts and deliveries are never deleted.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -534,6 +561,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.listen", DefaultValue::Str("")),
     ("health.max_age_secs", DefaultValue::Int(3600)),
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
+    ("delivery.poll_deadline_secs", DefaultValue::Int(60)),
     ("retention.failed_polls_days", DefaultValue::Int(30)),
     ("retention.quiet_snapshots_days", DefaultValue::Int(0)),
     ("collect.audit_events", DefaultValue::Bool(true)),

@@ -763,6 +763,16 @@ impl Store {
             kind_status,
             last_confirm_requests,
             quarantined,
+            undelivered: {
+                let mut stmt = self.conn.prepare(
+                    "SELECT sink, count(*), min(created_at) FROM deliveries
+                     WHERE workspace_id = ?1 AND status IN ('pending', 'failed')
+                     GROUP BY sink ORDER BY sink",
+                )?;
+                let rows =
+                    stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            },
         })
     }
 
@@ -1522,6 +1532,9 @@ pub struct StoreMetrics {
     pub last_confirm_requests: Option<i64>,
     /// Items in quarantine.
     pub quarantined: i64,
+    /// Per sink: deliveries not yet confirmed (pending or failed, to be retried) and when the
+    /// oldest of them was queued.
+    pub undelivered: Vec<(String, i64, String)>,
 }
 
 /// A delivery that is due, with its alert.
