@@ -160,13 +160,14 @@ pub enum ProfileError {
     /// request would get the same body.
     #[error(
         "GET {path}: the Profile API response body is larger than the limit of {limit} \
-         (`profiles.max_response_bytes`); stopped reading it"
+         (`profiles.max_response_bytes`); stopped reading it",
+        limit = crate::segment::ByteSize(*limit)
     )]
     ResponseTooLarge {
         /// The request path.
         path: String,
-        /// The limit, e.g. `64 MiB (67108864 bytes)`.
-        limit: String,
+        /// The configured limit in bytes.
+        limit: u64,
     },
     /// A section kept handing out cursors past the page limit (10,000 pages).
     #[error("GET {path} kept paginating past {pages} pages")]
@@ -498,7 +499,7 @@ impl ProfileClient {
             Err(crate::segment::BodyError::TooLarge { .. }) => {
                 return Err(Attempt::Fatal(ProfileError::ResponseTooLarge {
                     path: shown_path(path),
-                    limit: crate::segment::ByteSize(self.max_response_bytes).to_string(),
+                    limit: self.max_response_bytes,
                 }));
             }
         };
