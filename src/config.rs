@@ -92,6 +92,8 @@ pub struct ProfilesSettings {
     pub access_secret_env: Option<String>,
     /// A file holding the access secret.
     pub access_secret_file: Option<PathBuf>,
+    /// Most bytes one Profile API response body may have.
+    pub max_response_bytes: u64,
 }
 
 /// A checked `[profiles]` section: what the Profile API client needs.
@@ -103,6 +105,8 @@ pub struct ProfilesTarget {
     pub space_id: String,
     /// The access secret.
     pub access_secret: SecretString,
+    /// Most bytes one response body may have (`profiles.max_response_bytes`).
+    pub max_response_bytes: u64,
 }
 
 /// One `[[workspaces]]` entry. Unset tuning keys (`page_size`, `concurrency`, …) and the schedule
@@ -127,6 +131,8 @@ pub struct WorkspaceSettings {
     pub page_size: Option<u32>,
     /// Per-request timeout in seconds.
     pub request_timeout_secs: Option<u64>,
+    /// Most bytes one response body may have.
+    pub max_response_bytes: Option<u64>,
     /// Requests in flight at once.
     pub concurrency: Option<usize>,
     /// Attempts per request before a poll fails.
@@ -494,8 +500,10 @@ pub struct SegmentSettings {
     pub token_file: Option<PathBuf>,
     /// Items per page, 1..=200.
     pub page_size: u32,
-    /// Per-request timeout in seconds.
+    /// Per-request timeout in seconds: bounds the whole exchange, body included.
     pub request_timeout_secs: u64,
+    /// Most bytes one response body may have; a larger one fails the poll, unretried.
+    pub max_response_bytes: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Attempts per request before a poll fails (5xx, timeouts, 429).
@@ -547,12 +555,20 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("segment.region", DefaultValue::Str("us")),
     ("segment.page_size", DefaultValue::Int(200)),
     ("segment.request_timeout_secs", DefaultValue::Int(30)),
+    (
+        "segment.max_response_bytes",
+        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+    ),
     ("segment.concurrency", DefaultValue::Int(8)),
     ("segment.max_attempts", DefaultValue::Int(6)),
     ("segment.max_pages", DefaultValue::Int(10_000)),
     ("segment.max_rate_limit_wait_secs", DefaultValue::Int(120)),
     ("database.path", DefaultValue::Str("segwatch.db")),
     ("profiles.region", DefaultValue::Str("us")),
+    (
+        "profiles.max_response_bytes",
+        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+    ),
     ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
@@ -647,6 +663,7 @@ impl Settings {
                 }
             },
         };
+        check_max_response_bytes("profiles.max_response_bytes", p.max_response_bytes)?;
         let secret = read_secret(
             "profiles.access_secret",
             "",
@@ -683,6 +700,7 @@ impl Settings {
                     base_url,
                     space_id: space.to_owned(),
                     access_secret: secret,
+                    max_response_bytes: p.max_response_bytes,
                 }))
             }
         }
@@ -779,6 +797,7 @@ impl Settings {
                 token_file: w.token_file.clone(),
                 page_size: w.page_size.unwrap_or(base.page_size),
                 request_timeout_secs: w.request_timeout_secs.unwrap_or(base.request_timeout_secs),
+                max_response_bytes: w.max_response_bytes.unwrap_or(base.max_response_bytes),
                 concurrency: w.concurrency.unwrap_or(base.concurrency),
                 max_attempts: w.max_attempts.unwrap_or(base.max_attempts),
                 max_pages: w.max_pages.unwrap_or(base.max_pages),
@@ -1028,6 +1047,7 @@ fn target(
             "must be at least 1".into(),
         ));
     }
+    check_max_response_bytes(&at("max_response_bytes"), s.max_response_bytes)?;
     if !(1..=64).contains(&s.concurrency) {
         return Err(invalid(
             at("concurrency"),
@@ -1058,6 +1078,7 @@ fn target(
     let mut client = crate::segment::ClientConfig::new(base_url, token);
     client.page_size = s.page_size;
     client.request_timeout = Duration::from_secs(s.request_timeout_secs);
+    client.max_response_bytes = s.max_response_bytes;
     client.concurrency = s.concurrency;
     client.max_attempts = s.max_attempts;
     client.max_pages = s.max_pages;
@@ -1194,10 +1215,10 @@ fn read_secret(
         (value, field)
     } else if let Some(path) = file {
         let field = format!("{key}_file");
-        let value = std::fs::read_to_string(path).map_err(|e| {
+        let value = read_secret_file(path).map_err(|why| {
             invalid(
                 field.clone(),
-                format!("{context}cannot read {}: {e}", path.display()),
+                format!("{context}cannot read {}: {why}", path.display()),
             )
         })?;
         (value, field)
@@ -1209,6 +1230,45 @@ fn read_secret(
         return Err(invalid(field, format!("{context}the value is empty")));
     }
     Ok(Some(SecretString::from(value)))
+}
+
+/// The smallest `max_response_bytes` accepted: below this even an error envelope is cut off,
+/// and every poll would fail on a limit that was surely a typo.
+const MIN_RESPONSE_BYTES: u64 = 1024;
+
+fn check_max_response_bytes(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value < MIN_RESPONSE_BYTES {
+        return Err(invalid(
+            key,
+            format!(
+                "{value} is too small; expected at least {MIN_RESPONSE_BYTES} (bytes; the default is {})",
+                crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Most bytes read from a token or secret file. Real secrets are well under 1 KiB; the cap makes
+/// a wrong path (`/dev/zero`, a log file, a disk image) fail at once instead of filling memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The text of a secret file, at most [`MAX_SECRET_FILE_BYTES`] read; the error says why not.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "larger".
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "it is larger than {}, the limit for a secret file (is this the right file?)",
+            crate::segment::ByteSize(MAX_SECRET_FILE_BYTES)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
 }
 
 fn invalid(key: impl Into<String>, message: String) -> ConfigError {
@@ -1605,5 +1665,124 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_is_inherited_and_checked() {
+        let s = load(
+            "[segment]\nmax_response_bytes = 2048\n\
+             [[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\n\
+             [[workspaces]]\nname = \"eu\"\ntoken = \"t2\"\nmax_response_bytes = 4096\n",
+            &[],
+        )
+        .unwrap();
+        let targets = s.targets().unwrap();
+        assert_eq!(targets[0].client.max_response_bytes, 2048);
+        assert_eq!(targets[1].client.max_response_bytes, 4096);
+        let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "t")]).unwrap();
+        assert_eq!(
+            s.validate().unwrap().client.max_response_bytes,
+            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+        );
+        let err = error_of(
+            "[segment]\nmax_response_bytes = 10\n",
+            &[("SEGWATCH_SEGMENT__TOKEN", "t")],
+        );
+        assert!(
+            err.contains("`segment.max_response_bytes`") && err.contains("at least 1024"),
+            "{err}"
+        );
+        let err = error_of(
+            "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\nmax_response_bytes = 0\n",
+            &[],
+        );
+        assert!(
+            err.contains("`workspaces[prod].max_response_bytes`"),
+            "{err}"
+        );
+
+        let profiles = |toml: &str| {
+            load(toml, &[("SEGWATCH_PROFILES__ACCESS_SECRET", "s3")])
+                .unwrap()
+                .profiles()
+        };
+        let target = profiles("[profiles]\nspace_id = \"spa_1\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            target.max_response_bytes,
+            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+        );
+        let target = profiles("[profiles]\nspace_id = \"spa_1\"\nmax_response_bytes = 5000\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(target.max_response_bytes, 5000);
+        let err = profiles("[profiles]\nspace_id = \"spa_1\"\nmax_response_bytes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`profiles.max_response_bytes`"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_are_read_up_to_the_limit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_limit = dir.path().join("at-limit");
+        let mut text = "t".repeat(MAX_SECRET_FILE_BYTES as usize - 1);
+        text.push('\n');
+        std::fs::write(&at_limit, &text).unwrap();
+        let over = dir.path().join("over");
+        text.push('x');
+        std::fs::write(&over, &text).unwrap();
+        let toml = |key: &str, path: &Path| format!("{key} = {:?}\n", path.display().to_string());
+
+        let s = load(
+            &format!("[segment]\n{}", toml("token_file", &at_limit)),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.validate().unwrap().client.token.expose_secret().len(),
+            MAX_SECRET_FILE_BYTES as usize - 1
+        );
+        let err = error_of(&format!("[segment]\n{}", toml("token_file", &over)), &[]);
+        assert!(
+            err.contains("`segment.token_file`")
+                && err.contains(&over.display().to_string())
+                && err.contains("larger than 64 KiB (65536 bytes)"),
+            "{err}"
+        );
+
+        // A device that never ends fails at once instead of filling memory.
+        let zero = Path::new("/dev/zero");
+        let err = error_of(&format!("[segment]\n{}", toml("token_file", zero)), &[]);
+        assert!(err.contains("/dev/zero") && err.contains("64 KiB"), "{err}");
+        let s = load(
+            &format!(
+                "[profiles]\nspace_id = \"spa_1\"\n{}",
+                toml("access_secret_file", zero)
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = s.profiles().unwrap_err().to_string();
+        assert!(
+            err.contains("`profiles.access_secret_file`") && err.contains("64 KiB"),
+            "{err}"
+        );
+        let s = load(
+            &format!(
+                "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\n{}",
+                toml("url_file", zero)
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = s.sinks().unwrap_err().to_string();
+        assert!(
+            err.contains("`sinks.url_file`")
+                && err.contains("sink `hook`")
+                && err.contains("64 KiB"),
+            "{err}"
+        );
     }
 }

@@ -17,6 +17,8 @@ FAULT SPECS (--fault, repeatable, checked in order): KIND[:PARAM][,PARAM...]
   400, 422        validation error (ValidationFailure envelope)
   slow            ms=N delay, then the normal answer (default 1000)
   malformed       a truncated, invalid JSON body
+  endless-body    a 200 whose body never ends (no Content-Length; filler as fast as read)
+  trickle         the normal answer, one byte every ms=N (default 1000)
   endless-cursor  lists always hand out `next`; flag `repeat` repeats `current`
   race:delete     pagination race (path=/users or path=/destinations, required): when a later
   race:insert       page (cursor offset above 0) is requested, first delete the listing's

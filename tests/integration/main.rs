@@ -9,6 +9,7 @@
 //! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
 //!   alerted on, their secrets kept out, a rejected function type and kinds turned off;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
+//! - `bounded`: endless and trickling response bodies and endless secret files meet a limit;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
 //! - `simulate`: `segwatch simulate` as a process: plans, API releases and the fault kinds that
@@ -32,6 +33,7 @@
 mod api_drift;
 mod audit_trail;
 mod auditor;
+mod bounded;
 mod cli;
 mod daemon;
 mod data_flow;
