@@ -1566,6 +1566,58 @@ mod tests {
     }
 
     #[test]
+    fn message_limits_are_read_defaulted_and_validated_per_sink_type() {
+        let base = "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://example.com/h\"\n";
+        let sinks = load(base, &[]).unwrap().sinks().unwrap();
+        assert_eq!(sinks[0].max_message_bytes, 1024 * 1024);
+        assert_eq!(sinks[0].max_messages_per_run, 20);
+        let set = format!("{base}max_body_bytes = 65536\nmax_messages_per_run = 5\n");
+        let sinks = load(&set, &[]).unwrap().sinks().unwrap();
+        assert_eq!(
+            (sinks[0].max_message_bytes, sinks[0].max_messages_per_run),
+            (65536, 5)
+        );
+        for (extra, needles) in [
+            (
+                "max_body_bytes = 100\n",
+                &[
+                    "`sinks.max_body_bytes`",
+                    "sink `hook`",
+                    "100 is out of range",
+                    "16384",
+                ][..],
+            ),
+            (
+                "max_body_bytes = 200000000\n",
+                &["`sinks.max_body_bytes`", "104857600"],
+            ),
+            (
+                "max_message_bytes = 65536\n",
+                &[
+                    "`sinks.max_message_bytes`",
+                    "does not apply to a `webhook` sink",
+                ],
+            ),
+            (
+                "max_messages_per_run = 0\n",
+                &[
+                    "`sinks.max_messages_per_run`",
+                    "0 is out of range; expected 1 to 10000",
+                ],
+            ),
+        ] {
+            let err = load(&format!("{base}{extra}"), &[])
+                .unwrap()
+                .sinks()
+                .unwrap_err()
+                .to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{extra}: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn description_and_paused_are_read_per_workspace_and_not_inherited() {
         let s = load(
             "[[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\ndescription = \"EU production\"\npaused = true\n\

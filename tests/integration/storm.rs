@@ -18,7 +18,9 @@ fn every_user() -> String {
     format!(
         "- id: every-user\n  title: A user exists\n  description: Storm test rule, matching every user.\n  \
          remediation: {}\n  severity: high\n  resource: user\n  kind: compliance\n  when: 'true'\n",
-        "Review this user's access and remove it if unexpected. ".repeat(40).trim_end()
+        "Review this user's access and remove it if unexpected. "
+            .repeat(40)
+            .trim_end()
     )
 }
 
