@@ -1,5 +1,8 @@
 //! The outbox worker: sends due deliveries, retries failures with exponential backoff, and gives
 //! up (status `dead`, error kept) after a sink's `max_attempts` or at once on a permanent error.
+//! Messages keep to each sink's size limits, and a run sends a sink at most its
+//! `max_messages_per_run`, the last a summary of what is left (status `summarised`): see
+//! [`deliver_due`].
 //!
 //! Guarantee: **at least once per (sink, alert event)**. A delivery row exists from the moment
 //! its alert is committed; it is marked `sent` only after the sink confirmed. A crash between
@@ -225,8 +228,9 @@ async fn deliver_to_sink(
             }
         };
         // The last message the run may send, and alerts would be left after it: a summary of
-        // all of them instead.
-        if budget == 1 && !work.is_empty() {
+        // all of them instead. (Budget 0 with alerts left happens only when the last message was
+        // refused as too large and split: the summary is then one message over the cap.)
+        if budget <= 1 && !work.is_empty() {
             let keys: Vec<Key> = batch
                 .deliveries
                 .iter()
@@ -237,7 +241,7 @@ async fn deliver_to_sink(
             return summarise(store, sink, &keys, now, report).await;
         }
         let result = sink.send(&batch.message()).await;
-        budget -= 1;
+        budget = budget.saturating_sub(1);
         match result {
             Err(SendError::TooLarge { message }) if batch.deliveries.len() > 1 => {
                 // Not the alerts' fault: send each half on its own (two messages more).
