@@ -268,6 +268,7 @@ enum DeliveryStatusArg {
     Pending,
     Failed,
     Sent,
+    Summarised,
     Dead,
 }
 
@@ -441,6 +442,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 DeliveryStatusArg::Pending => "pending",
                 DeliveryStatusArg::Failed => "failed",
                 DeliveryStatusArg::Sent => "sent",
+                DeliveryStatusArg::Summarised => "summarised",
                 DeliveryStatusArg::Dead => "dead",
             });
             list_deliveries(&settings()?, status, limit, format)
@@ -802,10 +804,15 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     if let Some(d) = &outcome.deliveries {
         writeln!(
             out,
-            "deliveries: {} sent{}, {} failed (will retry), {} dead",
+            "deliveries: {} sent{}{}, {} failed (will retry), {} dead",
             d.sent,
             if d.digests > 0 {
                 format!(" ({} as digests)", d.digests)
+            } else {
+                String::new()
+            },
+            if d.summarised > 0 {
+                format!(", {} summarised", d.summarised)
             } else {
                 String::new()
             },

@@ -281,6 +281,13 @@ pub struct SinkSettings {
     /// Attempts before a delivery is marked dead.
     #[serde(default = "default_delivery_attempts")]
     pub max_attempts: u32,
+    /// Webhook: largest body in bytes; bigger digests are split (default 1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Email: largest message in bytes, headers included; bigger digests are split (default 1 MiB).
+    pub max_message_bytes: Option<usize>,
+    /// Messages per delivery run; past it, one summary stands for the rest (default 20).
+    #[serde(default = "default_max_messages_per_run")]
+    pub max_messages_per_run: usize,
     /// The URL (a secret: prefer `url_env` or `url_file`).
     pub url: Option<SecretString>,
     /// Name of an environment variable holding the URL.
@@ -332,6 +339,16 @@ fn yes() -> bool {
 fn default_digest_threshold() -> usize {
     10
 }
+
+fn default_max_messages_per_run() -> usize {
+    crate::sinks::DEFAULT_MAX_MESSAGES_PER_RUN
+}
+
+/// Bounds of `max_body_bytes` / `max_message_bytes`: room for one alert and a summary, and
+/// no more than a receiver could reasonably be asked to take.
+const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 16 * 1024..=100 * 1024 * 1024;
+/// Bounds of `max_messages_per_run`.
+const MESSAGES_PER_RUN_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
 
 fn default_delivery_attempts() -> u32 {
     8
@@ -967,10 +984,25 @@ impl Settings {
                     format!("sink `{}`: must be at least 1", s.name),
                 ));
             }
+            let max_message_bytes = message_limit(s)?;
+            if !MESSAGES_PER_RUN_RANGE.contains(&s.max_messages_per_run) {
+                return Err(invalid(
+                    "sinks.max_messages_per_run",
+                    format!(
+                        "sink `{}`: {} is out of range; expected {} to {}",
+                        s.name,
+                        s.max_messages_per_run,
+                        MESSAGES_PER_RUN_RANGE.start(),
+                        MESSAGES_PER_RUN_RANGE.end()
+                    ),
+                ));
+            }
             out.push(crate::sinks::SinkConfig {
                 name: s.name.clone(),
                 filter,
                 digest_threshold: s.digest_threshold,
+                max_message_bytes,
+                max_messages_per_run: s.max_messages_per_run,
                 max_attempts: s.max_attempts,
                 target,
                 app_base: s.app_base.clone(),
@@ -979,6 +1011,52 @@ impl Settings {
         }
         Ok(out)
     }
+}
+
+/// A sink's size limit: `max_body_bytes` for a webhook, `max_message_bytes` for email, each
+/// only on its own type (Slack's limits are fixed by Slack).
+fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
+    let (key, value, other) = match s.kind.as_str() {
+        "webhook" => (
+            "max_body_bytes",
+            s.max_body_bytes,
+            s.max_message_bytes.map(|_| "max_message_bytes"),
+        ),
+        "email" => (
+            "max_message_bytes",
+            s.max_message_bytes,
+            s.max_body_bytes.map(|_| "max_body_bytes"),
+        ),
+        _ => {
+            let other = s
+                .max_body_bytes
+                .map(|_| "max_body_bytes")
+                .or(s.max_message_bytes.map(|_| "max_message_bytes"));
+            ("", None, other)
+        }
+    };
+    if let Some(other) = other {
+        return Err(invalid(
+            format!("sinks.{other}"),
+            format!(
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's limits are fixed)",
+                s.name, s.kind
+            ),
+        ));
+    }
+    let value = value.unwrap_or(crate::sinks::DEFAULT_MAX_MESSAGE_BYTES);
+    if !key.is_empty() && !MESSAGE_BYTES_RANGE.contains(&value) {
+        return Err(invalid(
+            format!("sinks.{key}"),
+            format!(
+                "sink `{}`: {value} is out of range; expected {} to {} bytes",
+                s.name,
+                MESSAGE_BYTES_RANGE.start(),
+                MESSAGE_BYTES_RANGE.end()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// Several workspaces are configured and the command acts on one.
@@ -1573,6 +1651,58 @@ mod tests {
         let mut settings = load(&ok, &[]).unwrap();
         settings.select_workspace(Some("prod")).unwrap();
         assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
+    }
+
+    #[test]
+    fn message_limits_are_read_defaulted_and_validated_per_sink_type() {
+        let base = "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://example.com/h\"\n";
+        let sinks = load(base, &[]).unwrap().sinks().unwrap();
+        assert_eq!(sinks[0].max_message_bytes, 1024 * 1024);
+        assert_eq!(sinks[0].max_messages_per_run, 20);
+        let set = format!("{base}max_body_bytes = 65536\nmax_messages_per_run = 5\n");
+        let sinks = load(&set, &[]).unwrap().sinks().unwrap();
+        assert_eq!(
+            (sinks[0].max_message_bytes, sinks[0].max_messages_per_run),
+            (65536, 5)
+        );
+        for (extra, needles) in [
+            (
+                "max_body_bytes = 100\n",
+                &[
+                    "`sinks.max_body_bytes`",
+                    "sink `hook`",
+                    "100 is out of range",
+                    "16384",
+                ][..],
+            ),
+            (
+                "max_body_bytes = 200000000\n",
+                &["`sinks.max_body_bytes`", "104857600"],
+            ),
+            (
+                "max_message_bytes = 65536\n",
+                &[
+                    "`sinks.max_message_bytes`",
+                    "does not apply to a `webhook` sink",
+                ],
+            ),
+            (
+                "max_messages_per_run = 0\n",
+                &[
+                    "`sinks.max_messages_per_run`",
+                    "0 is out of range; expected 1 to 10000",
+                ],
+            ),
+        ] {
+            let err = load(&format!("{base}{extra}"), &[])
+                .unwrap()
+                .sinks()
+                .unwrap_err()
+                .to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{extra}: {err}");
+            }
+        }
     }
 
     #[test]

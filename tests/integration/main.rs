@@ -22,6 +22,8 @@
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
 //!   cannot read;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
+//! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
+//!   summarised, nothing dead;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole.
 //!
@@ -49,6 +51,7 @@ mod retention;
 mod secrets;
 mod simulate;
 mod starter_rules;
+mod storm;
 mod util;
 mod verify;
 mod workspaces;
