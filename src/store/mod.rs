@@ -52,7 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_privacy_requests.sql"),
     include_str!("migrations/0010_real_workspaces.sql"),
     include_str!("migrations/0011_api_drift.sql"),
-    include_str!("migrations/0013_messages.sql"),
+    include_str!("migrations/0012_messages.sql"),
 ];
 
 /// The schema version this build reads and writes.
