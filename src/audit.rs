@@ -213,6 +213,45 @@ impl<'c> ReadOnlyQuery<'c> {
     }
 }
 
+/// Stops the statements running on `store` once `limit` has passed, until dropped: a query an
+/// auditor wrote by hand (a cross join over every version, say) must not run for hours against
+/// the database the daemon writes. An interrupted statement fails with SQLite's "interrupted".
+#[derive(Debug)]
+pub struct TimeLimit {
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl TimeLimit {
+    /// Starts the clock.
+    pub fn start(store: &Store, limit: std::time::Duration) -> TimeLimit {
+        let handle = store.connection().get_interrupt_handle();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                handle.interrupt();
+            }
+        });
+        TimeLimit { done: Some(done) }
+    }
+}
+
+impl Drop for TimeLimit {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Whether `error` is SQLite's answer to an interrupted statement (see [`TimeLimit`]).
+pub fn is_interrupted(error: &AuditError) -> bool {
+    matches!(
+        error,
+        AuditError::Sql(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::OperationInterrupted
+    )
+}
+
 /// The full result of a query.
 #[derive(Debug, Clone)]
 pub struct QueryResult {

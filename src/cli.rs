@@ -297,6 +297,7 @@ enum DeliveryStatusArg {
     Pending,
     Failed,
     Sent,
+    Summarised,
     Dead,
 }
 
@@ -489,6 +490,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 DeliveryStatusArg::Pending => "pending",
                 DeliveryStatusArg::Failed => "failed",
                 DeliveryStatusArg::Sent => "sent",
+                DeliveryStatusArg::Summarised => "summarised",
                 DeliveryStatusArg::Dead => "dead",
             });
             list_deliveries(&settings()?, status, limit, format)
@@ -555,6 +557,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let sinks = Arc::new(build_sinks(settings)?);
     crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit_lookback = settings.collect.audit_lookback()?;
+    let delivery_deadline = settings.delivery.poll_deadline()?;
     let alert_after_failing = match settings.health.alert_after_failing_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),
@@ -580,7 +583,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
         let mut poller = Poller::new(client, settings.collect.secret_policy(), target.name)
             .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
-            .with_sinks(sinks.clone());
+            .with_sinks(sinks.clone())
+            .with_delivery_deadline(delivery_deadline);
         if let Some(lookback) = audit_lookback {
             poller = poller.with_audit_trail(lookback);
         }
@@ -860,10 +864,15 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     if let Some(d) = &outcome.deliveries {
         writeln!(
             out,
-            "deliveries: {} sent{}, {} failed (will retry), {} dead",
+            "deliveries: {} sent{}{}, {} failed (will retry), {} dead",
             d.sent,
             if d.digests > 0 {
                 format!(" ({} as digests)", d.digests)
+            } else {
+                String::new()
+            },
+            if d.summarised > 0 {
+                format!(", {} summarised", d.summarised)
             } else {
                 String::new()
             },

@@ -154,6 +154,8 @@ struct KindRead {
     listed: usize,
     /// Set when the kind's endpoint refused (403/404): the kind is unavailable.
     refused: Option<(u16, String)>,
+    /// Why the listing disagreed with itself (twice, once `list` is done): incomplete.
+    inconsistent: Option<String>,
 }
 
 impl KindRead {
@@ -312,6 +314,21 @@ impl Collection {
                 },
             );
         }
+        if let Some(why) = read.inconsistent.take() {
+            tracing::warn!(%kind, why = %why, "none of this kind is recorded as removed this poll");
+            let status = self
+                .kind_status
+                .entry(kind)
+                .or_insert(KindStatus::Incomplete {
+                    reason: String::new(),
+                });
+            if let KindStatus::Incomplete { reason } = status {
+                if !reason.is_empty() {
+                    reason.push_str("; ");
+                }
+                reason.push_str(&why);
+            }
+        }
         self.listed.insert(kind, read.listed);
         self.quarantine.append(&mut read.quarantine);
         self.resources.append(&mut read.resources);
@@ -422,7 +439,35 @@ fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
     })
 }
 
+/// A listing whose pages disagree with each other (an id on two pages, `totalEntries` moving,
+/// a short page before the last) changed while it was read: it is read once more, and if the
+/// second read disagrees too, the kind is incomplete for the poll (nothing of it removed).
 async fn list(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    kind: ResourceKind,
+    path: &str,
+    key: &str,
+) -> Result<KindRead> {
+    let mut read = list_once(client, policy, kind, path, key).await?;
+    if let Some(first) = read.inconsistent.take() {
+        tracing::warn!(%kind, path, why = %first, "the list changed while it was read; reading it again");
+        read = list_once(client, policy, kind, path, key).await?;
+        if let Some(second) = read.inconsistent.take() {
+            read.inconsistent = Some(disagreed(path, &first, &second));
+        }
+    }
+    read.dedupe(kind);
+    Ok(read)
+}
+
+fn disagreed(path: &str, first: &str, second: &str) -> String {
+    format!("GET {path} disagreed with itself on two reads ({first}; then {second})")
+}
+
+/// One read of a listing, items converted page by page (so 100,000 users never sit in memory
+/// as JSON trees); `inconsistent` says why its pages disagree, if they do.
+async fn list_once(
     client: &SegmentClient,
     policy: &SecretPolicy,
     kind: ResourceKind,
@@ -440,12 +485,22 @@ async fn list(
             read.convert(kind, path, item, policy);
         }
     }
-    read.dedupe(kind);
+    read.inconsistent = repeated(read.resources.iter().map(|r| r.id.as_str()))
+        .or_else(|| pages.disagreement().map(str::to_owned));
     Ok(read)
 }
 
+/// `an id listed twice (…)` when `ids` repeat one.
+fn repeated<'a>(ids: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut seen = HashSet::new();
+    let mut ids = ids;
+    ids.find(|id| !seen.insert(*id))
+        .map(|id| format!("`{id}` was listed twice"))
+}
+
 /// Every item of a paginated listing, split into those that can be identified (with their
-/// index) and the quarantined rest.
+/// index) and the quarantined rest; a listing whose pages disagree is read once more, as
+/// [`list`] does.
 async fn raw_list(
     client: &SegmentClient,
     policy: &SecretPolicy,
@@ -455,6 +510,46 @@ async fn raw_list(
     query: Vec<(String, String)>,
     read: &mut KindRead,
 ) -> Result<Vec<(usize, Value)>> {
+    let attempt = || KindRead {
+        listed: read.listed,
+        ..KindRead::default()
+    };
+    let mut chosen = attempt();
+    let (mut items, why) = raw_list_once(
+        client,
+        policy,
+        kind,
+        (path, key),
+        query.clone(),
+        &mut chosen,
+    )
+    .await?;
+    if let Some(first) = why {
+        tracing::warn!(%kind, path, why = %first, "the list changed while it was read; reading it again");
+        chosen = attempt();
+        let (again, why) =
+            raw_list_once(client, policy, kind, (path, key), query, &mut chosen).await?;
+        items = again;
+        if let Some(second) = why {
+            chosen.inconsistent = Some(disagreed(path, &first, &second));
+        }
+    }
+    read.listed = chosen.listed;
+    read.quarantine.append(&mut chosen.quarantine);
+    if let Some(why) = chosen.inconsistent {
+        read.inconsistent.get_or_insert(why);
+    }
+    Ok(items)
+}
+
+async fn raw_list_once(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    kind: ResourceKind,
+    (path, key): (&str, &str),
+    query: Vec<(String, String)>,
+    read: &mut KindRead,
+) -> Result<(Vec<(usize, Value)>, Option<String>)> {
     let mut pages = client.pages_with_query(path, query, key);
     let mut out = Vec::new();
     while let Some(page) = pages
@@ -471,7 +566,9 @@ async fn raw_list(
             }
         }
     }
-    Ok(out)
+    let why = repeated(out.iter().filter_map(|(_, item)| string_field(item, "id")))
+        .or_else(|| pages.disagreement().map(str::to_owned));
+    Ok((out, why))
 }
 
 /// Members (`/groups/{id}/users`) and pending invites (`/groups/{id}/invites`) of one group,

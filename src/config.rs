@@ -56,6 +56,8 @@ pub struct Settings {
     pub schedule: ScheduleSettings,
     /// The daemon's `/healthz` and `/metrics` endpoint.
     pub health: HealthSettings,
+    /// `[delivery]`: how one-shot polls deliver.
+    pub delivery: DeliverySettings,
     /// Where alerts are delivered (`[[sinks]]`, any number).
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -90,6 +92,8 @@ pub struct ProfilesSettings {
     pub access_secret_env: Option<String>,
     /// A file holding the access secret.
     pub access_secret_file: Option<PathBuf>,
+    /// Most bytes one Profile API response body may have.
+    pub max_response_bytes: u64,
 }
 
 /// A checked `[profiles]` section: what the Profile API client needs.
@@ -101,6 +105,8 @@ pub struct ProfilesTarget {
     pub space_id: String,
     /// The access secret.
     pub access_secret: SecretString,
+    /// Most bytes one response body may have (`profiles.max_response_bytes`).
+    pub max_response_bytes: u64,
 }
 
 /// One `[[workspaces]]` entry. Unset tuning keys (`page_size`, `concurrency`, …) and the schedule
@@ -125,6 +131,8 @@ pub struct WorkspaceSettings {
     pub page_size: Option<u32>,
     /// Per-request timeout in seconds.
     pub request_timeout_secs: Option<u64>,
+    /// Most bytes one response body may have.
+    pub max_response_bytes: Option<u64>,
     /// Requests in flight at once.
     pub concurrency: Option<usize>,
     /// Attempts per request before a poll fails.
@@ -273,6 +281,13 @@ pub struct SinkSettings {
     /// Attempts before a delivery is marked dead.
     #[serde(default = "default_delivery_attempts")]
     pub max_attempts: u32,
+    /// Webhook: largest body in bytes; bigger digests are split (default 1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Email: largest message in bytes, headers included; bigger digests are split (default 1 MiB).
+    pub max_message_bytes: Option<usize>,
+    /// Messages per delivery run; past it, one summary stands for the rest (default 20).
+    #[serde(default = "default_max_messages_per_run")]
+    pub max_messages_per_run: usize,
     /// The URL (a secret: prefer `url_env` or `url_file`).
     pub url: Option<SecretString>,
     /// Name of an environment variable holding the URL.
@@ -325,6 +340,16 @@ fn default_digest_threshold() -> usize {
     10
 }
 
+fn default_max_messages_per_run() -> usize {
+    crate::sinks::DEFAULT_MAX_MESSAGES_PER_RUN
+}
+
+/// Bounds of `max_body_bytes` / `max_message_bytes`: room for one alert and a summary, and
+/// no more than a receiver could reasonably be asked to take.
+const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 16 * 1024..=100 * 1024 * 1024;
+/// Bounds of `max_messages_per_run`.
+const MESSAGES_PER_RUN_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
+
 fn default_delivery_attempts() -> u32 {
     8
 }
@@ -340,6 +365,31 @@ pub struct HealthSettings {
     /// The daemon raises its own alert through the sinks when a workspace's polls have failed
     /// for longer than this (and resolves it when a poll completes); 0: never.
     pub alert_after_failing_secs: u64,
+}
+
+/// `[delivery]`: how long a one-shot `segwatch poll` delivers after its snapshot. The daemon
+/// delivers in a task of its own and is not bound by it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Seconds `segwatch poll` spends sending what is due before it leaves the rest queued.
+    pub poll_deadline_secs: u64,
+}
+
+impl DeliverySettings {
+    /// The deadline, checked (1 s to 1 h).
+    pub fn poll_deadline(&self) -> Result<Duration, ConfigError> {
+        if !(1..=3600).contains(&self.poll_deadline_secs) {
+            return Err(ConfigError::Invalid {
+                key: "delivery.poll_deadline_secs".into(),
+                message: format!(
+                    "{} is out of range; expected 1 to 3600 seconds",
+                    self.poll_deadline_secs
+                ),
+            });
+        }
+        Ok(Duration::from_secs(self.poll_deadline_secs))
+    }
 }
 
 /// `[retention]`: what old records the daemon (and `segwatch prune`) deletes. Resource versions,
@@ -467,8 +517,10 @@ pub struct SegmentSettings {
     pub token_file: Option<PathBuf>,
     /// Items per page, 1..=200.
     pub page_size: u32,
-    /// Per-request timeout in seconds.
+    /// Per-request timeout in seconds: bounds the whole exchange, body included.
     pub request_timeout_secs: u64,
+    /// Most bytes one response body may have; a larger one fails the poll, unretried.
+    pub max_response_bytes: u64,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Attempts per request before a poll fails (5xx, timeouts, 429).
@@ -520,12 +572,20 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("segment.region", DefaultValue::Str("us")),
     ("segment.page_size", DefaultValue::Int(200)),
     ("segment.request_timeout_secs", DefaultValue::Int(30)),
+    (
+        "segment.max_response_bytes",
+        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+    ),
     ("segment.concurrency", DefaultValue::Int(8)),
     ("segment.max_attempts", DefaultValue::Int(6)),
     ("segment.max_pages", DefaultValue::Int(10_000)),
     ("segment.max_rate_limit_wait_secs", DefaultValue::Int(120)),
     ("database.path", DefaultValue::Str("segwatch.db")),
     ("profiles.region", DefaultValue::Str("us")),
+    (
+        "profiles.max_response_bytes",
+        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+    ),
     ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
@@ -534,6 +594,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("health.listen", DefaultValue::Str("")),
     ("health.max_age_secs", DefaultValue::Int(3600)),
     ("health.alert_after_failing_secs", DefaultValue::Int(3600)),
+    ("delivery.poll_deadline_secs", DefaultValue::Int(60)),
     ("retention.failed_polls_days", DefaultValue::Int(30)),
     ("retention.quiet_snapshots_days", DefaultValue::Int(0)),
     ("collect.audit_events", DefaultValue::Bool(true)),
@@ -619,6 +680,7 @@ impl Settings {
                 }
             },
         };
+        check_max_response_bytes("profiles.max_response_bytes", p.max_response_bytes)?;
         let secret = read_secret(
             "profiles.access_secret",
             "",
@@ -655,6 +717,7 @@ impl Settings {
                     base_url,
                     space_id: space.to_owned(),
                     access_secret: secret,
+                    max_response_bytes: p.max_response_bytes,
                 }))
             }
         }
@@ -751,6 +814,7 @@ impl Settings {
                 token_file: w.token_file.clone(),
                 page_size: w.page_size.unwrap_or(base.page_size),
                 request_timeout_secs: w.request_timeout_secs.unwrap_or(base.request_timeout_secs),
+                max_response_bytes: w.max_response_bytes.unwrap_or(base.max_response_bytes),
                 concurrency: w.concurrency.unwrap_or(base.concurrency),
                 max_attempts: w.max_attempts.unwrap_or(base.max_attempts),
                 max_pages: w.max_pages.unwrap_or(base.max_pages),
@@ -920,10 +984,25 @@ impl Settings {
                     format!("sink `{}`: must be at least 1", s.name),
                 ));
             }
+            let max_message_bytes = message_limit(s)?;
+            if !MESSAGES_PER_RUN_RANGE.contains(&s.max_messages_per_run) {
+                return Err(invalid(
+                    "sinks.max_messages_per_run",
+                    format!(
+                        "sink `{}`: {} is out of range; expected {} to {}",
+                        s.name,
+                        s.max_messages_per_run,
+                        MESSAGES_PER_RUN_RANGE.start(),
+                        MESSAGES_PER_RUN_RANGE.end()
+                    ),
+                ));
+            }
             out.push(crate::sinks::SinkConfig {
                 name: s.name.clone(),
                 filter,
                 digest_threshold: s.digest_threshold,
+                max_message_bytes,
+                max_messages_per_run: s.max_messages_per_run,
                 max_attempts: s.max_attempts,
                 target,
                 app_base: s.app_base.clone(),
@@ -932,6 +1011,52 @@ impl Settings {
         }
         Ok(out)
     }
+}
+
+/// A sink's size limit: `max_body_bytes` for a webhook, `max_message_bytes` for email, each
+/// only on its own type (Slack's limits are fixed by Slack).
+fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
+    let (key, value, other) = match s.kind.as_str() {
+        "webhook" => (
+            "max_body_bytes",
+            s.max_body_bytes,
+            s.max_message_bytes.map(|_| "max_message_bytes"),
+        ),
+        "email" => (
+            "max_message_bytes",
+            s.max_message_bytes,
+            s.max_body_bytes.map(|_| "max_body_bytes"),
+        ),
+        _ => {
+            let other = s
+                .max_body_bytes
+                .map(|_| "max_body_bytes")
+                .or(s.max_message_bytes.map(|_| "max_message_bytes"));
+            ("", None, other)
+        }
+    };
+    if let Some(other) = other {
+        return Err(invalid(
+            format!("sinks.{other}"),
+            format!(
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's limits are fixed)",
+                s.name, s.kind
+            ),
+        ));
+    }
+    let value = value.unwrap_or(crate::sinks::DEFAULT_MAX_MESSAGE_BYTES);
+    if !key.is_empty() && !MESSAGE_BYTES_RANGE.contains(&value) {
+        return Err(invalid(
+            format!("sinks.{key}"),
+            format!(
+                "sink `{}`: {value} is out of range; expected {} to {} bytes",
+                s.name,
+                MESSAGE_BYTES_RANGE.start(),
+                MESSAGE_BYTES_RANGE.end()
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// Several workspaces are configured and the command acts on one.
@@ -1000,6 +1125,7 @@ fn target(
             "must be at least 1".into(),
         ));
     }
+    check_max_response_bytes(&at("max_response_bytes"), s.max_response_bytes)?;
     if !(1..=64).contains(&s.concurrency) {
         return Err(invalid(
             at("concurrency"),
@@ -1030,6 +1156,7 @@ fn target(
     let mut client = crate::segment::ClientConfig::new(base_url, token);
     client.page_size = s.page_size;
     client.request_timeout = Duration::from_secs(s.request_timeout_secs);
+    client.max_response_bytes = s.max_response_bytes;
     client.concurrency = s.concurrency;
     client.max_attempts = s.max_attempts;
     client.max_pages = s.max_pages;
@@ -1166,10 +1293,10 @@ fn read_secret(
         (value, field)
     } else if let Some(path) = file {
         let field = format!("{key}_file");
-        let value = std::fs::read_to_string(path).map_err(|e| {
+        let value = read_secret_file(path).map_err(|why| {
             invalid(
                 field.clone(),
-                format!("{context}cannot read {}: {e}", path.display()),
+                format!("{context}cannot read {}: {why}", path.display()),
             )
         })?;
         (value, field)
@@ -1181,6 +1308,45 @@ fn read_secret(
         return Err(invalid(field, format!("{context}the value is empty")));
     }
     Ok(Some(SecretString::from(value)))
+}
+
+/// The smallest `max_response_bytes` accepted: below this even an error envelope is cut off,
+/// and every poll would fail on a limit that was surely a typo.
+const MIN_RESPONSE_BYTES: u64 = 1024;
+
+fn check_max_response_bytes(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value < MIN_RESPONSE_BYTES {
+        return Err(invalid(
+            key,
+            format!(
+                "{value} is too small; expected at least {MIN_RESPONSE_BYTES} (bytes; the default is {})",
+                crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Most bytes read from a token or secret file. Real secrets are well under 1 KiB; the cap makes
+/// a wrong path (`/dev/zero`, a log file, a disk image) fail at once instead of filling memory.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// The text of a secret file, at most [`MAX_SECRET_FILE_BYTES`] read; the error says why not.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "larger".
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!(
+            "it is larger than {}, the limit for a secret file (is this the right file?)",
+            crate::segment::ByteSize(MAX_SECRET_FILE_BYTES)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
 }
 
 fn invalid(key: impl Into<String>, message: String) -> ConfigError {
@@ -1488,6 +1654,58 @@ mod tests {
     }
 
     #[test]
+    fn message_limits_are_read_defaulted_and_validated_per_sink_type() {
+        let base = "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://example.com/h\"\n";
+        let sinks = load(base, &[]).unwrap().sinks().unwrap();
+        assert_eq!(sinks[0].max_message_bytes, 1024 * 1024);
+        assert_eq!(sinks[0].max_messages_per_run, 20);
+        let set = format!("{base}max_body_bytes = 65536\nmax_messages_per_run = 5\n");
+        let sinks = load(&set, &[]).unwrap().sinks().unwrap();
+        assert_eq!(
+            (sinks[0].max_message_bytes, sinks[0].max_messages_per_run),
+            (65536, 5)
+        );
+        for (extra, needles) in [
+            (
+                "max_body_bytes = 100\n",
+                &[
+                    "`sinks.max_body_bytes`",
+                    "sink `hook`",
+                    "100 is out of range",
+                    "16384",
+                ][..],
+            ),
+            (
+                "max_body_bytes = 200000000\n",
+                &["`sinks.max_body_bytes`", "104857600"],
+            ),
+            (
+                "max_message_bytes = 65536\n",
+                &[
+                    "`sinks.max_message_bytes`",
+                    "does not apply to a `webhook` sink",
+                ],
+            ),
+            (
+                "max_messages_per_run = 0\n",
+                &[
+                    "`sinks.max_messages_per_run`",
+                    "0 is out of range; expected 1 to 10000",
+                ],
+            ),
+        ] {
+            let err = load(&format!("{base}{extra}"), &[])
+                .unwrap()
+                .sinks()
+                .unwrap_err()
+                .to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{extra}: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn description_and_paused_are_read_per_workspace_and_not_inherited() {
         let s = load(
             "[[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\ndescription = \"EU production\"\npaused = true\n\
@@ -1577,5 +1795,124 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_is_inherited_and_checked() {
+        let s = load(
+            "[segment]\nmax_response_bytes = 2048\n\
+             [[workspaces]]\nname = \"prod\"\ntoken = \"t1\"\n\
+             [[workspaces]]\nname = \"eu\"\ntoken = \"t2\"\nmax_response_bytes = 4096\n",
+            &[],
+        )
+        .unwrap();
+        let targets = s.targets().unwrap();
+        assert_eq!(targets[0].client.max_response_bytes, 2048);
+        assert_eq!(targets[1].client.max_response_bytes, 4096);
+        let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "t")]).unwrap();
+        assert_eq!(
+            s.validate().unwrap().client.max_response_bytes,
+            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+        );
+        let err = error_of(
+            "[segment]\nmax_response_bytes = 10\n",
+            &[("SEGWATCH_SEGMENT__TOKEN", "t")],
+        );
+        assert!(
+            err.contains("`segment.max_response_bytes`") && err.contains("at least 1024"),
+            "{err}"
+        );
+        let err = error_of(
+            "[[workspaces]]\nname = \"prod\"\ntoken = \"t\"\nmax_response_bytes = 0\n",
+            &[],
+        );
+        assert!(
+            err.contains("`workspaces[prod].max_response_bytes`"),
+            "{err}"
+        );
+
+        let profiles = |toml: &str| {
+            load(toml, &[("SEGWATCH_PROFILES__ACCESS_SECRET", "s3")])
+                .unwrap()
+                .profiles()
+        };
+        let target = profiles("[profiles]\nspace_id = \"spa_1\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            target.max_response_bytes,
+            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+        );
+        let target = profiles("[profiles]\nspace_id = \"spa_1\"\nmax_response_bytes = 5000\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(target.max_response_bytes, 5000);
+        let err = profiles("[profiles]\nspace_id = \"spa_1\"\nmax_response_bytes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`profiles.max_response_bytes`"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_are_read_up_to_the_limit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_limit = dir.path().join("at-limit");
+        let mut text = "t".repeat(MAX_SECRET_FILE_BYTES as usize - 1);
+        text.push('\n');
+        std::fs::write(&at_limit, &text).unwrap();
+        let over = dir.path().join("over");
+        text.push('x');
+        std::fs::write(&over, &text).unwrap();
+        let toml = |key: &str, path: &Path| format!("{key} = {:?}\n", path.display().to_string());
+
+        let s = load(
+            &format!("[segment]\n{}", toml("token_file", &at_limit)),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.validate().unwrap().client.token.expose_secret().len(),
+            MAX_SECRET_FILE_BYTES as usize - 1
+        );
+        let err = error_of(&format!("[segment]\n{}", toml("token_file", &over)), &[]);
+        assert!(
+            err.contains("`segment.token_file`")
+                && err.contains(&over.display().to_string())
+                && err.contains("larger than 64 KiB (65536 bytes)"),
+            "{err}"
+        );
+
+        // A device that never ends fails at once instead of filling memory.
+        let zero = Path::new("/dev/zero");
+        let err = error_of(&format!("[segment]\n{}", toml("token_file", zero)), &[]);
+        assert!(err.contains("/dev/zero") && err.contains("64 KiB"), "{err}");
+        let s = load(
+            &format!(
+                "[profiles]\nspace_id = \"spa_1\"\n{}",
+                toml("access_secret_file", zero)
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = s.profiles().unwrap_err().to_string();
+        assert!(
+            err.contains("`profiles.access_secret_file`") && err.contains("64 KiB"),
+            "{err}"
+        );
+        let s = load(
+            &format!(
+                "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\n{}",
+                toml("url_file", zero)
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = s.sinks().unwrap_err().to_string();
+        assert!(
+            err.contains("`sinks.url_file`")
+                && err.contains("sink `hook`")
+                && err.contains("64 KiB"),
+            "{err}"
+        );
     }
 }

@@ -238,6 +238,16 @@ async fn workspace_loop(
     // When the workspace was last un-paused: failing time before it does not count towards the
     // failing-polls alert.
     let mut resumed_at = None;
+    // Deliveries run in a task of their own, so a sink that never answers delays no poll.
+    let (sinks_of, sinks_rx) = watch::channel(job.poller.clone());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let _delivery = AbortOnDrop(tokio::spawn(delivery_loop(
+        name.clone(),
+        context.lock.clone(),
+        sinks_rx,
+        wake.clone(),
+        context.stop.clone(),
+    )));
     loop {
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
@@ -245,6 +255,7 @@ async fn workspace_loop(
             update = updates.recv() => {
                 let Some(new) = update else { return Ok(()) };
                 let was_paused = std::mem::replace(&mut job, new).paused;
+                sinks_of.send_replace(job.poller.clone());
                 match (was_paused, job.paused) {
                     (true, false) => {
                         tracing::info!(workspace = %name, "workspace resumed; polling now");
@@ -262,7 +273,7 @@ async fn workspace_loop(
         }
         let started = Utc::now();
         let result = tokio::select! {
-            result = job.poller.poll(&mut store) => Some(result),
+            result = job.poller.poll_and_queue(&mut store) => Some(result),
             _ = context.stop.wait_for(|stop| *stop) => None,
         };
         match result {
@@ -280,12 +291,8 @@ async fn workspace_loop(
                 tracing::error!(workspace = %name, error = %e, "poll failed; the next tick tries again");
                 let threshold =
                     failing_threshold(&store, &name, job.alert_after_failing, resumed_at);
-                let after = tokio::select! {
-                    after = job.poller.after_failure(&mut store, threshold) => Some(after),
-                    _ = context.stop.wait_for(|stop| *stop) => None,
-                };
-                if let Some(Err(e)) = after {
-                    tracing::error!(workspace = %name, error = %e, "cannot record the failing-polls alert or deliver");
+                if let Err(e) = job.poller.raise_failing_alert(&mut store, threshold) {
+                    tracing::error!(workspace = %name, error = %e, "cannot record the failing-polls alert");
                 }
             }
             None => {
@@ -295,6 +302,8 @@ async fn workspace_loop(
                 return Ok(());
             }
         }
+        // Whatever the poll queued (alerts, or the failing-polls alert) goes out now.
+        wake.notify_one();
         prune(&mut store, &name, &job.retention);
         let now = Utc::now();
         let skipped = job.schedule.ticks_between(started, now);
@@ -306,6 +315,62 @@ async fn workspace_loop(
             );
         }
         next = job.schedule.next_after(now);
+    }
+}
+
+/// How often a workspace's delivery task looks for due deliveries (retries after backoff)
+/// when no poll woke it.
+const DELIVERY_TICK: Duration = Duration::from_secs(15);
+
+/// Aborts a task when dropped: a workspace's delivery task ends with its workspace.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One workspace's outbox: sends what is due after every poll and every [`DELIVERY_TICK`],
+/// with the sinks of the workspace's latest configuration, on a database connection of its
+/// own. A send cut short by shutdown is not recorded, so it is sent again (at least once).
+async fn delivery_loop(
+    name: String,
+    lock: Arc<WriterLock>,
+    poller: watch::Receiver<Poller>,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut store = match Store::open_writer(lock) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(workspace = %name, error = %e, "cannot open the database for deliveries");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(DELIVERY_TICK) => {}
+        }
+        let poller = poller.borrow().clone();
+        let delivered = tokio::select! {
+            report = poller.deliver(&mut store) => report,
+            _ = stop.wait_for(|stop| *stop) => {
+                tracing::warn!(workspace = %name, "stopped while delivering: what was not confirmed stays queued and is sent at the next start");
+                return;
+            }
+        };
+        match delivered {
+            Ok(Some(report)) if report.sent + report.failed + report.dead > 0 => {
+                tracing::info!(workspace = %name, sent = report.sent, failed = report.failed, dead = report.dead, "delivered");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(workspace = %name, error = %e, "cannot deliver; retrying at the next tick")
+            }
+        }
     }
 }
 

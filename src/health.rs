@@ -164,6 +164,13 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                         "last_success": m.last_success_at, "age_secs": age,
                         "last_poll": m.last_poll_status, "reason": reason,
                         "kinds_not_read": not_read, "quarantined_items": m.quarantined,
+                        // Apart from poll health: a stuck sink does not make polls look failed.
+                        "deliveries": m.undelivered.iter().map(|(sink, pending, oldest)| {
+                            (sink.clone(), serde_json::json!({
+                                "undelivered": pending,
+                                "oldest_undelivered_age_secs": age_secs(Some(oldest), now),
+                            }))
+                        }).collect::<serde_json::Map<String, serde_json::Value>>(),
                     })
                 })
                 .collect();
@@ -310,6 +317,36 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                 })
             })
             .collect(),
+    );
+    let undelivered = |f: &dyn Fn(i64, &str) -> Option<f64>| -> Vec<(String, f64)> {
+        names
+            .iter()
+            .zip(&all)
+            .flat_map(|(n, m)| {
+                m.undelivered
+                    .iter()
+                    .filter_map(move |(sink, count, oldest)| {
+                        f(*count, oldest).map(|v| {
+                            (
+                                format!("workspace=\"{}\",sink=\"{}\"", escape(n), escape(sink)),
+                                v,
+                            )
+                        })
+                    })
+            })
+            .collect()
+    };
+    family(
+        "segwatch_undelivered",
+        "gauge",
+        "Deliveries not yet confirmed by their sink (pending or to be retried), by sink.",
+        undelivered(&|count, _| Some(count as f64)),
+    );
+    family(
+        "segwatch_oldest_undelivered_age_seconds",
+        "gauge",
+        "Age of the oldest delivery a sink has not confirmed yet.",
+        undelivered(&|_, oldest| age_secs(Some(oldest), now)),
     );
     family(
         "segwatch_quarantined_items",

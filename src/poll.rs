@@ -107,6 +107,12 @@ impl PollOutcome {
     }
 }
 
+/// How long a one-shot poll (`segwatch poll`) spends delivering after its snapshot, unless
+/// configured (`[delivery] poll_deadline_secs`), before it leaves the rest queued: a sink that
+/// never answers must not keep the command, or a cron job, running forever. The daemon
+/// delivers in its own task instead.
+pub const ONE_SHOT_DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
+
 /// Polls one workspace into a store.
 #[derive(Debug, Clone)]
 pub struct Poller {
@@ -118,6 +124,7 @@ pub struct Poller {
     alert_on_baseline: bool,
     sinks: Arc<Vec<Sink>>,
     audit_lookback: Option<chrono::Duration>,
+    delivery_deadline: Duration,
 }
 
 impl Poller {
@@ -132,7 +139,15 @@ impl Poller {
             alert_on_baseline: false,
             sinks: Arc::new(Vec::new()),
             audit_lookback: None,
+            delivery_deadline: ONE_SHOT_DELIVERY_DEADLINE,
         }
+    }
+
+    /// How long [`Poller::poll`] and [`Poller::after_failure`] deliver before leaving the rest
+    /// queued (default [`ONE_SHOT_DELIVERY_DEADLINE`]).
+    pub fn with_delivery_deadline(mut self, deadline: Duration) -> Self {
+        self.delivery_deadline = deadline;
+        self
     }
 
     /// Reads the audit trail at each poll: from where the last complete poll stopped, or, the
@@ -175,8 +190,14 @@ impl Poller {
     /// Runs one cycle. On error the snapshot is marked failed and nothing else is written.
     pub async fn poll(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
         let mut outcome = self.snapshot(store).await?;
-        outcome.deliveries = self.deliver(store).await?;
+        outcome.deliveries = self.deliver_within(store, self.delivery_deadline).await?;
         Ok(outcome)
+    }
+
+    /// Runs one cycle without delivering: the alerts are queued in the outbox with the
+    /// snapshot, and the daemon's delivery task sends them, so a slow sink never holds a poll.
+    pub async fn poll_and_queue(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
+        self.snapshot(store).await
     }
 
     /// Collects, diffs, evaluates and commits one snapshot (with its queued deliveries).
@@ -525,13 +546,27 @@ impl Poller {
     /// After a failed poll: raises segwatch's own alert when the workspace's polls have failed
     /// for at least `threshold`, if set (once per run of failures; the next complete poll
     /// resolves it),
-    /// then sends what the outbox has due, so deliveries and their retries go on while the API
-    /// is unreachable.
+    /// then sends what the outbox has due (within the delivery deadline), so
+    /// deliveries and their retries go on while the API is unreachable.
     pub async fn after_failure(
         &self,
         store: &mut Store,
         threshold: Option<Duration>,
     ) -> Result<(Option<AlertRecord>, Option<DeliveryReport>), StoreError> {
+        let raised = self.raise_failing_alert(store, threshold)?;
+        Ok((
+            raised,
+            self.deliver_within(store, self.delivery_deadline).await?,
+        ))
+    }
+
+    /// The first half of [`Poller::after_failure`]: raises (queues) segwatch's own alert when
+    /// due, without delivering (the daemon's delivery task does).
+    pub fn raise_failing_alert(
+        &self,
+        store: &mut Store,
+        threshold: Option<Duration>,
+    ) -> Result<Option<AlertRecord>, StoreError> {
         let workspace_id = store.workspace_id(&self.workspace)?;
         let mut raised = None;
         let failing = match threshold {
@@ -570,7 +605,7 @@ impl Poller {
                 raised = records.pop();
             }
         }
-        Ok((raised, self.deliver(store).await?))
+        Ok(raised)
     }
 
     /// The resource kinds this poller collects.
@@ -586,9 +621,30 @@ impl Poller {
         &self.workspace
     }
 
+    /// [`Poller::deliver`], given at most `limit`: what is not sent by then stays queued (a
+    /// send cut short is not recorded, so it is sent again: at least once) and a warning says
+    /// so. A one-shot `segwatch poll` must end even when a sink never answers.
+    pub async fn deliver_within(
+        &self,
+        store: &mut Store,
+        limit: Duration,
+    ) -> Result<Option<DeliveryReport>, StoreError> {
+        match tokio::time::timeout(limit, self.deliver(store)).await {
+            Ok(report) => report,
+            Err(_) => {
+                tracing::warn!(
+                    workspace = %self.workspace,
+                    limit_secs = limit.as_secs(),
+                    "delivery deadline reached; what was not sent stays queued for the next run"
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// Sends what the outbox has due for this workspace (this poll's alerts and earlier
     /// failures). A sink that fails does not fail the poll: its deliveries wait for a retry.
-    async fn deliver(&self, store: &mut Store) -> Result<Option<DeliveryReport>, StoreError> {
+    pub async fn deliver(&self, store: &mut Store) -> Result<Option<DeliveryReport>, StoreError> {
         if self.sinks.is_empty() {
             return Ok(None);
         }

@@ -156,6 +156,19 @@ pub enum ProfileError {
         /// What is wrong.
         detail: String,
     },
+    /// A response body was larger than `profiles.max_response_bytes`. Never retried: the same
+    /// request would get the same body.
+    #[error(
+        "GET {path}: the Profile API response body is larger than the limit of {limit} \
+         (`profiles.max_response_bytes`); stopped reading it",
+        limit = crate::segment::ByteSize(*limit)
+    )]
+    ResponseTooLarge {
+        /// The request path.
+        path: String,
+        /// The configured limit in bytes.
+        limit: u64,
+    },
     /// A section kept handing out cursors past the page limit (10,000 pages).
     #[error("GET {path} kept paginating past {pages} pages")]
     Endless {
@@ -202,6 +215,7 @@ pub struct ProfileClient {
     /// The earliest instant the next request may start (the per-space pacing).
     next_slot: Mutex<Instant>,
     max_attempts: u32,
+    max_response_bytes: u64,
     backoff_min: Duration,
     backoff_max: Duration,
 }
@@ -261,6 +275,7 @@ impl ProfileClient {
             secret: SecretString::from(secret),
             next_slot: Mutex::new(Instant::now()),
             max_attempts: 6,
+            max_response_bytes: target.max_response_bytes.max(1),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
         })
@@ -471,11 +486,23 @@ impl ProfileClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|e| Attempt::Retry {
-            status: None,
-            last: self.scrub(&error_chain(&e)),
-            retry_after: None,
-        })?;
+        // The client's 30 s timeout bounds this read too, so a trickling body times out.
+        let body = match crate::segment::read_limited(response, self.max_response_bytes).await {
+            Ok(body) => body,
+            Err(crate::segment::BodyError::Http(e)) => {
+                return Err(Attempt::Retry {
+                    status: None,
+                    last: self.scrub(&error_chain(&e)),
+                    retry_after: None,
+                });
+            }
+            Err(crate::segment::BodyError::TooLarge { .. }) => {
+                return Err(Attempt::Fatal(ProfileError::ResponseTooLarge {
+                    path: shown_path(path),
+                    limit: self.max_response_bytes,
+                }));
+            }
+        };
         tracing::debug!(path = %shown_path(path), status = status.as_u16(), "Profile API response");
         if status.is_success() {
             return match serde_json::from_slice::<Value>(&body) {
@@ -623,6 +650,7 @@ mod tests {
             base_url: "http://127.0.0.1:9".into(),
             space_id: "spa_1".into(),
             access_secret: SecretString::from("s"),
+            max_response_bytes: crate::segment::DEFAULT_MAX_RESPONSE_BYTES,
         })
         .unwrap();
         let start = Instant::now();

@@ -25,6 +25,9 @@ pub(super) struct QueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
     format: QueryFormat,
+    /// Stop the statement after this many seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout_secs: u64,
 }
 
 /// Options of `segwatch history`.
@@ -108,7 +111,25 @@ pub(super) fn query(settings: &Settings, args: QueryArgs) -> anyhow::Result<Exit
     let path = &settings.database.path;
     let store = Store::open_read_only(path)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
-    let mut query = ReadOnlyQuery::prepare(&store, &args.sql)?;
+    let _limit = audit::TimeLimit::start(&store, std::time::Duration::from_secs(args.timeout_secs));
+    let result = query_rows(&store, &args);
+    match result {
+        Err(e)
+            if e.downcast_ref::<audit::AuditError>()
+                .is_some_and(audit::is_interrupted) =>
+        {
+            anyhow::bail!(
+                "the query ran for longer than {} s and was stopped (raise --timeout-secs, or \
+                 narrow it: the audit_* views have a workspace and time columns to filter on)",
+                args.timeout_secs
+            )
+        }
+        other => other,
+    }
+}
+
+fn query_rows(store: &Store, args: &QueryArgs) -> anyhow::Result<ExitCode> {
+    let mut query = ReadOnlyQuery::prepare(store, &args.sql)?;
     let columns = query.columns().to_vec();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {

@@ -216,6 +216,26 @@ pub enum SegmentError {
         pages: u32,
     },
 
+    /// A response body was larger than `max_response_bytes`. Never retried: the same endpoint
+    /// would send the same body.
+    #[error(
+        "{method} {path}: the response body is larger than the limit of {limit} \
+         (`max_response_bytes`){declared}; stopped reading it. Raise `max_response_bytes` if \
+         Segment really answers this much",
+        limit = super::ByteSize(*limit),
+        declared = Declared(*declared)
+    )]
+    ResponseTooLarge {
+        /// HTTP method.
+        method: String,
+        /// Request path (without query).
+        path: String,
+        /// The configured limit in bytes.
+        limit: u64,
+        /// The `Content-Length` the server announced, when that alone exceeded the limit.
+        declared: Option<u64>,
+    },
+
     /// The listing had more pages than `max_pages`.
     #[error(
         "GET {path}: more than {max_pages} pages; stopping (raise max_pages if this is expected)"
@@ -305,6 +325,18 @@ impl fmt::Display for ServerSaid<'_> {
             Ok(())
         } else {
             write!(f, " Server said: {}", self.0)
+        }
+    }
+}
+
+/// `: Content-Length announced N bytes` or nothing.
+struct Declared(Option<u64>);
+
+impl fmt::Display for Declared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, " (Content-Length announced {n} bytes)"),
+            None => Ok(()),
         }
     }
 }

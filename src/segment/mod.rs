@@ -13,6 +13,7 @@
 //! The token is only ever held as a [`SecretString`] and a sensitive header value; it never
 //! appears in `Debug` output, logs or errors.
 
+mod body;
 mod error;
 mod pages;
 pub(crate) use pages::kind_of;
@@ -34,6 +35,8 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+pub use body::DEFAULT_MAX_RESPONSE_BYTES;
+pub(crate) use body::{BodyError, ByteSize, read_limited};
 pub use error::{ApiErrorDetail, SegmentError, ServerMessage};
 pub use pages::Pages;
 pub use regulations::{
@@ -60,8 +63,12 @@ pub struct ClientConfig {
     pub token: SecretString,
     /// `pagination[count]` for list requests, 1..=200.
     pub page_size: u32,
-    /// Limit for one whole HTTP exchange (connect, send, read body).
+    /// Limit for one whole HTTP exchange (connect, send, read body): a body that trickles in
+    /// cannot stretch it.
     pub request_timeout: Duration,
+    /// Most bytes one response body may have; a larger one fails the request with
+    /// [`SegmentError::ResponseTooLarge`], unretried.
+    pub max_response_bytes: u64,
     /// Most HTTP exchanges in flight at once across all clones of the client.
     pub concurrency: usize,
     /// Most attempts per request, the first included (so 1 means no retries).
@@ -77,15 +84,16 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with production defaults: pages of 200, 30 s timeout, 8 concurrent
-    /// requests, 6 attempts, at most 10 000 pages per listing, rate-limit waits capped at
-    /// 120 s, backoff from 500 ms to 30 s.
+    /// A configuration with production defaults: pages of 200, 30 s timeout, bodies of at most
+    /// 64 MiB, 8 concurrent requests, 6 attempts, at most 10 000 pages per listing, rate-limit
+    /// waits capped at 120 s, backoff from 500 ms to 30 s.
     pub fn new(base_url: impl Into<String>, token: SecretString) -> Self {
         ClientConfig {
             base_url: base_url.into(),
             token,
             page_size: MAX_PAGE_SIZE,
             request_timeout: Duration::from_secs(30),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             concurrency: 8,
             max_attempts: 6,
             max_pages: 10_000,
@@ -122,6 +130,7 @@ struct Inner {
     token: SecretString,
     page_size: u32,
     request_timeout: Duration,
+    max_response_bytes: u64,
     max_attempts: u32,
     max_pages: u32,
     max_rate_limit_wait: Duration,
@@ -176,6 +185,9 @@ impl SegmentClient {
         if config.request_timeout.is_zero() {
             return Err(invalid("request_timeout must be positive".to_owned()));
         }
+        if config.max_response_bytes == 0 {
+            return Err(invalid("max_response_bytes must be at least 1".to_owned()));
+        }
         if config.backoff_min > config.backoff_max {
             return Err(invalid(format!(
                 "backoff_min ({:?}) is larger than backoff_max ({:?})",
@@ -214,6 +226,7 @@ impl SegmentClient {
                 token: SecretString::from(token),
                 page_size: config.page_size,
                 request_timeout: config.request_timeout,
+                max_response_bytes: config.max_response_bytes,
                 max_attempts: config.max_attempts,
                 max_pages: config.max_pages,
                 max_rate_limit_wait: config.max_rate_limit_wait,
@@ -462,11 +475,12 @@ impl SegmentClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request.send().await?;
+            let response = request.send().await.map_err(BodyError::Http)?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
+            // The client's `timeout` also bounds this read: a trickling body times out.
+            let body = read_limited(response, inner.max_response_bytes).await?;
+            Ok::<_, BodyError>((status, headers, body))
         }
         .await;
         drop(permit);
@@ -474,7 +488,24 @@ impl SegmentClient {
 
         let (status, headers, body) = match exchange {
             Ok(parts) => parts,
-            Err(e) => {
+            Err(BodyError::TooLarge { declared }) => {
+                tracing::debug!(
+                    method = %method,
+                    path = %shown,
+                    attempt,
+                    elapsed_ms,
+                    limit = inner.max_response_bytes,
+                    "Segment API response too large"
+                );
+                // The same endpoint would send the same body again: never retried.
+                return Err(AttemptError::Fatal(SegmentError::ResponseTooLarge {
+                    method: method.as_str().to_owned(),
+                    path: url.path().to_owned(),
+                    limit: inner.max_response_bytes,
+                    declared,
+                }));
+            }
+            Err(BodyError::Http(e)) => {
                 let builder = e.is_builder();
                 // A failed connect means nothing was sent; anything later may have been.
                 let unsent = e.is_connect();

@@ -28,6 +28,8 @@ pub struct Pages {
     seen: HashSet<String>,
     pages: u32,
     total_entries: Option<u64>,
+    /// What made this listing disagree with itself so far, if anything.
+    disagreement: Option<String>,
 }
 
 #[derive(Debug)]
@@ -54,6 +56,7 @@ impl Pages {
             seen: HashSet::new(),
             pages: 0,
             total_entries: None,
+            disagreement: None,
         }
     }
 
@@ -107,7 +110,24 @@ impl Pages {
             None | Some(Value::Null) => State::Done,
             Some(Value::Object(pagination)) => {
                 if let Some(total) = pagination.get("totalEntries").and_then(Value::as_u64) {
+                    if let Some(before) = self.total_entries.filter(|b| *b != total) {
+                        self.disagreement.get_or_insert_with(|| {
+                            format!("`totalEntries` moved from {before} to {total} during the read")
+                        });
+                    }
                     self.total_entries = Some(total);
+                }
+                let more =
+                    matches!(pagination.get("next"), Some(Value::String(n)) if !n.is_empty());
+                let count = self.client.inner.page_size as usize;
+                if more && items.len() < count {
+                    self.disagreement.get_or_insert_with(|| {
+                        format!(
+                            "page {} held {} items, not the {count} asked for, yet another page followed",
+                            self.pages,
+                            items.len()
+                        )
+                    });
                 }
                 match pagination.get("next") {
                     None | Some(Value::Null) => State::Done,
@@ -141,6 +161,12 @@ impl Pages {
             }
         };
         Ok(Some(items))
+    }
+
+    /// Why the pages read so far disagree with each other (`totalEntries` moved, or a page
+    /// other than the last was short), if they do: the list changed while it was read.
+    pub fn disagreement(&self) -> Option<&str> {
+        self.disagreement.as_deref()
     }
 
     /// `data.pagination.totalEntries` from the latest page, when the API sends it.

@@ -17,6 +17,8 @@ FAULT SPECS (--fault, repeatable, checked in order): KIND[:PARAM][,PARAM...]
   400, 422        validation error (ValidationFailure envelope)
   slow            ms=N delay, then the normal answer (default 1000)
   malformed       a truncated, invalid JSON body
+  endless-body    a 200 whose body never ends (no Content-Length; filler as fast as read)
+  trickle         the normal answer, one byte every ms=N (default 1000)
   endless-cursor  lists always hand out `next`; flag `repeat` repeats `current`
   race:delete     pagination race (path=/users or path=/destinations, required): when a later
   race:insert       page (cursor offset above 0) is requested, first delete the listing's
@@ -29,6 +31,10 @@ FAULT SPECS (--fault, repeatable, checked in order): KIND[:PARAM][,PARAM...]
   bad-item:null-id     the same with \"id\": null
   bad-item:not-object  the string \"not-an-object\" added as an item
   bad-item:all         every item of the page loses its `id` (the API changed shape)
+  bad-item:repeat      the page's first item is replaced by a copy of its second: one item
+                         listed twice, one missing, nothing changed (pages that disagree)
+  bad-item:drop        the page's last item is left out (on the last page: a list that misses
+                         an item that still exists)
   bad-event:timestamp     an audit event (copy of the page's first, id <id>-malformed) whose
                             timestamp is \"yesterday\"; path defaults to /audit-events
   bad-event:no-timestamp  the same event without `timestamp`

@@ -13,10 +13,12 @@
 //! | server error | `500`…`599`, `error`, `server-error` | `status=5xx` (default 500, or the number given as kind) |
 //! | slow answer | `slow` | `ms=N`: delay before answering normally (default 1000) |
 //! | malformed JSON | `malformed`, `malformed-json` | – |
+//! | endless body | `endless-body` | – (a 200 whose body streams JSON-looking filler forever) |
+//! | trickling body | `trickle` | `ms=N`: the real answer, one byte every N ms (default 1000) |
 //! | endless cursor | `endless-cursor`, `endless` | `repeat` or `repeat=true/false` (default false) |
 //! | validation error | `400`, `422` | – (a `ValidationFailure` errors envelope) |
 //! | pagination race | `race:delete`, `race:insert` | `path=` required: `/users` or `/destinations`; `times` defaults to 1 |
-//! | malformed list item | `bad-item:no-id`, `bad-item:null-id`, `bad-item:not-object`, `bad-item:all` | – |
+//! | malformed list item | `bad-item:no-id`, `bad-item:null-id`, `bad-item:not-object`, `bad-item:all`, `bad-item:repeat`, `bad-item:drop` | – |
 //! | malformed audit event | `bad-event:timestamp`, `bad-event:no-timestamp` | `path` defaults to `/audit-events` |
 //!
 //! **Pagination race** (`race:…`): when a later page (cursor offset above 0) of the listing at
@@ -32,7 +34,10 @@
 //! (index `len / 2`), next to the real items, which stay as they were: `no-id` is a copy of the
 //! page's first item without `id` (or `{"name":"malformed item"}` on an empty page), `null-id`
 //! the same with `"id": null`, `not-object` is the string `"not-an-object"`. `all` instead
-//! strips `id` from every item of the page (an API that changed shape). `bad-event:timestamp`
+//! strips `id` from every item of the page (an API that changed shape); `repeat` replaces the
+//! page's first item with a copy of its second (one item twice, one missing, nothing mutated:
+//! a list whose pages disagree); `drop` leaves out the page's last item (a list that misses an
+//! item that still exists). `bad-event:timestamp`
 //! adds a copy of the page's first event with id `<id>-malformed` and `"timestamp":
 //! "yesterday"`; `bad-event:no-timestamp` the same copy without `timestamp`. `totalEntries`
 //! and cursors are not changed.
@@ -43,6 +48,11 @@
 //! `skip=N` (let the first N matching requests through) and `times=N` (fire N times, then
 //! stop; default forever).
 //!
+//! **Endless body** and **trickle** stand for a broken proxy or a hostile endpoint: the first
+//! never ends (no `Content-Length`, chunks as fast as the client reads them), the second sends
+//! the true answer, with its true `Content-Length`, so slowly that only a deadline on the whole
+//! exchange stops it.
+//!
 //! Examples: `429:ms=2000,path=/users,skip=1,times=3`, `500`, `503,times=2`, `slow:ms=3000`,
 //! `malformed,path=/sources`, `endless-cursor:repeat`, `race:delete,path=/users`,
 //! `bad-item:not-object,path=/sources`, `bad-event:timestamp`.
@@ -50,6 +60,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::SimError;
@@ -59,7 +70,7 @@ use super::SimError;
 /// Parses from the compact spec syntax (see the module docs) and serialises as
 /// `{"kind":{"type":"rate_limited","ms_before_next":2000},"path":"/users","skip":0,"times":3}`
 /// (kind types: `rate_limited`, `server_error`, `slow`, `malformed_json`, `endless_cursor`,
-/// `client_error`, `pagination_race`, `bad_item`, `bad_event`).
+/// `client_error`, `pagination_race`, `bad_item`, `bad_event`, `endless_body`, `trickle`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fault {
     /// What goes wrong.
@@ -99,6 +110,13 @@ pub enum FaultKind {
     },
     /// Answer 200 with a truncated, invalid JSON body.
     MalformedJson,
+    /// Answer 200 with a body that never ends.
+    EndlessBody,
+    /// Answer normally, but send the body one byte at a time.
+    Trickle {
+        /// Milliseconds between two bytes.
+        interval_ms: u64,
+    },
     /// On paginated lists, always set `next` so a naive client never stops.
     EndlessCursor {
         /// `next` repeats `current` instead of pointing past the end.
@@ -153,6 +171,12 @@ pub enum BadItemShape {
     NotObject,
     /// Every item of the page loses its `id`.
     All,
+    /// The page's first item is replaced by a copy of its second: one item listed twice and
+    /// another not at all, as a list that changed under offset cursors, with nothing changed.
+    Repeat,
+    /// The page's last item is left out, nothing else changes (on the last page, a list that
+    /// silently misses an item that still exists).
+    Drop,
 }
 
 /// A malformed audit event (see the module docs).
@@ -244,6 +268,8 @@ impl fmt::Display for Fault {
             FaultKind::ServerError { status } => write!(f, "{status}")?,
             FaultKind::Slow { delay_ms } => write!(f, "slow:ms={delay_ms}")?,
             FaultKind::MalformedJson => f.write_str("malformed")?,
+            FaultKind::EndlessBody => f.write_str("endless-body")?,
+            FaultKind::Trickle { interval_ms } => write!(f, "trickle:ms={interval_ms}")?,
             FaultKind::EndlessCursor { repeat: true } => f.write_str("endless-cursor:repeat")?,
             FaultKind::EndlessCursor { repeat: false } => f.write_str("endless-cursor")?,
             FaultKind::ClientError { status } => write!(f, "{status}")?,
@@ -280,11 +306,13 @@ impl RaceAction {
 }
 
 impl BadItemShape {
-    const ALL: [BadItemShape; 4] = [
+    const ALL: [BadItemShape; 6] = [
         BadItemShape::NoId,
         BadItemShape::NullId,
         BadItemShape::NotObject,
         BadItemShape::All,
+        BadItemShape::Repeat,
+        BadItemShape::Drop,
     ];
 
     /// The spec word, e.g. `no-id`.
@@ -294,6 +322,8 @@ impl BadItemShape {
             BadItemShape::NullId => "null-id",
             BadItemShape::NotObject => "not-object",
             BadItemShape::All => "all",
+            BadItemShape::Repeat => "repeat",
+            BadItemShape::Drop => "drop",
         }
     }
 }
@@ -455,6 +485,21 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
             reject(repeat.is_some(), "repeat")?;
             FaultKind::MalformedJson
         }
+        "endless-body" => {
+            reject(ms.is_some(), "ms")?;
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            FaultKind::EndlessBody
+        }
+        "trickle" => {
+            reject(status.is_some(), "status")?;
+            reject(repeat.is_some(), "repeat")?;
+            let interval_ms = ms.unwrap_or(1000);
+            if interval_ms == 0 {
+                return Err("`trickle` needs `ms` of at least 1".into());
+            }
+            FaultKind::Trickle { interval_ms }
+        }
         "endless-cursor" | "endless" => {
             reject(ms.is_some(), "ms")?;
             reject(status.is_some(), "status")?;
@@ -533,7 +578,8 @@ fn parse_spec(spec: &str) -> Result<Fault, String> {
         other => {
             return Err(format!(
                 "unknown fault kind `{other}`; expected one of 429, rate-limited, 5xx (e.g. 500), \
-                 400, 422, error, slow, malformed, endless-cursor, race, bad-item, bad-event"
+                 400, 422, error, slow, malformed, endless-body, trickle, endless-cursor, race, \
+                 bad-item, bad-event"
             ));
         }
     };
@@ -658,6 +704,58 @@ impl FaultSet {
     }
 }
 
+/// Filler an endless body repeats: looks like the start of a listing, so a client that parses
+/// as it reads would not stop early either.
+const ENDLESS_ITEM: &[u8] = br#"{"id":"endless","email":"endless@acme.io","permissions":[]},"#;
+
+/// A 200 whose body never ends: `{"data":{"items":[` then [`ENDLESS_ITEM`] forever, in 64 KiB
+/// chunks, without `Content-Length`. The stream stops when the client hangs up.
+pub(crate) fn endless_body() -> axum::response::Response {
+    use axum::body::{Body, Bytes};
+    let chunk: Bytes = ENDLESS_ITEM
+        .iter()
+        .copied()
+        .cycle()
+        .take(64 * 1024 / ENDLESS_ITEM.len() * ENDLESS_ITEM.len())
+        .collect::<Vec<u8>>()
+        .into();
+    let head = Bytes::from_static(br#"{"data":{"items":["#);
+    let stream = futures_util::stream::iter(std::iter::once(head).chain(std::iter::repeat(chunk)))
+        .map(Ok::<_, std::convert::Infallible>);
+    axum::response::Response::builder()
+        .status(200)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("a static response is valid")
+}
+
+/// `response` with its body sent one byte every `interval_ms`; status and headers (the true
+/// `Content-Length` included) are kept.
+pub(crate) async fn trickle(
+    response: axum::response::Response,
+    interval_ms: u64,
+) -> axum::response::Response {
+    use axum::body::{Body, Bytes};
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return axum::response::Response::from_parts(parts, Body::empty());
+    };
+    let interval = std::time::Duration::from_millis(interval_ms);
+    let stream = futures_util::stream::unfold(0usize, move |at| {
+        let bytes = bytes.clone();
+        async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            // The first byte waits too: the status line arrives at once, the body does not.
+            tokio::time::sleep(interval).await;
+            let one: Bytes = bytes.slice(at..at + 1);
+            Some((Ok::<_, std::convert::Infallible>(one), at + 1))
+        }
+    });
+    axum::response::Response::from_parts(parts, Body::from_stream(stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,6 +796,18 @@ mod tests {
 
     #[test]
     fn parses_good_specs() {
+        assert_eq!(
+            parse("endless-body,path=/users"),
+            Fault::new(FaultKind::EndlessBody).on_path("/users")
+        );
+        assert_eq!(
+            parse("trickle:ms=50"),
+            Fault::new(FaultKind::Trickle { interval_ms: 50 })
+        );
+        assert_eq!(
+            parse("trickle"),
+            Fault::new(FaultKind::Trickle { interval_ms: 1000 })
+        );
         assert_eq!(
             parse("429:ms=2000,path=/users,skip=1,times=3"),
             Fault::new(FaultKind::RateLimited {
@@ -860,6 +970,8 @@ mod tests {
             "bad-item:all",
             "bad-event:timestamp,path=/audit-events",
             "bad-event:no-timestamp,path=/audit-events,times=1",
+            "endless-body,path=/users",
+            "trickle:ms=50,path=/users,times=2",
         ] {
             let fault = parse(spec);
             assert_eq!(fault.to_string(), spec);
@@ -885,6 +997,9 @@ mod tests {
             ("500,,times=1", "empty parameter"),
             ("500,color=red", "unknown parameter `color`"),
             ("endless:repeat=maybe", "`repeat` is a flag"),
+            ("endless-body:ms=5", "`ms` does not apply to `endless-body`"),
+            ("trickle:ms=0", "`trickle` needs `ms` of at least 1"),
+            ("trickle,status=500", "`status` does not apply to `trickle`"),
         ];
         for (spec, expected) in cases {
             let message = error(spec);

@@ -59,6 +59,8 @@ use tokio::task::JoinHandle;
 pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
 pub use faults::{BadEventDefect, BadItemShape, Fault, FaultKind, RaceAction};
+#[cfg(test)]
+pub(crate) use faults::{endless_body, trickle};
 pub use mutations::Mutation;
 pub use profiles::ProfileSummary;
 pub use race::RaceRecord;

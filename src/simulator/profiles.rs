@@ -266,6 +266,10 @@ async fn profile_gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -
             next.run(req).await
         }
         Some(FaultKind::MalformedJson) => truncate_body(next.run(req).await).await,
+        Some(FaultKind::EndlessBody) => super::faults::endless_body(),
+        Some(FaultKind::Trickle { interval_ms }) => {
+            super::faults::trickle(next.run(req).await, interval_ms).await
+        }
     }
 }
 

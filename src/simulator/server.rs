@@ -565,6 +565,10 @@ async fn api_gate(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         Some(FaultKind::MalformedJson) => {
             truncate_body(sh.released(&path, next.run(req).await).await).await
         }
+        Some(FaultKind::EndlessBody) => super::faults::endless_body(),
+        Some(FaultKind::Trickle { interval_ms }) => {
+            super::faults::trickle(sh.released(&path, next.run(req).await).await, interval_ms).await
+        }
         Some(FaultKind::EndlessCursor { repeat }) => {
             req.extensions_mut().insert(Endless { repeat });
             sh.released(&path, next.run(req).await).await

@@ -437,6 +437,16 @@ pub(crate) fn add_bad_item(body: &mut Value, shape: BadItemShape) {
             item
         }
         BadItemShape::NotObject => Value::from("not-an-object"),
+        BadItemShape::Repeat => {
+            if items.len() >= 2 {
+                items[0] = items[1].clone();
+            }
+            return;
+        }
+        BadItemShape::Drop => {
+            items.pop();
+            return;
+        }
     };
     let at = items.len() / 2;
     items.insert(at, bad);

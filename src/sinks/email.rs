@@ -237,6 +237,12 @@ impl EmailSink {
         }
     }
 
+    /// The size in bytes of the email sent for `msg`, as transmitted (headers and encoded
+    /// parts).
+    pub fn message_len(&self, msg: &Message<'_>) -> Result<usize, SendError> {
+        Ok(self.build(msg)?.formatted().len())
+    }
+
     /// The email for `msg`: subject, plain text and HTML alternatives.
     fn build(&self, msg: &Message<'_>) -> Result<lettre::Message, SendError> {
         let app_base = self.app_base.as_deref();

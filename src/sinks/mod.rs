@@ -27,8 +27,52 @@ pub enum Message<'a> {
         /// The snapshot that raised them.
         snapshot_id: i64,
     },
+    /// The last message of a sink's run once its `max_messages_per_run` is reached: counts of
+    /// the alerts it does not list, and how to list them.
+    Summary(&'a Summary),
     /// `segwatch sinks test`: proves the sink is reachable.
     Test,
+}
+
+/// What a [`Message::Summary`] says: the alerts of a run that no message listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// How many alerts it stands for (none of them listed).
+    pub count: usize,
+    /// Per severity, most severe first (only severities present).
+    pub severities: Vec<(Severity, usize)>,
+    /// Per rule, most alerts first, at most [`SUMMARY_RULES`].
+    pub rules: Vec<(String, usize)>,
+    /// Rules left out of `rules`.
+    pub more_rules: usize,
+    /// The command listing them one by one (`segwatch alerts --status open --rule R …`).
+    pub command: String,
+}
+
+/// How many rules a summary names (it must stay small whatever the storm).
+pub const SUMMARY_RULES: usize = 20;
+
+/// Default `max_body_bytes` (webhook) and `max_message_bytes` (email): 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Default `max_messages_per_run`.
+pub const DEFAULT_MAX_MESSAGES_PER_RUN: usize = 20;
+
+/// How large a message is against the sink's most constraining limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measure {
+    /// The size, in the unit of `limit`.
+    pub size: usize,
+    /// The limit.
+    pub limit: usize,
+    /// What is measured and where the limit comes from (`body bytes (max_body_bytes)`).
+    pub what: &'static str,
+}
+
+impl Measure {
+    /// Whether the message is within the limit.
+    pub fn fits(&self) -> bool {
+        self.size <= self.limit
+    }
 }
 
 /// Why a delivery failed.
@@ -45,6 +89,13 @@ pub enum SendError {
     /// Will fail the same way again (4xx, rejected recipient, bad configuration).
     #[error("{message}")]
     Permanent {
+        /// What went wrong (never contains a secret).
+        message: String,
+    },
+    /// The receiver refused the message as too large (HTTP 413): the outbox splits the batch
+    /// and sends the halves; a single alert refused so is dead.
+    #[error("{message}")]
+    TooLarge {
         /// What went wrong (never contains a secret).
         message: String,
     },
@@ -114,8 +165,13 @@ pub struct SinkConfig {
     pub name: String,
     /// Which alerts it wants.
     pub filter: SinkFilter,
-    /// More alerts than this from one poll go out as one digest.
+    /// More alerts than this from one poll go out as digests.
     pub digest_threshold: usize,
+    /// Largest message, in bytes: the webhook body (`max_body_bytes`) or the whole email
+    /// (`max_message_bytes`); Slack has fixed limits instead (see [`slack`]).
+    pub max_message_bytes: usize,
+    /// Messages per delivery run; past it the rest of the run is one summary.
+    pub max_messages_per_run: usize,
     /// Attempts before a delivery is dead.
     pub max_attempts: u32,
     /// Where it sends.
@@ -125,6 +181,9 @@ pub struct SinkConfig {
     /// A folder of templates overriding the built-in message templates.
     pub templates: Option<std::path::PathBuf>,
 }
+
+/// Most alerts one webhook digest lists: bounds what the outbox holds in memory for one message.
+pub const WEBHOOK_DIGEST_ALERTS: usize = 1000;
 
 /// A sink ready to send.
 #[derive(Debug, Clone)]
@@ -171,6 +230,34 @@ impl Sink {
     /// The sink's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// How large `msg` is against the sink's most constraining limit; an error when it cannot
+    /// be rendered at all.
+    pub fn measure(&self, msg: &Message<'_>) -> Result<Measure, SendError> {
+        match &self.sender {
+            Sender::Webhook(_) => Ok(Measure {
+                size: webhook::body_len(msg),
+                limit: self.config.max_message_bytes,
+                what: "body bytes (max_body_bytes)",
+            }),
+            Sender::Slack(s) => s.measure(msg),
+            Sender::Email(e) => Ok(Measure {
+                size: e.message_len(msg)?,
+                limit: self.config.max_message_bytes,
+                what: "message bytes (max_message_bytes)",
+            }),
+        }
+    }
+
+    /// How many alerts one digest of this sink may list: Slack and email digests list at most
+    /// [`render::DIGEST_LIMIT`]; a webhook digest is bounded by its size (and by
+    /// [`WEBHOOK_DIGEST_ALERTS`], to bound memory).
+    pub fn max_alerts_per_digest(&self) -> usize {
+        match &self.sender {
+            Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
+            Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
+        }
     }
 
     /// Delivers one message once.

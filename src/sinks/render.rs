@@ -6,11 +6,15 @@
 //! overrides may replace any of them ([`Templates::with_overrides`]). The HTML template is
 //! auto-escaped. Every template sees the same context:
 //!
-//! - `kind`: `"alert"`, `"digest"` or `"test"`;
+//! - `kind`: `"alert"`, `"digest"`, `"summary"` or `"test"`;
 //! - `alert` (for `kind == "alert"`): the alert as described below;
 //! - `digest` (for `kind == "digest"`): `snapshot_id`, `total`, `counts` (a list of
 //!   `{severity, label, count}`, most severe first), `counts_text` (`2 critical, 5 high`),
-//!   `alerts` (at most [`DIGEST_LIMIT`] alerts) and `more` (how many were left out).
+//!   `alerts` (at most [`DIGEST_LIMIT`] alerts) and `more` (how many were left out);
+//! - `summary` (for `kind == "summary"`, the last message of a run that reached the sink's
+//!   `max_messages_per_run`): `count` (alerts not listed), `counts_text`, `rules` (a list of
+//!   `{rule_id, count}`), `more_rules`, `command` (how to list them) and `text` (all of it in
+//!   one paragraph ending with the count and the command). Override templates should handle it.
 //!
 //! An alert has `id`, `rule_id`, `rule_kind`, `severity` (`high`), `label` (`HIGH`), `title`,
 //! `resource_kind`, `resource_id`, `resource_name`, `status` (`fired`, `open`, `resolved`),
@@ -34,7 +38,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Message;
+use super::{Message, Summary};
 use crate::alerts::{AlertRecord, AlertStatus};
 use crate::model::ResourceKind;
 use crate::rules::Severity;
@@ -219,6 +223,7 @@ impl Templates {
                 alerts,
                 snapshot_id,
             } => slack_digest_blocks(&DigestView::new(alerts, snapshot_id, app_base)),
+            Message::Summary(summary) => slack_summary_blocks(summary),
             Message::Test => slack_test_blocks(),
         };
         debug_assert!(blocks.len() <= SLACK_MAX_BLOCKS);
@@ -296,6 +301,74 @@ struct Context {
     kind: &'static str,
     alert: Option<AlertView>,
     digest: Option<DigestView>,
+    summary: Option<SummaryView>,
+}
+
+#[derive(Serialize)]
+struct SummaryView {
+    count: usize,
+    counts_text: String,
+    rules: Vec<RuleCountView>,
+    more_rules: usize,
+    command: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct RuleCountView {
+    rule_id: String,
+    count: usize,
+}
+
+impl SummaryView {
+    fn new(s: &Summary) -> SummaryView {
+        SummaryView {
+            count: s.count,
+            counts_text: summary_counts(s),
+            rules: s
+                .rules
+                .iter()
+                .map(|(rule_id, count)| RuleCountView {
+                    rule_id: rule_id.clone(),
+                    count: *count,
+                })
+                .collect(),
+            more_rules: s.more_rules,
+            command: s.command.clone(),
+            text: summary_text(s),
+        }
+    }
+}
+
+/// `2 critical, 5 high`.
+fn summary_counts(s: &Summary) -> String {
+    s.severities
+        .iter()
+        .map(|(severity, n)| format!("{n} {}", severity.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A summary in one paragraph, ending with how many alerts it does not list and the command
+/// that lists them.
+pub fn summary_text(s: &Summary) -> String {
+    let mut rules: Vec<String> = s
+        .rules
+        .iter()
+        .map(|(rule, n)| format!("{rule} ({n})"))
+        .collect();
+    if s.more_rules > 0 {
+        rules.push(format!("{} more rules", s.more_rules));
+    }
+    format!(
+        "segwatch reached this sink's message limit for the run (max_messages_per_run). \
+         Severities: {}. Rules: {}. {} alert{} not listed; list them with: {}",
+        summary_counts(s),
+        rules.join(", "),
+        s.count,
+        if s.count == 1 { "" } else { "s" },
+        s.command
+    )
 }
 
 impl Context {
@@ -305,6 +378,7 @@ impl Context {
                 kind: "alert",
                 alert: Some(AlertView::new(a, app_base)),
                 digest: None,
+                summary: None,
             },
             Message::Digest {
                 alerts,
@@ -313,11 +387,19 @@ impl Context {
                 kind: "digest",
                 alert: None,
                 digest: Some(DigestView::new(alerts, snapshot_id, app_base)),
+                summary: None,
+            },
+            Message::Summary(s) => Context {
+                kind: "summary",
+                alert: None,
+                digest: None,
+                summary: Some(SummaryView::new(s)),
             },
             Message::Test => Context {
                 kind: "test",
                 alert: None,
                 digest: None,
+                summary: None,
             },
         }
     }
@@ -752,6 +834,17 @@ fn slack_digest_blocks(d: &DigestView) -> Vec<Value> {
             .take(SLACK_MAX_BLOCKS - 2),
     );
     blocks
+}
+
+fn slack_summary_blocks(s: &Summary) -> Vec<Value> {
+    vec![
+        header(&format!(
+            "segwatch: {} more alert{} not listed",
+            s.count,
+            if s.count == 1 { "" } else { "s" }
+        )),
+        section(&esc(&summary_text(s))),
+    ]
 }
 
 fn slack_test_blocks() -> Vec<Value> {

@@ -20,6 +20,22 @@ use super::{Message, SendError};
 /// Slack's documented rate for incoming webhooks: one message per second.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Slack's limits on one message, which the outbox splits digests to fit:
+/// - at most 50 blocks per message ("You can include up to 50 blocks in each message",
+///   <https://docs.slack.dev/reference/block-kit/blocks>);
+/// - `text` is truncated past 40,000 characters (chat.postMessage, `text` argument,
+///   <https://api.slack.com/methods/chat.postMessage>);
+/// - 3,000 characters per section block text
+///   (<https://api.slack.com/reference/block-kit/blocks#section>), which the built-in renderer
+///   keeps to (`render.rs`);
+/// - and, undocumented, `msg_blocks_too_long` past about 13,000 characters of block text in one
+///   message (slackapi/bolt-js#2509), so block text is kept under 12,000.
+pub const MAX_BLOCKS: usize = 50;
+/// See [`MAX_BLOCKS`].
+pub const MAX_TEXT_CHARS: usize = 40_000;
+/// See [`MAX_BLOCKS`].
+pub const MAX_BLOCK_TEXT_CHARS: usize = 12_000;
+
 /// How long one post may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -94,6 +110,17 @@ impl SlackSink {
         self
     }
 
+    /// The most constraining of Slack's limits for `msg` (see [`MAX_BLOCKS`]).
+    pub fn measure(&self, msg: &Message<'_>) -> Result<super::Measure, SendError> {
+        let payload = self
+            .templates
+            .slack(msg, self.app_base.as_deref())
+            .map_err(|e| SendError::Permanent {
+                message: format!("cannot render the Slack message: {e}"),
+            })?;
+        Ok(slack_measure(&payload))
+    }
+
     /// Posts `msg` once. 2xx is success; 429 (with its `Retry-After`), 5xx and network errors
     /// are retryable; any other status is permanent and quotes Slack's reply
     /// (`invalid_payload`, `no_service`, …).
@@ -135,6 +162,9 @@ impl SlackSink {
             format!("Slack answered HTTP {}: {reply}", status.as_u16())
         };
         tracing::warn!(status = status.as_u16(), reply = %reply, "Slack refused the message");
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(SendError::TooLarge { message });
+        }
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Err(SendError::Retryable {
                 message,
@@ -155,6 +185,49 @@ impl SlackSink {
             out = out.replace(parsed.path(), "/[redacted]");
         }
         out
+    }
+}
+
+/// Blocks, `text` characters and block text characters of a payload against Slack's limits:
+/// the one nearest to (or furthest past) its limit.
+pub fn slack_measure(payload: &serde_json::Value) -> super::Measure {
+    let blocks = payload["blocks"].as_array().map_or(0, Vec::len);
+    let text = payload["text"].as_str().map_or(0, |t| t.chars().count());
+    let block_text = text_chars(&payload["blocks"]);
+    [
+        super::Measure {
+            size: blocks,
+            limit: MAX_BLOCKS,
+            what: "Slack blocks",
+        },
+        super::Measure {
+            size: text,
+            limit: MAX_TEXT_CHARS,
+            what: "Slack text characters",
+        },
+        super::Measure {
+            size: block_text,
+            limit: MAX_BLOCK_TEXT_CHARS,
+            what: "Slack block text characters",
+        },
+    ]
+    .into_iter()
+    .max_by(|a, b| (a.size * b.limit).cmp(&(b.size * a.limit)))
+    .expect("three measures")
+}
+
+/// Characters of every `text` string under `v`.
+fn text_chars(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(items) => items.iter().map(text_chars).sum(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) if k == "text" => s.chars().count(),
+                other => text_chars(other),
+            })
+            .sum(),
+        _ => 0,
     }
 }
 

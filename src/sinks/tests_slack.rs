@@ -153,6 +153,17 @@ async fn server_errors_are_retryable() {
 }
 
 #[tokio::test]
+async fn payload_too_large_asks_the_outbox_to_split() {
+    let (url, _) = start(StatusCode::PAYLOAD_TOO_LARGE, vec![], "too large").await;
+    let err = sink(&url).send(&Message::Test).await.unwrap_err();
+    match &err {
+        SendError::TooLarge { message } => assert!(message.contains("413"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_no_secret(&err);
+}
+
+#[tokio::test]
 async fn bad_request_is_permanent_with_slacks_reply() {
     let (url, _) = start(StatusCode::BAD_REQUEST, vec![], "invalid_payload").await;
     let err = sink(&url).send(&Message::Test).await.unwrap_err();

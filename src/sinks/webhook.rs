@@ -10,7 +10,11 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use serde::Serialize;
+use serde_json::Value;
+
 use super::{Message, SendError};
+use crate::alerts::AlertRecord;
 
 /// Header carrying the HMAC signature.
 pub const SIGNATURE_HEADER: &str = "X-Segwatch-Signature";
@@ -59,6 +63,7 @@ impl WebhookSink {
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
         let (event, body) = payload(message);
         let body = serde_json::to_vec(&body).expect("payloads serialise");
+        let length = body.len();
         let mut request = self
             .client
             .post(self.url.expose_secret())
@@ -97,6 +102,11 @@ impl WebhookSink {
             .take(200)
             .collect();
         let message = format!("webhook answered HTTP {status}: {}", text.trim());
+        if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(SendError::TooLarge {
+                message: format!("{message} (body of {length} bytes)"),
+            });
+        }
         if status.as_u16() == 429 || status.is_server_error() {
             Err(SendError::Retryable {
                 message,
@@ -121,9 +131,73 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     hex
 }
 
+/// The length in bytes of the body [`WebhookSink::send`] posts for `message`, computed
+/// without building it.
+pub fn body_len(message: &Message<'_>) -> usize {
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, &payload(message).1).expect("payloads serialise");
+    counter.0
+}
+
+/// An `io::Write` that only counts.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A webhook body. Fields are in alphabetical order, and alerts are JSON values (whose keys
+/// serialise sorted), so that bodies stay byte for byte what they were when built as maps.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Alert {
+        alert: Value,
+        event: &'static str,
+        r#type: &'static str,
+    },
+    Digest {
+        alerts: Vec<Value>,
+        count: usize,
+        snapshot_id: i64,
+        r#type: &'static str,
+    },
+    Summary {
+        command: &'a str,
+        count: usize,
+        more_rules: usize,
+        rules: Vec<RuleCount<'a>>,
+        severities: Vec<SeverityCount>,
+        text: String,
+        r#type: &'static str,
+    },
+    Test {
+        message: &'static str,
+        r#type: &'static str,
+    },
+}
+
+#[derive(Serialize)]
+struct RuleCount<'a> {
+    count: usize,
+    rule_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct SeverityCount {
+    count: usize,
+    severity: &'static str,
+}
+
 /// The event id and JSON body of a message.
-fn payload(message: &Message<'_>) -> (String, serde_json::Value) {
-    match message {
+fn payload<'a>(message: &Message<'a>) -> (String, Body<'a>) {
+    match *message {
         Message::Alert(alert) => {
             let event = if alert.resolved_at.is_some() {
                 "resolved"
@@ -132,7 +206,11 @@ fn payload(message: &Message<'_>) -> (String, serde_json::Value) {
             };
             (
                 format!("alert-{}-{event}", alert.id),
-                serde_json::json!({"type": "alert", "event": event, "alert": alert}),
+                Body::Alert {
+                    alert: as_value(alert),
+                    event,
+                    r#type: "alert",
+                },
             )
         }
         Message::Digest {
@@ -143,13 +221,60 @@ fn payload(message: &Message<'_>) -> (String, serde_json::Value) {
                 "digest-{snapshot_id}-{}",
                 alerts.first().map_or(0, |a| a.id)
             ),
-            serde_json::json!({"type": "digest", "snapshot_id": snapshot_id, "count": alerts.len(), "alerts": alerts}),
+            Body::Digest {
+                alerts: alerts.iter().map(as_value).collect(),
+                count: alerts.len(),
+                snapshot_id,
+                r#type: "digest",
+            },
+        ),
+        Message::Summary(summary) => (
+            // Stable for one set of summarised alerts, so that a repeat can be dropped.
+            format!("summary-{}-{}", summary.count, fnv(&summary.command)),
+            Body::Summary {
+                command: &summary.command,
+                count: summary.count,
+                more_rules: summary.more_rules,
+                rules: summary
+                    .rules
+                    .iter()
+                    .map(|(rule_id, count)| RuleCount {
+                        count: *count,
+                        rule_id,
+                    })
+                    .collect(),
+                severities: summary
+                    .severities
+                    .iter()
+                    .map(|(s, count)| SeverityCount {
+                        count: *count,
+                        severity: s.as_str(),
+                    })
+                    .collect(),
+                text: super::render::summary_text(summary),
+                r#type: "summary",
+            },
         ),
         Message::Test => (
             "test".to_string(),
-            serde_json::json!({"type": "test", "message": "segwatch test message"}),
+            Body::Test {
+                message: "segwatch test message",
+                r#type: "test",
+            },
         ),
     }
+}
+
+fn as_value(alert: &AlertRecord) -> Value {
+    serde_json::to_value(alert).expect("alerts serialise")
+}
+
+/// FNV-1a of `text`: a short, stable tag (not a security measure).
+fn fnv(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 #[cfg(test)]

@@ -54,7 +54,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_privacy_requests.sql"),
     include_str!("migrations/0010_real_workspaces.sql"),
     include_str!("migrations/0011_api_drift.sql"),
-    include_str!("migrations/0012_writer.sql"),
+    include_str!("migrations/0012_messages.sql"),
+    include_str!("migrations/0013_writer.sql"),
 ];
 
 /// The schema version this build reads and writes.
@@ -447,7 +448,7 @@ impl Store {
         //
         // Without the lock (a tool on its own file), ask the lock: rows whose recorded pid and
         // host are those of the current holder belong to a live poll and are left alone. Rows
-        // from before schema 12 record no holder and are treated as dead, as they always were.
+        // from before schema 13 record no holder and are treated as dead, as they always were.
         let live = match self.writer {
             Some(_) => None,
             None => lock::current_holder(&self.path)?,
@@ -714,26 +715,93 @@ impl Store {
         Ok(alert_ids)
     }
 
-    /// Deliveries due at `now` (pending, or failed and due for a retry), oldest first, with the
-    /// alert each one carries.
-    pub fn due_deliveries(&self, workspace_id: i64, now: &str) -> Result<Vec<DueDelivery>> {
-        let sql = format!(
-            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-             WHERE d.workspace_id = ?1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2 ORDER BY d.id",
-            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ")
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
+    /// The deliveries due at `now` (pending, or failed and due for a retry), oldest first, as
+    /// light keys without their alerts: the outbox plans its messages from these and loads the
+    /// alerts a few at a time ([`Store::due_deliveries_by_id`]), so that a poll raising 100,000
+    /// alerts never holds them all in memory.
+    pub fn due_delivery_keys(&self, workspace_id: i64, now: &str) -> Result<Vec<DueKey>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, a.id, a.rule_id, a.severity, a.status
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.workspace_id = ?1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2
+             ORDER BY d.id",
+        )?;
+        let bad = |i: usize, e: String| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        };
         let rows = stmt.query_map(params![workspace_id, now], |r| {
-            Ok(DueDelivery {
+            let resolved = r.get::<_, String>(3)? == "resolved";
+            let severity: String = r.get(7)?;
+            let status: String = r.get(8)?;
+            let status = AlertStatus::parse(&status)
+                .ok_or_else(|| bad(8, format!("unknown alert status `{status}`")))?;
+            Ok(DueKey {
                 id: r.get(0)?,
                 sink: r.get(1)?,
                 snapshot_id: r.get(2)?,
-                resolved: r.get::<_, String>(3)? == "resolved",
+                resolved,
                 attempts: r.get(4)?,
-                alert: alert_row_at(r, 5)?,
+                alert_id: r.get(5)?,
+                rule_id: r.get(6)?,
+                severity: severity
+                    .parse()
+                    .map_err(|_| bad(7, format!("unknown severity `{severity}`")))?,
+                // As of the event delivered: a finding raised then already resolved is announced
+                // as raised.
+                status: match (resolved, status) {
+                    (false, AlertStatus::Resolved) => AlertStatus::Open,
+                    (_, s) => s,
+                },
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The due deliveries with these ids, with the alert each one carries, in the order of
+    /// `ids` (ids that do not exist are skipped).
+    pub fn due_deliveries_by_id(&self, ids: &[i64]) -> Result<Vec<DueDelivery>> {
+        let sql = format!(
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.id = ?1",
+            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = stmt
+                .query_row([id], |r| {
+                    Ok(DueDelivery {
+                        id: r.get(0)?,
+                        sink: r.get(1)?,
+                        snapshot_id: r.get(2)?,
+                        resolved: r.get::<_, String>(3)? == "resolved",
+                        attempts: r.get(4)?,
+                        alert: alert_row_at(r, 5)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    /// Marks deliveries `summarised`: their alerts were counted, not listed, in a summary
+    /// message the sink confirmed (see `sinks::outbox`). They stay stored and listed.
+    pub fn record_summarised(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET status = 'summarised', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            )?;
+            let at = now();
+            for id in ids {
+                stmt.execute(params![id, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records the outcome of delivery attempts.
@@ -876,6 +944,16 @@ impl Store {
             kind_status,
             last_confirm_requests,
             quarantined,
+            undelivered: {
+                let mut stmt = self.conn.prepare(
+                    "SELECT sink, count(*), min(created_at) FROM deliveries
+                     WHERE workspace_id = ?1 AND status IN ('pending', 'failed')
+                     GROUP BY sink ORDER BY sink",
+                )?;
+                let rows =
+                    stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect::<std::result::Result<_, _>>()?
+            },
         })
     }
 
@@ -1635,6 +1713,32 @@ pub struct StoreMetrics {
     pub last_confirm_requests: Option<i64>,
     /// Items in quarantine.
     pub quarantined: i64,
+    /// Per sink: deliveries not yet confirmed (pending or failed, to be retried) and when the
+    /// oldest of them was queued.
+    pub undelivered: Vec<(String, i64, String)>,
+}
+
+/// A delivery that is due, without its alert: what the outbox plans messages with.
+#[derive(Debug, Clone)]
+pub struct DueKey {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The poll that queued it.
+    pub snapshot_id: i64,
+    /// Whether it delivers the alert's resolution (else its raising).
+    pub resolved: bool,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The alert.
+    pub alert_id: i64,
+    /// The alert's rule.
+    pub rule_id: String,
+    /// The alert's severity.
+    pub severity: crate::rules::Severity,
+    /// The alert's status as of the event delivered.
+    pub status: AlertStatus,
 }
 
 /// A delivery that is due, with its alert.
@@ -1681,7 +1785,7 @@ pub struct DeliveryRow {
     pub alert_id: i64,
     /// `raised` or `resolved`.
     pub event: String,
-    /// `pending`, `failed`, `sent` or `dead`.
+    /// `pending`, `failed`, `sent`, `summarised` or `dead`.
     pub status: String,
     /// Attempts so far.
     pub attempts: u32,

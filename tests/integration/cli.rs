@@ -230,3 +230,31 @@ async fn json_logs_are_one_object_per_line_with_the_poll_span() {
     assert_eq!(complete["span"]["snapshot"], 1);
     assert_eq!(complete["level"], "INFO");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_runs_too_long_is_stopped_at_its_time_limit() {
+    let ws = crate::util::TestWorkspace::start().await;
+    ws.segwatch().args(["poll"]).success();
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                   SELECT count(*) FROM c";
+    let run = ws
+        .segwatch()
+        .args(["query", endless, "--timeout-secs", "1"])
+        .failure();
+    assert_eq!(run.output.status.code(), Some(1));
+    assert!(
+        run.stderr()
+            .contains("the query ran for longer than 1 s and was stopped"),
+        "{}",
+        run.stderr()
+    );
+    // A query within its limit is unaffected.
+    ws.segwatch()
+        .args([
+            "query",
+            "SELECT count(*) FROM audit_polls",
+            "--timeout-secs",
+            "1",
+        ])
+        .success();
+}

@@ -603,3 +603,123 @@ async fn sighup_adds_and_removes_workspaces() {
     assert!(stderr.contains("workspace added"), "{stderr}");
     assert!(stderr.contains("workspace removed"), "{stderr}");
 }
+
+/// A webhook endpoint that accepts connections and never answers (a firewall dropping
+/// replies). Returns its URL; the sockets stay open until the test ends.
+async fn silent_receiver() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_never_answers_delays_no_poll_and_health_reports_its_lag_apart() {
+    let ws = TestWorkspace::start().await;
+    let url = silent_receiver().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!("[[sinks]]\nname = \"silent\"\ntype = \"webhook\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_SCHEDULE__CRON", EVERY_SECOND)
+        .env("SEGWATCH_HEALTH__LISTEN", &format!("127.0.0.1:{port}"))
+        .env("SEGWATCH_HEALTH__MAX_AGE_SECS", "5")
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .spawn();
+    let _mutator = ws.sim.spawn_mutator(Duration::from_millis(700));
+    // The baseline's findings wait on a sink that holds each send for its 15 s timeout; polls
+    // go on at their schedule all the same.
+    ws.wait_for_db("10 polls completed", |s| complete(s).len() >= 10)
+        .await;
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    let lag = &body["workspaces"][0]["deliveries"]["silent"];
+    assert!(lag["undelivered"].as_i64().unwrap() > 0, "{body}");
+    assert!(
+        lag["oldest_undelivered_age_secs"].as_f64().unwrap() > 0.0,
+        "{body}"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "segwatch_oldest_undelivered_age_seconds{workspace=\"default\",sink=\"silent\"}"
+        )),
+        "{metrics}"
+    );
+    terminate(&child);
+    let output = exits_within(child, Duration::from_secs(15));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_shot_poll_delivers_within_its_deadline_and_leaves_the_rest_queued() {
+    let ws = TestWorkspace::start().await;
+    let url = silent_receiver().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[delivery]\npoll_deadline_secs = 2\n\n[[sinks]]\nname = \"silent\"\ntype = \"webhook\"\nurl = \"{url}\"\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = ws
+        .segwatch()
+        .args(["--config", config.to_str().unwrap(), "poll"])
+        .success();
+    // Each send would wait 15 s for the silent sink; the command ends after its 2 s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "{:?}\n{}",
+        started.elapsed(),
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("delivery deadline reached"),
+        "{}",
+        run.stderr()
+    );
+    let queued: i64 = ws
+        .store()
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE status IN ('pending', 'failed')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(queued > 0, "the findings stay queued for the next run");
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_DELIVERY__POLL_DEADLINE_SECS", "0")
+        .args(["--config", config.to_str().unwrap(), "poll"])
+        .failure();
+    assert!(
+        run.stderr().contains("delivery.poll_deadline_secs"),
+        "{}",
+        run.stderr()
+    );
+}

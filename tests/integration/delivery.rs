@@ -327,6 +327,8 @@ async fn slack_429_retry_after_is_waited_out() {
             ..SinkFilter::default()
         },
         digest_threshold: 100,
+        max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
+        max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
         max_attempts: 5,
         target: SinkTarget::Slack {
             url: SecretString::from(url),

@@ -9,6 +9,7 @@
 //! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
 //!   alerted on, their secrets kept out, a rejected function type and kinds turned off;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
+//! - `bounded`: endless and trickling response bodies and endless secret files meet a limit;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
 //! - `simulate`: `segwatch simulate` as a process: plans, API releases and the fault kinds that
@@ -21,6 +22,8 @@
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
 //!   cannot read;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
+//! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
+//!   summarised, nothing dead;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
@@ -34,6 +37,7 @@
 mod api_drift;
 mod audit_trail;
 mod auditor;
+mod bounded;
 mod cli;
 mod daemon;
 mod data_flow;
@@ -49,6 +53,7 @@ mod retention;
 mod secrets;
 mod simulate;
 mod starter_rules;
+mod storm;
 mod util;
 mod verify;
 mod workspaces;

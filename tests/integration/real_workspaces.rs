@@ -243,16 +243,11 @@ async fn a_deletion_during_a_read_removes_exactly_the_deleted_user_across_polls(
     let races = ws.sim.races();
     assert_eq!(races.len(), 1, "{races:?}");
     let deleted = races[0].id.clone();
-    // The deletion shifted page 2: one user who still exists was not listed. It was looked up
-    // by id, found, and kept.
-    assert!(
-        first["confirmation"]["found"].as_u64().unwrap() >= 1,
-        "{first}"
-    );
-    assert!(
-        first["confirmation"]["requests"].as_u64().unwrap() >= 1,
-        "{first}"
-    );
+    // The deletion shifted page 2 (one existing user unlisted) and moved `totalEntries`: the
+    // list was read again, whole, and the one user it lacked was confirmed gone by id.
+    assert_eq!(first["confirmation"]["checked"], 1, "{first}");
+    assert_eq!(first["confirmation"]["found"], 0, "{first}");
+    assert_eq!(first["confirmation"]["requests"], 1, "{first}");
     let (second, _) = poll_paged(&ws);
     let (third, _) = poll_paged(&ws);
     let mut removed = Vec::new();
@@ -468,4 +463,101 @@ async fn the_daemon_names_kinds_not_read_and_quarantined_items_in_healthz_and_me
         );
     }
     stop_daemon(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_repeats_one_user_and_skips_another_is_read_again_and_raises_nothing() {
+    let ws = TestWorkspace::start().await;
+    poll_paged(&ws);
+    // Once: the list is read again, agrees with itself, and nothing is missing or changed.
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::Repeat,
+        })
+        .on_path("/users")
+        .skip(1)
+        .times(1),
+    );
+    let (poll, alerts) = poll_paged(&ws);
+    assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
+    assert!(alerts.is_empty(), "{alerts:?}");
+    assert!(
+        poll["kind_status"].as_object().unwrap().is_empty(),
+        "{poll}"
+    );
+    assert_eq!(
+        poll["confirmation"]["checked"], 0,
+        "the second read had everyone"
+    );
+
+    // On every page: both reads disagree, so the users are incomplete and nobody is removed,
+    // even though each read misses some owners.
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::Repeat,
+        })
+        .on_path("/users"),
+    );
+    for _ in 0..2 {
+        let (poll, alerts) = poll_paged(&ws);
+        assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let reason = poll["kind_status"]["user"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("GET /users disagreed with itself on two reads"),
+            "{reason}"
+        );
+    }
+    ws.sim.clear_faults();
+    let (poll, alerts) = poll_paged(&ws);
+    assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_missing_from_an_agreeing_list_is_found_by_id_and_kept() {
+    let ws = TestWorkspace::start().await;
+    poll_paged(&ws);
+    let users = ws.sim.read(|s| s.users.len());
+    let pages = users.div_ceil(5) as u32;
+    // The last page silently lacks its last user: the pages agree, so only a look-up by id can
+    // tell a user who left from one the list missed.
+    ws.sim.inject(
+        Fault::new(FaultKind::BadItem {
+            shape: BadItemShape::Drop,
+        })
+        .on_path("/users")
+        .skip(pages - 1)
+        .times(1),
+    );
+    let (poll, alerts) = poll_paged(&ws);
+    assert_eq!(poll["confirmation"]["checked"], 1, "{poll}");
+    assert_eq!(poll["confirmation"]["found"], 1, "{poll}");
+    assert!(poll["changes"].as_array().unwrap().is_empty(), "{poll}");
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_deletions_during_one_read_remove_exactly_those_two() {
+    let ws = TestWorkspace::start().await;
+    poll_paged(&ws);
+    // Pages 2 and 3 each shift under a deletion: the read disagrees with itself, the second
+    // read agrees, and exactly the two deleted users are removed, nobody else, then or later.
+    ws.sim
+        .inject(Fault::race(RaceAction::Delete, "/users").times(2));
+    let (first, _) = poll_paged(&ws);
+    let mut deleted: Vec<String> = ws.sim.races().into_iter().map(|r| r.id).collect();
+    deleted.sort();
+    assert_eq!(deleted.len(), 2);
+    let (second, _) = poll_paged(&ws);
+    let mut removed = users_with(&first, "removed");
+    removed.extend(users_with(&second, "removed"));
+    removed.sort();
+    assert_eq!(removed, deleted);
+    assert!(users_with(&first, "added").is_empty(), "{first}");
+    assert!(users_with(&second, "added").is_empty(), "{second}");
+    assert!(
+        first["kind_status"].as_object().unwrap().is_empty(),
+        "{first}"
+    );
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -166,6 +166,10 @@ pub struct WebhookReceiver {
     pub status: Arc<AtomicU16>,
     /// Milliseconds it waits before answering.
     pub delay_ms: Arc<AtomicU64>,
+    /// Largest body it takes, in bytes; bigger ones get 413 (0 = any size).
+    pub max_body: Arc<AtomicUsize>,
+    /// Every request it received: the status it answered and the body's size in bytes.
+    pub requests: Arc<Mutex<Vec<(u16, usize)>>>,
 }
 
 impl WebhookReceiver {
@@ -174,37 +178,51 @@ impl WebhookReceiver {
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
         let delay_ms = Arc::new(AtomicU64::new(0));
+        let max_body = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let (a, s, d) = (accepted.clone(), status.clone(), delay_ms.clone());
-        let app = axum::Router::new().route(
-            "/hook/{token}",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (a, s, d) = (a.clone(), s.clone(), d.clone());
-                async move {
-                    tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
-                    let expected = signature(HMAC_KEY.as_bytes(), &body);
-                    let given = headers
-                        .get("x-segwatch-signature")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    if given != expected {
-                        return StatusCode::UNAUTHORIZED;
+        let (m, r) = (max_body.clone(), requests.clone());
+        let app = axum::Router::new()
+            .route(
+                "/hook/{token}",
+                axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                    let (a, s, d) = (a.clone(), s.clone(), d.clone());
+                    let (m, r) = (m.clone(), r.clone());
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
+                        let max = m.load(Ordering::SeqCst);
+                        if max > 0 && body.len() > max {
+                            r.lock().unwrap().push((413, body.len()));
+                            return StatusCode::PAYLOAD_TOO_LARGE;
+                        }
+                        let expected = signature(HMAC_KEY.as_bytes(), &body);
+                        let given = headers
+                            .get("x-segwatch-signature")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        if given != expected {
+                            r.lock().unwrap().push((401, body.len()));
+                            return StatusCode::UNAUTHORIZED;
+                        }
+                        let status = StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                        r.lock().unwrap().push((status.as_u16(), body.len()));
+                        if status.is_success() {
+                            let event = headers
+                                .get("x-segwatch-event")
+                                .unwrap()
+                                .to_str()
+                                .unwrap()
+                                .to_string();
+                            a.lock()
+                                .unwrap()
+                                .push((event, serde_json::from_slice(&body).unwrap()));
+                        }
+                        status
                     }
-                    let status = StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
-                    if status.is_success() {
-                        let event = headers
-                            .get("x-segwatch-event")
-                            .unwrap()
-                            .to_str()
-                            .unwrap()
-                            .to_string();
-                        a.lock()
-                            .unwrap()
-                            .push((event, serde_json::from_slice(&body).unwrap()));
-                    }
-                    status
-                }
-            }),
-        );
+                }),
+            )
+            // The receiver's own `max_body` is the only limit (axum's default is 2 MB).
+            .layer(axum::extract::DefaultBodyLimit::disable());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
             "http://{}/hook/secret-path-4411",
@@ -216,6 +234,8 @@ impl WebhookReceiver {
             accepted,
             status,
             delay_ms,
+            max_body,
+            requests,
         }
     }
 
@@ -238,6 +258,8 @@ impl WebhookReceiver {
                 ..SinkFilter::default()
             },
             digest_threshold,
+            max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
+            max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
             max_attempts: 5,
             target: SinkTarget::Webhook {
                 url: SecretString::from(self.url.clone()),
