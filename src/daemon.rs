@@ -341,36 +341,69 @@ async fn delivery_loop(
     wake: Arc<tokio::sync::Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut store = match Store::open_writer(lock) {
+    let mut store = match Store::open_writer(lock.clone()) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!(workspace = %name, error = %e, "cannot open the database for deliveries");
             return;
         }
     };
+    // One pass per sink at a time, each on its own connection: a sink that never answers
+    // holds its own pass, and the next wake skips it until that pass ends.
+    let mut passes: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = stop.wait_for(|stop| *stop) => break,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(DELIVERY_TICK) => {}
         }
         let poller = poller.borrow().clone();
-        let delivered = tokio::select! {
-            report = poller.deliver(&mut store) => report,
-            _ = stop.wait_for(|stop| *stop) => {
-                tracing::warn!(workspace = %name, "stopped while delivering: what was not confirmed stays queued and is sent at the next start");
-                return;
+        let sinks = poller.sink_names();
+        passes.retain(|_, pass| !pass.is_finished());
+        for sink in &sinks {
+            if passes.contains_key(sink) {
+                tracing::debug!(workspace = %name, sink = %sink, "the sink's previous pass is still running; not starting another");
+                continue;
             }
-        };
-        match delivered {
-            Ok(Some(report)) if report.sent + report.failed + report.dead > 0 => {
-                tracing::info!(workspace = %name, sent = report.sent, failed = report.failed, dead = report.dead, "delivered");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(workspace = %name, error = %e, "cannot deliver; retrying at the next tick")
-            }
+            let (poller, lock, workspace, sink_name) =
+                (poller.clone(), lock.clone(), name.clone(), sink.clone());
+            passes.insert(
+                sink.clone(),
+                tokio::spawn(async move {
+                    let mut store = match Store::open_writer(lock) {
+                        Ok(store) => store,
+                        Err(e) => {
+                            tracing::error!(workspace = %workspace, error = %e, "cannot open the database for deliveries");
+                            return;
+                        }
+                    };
+                    match poller.deliver_to(&mut store, |s| s == sink_name).await {
+                        Ok(r) if r.sent + r.failed + r.dead + r.summarised > 0 => tracing::info!(
+                            workspace = %workspace, sink = %sink_name, sent = r.sent,
+                            summarised = r.summarised, failed = r.failed, dead = r.dead, "delivered"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(workspace = %workspace, sink = %sink_name, error = %e,
+                            "cannot deliver; retrying at the next tick"),
+                    }
+                }),
+            );
         }
+        // Deliveries to sinks removed from the configuration are given up (marked dead).
+        if let Err(e) = poller
+            .deliver_to(&mut store, |s| !sinks.iter().any(|k| k == s))
+            .await
+        {
+            tracing::error!(workspace = %name, error = %e, "cannot settle deliveries of removed sinks");
+        }
+    }
+    let unfinished = passes.values().filter(|p| !p.is_finished()).count();
+    for pass in passes.into_values() {
+        pass.abort();
+    }
+    if unfinished > 0 {
+        tracing::warn!(workspace = %name, sinks = unfinished,
+            "stopped while delivering: what was not confirmed stays queued and is sent at the next start");
     }
 }
 

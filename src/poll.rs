@@ -642,6 +642,29 @@ impl Poller {
         }
     }
 
+    /// The names of the sinks this poller queues deliveries for.
+    pub fn sink_names(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.name().to_string()).collect()
+    }
+
+    /// Sends what the outbox has due for this workspace to the sinks `select` accepts (see
+    /// [`crate::sinks::outbox::deliver_due_to`]).
+    pub async fn deliver_to(
+        &self,
+        store: &mut Store,
+        select: impl Fn(&str) -> bool,
+    ) -> Result<DeliveryReport, StoreError> {
+        let workspace_id = store.workspace_id(&self.workspace)?;
+        crate::sinks::outbox::deliver_due_to(
+            store,
+            &self.sinks,
+            workspace_id,
+            chrono::Utc::now(),
+            select,
+        )
+        .await
+    }
+
     /// Sends what the outbox has due for this workspace (this poll's alerts and earlier
     /// failures). A sink that fails does not fail the poll: its deliveries wait for a retry.
     pub async fn deliver(&self, store: &mut Store) -> Result<Option<DeliveryReport>, StoreError> {

@@ -59,9 +59,23 @@ pub async fn deliver_due(
     workspace_id: i64,
     now: DateTime<Utc>,
 ) -> Result<DeliveryReport, StoreError> {
+    deliver_due_to(store, sinks, workspace_id, now, |_| true).await
+}
+
+/// [`deliver_due`] for the deliveries whose sink name `select` accepts: the daemon runs one
+/// pass per sink, each on its own connection, so a sink that never answers holds only its own
+/// deliveries. A selected name that is not among `sinks` (a sink removed from the
+/// configuration) has its deliveries marked dead.
+pub async fn deliver_due_to(
+    store: &mut Store,
+    sinks: &[Sink],
+    workspace_id: i64,
+    now: DateTime<Utc>,
+    select: impl Fn(&str) -> bool,
+) -> Result<DeliveryReport, StoreError> {
     let keys = store.due_delivery_keys(workspace_id, &stamp(now))?;
     let mut by_sink: BTreeMap<String, BTreeMap<i64, Vec<DueKey>>> = BTreeMap::new();
-    for k in keys {
+    for k in keys.into_iter().filter(|k| select(&k.sink)) {
         by_sink
             .entry(k.sink.clone())
             .or_default()

@@ -622,10 +622,14 @@ async fn silent_receiver() -> String {
 async fn a_sink_that_never_answers_delays_no_poll_and_health_reports_its_lag_apart() {
     let ws = TestWorkspace::start().await;
     let url = silent_receiver().await;
+    let receiver = WebhookReceiver::start().await;
     let config = ws.dir.path().join("segwatch.toml");
     std::fs::write(
         &config,
-        format!("[[sinks]]\nname = \"silent\"\ntype = \"webhook\"\nurl = \"{url}\"\n"),
+        format!(
+            "[[sinks]]\nname = \"a-silent\"\ntype = \"webhook\"\nurl = \"{url}\"\n\n{}",
+            receiver.sink_toml()
+        ),
     )
     .unwrap();
     let port = free_port();
@@ -641,12 +645,17 @@ async fn a_sink_that_never_answers_delays_no_poll_and_health_reports_its_lag_apa
     // go on at their schedule all the same.
     ws.wait_for_db("10 polls completed", |s| complete(s).len() >= 10)
         .await;
+    // The other sink is not held up by the silent one.
+    assert!(
+        !receiver.events().is_empty(),
+        "the working sink received nothing"
+    );
     let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
-    let lag = &body["workspaces"][0]["deliveries"]["silent"];
+    let lag = &body["workspaces"][0]["deliveries"]["a-silent"];
     assert!(lag["undelivered"].as_i64().unwrap() > 0, "{body}");
     assert!(
         lag["oldest_undelivered_age_secs"].as_f64().unwrap() > 0.0,
@@ -660,7 +669,7 @@ async fn a_sink_that_never_answers_delays_no_poll_and_health_reports_its_lag_apa
         .unwrap();
     assert!(
         metrics.lines().any(|l| l.starts_with(
-            "segwatch_oldest_undelivered_age_seconds{workspace=\"default\",sink=\"silent\"}"
+            "segwatch_oldest_undelivered_age_seconds{workspace=\"default\",sink=\"a-silent\"}"
         )),
         "{metrics}"
     );
