@@ -167,15 +167,12 @@ impl KindRead {
     }
 }
 
-/// Runs `read` only when `enabled` (a kind turned off is not requested at all), and turns a
-/// 403/404 from the kind's endpoints into an unavailable kind instead of a failed collection.
-async fn optional<F>(kind: ResourceKind, enabled: bool, read: F) -> Result<KindRead>
+/// Turns a 403/404 from a kind's endpoints into an unavailable kind instead of a failed
+/// collection.
+async fn available<F>(kind: ResourceKind, read: F) -> Result<KindRead>
 where
     F: std::future::Future<Output = Result<KindRead>>,
 {
-    if !enabled {
-        return Ok(KindRead::default());
-    }
     match read.await {
         Err(CollectError::Api { cause, .. }) if cause.refusal().is_some() => {
             let (status, reason) = cause.refusal().expect("checked just above");
@@ -195,54 +192,17 @@ pub async fn collect(
     policy: &SecretPolicy,
     options: &CollectOptions,
 ) -> Result<Collection> {
-    use ResourceKind as K;
-    let (workspace, roles, users, groups, invites, sources, labels) = tokio::try_join!(
+    // Every kind at once; the client bounds the requests in flight.
+    let kinds: Vec<ResourceKind> = ResourceKind::ALL
+        .into_iter()
+        .filter(|k| *k != ResourceKind::Workspace && options.collects(*k))
+        .collect();
+    let (workspace, reads) = tokio::try_join!(
         workspace(client, policy),
-        optional(
-            K::Role,
-            true,
-            list(client, policy, K::Role, "/roles", "roles")
-        ),
-        optional(
-            K::User,
-            true,
-            list(client, policy, K::User, "/users", "users")
-        ),
-        optional(K::Group, true, groups(client, policy)),
-        optional(
-            K::Invite,
-            true,
-            list(client, policy, K::Invite, "/invites", "invites")
-        ),
-        optional(
-            K::Source,
-            true,
-            list(client, policy, K::Source, "/sources", "sources")
-        ),
-        optional(K::Label, true, labels(client, policy)),
-    )?;
-    let (destinations, warehouses, functions, tracking_plans) = tokio::try_join!(
-        optional(
-            K::Destination,
-            options.destinations,
-            list(
-                client,
-                policy,
-                K::Destination,
-                "/destinations",
-                "destinations"
-            )
-        ),
-        optional(
-            K::Warehouse,
-            options.warehouses,
-            with_connected_sources(client, policy, K::Warehouse)
-        ),
-        optional(K::Function, options.functions, functions(client, policy)),
-        optional(
-            K::TrackingPlan,
-            options.tracking_plans,
-            with_connected_sources(client, policy, K::TrackingPlan)
+        futures_util::future::try_join_all(
+            kinds
+                .iter()
+                .map(|kind| available(*kind, read_kind(client, policy, *kind)))
         ),
     )?;
     let workspace_id = workspace.id.clone();
@@ -253,18 +213,7 @@ pub async fn collect(
         quarantine: Vec::new(),
         listed: BTreeMap::new(),
     };
-    for (kind, read) in [
-        (K::Role, roles),
-        (K::User, users),
-        (K::Group, groups),
-        (K::Invite, invites),
-        (K::Source, sources),
-        (K::Label, labels),
-        (K::Destination, destinations),
-        (K::Warehouse, warehouses),
-        (K::Function, functions),
-        (K::TrackingPlan, tracking_plans),
-    ] {
+    for (kind, read) in kinds.into_iter().zip(reads) {
         collection.absorb(kind, read)?;
     }
     collection
@@ -845,8 +794,8 @@ fn get_route(kind: ResourceKind) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Reads one kind again, in full, as [`collect`] does.
-async fn reread(
+/// Reads one kind in full (for [`collect`], and again for [`confirm_missing`]).
+async fn read_kind(
     client: &SegmentClient,
     policy: &SecretPolicy,
     kind: ResourceKind,
@@ -930,7 +879,7 @@ pub async fn confirm_missing(
             .max(1);
         let found: Vec<Value> = if get_route(kind).is_none() || ids.len() > pages {
             let wanted: HashSet<&str> = ids.iter().copied().collect();
-            let again = reread(client, policy, kind).await?;
+            let again = read_kind(client, policy, kind).await?;
             if let Some((_, reason)) = again.refused {
                 // Readable a moment ago: a refusal now is a fault, not a missing feature.
                 return Err(CollectError::Api {
