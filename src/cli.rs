@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::alerts::{AlertRecord, AlertStatus};
+use crate::terminal::Escaped;
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
 use crate::diff::{self, ResourceChange};
@@ -831,7 +832,7 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
             KindStatus::Unavailable { .. } => "",
             KindStatus::Incomplete { .. } => "; none recorded as removed this poll",
         };
-        writeln!(out, "{kind}: {status}{consequence}")?;
+        writeln!(out, "{kind}: {}{consequence}", Escaped(&status.to_string()))?;
     }
     if !outcome.quarantined.is_empty() {
         writeln!(
@@ -856,7 +857,7 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
         writeln!(out, "{change}")?;
     }
     for drift in &outcome.api_drift {
-        writeln!(out, "API drift: {} (no alerts)", drift.describe())?;
+        writeln!(out, "API drift: {} (no alerts)", Escaped(&drift.describe()))?;
     }
     for alert in &outcome.alerts {
         writeln!(out, "{}", alert_line(alert))?;
@@ -890,7 +891,8 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     Ok(())
 }
 
-/// One human line per alert event: what happened, how bad, which rule, the summary.
+/// One human line per alert event: what happened, how bad, which rule, the summary (escaped:
+/// it quotes names from the workspace).
 fn alert_line(a: &AlertRecord) -> String {
     let event = match a.status {
         AlertStatus::Fired => "ALERT",
@@ -905,8 +907,8 @@ fn alert_line(a: &AlertRecord) -> String {
     format!(
         "{event} [{}] {}: {}{why}",
         a.severity.as_str().to_uppercase(),
-        a.rule_id,
-        a.summary
+        Escaped(&a.rule_id),
+        Escaped(&a.summary)
     )
 }
 
@@ -1145,10 +1147,11 @@ fn list_alerts(
             a.id,
             a.status.as_str(),
             a.severity.as_str(),
-            a.rule_id,
+            // Width applies to a String, not to a Display that writes piecewise.
+            Escaped(&a.rule_id).to_string(),
             a.opened_at,
             a.resolved_at.as_deref().unwrap_or("-"),
-            a.summary
+            Escaped(&a.summary)
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -1210,11 +1213,17 @@ fn list_deliveries(
         "id", "sink", "alert", "event", "status", "attempts", "next attempt"
     )?;
     for d in &rows {
-        let detail = d.last_error.as_deref().unwrap_or(&d.summary);
+        let detail = Escaped(d.last_error.as_deref().unwrap_or(&d.summary));
         writeln!(
             out,
             "{:>6}  {:<16}  {:>6}  {:<8}  {:<7}  {:>8}  {:<24}  {detail}",
-            d.id, d.sink, d.alert_id, d.event, d.status, d.attempts, d.next_attempt_at
+            d.id,
+            Escaped(&d.sink).to_string(),
+            d.alert_id,
+            d.event,
+            d.status,
+            d.attempts,
+            d.next_attempt_at
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -1280,8 +1289,8 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
         n(s.modified),
         n(s.api_requests),
         duration,
-        base,
-        error
+        Escaped(&base),
+        Escaped(error)
     )
 }
 
