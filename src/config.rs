@@ -294,6 +294,10 @@ pub struct SinkSettings {
     pub url_env: Option<String>,
     /// File holding the URL.
     pub url_file: Option<PathBuf>,
+    /// Webhook: allow a plain `http://` URL to a host other than loopback (labs only: the
+    /// alerts, and the URL's own token if it has one, cross the network in clear).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Webhook: HMAC-SHA256 key signing each body (prefer `secret_env` or `secret_file`).
     pub secret: Option<SecretString>,
     /// Name of an environment variable holding the HMAC key.
@@ -959,6 +963,7 @@ impl Settings {
                             format!("sink `{}` needs `url`, `url_env` or `url_file`", s.name),
                         )
                     })?;
+                    check_webhook_url(s, &url)?;
                     crate::sinks::SinkTarget::Webhook { url, secret: hmac }
                 }
                 "slack" => {
@@ -1196,6 +1201,46 @@ fn token(key: &str, s: &SegmentSettings) -> Result<SecretString, ConfigError> {
 impl From<config::ConfigError> for ConfigError {
     fn from(e: config::ConfigError) -> Self {
         ConfigError::Load(e)
+    }
+}
+
+/// A webhook URL must be `https://`, or `http://` to a loopback host, unless the sink sets
+/// `allow_insecure_http`: alerts describe the workspace's access and data flows, and a
+/// receiver's URL often carries its token.
+fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigError> {
+    let parsed = reqwest::Url::parse(url.expose_secret().trim()).map_err(|e| {
+        // The URL is a secret: name the error, not the text.
+        invalid(
+            "sinks.url",
+            format!("sink `{}`: the URL does not parse: {e}", s.name),
+        )
+    })?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || s.allow_insecure_http => Ok(()),
+        "http" => Err(invalid(
+            "sinks.url",
+            format!(
+                "sink `{}`: a plain http:// URL sends alerts in clear text to a host other than \
+                 this one; use https://, or set `allow_insecure_http = true` on the sink (labs only)",
+                s.name
+            ),
+        )),
+        other => Err(invalid(
+            "sinks.url",
+            format!(
+                "sink `{}`: `{other}` is not a webhook scheme; expected https:// (or http://)",
+                s.name
+            ),
+        )),
     }
 }
 
@@ -1651,6 +1696,40 @@ mod tests {
         let mut settings = load(&ok, &[]).unwrap();
         settings.select_workspace(Some("prod")).unwrap();
         assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
+    }
+
+    #[test]
+    fn plain_http_webhooks_only_to_loopback_unless_allowed() {
+        let sink = |url: &str, extra: &str| {
+            load(
+                &format!(
+                    "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{url}\"\n{extra}"
+                ),
+                &[],
+            )
+            .unwrap()
+            .sinks()
+        };
+        for ok in [
+            "https://hooks.example.com/h",
+            "http://127.0.0.1:9000/h",
+            "http://127.8.0.1/h",
+            "http://localhost:8080/h",
+            "http://[::1]:8080/h",
+        ] {
+            assert!(sink(ok, "").is_ok(), "{ok}");
+        }
+        for refused in ["http://hooks.example.com/h", "http://10.0.0.5/h", "http://[fd00::1]/h"] {
+            let err = sink(refused, "").unwrap_err().to_string();
+            for needle in ["`sinks.url`", "sink `hook`", "allow_insecure_http = true"] {
+                assert!(err.contains(needle), "{refused}: {err}");
+            }
+            // The URL is a secret and stays out of the message.
+            assert!(!err.contains(refused), "{err}");
+            assert!(sink(refused, "allow_insecure_http = true\n").is_ok(), "{refused}");
+        }
+        let err = sink("ftp://hooks.example.com/h", "").unwrap_err().to_string();
+        assert!(err.contains("`ftp` is not a webhook scheme"), "{err}");
     }
 
     #[test]
