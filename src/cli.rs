@@ -585,7 +585,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone())
-            .with_delivery_deadline(delivery_deadline);
+            .with_delivery_deadline(delivery_deadline)
+            .with_configured_workspaces(settings.all_workspace_names());
         if let Some(lookback) = audit_lookback {
             poller = poller.with_audit_trail(lookback);
         }

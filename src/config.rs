@@ -763,6 +763,15 @@ impl Settings {
         Ok(())
     }
 
+    /// The labels of every configured workspace, including those `--workspace` narrowed away.
+    pub fn all_workspace_names(&self) -> Vec<String> {
+        if self.all_workspaces.is_empty() {
+            self.workspace_names()
+        } else {
+            self.all_workspaces.clone()
+        }
+    }
+
     /// The labels of the configured workspaces, without validating anything else.
     pub fn workspace_names(&self) -> Vec<String> {
         if self.workspaces.is_empty() {
