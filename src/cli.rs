@@ -621,6 +621,7 @@ async fn run_daemon(
         Ok(DaemonPlan {
             db: settings.database.path.clone(),
             health_listen,
+            health_token: settings.health.token()?,
             health_max_age: Duration::from_secs(settings.health.max_age_secs),
             jobs: jobs(&settings)?,
         })

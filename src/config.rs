@@ -369,6 +369,26 @@ pub struct HealthSettings {
     /// The daemon raises its own alert through the sinks when a workspace's polls have failed
     /// for longer than this (and resolves it when a poll completes); 0: never.
     pub alert_after_failing_secs: u64,
+    /// A bearer token both endpoints require when set (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// File holding the bearer token.
+    pub token_file: Option<PathBuf>,
+}
+
+impl HealthSettings {
+    /// The bearer token `/healthz` and `/metrics` require, if one is configured (from `token`,
+    /// `token_env` or `token_file`: one of them, not empty).
+    pub fn token(&self) -> Result<Option<SecretString>, ConfigError> {
+        read_secret(
+            "health.token",
+            "",
+            self.token.as_ref(),
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+        )
+    }
 }
 
 /// `[delivery]`: how long a one-shot `segwatch poll` delivers after its snapshot. The daemon
@@ -1705,6 +1725,43 @@ mod tests {
         let mut settings = load(&ok, &[]).unwrap();
         settings.select_workspace(Some("prod")).unwrap();
         assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
+    }
+
+    #[test]
+    fn health_token_comes_from_one_of_token_env_or_file() {
+        let none = load("[segment]\ntoken = \"t\"\n", &[]).unwrap();
+        assert!(none.health.token().unwrap().is_none());
+        let inline = load("[segment]\ntoken = \"t\"\n[health]\ntoken = \" h-1 \"\n", &[]).unwrap();
+        assert_eq!(inline.health.token().unwrap().unwrap().expose_secret(), "h-1");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("health-token");
+        std::fs::write(&file, "h-2\n").unwrap();
+        let from_file = load(
+            &format!("[segment]\ntoken = \"t\"\n[health]\ntoken_file = \"{}\"\n", file.display()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(from_file.health.token().unwrap().unwrap().expose_secret(), "h-2");
+        let unset = load(
+            "[segment]\ntoken = \"t\"\n[health]\ntoken_env = \"SEGWATCH_TEST_NO_SUCH_VAR_4471\"\n",
+            &[],
+        )
+        .unwrap();
+        let err = unset.health.token().unwrap_err().to_string();
+        assert!(
+            err.contains("`health.token_env`") && err.contains("SEGWATCH_TEST_NO_SUCH_VAR_4471"),
+            "{err}"
+        );
+        let both = load(
+            &format!(
+                "[segment]\ntoken = \"t\"\n[health]\ntoken = \"a\"\ntoken_file = \"{}\"\n",
+                file.display()
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = both.health.token().unwrap_err().to_string();
+        assert!(err.contains("not several"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use segwatch::simulator::{Mutation, SimConfig};
 use segwatch::store::SnapshotStatus;
 
-use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace};
+use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, free_port};
 
 /// A name with an ANSI colour sequence and a right-to-left override, as a hostile workspace
 /// member could type it into Segment.
@@ -127,5 +127,84 @@ async fn two_labels_for_one_segment_workspace_are_refused_and_the_others_poll() 
         run.stderr().contains("`prod-again` and `prod` both reach"),
         "{}",
         run.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_endpoint_beyond_loopback_warns_and_requires_its_token() {
+    const HEALTH_TOKEN: &str = "health-token-93c1e0";
+    let ws = TestWorkspace::start().await;
+    let config = ws.dir.path().join("segwatch.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!("[health]\nlisten = \"0.0.0.0:{port}\"\ntoken_env = \"HEALTH_TOKEN\"\n"),
+    )
+    .unwrap();
+    let child = ws
+        .segwatch()
+        .env("HEALTH_TOKEN", HEALTH_TOKEN)
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .spawn();
+    ws.wait_for_db("the first poll completed", |s| {
+        s.snapshots(1, 1)
+            .is_ok_and(|l| l.first().is_some_and(|s| s.status == SnapshotStatus::Complete))
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/metrics"] {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let bare = http.get(&url).send().await.unwrap();
+        assert_eq!(bare.status(), 401, "{path} without a token");
+        let wrong = http.get(&url).bearer_auth("not-it").send().await.unwrap();
+        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
+        let right = http.get(&url).bearer_auth(HEALTH_TOKEN).send().await.unwrap();
+        assert_eq!(right.status(), 200, "{path} with the token");
+        if path == "/metrics" {
+            assert!(right.text().await.unwrap().contains("segwatch_"));
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/healthz and /metrics listen beyond this host over plain HTTP"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(HEALTH_TOKEN), "the token is logged: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_endpoint_beyond_loopback_without_a_token_warns() {
+    let ws = TestWorkspace::start().await;
+    let port = free_port();
+    let child = ws
+        .segwatch()
+        .env("SEGWATCH_HEALTH__LISTEN", &format!("0.0.0.0:{port}"))
+        .args(["run"])
+        .spawn();
+    ws.wait_for_db("the first poll completed", |s| {
+        s.snapshots(1, 1)
+            .is_ok_and(|l| l.first().is_some_and(|s| s.status == SnapshotStatus::Complete))
+    })
+    .await;
+    let open = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("listen beyond this host without a token")
+            && stderr.contains("[health] token_file"),
+        "{stderr}"
     );
 }
