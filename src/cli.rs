@@ -941,6 +941,9 @@ fn plural(n: usize, noun: &str) -> String {
 fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
     match RuleSet::load(path) {
         Ok(rules) => {
+            if rules.rules().is_empty() {
+                tracing::warn!("{}", no_rule_warning(path));
+            }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
                     .id
@@ -954,6 +957,17 @@ fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
         }
         Err(errors) => bail!("invalid rules in {}:\n{errors}", path.display()),
     }
+}
+
+/// What an empty rule folder (or file) means: a poll still records and diffs, but nothing can
+/// ever raise an alert, which is easy to miss (a wrong `[rules] path`, a folder not yet filled).
+fn no_rule_warning(path: &Path) -> String {
+    format!(
+        "no rule in {}: polls record and diff the workspace but raise no alert; put *.yaml rule \
+         files there (the starter pack is the rules/ folder of segwatch's source) or set \
+         `rules.path`",
+        path.display()
+    )
 }
 
 fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -978,6 +992,9 @@ fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Resul
                 enabled.len() - change,
                 rules.rules().len() - enabled.len()
             );
+            if rules.rules().is_empty() {
+                println!("warning: {}", no_rule_warning(&path));
+            }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
                     .id

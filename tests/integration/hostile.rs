@@ -208,3 +208,27 @@ async fn the_health_endpoint_beyond_loopback_without_a_token_warns() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_rules_folder_is_warned_about() {
+    let ws = TestWorkspace::start().await;
+    let empty = ws.dir.path().join("no-rules-yet");
+    std::fs::create_dir(&empty).unwrap();
+    let warning = format!("no rule in {}", empty.display());
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_RULES__PATH", empty.to_str().unwrap())
+        .args(["poll"])
+        .success();
+    assert!(run.stderr().contains(&warning), "{}", run.stderr());
+    assert!(run.stderr().contains("raise no alert"), "{}", run.stderr());
+    assert!(run.stdout().contains("snapshot 1 complete"), "{}", run.stdout());
+    // `rules validate` says so too, and still succeeds.
+    ws.segwatch()
+        .args(["rules", "validate", empty.to_str().unwrap()])
+        .success()
+        .stdout_contains(&["0 rules", &warning]);
+    // The starter pack: no warning.
+    let run = ws.segwatch().args(["poll"]).success();
+    assert!(!run.stderr().contains("no rule in"), "{}", run.stderr());
+}
