@@ -13,7 +13,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
 use crate::alerts::{AlertRecord, AlertStatus};
-use crate::terminal::Escaped;
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
 use crate::diff::{self, ResourceChange};
@@ -25,6 +24,7 @@ use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::lock::{LockError, MAX_WAIT_SECS, WriterLock};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store, StoreError};
+use crate::terminal::Escaped;
 
 mod audit;
 mod privacy;

@@ -1731,17 +1731,30 @@ mod tests {
     fn health_token_comes_from_one_of_token_env_or_file() {
         let none = load("[segment]\ntoken = \"t\"\n", &[]).unwrap();
         assert!(none.health.token().unwrap().is_none());
-        let inline = load("[segment]\ntoken = \"t\"\n[health]\ntoken = \" h-1 \"\n", &[]).unwrap();
-        assert_eq!(inline.health.token().unwrap().unwrap().expose_secret(), "h-1");
+        let inline = load(
+            "[segment]\ntoken = \"t\"\n[health]\ntoken = \" h-1 \"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            inline.health.token().unwrap().unwrap().expose_secret(),
+            "h-1"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("health-token");
         std::fs::write(&file, "h-2\n").unwrap();
         let from_file = load(
-            &format!("[segment]\ntoken = \"t\"\n[health]\ntoken_file = \"{}\"\n", file.display()),
+            &format!(
+                "[segment]\ntoken = \"t\"\n[health]\ntoken_file = \"{}\"\n",
+                file.display()
+            ),
             &[],
         )
         .unwrap();
-        assert_eq!(from_file.health.token().unwrap().unwrap().expose_secret(), "h-2");
+        assert_eq!(
+            from_file.health.token().unwrap().unwrap().expose_secret(),
+            "h-2"
+        );
         let unset = load(
             "[segment]\ntoken = \"t\"\n[health]\ntoken_env = \"SEGWATCH_TEST_NO_SUCH_VAR_4471\"\n",
             &[],
@@ -1785,16 +1798,25 @@ mod tests {
         ] {
             assert!(sink(ok, "").is_ok(), "{ok}");
         }
-        for refused in ["http://hooks.example.com/h", "http://10.0.0.5/h", "http://[fd00::1]/h"] {
+        for refused in [
+            "http://hooks.example.com/h",
+            "http://10.0.0.5/h",
+            "http://[fd00::1]/h",
+        ] {
             let err = sink(refused, "").unwrap_err().to_string();
             for needle in ["`sinks.url`", "sink `hook`", "allow_insecure_http = true"] {
                 assert!(err.contains(needle), "{refused}: {err}");
             }
             // The URL is a secret and stays out of the message.
             assert!(!err.contains(refused), "{err}");
-            assert!(sink(refused, "allow_insecure_http = true\n").is_ok(), "{refused}");
+            assert!(
+                sink(refused, "allow_insecure_http = true\n").is_ok(),
+                "{refused}"
+            );
         }
-        let err = sink("ftp://hooks.example.com/h", "").unwrap_err().to_string();
+        let err = sink("ftp://hooks.example.com/h", "")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`ftp` is not a webhook scheme"), "{err}");
     }
 

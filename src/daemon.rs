@@ -87,9 +87,10 @@ pub async fn run(
                 clients(&plan.jobs),
             ));
             state.set_paused(paused(&plan.jobs));
-            let bound = crate::health::serve_guarded(addr, state.clone(), plan.health_token.clone())
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
+            let bound =
+                crate::health::serve_guarded(addr, state.clone(), plan.health_token.clone())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%bound, "serving /healthz and /metrics");
             Some(state)
         }

@@ -39,8 +39,8 @@ use serde_json::{Map, Value};
 use similar::TextDiff;
 
 use crate::canonical::{array_identities, canonicalize, is_canonical};
-use crate::terminal::Escaped;
 use crate::model::{Attribution, Resource, ResourceKind};
+use crate::terminal::Escaped;
 
 /// How a resource changed between two snapshots.
 ///

@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::{TableOrJson, TextOrJson, USAGE_ERROR, WaitArgs, open_writer, plural, print_json};
 use crate::config::Settings;
-use crate::terminal::Escaped;
 use crate::store::{DeletionReport, Store, StoreError};
+use crate::terminal::Escaped;
 use crate::workspaces::{WorkspaceOverview, overview};
 
 /// Options of `segwatch workspaces delete`.

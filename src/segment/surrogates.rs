@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn pairs_escaped_backslashes_and_clean_bodies_are_left_alone() {
         // A valid pair (😀), an escaped backslash followed by `ud800` text, ordinary escapes.
-        assert_eq!(repaired(r#"{"a":"\ud83d\ude00","b":"\\ud800","c":"\n\u00e9"}"#), None);
+        assert_eq!(
+            repaired(r#"{"a":"\ud83d\ude00","b":"\\ud800","c":"\n\u00e9"}"#),
+            None
+        );
         // A high surrogate followed by a low one after an escaped backslash is still lone.
         assert_eq!(
             repaired(r#""\ud800\\udc00""#).as_deref(),

@@ -99,14 +99,26 @@ async fn two_labels_for_one_segment_workspace_are_refused_and_the_others_poll() 
     let run = segwatch().args(["poll"]).output();
     assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
     // The first label records the workspace; the second is refused naming both; the third polls.
-    assert!(run.stdout().contains("[prod] snapshot 1 complete"), "{}", run.stdout());
-    assert!(run.stdout().contains("[staging] snapshot 3 complete"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("[prod] snapshot 1 complete"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stdout().contains("[staging] snapshot 3 complete"),
+        "{}",
+        run.stdout()
+    );
     let refused = format!(
         "error: workspace `prod-again`: poll (snapshot 2) failed: workspaces `prod-again` and \
          `prod` both reach Segment workspace `{segment_id}`"
     );
     assert!(run.stderr().contains(&refused), "{}", run.stderr());
-    assert!(run.stderr().contains("1 of 3 workspaces failed"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("1 of 3 workspaces failed"),
+        "{}",
+        run.stderr()
+    );
 
     // Recorded as a failed poll, with nothing of it stored as resources.
     let mut store = shared.store();
@@ -147,8 +159,10 @@ async fn the_health_endpoint_beyond_loopback_warns_and_requires_its_token() {
         .args(["--config", config.to_str().unwrap(), "run"])
         .spawn();
     ws.wait_for_db("the first poll completed", |s| {
-        s.snapshots(1, 1)
-            .is_ok_and(|l| l.first().is_some_and(|s| s.status == SnapshotStatus::Complete))
+        s.snapshots(1, 1).is_ok_and(|l| {
+            l.first()
+                .is_some_and(|s| s.status == SnapshotStatus::Complete)
+        })
     })
     .await;
     let http = reqwest::Client::new();
@@ -158,7 +172,12 @@ async fn the_health_endpoint_beyond_loopback_warns_and_requires_its_token() {
         assert_eq!(bare.status(), 401, "{path} without a token");
         let wrong = http.get(&url).bearer_auth("not-it").send().await.unwrap();
         assert_eq!(wrong.status(), 401, "{path} with a wrong token");
-        let right = http.get(&url).bearer_auth(HEALTH_TOKEN).send().await.unwrap();
+        let right = http
+            .get(&url)
+            .bearer_auth(HEALTH_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(right.status(), 200, "{path} with the token");
         if path == "/metrics" {
             assert!(right.text().await.unwrap().contains("segwatch_"));
@@ -175,7 +194,10 @@ async fn the_health_endpoint_beyond_loopback_warns_and_requires_its_token() {
         stderr.contains("/healthz and /metrics listen beyond this host over plain HTTP"),
         "{stderr}"
     );
-    assert!(!stderr.contains(HEALTH_TOKEN), "the token is logged: {stderr}");
+    assert!(
+        !stderr.contains(HEALTH_TOKEN),
+        "the token is logged: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,8 +210,10 @@ async fn the_health_endpoint_beyond_loopback_without_a_token_warns() {
         .args(["run"])
         .spawn();
     ws.wait_for_db("the first poll completed", |s| {
-        s.snapshots(1, 1)
-            .is_ok_and(|l| l.first().is_some_and(|s| s.status == SnapshotStatus::Complete))
+        s.snapshots(1, 1).is_ok_and(|l| {
+            l.first()
+                .is_some_and(|s| s.status == SnapshotStatus::Complete)
+        })
     })
     .await;
     let open = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
@@ -222,7 +246,11 @@ async fn an_empty_rules_folder_is_warned_about() {
         .success();
     assert!(run.stderr().contains(&warning), "{}", run.stderr());
     assert!(run.stderr().contains("raise no alert"), "{}", run.stderr());
-    assert!(run.stdout().contains("snapshot 1 complete"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("snapshot 1 complete"),
+        "{}",
+        run.stdout()
+    );
     // `rules validate` says so too, and still succeeds.
     ws.segwatch()
         .args(["rules", "validate", empty.to_str().unwrap()])
