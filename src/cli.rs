@@ -24,6 +24,7 @@ use crate::segment::{ClientConfig, SegmentClient};
 use crate::simulator::{self, SimConfig, SimulateArgs};
 use crate::store::lock::{LockError, MAX_WAIT_SECS, WriterLock};
 use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store, StoreError};
+use crate::terminal::Escaped;
 
 mod audit;
 mod privacy;
@@ -584,7 +585,8 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             .with_collect(settings.collect.options())
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone())
-            .with_delivery_deadline(delivery_deadline);
+            .with_delivery_deadline(delivery_deadline)
+            .with_configured_workspaces(settings.all_workspace_names());
         if let Some(lookback) = audit_lookback {
             poller = poller.with_audit_trail(lookback);
         }
@@ -619,6 +621,7 @@ async fn run_daemon(
         Ok(DaemonPlan {
             db: settings.database.path.clone(),
             health_listen,
+            health_token: settings.health.token()?,
             health_max_age: Duration::from_secs(settings.health.max_age_secs),
             jobs: jobs(&settings)?,
         })
@@ -831,7 +834,7 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
             KindStatus::Unavailable { .. } => "",
             KindStatus::Incomplete { .. } => "; none recorded as removed this poll",
         };
-        writeln!(out, "{kind}: {status}{consequence}")?;
+        writeln!(out, "{kind}: {}{consequence}", Escaped(&status.to_string()))?;
     }
     if !outcome.quarantined.is_empty() {
         writeln!(
@@ -856,7 +859,7 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
         writeln!(out, "{change}")?;
     }
     for drift in &outcome.api_drift {
-        writeln!(out, "API drift: {} (no alerts)", drift.describe())?;
+        writeln!(out, "API drift: {} (no alerts)", Escaped(&drift.describe()))?;
     }
     for alert in &outcome.alerts {
         writeln!(out, "{}", alert_line(alert))?;
@@ -890,7 +893,8 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     Ok(())
 }
 
-/// One human line per alert event: what happened, how bad, which rule, the summary.
+/// One human line per alert event: what happened, how bad, which rule, the summary (escaped:
+/// it quotes names from the workspace).
 fn alert_line(a: &AlertRecord) -> String {
     let event = match a.status {
         AlertStatus::Fired => "ALERT",
@@ -905,8 +909,8 @@ fn alert_line(a: &AlertRecord) -> String {
     format!(
         "{event} [{}] {}: {}{why}",
         a.severity.as_str().to_uppercase(),
-        a.rule_id,
-        a.summary
+        Escaped(&a.rule_id),
+        Escaped(&a.summary)
     )
 }
 
@@ -937,6 +941,9 @@ fn plural(n: usize, noun: &str) -> String {
 fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
     match RuleSet::load(path) {
         Ok(rules) => {
+            if rules.rules().is_empty() {
+                tracing::warn!("{}", no_rule_warning(path));
+            }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
                     .id
@@ -950,6 +957,17 @@ fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
         }
         Err(errors) => bail!("invalid rules in {}:\n{errors}", path.display()),
     }
+}
+
+/// What an empty rule folder (or file) means: a poll still records and diffs, but nothing can
+/// ever raise an alert, which is easy to miss (a wrong `[rules] path`, a folder not yet filled).
+fn no_rule_warning(path: &Path) -> String {
+    format!(
+        "no rule in {}: polls record and diff the workspace but raise no alert; put *.yaml rule \
+         files there (the starter pack is the rules/ folder of segwatch's source) or set \
+         `rules.path`",
+        path.display()
+    )
 }
 
 fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -974,6 +992,9 @@ fn rules_validate(config: Option<&Path>, path: Option<PathBuf>) -> anyhow::Resul
                 enabled.len() - change,
                 rules.rules().len() - enabled.len()
             );
+            if rules.rules().is_empty() {
+                println!("warning: {}", no_rule_warning(&path));
+            }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
                     .id
@@ -1145,10 +1166,11 @@ fn list_alerts(
             a.id,
             a.status.as_str(),
             a.severity.as_str(),
-            a.rule_id,
+            // Width applies to a String, not to a Display that writes piecewise.
+            Escaped(&a.rule_id).to_string(),
             a.opened_at,
             a.resolved_at.as_deref().unwrap_or("-"),
-            a.summary
+            Escaped(&a.summary)
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -1210,11 +1232,17 @@ fn list_deliveries(
         "id", "sink", "alert", "event", "status", "attempts", "next attempt"
     )?;
     for d in &rows {
-        let detail = d.last_error.as_deref().unwrap_or(&d.summary);
+        let detail = Escaped(d.last_error.as_deref().unwrap_or(&d.summary));
         writeln!(
             out,
             "{:>6}  {:<16}  {:>6}  {:<8}  {:<7}  {:>8}  {:<24}  {detail}",
-            d.id, d.sink, d.alert_id, d.event, d.status, d.attempts, d.next_attempt_at
+            d.id,
+            Escaped(&d.sink).to_string(),
+            d.alert_id,
+            d.event,
+            d.status,
+            d.attempts,
+            d.next_attempt_at
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -1280,8 +1308,8 @@ fn snapshot_line(s: &SnapshotInfo) -> String {
         n(s.modified),
         n(s.api_requests),
         duration,
-        base,
-        error
+        Escaped(&base),
+        Escaped(error)
     )
 }
 

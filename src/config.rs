@@ -294,6 +294,10 @@ pub struct SinkSettings {
     pub url_env: Option<String>,
     /// File holding the URL.
     pub url_file: Option<PathBuf>,
+    /// Webhook: allow a plain `http://` URL to a host other than loopback (labs only: the
+    /// alerts, and the URL's own token if it has one, cross the network in clear).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Webhook: HMAC-SHA256 key signing each body (prefer `secret_env` or `secret_file`).
     pub secret: Option<SecretString>,
     /// Name of an environment variable holding the HMAC key.
@@ -365,6 +369,26 @@ pub struct HealthSettings {
     /// The daemon raises its own alert through the sinks when a workspace's polls have failed
     /// for longer than this (and resolves it when a poll completes); 0: never.
     pub alert_after_failing_secs: u64,
+    /// A bearer token both endpoints require when set (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// File holding the bearer token.
+    pub token_file: Option<PathBuf>,
+}
+
+impl HealthSettings {
+    /// The bearer token `/healthz` and `/metrics` require, if one is configured (from `token`,
+    /// `token_env` or `token_file`: one of them, not empty).
+    pub fn token(&self) -> Result<Option<SecretString>, ConfigError> {
+        read_secret(
+            "health.token",
+            "",
+            self.token.as_ref(),
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+        )
+    }
 }
 
 /// `[delivery]`: how long a one-shot `segwatch poll` delivers after its snapshot. The daemon
@@ -759,6 +783,15 @@ impl Settings {
         Ok(())
     }
 
+    /// The labels of every configured workspace, including those `--workspace` narrowed away.
+    pub fn all_workspace_names(&self) -> Vec<String> {
+        if self.all_workspaces.is_empty() {
+            self.workspace_names()
+        } else {
+            self.all_workspaces.clone()
+        }
+    }
+
     /// The labels of the configured workspaces, without validating anything else.
     pub fn workspace_names(&self) -> Vec<String> {
         if self.workspaces.is_empty() {
@@ -959,6 +992,7 @@ impl Settings {
                             format!("sink `{}` needs `url`, `url_env` or `url_file`", s.name),
                         )
                     })?;
+                    check_webhook_url(s, &url)?;
                     crate::sinks::SinkTarget::Webhook { url, secret: hmac }
                 }
                 "slack" => {
@@ -1196,6 +1230,46 @@ fn token(key: &str, s: &SegmentSettings) -> Result<SecretString, ConfigError> {
 impl From<config::ConfigError> for ConfigError {
     fn from(e: config::ConfigError) -> Self {
         ConfigError::Load(e)
+    }
+}
+
+/// A webhook URL must be `https://`, or `http://` to a loopback host, unless the sink sets
+/// `allow_insecure_http`: alerts describe the workspace's access and data flows, and a
+/// receiver's URL often carries its token.
+fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigError> {
+    let parsed = reqwest::Url::parse(url.expose_secret().trim()).map_err(|e| {
+        // The URL is a secret: name the error, not the text.
+        invalid(
+            "sinks.url",
+            format!("sink `{}`: the URL does not parse: {e}", s.name),
+        )
+    })?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || s.allow_insecure_http => Ok(()),
+        "http" => Err(invalid(
+            "sinks.url",
+            format!(
+                "sink `{}`: a plain http:// URL sends alerts in clear text to a host other than \
+                 this one; use https://, or set `allow_insecure_http = true` on the sink (labs only)",
+                s.name
+            ),
+        )),
+        other => Err(invalid(
+            "sinks.url",
+            format!(
+                "sink `{}`: `{other}` is not a webhook scheme; expected https:// (or http://)",
+                s.name
+            ),
+        )),
     }
 }
 
@@ -1651,6 +1725,99 @@ mod tests {
         let mut settings = load(&ok, &[]).unwrap();
         settings.select_workspace(Some("prod")).unwrap();
         assert_eq!(settings.sinks().unwrap()[0].filter.workspaces, ["eu"]);
+    }
+
+    #[test]
+    fn health_token_comes_from_one_of_token_env_or_file() {
+        let none = load("[segment]\ntoken = \"t\"\n", &[]).unwrap();
+        assert!(none.health.token().unwrap().is_none());
+        let inline = load(
+            "[segment]\ntoken = \"t\"\n[health]\ntoken = \" h-1 \"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            inline.health.token().unwrap().unwrap().expose_secret(),
+            "h-1"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("health-token");
+        std::fs::write(&file, "h-2\n").unwrap();
+        let from_file = load(
+            &format!(
+                "[segment]\ntoken = \"t\"\n[health]\ntoken_file = \"{}\"\n",
+                file.display()
+            ),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            from_file.health.token().unwrap().unwrap().expose_secret(),
+            "h-2"
+        );
+        let unset = load(
+            "[segment]\ntoken = \"t\"\n[health]\ntoken_env = \"SEGWATCH_TEST_NO_SUCH_VAR_4471\"\n",
+            &[],
+        )
+        .unwrap();
+        let err = unset.health.token().unwrap_err().to_string();
+        assert!(
+            err.contains("`health.token_env`") && err.contains("SEGWATCH_TEST_NO_SUCH_VAR_4471"),
+            "{err}"
+        );
+        let both = load(
+            &format!(
+                "[segment]\ntoken = \"t\"\n[health]\ntoken = \"a\"\ntoken_file = \"{}\"\n",
+                file.display()
+            ),
+            &[],
+        )
+        .unwrap();
+        let err = both.health.token().unwrap_err().to_string();
+        assert!(err.contains("not several"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_webhooks_only_to_loopback_unless_allowed() {
+        let sink = |url: &str, extra: &str| {
+            load(
+                &format!(
+                    "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{url}\"\n{extra}"
+                ),
+                &[],
+            )
+            .unwrap()
+            .sinks()
+        };
+        for ok in [
+            "https://hooks.example.com/h",
+            "http://127.0.0.1:9000/h",
+            "http://127.8.0.1/h",
+            "http://localhost:8080/h",
+            "http://[::1]:8080/h",
+        ] {
+            assert!(sink(ok, "").is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://hooks.example.com/h",
+            "http://10.0.0.5/h",
+            "http://[fd00::1]/h",
+        ] {
+            let err = sink(refused, "").unwrap_err().to_string();
+            for needle in ["`sinks.url`", "sink `hook`", "allow_insecure_http = true"] {
+                assert!(err.contains(needle), "{refused}: {err}");
+            }
+            // The URL is a secret and stays out of the message.
+            assert!(!err.contains(refused), "{err}");
+            assert!(
+                sink(refused, "allow_insecure_http = true\n").is_ok(),
+                "{refused}"
+            );
+        }
+        let err = sink("ftp://hooks.example.com/h", "")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`ftp` is not a webhook scheme"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -50,6 +51,8 @@ pub struct DaemonPlan {
     pub db: PathBuf,
     /// Where `/healthz` and `/metrics` are served, if anywhere.
     pub health_listen: Option<SocketAddr>,
+    /// The bearer token the endpoints require, if any.
+    pub health_token: Option<SecretString>,
     /// `/healthz` turns 503 past this age of the last complete poll.
     pub health_max_age: Duration,
     /// The workspaces.
@@ -74,6 +77,7 @@ pub async fn run(
     Store::open_writer(lock.clone())
         .with_context(|| format!("cannot open the database {}", plan.db.display()))?;
     let (db, listen) = (plan.db.clone(), plan.health_listen);
+    let token = plan.health_token.clone();
     let health = match listen {
         None => None,
         Some(addr) => {
@@ -83,9 +87,10 @@ pub async fn run(
                 clients(&plan.jobs),
             ));
             state.set_paused(paused(&plan.jobs));
-            let bound = crate::health::serve(addr, state.clone())
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
+            let bound =
+                crate::health::serve_guarded(addr, state.clone(), plan.health_token.clone())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%bound, "serving /healthz and /metrics");
             Some(state)
         }
@@ -122,6 +127,9 @@ pub async fn run(
             }
             if p.health_listen != listen {
                 anyhow::bail!("`health.listen` changed; restart segwatch to move the endpoint");
+            }
+            if secret_text(&p.health_token) != secret_text(&token) {
+                anyhow::bail!("`health.token` changed; restart segwatch to use the new token");
             }
             Ok(p)
         }) {
@@ -472,6 +480,11 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A secret's text, for comparing two configurations.
+fn secret_text(secret: &Option<SecretString>) -> Option<&str> {
+    secret.as_ref().map(|s| s.expose_secret())
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use similar::TextDiff;
 
 use crate::canonical::{array_identities, canonicalize, is_canonical};
 use crate::model::{Attribution, Resource, ResourceKind};
+use crate::terminal::Escaped;
 
 /// How a resource changed between two snapshots.
 ///
@@ -250,8 +251,8 @@ const MAX_SHOWN_CHARS: usize = 80;
 impl fmt::Display for ResourceChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} ", self.op.symbol(), self.kind)?;
-        // Names and ids come from the workspace: escape control characters so that a crafted
-        // name cannot forge extra output lines.
+        // Names, ids and values come from the workspace: escape control characters and bidi
+        // overrides so that a crafted name cannot forge output lines or recolour the terminal.
         if self.name.is_empty() || self.name == self.resource_id {
             write!(f, "{}", Escaped(&self.resource_id))?;
         } else {
@@ -269,27 +270,11 @@ impl fmt::Display for ResourceChange {
             write!(
                 f,
                 "\n    {}: {} → {}{}",
-                change.path,
-                shown(change.old.as_ref()),
-                shown(change.new.as_ref()),
+                Escaped(&change.path),
+                Escaped(&shown(change.old.as_ref())),
+                Escaped(&shown(change.new.as_ref())),
                 if change.api_drift { " (API drift)" } else { "" }
             )?;
-        }
-        Ok(())
-    }
-}
-
-/// Displays a string with control characters escaped.
-struct Escaped<'a>(&'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
         }
         Ok(())
     }

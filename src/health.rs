@@ -15,6 +15,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 
 use crate::segment::SegmentClient;
 use crate::store::{Store, StoreMetrics};
@@ -82,10 +84,44 @@ impl HealthState {
 
 /// Serves the endpoints on `listen` until the runtime stops.
 pub async fn serve(listen: SocketAddr, state: Arc<HealthState>) -> std::io::Result<SocketAddr> {
-    let app = axum::Router::new()
+    serve_guarded(listen, state, None).await
+}
+
+/// Serves the endpoints on `listen` until the runtime stops; with a `token`, a request without
+/// `Authorization: Bearer <token>` gets 401. Warns when `listen` is not a loopback address:
+/// the endpoints name the workspaces, their failures and their backlog.
+pub async fn serve_guarded(
+    listen: SocketAddr,
+    state: Arc<HealthState>,
+    token: Option<SecretString>,
+) -> std::io::Result<SocketAddr> {
+    if !listen.ip().is_loopback() {
+        if token.is_some() {
+            tracing::warn!(
+                %listen,
+                "/healthz and /metrics listen beyond this host over plain HTTP: the bearer \
+                 token crosses the network in clear; keep the address on a trusted network"
+            );
+        } else {
+            tracing::warn!(
+                %listen,
+                "/healthz and /metrics listen beyond this host without a token: anyone who \
+                 reaches the address reads workspace names, poll failures and delivery backlog; \
+                 set [health] token_file (or token_env), or listen on 127.0.0.1"
+            );
+        }
+    }
+    let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state);
+    if let Some(token) = token {
+        // Compared as SHA-256 digests, so the comparison's timing says nothing of the token.
+        let expected: [u8; 32] = Sha256::digest(token.expose_secret().as_bytes()).into();
+        app = app.layer(axum::middleware::from_fn(move |request, next| {
+            require_bearer(expected, request, next)
+        }));
+    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -94,6 +130,30 @@ pub async fn serve(listen: SocketAddr, state: Arc<HealthState>) -> std::io::Resu
         }
     });
     Ok(addr)
+}
+
+/// Passes a request on only with `Authorization: Bearer <token>` whose SHA-256 is `expected`.
+async fn require_bearer(
+    expected: [u8; 32],
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if <[u8; 32]>::from(Sha256::digest(given.trim().as_bytes())) == expected => {
+            next.run(request).await
+        }
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token is required ([health] token)\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Each workspace's stored metrics (empty for one never polled).

@@ -29,5 +29,6 @@ pub mod segment;
 pub mod simulator;
 pub mod sinks;
 pub mod store;
+pub mod terminal;
 pub mod trail;
 pub mod workspaces;

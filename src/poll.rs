@@ -43,6 +43,23 @@ pub enum PollError {
         /// What went wrong (part of the message, so not chained again).
         cause: TrailError,
     },
+    /// Another configured workspace of the same database already watches this Segment
+    /// workspace: two labels would record every change, and alert, twice.
+    #[error(
+        "poll (snapshot {snapshot_id}) failed: workspaces `{workspace}` and `{other}` both \
+         reach Segment workspace `{segment_id}`; remove one of the two `[[workspaces]]` \
+         entries (or give it the token of another workspace)"
+    )]
+    SameSegmentWorkspace {
+        /// The failed snapshot's id.
+        snapshot_id: i64,
+        /// The label being polled.
+        workspace: String,
+        /// The configured label that already recorded the Segment workspace.
+        other: String,
+        /// Segment's workspace id, as `GET /` returned it.
+        segment_id: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -125,6 +142,9 @@ pub struct Poller {
     sinks: Arc<Vec<Sink>>,
     audit_lookback: Option<chrono::Duration>,
     delivery_deadline: Duration,
+    /// The other configured workspaces' labels, which must not reach the same Segment
+    /// workspace.
+    siblings: Vec<String>,
 }
 
 impl Poller {
@@ -140,7 +160,20 @@ impl Poller {
             sinks: Arc::new(Vec::new()),
             audit_lookback: None,
             delivery_deadline: ONE_SHOT_DELIVERY_DEADLINE,
+            siblings: Vec::new(),
         }
+    }
+
+    /// The labels of every configured workspace (this one's is ignored): a poll that finds
+    /// its Segment workspace already recorded under one of them fails with
+    /// [`PollError::SameSegmentWorkspace`]. Labels only the database knows (a workspace removed
+    /// or renamed in the configuration) do not count.
+    pub fn with_configured_workspaces(mut self, labels: Vec<String>) -> Self {
+        self.siblings = labels
+            .into_iter()
+            .filter(|l| *l != self.workspace)
+            .collect();
+        self
     }
 
     /// How long [`Poller::poll`] and [`Poller::after_failure`] deliver before leaving the rest
@@ -247,6 +280,18 @@ impl Poller {
                 return Err(PollError::Collect { snapshot_id, cause });
             }
         };
+        if let Some(other) = self.sibling_with(store, workspace_id, &collection.workspace_id)? {
+            let error = PollError::SameSegmentWorkspace {
+                snapshot_id,
+                workspace: self.workspace.clone(),
+                other,
+                segment_id: collection.workspace_id.clone(),
+            };
+            let message = error.to_string();
+            tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
+            store.fail_snapshot(snapshot_id, &message, requests(), started.elapsed())?;
+            return Err(error);
+        }
 
         // After the resources, so that every change they show happened before `end`.
         let trail_started = Instant::now();
@@ -558,6 +603,23 @@ impl Poller {
             raised,
             self.deliver_within(store, self.delivery_deadline).await?,
         ))
+    }
+
+    /// The configured workspace other than this one that already recorded `segment_id`.
+    fn sibling_with(
+        &self,
+        store: &Store,
+        workspace_id: i64,
+        segment_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if self.siblings.is_empty() {
+            return Ok(None);
+        }
+        Ok(store
+            .workspaces_with_segment_id(segment_id)?
+            .into_iter()
+            .find(|(id, name)| *id != workspace_id && self.siblings.contains(name))
+            .map(|(_, name)| name))
     }
 
     /// The first half of [`Poller::after_failure`]: raises (queues) segwatch's own alert when

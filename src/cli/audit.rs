@@ -427,20 +427,9 @@ fn unique_keys(columns: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Escapes control characters (newlines included) in text from the database or the workspace.
+/// Escapes control characters and bidi overrides in text from the database or the workspace.
 fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::terminal::escape(text).into_owned()
 }
 
 fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {

@@ -10,6 +10,7 @@ use clap::Args;
 use super::{TableOrJson, TextOrJson, USAGE_ERROR, WaitArgs, open_writer, plural, print_json};
 use crate::config::Settings;
 use crate::store::{DeletionReport, Store, StoreError};
+use crate::terminal::Escaped;
 use crate::workspaces::{WorkspaceOverview, overview};
 
 /// Options of `segwatch workspaces delete`.
@@ -56,7 +57,7 @@ fn write_workspace(out: &mut impl Write, w: &WorkspaceOverview) -> anyhow::Resul
     }
     writeln!(out)?;
     if let Some(id) = &w.segment_workspace_id {
-        writeln!(out, "  segment workspace id: {id}")?;
+        writeln!(out, "  segment workspace id: {}", Escaped(id))?;
     }
     match &w.last_complete {
         Some(p) => writeln!(
@@ -77,7 +78,7 @@ fn write_workspace(out: &mut impl Write, w: &WorkspaceOverview) -> anyhow::Resul
         }
         write!(out, ")")?;
         if let Some(e) = &p.error {
-            write!(out, ": {e}")?;
+            write!(out, ": {}", Escaped(e))?;
         }
         writeln!(out)?;
     }
@@ -87,7 +88,7 @@ fn write_workspace(out: &mut impl Write, w: &WorkspaceOverview) -> anyhow::Resul
             "  not read in full:     {} {}: {}",
             k.kind.as_str(),
             k.status,
-            k.reason
+            Escaped(&k.reason)
         )?;
     }
     writeln!(out, "  open findings:        {}", w.open_findings)?;

@@ -127,7 +127,8 @@ fn format_value(
 }
 
 /// Escapes text for a GitHub-flavoured Markdown table cell: every character that could start
-/// markup (emphasis, links, code, HTML, tables) gets a backslash, and line breaks become spaces.
+/// markup (emphasis, links, code, HTML, tables) gets a backslash, line breaks become spaces, and
+/// other control characters and bidi overrides are escaped as `\u{…}`.
 pub(super) fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
@@ -137,6 +138,9 @@ pub(super) fn escape_markdown(text: &str) -> String {
                 out.push(c);
             }
             '\r' | '\n' => out.push(' '),
+            // Other control characters and bidi overrides would reach a terminal that shows
+            // the report (`cat`, `less -R`) raw.
+            c if crate::terminal::is_unsafe(c) => out.push_str(&c.escape_default().to_string()),
             c => out.push(c),
         }
     }

@@ -175,6 +175,14 @@ fn markdown_escaping_keeps_tables_and_markup_intact() {
     );
 }
 
+#[test]
+fn markdown_escaping_escapes_terminal_escapes_and_bidi_overrides() {
+    assert_eq!(
+        escape_markdown("a\u{1b}[31m\u{202e}b"),
+        r"a\u{1b}\[31m\u{202e}b"
+    );
+}
+
 fn sample_report(name: &str, chain_head_hash: Option<&str>) -> Report {
     let snapshot = SnapshotRef {
         id: 7,

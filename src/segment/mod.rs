@@ -19,6 +19,7 @@ mod pages;
 pub(crate) use pages::kind_of;
 mod regulations;
 mod retry;
+mod surrogates;
 #[cfg(test)]
 mod tests;
 
@@ -607,7 +608,7 @@ impl SegmentClient {
     /// Unwraps `{"data": {...}}` from a success body.
     fn parse_success(&self, body: &[u8]) -> Result<Map<String, Value>, AttemptError> {
         let malformed = |detail: String| AttemptError::Malformed { detail };
-        let mut envelope: Value = serde_json::from_slice(body)
+        let mut envelope: Value = surrogates::parse_json(body)
             // serde_json's message carries the line and column.
             .map_err(|e| malformed(format!("response body is not valid JSON: {e}")))?;
         let Some(object) = envelope.as_object_mut() else {

@@ -1009,3 +1009,27 @@ async fn a_trickling_body_cannot_stretch_the_request_timeout() {
     // Two attempts of 1 s and a short backoff; the trickle alone would take 20 s per attempt.
     assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn a_lone_surrogate_in_one_name_is_replaced_not_fatal() {
+    // One source name carries an unpaired high surrogate; its neighbour a valid pair and an
+    // escaped backslash followed by `ud800`, which is text.
+    let server = serve(|_, _| {
+        Reply::raw(
+            200,
+            r#"{"data":{"sources":[{"id":"s1","name":"Bad \ud800 name"},{"id":"s2","name":"\ud83d\ude00 \\ud800"}]}}"#,
+        )
+    })
+    .await;
+    let sources = client(&server.base)
+        .list_all("/sources", "sources")
+        .await
+        .unwrap();
+    assert_eq!(
+        Value::Array(sources),
+        json!([
+            {"id": "s1", "name": "Bad \u{fffd} name"},
+            {"id": "s2", "name": "\u{1f600} \\ud800"},
+        ])
+    );
+}

@@ -116,6 +116,15 @@ impl Store {
         Ok(names.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// The workspaces (id, label) that recorded Segment's workspace id `segment_id`.
+    pub fn workspaces_with_segment_id(&self, segment_id: &str) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM workspaces WHERE segment_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([segment_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every workspace of the database with its last polls, the read status of its last
     /// complete poll and its open findings; by name. Reads only.
     pub fn stored_workspaces(&self) -> Result<Vec<StoredWorkspace>> {

@@ -3,7 +3,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::{Fault, FaultKind};
+use segwatch::simulator::{Fault, FaultKind, SimConfig};
 use segwatch::store::{SnapshotStatus, Store};
 
 use segwatch::simulator::Mutation;
@@ -364,7 +364,12 @@ async fn wait_for_alert(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_alerting() {
     let production = TestWorkspace::start().await;
-    let staging = TestWorkspace::start().await;
+    // Another seed: another Segment workspace (two labels for one are refused).
+    let staging = TestWorkspace::with(SimConfig {
+        seed: 11,
+        ..SimConfig::default()
+    })
+    .await;
     let receiver = WebhookReceiver::start().await;
     // A second sink that only takes staging's alerts.
     let staging_only = WebhookReceiver::start().await;
@@ -551,7 +556,11 @@ async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_adds_and_removes_workspaces() {
     let first = TestWorkspace::start().await;
-    let second = TestWorkspace::start().await;
+    let second = TestWorkspace::with(SimConfig {
+        seed: 11,
+        ..SimConfig::default()
+    })
+    .await;
     let config = first.dir.path().join("segwatch.toml");
     let entry = |name: &str, ws: &TestWorkspace| {
         format!(

@@ -9,6 +9,8 @@
 //! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
 //!   alerted on, their secrets kept out, a rejected function type and kinds turned off;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
+//! - `hostile`: hostile names, bodies and configurations (terminal escapes, lone surrogates,
+//!   plain-http webhooks, one workspace under two labels, an exposed health endpoint);
 //! - `bounded`: endless and trickling response bodies and endless secret files meet a limit;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
@@ -43,6 +45,7 @@ mod daemon;
 mod data_flow;
 mod delivery;
 mod faults;
+mod hostile;
 mod lifecycle;
 mod pipeline;
 mod privacy_access;
