@@ -258,11 +258,28 @@ impl Poller {
 
         let requests = || self.client.stats().requests - requests_before;
         let collected = collect(&self.client, &self.policy, &self.options).await;
-        let base = store.latest_complete(workspace_id)?;
-        let mut current = store.current_versions(workspace_id)?;
-        let known = match base {
-            Some(base) => store.known_kinds(base)?,
-            None => Vec::new(),
+        // Past `begin_snapshot`, every error must leave the snapshot failed, not running: a
+        // running row would only be marked "interrupted" by the next poll.
+        let read_base = (|| -> Result<_, StoreError> {
+            let base = store.latest_complete(workspace_id)?;
+            let current = store.current_versions(workspace_id)?;
+            let known = match base {
+                Some(base) => store.known_kinds(base)?,
+                None => Vec::new(),
+            };
+            Ok((base, current, known))
+        })();
+        let (base, mut current, known) = match read_base {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(error = %e, "poll failed; snapshot recorded as failed");
+                if let Err(f) =
+                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
+                {
+                    tracing::error!(error = %f, "cannot record the poll as failed");
+                }
+                return Err(e.into());
+            }
         };
         let collected = match collected {
             Ok(mut c) => self
@@ -280,7 +297,18 @@ impl Poller {
                 return Err(PollError::Collect { snapshot_id, cause });
             }
         };
-        if let Some(other) = self.sibling_with(store, workspace_id, &collection.workspace_id)? {
+        let sibling = match self.sibling_with(store, workspace_id, &collection.workspace_id) {
+            Ok(sibling) => sibling,
+            Err(e) => {
+                if let Err(f) =
+                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
+                {
+                    tracing::error!(error = %f, "cannot record the poll as failed");
+                }
+                return Err(e.into());
+            }
+        };
+        if let Some(other) = sibling {
             let error = PollError::SameSegmentWorkspace {
                 snapshot_id,
                 workspace: self.workspace.clone(),
@@ -456,8 +484,12 @@ impl Poller {
         ) = match result {
             Ok(r) => r,
             Err(e) => {
-                let _ =
-                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed());
+                tracing::error!(error = %e, "poll failed; snapshot recorded as failed");
+                if let Err(f) =
+                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
+                {
+                    tracing::error!(error = %f, "cannot record the poll as failed");
+                }
                 return Err(e.into());
             }
         };
