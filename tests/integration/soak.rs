@@ -225,7 +225,9 @@ async fn twenty_workspaces_poll_for_two_minutes_and_deliver_everything_through_a
             .collect();
         assert!(
             not_complete.is_empty(),
-            "{name}: polls that did not complete: {not_complete:?}"
+            "{name}: polls that did not complete: {not_complete:?}\nthe daemon's errors and \
+             warnings:\n{}",
+            problems(&log)
         );
         // Polled every 2 s for over two minutes: even a slow machine manages a few dozen; 10 proves
         // the schedule kept running for each workspace.
@@ -377,6 +379,19 @@ fn terminate(mut child: Child) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The daemon's first 40 error and warning lines, for a failure message.
+fn problems(log: &Mutex<Vec<String>>) -> String {
+    let log = log.lock().unwrap();
+    let lines: Vec<&str> = log
+        .iter()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .filter(|l| !l.contains("delivery failed"))
+        .take(40)
+        .map(String::as_str)
+        .collect();
+    lines.join("\n")
 }
 
 /// The last log lines of the daemon, for a failure message.
