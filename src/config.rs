@@ -281,6 +281,10 @@ pub struct SinkSettings {
     /// Attempts before a delivery is marked dead.
     #[serde(default = "default_delivery_attempts")]
     pub max_attempts: u32,
+    /// Seconds a delivery waits after its first failed attempt; doubles per attempt (default 30).
+    pub retry_base_secs: Option<u64>,
+    /// Longest wait between two attempts, in seconds (default 3600).
+    pub retry_max_secs: Option<u64>,
     /// Webhook: largest body in bytes; bigger digests are split (default 1 MiB).
     pub max_body_bytes: Option<usize>,
     /// Email: largest message in bytes, headers included; bigger digests are split (default 1 MiB).
@@ -353,6 +357,11 @@ fn default_max_messages_per_run() -> usize {
 const MESSAGE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 16 * 1024..=100 * 1024 * 1024;
 /// Bounds of `max_messages_per_run`.
 const MESSAGES_PER_RUN_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000;
+
+/// Bounds of a sink's `retry_base_secs`: at least a second, at most an hour.
+const RETRY_BASE_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=3600;
+/// Upper bound of a sink's `retry_max_secs` (a day); its lower bound is `retry_base_secs`.
+const RETRY_MAX_SECS_LIMIT: u64 = 86_400;
 
 fn default_delivery_attempts() -> u32 {
     8
@@ -1019,6 +1028,7 @@ impl Settings {
                 ));
             }
             let max_message_bytes = message_limit(s)?;
+            let retry_backoff = retry_backoff(s)?;
             if !MESSAGES_PER_RUN_RANGE.contains(&s.max_messages_per_run) {
                 return Err(invalid(
                     "sinks.max_messages_per_run",
@@ -1038,6 +1048,7 @@ impl Settings {
                 max_message_bytes,
                 max_messages_per_run: s.max_messages_per_run,
                 max_attempts: s.max_attempts,
+                retry_backoff,
                 target,
                 app_base: s.app_base.clone(),
                 templates: s.templates.clone(),
@@ -1091,6 +1102,38 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
         ));
     }
     Ok(value)
+}
+
+/// A sink's wait between delivery attempts: `retry_base_secs` (1 s to 1 h) doubling, at most
+/// `retry_max_secs` (`retry_base_secs` to a day).
+fn retry_backoff(s: &SinkSettings) -> Result<crate::sinks::outbox::RetryBackoff, ConfigError> {
+    let default = crate::sinks::outbox::RetryBackoff::default();
+    let base = s.retry_base_secs.unwrap_or(default.base.as_secs());
+    if !RETRY_BASE_SECS_RANGE.contains(&base) {
+        return Err(invalid(
+            "sinks.retry_base_secs",
+            format!(
+                "sink `{}`: {base} is out of range; expected {} to {} seconds",
+                s.name,
+                RETRY_BASE_SECS_RANGE.start(),
+                RETRY_BASE_SECS_RANGE.end()
+            ),
+        ));
+    }
+    let max = s.retry_max_secs.unwrap_or(default.max.as_secs());
+    if !(base..=RETRY_MAX_SECS_LIMIT).contains(&max) {
+        return Err(invalid(
+            "sinks.retry_max_secs",
+            format!(
+                "sink `{}`: {max} is out of range; expected `retry_base_secs` ({base}) to {RETRY_MAX_SECS_LIMIT} seconds",
+                s.name
+            ),
+        ));
+    }
+    Ok(crate::sinks::outbox::RetryBackoff {
+        base: std::time::Duration::from_secs(base),
+        max: std::time::Duration::from_secs(max),
+    })
 }
 
 /// Several workspaces are configured and the command acts on one.
@@ -1859,6 +1902,62 @@ mod tests {
                     "`sinks.max_messages_per_run`",
                     "0 is out of range; expected 1 to 10000",
                 ],
+            ),
+        ] {
+            let err = load(&format!("{base}{extra}"), &[])
+                .unwrap()
+                .sinks()
+                .unwrap_err()
+                .to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{extra}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn retry_backoff_is_read_defaulted_and_validated_per_sink() {
+        let base = "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"https://example.com/h\"\n";
+        let sinks = load(base, &[]).unwrap().sinks().unwrap();
+        assert_eq!(
+            sinks[0].retry_backoff,
+            crate::sinks::outbox::RetryBackoff {
+                base: std::time::Duration::from_secs(30),
+                max: std::time::Duration::from_secs(3600),
+            }
+        );
+        let set = format!("{base}retry_base_secs = 1\nretry_max_secs = 4\n");
+        let sinks = load(&set, &[]).unwrap().sinks().unwrap();
+        assert_eq!(
+            (sinks[0].retry_backoff.base, sinks[0].retry_backoff.max),
+            (
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(4)
+            )
+        );
+        for (extra, needles) in [
+            (
+                "retry_base_secs = 0\n",
+                &[
+                    "`sinks.retry_base_secs`",
+                    "sink `hook`",
+                    "0 is out of range; expected 1 to 3600 seconds",
+                ][..],
+            ),
+            (
+                "retry_base_secs = 3601\n",
+                &["`sinks.retry_base_secs`", "3601 is out of range"],
+            ),
+            (
+                "retry_base_secs = 60\nretry_max_secs = 30\n",
+                &[
+                    "`sinks.retry_max_secs`",
+                    "30 is out of range; expected `retry_base_secs` (60) to 86400 seconds",
+                ],
+            ),
+            (
+                "retry_max_secs = 86401\n",
+                &["`sinks.retry_max_secs`", "86401 is out of range"],
             ),
         ] {
             let err = load(&format!("{base}{extra}"), &[])

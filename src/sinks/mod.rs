@@ -174,6 +174,8 @@ pub struct SinkConfig {
     pub max_messages_per_run: usize,
     /// Attempts before a delivery is dead.
     pub max_attempts: u32,
+    /// Wait between attempts (`retry_base_secs`, `retry_max_secs`).
+    pub retry_backoff: outbox::RetryBackoff,
     /// Where it sends.
     pub target: SinkTarget,
     /// The workspace in the Segment app (e.g. `https://app.segment.com/acme`), for links.

@@ -20,10 +20,39 @@ use crate::alerts::{AlertRecord, AlertStatus};
 use crate::rules::Severity;
 use crate::store::{DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
 
-/// First retry delay; doubles per attempt.
-const BACKOFF_BASE: Duration = Duration::from_secs(30);
-/// Longest delay between two attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// First retry delay by default (`retry_base_secs`); doubles per attempt.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
+/// Longest delay between two attempts by default (`retry_max_secs`).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// How long a failed delivery waits before its next attempt: `base`, doubling per attempt, at
+/// most `max` (a sink's `retry_base_secs` and `retry_max_secs`). A receiver's `Retry-After` can
+/// only lengthen the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    /// Wait after the first failed attempt.
+    pub base: Duration,
+    /// Longest wait.
+    pub max: Duration,
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        RetryBackoff {
+            base: BACKOFF_BASE,
+            max: BACKOFF_MAX,
+        }
+    }
+}
+
+impl RetryBackoff {
+    /// The wait after the attempt just failed (1-based).
+    pub fn after(&self, attempt: u32) -> Duration {
+        self.base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max)
+    }
+}
 
 /// What one run of the worker did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -508,7 +537,10 @@ fn record(
                 SendError::Permanent { .. } | SendError::TooLarge { .. } => (true, Duration::ZERO),
                 SendError::Retryable { retry_after, .. } => (
                     attempt >= sink.config.max_attempts,
-                    backoff(attempt).max(retry_after.unwrap_or_default()),
+                    sink.config
+                        .retry_backoff
+                        .after(attempt)
+                        .max(retry_after.unwrap_or_default()),
                 ),
             };
             let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
@@ -530,13 +562,6 @@ fn record(
         }
     }
     Ok(())
-}
-
-/// Exponential backoff for the attempt just failed (1-based).
-fn backoff(attempt: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX)
 }
 
 /// The alert as it was at the event being delivered: a finding raised then already resolved
@@ -581,6 +606,7 @@ mod tests {
             max_message_bytes,
             max_messages_per_run: 20,
             max_attempts: 3,
+            retry_backoff: RetryBackoff::default(),
             target,
             app_base: None,
             templates: None,
@@ -765,9 +791,21 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
+        let backoff = |attempt| RetryBackoff::default().after(attempt);
         assert_eq!(backoff(1), Duration::from_secs(30));
         assert_eq!(backoff(2), Duration::from_secs(60));
         assert_eq!(backoff(4), Duration::from_secs(240));
         assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_configured_backoff_doubles_from_its_base_up_to_its_cap() {
+        let short = RetryBackoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        };
+        let waits: Vec<u64> = (1..=6).map(|a| short.after(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 8, 8]);
+        assert_eq!(short.after(u32::MAX), Duration::from_secs(8));
     }
 }

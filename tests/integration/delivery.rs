@@ -330,6 +330,7 @@ async fn slack_429_retry_after_is_waited_out() {
         max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
         max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
         max_attempts: 5,
+        retry_backoff: segwatch::sinks::outbox::RetryBackoff::default(),
         target: SinkTarget::Slack {
             url: SecretString::from(url),
         },

@@ -23,6 +23,9 @@
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
 //!   cannot read;
+//! - `soak`: the daemon with 20 changing workspaces for about two minutes against a webhook
+//!   that flaps between 503 and 200: every poll completes, every alert event arrives, RSS
+//!   stays flat, the chain verifies;
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
 //!   summarised, nothing dead;
@@ -55,6 +58,7 @@ mod report;
 mod retention;
 mod secrets;
 mod simulate;
+mod soak;
 mod starter_rules;
 mod storm;
 mod util;

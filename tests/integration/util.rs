@@ -261,6 +261,7 @@ impl WebhookReceiver {
             max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
             max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
             max_attempts: 5,
+            retry_backoff: segwatch::sinks::outbox::RetryBackoff::default(),
             target: SinkTarget::Webhook {
                 url: SecretString::from(self.url.clone()),
                 secret: Some(SecretString::from(HMAC_KEY)),
