@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
-use crate::model::{KindStatus, KindStatuses, Quarantined, Resource, ResourceKind};
+use crate::model::{
+    KindStatus, KindStatuses, QUARANTINE_KEPT_PER_LISTING, Quarantined, Resource, ResourceKind,
+};
 use crate::redact::SecretPolicy;
 use crate::segment::{SegmentClient, SegmentError};
 
@@ -150,6 +152,9 @@ impl CollectOptions {
 struct KindRead {
     resources: Vec<Resource>,
     quarantine: Vec<Quarantined>,
+    /// Items that could not be read: `quarantine` keeps the first
+    /// [`QUARANTINE_KEPT_PER_LISTING`] of them.
+    unreadable: usize,
     /// Items listed, quarantined ones included.
     listed: usize,
     /// Set when the kind's endpoint refused (403/404): the kind is unavailable.
@@ -236,7 +241,7 @@ impl Collection {
             );
             return Ok(());
         }
-        let bad = read.quarantine.len();
+        let bad = read.unreadable;
         if bad > 0 {
             let first = &read.quarantine[0];
             // Most of a listing unreadable is a new response shape, not a few odd records.
@@ -347,13 +352,19 @@ impl KindRead {
         mut item: Value,
         policy: &SecretPolicy,
     ) {
-        policy.redact(kind, &mut item);
-        self.quarantine
-            .push(Quarantined::new(kind, path, index, reason, &item));
+        self.unreadable += 1;
+        if self.quarantine.len() < QUARANTINE_KEPT_PER_LISTING {
+            policy.redact(kind, &mut item);
+            self.quarantine
+                .push(Quarantined::new(kind, path, index, reason, &item));
+        }
     }
 
-    fn dedupe(&mut self, kind: ResourceKind) {
-        self.resources = dedupe(kind, std::mem::take(&mut self.resources));
+    /// Keeps one copy of each id; returns the first id listed twice, if any.
+    fn dedupe(&mut self, kind: ResourceKind) -> Option<String> {
+        let (kept, repeated) = dedupe(kind, std::mem::take(&mut self.resources));
+        self.resources = kept;
+        repeated
     }
 }
 
@@ -406,7 +417,6 @@ async fn list(
             read.inconsistent = Some(disagreed(path, &first, &second));
         }
     }
-    read.dedupe(kind);
     Ok(read)
 }
 
@@ -434,7 +444,9 @@ async fn list_once(
             read.convert(kind, path, item, policy);
         }
     }
-    read.inconsistent = repeated(read.resources.iter().map(|r| r.id.as_str()))
+    read.inconsistent = read
+        .dedupe(kind)
+        .map(|id| format!("`{id}` was listed twice"))
         .or_else(|| pages.disagreement().map(str::to_owned));
     Ok(read)
 }
@@ -484,7 +496,10 @@ async fn raw_list(
         }
     }
     read.listed = chosen.listed;
-    read.quarantine.append(&mut chosen.quarantine);
+    read.unreadable += chosen.unreadable;
+    let room = QUARANTINE_KEPT_PER_LISTING.saturating_sub(read.quarantine.len());
+    read.quarantine
+        .extend(chosen.quarantine.into_iter().take(room));
     if let Some(why) = chosen.inconsistent {
         read.inconsistent.get_or_insert(why);
     }
@@ -880,17 +895,8 @@ pub async fn confirm_missing(
         let found: Vec<Value> = if get_route(kind).is_none() || ids.len() > pages {
             let wanted: HashSet<&str> = ids.iter().copied().collect();
             let again = read_kind(client, policy, kind).await?;
-            if let Some((_, reason)) = again.refused {
-                // Readable a moment ago: a refusal now is a fault, not a missing feature.
-                return Err(CollectError::Api {
-                    kind,
-                    cause: SegmentError::Transport {
-                        method: "GET".into(),
-                        path: reason.clone(),
-                        cause: "refused while confirming removals".into(),
-                    },
-                });
-            }
+            // `read_kind` does not turn a refusal into an unavailable kind: readable a moment
+            // ago, a 403/404 now fails the poll as the fault it is.
             let found: Vec<Resource> = again
                 .resources
                 .into_iter()
@@ -1116,24 +1122,34 @@ fn to_resource(
     Ok(Resource::new(kind, id, name, value))
 }
 
-/// Keeps the last of any repeated id. Offset pagination over a list that changes mid-read can
-/// repeat an item; storing both would break the one-version-per-resource invariant.
-fn dedupe(kind: ResourceKind, mut items: Vec<Resource>) -> Vec<Resource> {
-    let before = items.len();
-    let mut seen = HashMap::with_capacity(items.len());
-    for (i, r) in items.iter().enumerate() {
-        seen.insert(r.id.clone(), i);
-    }
-    if seen.len() != before {
-        tracing::warn!(%kind, repeated = before - seen.len(), "the API listed some resources twice; keeping the last copy");
-        let mut i = 0;
-        items.retain(|r| {
-            let keep = seen.get(&r.id) == Some(&i);
-            i += 1;
-            keep
-        });
-    }
-    items
+/// Keeps the last of any repeated id, and returns the first id listed twice, if any. Offset
+/// pagination over a list that changes mid-read can repeat an item; storing both would break
+/// the one-version-per-resource invariant.
+fn dedupe(kind: ResourceKind, mut items: Vec<Resource>) -> (Vec<Resource>, Option<String>) {
+    let keep: Vec<bool> = {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (i, r) in items.iter().enumerate() {
+            last.insert(r.id.as_str(), i);
+        }
+        if last.len() == items.len() {
+            return (items, None);
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| last[r.id.as_str()] == i)
+            .collect()
+    };
+    let repeated = items
+        .iter()
+        .zip(&keep)
+        .find(|(_, kept)| !**kept)
+        .map(|(r, _)| r.id.clone());
+    tracing::warn!(%kind, repeated = keep.iter().filter(|k| !**k).count(),
+        "the API listed some resources twice; keeping the last copy");
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(true));
+    (items, repeated)
 }
 
 fn string_field<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
@@ -1236,7 +1252,8 @@ mod tests {
             )
             .unwrap()
         };
-        let kept = dedupe(ResourceKind::Role, vec![r("a", 1), r("b", 1), r("a", 2)]);
+        let (kept, repeated) = dedupe(ResourceKind::Role, vec![r("a", 1), r("b", 1), r("a", 2)]);
+        assert_eq!(repeated.as_deref(), Some("a"));
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[1].id, "a");
         assert!(kept[1].body.contains("\"n\":2"));

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::health::HealthState;
 use crate::poll::{PollOutcome, Poller};
 use crate::schedule::Schedule;
+use crate::sinks::outbox::SinkScope;
 use crate::store::Store;
 use crate::store::lock::WriterLock;
 
@@ -359,6 +360,7 @@ async fn delivery_loop(
     // One pass per sink at a time, each on its own connection: a sink that never answers
     // holds its own pass, and the next wake skips it until that pass ends.
     let mut passes: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut settled: Option<Vec<String>> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
@@ -385,7 +387,7 @@ async fn delivery_loop(
                             return;
                         }
                     };
-                    match poller.deliver_to(&mut store, |s| s == sink_name).await {
+                    match poller.deliver_to(&mut store, SinkScope::One(&sink_name)).await {
                         Ok(r) if r.sent + r.failed + r.dead + r.summarised > 0 => tracing::info!(
                             workspace = %workspace, sink = %sink_name, sent = r.sent,
                             summarised = r.summarised, failed = r.failed, dead = r.dead, "delivered"
@@ -397,12 +399,18 @@ async fn delivery_loop(
                 }),
             );
         }
-        // Deliveries to sinks removed from the configuration are given up (marked dead).
-        if let Err(e) = poller
-            .deliver_to(&mut store, |s| !sinks.iter().any(|k| k == s))
-            .await
-        {
-            tracing::error!(workspace = %name, error = %e, "cannot settle deliveries of removed sinks");
+        // Deliveries to sinks removed from the configuration are given up (marked dead): at
+        // start and whenever the sinks change, not at every tick.
+        if settled.as_ref() != Some(&sinks) {
+            match poller
+                .deliver_to(&mut store, SinkScope::NotIn(&sinks))
+                .await
+            {
+                Ok(_) => settled = Some(sinks),
+                Err(e) => {
+                    tracing::error!(workspace = %name, error = %e, "cannot settle deliveries of removed sinks")
+                }
+            }
         }
     }
     let unfinished = passes.values().filter(|p| !p.is_finished()).count();

@@ -260,6 +260,10 @@ impl fmt::Display for KindStatus {
 /// The most of one quarantined item's JSON text kept; the rest is cut (and says so).
 pub const QUARANTINE_RAW_MAX: usize = 64 * 1024;
 
+/// The most items kept in quarantine from one listing in one poll; the rest are counted, not
+/// kept, so a response of mostly odd records cannot fill memory with copies of itself.
+pub const QUARANTINE_KEPT_PER_LISTING: usize = 100;
+
 /// An item from the API that segwatch could not understand, kept as received (secret-looking
 /// fields fingerprinted) with the reason, instead of failing the poll or dropping it silently.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

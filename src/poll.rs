@@ -428,7 +428,7 @@ impl Poller {
                     rules,
                     &collection,
                     &delta,
-                    base,
+                    (base, &known),
                     now,
                     new_events,
                 )?,
@@ -741,12 +741,12 @@ impl Poller {
         self.sinks.iter().map(|s| s.name().to_string()).collect()
     }
 
-    /// Sends what the outbox has due for this workspace to the sinks `select` accepts (see
+    /// Sends what the outbox has due for this workspace to the sinks in `scope` (see
     /// [`crate::sinks::outbox::deliver_due_to`]).
     pub async fn deliver_to(
         &self,
         store: &mut Store,
-        select: impl Fn(&str) -> bool,
+        scope: crate::sinks::outbox::SinkScope<'_>,
     ) -> Result<DeliveryReport, StoreError> {
         let workspace_id = store.workspace_id(&self.workspace)?;
         crate::sinks::outbox::deliver_due_to(
@@ -754,7 +754,7 @@ impl Poller {
             &self.sinks,
             workspace_id,
             chrono::Utc::now(),
-            select,
+            scope,
         )
         .await
     }
@@ -823,7 +823,7 @@ impl Poller {
         rules: &RuleSet,
         collection: &Collection,
         delta: &diff::SnapshotDelta<'_>,
-        base: Option<i64>,
+        (base, known): (Option<i64>, &[ResourceKind]),
         now: chrono::DateTime<chrono::Utc>,
         audit_events: &[AuditEvent],
     ) -> Result<AlertPlan, StoreError> {
@@ -866,13 +866,11 @@ impl Poller {
         // A kind the base snapshot did not vouch for (not collected, or unavailable since the
         // first poll) starts with a baseline of its own.
         let baseline_kinds: Vec<ResourceKind> = match base {
-            Some(base) => {
-                let before = store.known_kinds(base)?;
-                self.collected_kinds()
-                    .into_iter()
-                    .filter(|k| !before.contains(k) && collection.is_complete(*k))
-                    .collect()
-            }
+            Some(_) => self
+                .collected_kinds()
+                .into_iter()
+                .filter(|k| !known.contains(k) && collection.is_complete(*k))
+                .collect(),
             None => Vec::new(),
         };
         let unread_kinds: Vec<ResourceKind> = collection.kind_status.keys().copied().collect();

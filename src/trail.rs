@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::diff::ResourceChange;
-use crate::model::{Attribution, Quarantined, ResourceKind};
+use crate::model::{Attribution, QUARANTINE_KEPT_PER_LISTING, Quarantined, ResourceKind};
 use crate::redact::SecretPolicy;
 use crate::segment::{SegmentClient, SegmentError};
 
@@ -157,13 +157,19 @@ pub async fn read(
     let mut pages = client.pages_with_query(PATH, query, "events");
     let mut out = Vec::new();
     let mut bad = Vec::new();
+    let mut unreadable = 0;
     let mut index = 0;
     while let Some(page) = pages.next_page().await.map_err(TrailError::Api)? {
         for item in page {
-            let mut raw = item.clone();
-            match parse_event(item, policy) {
-                Ok(event) => out.push(event),
+            match identify(&item) {
+                Ok((id, at)) => out.push(event_from(item, id, at, policy)),
+                Err(problem) if bad.len() >= QUARANTINE_KEPT_PER_LISTING => {
+                    unreadable += 1;
+                    tracing::debug!(index, %problem, "unreadable audit event counted, not kept");
+                }
                 Err(problem) => {
+                    unreadable += 1;
+                    let mut raw = item;
                     policy.redact(ResourceKind::AuditEvent, &mut raw);
                     bad.push(Quarantined::new(
                         ResourceKind::AuditEvent,
@@ -177,16 +183,17 @@ pub async fn read(
             index += 1;
         }
     }
-    if bad.len() >= 2 && bad.len() * 2 > index {
+    if unreadable >= 2 && unreadable * 2 > index {
         return Err(TrailError::Shape {
-            bad: bad.len(),
+            bad: unreadable,
             total: index,
             problem: bad[0].reason.clone(),
         });
     }
     if !bad.is_empty() {
         tracing::warn!(
-            quarantined = bad.len(),
+            unreadable,
+            kept = bad.len(),
             first = %bad[0].reason,
             "some audit events could not be read; kept in quarantine, the others are stored"
         );
@@ -196,26 +203,42 @@ pub async fn read(
 
 /// Reads one `AuditEventV1`. Only `id` and `timestamp` are required: without them an event
 /// can be neither deduplicated nor placed in time; other missing fields are stored empty.
-pub fn parse_event(mut item: Value, policy: &SecretPolicy) -> Result<AuditEvent, String> {
-    let text = |item: &Value, key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
-    // The event itself is not quoted: it is quarantined whole, after redaction.
+pub fn parse_event(item: Value, policy: &SecretPolicy) -> Result<AuditEvent, String> {
+    let (id, occurred_at) = identify(&item)?;
+    Ok(event_from(item, id, occurred_at, policy))
+}
+
+/// An event's id and time, or what stops it from having them. The event itself is not quoted:
+/// it is quarantined whole, after redaction.
+fn identify(item: &Value) -> Result<(String, DateTime<Utc>), String> {
+    let text = |key: &str| item.get(key).and_then(Value::as_str);
     if !item.is_object() {
         return Err(format!(
             "is {}, expected an object",
-            crate::segment::kind_of(&item)
+            crate::segment::kind_of(item)
         ));
     }
-    let id = text(&item, "id")
+    let id = text("id")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| "has no string `id`".to_owned())?;
-    let timestamp =
-        text(&item, "timestamp").ok_or_else(|| format!("`{id}` has no string `timestamp`"))?;
-    let occurred_at = DateTime::parse_from_rfc3339(&timestamp)
+    let timestamp = text("timestamp").ok_or_else(|| format!("`{id}` has no string `timestamp`"))?;
+    let occurred_at = DateTime::parse_from_rfc3339(timestamp)
         .map_err(|e| format!("`{id}` has a timestamp `{timestamp}` that is not ISO-8601: {e}"))?
         .with_timezone(&Utc);
+    Ok((id.to_owned(), occurred_at))
+}
+
+/// The stored form of an event [`identify`] accepted.
+fn event_from(
+    mut item: Value,
+    id: String,
+    occurred_at: DateTime<Utc>,
+    policy: &SecretPolicy,
+) -> AuditEvent {
+    let text = |item: &Value, key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
     policy.redact(ResourceKind::AuditEvent, &mut item);
     let body = crate::canonical::canonicalize(item);
-    Ok(AuditEvent {
+    AuditEvent {
         event_type: text(&body, "type").unwrap_or_default(),
         actor: text(&body, "actor").unwrap_or_default(),
         actor_email: text(&body, "actorEmail").filter(|e| !e.is_empty()),
@@ -225,7 +248,7 @@ pub fn parse_event(mut item: Value, policy: &SecretPolicy) -> Result<AuditEvent,
         body: serde_json::to_string(&body).expect("a JSON value always serialises"),
         id,
         occurred_at,
-    })
+    }
 }
 
 /// The events of `read` to store: not among the mark's ids, not listed twice, not already

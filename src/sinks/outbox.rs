@@ -88,23 +88,41 @@ pub async fn deliver_due(
     workspace_id: i64,
     now: DateTime<Utc>,
 ) -> Result<DeliveryReport, StoreError> {
-    deliver_due_to(store, sinks, workspace_id, now, |_| true).await
+    deliver_due_to(store, sinks, workspace_id, now, SinkScope::All).await
 }
 
-/// [`deliver_due`] for the deliveries whose sink name `select` accepts: the daemon runs one
-/// pass per sink, each on its own connection, so a sink that never answers holds only its own
-/// deliveries. A selected name that is not among `sinks` (a sink removed from the
-/// configuration) has its deliveries marked dead.
+/// Which sinks' deliveries one pass of the outbox handles.
+#[derive(Debug, Clone, Copy)]
+pub enum SinkScope<'a> {
+    /// Every sink's.
+    All,
+    /// One sink's (the daemon runs a pass per sink, so a silent sink holds only its own).
+    One(&'a str),
+    /// Those of sinks not among these names: sinks removed from the configuration, whose
+    /// deliveries are marked dead.
+    NotIn(&'a [String]),
+}
+
+/// [`deliver_due`] for the deliveries in `scope`, each pass on its own connection when run
+/// side by side. A sink in scope that is not among `sinks` (removed from the configuration)
+/// has its deliveries marked dead.
 pub async fn deliver_due_to(
     store: &mut Store,
     sinks: &[Sink],
     workspace_id: i64,
     now: DateTime<Utc>,
-    select: impl Fn(&str) -> bool,
+    scope: SinkScope<'_>,
 ) -> Result<DeliveryReport, StoreError> {
-    let keys = store.due_delivery_keys(workspace_id, &stamp(now))?;
+    let one = match scope {
+        SinkScope::One(name) => Some(name),
+        SinkScope::All | SinkScope::NotIn(_) => None,
+    };
+    let mut keys = store.due_delivery_keys(workspace_id, &stamp(now), one)?;
+    if let SinkScope::NotIn(names) = scope {
+        keys.retain(|k| !names.contains(&k.sink));
+    }
     let mut by_sink: BTreeMap<String, BTreeMap<i64, Vec<DueKey>>> = BTreeMap::new();
-    for k in keys.into_iter().filter(|k| select(&k.sink)) {
+    for k in keys {
         by_sink
             .entry(k.sink.clone())
             .or_default()

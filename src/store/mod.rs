@@ -719,17 +719,23 @@ impl Store {
     /// light keys without their alerts: the outbox plans its messages from these and loads the
     /// alerts a few at a time ([`Store::due_deliveries_by_id`]), so that a poll raising 100,000
     /// alerts never holds them all in memory.
-    pub fn due_delivery_keys(&self, workspace_id: i64, now: &str) -> Result<Vec<DueKey>> {
-        let mut stmt = self.conn.prepare(
+    pub fn due_delivery_keys(
+        &self,
+        workspace_id: i64,
+        now: &str,
+        sink: Option<&str>,
+    ) -> Result<Vec<DueKey>> {
+        let mut stmt = self.conn.prepare_cached(
             "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, a.id, a.rule_id, a.severity, a.status
              FROM deliveries d JOIN alerts a ON a.id = d.alert_id
              WHERE d.workspace_id = ?1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2
+               AND (?3 IS NULL OR d.sink = ?3)
              ORDER BY d.id",
         )?;
         let bad = |i: usize, e: String| {
             rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
         };
-        let rows = stmt.query_map(params![workspace_id, now], |r| {
+        let rows = stmt.query_map(params![workspace_id, now, sink], |r| {
             let resolved = r.get::<_, String>(3)? == "resolved";
             let severity: String = r.get(7)?;
             let status: String = r.get(8)?;
@@ -889,26 +895,23 @@ impl Store {
             let rows = stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         };
-        let last_success: Option<(String, Option<i64>)> = self
+        // The last complete poll, read once: when, how long, what it could not read.
+        type LastComplete = (String, Option<i64>, Option<String>, Option<i64>);
+        let last: Option<LastComplete> = self
             .conn
             .query_row(
-                "SELECT finished_at, duration_ms FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'
-                 ORDER BY id DESC LIMIT 1",
+                "SELECT finished_at, duration_ms, kind_status, confirm_requests FROM snapshots
+                 WHERE workspace_id = ?1 AND status = 'complete' ORDER BY id DESC LIMIT 1",
                 [workspace_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let last_complete = self.latest_complete(workspace_id)?;
-        let (kind_status, last_confirm_requests) = match last_complete {
-            Some(id) => (
-                self.kind_status(id)?,
-                self.conn.query_row(
-                    "SELECT confirm_requests FROM snapshots WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?,
-            ),
-            None => (KindStatuses::new(), None),
+        let (last_success, kind_status, last_confirm_requests) = match last {
+            Some((at, ms, status, confirms)) => {
+                let status = parse_kind_status(status, "the last complete snapshot")?;
+                (Some((at, ms)), status, confirms)
+            }
+            None => (None, KindStatuses::new(), None),
         };
         let quarantined = self.conn.query_row(
             "SELECT count(*) FROM quarantine WHERE workspace_id = ?1",
@@ -1184,13 +1187,7 @@ impl Store {
             )
             .optional()?
             .flatten();
-        match text {
-            None => Ok(KindStatuses::new()),
-            Some(text) => serde_json::from_str(&text).map_err(|cause| StoreError::Json {
-                what: format!("snapshots.kind_status of snapshot {snapshot_id}"),
-                cause,
-            }),
-        }
+        parse_kind_status(text, &format!("snapshot {snapshot_id}"))
     }
 
     /// Open compliance findings of a workspace.
@@ -1874,6 +1871,17 @@ fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
             .unwrap_or_default(),
         confirm_requests: r.get(13)?,
     })
+}
+
+/// `snapshots.kind_status` as stored (NULL: every kind read in full).
+fn parse_kind_status(text: Option<String>, snapshot: &str) -> Result<KindStatuses> {
+    match text {
+        None => Ok(KindStatuses::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|cause| StoreError::Json {
+            what: format!("snapshots.kind_status of {snapshot}"),
+            cause,
+        }),
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
