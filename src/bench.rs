@@ -16,9 +16,9 @@ use clap::Args;
 use secrecy::SecretString;
 
 use crate::poll::{PollOutcome, Poller};
-use crate::redact::SecretPolicy;
-use crate::segment::{ClientConfig, SegmentClient};
-use crate::store::Store;
+use segwatch_api::segment::{ClientConfig, SegmentClient};
+use segwatch_core::redact::SecretPolicy;
+use segwatch_store::Store;
 
 /// Options of `segwatch bench`.
 #[derive(Debug, Args)]
@@ -131,7 +131,7 @@ async fn measure(
     let mut config = ClientConfig::new(base_url, SecretString::from(token.to_string()));
     config.concurrency = args.concurrency;
     // The starter pack, as a team would deploy it on day one.
-    let rules = std::sync::Arc::new(crate::rules::starter_pack()?);
+    let rules = std::sync::Arc::new(segwatch_core::rules::starter_pack()?);
     let poller = Poller::new(
         SegmentClient::new(config)?,
         SecretPolicy::default(),
@@ -193,7 +193,7 @@ async fn measure(
     let mut users: Vec<String> = store
         .current_versions(workspace_id)?
         .into_keys()
-        .filter(|(kind, _)| *kind == crate::model::ResourceKind::User)
+        .filter(|(kind, _)| *kind == segwatch_core::model::ResourceKind::User)
         .map(|(_, id)| id)
         .collect();
     users.sort();

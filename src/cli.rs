@@ -12,19 +12,19 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
-use crate::alerts::{AlertRecord, AlertStatus};
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
-use crate::diff::{self, ResourceChange};
-use crate::model::KindStatus;
 use crate::poll::{PollOutcome, Poller};
-use crate::redact::SecretPolicy;
-use crate::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
-use crate::segment::{ClientConfig, SegmentClient};
-use crate::simulator::{self, SimConfig, SimulateArgs};
-use crate::store::lock::{LockError, MAX_WAIT_SECS, WriterLock};
-use crate::store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store, StoreError};
-use crate::terminal::Escaped;
+use segwatch_api::segment::{ClientConfig, SegmentClient};
+use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::model::KindStatus;
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::{ChangeFacts, Evaluator, Outcome, RuleSet, Severity, Subject};
+use segwatch_core::terminal::Escaped;
+use segwatch_simulator::{self as simulator, SimConfig, SimulateArgs};
+use segwatch_store::lock::{LockError, MAX_WAIT_SECS, WriterLock};
+use segwatch_store::{AlertFilter, SnapshotInfo, SnapshotStatus, Store, StoreError};
 
 mod audit;
 mod privacy;
@@ -556,7 +556,7 @@ fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let targets = settings.targets()?;
     let rules = Arc::new(load_rules(&settings.rules.path)?);
     let sinks = Arc::new(build_sinks(settings)?);
-    crate::sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
+    segwatch_sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit_lookback = settings.collect.audit_lookback()?;
     let delivery_deadline = settings.delivery.poll_deadline()?;
     let alert_after_failing = match settings.health.alert_after_failing_secs {
@@ -1033,13 +1033,13 @@ fn rules_test(
         .iter()
         .map(|r| serde_json::from_str(&r.body))
         .collect::<Result<_, _>>()?;
-    let inventory = crate::rules::inventory(
+    let inventory = segwatch_core::rules::inventory(
         resources
             .iter()
             .zip(&parsed)
             .map(|(r, v)| (r.kind, v.clone())),
     );
-    let relations = crate::relations::Relations::from_parts(
+    let relations = segwatch_core::relations::Relations::from_parts(
         resources
             .iter()
             .map(|r| (r.kind, r.id.as_str(), r.body.as_str())),
@@ -1047,22 +1047,23 @@ fn rules_test(
     let evaluator =
         Evaluator::new(&rules, chrono::Utc::now(), inventory).with_relations(&relations);
     let mut results = Vec::new();
-    let mut record = |kind: &str,
-                      verdicts: Vec<crate::rules::Verdict<'_>>,
-                      resource: (&crate::model::ResourceKind, &str, &str)| {
-        for v in verdicts {
-            let (outcome, detail) = match v.outcome {
-                Outcome::Pass => continue,
-                Outcome::Fire { summary, .. } => ("fires", summary),
-                Outcome::Exempt { reason } => ("exempt", reason),
-                Outcome::Error { message } => ("error", message),
-            };
-            results.push(serde_json::json!({
+    let mut record =
+        |kind: &str,
+         verdicts: Vec<segwatch_core::rules::Verdict<'_>>,
+         resource: (&segwatch_core::model::ResourceKind, &str, &str)| {
+            for v in verdicts {
+                let (outcome, detail) = match v.outcome {
+                    Outcome::Pass => continue,
+                    Outcome::Fire { summary, .. } => ("fires", summary),
+                    Outcome::Exempt { reason } => ("exempt", reason),
+                    Outcome::Error { message } => ("error", message),
+                };
+                results.push(serde_json::json!({
                 "rule": v.rule.id, "severity": v.rule.severity.as_str(), "on": kind, "outcome": outcome,
                 "resource_kind": resource.0.as_str(), "resource_id": resource.1, "resource_name": resource.2, "detail": detail,
             }));
-        }
-    };
+            }
+        };
     for (r, body) in resources.iter().zip(&parsed) {
         let seen_since = chrono::DateTime::parse_from_rfc3339(&r.seen_since)
             .ok()
@@ -1080,14 +1081,14 @@ fn rules_test(
             (&r.kind, &r.id, &r.name),
         );
     }
-    for crate::store::ChangeWithBodies {
+    for segwatch_store::ChangeWithBodies {
         change,
         before,
         after,
     } in store.change_bodies(snapshot)?
     {
         // As in a poll: change rules never see API drift.
-        if crate::drift::is_drift_only(&change) {
+        if segwatch_core::drift::is_drift_only(&change) {
             continue;
         }
         let body = after
@@ -1105,7 +1106,7 @@ fn rules_test(
             op: change.op,
             before: before.as_ref(),
             after: after.as_ref(),
-            fields: &crate::drift::real_fields(&change.fields),
+            fields: &segwatch_core::drift::real_fields(&change.fields),
             attribution: &change.attribution,
         };
         record(
@@ -1176,11 +1177,11 @@ fn list_alerts(
     Ok(ExitCode::SUCCESS)
 }
 
-fn build_sinks(settings: &Settings) -> anyhow::Result<Vec<crate::sinks::Sink>> {
+fn build_sinks(settings: &Settings) -> anyhow::Result<Vec<segwatch_sinks::Sink>> {
     let mut sinks = Vec::new();
     for config in settings.sinks()? {
         let name = config.name.clone();
-        sinks.push(crate::sinks::Sink::new(config).with_context(|| format!("sink `{name}`"))?);
+        sinks.push(segwatch_sinks::Sink::new(config).with_context(|| format!("sink `{name}`"))?);
     }
     Ok(sinks)
 }
@@ -1199,7 +1200,7 @@ async fn sinks_test(settings: &Settings, only: Option<String>) -> anyhow::Result
     }
     let mut failed = 0;
     for sink in chosen {
-        match sink.send(&crate::sinks::Message::Test).await {
+        match sink.send(&segwatch_sinks::Message::Test).await {
             Ok(()) => println!("{}: ok", sink.name()),
             Err(e) => {
                 failed += 1;
@@ -1355,9 +1356,9 @@ fn diff(
             at(&from_info, &Some(from_info.started_at.clone()))?,
             at(&to_info, &to_info.finished_at)?,
         );
-        let skew = crate::trail::CLOCK_SKEW;
+        let skew = segwatch_core::trail::CLOCK_SKEW;
         let events = store.audit_events_between(workspace, start - skew, end + skew)?;
-        crate::trail::attribute(changes.iter_mut(), &events, start, end);
+        segwatch_core::trail::attribute(changes.iter_mut(), &events, start, end);
         changes
     };
     let mut out = std::io::stdout().lock();
@@ -1465,7 +1466,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let rules = match &args.rules {
         Some(path) => load_rules(path)?,
         None if Path::new("rules").is_dir() => load_rules(Path::new("rules"))?,
-        None => crate::rules::starter_pack().context("the built-in starter rules do not load")?,
+        None => segwatch_core::rules::starter_pack()
+            .context("the built-in starter rules do not load")?,
     };
     let poller = Poller::new(
         SegmentClient::new(client_config)?,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+pub use segwatch_api::profiles::ProfilesTarget;
 use serde::Deserialize;
 
 /// Prefix of the environment variables that override the file.
@@ -93,19 +94,6 @@ pub struct ProfilesSettings {
     /// A file holding the access secret.
     pub access_secret_file: Option<PathBuf>,
     /// Most bytes one Profile API response body may have.
-    pub max_response_bytes: u64,
-}
-
-/// A checked `[profiles]` section: what the Profile API client needs.
-#[derive(Debug, Clone)]
-pub struct ProfilesTarget {
-    /// Base URL without a trailing slash.
-    pub base_url: String,
-    /// The space id.
-    pub space_id: String,
-    /// The access secret.
-    pub access_secret: SecretString,
-    /// Most bytes one response body may have (`profiles.max_response_bytes`).
     pub max_response_bytes: u64,
 }
 
@@ -349,7 +337,7 @@ fn default_digest_threshold() -> usize {
 }
 
 fn default_max_messages_per_run() -> usize {
-    crate::sinks::DEFAULT_MAX_MESSAGES_PER_RUN
+    segwatch_sinks::DEFAULT_MAX_MESSAGES_PER_RUN
 }
 
 /// Bounds of `max_body_bytes` / `max_message_bytes`: room for one alert and a summary, and
@@ -438,14 +426,18 @@ pub struct RetentionSettings {
 
 impl RetentionSettings {
     /// The policy as of `now`.
-    pub fn at(&self, now: chrono::DateTime<chrono::Utc>, dry_run: bool) -> crate::store::Retention {
+    pub fn at(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        dry_run: bool,
+    ) -> segwatch_store::Retention {
         let before = |days: u64| {
             (days > 0).then(|| {
                 (now - chrono::Duration::days(days as i64))
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
             })
         };
-        crate::store::Retention {
+        segwatch_store::Retention {
             failed_before: before(self.failed_polls_days),
             quiet_before: before(self.quiet_snapshots_days),
             dry_run,
@@ -478,8 +470,8 @@ pub struct CollectSettings {
 
 impl CollectSettings {
     /// What the collector reads.
-    pub fn options(&self) -> crate::collect::CollectOptions {
-        crate::collect::CollectOptions {
+    pub fn options(&self) -> segwatch_api::collect::CollectOptions {
+        segwatch_api::collect::CollectOptions {
             destinations: self.destinations,
             warehouses: self.warehouses,
             functions: self.functions,
@@ -488,8 +480,8 @@ impl CollectSettings {
     }
 
     /// How collected resources are redacted (function code kept only when asked).
-    pub fn secret_policy(&self) -> crate::redact::SecretPolicy {
-        crate::redact::SecretPolicy::keeping_function_code(self.function_code)
+    pub fn secret_policy(&self) -> segwatch_core::redact::SecretPolicy {
+        segwatch_core::redact::SecretPolicy::keeping_function_code(self.function_code)
     }
 
     /// The first read's lookback when the audit trail is read, checked.
@@ -583,7 +575,7 @@ pub struct WorkspaceTarget {
     /// Label of the workspace in the database.
     pub name: String,
     /// Client configuration, token included.
-    pub client: crate::segment::ClientConfig,
+    pub client: segwatch_api::segment::ClientConfig,
     /// When the daemon polls it.
     pub schedule: crate::schedule::Schedule,
     /// The cron expression and time zone, for logs.
@@ -607,7 +599,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("segment.request_timeout_secs", DefaultValue::Int(30)),
     (
         "segment.max_response_bytes",
-        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+        DefaultValue::Int(segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
     ),
     ("segment.concurrency", DefaultValue::Int(8)),
     ("segment.max_attempts", DefaultValue::Int(6)),
@@ -617,7 +609,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("profiles.region", DefaultValue::Str("us")),
     (
         "profiles.max_response_bytes",
-        DefaultValue::Int(crate::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
+        DefaultValue::Int(segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
     ),
     ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
@@ -698,8 +690,10 @@ impl Settings {
     pub fn profiles(&self) -> Result<Option<ProfilesTarget>, ConfigError> {
         let p = &self.profiles;
         let base_url = match &p.api_url {
-            Some(url) if !url.trim().is_empty() => crate::segment::check_base_url(url.trim())
-                .map_err(|why| invalid("profiles.api_url", why))?,
+            Some(url) if !url.trim().is_empty() => {
+                segwatch_api::segment::check_base_url(url.trim())
+                    .map_err(|why| invalid("profiles.api_url", why))?
+            }
             _ => match p.region.as_str() {
                 "us" => PROFILES_US_URL.to_string(),
                 "eu" => PROFILES_EU_URL.to_string(),
@@ -935,7 +929,7 @@ impl Settings {
     }
 
     /// Checks every `[[sinks]]` entry and reads its secrets from the environment or files.
-    pub fn sinks(&self) -> Result<Vec<crate::sinks::SinkConfig>, ConfigError> {
+    pub fn sinks(&self) -> Result<Vec<segwatch_sinks::SinkConfig>, ConfigError> {
         let mut names = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(self.sinks.len());
         for s in &self.sinks {
@@ -972,7 +966,7 @@ impl Settings {
                     ),
                 ));
             }
-            let filter = crate::sinks::SinkFilter {
+            let filter = segwatch_sinks::SinkFilter {
                 min_severity,
                 rules: s.rules.clone(),
                 tags: s.tags.clone(),
@@ -1002,15 +996,15 @@ impl Settings {
                         )
                     })?;
                     check_webhook_url(s, &url)?;
-                    crate::sinks::SinkTarget::Webhook { url, secret: hmac }
+                    segwatch_sinks::SinkTarget::Webhook { url, secret: hmac }
                 }
                 "slack" => {
                     let url = url.ok_or_else(|| {
                         invalid("sinks.url", format!("sink `{}` needs `url`, `url_env` or `url_file` (the incoming webhook)", s.name))
                     })?;
-                    crate::sinks::SinkTarget::Slack { url }
+                    segwatch_sinks::SinkTarget::Slack { url }
                 }
-                "email" => crate::sinks::SinkTarget::Email(email_config(s)?),
+                "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
@@ -1041,7 +1035,7 @@ impl Settings {
                     ),
                 ));
             }
-            out.push(crate::sinks::SinkConfig {
+            out.push(segwatch_sinks::SinkConfig {
                 name: s.name.clone(),
                 filter,
                 digest_threshold: s.digest_threshold,
@@ -1089,7 +1083,7 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
             ),
         ));
     }
-    let value = value.unwrap_or(crate::sinks::DEFAULT_MAX_MESSAGE_BYTES);
+    let value = value.unwrap_or(segwatch_sinks::DEFAULT_MAX_MESSAGE_BYTES);
     if !key.is_empty() && !MESSAGE_BYTES_RANGE.contains(&value) {
         return Err(invalid(
             format!("sinks.{key}"),
@@ -1106,8 +1100,8 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
 
 /// A sink's wait between delivery attempts: `retry_base_secs` (1 s to 1 h) doubling, at most
 /// `retry_max_secs` (`retry_base_secs` to a day).
-fn retry_backoff(s: &SinkSettings) -> Result<crate::sinks::outbox::RetryBackoff, ConfigError> {
-    let default = crate::sinks::outbox::RetryBackoff::default();
+fn retry_backoff(s: &SinkSettings) -> Result<segwatch_sinks::outbox::RetryBackoff, ConfigError> {
+    let default = segwatch_sinks::outbox::RetryBackoff::default();
     let base = s.retry_base_secs.unwrap_or(default.base.as_secs());
     if !RETRY_BASE_SECS_RANGE.contains(&base) {
         return Err(invalid(
@@ -1130,7 +1124,7 @@ fn retry_backoff(s: &SinkSettings) -> Result<crate::sinks::outbox::RetryBackoff,
             ),
         ));
     }
-    Ok(crate::sinks::outbox::RetryBackoff {
+    Ok(segwatch_sinks::outbox::RetryBackoff {
         base: std::time::Duration::from_secs(base),
         max: std::time::Duration::from_secs(max),
     })
@@ -1174,9 +1168,8 @@ fn target(
     let base_url = match &s.api_url {
         // The client's own check (https, or http on loopback only: the token must never
         // cross a network in clear), reported against the key.
-        Some(url) if !url.trim().is_empty() => {
-            crate::segment::check_base_url(url.trim()).map_err(|why| invalid(at("api_url"), why))?
-        }
+        Some(url) if !url.trim().is_empty() => segwatch_api::segment::check_base_url(url.trim())
+            .map_err(|why| invalid(at("api_url"), why))?,
         _ => match s.region.as_str() {
             "us" => US_API_URL.to_string(),
             "eu" => EU_API_URL.to_string(),
@@ -1230,7 +1223,7 @@ fn target(
         .map_err(|e| invalid(format!("{schedule_key}.cron"), e.to_string()))?;
     let paused = s.paused.get(&at("paused"), false)?;
     let token = token(key, s)?;
-    let mut client = crate::segment::ClientConfig::new(base_url, token);
+    let mut client = segwatch_api::segment::ClientConfig::new(base_url, token);
     client.page_size = s.page_size;
     client.request_timeout = Duration::from_secs(s.request_timeout_secs);
     client.max_response_bytes = s.max_response_bytes;
@@ -1317,8 +1310,8 @@ fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigE
 }
 
 /// The SMTP settings of an `email` sink.
-fn email_config(s: &SinkSettings) -> Result<crate::sinks::email::EmailConfig, ConfigError> {
-    use crate::sinks::email::Tls;
+fn email_config(s: &SinkSettings) -> Result<segwatch_sinks::email::EmailConfig, ConfigError> {
+    use segwatch_sinks::email::Tls;
     let tls = match s.tls.as_deref().unwrap_or("starttls") {
         "starttls" => Tls::StartTls,
         "implicit" => Tls::Implicit,
@@ -1352,7 +1345,7 @@ fn email_config(s: &SinkSettings) -> Result<crate::sinks::email::EmailConfig, Co
         s.password_env.as_deref(),
         s.password_file.as_deref(),
     )?;
-    Ok(crate::sinks::email::EmailConfig {
+    Ok(segwatch_sinks::email::EmailConfig {
         port: s
             .smtp_port
             .unwrap_or(if tls == Tls::Implicit { 465 } else { 587 }),
@@ -1437,7 +1430,7 @@ fn check_max_response_bytes(key: &str, value: u64) -> Result<(), ConfigError> {
             key,
             format!(
                 "{value} is too small; expected at least {MIN_RESPONSE_BYTES} (bytes; the default is {})",
-                crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+                segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES
             ),
         ));
     }
@@ -1460,7 +1453,7 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
     if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
         return Err(format!(
             "it is larger than {}, the limit for a secret file (is this the right file?)",
-            crate::segment::ByteSize(MAX_SECRET_FILE_BYTES)
+            segwatch_api::segment::ByteSize(MAX_SECRET_FILE_BYTES)
         ));
     }
     String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
@@ -1921,7 +1914,7 @@ mod tests {
         let sinks = load(base, &[]).unwrap().sinks().unwrap();
         assert_eq!(
             sinks[0].retry_backoff,
-            crate::sinks::outbox::RetryBackoff {
+            segwatch_sinks::outbox::RetryBackoff {
                 base: std::time::Duration::from_secs(30),
                 max: std::time::Duration::from_secs(3600),
             }
@@ -2078,7 +2071,7 @@ mod tests {
         let s = load("", &[("SEGWATCH_SEGMENT__TOKEN", "t")]).unwrap();
         assert_eq!(
             s.validate().unwrap().client.max_response_bytes,
-            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+            segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES
         );
         let err = error_of(
             "[segment]\nmax_response_bytes = 10\n",
@@ -2107,7 +2100,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             target.max_response_bytes,
-            crate::segment::DEFAULT_MAX_RESPONSE_BYTES
+            segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES
         );
         let target = profiles("[profiles]\nspace_id = \"spa_1\"\nmax_response_bytes = 5000\n")
             .unwrap()

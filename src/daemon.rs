@@ -23,9 +23,9 @@ use tokio::task::JoinHandle;
 use crate::health::HealthState;
 use crate::poll::{PollOutcome, Poller};
 use crate::schedule::Schedule;
-use crate::sinks::outbox::SinkScope;
-use crate::store::Store;
-use crate::store::lock::WriterLock;
+use segwatch_sinks::outbox::SinkScope;
+use segwatch_store::Store;
+use segwatch_store::lock::WriterLock;
 
 /// How long stopping waits for the workspace tasks to record their abandoned polls.
 const STOP_BOUND: Duration = Duration::from_secs(10);
@@ -201,7 +201,7 @@ struct TaskContext {
     on_outcome: OutcomeHandler,
 }
 
-fn clients(jobs: &[WorkspaceJob]) -> Vec<(String, crate::segment::SegmentClient)> {
+fn clients(jobs: &[WorkspaceJob]) -> Vec<(String, segwatch_api::segment::SegmentClient)> {
     jobs.iter()
         .map(|j| (j.poller.workspace().to_string(), j.poller.client().clone()))
         .collect()

@@ -18,8 +18,8 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::segment::SegmentClient;
-use crate::store::{Store, StoreMetrics};
+use segwatch_api::segment::SegmentClient;
+use segwatch_store::{Store, StoreMetrics};
 
 /// What the endpoints read.
 pub struct HealthState {
@@ -420,7 +420,7 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
         "Requests the last complete poll spent confirming resources missing from their lists.",
         per_workspace(&|m| m.last_confirm_requests.map(|n| n as f64)),
     );
-    let stats: Vec<(String, crate::segment::ClientStats)> = workspaces
+    let stats: Vec<(String, segwatch_api::segment::ClientStats)> = workspaces
         .iter()
         .map(|(n, c)| (format!("workspace=\"{}\"", escape(n)), c.stats()))
         .collect();

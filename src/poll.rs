@@ -10,19 +10,22 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::alerts::{
+use segwatch_api::collect::{
+    self, CollectError, CollectOptions, Collection, Confirmation, collect,
+};
+use segwatch_api::segment::SegmentClient;
+use segwatch_api::trail::TrailError;
+use segwatch_core::alerts::{
     self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
 };
-use crate::collect::{self, CollectError, CollectOptions, Collection, Confirmation, collect};
-use crate::diff::{self, ResourceChange};
-use crate::model::{KindStatus, KindStatuses, Quarantined, ResourceKind};
-use crate::redact::SecretPolicy;
-use crate::rules::{self, RuleSet};
-use crate::segment::SegmentClient;
-use crate::sinks::outbox::{DeliveryReport, deliver_due};
-use crate::sinks::{Sink, route};
-use crate::store::{CommitTarget, PollStats, Store, StoreError};
-use crate::trail::{self, AuditEvent, Mark, TrailError, TrailRead};
+use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::model::{KindStatus, KindStatuses, Quarantined, ResourceKind};
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::{self, RuleSet};
+use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
+use segwatch_sinks::outbox::{DeliveryReport, deliver_due};
+use segwatch_sinks::{Sink, route};
+use segwatch_store::{CommitTarget, PollStats, Store, StoreError};
 
 /// Why a poll failed. The snapshot is recorded as failed in every case the database allows.
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +111,8 @@ pub struct PollOutcome {
     /// How resources missing from their lists were confirmed gone (or found).
     pub confirmation: Confirmation,
     /// Fields Segment's API started or stopped returning, one per kind and path: recorded in
-    /// the changes but raising no alert (see [`crate::drift`]).
-    pub api_drift: Vec<crate::drift::DriftSummary>,
+    /// the changes but raising no alert (see [`segwatch_core::drift`]).
+    pub api_drift: Vec<segwatch_core::drift::DriftSummary>,
 }
 
 impl PollOutcome {
@@ -327,7 +330,7 @@ impl Poller {
             Some(lookback) => {
                 let end = chrono::Utc::now();
                 let start = mark.as_ref().map_or(end - lookback, |m| m.at);
-                match trail::read(&self.client, &self.policy, start, end).await {
+                match segwatch_api::trail::read(&self.client, &self.policy, start, end).await {
                     Ok((events, mut bad)) => {
                         collection.quarantine.append(&mut bad);
                         Some((start, end, events))
@@ -412,7 +415,7 @@ impl Poller {
                 None => None,
             };
             audit_time += attribution_started.elapsed();
-            api_drift = crate::drift::apply(
+            api_drift = segwatch_core::drift::apply(
                 &mut delta.changes,
                 &collection.resources,
                 &current,
@@ -742,14 +745,14 @@ impl Poller {
     }
 
     /// Sends what the outbox has due for this workspace to the sinks in `scope` (see
-    /// [`crate::sinks::outbox::deliver_due_to`]).
+    /// [`segwatch_sinks::outbox::deliver_due_to`]).
     pub async fn deliver_to(
         &self,
         store: &mut Store,
-        scope: crate::sinks::outbox::SinkScope<'_>,
+        scope: segwatch_sinks::outbox::SinkScope<'_>,
     ) -> Result<DeliveryReport, StoreError> {
         let workspace_id = store.workspace_id(&self.workspace)?;
-        crate::sinks::outbox::deliver_due_to(
+        segwatch_sinks::outbox::deliver_due_to(
             store,
             &self.sinks,
             workspace_id,
@@ -862,7 +865,8 @@ impl Poller {
                     || baseline_changes
                     || delta.changes.iter().any(|c| c.change.kind == r.resource))
         });
-        let relations = needs_relations.then(|| crate::relations::Relations::build(resources));
+        let relations =
+            needs_relations.then(|| segwatch_core::relations::Relations::build(resources));
         // A kind the base snapshot did not vouch for (not collected, or unavailable since the
         // first poll) starts with a baseline of its own.
         let baseline_kinds: Vec<ResourceKind> = match base {
@@ -900,7 +904,7 @@ fn alert_records(
     plan: AlertPlan,
     ids: &[i64],
 ) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
-    let now = crate::store::now();
+    let now = segwatch_store::now();
     let mut out = Vec::with_capacity(plan.opened.len() + plan.resolved.len());
     for (a, id) in plan.opened.into_iter().zip(ids) {
         out.push(AlertRecord {
@@ -977,7 +981,7 @@ fn attribute(
 /// The email of user `id`: in this poll's resources, or (a user removed since) in the last
 /// snapshot's.
 fn user_email(
-    resources: &[crate::model::Resource],
+    resources: &[segwatch_core::model::Resource],
     current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
     id: &str,
 ) -> Option<String> {
@@ -998,7 +1002,7 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// Whether `resources` (sorted by kind, then id) holds `kind`/`id`.
-fn contains(resources: &[crate::model::Resource], kind: ResourceKind, id: &str) -> bool {
+fn contains(resources: &[segwatch_core::model::Resource], kind: ResourceKind, id: &str) -> bool {
     resources
         .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(kind, id)))
         .is_ok()

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::config::ConfiguredWorkspace;
-use crate::model::ResourceKind;
-use crate::store::{CompletePoll, FinishedPoll, StoredWorkspace};
+use segwatch_core::model::ResourceKind;
+use segwatch_store::{CompletePoll, FinishedPoll, StoredWorkspace};
 
 /// Where a workspace stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,7 +133,7 @@ fn line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KindStatus, KindStatuses};
+    use segwatch_core::model::{KindStatus, KindStatuses};
 
     fn configured(name: &str, paused: bool) -> ConfiguredWorkspace {
         ConfiguredWorkspace {

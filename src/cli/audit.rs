@@ -1,5 +1,5 @@
 //! The auditor's commands: `query`, `history`, `changes` and `state`. All read-only; the
-//! answers come from [`crate::audit`], this file only parses arguments and formats output.
+//! answers come from [`segwatch_store::audit`], this file only parses arguments and formats output.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,11 +10,11 @@ use clap::{Args, ValueEnum};
 use rusqlite::types::Value as SqlValue;
 
 use super::{TextOrJson, open_read_only, plural, print_json};
-use crate::audit::{self, ChangeReport, History, HistoryEvent, ReadOnlyQuery, StateAt};
 use crate::config::Settings;
-use crate::diff::FieldChange;
-use crate::model::ResourceKind;
-use crate::store::Store;
+use segwatch_core::diff::FieldChange;
+use segwatch_core::model::ResourceKind;
+use segwatch_store::Store;
+use segwatch_store::audit::{self, ChangeReport, History, HistoryEvent, ReadOnlyQuery, StateAt};
 
 /// Options of `segwatch query`.
 #[derive(Debug, Args)]
@@ -99,7 +99,7 @@ enum StateFormat {
 
 fn parse_kind(text: &str) -> Result<ResourceKind, String> {
     text.parse()
-        .map_err(|e: crate::model::UnknownKind| e.to_string())
+        .map_err(|e: segwatch_core::model::UnknownKind| e.to_string())
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -429,7 +429,7 @@ fn unique_keys(columns: &[String]) -> Vec<String> {
 
 /// Escapes control characters and bidi overrides in text from the database or the workspace.
 fn clean(text: &str) -> String {
-    crate::terminal::escape(text).into_owned()
+    segwatch_core::terminal::escape(text).into_owned()
 }
 
 fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::collect::{Probe, probe};
 use crate::config::Settings;
-use crate::profiles::{IdType, Identifier, ProfileClient, ProfileError};
-use crate::segment::{SegmentClient, SegmentError};
+use segwatch_api::collect::{Probe, probe};
+use segwatch_api::profiles::{IdType, Identifier, ProfileClient, ProfileError};
+use segwatch_api::segment::{SegmentClient, SegmentError};
 
 /// Exit code of `privacy access` when the space has no profile for the subject.
 const NO_PROFILE: u8 = 2;
@@ -109,7 +109,7 @@ async fn gather(client: &ProfileClient, subject: &Identifier) -> Result<Value, P
         Some(id) => id.clone(),
         None => subject.path_segment(),
     };
-    let section = |s: crate::profiles::Section| {
+    let section = |s: segwatch_api::profiles::Section| {
         let count = s.count();
         json!({"count": count, "records": s.into_value()})
     };

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::{TableOrJson, TextOrJson, WaitArgs, open_read_only, open_writer, plural, print_json};
 use crate::config::Settings;
-use crate::segment::{
+use segwatch_api::segment::{
     Regulation, RegulationType, SUBJECT_TYPE_USER_ID, SegmentClient, SegmentError,
 };
-use crate::store::{NewPrivacyRequest, PrivacyRequestRecord};
+use segwatch_store::{NewPrivacyRequest, PrivacyRequestRecord};
 
 /// How many hex digits of a subject hash are shown.
 const HASH_PREFIX: usize = 12;
@@ -235,7 +235,7 @@ pub(super) async fn status(settings: &Settings, args: StatusArgs) -> anyhow::Res
             .filter(|r| {
                 r.overall_status
                     .as_deref()
-                    .is_none_or(|s| !crate::segment::FINAL_STATUSES.contains(&s))
+                    .is_none_or(|s| !segwatch_api::segment::FINAL_STATUSES.contains(&s))
             })
             .map(|r| r.regulation_id)
             .collect(),

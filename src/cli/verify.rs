@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::{TextOrJson, plural, print_json};
 use crate::config::Settings;
-use crate::store::Store;
-use crate::store::chain::{ChainReport, WorkspaceChain};
+use segwatch_store::Store;
+use segwatch_store::chain::{ChainReport, WorkspaceChain};
 
 /// An anchor given on the command line and where the chain holds it.
 #[derive(Debug, Serialize)]

@@ -9,9 +9,9 @@ use clap::Args;
 
 use super::{TableOrJson, TextOrJson, USAGE_ERROR, WaitArgs, open_writer, plural, print_json};
 use crate::config::Settings;
-use crate::store::{DeletionReport, Store, StoreError};
-use crate::terminal::Escaped;
 use crate::workspaces::{WorkspaceOverview, overview};
+use segwatch_core::terminal::Escaped;
+use segwatch_store::{DeletionReport, Store, StoreError};
 
 /// Options of `segwatch workspaces delete`.
 #[derive(Debug, Args)]

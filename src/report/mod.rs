@@ -25,11 +25,11 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use crate::alerts::AlertRecord;
-use crate::diff::ChangeOp;
-use crate::model::ResourceKind;
-use crate::rules::{Evaluator, Outcome, RuleKind, RuleSet, Severity, Subject};
-use crate::store::{SnapshotInfo, SnapshotStatus, Store, StoreError, StoredResource};
+use segwatch_core::alerts::AlertRecord;
+use segwatch_core::diff::ChangeOp;
+use segwatch_core::model::ResourceKind;
+use segwatch_core::rules::{Evaluator, Outcome, RuleKind, RuleSet, Severity, Subject};
+use segwatch_store::{SnapshotInfo, SnapshotStatus, Store, StoreError, StoredResource};
 
 pub use render::{Format, render};
 
@@ -664,7 +664,7 @@ fn evaluate<'r>(
         .iter()
         .any(|r| r.enabled && r.reads("inventory"))
     {
-        crate::rules::inventory(
+        segwatch_core::rules::inventory(
             resources
                 .iter()
                 .zip(&bodies)
@@ -673,7 +673,7 @@ fn evaluate<'r>(
     } else {
         serde_json::json!({})
     };
-    let relations = crate::relations::Relations::from_parts(
+    let relations = segwatch_core::relations::Relations::from_parts(
         resources
             .iter()
             .map(|r| (r.kind, r.id.as_str(), r.body.as_str())),
@@ -874,7 +874,7 @@ fn by_severity(alerts: &[AlertRecord]) -> Vec<SeverityCount> {
         .collect()
 }
 
-fn kind_changes(counts: &[crate::store::ChangeCount]) -> Vec<KindChanges> {
+fn kind_changes(counts: &[segwatch_store::ChangeCount]) -> Vec<KindChanges> {
     ResourceKind::ALL
         .iter()
         .filter_map(|&kind| {

@@ -47,7 +47,7 @@ pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
     let env = environment();
     let failed = |e: minijinja::Error| ReportError::Render {
         name,
-        message: crate::sinks::render::describe(&e),
+        message: segwatch_sinks::render::describe(&e),
     };
     env.get_template(name)
         .and_then(|t| t.render(minijinja::value::Serde(&Context { report })))
@@ -140,7 +140,9 @@ pub(super) fn escape_markdown(text: &str) -> String {
             '\r' | '\n' => out.push(' '),
             // Other control characters and bidi overrides would reach a terminal that shows
             // the report (`cat`, `less -R`) raw.
-            c if crate::terminal::is_unsafe(c) => out.push_str(&c.escape_default().to_string()),
+            c if segwatch_core::terminal::is_unsafe(c) => {
+                out.push_str(&c.escape_default().to_string())
+            }
             c => out.push(c),
         }
     }

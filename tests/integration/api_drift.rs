@@ -3,7 +3,7 @@
 //! attributed to no one and are reported once per kind; people's edits still alert. The second
 //! test makes a real release in the simulator (`SimHandle::api_release`).
 
-use segwatch::simulator::Mutation;
+use segwatch_simulator::Mutation;
 use serde_json::{Value, json};
 
 use crate::util::{TestWorkspace, WebhookReceiver};

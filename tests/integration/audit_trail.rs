@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use segwatch::poll::{PollError, PollOutcome, Poller};
-use segwatch::redact::SecretPolicy;
-use segwatch::rules::RuleSet;
-use segwatch::segment::SegmentClient;
-use segwatch::simulator::{Fault, FaultKind, Mutation};
-use segwatch::store::Store;
+use segwatch_api::segment::SegmentClient;
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::{Fault, FaultKind, Mutation};
+use segwatch_store::Store;
 use serde_json::Value;
 
 use crate::util::{STARTER_RULES, TOKEN, TestWorkspace, WebhookReceiver};
@@ -356,7 +356,7 @@ async fn the_binary_names_the_actor_in_its_output_and_alerts() {
 
     let (owner, removed) = ws.sim.read(|s| {
         let ws_id = s.workspace.id.clone();
-        let holds = |u: &&segwatch::simulator::User| {
+        let holds = |u: &&segwatch_simulator::User| {
             u.permissions
                 .iter()
                 .any(|p| p.role_name == "Workspace Owner" && p.is_workspace_wide(&ws_id))

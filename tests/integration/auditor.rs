@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
-use segwatch::model::{Resource, ResourceKind};
-use segwatch::redact::SecretPolicy;
-use segwatch::rules::RuleSet;
-use segwatch::simulator::{Mutation, WorkspaceState};
+use segwatch_core::model::{Resource, ResourceKind};
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::{Mutation, WorkspaceState};
 use serde_json::{Value, json};
 
 use crate::util::{STARTER_RULES, TestWorkspace};

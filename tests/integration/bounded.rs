@@ -4,8 +4,8 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::{Fault, FaultKind, SimConfig};
-use segwatch::store::SnapshotStatus;
+use segwatch_simulator::{Fault, FaultKind, SimConfig};
+use segwatch_store::SnapshotStatus;
 
 use crate::util::{Run, Segwatch, TOKEN, TestWorkspace};
 

@@ -1,6 +1,6 @@
 //! The binary's commands, exit codes and messages.
 
-use segwatch::simulator::{Fault, FaultKind, Mutation};
+use segwatch_simulator::{Fault, FaultKind, Mutation};
 
 use crate::util::{Segwatch, TestWorkspace};
 

@@ -3,10 +3,10 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::{Fault, FaultKind, SimConfig};
-use segwatch::store::{SnapshotStatus, Store};
+use segwatch_simulator::{Fault, FaultKind, SimConfig};
+use segwatch_store::{SnapshotStatus, Store};
 
-use segwatch::simulator::Mutation;
+use segwatch_simulator::Mutation;
 
 use crate::util::{
     HMAC_KEY, STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver, free_port,
@@ -52,7 +52,7 @@ async fn daemon_mid_poll(ws: &TestWorkspace) -> Child {
     child
 }
 
-fn complete(store: &Store) -> Vec<segwatch::store::SnapshotInfo> {
+fn complete(store: &Store) -> Vec<segwatch_store::SnapshotInfo> {
     let mut list = store.snapshots(1, 100).unwrap_or_default();
     list.retain(|s| s.status == SnapshotStatus::Complete);
     list
@@ -156,7 +156,7 @@ async fn sighup_keeps_the_old_rules_when_the_new_ones_are_broken_and_applies_goo
         .spawn();
     let has_alerts_of = |rule: &'static str| {
         move |s: &Store| {
-            let filter = segwatch::store::AlertFilter {
+            let filter = segwatch_store::AlertFilter {
                 rule_id: Some(rule.into()),
                 ..Default::default()
             };
@@ -207,8 +207,8 @@ async fn sighup_keeps_the_old_rules_when_the_new_ones_are_broken_and_applies_goo
         .store()
         .alerts(
             1,
-            &segwatch::store::AlertFilter {
-                status: Some(segwatch::alerts::AlertStatus::Open),
+            &segwatch_store::AlertFilter {
+                status: Some(segwatch_core::alerts::AlertStatus::Open),
                 ..Default::default()
             },
         )
@@ -406,7 +406,7 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
     let child = segwatch().args(["run"]).spawn();
     let store_has = |what: &'static str,
                      workspace: &'static str,
-                     ok: fn(&[segwatch::store::SnapshotInfo]) -> bool| {
+                     ok: fn(&[segwatch_store::SnapshotInfo]) -> bool| {
         production.wait_for_db(what, move |s| {
             s.find_workspace(workspace)
                 .ok()

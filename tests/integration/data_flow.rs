@@ -5,14 +5,14 @@
 
 use std::sync::Arc;
 
-use segwatch::collect::CollectOptions;
-use segwatch::diff::{ChangeOp, ResourceChange};
-use segwatch::model::ResourceKind;
 use segwatch::poll::{PollOutcome, Poller};
-use segwatch::redact::{SecretPolicy, fingerprint};
-use segwatch::rules::RuleSet;
-use segwatch::segment::SegmentClient;
-use segwatch::simulator::{Fault, Mutation, SimConfig};
+use segwatch_api::collect::CollectOptions;
+use segwatch_api::segment::SegmentClient;
+use segwatch_core::diff::{ChangeOp, ResourceChange};
+use segwatch_core::model::ResourceKind;
+use segwatch_core::redact::{SecretPolicy, fingerprint};
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::{Fault, Mutation, SimConfig};
 use serde_json::{Value, json};
 
 use crate::util::{STARTER_RULES, TestWorkspace};
@@ -420,7 +420,7 @@ async fn a_function_type_the_api_rejects_is_skipped() {
     })
     .await;
     ws.sim.inject(
-        Fault::new(segwatch::simulator::FaultKind::ClientError { status: 422 })
+        Fault::new(segwatch_simulator::FaultKind::ClientError { status: 422 })
             .on_path("/functions")
             .on_query("resourceType=INSERT_SOURCE"),
     );
@@ -598,7 +598,7 @@ async fn data_flow_secrets_never_reach_the_database_or_the_logs() {
         ..SimConfig::default()
     })
     .await;
-    let secrets = |s: &segwatch::simulator::WorkspaceState| -> Vec<String> {
+    let secrets = |s: &segwatch_simulator::WorkspaceState| -> Vec<String> {
         let mut out = Vec::new();
         for d in &s.destinations {
             secret_strings(&Value::Object(d.settings.clone()), false, &mut out);

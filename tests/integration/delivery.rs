@@ -9,12 +9,12 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use segwatch::poll::Poller;
-use segwatch::redact::SecretPolicy;
-use segwatch::rules::RuleSet;
-use segwatch::segment::SegmentClient;
-use segwatch::simulator::SimConfig;
-use segwatch::sinks::outbox::deliver_due;
-use segwatch::sinks::{Sink, SinkConfig, SinkFilter};
+use segwatch_api::segment::SegmentClient;
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::SimConfig;
+use segwatch_sinks::outbox::deliver_due;
+use segwatch_sinks::{Sink, SinkConfig, SinkFilter};
 
 use crate::util::{HMAC_KEY, TestWorkspace, WebhookReceiver as Receiver};
 
@@ -282,7 +282,7 @@ async fn a_rule_names_its_sinks_and_an_unknown_one_stops_the_poll() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_429_retry_after_is_waited_out() {
-    use segwatch::sinks::SinkTarget;
+    use segwatch_sinks::SinkTarget;
 
     let ws = TestWorkspace::with(SimConfig {
         users: 1,
@@ -327,10 +327,10 @@ async fn slack_429_retry_after_is_waited_out() {
             ..SinkFilter::default()
         },
         digest_threshold: 100,
-        max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
-        max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
+        max_message_bytes: segwatch_sinks::DEFAULT_MAX_MESSAGE_BYTES,
+        max_messages_per_run: segwatch_sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
         max_attempts: 5,
-        retry_backoff: segwatch::sinks::outbox::RetryBackoff::default(),
+        retry_backoff: segwatch_sinks::outbox::RetryBackoff::default(),
         target: SinkTarget::Slack {
             url: SecretString::from(url),
         },

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use segwatch::poll::PollError;
-use segwatch::simulator::{Fault, FaultKind, Mutation, SimConfig};
-use segwatch::store::SnapshotStatus;
+use segwatch_simulator::{Fault, FaultKind, Mutation, SimConfig};
+use segwatch_store::SnapshotStatus;
 
 use crate::util::TestWorkspace;
 

@@ -1,8 +1,8 @@
 //! Hostile data and configurations: names that carry terminal escapes, bodies serde rejects,
 //! plain-http webhooks, two labels for one workspace, an exposed health endpoint, empty rules.
 
-use segwatch::simulator::{Mutation, SimConfig};
-use segwatch::store::SnapshotStatus;
+use segwatch_simulator::{Mutation, SimConfig};
+use segwatch_store::SnapshotStatus;
 
 use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, free_port};
 

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use segwatch::alerts::{AlertRecord, AlertStatus};
-use segwatch::rules::RuleSet;
-use segwatch::simulator::Mutation;
-use segwatch::store::AlertFilter;
+use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::Mutation;
+use segwatch_store::AlertFilter;
 
 use crate::util::{STARTER_RULES, Segwatch, TestWorkspace};
 
@@ -236,8 +236,8 @@ async fn change_alerts_fire_once_per_change_with_the_field_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baseline_can_be_alerted_on_when_configured() {
     use segwatch::poll::Poller;
-    use segwatch::redact::SecretPolicy;
-    use segwatch::segment::SegmentClient;
+    use segwatch_api::segment::SegmentClient;
+    use segwatch_core::redact::SecretPolicy;
 
     let user_added = OWNER_GRANTED
         .replace("owner-granted", "owner-present")

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use segwatch::diff::{ChangeOp, ResourceChange};
-use segwatch::model::ResourceKind;
-use segwatch::simulator::Mutation;
+use segwatch_core::diff::{ChangeOp, ResourceChange};
+use segwatch_core::model::ResourceKind;
+use segwatch_simulator::Mutation;
 
 use crate::util::TestWorkspace;
 

@@ -1,6 +1,6 @@
 //! `segwatch privacy access` and `segwatch check-connection` against the simulated Profile API.
 
-use segwatch::simulator::{Fault, FaultKind, SimConfig};
+use segwatch_simulator::{Fault, FaultKind, SimConfig};
 
 use crate::util::{Segwatch, TOKEN, TestWorkspace};
 

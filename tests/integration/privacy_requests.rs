@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::{Fault, FaultKind, SimConfig};
+use segwatch_simulator::{Fault, FaultKind, SimConfig};
 
 use crate::util::TestWorkspace;
 

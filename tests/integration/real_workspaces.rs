@@ -1,7 +1,7 @@
 //! Real workspaces: features a plan lacks, lists that shift while read, records segwatch cannot
 //! understand. The binary against the simulator over HTTP.
 
-use segwatch::simulator::{BadEventDefect, BadItemShape, Fault, FaultKind, Mutation, RaceAction};
+use segwatch_simulator::{BadEventDefect, BadItemShape, Fault, FaultKind, Mutation, RaceAction};
 
 use crate::util::{Run, TestWorkspace, free_port, stop_daemon};
 
@@ -426,7 +426,7 @@ async fn the_daemon_names_kinds_not_read_and_quarantined_items_in_healthz_and_me
     ws.wait_for_db("a poll completed", |s| {
         s.snapshots(1, 5).is_ok_and(|l| {
             l.iter()
-                .any(|s| s.status == segwatch::store::SnapshotStatus::Complete)
+                .any(|s| s.status == segwatch_store::SnapshotStatus::Complete)
         })
     })
     .await;

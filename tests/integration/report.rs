@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use scraper::{ElementRef, Html, Selector};
-use segwatch::alerts::{AlertRecord, AlertStatus};
-use segwatch::rules::RuleSet;
-use segwatch::simulator::{Fault, FaultKind, Mutation};
-use segwatch::store::{AlertFilter, SnapshotStatus, Store};
+use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::{Fault, FaultKind, Mutation};
+use segwatch_store::{AlertFilter, SnapshotStatus, Store};
 use sha2::{Digest, Sha256};
 
 use crate::util::{STARTER_RULES, TestWorkspace};
@@ -149,7 +149,7 @@ impl Facts {
     /// The pass rate of a set of compliance rules, by hand: every resource of a rule's kind is
     /// a check (the starter rules have no exceptions), and a rule fails where it has an open
     /// finding.
-    fn pass_rate(&self, rules: &[&segwatch::rules::Rule]) -> Option<String> {
+    fn pass_rate(&self, rules: &[&segwatch_core::rules::Rule]) -> Option<String> {
         let open = self.open_by_rule();
         let checks: u64 = rules
             .iter()
@@ -339,7 +339,7 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
     }
 
     // Pass rate per tag and per framework, by hand.
-    let compliance: Vec<&segwatch::rules::Rule> = rules
+    let compliance: Vec<&segwatch_core::rules::Rule> = rules
         .rules()
         .iter()
         .filter(|r| r.enabled && !r.is_change())

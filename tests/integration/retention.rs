@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use segwatch::simulator::{Fault, FaultKind, Mutation};
+use segwatch_simulator::{Fault, FaultKind, Mutation};
 
 use crate::util::TestWorkspace;
 

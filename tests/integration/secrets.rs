@@ -1,8 +1,8 @@
 //! The token and the sources' write keys never appear in clear: not in logs (at trace level, in
 //! both formats), not in command output, not anywhere in the database files.
 
-use segwatch::redact::fingerprint;
-use segwatch::simulator::Mutation;
+use segwatch_core::redact::fingerprint;
+use segwatch_simulator::Mutation;
 
 use crate::util::{TOKEN, TestWorkspace};
 

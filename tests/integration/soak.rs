@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::SimConfig;
-use segwatch::store::{SnapshotStatus, Store};
+use segwatch_simulator::SimConfig;
+use segwatch_store::{SnapshotStatus, Store};
 
 use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, WebhookReceiver};
 

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use segwatch::diff::{ChangeOp, FieldChange};
-use segwatch::model::{Resource, ResourceKind};
-use segwatch::relations::Relations;
-use segwatch::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleKind, RuleSet, Subject};
+use segwatch_core::diff::{ChangeOp, FieldChange};
+use segwatch_core::model::{Resource, ResourceKind};
+use segwatch_core::relations::Relations;
+use segwatch_core::rules::{ChangeFacts, Evaluator, Outcome, Rule, RuleKind, RuleSet, Subject};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -170,10 +170,9 @@ fn starter_rules_match_their_fixtures() {
 
 /// Evaluates one case and checks the rule's outcome against the expectation.
 fn check_case(set: &RuleSet, rule: &Rule, case: &Case, fires: bool) -> Result<(), String> {
-    let inventory = case
-        .inventory
-        .clone()
-        .unwrap_or_else(|| segwatch::rules::inventory(std::iter::empty::<(ResourceKind, Value)>()));
+    let inventory = case.inventory.clone().unwrap_or_else(|| {
+        segwatch_core::rules::inventory(std::iter::empty::<(ResourceKind, Value)>())
+    });
     let snapshot: Vec<Resource> = case
         .related
         .iter()

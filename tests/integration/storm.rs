@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use segwatch::simulator::SimConfig;
+use segwatch_simulator::SimConfig;
 
 use crate::util::{HMAC_KEY, TestWorkspace, WebhookReceiver};
 

@@ -10,16 +10,16 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use segwatch::sinks::webhook::signature;
-use segwatch::sinks::{Sink, SinkConfig, SinkFilter, SinkTarget};
+use segwatch_sinks::webhook::signature;
+use segwatch_sinks::{Sink, SinkConfig, SinkFilter, SinkTarget};
 
 use secrecy::SecretString;
 use segwatch::poll::{PollError, PollOutcome, Poller};
-use segwatch::redact::SecretPolicy;
-use segwatch::rules::RuleSet;
-use segwatch::segment::{ClientConfig, SegmentClient};
-use segwatch::simulator::{self, SimConfig, SimHandle};
-use segwatch::store::Store;
+use segwatch_api::segment::{ClientConfig, SegmentClient};
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::{self as simulator, SimConfig, SimHandle};
+use segwatch_store::Store;
 use tempfile::TempDir;
 
 /// The token every test simulator accepts. Long and distinctive so a leak is easy to find.
@@ -121,7 +121,7 @@ impl TestWorkspace {
         self.wait_for_db("a poll is running", |s| {
             s.snapshots(1, 1).is_ok_and(|l| {
                 l.first()
-                    .is_some_and(|s| s.status == segwatch::store::SnapshotStatus::Running)
+                    .is_some_and(|s| s.status == segwatch_store::SnapshotStatus::Running)
             })
         })
         .await;
@@ -258,10 +258,10 @@ impl WebhookReceiver {
                 ..SinkFilter::default()
             },
             digest_threshold,
-            max_message_bytes: segwatch::sinks::DEFAULT_MAX_MESSAGE_BYTES,
-            max_messages_per_run: segwatch::sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
+            max_message_bytes: segwatch_sinks::DEFAULT_MAX_MESSAGE_BYTES,
+            max_messages_per_run: segwatch_sinks::DEFAULT_MAX_MESSAGES_PER_RUN,
             max_attempts: 5,
-            retry_backoff: segwatch::sinks::outbox::RetryBackoff::default(),
+            retry_backoff: segwatch_sinks::outbox::RetryBackoff::default(),
             target: SinkTarget::Webhook {
                 url: SecretString::from(self.url.clone()),
                 secret: Some(SecretString::from(HMAC_KEY)),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
-use segwatch::rules::RuleSet;
-use segwatch::simulator::Mutation;
+use segwatch_core::rules::RuleSet;
+use segwatch_simulator::Mutation;
 
 use crate::util::{STARTER_RULES, TestWorkspace};
 

@@ -7,8 +7,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use segwatch::simulator::{Mutation, SimConfig};
-use segwatch::store::{SnapshotStatus, Store};
+use segwatch_simulator::{Mutation, SimConfig};
+use segwatch_store::{SnapshotStatus, Store};
 
 use crate::util::{STARTER_RULES, Segwatch, TOKEN, TestWorkspace, free_port, stop_daemon};
 
@@ -70,12 +70,12 @@ impl Pair {
             .current_dir(self.prod.dir.path())
     }
 
-    fn snapshots(&self, name: &str) -> Vec<segwatch::store::SnapshotInfo> {
+    fn snapshots(&self, name: &str) -> Vec<segwatch_store::SnapshotInfo> {
         snapshots_of(&Store::open_read_only(&self.db()).unwrap(), name)
     }
 }
 
-fn snapshots_of(store: &Store, name: &str) -> Vec<segwatch::store::SnapshotInfo> {
+fn snapshots_of(store: &Store, name: &str) -> Vec<segwatch_store::SnapshotInfo> {
     store
         .find_workspace(name)
         .ok()
@@ -84,7 +84,7 @@ fn snapshots_of(store: &Store, name: &str) -> Vec<segwatch::store::SnapshotInfo>
         .unwrap_or_default()
 }
 
-fn complete_of(store: &Store, name: &str) -> Vec<segwatch::store::SnapshotInfo> {
+fn complete_of(store: &Store, name: &str) -> Vec<segwatch_store::SnapshotInfo> {
     let mut list = snapshots_of(store, name);
     list.retain(|s| s.status == SnapshotStatus::Complete);
     list
@@ -516,7 +516,7 @@ async fn failing_time_while_paused_does_not_raise_the_failing_polls_alert_on_res
                     )
                     .unwrap()
                     .query_map(
-                        rusqlite::params![id, segwatch::alerts::POLLS_FAILING_RULE],
+                        rusqlite::params![id, segwatch_core::alerts::POLLS_FAILING_RULE],
                         |r| r.get(0),
                     )
                     .unwrap()

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use segwatch::simulator::{Fault, FaultKind, Mutation};
-use segwatch::store::{SnapshotStatus, Store};
+use segwatch_simulator::{Fault, FaultKind, Mutation};
+use segwatch_store::{SnapshotStatus, Store};
 
 use crate::util::{STARTER_RULES, TOKEN, TestWorkspace, WebhookReceiver, stop_daemon};
 

@@ -1,0 +1,21 @@
+//! The pure core of segwatch: what a poll means, with no I/O.
+//!
+//! Resources and their canonical form ([`model`], [`canonical`]), secret redaction
+//! ([`redact`]), field-level diffs and a poll's plan ([`diff`]), API drift ([`drift`]), the
+//! relationships of one snapshot ([`relations`]), rules and their evaluation ([`rules`]), the
+//! alert lifecycle ([`alerts`]), the audit trail's events, mark and attribution ([`trail`]),
+//! and escaping for terminals ([`terminal`]).
+//!
+//! This crate depends on no async runtime, HTTP client or database (a test in the
+//! application crate checks it); everything that reads or writes lives in the crates above it.
+
+pub mod alerts;
+pub mod canonical;
+pub mod diff;
+pub mod drift;
+pub mod model;
+pub mod redact;
+pub mod relations;
+pub mod rules;
+pub mod terminal;
+pub mod trail;

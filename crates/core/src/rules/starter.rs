@@ -1,0 +1,82 @@
+//! The starter rule pack, built into the binary so the demo works from any directory.
+//! `rules/` in the repository is the source; a test checks every file there is embedded here.
+
+use std::path::PathBuf;
+
+use super::{LoadErrors, RuleSet, load};
+
+/// The starter pack's files, as shipped in `rules/`.
+pub(super) const FILES: &[(&str, &str)] = &[
+    (
+        "rules/access.yaml",
+        include_str!("../../../../rules/access.yaml"),
+    ),
+    (
+        "rules/audit_trail.yaml",
+        include_str!("../../../../rules/audit_trail.yaml"),
+    ),
+    (
+        "rules/destinations.yaml",
+        include_str!("../../../../rules/destinations.yaml"),
+    ),
+    (
+        "rules/functions.yaml",
+        include_str!("../../../../rules/functions.yaml"),
+    ),
+    (
+        "rules/groups.yaml",
+        include_str!("../../../../rules/groups.yaml"),
+    ),
+    (
+        "rules/invites.yaml",
+        include_str!("../../../../rules/invites.yaml"),
+    ),
+    (
+        "rules/sources.yaml",
+        include_str!("../../../../rules/sources.yaml"),
+    ),
+    (
+        "rules/tracking-plans.yaml",
+        include_str!("../../../../rules/tracking-plans.yaml"),
+    ),
+    (
+        "rules/warehouses.yaml",
+        include_str!("../../../../rules/warehouses.yaml"),
+    ),
+    (
+        "rules/workspace.yaml",
+        include_str!("../../../../rules/workspace.yaml"),
+    ),
+];
+
+/// The built-in copy of the starter rule pack.
+pub fn starter_pack() -> Result<RuleSet, LoadErrors> {
+    load::load_sources(
+        FILES
+            .iter()
+            .map(|(name, text)| (PathBuf::from(name), Ok(text.to_string())))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_file_is_embedded_and_loads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+            .map(|n| format!("rules/{n}"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(embedded, on_disk, "add new rule files to FILES");
+        let pack = starter_pack().unwrap_or_else(|e| panic!("{e}"));
+        let from_disk = RuleSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pack.rules().len(), from_disk.rules().len());
+    }
+}

@@ -1,0 +1,829 @@
+//! The outbox worker: sends due deliveries, retries failures with exponential backoff, and gives
+//! up (status `dead`, error kept) after a sink's `max_attempts` or at once on a permanent error.
+//! Messages keep to each sink's size limits, and a run sends a sink at most its
+//! `max_messages_per_run`, the last a summary of what is left (status `summarised`): see
+//! [`deliver_due`].
+//!
+//! Guarantee: **at least once per (sink, alert event)**. A delivery row exists from the moment
+//! its alert is committed; it is marked `sent` only after the sink confirmed. A crash between
+//! the two sends it again on the next run, so receivers may see a duplicate (the webhook's
+//! `X-Segwatch-Event` header lets them drop it); a delivery is never lost.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::{Measure, Message, SUMMARY_RULES, SendError, Sink, Summary};
+use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::rules::Severity;
+use segwatch_store::{DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
+
+/// First retry delay by default (`retry_base_secs`); doubles per attempt.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
+/// Longest delay between two attempts by default (`retry_max_secs`).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// How long a failed delivery waits before its next attempt: `base`, doubling per attempt, at
+/// most `max` (a sink's `retry_base_secs` and `retry_max_secs`). A receiver's `Retry-After` can
+/// only lengthen the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    /// Wait after the first failed attempt.
+    pub base: Duration,
+    /// Longest wait.
+    pub max: Duration,
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        RetryBackoff {
+            base: BACKOFF_BASE,
+            max: BACKOFF_MAX,
+        }
+    }
+}
+
+impl RetryBackoff {
+    /// The wait after the attempt just failed (1-based).
+    pub fn after(&self, attempt: u32) -> Duration {
+        self.base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max)
+    }
+}
+
+/// What one run of the worker did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryReport {
+    /// Deliveries confirmed by their sink.
+    pub sent: usize,
+    /// Deliveries that failed and will be retried.
+    pub failed: usize,
+    /// Deliveries given up.
+    pub dead: usize,
+    /// Digest messages sent (each covers several deliveries).
+    pub digests: usize,
+    /// Deliveries counted, not listed, in a summary the sink confirmed (status `summarised`).
+    pub summarised: usize,
+    /// Messages the sinks confirmed, summaries included.
+    pub messages: usize,
+}
+
+/// Sends every delivery of the workspace that is due at `now`.
+///
+/// Per sink, in one run: deliveries of one poll that number more than the sink's
+/// `digest_threshold` go out as digests, each as large as fits the sink's limits
+/// ([`Sink::measure`]), most severe first; the others one message each. A message refused as too
+/// large (HTTP 413) is split in halves, down to one alert. Once the sink's
+/// `max_messages_per_run` is about to be reached with alerts left, the last message is a
+/// [`Summary`] of all of them, and they are marked `summarised` when the sink confirms it.
+///
+/// Only light keys of the due deliveries are held for the whole run; alerts are loaded for one
+/// message at a time, so memory does not grow with the size of the storm.
+pub async fn deliver_due(
+    store: &mut Store,
+    sinks: &[Sink],
+    workspace_id: i64,
+    now: DateTime<Utc>,
+) -> Result<DeliveryReport, StoreError> {
+    deliver_due_to(store, sinks, workspace_id, now, SinkScope::All).await
+}
+
+/// Which sinks' deliveries one pass of the outbox handles.
+#[derive(Debug, Clone, Copy)]
+pub enum SinkScope<'a> {
+    /// Every sink's.
+    All,
+    /// One sink's (the daemon runs a pass per sink, so a silent sink holds only its own).
+    One(&'a str),
+    /// Those of sinks not among these names: sinks removed from the configuration, whose
+    /// deliveries are marked dead.
+    NotIn(&'a [String]),
+}
+
+/// [`deliver_due`] for the deliveries in `scope`, each pass on its own connection when run
+/// side by side. A sink in scope that is not among `sinks` (removed from the configuration)
+/// has its deliveries marked dead.
+pub async fn deliver_due_to(
+    store: &mut Store,
+    sinks: &[Sink],
+    workspace_id: i64,
+    now: DateTime<Utc>,
+    scope: SinkScope<'_>,
+) -> Result<DeliveryReport, StoreError> {
+    let one = match scope {
+        SinkScope::One(name) => Some(name),
+        SinkScope::All | SinkScope::NotIn(_) => None,
+    };
+    let mut keys = store.due_delivery_keys(workspace_id, &stamp(now), one)?;
+    if let SinkScope::NotIn(names) = scope {
+        keys.retain(|k| !names.contains(&k.sink));
+    }
+    let mut by_sink: BTreeMap<String, BTreeMap<i64, Vec<DueKey>>> = BTreeMap::new();
+    for k in keys {
+        by_sink
+            .entry(k.sink.clone())
+            .or_default()
+            .entry(k.snapshot_id)
+            .or_default()
+            .push(k);
+    }
+    let mut report = DeliveryReport::default();
+    for (sink_name, groups) in by_sink {
+        let Some(sink) = sinks.iter().find(|s| s.name() == sink_name) else {
+            let error = format!("sink `{sink_name}` is no longer configured");
+            let ids: Vec<i64> = groups.values().flatten().map(|d| d.id).collect();
+            store.record_delivery(
+                &ids,
+                &DeliveryOutcome::Failed {
+                    next_attempt_at: &stamp(now),
+                    dead: true,
+                    error: &error,
+                },
+            )?;
+            report.dead += ids.len();
+            continue;
+        };
+        let mut work = VecDeque::new();
+        for (snapshot_id, mut keys) in groups {
+            if keys.len() > sink.config.digest_threshold {
+                keys.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then(a.alert_id.cmp(&b.alert_id))
+                });
+                work.push_back(Work::Digest {
+                    snapshot_id,
+                    keys: keys.into(),
+                });
+            } else {
+                work.extend(keys.into_iter().map(Work::Single));
+            }
+        }
+        deliver_to_sink(store, sink, work, now, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// What is left to send to one sink in this run.
+enum Work {
+    /// One alert, on its own.
+    Single(DueKey),
+    /// Alerts of one poll, most severe first, still to be cut into digests.
+    Digest {
+        snapshot_id: i64,
+        keys: VecDeque<DueKey>,
+    },
+    /// Half of a digest refused as too large, loaded.
+    Part {
+        snapshot_id: i64,
+        deliveries: Vec<DueDelivery>,
+    },
+}
+
+impl Work {
+    fn keys(&self) -> Vec<Key> {
+        match self {
+            Work::Single(k) => vec![Key::of(k)],
+            Work::Digest { keys, .. } => keys.iter().map(Key::of).collect(),
+            Work::Part { deliveries, .. } => deliveries.iter().map(Key::of_delivery).collect(),
+        }
+    }
+}
+
+/// What a summary needs of a delivery.
+struct Key {
+    id: i64,
+    attempts: u32,
+    rule_id: String,
+    severity: Severity,
+    status: AlertStatus,
+}
+
+impl Key {
+    fn of(k: &DueKey) -> Key {
+        Key {
+            id: k.id,
+            attempts: k.attempts,
+            rule_id: k.rule_id.clone(),
+            severity: k.severity,
+            status: k.status,
+        }
+    }
+
+    fn of_delivery(d: &DueDelivery) -> Key {
+        let alert = as_of_event(d);
+        Key {
+            id: d.id,
+            attempts: d.attempts,
+            rule_id: alert.rule_id,
+            severity: alert.severity,
+            status: alert.status,
+        }
+    }
+}
+
+/// The next message for one sink, alerts loaded.
+struct Batch {
+    /// `None`: a single alert sent on its own.
+    snapshot_id: Option<i64>,
+    deliveries: Vec<DueDelivery>,
+    alerts: Vec<AlertRecord>,
+}
+
+impl Batch {
+    fn message(&self) -> Message<'_> {
+        match self.snapshot_id {
+            Some(snapshot_id) => Message::Digest {
+                alerts: &self.alerts,
+                snapshot_id,
+            },
+            None => Message::Alert(&self.alerts[0]),
+        }
+    }
+
+    fn ids(&self) -> Vec<i64> {
+        self.deliveries.iter().map(|d| d.id).collect()
+    }
+
+    fn attempts(&self) -> u32 {
+        self.deliveries
+            .iter()
+            .map(|d| d.attempts)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+async fn deliver_to_sink(
+    store: &mut Store,
+    sink: &Sink,
+    mut work: VecDeque<Work>,
+    now: DateTime<Utc>,
+    report: &mut DeliveryReport,
+) -> Result<(), StoreError> {
+    let mut budget = sink.config.max_messages_per_run.max(1);
+    while let Some(item) = work.pop_front() {
+        let batch = match next_batch(store, sink, item, &mut work)? {
+            Ok(batch) if batch.deliveries.is_empty() => continue,
+            Ok(batch) => batch,
+            Err((delivery, reason)) => {
+                // One alert whose message alone is over the limit: it can never be sent.
+                let error = format!(
+                    "the message for alert {} is too large: {reason}",
+                    delivery.alert.id
+                );
+                let result = Err(SendError::Permanent { message: error });
+                record(
+                    store,
+                    sink,
+                    &[delivery.id],
+                    delivery.attempts,
+                    result,
+                    now,
+                    report,
+                )?;
+                continue;
+            }
+        };
+        // The last message the run may send, and alerts would be left after it: a summary of
+        // all of them instead. (Budget 0 with alerts left happens only when the last message was
+        // refused as too large and split: the summary is then one message over the cap.)
+        if budget <= 1 && !work.is_empty() {
+            let keys: Vec<Key> = batch
+                .deliveries
+                .iter()
+                .map(Key::of_delivery)
+                .chain(work.iter().flat_map(Work::keys))
+                .collect();
+            drop(batch);
+            return summarise(store, sink, &keys, now, report).await;
+        }
+        let result = sink.send(&batch.message()).await;
+        budget = budget.saturating_sub(1);
+        match result {
+            Err(SendError::TooLarge { message }) if batch.deliveries.len() > 1 => {
+                // Not the alerts' fault: send each half on its own (two messages more).
+                tracing::info!(sink = %sink.name(), alerts = batch.deliveries.len(), error = %message, "message refused as too large; splitting it");
+                let snapshot_id = batch.snapshot_id.unwrap_or_default();
+                let mut first = batch.deliveries;
+                let second = first.split_off(first.len() / 2);
+                work.push_front(Work::Part {
+                    snapshot_id,
+                    deliveries: second,
+                });
+                work.push_front(Work::Part {
+                    snapshot_id,
+                    deliveries: first,
+                });
+            }
+            Err(SendError::TooLarge { message }) => {
+                let error = format!(
+                    "{message}; the receiver refuses even this one alert's message as too large"
+                );
+                let result = Err(SendError::Permanent { message: error });
+                record(
+                    store,
+                    sink,
+                    &batch.ids(),
+                    batch.attempts(),
+                    result,
+                    now,
+                    report,
+                )?;
+            }
+            result => {
+                let ok = result.is_ok();
+                record(
+                    store,
+                    sink,
+                    &batch.ids(),
+                    batch.attempts(),
+                    result,
+                    now,
+                    report,
+                )?;
+                if ok {
+                    report.messages += 1;
+                    if batch.snapshot_id.is_some() {
+                        report.digests += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads the next message of `item`, putting back what it does not take; `Err` with the
+/// delivery and the reason when a single alert's message is over the sink's limit.
+#[allow(clippy::type_complexity)]
+fn next_batch(
+    store: &Store,
+    sink: &Sink,
+    item: Work,
+    work: &mut VecDeque<Work>,
+) -> Result<Result<Batch, (DueDelivery, String)>, StoreError> {
+    let (snapshot_id, deliveries) = match item {
+        Work::Single(key) => (None, store.due_deliveries_by_id(&[key.id])?),
+        Work::Part {
+            snapshot_id,
+            deliveries,
+        } => (Some(snapshot_id), deliveries),
+        Work::Digest {
+            snapshot_id,
+            mut keys,
+        } => {
+            let take = keys.len().min(sink.max_alerts_per_digest());
+            let ids: Vec<i64> = keys.drain(..take).map(|k| k.id).collect();
+            if !keys.is_empty() {
+                work.push_front(Work::Digest { snapshot_id, keys });
+            }
+            (Some(snapshot_id), store.due_deliveries_by_id(&ids)?)
+        }
+    };
+    if deliveries.is_empty() {
+        // No longer due (sent or changed elsewhere since the keys were read).
+        return Ok(Ok(Batch {
+            snapshot_id,
+            deliveries: Vec::new(),
+            alerts: Vec::new(),
+        }));
+    }
+    let mut alerts: Vec<AlertRecord> = deliveries.iter().map(as_of_event).collect();
+    let (n, measure) = match first_fit(sink, snapshot_id, &alerts) {
+        Ok(fit) => fit,
+        // Cannot even be rendered: sending fails the same way and records why.
+        Err(_) => (alerts.len(), None),
+    };
+    let mut deliveries = deliveries;
+    if n == 0 {
+        let measure = measure.expect("a measure when nothing fits");
+        let rest = deliveries.split_off(1);
+        if !rest.is_empty() {
+            work.push_front(Work::Part {
+                snapshot_id: snapshot_id.unwrap_or_default(),
+                deliveries: rest,
+            });
+        }
+        let delivery = deliveries.pop().expect("one delivery");
+        return Ok(Err((delivery, describe(&measure))));
+    }
+    if n < deliveries.len() {
+        let rest = deliveries.split_off(n);
+        alerts.truncate(n);
+        work.push_front(Work::Part {
+            snapshot_id: snapshot_id.unwrap_or_default(),
+            deliveries: rest,
+        });
+    }
+    Ok(Ok(Batch {
+        snapshot_id,
+        deliveries,
+        alerts,
+    }))
+}
+
+/// How many of `alerts` (from the first) the next message takes: a digest of `snapshot_id`,
+/// or with `None` the first alert alone; `(0, measure)` when even one is over the limit.
+fn first_fit(
+    sink: &Sink,
+    snapshot_id: Option<i64>,
+    alerts: &[AlertRecord],
+) -> Result<(usize, Option<Measure>), SendError> {
+    largest_fit(
+        alerts.len().min(sink.max_alerts_per_digest()),
+        |n| match snapshot_id {
+            Some(snapshot_id) => sink.measure(&Message::Digest {
+                alerts: &alerts[..n],
+                snapshot_id,
+            }),
+            None => sink.measure(&Message::Alert(&alerts[0])),
+        },
+    )
+}
+
+fn describe(m: &Measure) -> String {
+    format!("{} {} over the limit of {}", m.size, m.what, m.limit)
+}
+
+/// The largest `n` in `1..=max` whose message fits (`measure(n)`), and that measure; `(0, the
+/// measure of one)` when even one alert does not fit. Sizes grow about linearly with the
+/// number of alerts, so each miss shrinks `n` in proportion to the excess (with 5% to spare)
+/// rather than by halves: a few renders per message even for a thousand alerts.
+pub(crate) fn largest_fit(
+    max: usize,
+    mut measure: impl FnMut(usize) -> Result<Measure, SendError>,
+) -> Result<(usize, Option<Measure>), SendError> {
+    let mut n = max.max(1);
+    loop {
+        let m = measure(n)?;
+        if m.fits() {
+            return Ok((n, Some(m)));
+        }
+        if n == 1 {
+            return Ok((0, Some(m)));
+        }
+        let scaled = (n as u128 * m.limit as u128 * 95 / (m.size as u128 * 100)) as usize;
+        n = scaled.clamp(1, n - 1);
+    }
+}
+
+/// Sends one summary of `keys` and records its outcome for all of them.
+async fn summarise(
+    store: &mut Store,
+    sink: &Sink,
+    keys: &[Key],
+    now: DateTime<Utc>,
+    report: &mut DeliveryReport,
+) -> Result<(), StoreError> {
+    let summary = summary_of(keys);
+    tracing::info!(sink = %sink.name(), alerts = keys.len(), "message limit of the run reached; sending a summary");
+    let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
+    match sink.send(&Message::Summary(&summary)).await {
+        Ok(()) => {
+            store.record_summarised(&ids)?;
+            report.summarised += ids.len();
+            report.messages += 1;
+            Ok(())
+        }
+        Err(error) => {
+            let attempts = keys.iter().map(|k| k.attempts).max().unwrap_or(0);
+            let error = match error {
+                SendError::TooLarge { message } => SendError::Permanent { message },
+                other => other,
+            };
+            record(store, sink, &ids, attempts, Err(error), now, report)
+        }
+    }
+}
+
+/// Counts per severity and rule, and the `segwatch alerts` command listing them.
+fn summary_of(keys: &[Key]) -> Summary {
+    let mut severities: BTreeMap<Severity, usize> = BTreeMap::new();
+    let mut rules: BTreeMap<&str, usize> = BTreeMap::new();
+    for k in keys {
+        *severities.entry(k.severity).or_default() += 1;
+        *rules.entry(&k.rule_id).or_default() += 1;
+    }
+    let mut rules: Vec<(String, usize)> =
+        rules.into_iter().map(|(r, n)| (r.to_owned(), n)).collect();
+    rules.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let more_rules = rules.len().saturating_sub(SUMMARY_RULES);
+    let mut command = "segwatch alerts".to_owned();
+    if let Some(first) = keys.first()
+        && keys.iter().all(|k| k.status == first.status)
+    {
+        command.push_str(&format!(" --status {}", first.status.as_str()));
+    }
+    if rules.len() == 1 {
+        command.push_str(&format!(" --rule {}", rules[0].0));
+    }
+    // `segwatch alerts` lists 100 by default, newest first.
+    if keys.len() > 100 {
+        command.push_str(&format!(" --limit {}", keys.len()));
+    }
+    rules.truncate(SUMMARY_RULES);
+    Summary {
+        count: keys.len(),
+        severities: severities.into_iter().rev().collect(),
+        rules,
+        more_rules,
+        command,
+    }
+}
+
+fn record(
+    store: &mut Store,
+    sink: &Sink,
+    ids: &[i64],
+    attempts: u32,
+    result: Result<(), SendError>,
+    now: DateTime<Utc>,
+    report: &mut DeliveryReport,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(()) => {
+            store.record_delivery(ids, &DeliveryOutcome::Sent)?;
+            report.sent += ids.len();
+        }
+        Err(error) => {
+            let attempt = attempts + 1;
+            let (dead, wait) = match &error {
+                SendError::Permanent { .. } | SendError::TooLarge { .. } => (true, Duration::ZERO),
+                SendError::Retryable { retry_after, .. } => (
+                    attempt >= sink.config.max_attempts,
+                    sink.config
+                        .retry_backoff
+                        .after(attempt)
+                        .max(retry_after.unwrap_or_default()),
+                ),
+            };
+            let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            let message = error.to_string();
+            tracing::warn!(sink = %sink.name(), attempt, dead, error = %message, "delivery failed");
+            store.record_delivery(
+                ids,
+                &DeliveryOutcome::Failed {
+                    next_attempt_at: &stamp(next),
+                    dead,
+                    error: &message,
+                },
+            )?;
+            if dead {
+                report.dead += ids.len();
+            } else {
+                report.failed += ids.len();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The alert as it was at the event being delivered: a finding raised then already resolved
+/// is still announced as raised.
+fn as_of_event(d: &DueDelivery) -> AlertRecord {
+    let mut alert = d.alert.clone();
+    if !d.resolved && alert.status == AlertStatus::Resolved {
+        alert.status = AlertStatus::Open;
+        alert.resolved_at = None;
+        alert.resolved_snapshot_id = None;
+        alert.resolution = None;
+    }
+    alert
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fixtures::finding;
+    use crate::{SinkConfig, SinkFilter, SinkTarget};
+
+    fn webhook(max_message_bytes: usize) -> Sink {
+        sink(
+            max_message_bytes,
+            SinkTarget::Webhook {
+                // Never contacted: these tests only measure.
+                url: "http://127.0.0.1:9/hook".to_owned().into(),
+                secret: None,
+            },
+        )
+    }
+
+    fn sink(max_message_bytes: usize, target: SinkTarget) -> Sink {
+        Sink::new(SinkConfig {
+            name: "test".into(),
+            filter: SinkFilter::default(),
+            digest_threshold: 1,
+            max_message_bytes,
+            max_messages_per_run: 20,
+            max_attempts: 3,
+            retry_backoff: RetryBackoff::default(),
+            target,
+            app_base: None,
+            templates: None,
+        })
+        .unwrap()
+    }
+
+    /// `count` findings of varied sizes (summaries of 0 to ~2,000 characters).
+    fn storm(count: usize) -> Vec<AlertRecord> {
+        (0..count)
+            .map(|i| {
+                let mut a = finding();
+                a.id = i as i64 + 1;
+                a.resource_name = format!("user-{i}@example.com");
+                a.summary = "x".repeat((i * 7919) % 2000);
+                a
+            })
+            .collect()
+    }
+
+    /// Cuts `alerts` into messages the way the worker does; each as a range of `alerts`.
+    fn split(sink: &Sink, alerts: &[AlertRecord]) -> Vec<std::ops::Range<usize>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < alerts.len() {
+            let (n, measure) = first_fit(sink, Some(7), &alerts[at..]).unwrap();
+            assert!(n > 0, "alert {at} alone does not fit: {measure:?}");
+            out.push(at..at + n);
+            at += n;
+        }
+        out
+    }
+
+    fn assert_covers_in_order(parts: &[std::ops::Range<usize>], len: usize) {
+        let flat: Vec<usize> = parts.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(
+            flat,
+            (0..len).collect::<Vec<_>>(),
+            "each alert once, in order"
+        );
+    }
+
+    #[test]
+    fn webhook_digests_are_cut_to_the_body_limit() {
+        let limit = 64 * 1024;
+        let hook = webhook(limit);
+        let alerts = storm(600);
+        let whole = super::super::webhook::body_len(&Message::Digest {
+            alerts: &alerts,
+            snapshot_id: 7,
+        });
+        assert!(whole > 5 * limit, "the storm is large: {whole}");
+        let parts = split(&hook, &alerts);
+        assert_covers_in_order(&parts, alerts.len());
+        for part in &parts {
+            let len = super::super::webhook::body_len(&Message::Digest {
+                alerts: &alerts[part.clone()],
+                snapshot_id: 7,
+            });
+            assert!(len <= limit, "{part:?}: {len} bytes");
+        }
+        // Not one alert a message: the parts are reasonably full.
+        assert!(
+            parts.len() <= whole / (limit * 8 / 10) + 1,
+            "{} parts",
+            parts.len()
+        );
+    }
+
+    #[test]
+    fn webhook_digests_list_at_most_the_memory_bound() {
+        let hook = webhook(100 * 1024 * 1024);
+        let mut alerts = storm(2500);
+        for a in &mut alerts {
+            a.summary.clear();
+        }
+        let parts = split(&hook, &alerts);
+        assert_covers_in_order(&parts, alerts.len());
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+    }
+
+    #[test]
+    fn slack_digests_keep_to_slack_limits() {
+        let slack = sink(
+            crate::DEFAULT_MAX_MESSAGE_BYTES,
+            SinkTarget::Slack {
+                url: "http://127.0.0.1:9/services/T/B/X".to_owned().into(),
+            },
+        );
+        let mut alerts = storm(230);
+        for (i, a) in alerts.iter_mut().enumerate() {
+            a.title = format!("{} {}", "Long title".repeat(1 + i % 20), i);
+        }
+        let parts = split(&slack, &alerts);
+        assert_covers_in_order(&parts, alerts.len());
+        for part in &parts {
+            assert!(part.len() <= crate::render::DIGEST_LIMIT, "{part:?}");
+            let m = slack
+                .measure(&Message::Digest {
+                    alerts: &alerts[part.clone()],
+                    snapshot_id: 7,
+                })
+                .unwrap();
+            assert!(m.fits(), "{part:?}: {m:?}");
+        }
+    }
+
+    #[test]
+    fn an_alert_too_large_alone_is_reported_not_split() {
+        let hook = webhook(16 * 1024);
+        let mut alerts = storm(3);
+        alerts[0].summary = "y".repeat(20_000);
+        let (n, measure) = first_fit(&hook, Some(7), &alerts).unwrap();
+        assert_eq!(n, 0);
+        let measure = measure.unwrap();
+        assert!(
+            measure.size > 20_000 && measure.limit == 16 * 1024,
+            "{measure:?}"
+        );
+        assert!(describe(&measure).contains("body bytes (max_body_bytes)"));
+        // The next ones fit.
+        assert_eq!(first_fit(&hook, Some(7), &alerts[1..]).unwrap().0, 2);
+    }
+
+    #[test]
+    fn largest_fit_finds_a_fitting_count_in_few_measures() {
+        let mut calls = 0;
+        let (n, _) = largest_fit(1000, |n| {
+            calls += 1;
+            Ok(Measure {
+                size: 300 + 1700 * n,
+                limit: 1_000_000,
+                what: "bytes",
+            })
+        })
+        .unwrap();
+        assert!(300 + 1700 * n <= 1_000_000 && n >= 550, "{n}");
+        assert!(calls <= 3, "{calls} measures");
+    }
+
+    #[test]
+    fn a_summary_counts_and_says_how_to_list() {
+        let key = |id, rule: &str, severity| Key {
+            id,
+            attempts: 0,
+            rule_id: rule.to_owned(),
+            severity,
+            status: AlertStatus::Open,
+        };
+        let mut keys: Vec<Key> = (0..150)
+            .map(|i| key(i, "every-user", Severity::High))
+            .collect();
+        let summary = summary_of(&keys);
+        assert_eq!(summary.count, 150);
+        assert_eq!(summary.severities, vec![(Severity::High, 150)]);
+        assert_eq!(
+            summary.command,
+            "segwatch alerts --status open --rule every-user --limit 150"
+        );
+        assert!(
+            crate::render::summary_text(&summary).ends_with(
+                "150 alerts not listed; list them with: segwatch alerts --status open --rule every-user --limit 150"
+            )
+        );
+        for i in 0..30 {
+            keys.push(key(1000 + i, &format!("rule-{i:02}"), Severity::Critical));
+        }
+        keys[0].status = AlertStatus::Fired;
+        let summary = summary_of(&keys);
+        assert_eq!(summary.command, "segwatch alerts --limit 180");
+        assert_eq!(summary.rules.len(), SUMMARY_RULES);
+        assert_eq!(summary.rules[0], ("every-user".to_owned(), 150));
+        assert_eq!(summary.more_rules, 31 - SUMMARY_RULES);
+        assert_eq!(
+            summary.severities,
+            vec![(Severity::Critical, 30), (Severity::High, 150)]
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let backoff = |attempt| RetryBackoff::default().after(attempt);
+        assert_eq!(backoff(1), Duration::from_secs(30));
+        assert_eq!(backoff(2), Duration::from_secs(60));
+        assert_eq!(backoff(4), Duration::from_secs(240));
+        assert_eq!(backoff(30), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_configured_backoff_doubles_from_its_base_up_to_its_cap() {
+        let short = RetryBackoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(8),
+        };
+        let waits: Vec<u64> = (1..=6).map(|a| short.after(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 8, 8]);
+        assert_eq!(short.after(u32::MAX), Duration::from_secs(8));
+    }
+}

@@ -1,0 +1,139 @@
+//! Read-only queries behind `segwatch report`: the polls of a period, the alerts its snapshots
+//! raised and resolved, the findings open at one snapshot, and change counts.
+//!
+//! A period is selected by the start times of its polls; everything else is selected by the
+//! snapshot ids of those polls, so the report states exactly which snapshots it rests on.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{
+    ALERT_COLUMNS, Result, SNAPSHOT_COLUMNS, SnapshotInfo, Store, alert_row, parse_kind,
+    snapshot_row,
+};
+use segwatch_core::alerts::AlertRecord;
+use segwatch_core::diff::ChangeOp;
+use segwatch_core::model::ResourceKind;
+
+/// How many changes of one kind and op a range of snapshots recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeCount {
+    /// Resource kind.
+    pub kind: ResourceKind,
+    /// Added, removed or modified.
+    pub op: ChangeOp,
+    /// Number of `changes` rows.
+    pub count: u64,
+}
+
+impl Store {
+    /// Every poll of a workspace that started in `[since, until)` (RFC 3339 UTC strings as
+    /// stored, with milliseconds), whatever its status, oldest first.
+    pub fn snapshots_between(
+        &self,
+        workspace_id: i64,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<SnapshotInfo>> {
+        let sql = format!(
+            "{SNAPSHOT_COLUMNS} WHERE workspace_id = ?1 AND started_at >= ?2 AND started_at < ?3 ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![workspace_id, since, until], snapshot_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Segment's id of the workspace, once a poll has seen it.
+    pub fn workspace_segment_id(&self, workspace_id: i64) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT segment_id FROM workspaces WHERE id = ?1",
+            [workspace_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The tamper-evidence chain hash of a complete snapshot (`None` before it is sealed).
+    pub fn snapshot_chain_hash(&self, snapshot_id: i64) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT chain_hash FROM snapshots WHERE id = ?1",
+            [snapshot_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The compliance findings that were open right after `snapshot_id` committed: raised by it
+    /// or earlier, and not resolved by then. For the latest snapshot these are exactly the
+    /// rows with status `open`. Oldest first.
+    pub fn findings_open_at(
+        &self,
+        workspace_id: i64,
+        snapshot_id: i64,
+    ) -> Result<Vec<AlertRecord>> {
+        let sql = format!(
+            "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND rule_kind = 'compliance' AND snapshot_id <= ?2
+             AND (resolved_snapshot_id IS NULL OR resolved_snapshot_id > ?2) ORDER BY id"
+        );
+        self.alert_rows(&sql, params![workspace_id, snapshot_id])
+    }
+
+    /// The findings resolved by snapshots `first..=last`, oldest resolution first.
+    pub fn findings_resolved_between(
+        &self,
+        workspace_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<AlertRecord>> {
+        let sql = format!(
+            "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND status = 'resolved'
+             AND resolved_snapshot_id BETWEEN ?2 AND ?3 ORDER BY resolved_snapshot_id, id"
+        );
+        self.alert_rows(&sql, params![workspace_id, first, last])
+    }
+
+    /// The change alerts fired by snapshots `first..=last`, oldest first.
+    pub fn change_alerts_between(
+        &self,
+        workspace_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<AlertRecord>> {
+        let sql = format!(
+            "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND status = 'fired'
+             AND snapshot_id BETWEEN ?2 AND ?3 ORDER BY id"
+        );
+        self.alert_rows(&sql, params![workspace_id, first, last])
+    }
+
+    /// Changes recorded by snapshots `first..=last`, counted by kind and op (sorted by both).
+    pub fn change_counts_between(
+        &self,
+        workspace_id: i64,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<ChangeCount>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, op, count(*) FROM changes
+             WHERE workspace_id = ?1 AND snapshot_id BETWEEN ?2 AND ?3 GROUP BY kind, op",
+        )?;
+        let mut rows = stmt.query(params![workspace_id, first, last])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let op: String = row.get(1)?;
+            out.push(ChangeCount {
+                kind: parse_kind(&row.get::<_, String>(0)?)?,
+                op: op.parse().map_err(|_| {
+                    super::StoreError::Snapshot(format!("stored change with unknown op `{op}`"))
+                })?,
+                count: row.get::<_, i64>(2)?.max(0) as u64,
+            });
+        }
+        out.sort_by_key(|c| (c.kind, c.op));
+        Ok(out)
+    }
+
+    fn alert_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<AlertRecord>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, alert_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+}
