@@ -487,11 +487,7 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
     );
 
     // Read-only commands pick a workspace; without one they say which exist.
-    segwatch().args(["snapshots"]).failure().stderr_contains(&[
-        "--workspace",
-        "production",
-        "staging",
-    ]);
+    segwatch().args(["snapshots"]).code(1).stderr_has_line("error: invalid configuration: `workspaces`: 2 workspaces are configured (production, staging); choose one with --workspace NAME");
     segwatch()
         .args(["--workspace", "production", "alerts", "--format", "json"])
         .success()
@@ -502,8 +498,8 @@ async fn two_workspaces_one_with_a_revoked_token_the_other_keeps_polling_and_ale
         .stdout_contains(&["failed"]);
     segwatch()
         .args(["--workspace", "nowhere", "snapshots"])
-        .failure()
-        .stderr_contains(&["no workspace named `nowhere`"]);
+        .code(1)
+        .stderr_has_line("error: invalid configuration: `--workspace`: no workspace named `nowhere` is configured (configured: production, staging)");
 
     terminate(&child);
     let output = exits_within(child, Duration::from_secs(5));
@@ -734,7 +730,7 @@ async fn a_one_shot_poll_delivers_within_its_deadline_and_leaves_the_rest_queued
         .segwatch()
         .env("SEGWATCH_DELIVERY__POLL_DEADLINE_SECS", "0")
         .args(["--config", config.to_str().unwrap(), "poll"])
-        .failure();
+        .code(1);
     assert!(
         run.stderr().contains("delivery.poll_deadline_secs"),
         "{}",

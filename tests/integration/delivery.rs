@@ -242,7 +242,7 @@ async fn sinks_test_reports_each_sink_with_the_precise_error() {
         .env("HOOK_URL", &receiver.url)
         .env("HOOK_KEY", HMAC_KEY)
         .args(["--config", config.to_str().unwrap(), "sinks", "test"])
-        .failure();
+        .code(1);
     let run = run.stdout_contains(&["hook: ok", "mail: FAILED"]);
     assert_eq!(receiver.events(), vec!["test".to_string()]);
     assert!(!run.stdout().contains("secret-path-4411"));
@@ -275,7 +275,7 @@ async fn a_rule_names_its_sinks_and_an_unknown_one_stops_the_poll() {
     ws.segwatch()
         .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
         .args(["poll"])
-        .failure()
+        .code(1)
         .stderr_contains(&["every-user", "sink `pager`", "not configured"]);
     assert_eq!(ws.sim.request_count(), requests, "nothing was fetched");
 }

@@ -389,7 +389,7 @@ async fn an_invalid_rule_set_stops_poll_before_any_request() {
     ws.segwatch()
         .env("SEGWATCH_RULES__PATH", bad.to_str().unwrap())
         .args(["poll"])
-        .failure()
+        .code(1)
         .stderr_contains(&[
             "bad.yaml:6",
             "source-without-environment",
@@ -399,7 +399,7 @@ async fn an_invalid_rule_set_stops_poll_before_any_request() {
     assert_eq!(ws.sim.request_count(), 0, "nothing was fetched");
     Segwatch::new()
         .args(["rules", "validate", bad.to_str().unwrap()])
-        .failure()
+        .code(1)
         .stderr_contains(&["bad.yaml:6"]);
 }
 

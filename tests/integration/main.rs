@@ -34,12 +34,15 @@
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
 //!   without a lock, on a read-only copy too.
 //!
-//! `util` is the harness shared by all of them.
+//! - `architecture`: the crate graph is the one ARCHITECTURE.md draws (no forbidden dependency).
+//!
+//! `util` is the harness shared by all of them (`segwatch_testkit`, plus in-process polls).
 
 // Test helpers are `pub` for sibling modules; this crate is never a dependency.
 #![allow(unreachable_pub)]
 
 mod api_drift;
+mod architecture;
 mod audit_trail;
 mod auditor;
 mod bounded;

@@ -179,7 +179,7 @@ async fn check_connection_names_each_failure() {
     let run = segwatch(&ws)
         .env("SEGWATCH_PROFILES__ACCESS_SECRET", "wrong-secret")
         .args(["check-connection"])
-        .failure();
+        .code(1);
     assert!(
         run.stdout().contains("FAIL: invalid access secret"),
         "{}",
@@ -189,7 +189,7 @@ async fn check_connection_names_each_failure() {
     let run = segwatch(&ws)
         .env("SEGWATCH_PROFILES__SPACE_ID", "spa_other")
         .args(["check-connection"])
-        .failure();
+        .code(1);
     assert!(
         run.stdout().contains("FAIL: wrong space id or region"),
         "{}",
@@ -199,7 +199,7 @@ async fn check_connection_names_each_failure() {
     let run = segwatch(&ws)
         .env("SEGWATCH_SEGMENT__TOKEN", "wrong-token")
         .args(["check-connection"])
-        .failure();
+        .code(1);
     let out = run.stdout();
     assert!(
         out.contains("Public API") && out.contains("FAIL: invalid token"),
@@ -215,7 +215,7 @@ async fn check_connection_names_each_failure() {
     assert!(run.stdout().contains("Profile API: not configured"));
     ws.segwatch()
         .args(["check-connection", "--require-profiles"])
-        .failure()
+        .code(1)
         .stdout_contains(&["Profile API: FAIL: not configured"]);
 
     // A host that does not answer is a network failure.
@@ -225,7 +225,7 @@ async fn check_connection_names_each_failure() {
     let run = segwatch(&ws)
         .env("SEGWATCH_PROFILES__API_URL", &url)
         .args(["check-connection"])
-        .failure();
+        .code(1);
     assert!(run.stdout().contains("FAIL: network"), "{}", run.stdout());
 }
 
@@ -255,7 +255,7 @@ async fn the_access_secret_never_leaks() {
         .env("SEGWATCH_PROFILES__ACCESS_SECRET", "wrong-secret-5c4b3a")
         .env("RUST_LOG", "trace")
         .args(["privacy", "access", "--user-id", &user])
-        .failure();
+        .code(1);
     transcript.push_str(&run.stdout());
     transcript.push_str(&run.stderr());
     assert!(transcript.contains("Profile API"), "logs were captured");
@@ -299,7 +299,7 @@ async fn check_connection_checks_every_workspace_or_the_one_named() {
             .env("STAGING_TOKEN", "sgw-revoked-token")
             .args(["--config", config.to_str().unwrap()])
     };
-    let run = segwatch().args(["check-connection"]).failure();
+    let run = segwatch().args(["check-connection"]).code(1);
     let out = run.stdout();
     assert!(
         out.contains("workspace `production`") && out.contains("workspace `staging`"),

@@ -129,7 +129,7 @@ async fn a_refused_token_stays_fatal_and_says_so() {
         .segwatch()
         .env("SEGWATCH_SEGMENT__TOKEN", "not-the-token")
         .args(["poll"])
-        .failure();
+        .code(1);
     assert_eq!(run.output.status.code(), Some(1));
     assert!(
         run.stderr().contains("token was refused"),
@@ -391,7 +391,7 @@ async fn a_listing_mostly_unreadable_fails_the_poll_as_a_new_api_shape() {
         })
         .on_path("/users"),
     );
-    let run = ws.segwatch().args(["poll"]).failure();
+    let run = ws.segwatch().args(["poll"]).code(1);
     assert_eq!(run.output.status.code(), Some(1));
     assert!(
         run.stderr()

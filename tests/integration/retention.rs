@@ -24,12 +24,12 @@ async fn prune_deletes_old_failed_polls_and_keeps_history_and_referenced_polls()
     segwatch().args(["poll"]).success();
     ws.sim
         .inject(Fault::new(FaultKind::ServerError { status: 503 }));
-    segwatch().args(["poll"]).failure();
+    segwatch().args(["poll"]).code(1);
     std::thread::sleep(Duration::from_millis(1_100));
     // Failing for over a second now: this failure raises the failing-polls alert, which
     // refers to its snapshot.
-    segwatch().args(["poll"]).failure();
-    segwatch().args(["poll"]).failure();
+    segwatch().args(["poll"]).code(1);
+    segwatch().args(["poll"]).code(1);
     ws.sim.clear_faults();
     let source = ws.sim.read(|s| s.sources[0].clone());
     ws.sim

@@ -54,7 +54,7 @@ async fn no_secret_in_logs_output_or_database() {
             .env("SEGWATCH_SEGMENT__TOKEN", "wrong-token-9d8c7b6a")
             .env("RUST_LOG", "trace")
             .args(["poll"])
-            .failure(),
+            .code(1),
     );
     let keys_after: Vec<String> = ws.sim.read(|s| {
         s.sources

@@ -169,7 +169,7 @@ fn bad_flags_exit_2_naming_the_value() {
         let run = Segwatch::new()
             .env("SEGWATCH_SIMULATOR_TOKEN", TOKEN)
             .args(["simulate", "--listen", "127.0.0.1:0", flag, value])
-            .failure();
+            .code(2);
         assert_eq!(run.output.status.code(), Some(2), "{flag} {value}");
         assert!(
             run.stderr().contains(needle),

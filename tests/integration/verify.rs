@@ -55,7 +55,7 @@ impl History {
             .segwatch()
             .env("SEGWATCH_DATABASE__PATH", db.to_str().unwrap())
             .args(["verify", "--format", "json"])
-            .failure();
+            .code(1);
         assert_eq!(run.output.status.code(), Some(1));
         let report = run.json();
         assert_eq!(report["intact"], false);
@@ -345,7 +345,7 @@ async fn a_deleted_snapshot_is_named_and_a_pruned_one_is_not() {
         h.ws.segwatch()
             .env("SEGWATCH_DATABASE__PATH", db.to_str().unwrap())
             .args(["verify", "--anchor", &head])
-            .failure();
+            .code(1);
     assert_eq!(run.output.status.code(), Some(1));
     run.stdout_contains(&[&format!("ANCHOR NOT FOUND: {head}")]);
 }

@@ -208,14 +208,14 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
     pair.segwatch()
         .args(["poll"])
         .success()
-        .stderr_contains(&["workspace `staging` is paused; skipped"]);
+        .stderr_has_line("workspace `staging` is paused; skipped");
     assert_eq!(pair.snapshots("prod").len(), prod_polls + 1);
     assert_eq!(pair.snapshots("staging").len(), staging_polls);
     let refused = pair
         .segwatch()
         .args(["--workspace", "staging", "poll"])
-        .failure()
-        .stderr_contains(&["workspace `staging` is paused"]);
+        .code(2)
+        .stderr_has_line("error: workspace `staging` is paused (`paused = true` in the configuration); set `paused = false` to poll it");
     assert_eq!(exit_code(&refused), Some(2), "{}", refused.stderr());
     assert_eq!(pair.snapshots("staging").len(), staging_polls);
     let list = pair
@@ -255,15 +255,17 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
     let refused = pair
         .segwatch()
         .args(["workspaces", "delete", "staging"])
-        .failure()
-        .stderr_contains(&["no terminal", "--yes"]);
+        .code(2)
+        .stderr_has_line("error: refusing to delete workspace `staging` without confirmation: there is no terminal to confirm on; pass --yes to confirm on the command line");
     assert_eq!(exit_code(&refused), Some(2), "{}", refused.stderr());
     assert_eq!(rows_of(&pair.db(), staging_id), staging_rows);
     let unknown = pair
         .segwatch()
         .args(["workspaces", "delete", "stagign", "--yes"])
-        .failure()
-        .stderr_contains(&["no workspace named `stagign`", "prod, staging"]);
+        .code(1)
+        .stderr_has_line(
+            "error: the database holds no workspace named `stagign` (it holds: prod, staging)",
+        );
     assert_eq!(exit_code(&unknown), Some(1));
 
     // Deleted: every row of staging in every table, prod's untouched, the file smaller.
@@ -297,7 +299,7 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
             "json",
         ])
         .success()
-        .stderr_contains(&["still in the configuration"]);
+        .stderr_has_line("warning: workspace `staging` is still in the configuration: it is paused now; if it is un-paused will poll it again from scratch (a new baseline). Remove it from the configuration, or keep it paused.");
     let report = run.json();
     assert_eq!(report["workspace"], "staging");
     for (table, rows) in &staging_rows {
@@ -347,7 +349,7 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
         .segwatch()
         .args(["workspaces", "delete", "staging", "--yes"])
         .success()
-        .stderr_contains(&["the daemon (or `segwatch poll`) will poll it again"])
+        .stderr_has_line("warning: workspace `staging` is still in the configuration: the daemon (or `segwatch poll`) will poll it again from scratch (a new baseline). Remove it from the configuration, or keep it paused.")
         .stdout();
     assert!(text.starts_with("deleted workspace `staging`: "), "{text}");
     assert!(text.contains("\n  snapshots "), "{text}");

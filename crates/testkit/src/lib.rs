@@ -1,0 +1,24 @@
+//! The test kit of segwatch: what the end-to-end tests need besides the code under test.
+//!
+//! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
+//! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
+//! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
+//!
+//! Only `[dev-dependencies]` use it.
+
+mod process;
+mod receivers;
+mod runner;
+mod workspace;
+
+pub use process::{free_port, stop_daemon};
+pub use receivers::{HMAC_KEY, WebhookReceiver};
+pub use runner::{Run, Segwatch, binary};
+pub use workspace::TestWorkspace;
+
+/// The token every test simulator accepts. Long and distinctive so a leak is easy to find.
+pub const TOKEN: &str = "sgw-test-token-4f9c2d7e1a8b3c6d5e0f";
+
+/// The starter rule pack shipped in the repository.
+pub const STARTER_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
