@@ -1,8 +1,8 @@
 //! Rule files → validated, compiled rules, or every mistake in them.
 //!
-//! Each file is parsed into a tree of [`Node`](yaml::Node)s that know their line, and each rule is checked
-//! field by field, so that one run reports every mistake of every rule with its line, instead
-//! of the first one serde would stop at.
+//! Each file is parsed into a tree of [`Node`](yaml::Node)s that know their line, and each rule
+//! is checked field by field ([`parser`], [`template`], [`exceptions`]), so that one run reports
+//! every mistake of every rule with its line, instead of the first one serde would stop at.
 
 mod exceptions;
 mod parser;
