@@ -3,8 +3,8 @@
 //! The contract (rule format, CEL variables, helper functions) is in `rules-spec.md`; this
 //! module implements it in three steps:
 //!
-//! - [`RuleSet::load`] reads rule files (`load.rs`), validates every field and compiles every
-//!   condition and message template once (`expr.rs`), collecting **all** mistakes as
+//! - [`RuleSet::load`] reads rule files (`load/`), validates every field and compiles every
+//!   condition and message template once (`expr/`), collecting **all** mistakes as
 //!   [`LoadErrors`] that name the file, line, rule and field;
 //! - an [`Evaluator`] (`eval.rs`), built once per poll, evaluates the compiled rules against
 //!   each resource ([`Evaluator::check_resource`]) or change ([`Evaluator::check_change`]),

@@ -1,26 +1,20 @@
-//! Rule files → validated, compiled rules, or every mistake in them.
-//!
-//! Each file is parsed into a tree of [`Node`]s that know their line, and each rule is checked
-//! field by field, so that one run reports every mistake of every rule with its line, instead
-//! of the first one serde would stop at.
+//! Checking one rule field by field: each mistake is recorded with its line and field and the
+//! check goes on, so that one run reports all of them.
 
-use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
-use globset::GlobBuilder;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde_json::json;
 
-use super::expr::{self, Scope, did_you_mean};
-use super::yaml::{self, Node, Value};
-use super::{Compiled, Exception, LoadError, LoadErrors, Rule, RuleKind, RuleSet, Severity};
+use super::{MAX_ID_LEN, is_valid_id};
 use crate::diff::ChangeOp;
 use crate::model::{ResourceKind, sha256_hex};
+use crate::rules::expr::{self, Scope, did_you_mean};
+use crate::rules::yaml::{Node, Value};
+use crate::rules::{Compiled, LoadError, Rule, RuleKind, Severity};
 
 /// The fields a rule may have, in the order the spec lists them.
 const RULE_FIELDS: [&str; 14] = [
@@ -40,232 +34,18 @@ const RULE_FIELDS: [&str; 14] = [
     "sinks",
 ];
 
-/// The fields an exception may have.
-const EXCEPTION_FIELDS: [&str; 4] = ["id", "name", "reason", "expires"];
-
-/// What a message template can read in every rule, and in change rules only.
-const TEMPLATE_VARIABLES: [&str; 5] = ["rule", "kind", "id", "name", "resource"];
-const CHANGE_TEMPLATE_VARIABLES: [&str; 3] = ["before", "after", "change"];
-
-const MAX_ID_LEN: usize = 64;
-
-/// Loads a rule file or a directory of them.
-pub(super) fn load_path(path: &Path) -> Result<RuleSet, LoadErrors> {
-    let metadata = fs::metadata(path).map_err(|e| {
-        LoadErrors(vec![file_error(
-            path,
-            format!("cannot read rules from here: {e}"),
-        )])
-    })?;
-    if !metadata.is_dir() {
-        return load_sources(vec![(path.to_path_buf(), fs::read_to_string(path))]);
-    }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let mut visited = HashSet::new();
-    find_rule_files(path, &mut visited, &mut files, &mut errors);
-    files.sort();
-    let sources = files
-        .into_iter()
-        .map(|f| {
-            let text = fs::read_to_string(&f);
-            (f, text)
-        })
-        .collect();
-    match load_sources(sources) {
-        Ok(rules) if errors.is_empty() => Ok(rules),
-        Ok(_) => Err(LoadErrors(errors)),
-        Err(LoadErrors(more)) => {
-            errors.extend(more);
-            Err(LoadErrors(errors))
-        }
-    }
-}
-
-/// Collects `*.yaml`/`*.yml` files under `dir`, skipping hidden entries (`.git`, editor
-/// files) and directories already visited through a symlink.
-fn find_rule_files(
-    dir: &Path,
-    visited: &mut HashSet<PathBuf>,
-    files: &mut Vec<PathBuf>,
-    errors: &mut Vec<LoadError>,
-) {
-    if let Ok(canonical) = dir.canonicalize()
-        && !visited.insert(canonical)
-    {
-        return;
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(file_error(dir, format!("cannot list this directory: {e}")));
-            return;
-        }
-    };
-    for entry in entries {
-        let path = match entry {
-            Ok(entry) => entry.path(),
-            Err(e) => {
-                errors.push(file_error(dir, format!("cannot list this directory: {e}")));
-                continue;
-            }
-        };
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            find_rule_files(&path, visited, files, errors);
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e == "yaml" || e == "yml")
-        {
-            files.push(path);
-        }
-    }
-}
-
-fn file_error(file: &Path, message: String) -> LoadError {
-    LoadError {
-        file: file.to_path_buf(),
-        line: None,
-        rule_id: None,
-        field: None,
-        message,
-    }
-}
-
-/// Loads rule files already read (or that failed to read), in the given order.
-pub(super) fn load_sources(
-    sources: Vec<(PathBuf, io::Result<String>)>,
-) -> Result<RuleSet, LoadErrors> {
-    let mut templates = Environment::new();
-    // A typo in a template variable should not silently render as nothing: with strict
-    // undefined, rendering fails, is logged, and the summary falls back to "<title>: <name>".
-    templates.set_undefined_behavior(UndefinedBehavior::Strict);
-    let mut errors = Vec::new();
-    let mut rules: Vec<Rule> = Vec::new();
-    let mut first_definition: HashMap<String, (PathBuf, usize)> = HashMap::new();
-    // Numbers every rule read, valid or not, so that template names never collide.
-    let mut sequence = 0;
-
-    for (file, text) in sources {
-        let text = match text {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(file_error(&file, format!("cannot read this file: {e}")));
-                continue;
-            }
-        };
-        let mut file_errors = Vec::new();
-        let documents = match yaml::parse(&text) {
-            Ok(documents) => documents,
-            Err(e) => {
-                errors.push(LoadError {
-                    file: file.clone(),
-                    line: e.line,
-                    rule_id: None,
-                    field: None,
-                    message: format!("invalid YAML: {}", e.message),
-                });
-                continue;
-            }
-        };
-        let mut items = Vec::new();
-        for document in documents {
-            match document.value {
-                Value::Null => {}
-                Value::Seq(rules) => items.extend(rules),
-                _ => file_errors.push(LoadError {
-                    file: file.clone(),
-                    line: Some(document.line),
-                    rule_id: None,
-                    field: None,
-                    message: format!(
-                        "a rule file must be a YAML list of rules, each starting with `- id: …`; \
-                         found {}",
-                        document.describe()
-                    ),
-                }),
-            }
-        }
-        for item in &items {
-            let mut parser = RuleParser {
-                file: &file,
-                rule_id: None,
-                errors: Vec::new(),
-            };
-            sequence += 1;
-            let rule = parser.parse(item, &mut templates, sequence);
-            if let Some(id) = &parser.rule_id
-                && is_valid_id(id)
-            {
-                match first_definition.get(id) {
-                    Some((first_file, first_line)) => parser.errors.push(LoadError {
-                        file: file.clone(),
-                        line: Some(item.line),
-                        rule_id: Some(id.clone()),
-                        field: Some("id".to_string()),
-                        message: format!(
-                            "duplicate rule id `{id}`: already defined at {}:{first_line}; rule \
-                             ids must be unique across all rule files",
-                            first_file.display()
-                        ),
-                    }),
-                    None => {
-                        first_definition.insert(id.clone(), (file.clone(), item.line));
-                    }
-                }
-            }
-            match rule {
-                Some(rule) if parser.errors.is_empty() => rules.push(rule),
-                _ => file_errors.append(&mut parser.errors),
-            }
-        }
-        // Errors of one rule come field by field; present each file top to bottom.
-        file_errors.sort_by_key(|e| e.line);
-        errors.append(&mut file_errors);
-    }
-
-    if !errors.is_empty() {
-        return Err(LoadErrors(errors));
-    }
-    let by_id = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.clone(), i))
-        .collect();
-    Ok(RuleSet {
-        rules,
-        by_id,
-        templates: Arc::new(templates),
-    })
-}
-
-fn is_valid_id(id: &str) -> bool {
-    id.len() <= MAX_ID_LEN
-        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 /// Checks one rule, collecting its errors.
-struct RuleParser<'a> {
-    file: &'a Path,
-    rule_id: Option<String>,
-    errors: Vec<LoadError>,
+pub(super) struct RuleParser<'a> {
+    pub(super) file: &'a Path,
+    pub(super) rule_id: Option<String>,
+    pub(super) errors: Vec<LoadError>,
 }
 
 /// The fields of a mapping by name: the line of the key and the value.
-type Fields<'n> = HashMap<&'n str, (usize, &'n Node)>;
+pub(super) type Fields<'n> = HashMap<&'n str, (usize, &'n Node)>;
 
 impl RuleParser<'_> {
-    fn error(&mut self, line: usize, field: Option<&str>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, line: usize, field: Option<&str>, message: impl Into<String>) {
         self.errors.push(LoadError {
             file: self.file.to_path_buf(),
             line: Some(line),
@@ -277,7 +57,7 @@ impl RuleParser<'_> {
 
     /// Indexes a mapping's fields, reporting non-string, repeated and unknown keys.
     /// `path` prefixes field names in errors (`exceptions[0].`), `what` names the mapping.
-    fn fields<'n>(
+    pub(super) fn fields<'n>(
         &mut self,
         entries: &'n [(Node, Node)],
         allowed: &[&str],
@@ -319,7 +99,7 @@ impl RuleParser<'_> {
     }
 
     /// A string field; reports a wrong type or an empty value (when `required`).
-    fn string(
+    pub(super) fn string(
         &mut self,
         fields: &Fields<'_>,
         name: &str,
@@ -348,7 +128,7 @@ impl RuleParser<'_> {
         }
     }
 
-    fn parse(
+    pub(super) fn parse(
         &mut self,
         item: &Node,
         templates: &mut Environment<'static>,
@@ -676,223 +456,6 @@ impl RuleParser<'_> {
                 true
             }
         }
-    }
-
-    /// Compiles a message template into the rule set's environment; false on error.
-    fn template(
-        &mut self,
-        templates: &mut Environment<'static>,
-        name: &str,
-        source: &str,
-        line: usize,
-        scope: Scope,
-    ) -> bool {
-        if let Err(e) = templates.add_template_owned(name.to_string(), source.to_string()) {
-            let at = match e.line() {
-                Some(l) if source.trim_end().contains('\n') => {
-                    format!(" (line {l} of the template)")
-                }
-                _ => String::new(),
-            };
-            let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
-            self.error(
-                line,
-                Some("message"),
-                format!("invalid message template: {}{detail}{at}", e.kind()),
-            );
-            return false;
-        }
-        let Ok(template) = templates.get_template(name) else {
-            return false;
-        };
-        let globals: HashSet<&str> = templates.globals().map(|(n, _)| n).collect();
-        let mut unknown: Vec<String> = template
-            .undeclared_variables(false)
-            .into_iter()
-            .filter(|v| !globals.contains(v.as_str()))
-            .collect();
-        unknown.sort();
-        let available: Vec<&str> = match scope {
-            Scope::Compliance => TEMPLATE_VARIABLES.to_vec(),
-            _ => TEMPLATE_VARIABLES
-                .iter()
-                .chain(&CHANGE_TEMPLATE_VARIABLES)
-                .copied()
-                .collect(),
-        };
-        let mut ok = true;
-        for variable in unknown {
-            if available.contains(&variable.as_str()) {
-                continue;
-            }
-            ok = false;
-            let message = if CHANGE_TEMPLATE_VARIABLES.contains(&variable.as_str()) {
-                format!(
-                    "the message template uses `{variable}`, which only change rules have; use \
-                     `resource`"
-                )
-            } else {
-                let hint = did_you_mean(&variable, available.iter().copied());
-                format!(
-                    "the message template uses an unknown variable `{variable}`{hint}; it can \
-                     use {}",
-                    available.join(", ")
-                )
-            };
-            self.error(line, Some("message"), message);
-        }
-        if !ok {
-            templates.remove_template(name);
-        }
-        ok
-    }
-
-    fn exceptions(
-        &mut self,
-        fields: &Fields<'_>,
-    ) -> (Vec<Exception>, Vec<Option<globset::GlobMatcher>>) {
-        let mut exceptions = Vec::new();
-        let mut globs = Vec::new();
-        let Some((line, node)) = fields.get("exceptions").copied() else {
-            return (exceptions, globs);
-        };
-        let Value::Seq(items) = &node.value else {
-            self.error(
-                line,
-                Some("exceptions"),
-                format!(
-                    "expected a list of exceptions (`- name: \"…\"` or `- id: …`, each with a \
-                     `reason`); found {}",
-                    node.describe()
-                ),
-            );
-            return (exceptions, globs);
-        };
-        for (i, item) in items.iter().enumerate() {
-            if let Some((exception, glob)) = self.exception(i, item) {
-                exceptions.push(exception);
-                globs.push(glob);
-            }
-        }
-        (exceptions, globs)
-    }
-
-    fn exception(
-        &mut self,
-        i: usize,
-        item: &Node,
-    ) -> Option<(Exception, Option<globset::GlobMatcher>)> {
-        let path = format!("exceptions[{i}]");
-        let Value::Map(entries) = &item.value else {
-            self.error(
-                item.line,
-                Some(&path),
-                format!(
-                    "each exception must be a mapping with `id` or `name`, and `reason`; found {}",
-                    item.describe()
-                ),
-            );
-            return None;
-        };
-        let errors_before = self.errors.len();
-        let fields = self.fields(
-            entries,
-            &EXCEPTION_FIELDS,
-            &format!("{path}."),
-            "an exception's",
-        );
-        let reason_field = format!("{path}.reason");
-        let reason = self.string(&fields, "reason", &reason_field, true);
-        if !fields.contains_key("reason") {
-            self.error(
-                item.line,
-                Some(&reason_field),
-                "an exception needs a `reason`: why exempting this resource is acceptable",
-            );
-        }
-        let id = match fields.get("id").copied() {
-            // Ids are usually letters and digits; one that is all digits reads as a number.
-            Some((
-                _,
-                Node {
-                    value: Value::Int(n),
-                    ..
-                },
-            )) => Some(n.to_string()),
-            Some(_) => self.string(&fields, "id", &format!("{path}.id"), true),
-            None => None,
-        };
-        let name = self.string(&fields, "name", &format!("{path}.name"), true);
-        let glob = match (fields.contains_key("id"), fields.contains_key("name")) {
-            (false, false) => {
-                self.error(
-                    item.line,
-                    Some(&path),
-                    "an exception needs `id` (one resource) or `name` (a glob on resource names, \
-                     e.g. \"breakglass-*@acme.io\"); it has neither",
-                );
-                None
-            }
-            (true, true) => {
-                self.error(
-                    item.line,
-                    Some(&path),
-                    "an exception has either `id` or `name`, not both; split it in two",
-                );
-                None
-            }
-            (false, true) => name.as_deref().and_then(|pattern| {
-                match GlobBuilder::new(pattern).case_insensitive(true).build() {
-                    Ok(glob) => Some(glob.compile_matcher()),
-                    Err(e) => {
-                        self.error(
-                            fields["name"].0,
-                            Some(&format!("{path}.name")),
-                            format!(
-                                "`{pattern}` is not a valid glob: {}; use `*` for any text, `?` \
-                                 for one character",
-                                e.kind()
-                            ),
-                        );
-                        None
-                    }
-                }
-            }),
-            (true, false) => None,
-        };
-        let expires_field = format!("{path}.expires");
-        let expires = match fields.get("expires").copied() {
-            None => None,
-            Some((line, node)) => {
-                let parsed = node
-                    .as_str()
-                    .and_then(|s| NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok());
-                if parsed.is_none() {
-                    self.error(
-                        line,
-                        Some(&expires_field),
-                        format!(
-                            "expected the last day the exception applies, as YYYY-MM-DD (e.g. \
-                             2027-03-31); found {}",
-                            node.describe()
-                        ),
-                    );
-                }
-                parsed
-            }
-        };
-        if self.errors.len() > errors_before {
-            return None;
-        }
-        Some((
-            Exception {
-                id,
-                name,
-                reason: reason?,
-                expires,
-            },
-            glob,
-        ))
     }
 }
 
