@@ -458,7 +458,7 @@ fn the_migration_backfills_existing_snapshots_in_order() {
     let old = f.path.with_file_name("schema-4.db");
     {
         let mut conn = rusqlite::Connection::open(&old).unwrap();
-        crate::migrate_to(&mut conn, 4).unwrap();
+        crate::open::migrate_to(&mut conn, 4).unwrap();
         conn.execute("ATTACH DATABASE ?1 AS live", [f.path.to_str().unwrap()])
             .unwrap();
         for table in [
