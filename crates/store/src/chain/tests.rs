@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::Store;
 use crate::tests::{commit_with, user};
 use segwatch_core::alerts::{AlertPlan, NewAlert, Resolution, ResolvedFinding};
 use segwatch_core::model::ResourceKind;
