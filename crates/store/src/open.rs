@@ -65,8 +65,11 @@ impl Store {
         })
     }
 
-    /// Opens an existing database read-only (for auditors and listing commands): it never
-    /// writes, not even a migration, and takes no lock, so it works while the daemon writes.
+    /// Opens an existing database read-only: the one handle of the commands that only read
+    /// (auditors' queries, `verify`, `report`, listings, `/healthz`). It never writes, not even
+    /// a migration, and takes no lock, so it works while the daemon writes. Its connection is
+    /// opened read-only and also refuses every write statement (`PRAGMA query_only`), so no
+    /// command built on it needs a guard of its own.
     ///
     /// A database in WAL mode needs its `-shm` file to be read; in a directory this process
     /// cannot write (an auditor's read-only copy), SQLite cannot create it and the open fails.
@@ -116,11 +119,18 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
+        refuse_writes(&conn)?;
         Ok(Store {
             conn,
             writer: None,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Makes this connection refuse every write from now on, as [`Store::open_read_only`]'s
+    /// does: for the auditors' own SQL, which may run on a store opened for writing.
+    pub(crate) fn refuse_writes(&self) -> Result<()> {
+        Ok(refuse_writes(&self.conn)?)
     }
 
     /// A read-only connection, checked by reading the schema version (SQLite opens lazily:
@@ -148,6 +158,12 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // fsync per poll.
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
+}
+
+/// Turns on `PRAGMA query_only`: SQLite then refuses any statement that would change the
+/// database (`SQLITE_READONLY`), whatever the file's permissions. The one place segwatch sets it.
+fn refuse_writes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "query_only", true)
 }
 
 /// How long opening a fresh database retries switching it to WAL while another connection
@@ -285,6 +301,29 @@ mod tests {
         let path = dir.path().join("missing.db");
         assert!(Store::open_read_only(&path).is_err());
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_read_only_handle_refuses_writes_even_on_a_writable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        Store::open(&path).unwrap().workspace_id("default").unwrap();
+        let store = Store::open_read_only(&path).unwrap();
+        let query_only: bool = store
+            .conn
+            .query_row("PRAGMA query_only", [], |r| r.get(0))
+            .unwrap();
+        assert!(query_only);
+        let err = store
+            .conn
+            .execute("DELETE FROM workspaces", [])
+            .unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::ReadOnly),
+            "{err}"
+        );
+        assert_eq!(store.find_workspace("default").unwrap(), Some(1));
     }
 
     #[test]
