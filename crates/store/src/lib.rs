@@ -43,7 +43,7 @@ mod workspaces;
 pub use alerts::AlertFilter;
 pub use commit::{CommitTarget, PollStats, QuarantineRow};
 pub use deliveries::{DeliveryOutcome, DeliveryRow, DueDelivery, DueKey};
-pub use metrics::{FailingPolls, StoreMetrics};
+pub use metrics::{FailingPolls, RowCounts, StoreMetrics};
 pub use open::SCHEMA_VERSION;
 pub use privacy::{NewPrivacyRequest, PrivacyRequestRecord};
 pub use report::ChangeCount;

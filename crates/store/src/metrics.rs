@@ -18,6 +18,18 @@ pub struct FailingPolls {
     pub error: String,
 }
 
+/// Rows in the tables that grow with polls, across every workspace (`segwatch bench` reports
+/// how a poll grows them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Rows of `snapshots`.
+    pub snapshots: i64,
+    /// Rows of `resource_versions`.
+    pub resource_versions: i64,
+    /// Rows of `changes`.
+    pub changes: i64,
+}
+
 /// Counts read by `/healthz` and `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct StoreMetrics {
@@ -153,5 +165,21 @@ impl Store {
             snapshot_id,
             error: error.unwrap_or_default(),
         }))
+    }
+
+    /// How many rows the tables that grow with polls hold.
+    pub fn row_counts(&self) -> Result<RowCounts> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM resource_versions),
+                (SELECT count(*) FROM changes)",
+            [],
+            |r| {
+                Ok(RowCounts {
+                    snapshots: r.get(0)?,
+                    resource_versions: r.get(1)?,
+                    changes: r.get(2)?,
+                })
+            },
+        )?)
     }
 }

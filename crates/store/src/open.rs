@@ -133,6 +133,14 @@ impl Store {
         Ok(refuse_writes(&self.conn)?)
     }
 
+    /// Folds the WAL into the main file and truncates it, so that the file's size is what
+    /// stays on disk (`segwatch bench` measures it).
+    pub fn checkpoint_wal(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// A read-only connection, checked by reading the schema version (SQLite opens lazily:
     /// a missing `-shm` only shows at the first read).
     fn read_only_connection(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
