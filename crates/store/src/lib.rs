@@ -136,7 +136,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// The underlying connection, for read-only queries in tests and tools.
+    /// The underlying connection, for the assertions of tests: the application reaches the
+    /// database only through the methods of this crate, so this exists only in its unit tests
+    /// and with the `test-support` feature (which segwatch enables for its integration tests).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
