@@ -349,9 +349,7 @@ async fn wait_ready(http: &reqwest::Client, base_url: &str, token: &str) -> anyh
 
 /// Database size after folding the WAL into the main file, so the number is what stays on disk.
 fn checkpointed_size(store: &Store, db: &Path) -> anyhow::Result<u64> {
-    store
-        .connection()
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    store.checkpoint_wal()?;
     let mut size = std::fs::metadata(db)?.len();
     let mut wal = PathBuf::from(db).into_os_string();
     wal.push("-wal");
@@ -362,16 +360,8 @@ fn checkpointed_size(store: &Store, db: &Path) -> anyhow::Result<u64> {
 }
 
 fn row_counts(store: &Store) -> anyhow::Result<[i64; 3]> {
-    let count = |t: &str| {
-        store
-            .connection()
-            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
-    };
-    Ok([
-        count("snapshots")?,
-        count("resource_versions")?,
-        count("changes")?,
-    ])
+    let rows = store.row_counts()?;
+    Ok([rows.snapshots, rows.resource_versions, rows.changes])
 }
 
 /// Resets the kernel's peak-RSS counter (VmHWM) so it measures the cycle, not start-up.

@@ -357,7 +357,6 @@ impl<'a> From<&'a PrivacyRequestRecord> for RequestLine<'a> {
 /// `segwatch privacy requests`: the recorded requests (read-only).
 pub(super) fn requests(settings: &Settings, args: RequestsArgs) -> anyhow::Result<ExitCode> {
     let (store, workspace_id) = open_read_only(settings)?;
-    store.connection().pragma_update(None, "query_only", "ON")?;
     let hash = match &args.subject {
         Some(subject) => Some(store.subject_hash(subject)?),
         None => None,

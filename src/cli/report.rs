@@ -76,11 +76,6 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
         _ => rules,
     };
     let (store, workspace) = open_read_only(settings)?;
-    // The report runs fixed queries only; this makes sure none of them can ever write.
-    store
-        .connection()
-        .pragma_update(None, "query_only", "ON")
-        .context("cannot make the database connection query-only")?;
     let input = ReportInput {
         workspace: &name,
         rules: &rules,

@@ -46,7 +46,6 @@ pub(super) fn run(
     let path = &settings.database.path;
     let store = Store::open_read_only(path)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
-    store.connection().pragma_update(None, "query_only", "ON")?;
     let report = store
         .verify_chain()
         .with_context(|| format!("cannot read the database {}", path.display()))?;

@@ -8,8 +8,10 @@
 //! first snapshot's observation time until (not including) the observation time of the
 //! snapshot that replaced or removed it.
 //!
-//! Nothing here writes: [`ReadOnlyQuery`] turns on `PRAGMA query_only` and refuses any statement
-//! SQLite reports as writing, and the other functions only `SELECT`.
+//! Nothing here writes: the commands open the store with [`Store::open_read_only`], whose
+//! connection refuses writes (`PRAGMA query_only`); [`ReadOnlyQuery`] turns the same guard on
+//! for a store opened otherwise and refuses any statement SQLite reports as writing; the other
+//! functions only `SELECT`.
 
 use std::collections::HashMap;
 
@@ -168,12 +170,12 @@ pub struct ReadOnlyQuery<'c> {
 }
 
 impl<'c> ReadOnlyQuery<'c> {
-    /// Prepares `sql` after switching the store's connection to `PRAGMA query_only` (for the
-    /// rest of its life). Refuses several statements and any statement SQLite reports as
+    /// Prepares `sql` after making the store's connection refuse writes (`PRAGMA query_only`,
+    /// for the rest of its life, as [`Store::open_read_only`]'s already does). Refuses several statements and any statement SQLite reports as
     /// writing, before it runs.
     pub fn prepare(store: &'c Store, sql: &str) -> Result<ReadOnlyQuery<'c>> {
-        let conn = store.connection();
-        conn.pragma_update(None, "query_only", true)?;
+        store.refuse_writes()?;
+        let conn = &store.conn;
         let stmt = conn.prepare(sql).map_err(|e| match e {
             rusqlite::Error::MultipleStatement => AuditError::MultipleStatements,
             rusqlite::Error::Empty => AuditError::EmptyQuery,
@@ -224,7 +226,7 @@ pub struct TimeLimit {
 impl TimeLimit {
     /// Starts the clock.
     pub fn start(store: &Store, limit: std::time::Duration) -> TimeLimit {
-        let handle = store.connection().get_interrupt_handle();
+        let handle = store.conn.get_interrupt_handle();
         let (done, wait) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
@@ -367,7 +369,7 @@ pub fn resource_history(
     id_or_name: &str,
 ) -> Result<History> {
     let resource_id = resolve_resource(store, workspace_id, kind, id_or_name)?;
-    let conn = store.connection();
+    let conn = &store.conn;
     let mut stmt = conn.prepare(
         "SELECT v.id, v.name, v.valid_from, f.finished_at, v.valid_to, t.finished_at, v.content_hash, v.body
          FROM resource_versions v
@@ -421,7 +423,7 @@ fn recorded_changes(
     kind: ResourceKind,
     resource_id: &str,
 ) -> Result<HashMap<i64, RecordedChange>> {
-    let mut stmt = store.connection().prepare(
+    let mut stmt = store.conn.prepare(
         "SELECT id, snapshot_id, fields FROM changes
          WHERE workspace_id = ?1 AND kind = ?2 AND resource_id = ?3",
     )?;
@@ -496,7 +498,7 @@ fn resolve_resource(
     kind: ResourceKind,
     key: &str,
 ) -> Result<String> {
-    let conn = store.connection();
+    let conn = &store.conn;
     let by_id: Option<i64> = conn
         .query_row(
             "SELECT 1 FROM resource_versions WHERE workspace_id = ?1 AND kind = ?2 AND resource_id = ?3 LIMIT 1",
@@ -607,7 +609,7 @@ pub fn changes_between(
     if store.latest_complete(workspace_id)?.is_none() {
         return Err(AuditError::NoSnapshot);
     }
-    let conn = store.connection();
+    let conn = &store.conn;
     let (complete_polls, first_observed_at, last_observed_at) = conn.query_row(
         "SELECT count(*), min(finished_at), max(finished_at) FROM snapshots
          WHERE workspace_id = ?1 AND status = 'complete' AND finished_at >= ?2
@@ -712,7 +714,7 @@ pub fn state_at(
 ) -> Result<StateAt> {
     let at_text = format_instant(at);
     let (snapshot_id, observed_at) = snapshot_at(store, workspace_id, &at_text)?;
-    let mut stmt = store.connection().prepare(
+    let mut stmt = store.conn.prepare(
         "SELECT v.kind, v.resource_id, v.name, v.id, f.finished_at, v.content_hash, v.body
          FROM resource_versions v JOIN snapshots f ON f.id = v.valid_from
          WHERE v.workspace_id = ?1 AND v.valid_from <= ?2 AND (v.valid_to IS NULL OR v.valid_to > ?2)
@@ -751,7 +753,7 @@ pub fn state_at(
 
 /// The latest complete snapshot observed at or before `at` (stored format), with its time.
 pub fn snapshot_at(store: &Store, workspace_id: i64, at: &str) -> Result<(i64, String)> {
-    let conn = store.connection();
+    let conn = &store.conn;
     let found = conn
         .query_row(
             "SELECT id, finished_at FROM snapshots

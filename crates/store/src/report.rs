@@ -7,10 +7,9 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{
-    ALERT_COLUMNS, Result, SNAPSHOT_COLUMNS, SnapshotInfo, Store, alert_row, parse_kind,
-    snapshot_row,
-};
+use crate::alerts::{ALERT_COLUMNS, alert_row};
+use crate::snapshots::{SNAPSHOT_COLUMNS, snapshot_row};
+use crate::{Result, SnapshotInfo, Store, parse_kind};
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::ChangeOp;
 use segwatch_core::model::ResourceKind;

@@ -358,8 +358,8 @@ mod tests {
 
     fn memory() -> Store {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        super::super::configure(&conn).unwrap();
-        super::super::migrate(&mut conn).unwrap();
+        crate::open::configure(&conn).unwrap();
+        crate::open::migrate(&mut conn).unwrap();
         Store {
             conn,
             writer: None,

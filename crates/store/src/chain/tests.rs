@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::Store;
 use crate::tests::{commit_with, user};
 use segwatch_core::alerts::{AlertPlan, NewAlert, Resolution, ResolvedFinding};
 use segwatch_core::model::ResourceKind;
@@ -458,7 +459,7 @@ fn the_migration_backfills_existing_snapshots_in_order() {
     let old = f.path.with_file_name("schema-4.db");
     {
         let mut conn = rusqlite::Connection::open(&old).unwrap();
-        crate::migrate_to(&mut conn, 4).unwrap();
+        crate::open::migrate_to(&mut conn, 4).unwrap();
         conn.execute("ATTACH DATABASE ?1 AS live", [f.path.to_str().unwrap()])
             .unwrap();
         for table in [

@@ -1,0 +1,268 @@
+//! The delivery outbox: one row per alert event and sink, due, retried with backoff, sent,
+//! summarised or dead; the outbox worker in `segwatch-sinks` drives it.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use segwatch_core::alerts::{AlertRecord, AlertStatus};
+
+use crate::alerts::{ALERT_FIELDS, alert_row_at};
+use crate::{Result, Store, now};
+
+/// A delivery that is due, without its alert: what the outbox plans messages with.
+#[derive(Debug, Clone)]
+pub struct DueKey {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The poll that queued it.
+    pub snapshot_id: i64,
+    /// Whether it delivers the alert's resolution (else its raising).
+    pub resolved: bool,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The alert.
+    pub alert_id: i64,
+    /// The alert's rule.
+    pub rule_id: String,
+    /// The alert's severity.
+    pub severity: segwatch_core::rules::Severity,
+    /// The alert's status as of the event delivered.
+    pub status: AlertStatus,
+}
+
+/// A delivery that is due, with its alert.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The poll that queued it.
+    pub snapshot_id: i64,
+    /// Whether it delivers the alert's resolution (else its raising).
+    pub resolved: bool,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The alert, as stored now.
+    pub alert: AlertRecord,
+}
+
+/// What a delivery attempt came to.
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome<'a> {
+    /// The sink confirmed.
+    Sent,
+    /// It failed; retried at `next_attempt_at` unless `dead`.
+    Failed {
+        /// When to try again.
+        next_attempt_at: &'a str,
+        /// Whether to give up.
+        dead: bool,
+        /// The error, kept for operators.
+        error: &'a str,
+    },
+}
+
+/// One row of `deliveries`, for listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// Row id.
+    pub id: i64,
+    /// The sink's name.
+    pub sink: String,
+    /// The alert.
+    pub alert_id: i64,
+    /// `raised` or `resolved`.
+    pub event: String,
+    /// `pending`, `failed`, `sent`, `summarised` or `dead`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it is due.
+    pub next_attempt_at: String,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When it was sent.
+    pub sent_at: Option<String>,
+    /// The alert's summary.
+    pub summary: String,
+}
+
+impl Store {
+    /// The deliveries due at `now` (pending, or failed and due for a retry), oldest first, as
+    /// light keys without their alerts: the outbox plans its messages from these and loads the
+    /// alerts a few at a time ([`Store::due_deliveries_by_id`]), so that a poll raising 100,000
+    /// alerts never holds them all in memory.
+    pub fn due_delivery_keys(
+        &self,
+        workspace_id: i64,
+        now: &str,
+        sink: Option<&str>,
+    ) -> Result<Vec<DueKey>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, a.id, a.rule_id, a.severity, a.status
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.workspace_id = ?1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2
+               AND (?3 IS NULL OR d.sink = ?3)
+             ORDER BY d.id",
+        )?;
+        let bad = |i: usize, e: String| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        };
+        let rows = stmt.query_map(params![workspace_id, now, sink], |r| {
+            let resolved = r.get::<_, String>(3)? == "resolved";
+            let severity: String = r.get(7)?;
+            let status: String = r.get(8)?;
+            let status = AlertStatus::parse(&status)
+                .ok_or_else(|| bad(8, format!("unknown alert status `{status}`")))?;
+            Ok(DueKey {
+                id: r.get(0)?,
+                sink: r.get(1)?,
+                snapshot_id: r.get(2)?,
+                resolved,
+                attempts: r.get(4)?,
+                alert_id: r.get(5)?,
+                rule_id: r.get(6)?,
+                severity: severity
+                    .parse()
+                    .map_err(|_| bad(7, format!("unknown severity `{severity}`")))?,
+                // As of the event delivered: a finding raised then already resolved is announced
+                // as raised.
+                status: match (resolved, status) {
+                    (false, AlertStatus::Resolved) => AlertStatus::Open,
+                    (_, s) => s,
+                },
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The due deliveries with these ids, with the alert each one carries, in the order of
+    /// `ids` (ids that do not exist are skipped).
+    pub fn due_deliveries_by_id(&self, ids: &[i64]) -> Result<Vec<DueDelivery>> {
+        let sql = format!(
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.id = ?1",
+            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = stmt
+                .query_row([id], |r| {
+                    Ok(DueDelivery {
+                        id: r.get(0)?,
+                        sink: r.get(1)?,
+                        snapshot_id: r.get(2)?,
+                        resolved: r.get::<_, String>(3)? == "resolved",
+                        attempts: r.get(4)?,
+                        alert: alert_row_at(r, 5)?,
+                    })
+                })
+                .optional()?;
+            out.extend(row);
+        }
+        Ok(out)
+    }
+
+    /// Marks deliveries `summarised`: their alerts were counted, not listed, in a summary
+    /// message the sink confirmed (see `sinks::outbox`). They stay stored and listed.
+    pub fn record_summarised(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET status = 'summarised', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            )?;
+            let at = now();
+            for id in ids {
+                stmt.execute(params![id, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the outcome of delivery attempts.
+    pub fn record_delivery(&mut self, ids: &[i64], outcome: &DeliveryOutcome<'_>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = match outcome {
+                DeliveryOutcome::Sent => tx.prepare_cached(
+                    "UPDATE deliveries SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                )?,
+                DeliveryOutcome::Failed { .. } => tx.prepare_cached(
+                    "UPDATE deliveries SET status = ?3, attempts = attempts + 1, next_attempt_at = ?2, last_error = ?4 WHERE id = ?1",
+                )?,
+            };
+            for id in ids {
+                match outcome {
+                    DeliveryOutcome::Sent => stmt.execute(params![id, now()])?,
+                    DeliveryOutcome::Failed {
+                        next_attempt_at,
+                        dead,
+                        error,
+                    } => stmt.execute(params![
+                        id,
+                        next_attempt_at,
+                        if *dead { "dead" } else { "failed" },
+                        error
+                    ])?,
+                };
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deliveries of a workspace, newest first.
+    pub fn deliveries(
+        &self,
+        workspace_id: i64,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.sink, d.alert_id, d.event, d.status, d.attempts, d.next_attempt_at, d.last_error,
+                    d.created_at, d.sent_at, a.summary
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             WHERE d.workspace_id = ?1 AND (?2 IS NULL OR d.status = ?2) ORDER BY d.id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![workspace_id, status, limit.min(i64::MAX as usize) as i64],
+            |r| {
+                Ok(DeliveryRow {
+                    id: r.get(0)?,
+                    sink: r.get(1)?,
+                    alert_id: r.get(2)?,
+                    event: r.get(3)?,
+                    status: r.get(4)?,
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    last_error: r.get(7)?,
+                    created_at: r.get(8)?,
+                    sent_at: r.get(9)?,
+                    summary: r.get(10)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Puts a failed or dead delivery back in the queue, due now. Returns whether it existed in
+    /// a state that can be retried.
+    pub fn retry_delivery(&mut self, workspace_id: i64, id: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?3
+             WHERE id = ?1 AND workspace_id = ?2 AND status IN ('failed', 'dead')",
+            params![id, workspace_id, now()],
+        )? == 1)
+    }
+}

@@ -1,0 +1,123 @@
+//! The audit trail's tables: the events each poll read and where its read ended (the mark the
+//! next poll starts from).
+
+use rusqlite::{OptionalExtension, params};
+
+use segwatch_core::trail::{AuditEvent, Mark, TrailRead, format_time};
+
+use crate::{Result, Store, StoreError, parse_time};
+
+impl Store {
+    /// The audit trail mark left by the workspace's latest complete poll that read the trail.
+    pub fn audit_mark(&self, workspace_id: i64) -> Result<Option<Mark>> {
+        let row: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT mark_at, mark_event_ids FROM audit_reads WHERE workspace_id = ?1
+                 ORDER BY snapshot_id DESC LIMIT 1",
+                [workspace_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((at, ids)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Mark {
+            at: parse_time(&at, "audit_reads.mark_at")?,
+            ids: serde_json::from_str(&ids).map_err(|cause| StoreError::Json {
+                what: "audit_reads.mark_event_ids".into(),
+                cause,
+            })?,
+        }))
+    }
+
+    /// Whether the workspace already stored the audit event `event_id`.
+    pub fn has_audit_event(&self, workspace_id: i64, event_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM audit_events WHERE workspace_id = ?1 AND event_id = ?2")?
+            .query_row(params![workspace_id, event_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Stored audit events of a workspace with a timestamp in `[from, to]`, oldest first.
+    pub fn audit_events_between(
+        &self,
+        workspace_id: i64,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<AuditEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT event_id, occurred_at, type, actor, actor_email, resource_id, resource_type,
+                resource_name, body
+             FROM audit_events WHERE workspace_id = ?1 AND occurred_at >= ?2 AND occurred_at <= ?3
+             ORDER BY occurred_at, id",
+        )?;
+        let mut rows = stmt.query(params![workspace_id, format_time(from), format_time(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let at: String = r.get(1)?;
+            out.push(AuditEvent {
+                id: r.get(0)?,
+                occurred_at: parse_time(&at, "audit_events.occurred_at")?,
+                event_type: r.get(2)?,
+                actor: r.get(3)?,
+                actor_email: r.get(4)?,
+                resource_id: r.get(5)?,
+                resource_type: r.get(6)?,
+                resource_name: r.get(7)?,
+                body: r.get(8)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Stores a poll's new audit events and its read of the trail (with the mark the next poll
+/// starts from).
+pub(crate) fn write_trail(
+    tx: &rusqlite::Transaction<'_>,
+    workspace_id: i64,
+    snapshot_id: i64,
+    trail: &TrailRead,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_events (workspace_id, event_id, occurred_at, type, actor, actor_email,
+            resource_id, resource_type, resource_name, body, snapshot_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (workspace_id, event_id) DO NOTHING",
+    )?;
+    let mut stored = 0i64;
+    for e in &trail.new_events {
+        stored += insert.execute(params![
+            workspace_id,
+            e.id,
+            format_time(e.occurred_at),
+            e.event_type,
+            e.actor,
+            e.actor_email,
+            e.resource_id,
+            e.resource_type,
+            e.resource_name,
+            e.body,
+            snapshot_id
+        ])? as i64;
+    }
+    tx.execute(
+        "INSERT INTO audit_reads (snapshot_id, workspace_id, start_time, end_time, events_read,
+            events_new, mark_at, mark_event_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            snapshot_id,
+            workspace_id,
+            format_time(trail.start),
+            format_time(trail.end),
+            trail.events_read as i64,
+            stored,
+            format_time(trail.mark.at),
+            serde_json::to_string(&trail.mark.ids).expect("ids serialise")
+        ],
+    )?;
+    Ok(())
+}
