@@ -42,6 +42,9 @@ use crate::canonical::{array_identities, canonicalize, is_canonical};
 use crate::model::{Attribution, Resource, ResourceKind};
 use crate::terminal::Escaped;
 
+mod states;
+pub use states::between;
+
 /// How a resource changed between two snapshots.
 ///
 /// The string forms (`as_str`) are stored in the database and used by rules; they never change.
