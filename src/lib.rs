@@ -2,8 +2,8 @@
 //!
 //! This is the application crate (see ARCHITECTURE.md): the configuration ([`config`]), one
 //! poll wired from the library crates ([`poll`]), the schedule and the daemon ([`schedule`],
-//! [`daemon`], [`health`]), the compliance report ([`report`]), the benchmark ([`bench`]) and
-//! the command line ([`cli`]). The pipeline itself lives in `segwatch_core` (pure),
+//! [`daemon`], [`health`]), the compliance report ([`report`]), the pipeline steps on stored
+//! snapshots ([`stored`]), the benchmark ([`bench`]) and the command line ([`cli`]). The pipeline itself lives in `segwatch_core` (pure),
 //! `segwatch_api` (Segment's APIs), `segwatch_store` (SQLite) and `segwatch_sinks` (delivery);
 //! `segwatch_simulator` is the stand-in Segment workspace.
 
@@ -15,4 +15,5 @@ pub mod health;
 pub mod poll;
 pub mod report;
 pub mod schedule;
+pub mod stored;
 pub mod workspaces;
