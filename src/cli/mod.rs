@@ -1,7 +1,7 @@
 //! The command line: parses arguments, turns them into ready objects (the configuration
 //! loaded and narrowed to `--workspace`, the database opened, the rules loaded), and hands
 //! them to one module per command group. No pipeline logic lives here or there: each command
-//! is a few calls into the library plus output formatting ([`output`] holds what several share).
+//! is a few calls into the library plus output formatting (`output` holds what several share).
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
 //! `alerts` (and deliveries), `sinks`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
