@@ -2,10 +2,11 @@
 //!
 //! This is the application crate (see ARCHITECTURE.md): the configuration ([`config`]), one
 //! poll wired from the library crates ([`poll`]), the schedule and the daemon ([`schedule`],
-//! [`daemon`], [`health`]), the compliance report ([`report`]), the benchmark ([`bench`](mod@bench)) and
-//! the command line ([`cli`]). The pipeline itself lives in `segwatch_core` (pure),
-//! `segwatch_api` (Segment's APIs), `segwatch_store` (SQLite) and `segwatch_sinks` (delivery);
-//! `segwatch_simulator` is the stand-in Segment workspace.
+//! [`daemon`], [`health`]), the compliance report ([`report`]), the pipeline steps on stored
+//! snapshots ([`stored`]), the benchmark ([`mod@bench`]) and the command line ([`cli`]). The
+//! pipeline itself lives in `segwatch_core` (pure), `segwatch_api` (Segment's APIs),
+//! `segwatch_store` (SQLite) and `segwatch_sinks` (delivery); `segwatch_simulator` is the
+//! stand-in Segment workspace.
 
 pub mod bench;
 pub mod cli;
@@ -15,4 +16,5 @@ pub mod health;
 pub mod poll;
 pub mod report;
 pub mod schedule;
+pub mod stored;
 pub mod workspaces;

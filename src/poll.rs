@@ -408,7 +408,14 @@ impl Poller {
                         |actor| user_email(&collection.resources, &current, actor),
                     )?;
                     if let Some(base) = base {
-                        attribute(store, workspace_id, base, &read, &mut delta.changes)?;
+                        crate::stored::attribute_since(
+                            store,
+                            workspace_id,
+                            base,
+                            read.end,
+                            &read.new_events,
+                            delta.changes.iter_mut().map(|p| &mut p.change),
+                        )?;
                     }
                     Some(read)
                 }
@@ -840,20 +847,15 @@ impl Poller {
         } else {
             store.seen_since(workspace_id)?
         };
-        let inventory = if rules
-            .rules()
-            .iter()
-            .any(|r| r.enabled && r.reads("inventory"))
-        {
-            rules::inventory(resources.iter().map(|r| {
+        let inventory = rules::inventory_if_read(
+            rules,
+            resources.iter().map(|r| {
                 (
                     r.kind,
                     serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"),
                 )
-            }))
-        } else {
-            serde_json::json!({})
-        };
+            }),
+        );
         // Relationships are indexed only when a rule that reads them will run: a compliance rule
         // (reading `related` makes it run on every poll), or a change rule with a change of its
         // kind to look at.
@@ -944,38 +946,6 @@ fn alert_records(
         });
     }
     (out, plan.problems, plan.evaluations)
-}
-
-/// Gives each change the latest audit event on its resource since the base snapshot started
-/// reading: the events stored by earlier polls in that window, and this read's new ones.
-fn attribute(
-    store: &Store,
-    workspace_id: i64,
-    base: i64,
-    read: &TrailRead,
-    changes: &mut [diff::PlannedChange<'_>],
-) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let base_started = store.snapshot(workspace_id, base)?.started_at;
-    let from = chrono::DateTime::parse_from_rfc3339(&base_started)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| {
-            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
-        })?;
-    let stored = store.audit_events_between(
-        workspace_id,
-        from - trail::CLOCK_SKEW,
-        read.end + trail::CLOCK_SKEW,
-    )?;
-    trail::attribute(
-        changes.iter_mut().map(|p| &mut p.change),
-        stored.iter().chain(&read.new_events),
-        from,
-        read.end,
-    );
-    Ok(())
 }
 
 /// The email of user `id`: in this poll's resources, or (a user removed since) in the last

@@ -1,5 +1,6 @@
 use chrono::{TimeZone, Utc};
 
+use super::gather::natural_cmp;
 use super::render::{escape_markdown, format_duration, format_percent, group_thousands};
 use super::*;
 

@@ -32,6 +32,7 @@
 mod field;
 mod paths;
 mod plan;
+mod states;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,7 @@ use crate::terminal::Escaped;
 
 pub use field::field_changes;
 pub use plan::{CurrentVersion, PlannedChange, SnapshotDelta, plan};
+pub use states::between;
 
 /// How a resource changed between two snapshots.
 ///

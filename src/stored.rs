@@ -1,0 +1,86 @@
+//! Pipeline steps on what the store already holds: who made the changes since a stored
+//! snapshot ([`attribute_since`]), and the diff between two stored snapshots
+//! ([`diff_snapshots`]).
+//!
+//! The logic is segwatch_core's (`trail::attribute`, `diff::between`); this module only reads
+//! their inputs from the store, so that a poll and `segwatch diff` attribute and diff alike.
+
+use chrono::{DateTime, Utc};
+
+use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::model::Resource;
+use segwatch_core::trail::{self, AuditEvent};
+use segwatch_store::{Store, StoreError, StoredResource};
+
+/// Gives each change the latest audit event on its resource between the start of snapshot
+/// `base` (when it began reading the trail) and `end`: the events stored over that window, plus
+/// `unstored` ones (a poll's new events, not yet committed). Reads nothing when there is no
+/// change.
+pub fn attribute_since<'c>(
+    store: &Store,
+    workspace_id: i64,
+    base: i64,
+    end: DateTime<Utc>,
+    unstored: &[AuditEvent],
+    changes: impl IntoIterator<Item = &'c mut ResourceChange>,
+) -> Result<(), StoreError> {
+    let changes: Vec<&mut ResourceChange> = changes.into_iter().collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let base_started = store.snapshot(workspace_id, base)?.started_at;
+    let from = DateTime::parse_from_rfc3339(&base_started)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
+        })?;
+    let stored = store.audit_events_between(
+        workspace_id,
+        from - trail::CLOCK_SKEW,
+        end + trail::CLOCK_SKEW,
+    )?;
+    trail::attribute(changes, stored.iter().chain(unstored), from, end);
+    Ok(())
+}
+
+/// Why two stored snapshots could not be diffed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// Reading the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored body is not JSON.
+    #[error(transparent)]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// Every change from snapshot `from` to snapshot `to` (both complete), diffed from their
+/// reconstructed states and sorted by kind and id, without attribution.
+pub fn diff_snapshots(
+    store: &Store,
+    workspace_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<ResourceChange>, DiffError> {
+    let state = |snapshot| -> Result<Vec<Resource>, StoreError> {
+        Ok(store
+            .resources_at(workspace_id, snapshot)?
+            .into_iter()
+            .map(resource)
+            .collect())
+    };
+    let before = state(from)?;
+    let after = state(to)?;
+    Ok(diff::between(&before, &after)?)
+}
+
+/// A stored version as the resource it was collected as.
+fn resource(stored: StoredResource) -> Resource {
+    Resource {
+        kind: stored.kind,
+        id: stored.id,
+        name: stored.name,
+        body: stored.body,
+        hash: stored.hash,
+    }
+}
