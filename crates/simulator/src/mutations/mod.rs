@@ -2,7 +2,7 @@
 //!
 //! Every mutation validates its targets before touching anything, so a failed mutation
 //! leaves the state unchanged, and keeps the invariants checked by
-//! [`WorkspaceState::check_invariants`].
+//! [`WorkspaceState::check_invariants`](crate::WorkspaceState::check_invariants).
 
 mod apply;
 mod data_flow;
