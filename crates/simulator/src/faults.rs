@@ -708,7 +708,7 @@ impl FaultSet {
 /// as it reads would not stop early either.
 const ENDLESS_ITEM: &[u8] = br#"{"id":"endless","email":"endless@acme.io","permissions":[]},"#;
 
-/// A 200 whose body never ends: `{"data":{"items":[` then [`ENDLESS_ITEM`] forever, in 64 KiB
+/// A 200 whose body never ends: `{"data":{"items":[` then `ENDLESS_ITEM` forever, in 64 KiB
 /// chunks, without `Content-Length`. The stream stops when the client hangs up.
 pub fn endless_body() -> axum::response::Response {
     use axum::body::{Body, Bytes};
