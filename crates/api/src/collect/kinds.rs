@@ -96,28 +96,15 @@ async fn groups(client: &SegmentClient, policy: &SecretPolicy) -> Result<KindRea
         &mut read,
     )
     .await?;
-    let mut tasks = JoinSet::new();
-    for (index, mut group) in raw {
+    complete_each(raw, kind, path, policy, read, |mut group| {
         let client = client.clone();
-        tasks.spawn(async move {
+        async move {
             let id = string_field(&group, "id").unwrap_or_default().to_owned();
             let present = group_extras(&client, &id, &mut group).await?;
-            Ok::<_, SegmentError>((index, present.then_some(group)))
-        });
-    }
-    let mut done = Vec::with_capacity(tasks.len());
-    while let Some(joined) = tasks.join_next().await {
-        let (index, group) = joined
-            .expect("group collection tasks do not panic")
-            .map_err(|cause| CollectError::Api { kind, cause })?;
-        done.extend(group.map(|group| (index, group)));
-    }
-    done.sort_by_key(|(index, _)| *index);
-    for (index, group) in done {
-        read.push(kind, path, index, group, policy);
-    }
-    read.dedupe(kind);
-    Ok(read)
+            Ok(present.then_some(group))
+        }
+    })
+    .await
 }
 
 /// Where a kind with connected sources lives: (list path, items key, get-by-id key), (sub
@@ -186,14 +173,38 @@ async fn with_connected_sources(
     let ((path, key, _), _) = connected(kind);
     let mut read = KindRead::default();
     let raw = raw_list(client, policy, kind, path, key, Vec::new(), &mut read).await?;
-    let mut tasks = JoinSet::new();
-    for (index, mut item) in raw {
+    complete_each(raw, kind, path, policy, read, |mut item| {
         let client = client.clone();
-        tasks.spawn(async move {
+        async move {
             let id = string_field(&item, "id").unwrap_or_default().to_owned();
             let present = add_connected_sources(&client, kind, &id, &mut item).await?;
-            Ok::<_, SegmentError>((index, present.then_some(item)))
-        });
+            Ok(present.then_some(item))
+        }
+    })
+    .await
+}
+
+/// Completes each listed item with its sub-resources, concurrently (`complete` answers `None`
+/// for an item deleted between the list and its sub-requests, which is left out), then adds
+/// them to `read` in list order. The first API error fails the kind.
+async fn complete_each<F, Fut>(
+    raw: Vec<(usize, Value)>,
+    kind: ResourceKind,
+    path: &str,
+    policy: &SecretPolicy,
+    mut read: KindRead,
+    complete: F,
+) -> Result<KindRead>
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Option<Value>, SegmentError>>
+        + Send
+        + 'static,
+{
+    let mut tasks = JoinSet::new();
+    for (index, item) in raw {
+        let completed = complete(item);
+        tasks.spawn(async move { completed.await.map(|item| (index, item)) });
     }
     let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
