@@ -28,10 +28,12 @@ use segwatch_core::trail::{AuditEvent, Mark, TrailRead, format_time};
 
 pub mod audit;
 pub mod lock;
+mod poll_inputs;
 mod privacy;
 mod report;
 mod workspaces;
 
+pub use poll_inputs::{PollInputs, PollLookup, PollReads};
 pub use privacy::{NewPrivacyRequest, PrivacyRequestRecord};
 pub use report::ChangeCount;
 pub use workspaces::{CompletePoll, DeletionReport, FinishedPoll, StoredWorkspace, TableDeletion};
