@@ -1,32 +1,43 @@
-//! One poll cycle: collect the workspace, diff it against the last complete snapshot, store both.
+//! One poll cycle, in four steps that each touch one thing:
 //!
-//! This module only wires stages together; it owns no logic of its own beyond the order of
-//! operations that makes a poll all-or-nothing: the snapshot row is created `running` first (so a
-//! failed or killed poll leaves a trace), and everything else lands in one transaction at the end.
+//! 1. the API: `collect` reads the workspace ([`fetch`] then confirms what vanished from a
+//!    list against the base, and reads the audit trail);
+//! 2. the store, once: [`segwatch_store::Store::poll_inputs`] reads everything the poll
+//!    consults (the base, current versions, known kinds, audit mark, open findings, rule
+//!    states...), right after `collect`, since the confirmation needs the base;
+//! 3. the pure [`stages`] on those inputs: diff, attribution, API drift, alerts;
+//! 4. one commit of the snapshot, its alerts and their queued deliveries.
+//!
+//! The order is what makes a poll all-or-nothing: the snapshot row is created `running` first
+//! (so a failed or killed poll leaves a trace, see [`failure`]), and everything else lands in
+//! one transaction at the end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use segwatch_api::collect::{
-    self, CollectError, CollectOptions, Collection, Confirmation, collect,
-};
+use segwatch_api::collect::{CollectOptions, Collection, collect};
 use segwatch_api::segment::SegmentClient;
-use segwatch_api::trail::TrailError;
-use segwatch_core::alerts::{self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, PlanInput};
-use segwatch_core::diff::{self, ResourceChange};
-use segwatch_core::model::{KindStatus, ResourceKind};
+use segwatch_core::alerts::{AlertRecord, EvalProblem};
+use segwatch_core::diff::ResourceChange;
+use segwatch_core::drift::DriftSummary;
+use segwatch_core::model::ResourceKind;
 use segwatch_core::redact::SecretPolicy;
-use segwatch_core::rules::{self, RuleSet};
-use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
-use segwatch_sinks::outbox::{DeliveryReport, deliver_due};
-use segwatch_sinks::{Sink, route};
-use segwatch_store::{CommitTarget, PollStats, Store, StoreError};
+use segwatch_core::rules::RuleSet;
+use segwatch_sinks::Sink;
+use segwatch_store::{CommitTarget, PollInputs, PollStats, Store, StoreError};
 
+mod delivery;
+mod failure;
+mod fetch;
+mod inputs;
 mod outcome;
+mod stages;
 
+use failure::Running;
 pub use outcome::{PollError, PollOutcome};
 use outcome::{alert_records, duration_ms};
+use stages::TrailWindow;
 
 /// How long a one-shot poll (`segwatch poll`) spends delivering after its snapshot, unless
 /// configured (`[delivery] poll_deadline_secs`), before it leaves the rest queued: a sink that
@@ -137,7 +148,8 @@ impl Poller {
         self.snapshot(store).await
     }
 
-    /// Collects, diffs, evaluates and commits one snapshot (with its queued deliveries).
+    /// Collects, reads the store once, plans and commits one snapshot (with its queued
+    /// deliveries).
     async fn snapshot(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
         let started = Instant::now();
         let now = chrono::Utc::now();
@@ -150,44 +162,21 @@ impl Poller {
                 "found polls left running by a stopped process; marked them failed"
             );
         }
-        // Read before this poll's row exists: the mark of the last complete poll.
-        let mark = match self.audit_lookback {
-            Some(_) => store.audit_mark(workspace_id)?,
-            None => None,
-        };
         let snapshot_id = store.begin_snapshot(workspace_id)?;
+        let running = Running::new(snapshot_id, started, &self.client, requests_before);
         let span = tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id);
         let _enter = span.enter();
         tracing::info!("poll started");
 
-        let requests = || self.client.stats().requests - requests_before;
         let collected = collect(&self.client, &self.policy, &self.options).await;
-        // Past `begin_snapshot`, every error must leave the snapshot failed, not running: a
-        // running row would only be marked "interrupted" by the next poll.
-        let read_base = (|| -> Result<_, StoreError> {
-            let base = store.latest_complete(workspace_id)?;
-            let current = store.current_versions(workspace_id)?;
-            let known = match base {
-                Some(base) => store.known_kinds(base)?,
-                None => Vec::new(),
-            };
-            Ok((base, current, known))
-        })();
-        let (base, mut current, known) = match read_base {
-            Ok(read) => read,
-            Err(e) => {
-                tracing::error!(error = %e, "poll failed; snapshot recorded as failed");
-                if let Err(f) =
-                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
-                {
-                    tracing::error!(error = %f, "cannot record the poll as failed");
-                }
-                return Err(e.into());
-            }
+        let segment_id = collected.as_ref().ok().map(|c| c.workspace_id.as_str());
+        let inputs = match self.read_inputs(store, workspace_id, segment_id) {
+            Ok(inputs) => inputs,
+            Err(e) => return Err(running.failed_store(store, e)),
         };
         let collected = match collected {
             Ok(mut c) => self
-                .confirm(&known, &current, &mut c)
+                .confirm(&inputs.known_kinds, &inputs.current, &mut c)
                 .await
                 .map(|confirmation| (c, confirmation)),
             Err(cause) => Err(cause),
@@ -195,209 +184,49 @@ impl Poller {
         let (mut collection, confirmation) = match collected {
             Ok(c) => c,
             Err(cause) => {
-                let message = cause.to_string();
-                tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
-                store.fail_snapshot(snapshot_id, &message, requests(), started.elapsed())?;
+                running.fail(store, &cause.to_string())?;
                 return Err(PollError::Collect { snapshot_id, cause });
             }
         };
-        let sibling = match self.sibling_with(store, workspace_id, &collection.workspace_id) {
-            Ok(sibling) => sibling,
-            Err(e) => {
-                if let Err(f) =
-                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
-                {
-                    tracing::error!(error = %f, "cannot record the poll as failed");
-                }
-                return Err(e.into());
-            }
-        };
-        if let Some(other) = sibling {
+        if let Some(other) = self.sibling_in(&inputs, workspace_id) {
             let error = PollError::SameSegmentWorkspace {
                 snapshot_id,
                 workspace: self.workspace.clone(),
                 other,
                 segment_id: collection.workspace_id.clone(),
             };
-            let message = error.to_string();
-            tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
-            store.fail_snapshot(snapshot_id, &message, requests(), started.elapsed())?;
+            running.fail(store, &error.to_string())?;
             return Err(error);
         }
-
-        // After the resources, so that every change they show happened before `end`.
+        // After the resources, so that every change they show happened before its end.
         let trail_started = Instant::now();
-        let trail_window = match self.audit_lookback {
-            Some(lookback) => {
-                let end = chrono::Utc::now();
-                let start = mark.as_ref().map_or(end - lookback, |m| m.at);
-                match segwatch_api::trail::read(&self.client, &self.policy, start, end).await {
-                    Ok((events, mut bad)) => {
-                        collection.quarantine.append(&mut bad);
-                        Some((start, end, events))
-                    }
-                    // Not on this workspace's plan: failing every poll would stop the watch
-                    // over everything else, so the poll goes on with "actor unknown".
-                    Err(TrailError::Api(e)) if e.refusal().is_some() => {
-                        let (http_status, reason) = e.refusal().expect("checked just above");
-                        tracing::warn!(
-                            reason = %reason,
-                            "the audit trail is not available to this workspace; changes are \
-                             recorded with actor unknown (set [collect] audit_events = false to \
-                             stop reading it)"
-                        );
-                        collection.kind_status.insert(
-                            ResourceKind::AuditEvent,
-                            KindStatus::Unavailable {
-                                http_status,
-                                reason,
-                                carried: false,
-                            },
-                        );
-                        None
-                    }
-                    Err(cause) => {
-                        let message = cause.to_string();
-                        tracing::error!(error = %message, "poll failed; snapshot recorded as failed");
-                        store.fail_snapshot(
-                            snapshot_id,
-                            &message,
-                            requests(),
-                            started.elapsed(),
-                        )?;
-                        return Err(PollError::Trail { snapshot_id, cause });
-                    }
-                }
+        let trail_window = match self
+            .read_trail(inputs.audit_mark.as_ref(), &mut collection)
+            .await
+        {
+            Ok(window) => window,
+            Err(cause) => {
+                running.fail(store, &cause.to_string())?;
+                return Err(PollError::Trail { snapshot_id, cause });
             }
-            None => None,
         };
-        let mut audit_time = trail_started.elapsed();
-
+        let trail_time = trail_started.elapsed();
         let fetched = started.elapsed();
-        let mut api_drift = Vec::new();
-        let result = (|| {
-            let mut untracked: Vec<i64> = current
-                .iter()
-                .filter(|((kind, _), _)| !self.options.collects(*kind))
-                .map(|(_, v)| v.version_id)
-                .collect();
-            untracked.sort_unstable();
-            // What this poll did not read stays as last seen: an unavailable kind entirely, an
-            // incomplete kind's resources it did not list.
-            current.retain(|(kind, id), _| {
-                self.options.collects(*kind)
-                    && match collection.kind_status.get(kind) {
-                        None => true,
-                        Some(KindStatus::Unavailable { .. }) => false,
-                        Some(KindStatus::Incomplete { .. }) => {
-                            contains(&collection.resources, *kind, id)
-                        }
-                    }
-            });
-            let mut delta = diff::plan(&collection.resources, &current, base.is_none(), |id| {
-                store.version_value(id)
-            })?;
-            delta.untracked = untracked;
-            let attribution_started = Instant::now();
-            let trail = match trail_window {
-                Some((start, end, events)) => {
-                    let read = self.new_events(
-                        store,
-                        workspace_id,
-                        mark.as_ref(),
-                        (start, end, events),
-                        |actor| user_email(&collection.resources, &current, actor),
-                    )?;
-                    if let Some(base) = base {
-                        attribute(store, workspace_id, base, &read, &mut delta.changes)?;
-                    }
-                    Some(read)
-                }
-                None => None,
-            };
-            audit_time += attribution_started.elapsed();
-            api_drift = segwatch_core::drift::apply(
-                &mut delta.changes,
-                &collection.resources,
-                &current,
-                trail.is_some(),
-                |id| store.version_value(id),
-            )?;
-            let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
-            let rules_started = Instant::now();
-            let alert_plan = match &self.rules {
-                Some(rules) => self.plan_alerts(
-                    store,
-                    workspace_id,
-                    rules,
-                    &collection,
-                    &delta,
-                    (base, &known),
-                    now,
-                    new_events,
-                )?,
-                None => AlertPlan::default(),
-            };
-            let mut alert_plan = alert_plan;
-            // A complete poll ends a run of failures: segwatch's own alert resolves with it.
-            if let Some(meta) =
-                store.open_alert_of_rule(workspace_id, alerts::POLLS_FAILING_RULE)?
-            {
-                alert_plan.resolved.push(alerts::ResolvedFinding {
-                    alert: meta,
-                    resolution: alerts::Resolution::Compliant,
-                });
-            }
-            self.route(&mut alert_plan);
-            let rules_time = rules_started.elapsed();
-            let stats = PollStats {
-                resource_count: collection.resources.len(),
-                api_requests: requests(),
-                duration: started.elapsed(),
-            };
-            let target = CommitTarget {
-                workspace_id,
-                snapshot_id,
-                base,
-                segment_workspace_id: &collection.workspace_id,
-                stats,
-                trail: trail.as_ref(),
-                kinds: &self.collected_kinds(),
-                kind_status: &collection.kind_status,
-                confirm_requests: confirmation.requests,
-                quarantine: &collection.quarantine,
-            };
-            let ids = store.commit_snapshot(&target, &delta, &alert_plan)?;
-            let stored_events = trail.as_ref().map(|t| t.new_events.len());
-            let changes: Vec<ResourceChange> =
-                delta.changes.into_iter().map(|p| p.change).collect();
-            Ok::<_, StoreError>((
-                base,
-                changes,
-                stats,
-                alert_records(snapshot_id, alert_plan, &ids),
-                (rules_time, stored_events),
-            ))
-        })();
-        let (
-            base,
-            changes,
-            stats,
-            (alerts, rule_problems, rule_evaluations),
-            (rules_time, audit_events),
-        ) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "poll failed; snapshot recorded as failed");
-                if let Err(f) =
-                    store.fail_snapshot(snapshot_id, &e.to_string(), requests(), started.elapsed())
-                {
-                    tracing::error!(error = %f, "cannot record the poll as failed");
-                }
-                return Err(e.into());
-            }
+
+        let committed = match self.plan_and_commit(
+            store,
+            &running,
+            workspace_id,
+            inputs,
+            &collection,
+            trail_window,
+            confirmation.requests,
+            now,
+        ) {
+            Ok(committed) => committed,
+            Err(e) => return Err(running.failed_store(store, e)),
         };
-        for p in rule_problems.iter().take(20) {
+        for p in committed.rule_problems.iter().take(20) {
             tracing::warn!(rule = %p.rule_id, kind = %p.resource_kind, resource = %p.resource_id, error = %p.message,
                 "rule could not be evaluated on a resource; it did not fire there");
         }
@@ -411,9 +240,10 @@ impl Poller {
             .iter()
             .map(|(k, s)| format!("{k} {}", s.label()))
             .collect();
+        let stats = committed.stats;
         tracing::info!(
             resources = stats.resource_count,
-            changes = changes.len(),
+            changes = committed.changes.len(),
             requests = stats.api_requests,
             confirm_requests = confirmation.requests,
             quarantined = collection.quarantine.len(),
@@ -423,187 +253,85 @@ impl Poller {
         );
         Ok(PollOutcome {
             snapshot_id,
-            base_snapshot_id: base,
+            base_snapshot_id: committed.base,
             resource_counts,
-            changes,
+            changes: committed.changes,
             api_requests: stats.api_requests,
             duration_ms: duration_ms(started.elapsed()),
             fetch_ms: duration_ms(fetched),
             store_ms: duration_ms(started.elapsed() - fetched),
-            rules_ms: duration_ms(rules_time),
-            rule_evaluations,
-            alerts,
-            rule_problems,
-            audit_events,
-            audit_ms: duration_ms(audit_time),
+            rules_ms: duration_ms(committed.rules_time),
+            rule_evaluations: committed.rule_evaluations,
+            alerts: committed.alerts,
+            rule_problems: committed.rule_problems,
+            audit_events: committed.audit_events,
+            audit_ms: duration_ms(trail_time + committed.attribution_time),
             deliveries: None,
             kind_status: collection.kind_status,
             quarantined: collection.quarantine,
             confirmation,
-            api_drift,
+            api_drift: committed.api_drift,
         })
     }
 
-    /// Settles this poll's view of each kind against the base: an unavailable kind is
-    /// `carried` when the base vouched for it, and resources the base holds that a complete
-    /// kind's list did not return are confirmed gone or put back ([`collect::confirm_missing`]).
-    async fn confirm(
-        &self,
-        known: &[ResourceKind],
-        current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
-        collection: &mut Collection,
-    ) -> Result<Confirmation, CollectError> {
-        for (kind, status) in collection.kind_status.iter_mut() {
-            if let KindStatus::Unavailable { carried, .. } = status {
-                *carried = known.contains(kind);
-            }
-        }
-        let mut missing: Vec<(ResourceKind, String)> = current
-            .keys()
-            .filter(|(kind, id)| {
-                self.options.collects(*kind)
-                    && collection.is_complete(*kind)
-                    && known.contains(kind)
-                    && !contains(&collection.resources, *kind, id)
-            })
-            .cloned()
-            .collect();
-        if missing.is_empty() {
-            return Ok(Confirmation::default());
-        }
-        missing.sort();
-        let confirmation =
-            collect::confirm_missing(&self.client, &self.policy, collection, &missing).await?;
-        tracing::info!(
-            missing = confirmation.checked,
-            still_there = confirmation.found,
-            requests = confirmation.requests,
-            "confirmed resources missing from their lists"
-        );
-        Ok(confirmation)
-    }
-
-    /// What one read of the trail adds: the events not stored before (with actors' emails
-    /// filled in from the users segwatch knows) and the mark the next poll starts from.
-    fn new_events(
-        &self,
-        store: &Store,
-        workspace_id: i64,
-        mark: Option<&Mark>,
-        (start, end, events): (
-            chrono::DateTime<chrono::Utc>,
-            chrono::DateTime<chrono::Utc>,
-            Vec<AuditEvent>,
-        ),
-        email_of: impl Fn(&str) -> Option<String>,
-    ) -> Result<TrailRead, StoreError> {
-        let events_read = events.len();
-        let next_mark = Mark::advance(mark, start, &events);
-        let mut failure = None;
-        let mut new_events = trail::select_new(events, mark, |id| {
-            store.has_audit_event(workspace_id, id).unwrap_or_else(|e| {
-                failure.get_or_insert(e);
-                true
-            })
-        });
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        trail::resolve_emails(&mut new_events, email_of);
-        tracing::info!(
-            read = events_read,
-            new = new_events.len(),
-            "read the audit trail"
-        );
-        Ok(TrailRead {
-            start,
-            end,
-            events_read,
-            new_events,
-            mark: next_mark,
-        })
-    }
-
-    /// After a failed poll: raises segwatch's own alert when the workspace's polls have failed
-    /// for at least `threshold`, if set (once per run of failures; the next complete poll
-    /// resolves it),
-    /// then sends what the outbox has due (within the delivery deadline), so
-    /// deliveries and their retries go on while the API is unreachable.
-    pub async fn after_failure(
+    /// Runs the pure stages on `inputs` and commits the snapshot in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_and_commit(
         &self,
         store: &mut Store,
-        threshold: Option<Duration>,
-    ) -> Result<(Option<AlertRecord>, Option<DeliveryReport>), StoreError> {
-        let raised = self.raise_failing_alert(store, threshold)?;
-        Ok((
-            raised,
-            self.deliver_within(store, self.delivery_deadline).await?,
-        ))
-    }
-
-    /// The configured workspace other than this one that already recorded `segment_id`.
-    fn sibling_with(
-        &self,
-        store: &Store,
+        running: &Running<'_>,
         workspace_id: i64,
-        segment_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        if self.siblings.is_empty() {
-            return Ok(None);
-        }
-        Ok(store
-            .workspaces_with_segment_id(segment_id)?
-            .into_iter()
-            .find(|(id, name)| *id != workspace_id && self.siblings.contains(name))
-            .map(|(_, name)| name))
-    }
-
-    /// The first half of [`Poller::after_failure`]: raises (queues) segwatch's own alert when
-    /// due, without delivering (the daemon's delivery task does).
-    pub fn raise_failing_alert(
-        &self,
-        store: &mut Store,
-        threshold: Option<Duration>,
-    ) -> Result<Option<AlertRecord>, StoreError> {
-        let workspace_id = store.workspace_id(&self.workspace)?;
-        let mut raised = None;
-        let failing = match threshold {
-            Some(_) => store.failing_since(workspace_id)?,
-            None => None,
+        inputs: PollInputs,
+        collection: &Collection,
+        trail_window: Option<TrailWindow>,
+        confirm_requests: u64,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Committed, StoreError> {
+        let base = inputs.base;
+        let planned = self.plan_snapshot(
+            inputs,
+            &store.poll_lookup(workspace_id),
+            collection,
+            trail_window,
+            now,
+        )?;
+        let stats = PollStats {
+            resource_count: collection.resources.len(),
+            api_requests: running.requests(),
+            duration: running.started.elapsed(),
         };
-        if let (Some(failing), Some(threshold)) = (failing, threshold) {
-            let since = chrono::DateTime::parse_from_rfc3339(&failing.since)
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .unwrap_or_else(|_| chrono::Utc::now());
-            let failing_for = (chrono::Utc::now() - since).to_std().unwrap_or_default();
-            if failing_for >= threshold
-                && store
-                    .open_alert_of_rule(workspace_id, alerts::POLLS_FAILING_RULE)?
-                    .is_none()
-            {
-                let alert = alerts::polls_failing_alert(
-                    &self.workspace,
-                    store.workspace_segment_id(workspace_id)?.as_deref(),
-                    &failing.since,
-                    failing_for,
-                    &failing.error,
-                );
-                let mut plan = AlertPlan {
-                    opened: vec![alert],
-                    ..AlertPlan::default()
-                };
-                self.route(&mut plan);
-                let ids = store.record_alerts(workspace_id, failing.snapshot_id, &plan)?;
-                tracing::error!(
-                    workspace = %self.workspace,
-                    since = %failing.since,
-                    "polls have failed for longer than the alert threshold; alert raised"
-                );
-                let (mut records, _, _) = alert_records(failing.snapshot_id, plan, &ids);
-                raised = records.pop();
-            }
-        }
-        Ok(raised)
+        let target = CommitTarget {
+            workspace_id,
+            snapshot_id: running.snapshot_id,
+            base,
+            segment_workspace_id: &collection.workspace_id,
+            stats,
+            trail: planned.trail.as_ref(),
+            kinds: &self.collected_kinds(),
+            kind_status: &collection.kind_status,
+            confirm_requests,
+            quarantine: &collection.quarantine,
+        };
+        let ids = store.commit_snapshot(&target, &planned.delta, &planned.alerts)?;
+        let (alerts, rule_problems, rule_evaluations) =
+            alert_records(running.snapshot_id, planned.alerts, &ids);
+        Ok(Committed {
+            base,
+            changes: planned
+                .delta
+                .changes
+                .into_iter()
+                .map(|p| p.change)
+                .collect(),
+            stats,
+            alerts,
+            rule_problems,
+            rule_evaluations,
+            audit_events: planned.trail.as_ref().map(|t| t.new_events.len()),
+            api_drift: planned.api_drift,
+            attribution_time: planned.attribution_time,
+            rules_time: planned.rules_time,
+        })
     }
 
     /// The resource kinds this poller collects.
@@ -618,241 +346,18 @@ impl Poller {
     pub fn workspace(&self) -> &str {
         &self.workspace
     }
-
-    /// [`Poller::deliver`], given at most `limit`: what is not sent by then stays queued (a
-    /// send cut short is not recorded, so it is sent again: at least once) and a warning says
-    /// so. A one-shot `segwatch poll` must end even when a sink never answers.
-    pub async fn deliver_within(
-        &self,
-        store: &mut Store,
-        limit: Duration,
-    ) -> Result<Option<DeliveryReport>, StoreError> {
-        match tokio::time::timeout(limit, self.deliver(store)).await {
-            Ok(report) => report,
-            Err(_) => {
-                tracing::warn!(
-                    workspace = %self.workspace,
-                    limit_secs = limit.as_secs(),
-                    "delivery deadline reached; what was not sent stays queued for the next run"
-                );
-                Ok(None)
-            }
-        }
-    }
-
-    /// The names of the sinks this poller queues deliveries for.
-    pub fn sink_names(&self) -> Vec<String> {
-        self.sinks.iter().map(|s| s.name().to_string()).collect()
-    }
-
-    /// Sends what the outbox has due for this workspace to the sinks in `scope` (see
-    /// [`segwatch_sinks::outbox::deliver_due_to`]).
-    pub async fn deliver_to(
-        &self,
-        store: &mut Store,
-        scope: segwatch_sinks::outbox::SinkScope<'_>,
-    ) -> Result<DeliveryReport, StoreError> {
-        let workspace_id = store.workspace_id(&self.workspace)?;
-        segwatch_sinks::outbox::deliver_due_to(
-            store,
-            &self.sinks,
-            workspace_id,
-            chrono::Utc::now(),
-            scope,
-        )
-        .await
-    }
-
-    /// Sends what the outbox has due for this workspace (this poll's alerts and earlier
-    /// failures). A sink that fails does not fail the poll: its deliveries wait for a retry.
-    pub async fn deliver(&self, store: &mut Store) -> Result<Option<DeliveryReport>, StoreError> {
-        if self.sinks.is_empty() {
-            return Ok(None);
-        }
-        let workspace_id = store.workspace_id(&self.workspace)?;
-        let report = deliver_due(store, &self.sinks, workspace_id, chrono::Utc::now()).await?;
-        Ok(Some(report))
-    }
-
-    /// Queues each alert event for the sinks that want it.
-    fn route(&self, plan: &mut AlertPlan) {
-        let mut deliveries = Vec::new();
-        let named = |rule_id: &str| -> Vec<String> {
-            self.rules
-                .as_ref()
-                .and_then(|r| r.get(rule_id))
-                .map(|r| r.sinks.clone())
-                .unwrap_or_default()
-        };
-        for (i, a) in plan.opened.iter().enumerate() {
-            let status = if a.rule_kind == "change" {
-                AlertStatus::Fired
-            } else {
-                AlertStatus::Open
-            };
-            for sink in route(
-                &self.sinks,
-                &self.workspace,
-                &named(&a.rule_id),
-                &a.rule_id,
-                a.severity,
-                &a.tags,
-                status,
-            ) {
-                deliveries.push((AlertEvent::Opened(i), sink));
-            }
-        }
-        for (i, r) in plan.resolved.iter().enumerate() {
-            for sink in route(
-                &self.sinks,
-                &self.workspace,
-                &named(&r.alert.rule_id),
-                &r.alert.rule_id,
-                r.alert.severity,
-                &r.alert.tags,
-                AlertStatus::Resolved,
-            ) {
-                deliveries.push((AlertEvent::Resolved(i), sink));
-            }
-        }
-        plan.deliveries = deliveries;
-    }
-
-    /// Reads what the lifecycle needs from the store and plans this snapshot's alerts.
-    #[allow(clippy::too_many_arguments)]
-    fn plan_alerts(
-        &self,
-        store: &Store,
-        workspace_id: i64,
-        rules: &RuleSet,
-        collection: &Collection,
-        delta: &diff::SnapshotDelta<'_>,
-        (base, known): (Option<i64>, &[ResourceKind]),
-        now: chrono::DateTime<chrono::Utc>,
-        audit_events: &[AuditEvent],
-    ) -> Result<AlertPlan, StoreError> {
-        let resources = &collection.resources[..];
-        let rule_states = store.rule_states(workspace_id)?;
-        let open_findings = store.open_findings(workspace_id)?;
-        // Only a rule that must look at unchanged resources needs their age or the inventory.
-        let full = alerts::full_rules(rules, &rule_states);
-        let seen_since = if full.is_empty() {
-            HashMap::new()
-        } else {
-            store.seen_since(workspace_id)?
-        };
-        let inventory = if rules
-            .rules()
-            .iter()
-            .any(|r| r.enabled && r.reads("inventory"))
-        {
-            rules::inventory(resources.iter().map(|r| {
-                (
-                    r.kind,
-                    serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"),
-                )
-            }))
-        } else {
-            serde_json::json!({})
-        };
-        // Relationships are indexed only when a rule that reads them will run: a compliance rule
-        // (reading `related` makes it run on every poll), or a change rule with a change of its
-        // kind to look at.
-        let baseline_changes = base.is_none() && self.alert_on_baseline;
-        let needs_relations = rules.rules().iter().any(|r| {
-            r.enabled
-                && r.reads("related")
-                && (!r.is_change()
-                    || baseline_changes
-                    || delta.changes.iter().any(|c| c.change.kind == r.resource))
-        });
-        let relations =
-            needs_relations.then(|| segwatch_core::relations::Relations::build(resources));
-        // A kind the base snapshot did not vouch for (not collected, or unavailable since the
-        // first poll) starts with a baseline of its own.
-        let baseline_kinds: Vec<ResourceKind> = match base {
-            Some(_) => self
-                .collected_kinds()
-                .into_iter()
-                .filter(|k| !known.contains(k) && collection.is_complete(*k))
-                .collect(),
-            None => Vec::new(),
-        };
-        let unread_kinds: Vec<ResourceKind> = collection.kind_status.keys().copied().collect();
-        let input = PlanInput {
-            baseline_kinds: &baseline_kinds,
-            relations: relations.as_ref(),
-            rules,
-            now,
-            resources,
-            changes: &delta.changes,
-            baseline: base.is_none(),
-            alert_on_baseline: self.alert_on_baseline,
-            unread_kinds: &unread_kinds,
-            open_findings: &open_findings,
-            rule_states: &rule_states,
-            seen_since: &seen_since,
-            inventory,
-            audit_events,
-        };
-        alerts::plan(&input, |id| store.version_value(id))
-    }
 }
 
-/// Gives each change the latest audit event on its resource since the base snapshot started
-/// reading: the events stored by earlier polls in that window, and this read's new ones.
-fn attribute(
-    store: &Store,
-    workspace_id: i64,
-    base: i64,
-    read: &TrailRead,
-    changes: &mut [diff::PlannedChange<'_>],
-) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let base_started = store.snapshot(workspace_id, base)?.started_at;
-    let from = chrono::DateTime::parse_from_rfc3339(&base_started)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| {
-            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
-        })?;
-    let stored = store.audit_events_between(
-        workspace_id,
-        from - trail::CLOCK_SKEW,
-        read.end + trail::CLOCK_SKEW,
-    )?;
-    trail::attribute(
-        changes.iter_mut().map(|p| &mut p.change),
-        stored.iter().chain(&read.new_events),
-        from,
-        read.end,
-    );
-    Ok(())
-}
-
-/// The email of user `id`: in this poll's resources, or (a user removed since) in the last
-/// snapshot's.
-fn user_email(
-    resources: &[segwatch_core::model::Resource],
-    current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
-    id: &str,
-) -> Option<String> {
-    resources
-        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(ResourceKind::User, id)))
-        .ok()
-        .map(|i| resources[i].name.clone())
-        .or_else(|| {
-            current
-                .get(&(ResourceKind::User, id.to_string()))
-                .map(|v| v.name.clone())
-        })
-        .filter(|email| email.contains('@'))
-}
-
-/// Whether `resources` (sorted by kind, then id) holds `kind`/`id`.
-fn contains(resources: &[segwatch_core::model::Resource], kind: ResourceKind, id: &str) -> bool {
-    resources
-        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(kind, id)))
-        .is_ok()
+/// What a commit wrote, for the outcome.
+struct Committed {
+    base: Option<i64>,
+    changes: Vec<ResourceChange>,
+    stats: PollStats,
+    alerts: Vec<AlertRecord>,
+    rule_problems: Vec<EvalProblem>,
+    rule_evaluations: usize,
+    audit_events: Option<usize>,
+    api_drift: Vec<DriftSummary>,
+    attribution_time: Duration,
+    rules_time: Duration,
 }
