@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
-use crate::poll::{PollOutcome, Poller};
+use crate::poll::{PollError, PollOutcome, Poller};
 use segwatch_api::segment::{ClientConfig, SegmentClient};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::diff::{self, ResourceChange};
@@ -663,7 +663,18 @@ async fn poll(
     for job in &jobs {
         let name = job.poller.workspace();
         let label = several.then_some(name);
-        match job.poller.poll(&mut store).await {
+        let polled = match job.poller.poll(&mut store).await {
+            // Delivery follows the commit, from the outbox: what the poll queued, and retries.
+            Ok(mut outcome) => match job.poller.deliver_queued(&mut store).await {
+                Ok(deliveries) => {
+                    outcome.deliveries = deliveries;
+                    Ok(outcome)
+                }
+                Err(e) => Err(PollError::from(e)),
+            },
+            Err(e) => Err(e),
+        };
+        match polled {
             Ok(outcome) => print_outcome(&outcome, format, label)?,
             Err(e) => {
                 if format == TextOrJson::Json {

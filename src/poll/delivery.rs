@@ -1,5 +1,6 @@
 //! Where a poll's alerts go: which sinks each alert event is queued for (in the snapshot's
-//! transaction), and sending what the outbox has due afterwards.
+//! transaction), and sending what the outbox has due afterwards: a step of its own after the
+//! poll's commit (a one-shot poll's next call; the daemon's delivery task).
 
 use std::time::Duration;
 
@@ -11,6 +12,15 @@ use segwatch_store::{Store, StoreError};
 use super::Poller;
 
 impl Poller {
+    /// Sends what the outbox has due for this workspace (what the last poll queued, and earlier
+    /// retries) within the delivery deadline: a one-shot `segwatch poll`'s step after the poll.
+    pub async fn deliver_queued(
+        &self,
+        store: &mut Store,
+    ) -> Result<Option<DeliveryReport>, StoreError> {
+        self.deliver_within(store, self.delivery_deadline).await
+    }
+
     /// [`Poller::deliver`], given at most `limit`: what is not sent by then stays queued (a
     /// send cut short is not recorded, so it is sent again: at least once) and a warning says
     /// so. A one-shot `segwatch poll` must end even when a sink never answers.

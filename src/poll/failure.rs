@@ -76,10 +76,7 @@ impl Poller {
         threshold: Option<Duration>,
     ) -> Result<(Option<AlertRecord>, Option<DeliveryReport>), StoreError> {
         let raised = self.raise_failing_alert(store, threshold)?;
-        Ok((
-            raised,
-            self.deliver_within(store, self.delivery_deadline).await?,
-        ))
+        Ok((raised, self.deliver_queued(store).await?))
     }
 
     /// The first half of [`Poller::after_failure`]: raises (queues) segwatch's own alert when

@@ -1,15 +1,17 @@
 //! One poll cycle, in four steps that each touch one thing:
 //!
-//! 1. the API: `collect` reads the workspace ([`fetch`] then confirms what vanished from a
+//! 1. the API: `collect` reads the workspace (`fetch` then confirms what vanished from a
 //!    list against the base, and reads the audit trail);
 //! 2. the store, once: [`segwatch_store::Store::poll_inputs`] reads everything the poll
 //!    consults (the base, current versions, known kinds, audit mark, open findings, rule
 //!    states...), right after `collect`, since the confirmation needs the base;
-//! 3. the pure [`stages`] on those inputs: diff, attribution, API drift, alerts;
+//! 3. the pure `stages` on those inputs: diff, attribution, API drift, alerts;
 //! 4. one commit of the snapshot, its alerts and their queued deliveries.
 //!
+//! Delivery follows from the outbox, not from the poll: see `delivery`.
+//!
 //! The order is what makes a poll all-or-nothing: the snapshot row is created `running` first
-//! (so a failed or killed poll leaves a trace, see [`failure`]), and everything else lands in
+//! (so a failed or killed poll leaves a trace, see `failure`), and everything else lands in
 //! one transaction at the end.
 
 use std::collections::BTreeMap;
@@ -91,7 +93,7 @@ impl Poller {
         self
     }
 
-    /// How long [`Poller::poll`] and [`Poller::after_failure`] deliver before leaving the rest
+    /// How long [`Poller::deliver_queued`] and [`Poller::after_failure`] deliver before leaving the rest
     /// queued (default [`ONE_SHOT_DELIVERY_DEADLINE`]).
     pub fn with_delivery_deadline(mut self, deadline: Duration) -> Self {
         self.delivery_deadline = deadline;
@@ -120,8 +122,8 @@ impl Poller {
         &self.client
     }
 
-    /// Queues every alert event for the sinks that want it (in the snapshot's transaction) and
-    /// sends what is due after each poll.
+    /// Queues every alert event for the sinks that want it (in the snapshot's transaction);
+    /// [`Poller::deliver_queued`] or the daemon's delivery task sends them.
     pub fn with_sinks(mut self, sinks: Arc<Vec<Sink>>) -> Self {
         self.sinks = sinks;
         self
@@ -135,22 +137,12 @@ impl Poller {
         self
     }
 
-    /// Runs one cycle. On error the snapshot is marked failed and nothing else is written.
+    /// Runs one cycle: collects, reads the store once, plans and commits one snapshot, with its
+    /// alerts' deliveries queued in the outbox in the same transaction. Sending them is not the
+    /// poll's: a one-shot poll follows with [`Poller::deliver_queued`], the daemon's delivery
+    /// task sends them on its own, so a slow sink never holds a poll. On error the snapshot is
+    /// marked failed and nothing else is written.
     pub async fn poll(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
-        let mut outcome = self.snapshot(store).await?;
-        outcome.deliveries = self.deliver_within(store, self.delivery_deadline).await?;
-        Ok(outcome)
-    }
-
-    /// Runs one cycle without delivering: the alerts are queued in the outbox with the
-    /// snapshot, and the daemon's delivery task sends them, so a slow sink never holds a poll.
-    pub async fn poll_and_queue(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
-        self.snapshot(store).await
-    }
-
-    /// Collects, reads the store once, plans and commits one snapshot (with its queued
-    /// deliveries).
-    async fn snapshot(&self, store: &mut Store) -> Result<PollOutcome, PollError> {
         let started = Instant::now();
         let now = chrono::Utc::now();
         let requests_before = self.client.stats().requests;

@@ -86,7 +86,8 @@ pub struct PollOutcome {
     pub audit_events: Option<usize>,
     /// Of the wall time: reading the audit trail and attributing the changes.
     pub audit_ms: u64,
-    /// What the outbox worker did after the poll (none without sinks).
+    /// What the outbox worker did after the poll, when the caller delivered
+    /// ([`super::Poller::deliver_queued`]; none without sinks).
     pub deliveries: Option<DeliveryReport>,
     /// Kinds this poll could not read in full (unavailable or incomplete), with why; the audit
     /// trail is `audit_event`.
