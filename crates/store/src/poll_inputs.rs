@@ -131,3 +131,51 @@ impl PollLookup<'_> {
         self.store.has_audit_event(self.workspace_id, event_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use segwatch_core::alerts::AlertPlan;
+
+    use super::*;
+    use crate::tests::{commit_with, user};
+
+    #[test]
+    fn a_poll_reads_its_base_and_only_what_its_configuration_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ws = store.workspace_id("default").unwrap();
+        let unasked = |_: &HashMap<String, String>| -> bool { panic!("no rules, no question") };
+        let plain = PollReads {
+            audit_trail: false,
+            rules: false,
+            full_evaluation: &unasked,
+            segment_id: None,
+        };
+        let first = store.poll_inputs(ws, &plain).unwrap();
+        assert_eq!(first.base, None);
+        assert!(first.current.is_empty() && first.known_kinds.is_empty());
+
+        let (snapshot, _) =
+            commit_with(&mut store, ws, &[user("u1", "r1")], &AlertPlan::default()).unwrap();
+        let full = |_: &HashMap<String, String>| true;
+        let everything = PollReads {
+            audit_trail: true,
+            rules: true,
+            full_evaluation: &full,
+            segment_id: Some("seg-ws"),
+        };
+        let inputs = store.poll_inputs(ws, &everything).unwrap();
+        assert_eq!(inputs.base, Some(snapshot));
+        assert_eq!(inputs.current.len(), 1);
+        assert_eq!(inputs.known_kinds, ResourceKind::ALL.to_vec());
+        assert!(inputs.base_started_at.is_some());
+        assert_eq!(inputs.audit_mark, None, "no poll read the trail yet");
+        assert_eq!(inputs.seen_since.len(), 1);
+        assert_eq!(inputs.same_segment_id, vec![(ws, "default".to_string())]);
+
+        let plain = store.poll_inputs(ws, &plain).unwrap();
+        assert_eq!(plain.base, Some(snapshot));
+        assert!(plain.base_started_at.is_none() && plain.seen_since.is_empty());
+        assert!(plain.same_segment_id.is_empty());
+    }
+}
