@@ -282,7 +282,7 @@ async fn workspace_loop(
         }
         let started = Utc::now();
         let result = tokio::select! {
-            result = job.poller.poll_and_queue(&mut store) => Some(result),
+            result = job.poller.poll(&mut store) => Some(result),
             _ = context.stop.wait_for(|stop| *stop) => None,
         };
         match result {

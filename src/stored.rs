@@ -28,17 +28,8 @@ pub fn attribute_since<'c>(
     if changes.is_empty() {
         return Ok(());
     }
-    let base_started = store.snapshot(workspace_id, base)?.started_at;
-    let from = DateTime::parse_from_rfc3339(&base_started)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
-        })?;
-    let stored = store.audit_events_between(
-        workspace_id,
-        from - trail::CLOCK_SKEW,
-        end + trail::CLOCK_SKEW,
-    )?;
+    let (from, stored) =
+        store.events_since_snapshot(workspace_id, base, Some(end + trail::CLOCK_SKEW))?;
     trail::attribute(changes, stored.iter().chain(unstored), from, end);
     Ok(())
 }

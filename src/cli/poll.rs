@@ -8,6 +8,7 @@ use super::args::{TextOrJson, WaitArgs};
 use super::output::print_outcome;
 use super::{USAGE_ERROR, daemon, open_writer};
 use crate::config::Settings;
+use crate::poll::PollError;
 
 /// Polls each workspace once, in turn; a failed one does not stop the others. Paused ones are
 /// skipped (said on stderr); one named with `--workspace` is refused.
@@ -37,7 +38,18 @@ pub(super) async fn run(
     for job in &jobs {
         let name = job.poller.workspace();
         let label = several.then_some(name);
-        match job.poller.poll(&mut store).await {
+        let polled = match job.poller.poll(&mut store).await {
+            // Delivery follows the commit, from the outbox: what the poll queued, and retries.
+            Ok(mut outcome) => match job.poller.deliver_queued(&mut store).await {
+                Ok(deliveries) => {
+                    outcome.deliveries = deliveries;
+                    Ok(outcome)
+                }
+                Err(e) => Err(PollError::from(e)),
+            },
+            Err(e) => Err(e),
+        };
+        match polled {
             Ok(outcome) => print_outcome(&outcome, format, label)?,
             Err(e) => {
                 if format == TextOrJson::Json {

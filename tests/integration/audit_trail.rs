@@ -30,7 +30,10 @@ fn poller(ws: &TestWorkspace, receiver: &WebhookReceiver) -> Poller {
 
 async fn poll(ws: &TestWorkspace, p: &Poller) -> Result<PollOutcome, PollError> {
     let mut store = ws.store();
-    p.poll(&mut store).await
+    // As `segwatch poll` does: the poll, then what it queued is delivered.
+    let mut outcome = p.poll(&mut store).await?;
+    outcome.deliveries = p.deliver_queued(&mut store).await?;
+    Ok(outcome)
 }
 
 fn count(store: &Store, sql: &str) -> i64 {

@@ -33,12 +33,14 @@ const EVERY_USER: &str = r#"
 async fn poll(ws: &TestWorkspace, rules: &str, sinks: Vec<Sink>) -> segwatch::poll::PollOutcome {
     let rules = Arc::new(RuleSet::from_yaml("rules.yaml", rules).unwrap());
     let client = SegmentClient::new(ws.client_config()).unwrap();
-    Poller::new(client, SecretPolicy::default(), "default")
+    let poller = Poller::new(client, SecretPolicy::default(), "default")
         .with_rules(rules, false)
-        .with_sinks(Arc::new(sinks))
-        .poll(&mut ws.store())
-        .await
-        .unwrap()
+        .with_sinks(Arc::new(sinks));
+    // As `segwatch poll` does: the poll, then what it queued is delivered.
+    let mut store = ws.store();
+    let mut outcome = poller.poll(&mut store).await.unwrap();
+    outcome.deliveries = poller.deliver_queued(&mut store).await.unwrap();
+    outcome
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use segwatch_core::trail::{AuditEvent, Mark, TrailRead, format_time};
+use segwatch_core::trail::{AuditEvent, CLOCK_SKEW, Mark, TrailRead, format_time};
 
 use crate::{Result, Store, StoreError, parse_time};
 
@@ -39,6 +39,29 @@ impl Store {
             .query_row(params![workspace_id, event_id], |_| Ok(()))
             .optional()?
             .is_some())
+    }
+
+    /// When snapshot `base` started (the start of the window its successor attributes from),
+    /// and the stored audit events from then (less [`CLOCK_SKEW`]) until `until` (no bound when
+    /// `None`), oldest first: what attributing changes since `base` reads, for a poll and for
+    /// `segwatch diff` alike.
+    pub fn events_since_snapshot(
+        &self,
+        workspace_id: i64,
+        base: i64,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(chrono::DateTime<chrono::Utc>, Vec<AuditEvent>)> {
+        let text = self.snapshot(workspace_id, base)?.started_at;
+        let started = parse_time(&text, "snapshots")?;
+        // Stored times compare as text: the open end is the last instant of year 9999 (a larger
+        // year would be written with a sign and sort first).
+        let until = until.unwrap_or_else(|| {
+            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 9999, 12, 31, 23, 59, 59)
+                .single()
+                .expect("a valid instant")
+        });
+        let events = self.audit_events_between(workspace_id, started - CLOCK_SKEW, until)?;
+        Ok((started, events))
     }
 
     /// Stored audit events of a workspace with a timestamp in `[from, to]`, oldest first.

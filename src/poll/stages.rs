@@ -1,0 +1,282 @@
+//! The pure stages of a poll, between its one read of the store and its one commit: diff
+//! against the base, the audit trail's new events and the attribution of each change, API
+//! drift, then the alerts and where they go. They work on [`PollInputs`]; the only store access
+//! left is [`PollLookup`], for the stored bodies and event ids the API's answers name.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use segwatch_api::collect::Collection;
+use segwatch_core::alerts::{self, AlertPlan, PlanInput};
+use segwatch_core::diff::{self, SnapshotDelta};
+use segwatch_core::drift::{self, DriftSummary};
+use segwatch_core::model::{KindStatus, Resource, ResourceKind};
+use segwatch_core::rules::{self, RuleSet};
+use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
+use segwatch_store::{PollInputs, PollLookup, StoreError};
+
+use super::Poller;
+
+/// One read of the audit trail, as the API returned it.
+pub(super) struct TrailWindow {
+    /// `startTime` of the window read.
+    pub start: DateTime<Utc>,
+    /// `endTime` of the window read.
+    pub end: DateTime<Utc>,
+    /// The events listed.
+    pub events: Vec<AuditEvent>,
+}
+
+/// A snapshot ready to commit.
+pub(super) struct Planned<'c> {
+    /// The versions to store and close, and the changes.
+    pub delta: SnapshotDelta<'c>,
+    /// What the trail adds (new events, the next mark), when it was read.
+    pub trail: Option<TrailRead>,
+    /// The alerts to open and the findings to resolve, with their deliveries.
+    pub alerts: AlertPlan,
+    /// Fields Segment's API started or stopped returning.
+    pub api_drift: Vec<DriftSummary>,
+    /// Time spent selecting new audit events and attributing the changes.
+    pub attribution_time: Duration,
+    /// Time spent planning the alerts.
+    pub rules_time: Duration,
+}
+
+impl Poller {
+    /// Plans the snapshot of `collection` against `inputs`.
+    pub(super) fn plan_snapshot<'c>(
+        &self,
+        mut inputs: PollInputs,
+        stored: &PollLookup<'_>,
+        collection: &'c Collection,
+        trail_window: Option<TrailWindow>,
+        now: DateTime<Utc>,
+    ) -> Result<Planned<'c>, StoreError> {
+        let base = inputs.base;
+        let mut untracked: Vec<i64> = inputs
+            .current
+            .iter()
+            .filter(|((kind, _), _)| !self.options.collects(*kind))
+            .map(|(_, v)| v.version_id)
+            .collect();
+        untracked.sort_unstable();
+        // What this poll did not read stays as last seen: an unavailable kind entirely, an
+        // incomplete kind's resources it did not list.
+        inputs.current.retain(|(kind, id), _| {
+            self.options.collects(*kind)
+                && match collection.kind_status.get(kind) {
+                    None => true,
+                    Some(KindStatus::Unavailable { .. }) => false,
+                    Some(KindStatus::Incomplete { .. }) => {
+                        contains(&collection.resources, *kind, id)
+                    }
+                }
+        });
+        let current = &inputs.current;
+        let mut delta = diff::plan(&collection.resources, current, base.is_none(), |id| {
+            stored.version_value(id)
+        })?;
+        delta.untracked = untracked;
+
+        let attribution_started = Instant::now();
+        let trail = match trail_window {
+            Some(window) => {
+                let read = new_events(stored, inputs.audit_mark.as_ref(), window, |actor| {
+                    user_email(&collection.resources, current, actor)
+                })?;
+                if let Some(from) = inputs.base_started_at {
+                    attribute(from, &inputs.stored_events, &read, &mut delta.changes);
+                }
+                Some(read)
+            }
+            None => None,
+        };
+        let attribution_time = attribution_started.elapsed();
+
+        let api_drift = drift::apply(
+            &mut delta.changes,
+            &collection.resources,
+            current,
+            trail.is_some(),
+            |id| stored.version_value(id),
+        )?;
+
+        let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
+        let rules_started = Instant::now();
+        let mut alert_plan = match &self.rules {
+            Some(rules) => {
+                self.plan_alerts(rules, &inputs, collection, &delta, now, new_events, stored)?
+            }
+            None => AlertPlan::default(),
+        };
+        // A complete poll ends a run of failures: segwatch's own alert resolves with it.
+        if let Some(meta) = inputs
+            .open_findings
+            .iter()
+            .find(|a| a.rule_id == alerts::POLLS_FAILING_RULE)
+        {
+            alert_plan.resolved.push(alerts::ResolvedFinding {
+                alert: meta.clone(),
+                resolution: alerts::Resolution::Compliant,
+            });
+        }
+        self.route(&mut alert_plan);
+        Ok(Planned {
+            delta,
+            trail,
+            alerts: alert_plan,
+            api_drift,
+            attribution_time,
+            rules_time: rules_started.elapsed(),
+        })
+    }
+
+    /// Plans this snapshot's alerts: the lifecycle on what changed.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_alerts(
+        &self,
+        rules: &RuleSet,
+        inputs: &PollInputs,
+        collection: &Collection,
+        delta: &SnapshotDelta<'_>,
+        now: DateTime<Utc>,
+        audit_events: &[AuditEvent],
+        stored: &PollLookup<'_>,
+    ) -> Result<AlertPlan, StoreError> {
+        let resources = &collection.resources[..];
+        let base = inputs.base;
+        let inventory = rules::inventory_if_read(
+            rules,
+            resources.iter().map(|r| {
+                (
+                    r.kind,
+                    serde_json::from_str(&r.body).expect("resource bodies are JSON we serialised"),
+                )
+            }),
+        );
+        // Relationships are indexed only when a rule that reads them will run: a compliance rule
+        // (reading `related` makes it run on every poll), or a change rule with a change of its
+        // kind to look at.
+        let baseline_changes = base.is_none() && self.alert_on_baseline;
+        let needs_relations = rules.rules().iter().any(|r| {
+            r.enabled
+                && r.reads("related")
+                && (!r.is_change()
+                    || baseline_changes
+                    || delta.changes.iter().any(|c| c.change.kind == r.resource))
+        });
+        let relations =
+            needs_relations.then(|| segwatch_core::relations::Relations::build(resources));
+        // A kind the base snapshot did not vouch for (not collected, or unavailable since the
+        // first poll) starts with a baseline of its own.
+        let baseline_kinds: Vec<ResourceKind> = match base {
+            Some(_) => self
+                .collected_kinds()
+                .into_iter()
+                .filter(|k| !inputs.known_kinds.contains(k) && collection.is_complete(*k))
+                .collect(),
+            None => Vec::new(),
+        };
+        let unread_kinds: Vec<ResourceKind> = collection.kind_status.keys().copied().collect();
+        let input = PlanInput {
+            baseline_kinds: &baseline_kinds,
+            relations: relations.as_ref(),
+            rules,
+            now,
+            resources,
+            changes: &delta.changes,
+            baseline: base.is_none(),
+            alert_on_baseline: self.alert_on_baseline,
+            unread_kinds: &unread_kinds,
+            open_findings: &inputs.open_findings,
+            rule_states: &inputs.rule_states,
+            seen_since: &inputs.seen_since,
+            inventory,
+            audit_events,
+        };
+        alerts::plan(&input, |id| stored.version_value(id))
+    }
+}
+
+/// What one read of the trail adds: the events not stored before (with actors' emails filled
+/// in from the users segwatch knows) and the mark the next poll starts from.
+fn new_events(
+    stored: &PollLookup<'_>,
+    mark: Option<&Mark>,
+    TrailWindow { start, end, events }: TrailWindow,
+    email_of: impl Fn(&str) -> Option<String>,
+) -> Result<TrailRead, StoreError> {
+    let events_read = events.len();
+    let next_mark = Mark::advance(mark, start, &events);
+    let mut failure = None;
+    let mut new_events = trail::select_new(events, mark, |id| {
+        stored.has_audit_event(id).unwrap_or_else(|e| {
+            failure.get_or_insert(e);
+            true
+        })
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    trail::resolve_emails(&mut new_events, email_of);
+    tracing::info!(
+        read = events_read,
+        new = new_events.len(),
+        "read the audit trail"
+    );
+    Ok(TrailRead {
+        start,
+        end,
+        events_read,
+        new_events,
+        mark: next_mark,
+    })
+}
+
+/// Gives each change the latest audit event on its resource since the base snapshot started
+/// reading (`from`): the events stored by earlier polls in that window (`stored`, which may
+/// hold more: [`trail::attribute`] bounds the window), and this read's new ones.
+fn attribute(
+    from: DateTime<Utc>,
+    stored: &[AuditEvent],
+    read: &TrailRead,
+    changes: &mut [diff::PlannedChange<'_>],
+) {
+    if changes.is_empty() {
+        return;
+    }
+    trail::attribute(
+        changes.iter_mut().map(|p| &mut p.change),
+        stored.iter().chain(&read.new_events),
+        from,
+        read.end,
+    );
+}
+
+/// The email of user `id`: in this poll's resources, or (a user removed since) in the last
+/// snapshot's.
+fn user_email(
+    resources: &[Resource],
+    current: &HashMap<(ResourceKind, String), diff::CurrentVersion>,
+    id: &str,
+) -> Option<String> {
+    resources
+        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(ResourceKind::User, id)))
+        .ok()
+        .map(|i| resources[i].name.clone())
+        .or_else(|| {
+            current
+                .get(&(ResourceKind::User, id.to_string()))
+                .map(|v| v.name.clone())
+        })
+        .filter(|email| email.contains('@'))
+}
+
+/// Whether `resources` (sorted by kind, then id) holds `kind`/`id`.
+pub(super) fn contains(resources: &[Resource], kind: ResourceKind, id: &str) -> bool {
+    resources
+        .binary_search_by(|r| (r.kind, r.id.as_str()).cmp(&(kind, id)))
+        .is_ok()
+}
