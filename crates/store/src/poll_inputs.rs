@@ -44,7 +44,7 @@ pub struct PollInputs {
     pub known_kinds: Vec<ResourceKind>,
     /// Where the audit trail's next read starts (read with the audit trail only).
     pub audit_mark: Option<Mark>,
-    /// Stored audit events from [`CLOCK_SKEW`] before the base started on, oldest first: the
+    /// Stored audit events from [`CLOCK_SKEW`](segwatch_core::trail::CLOCK_SKEW) before the base started on, oldest first: the
     /// earlier polls' events attribution can match (read with the audit trail and a base).
     pub stored_events: Vec<AuditEvent>,
     /// Open findings of the workspace, segwatch's own included, newest first.
