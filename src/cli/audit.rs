@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
-use rusqlite::types::Value as SqlValue;
 
 use super::{TextOrJson, open_read_only, plural, print_json};
 use crate::config::Settings;
 use segwatch_core::diff::FieldChange;
 use segwatch_core::model::ResourceKind;
 use segwatch_store::Store;
+use segwatch_store::audit::SqlValue;
 use segwatch_store::audit::{self, ChangeReport, History, HistoryEvent, ReadOnlyQuery, StateAt};
 
 /// Options of `segwatch query`.

@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use rusqlite::types::Value as SqlValue;
+/// One value of a query result, as SQLite holds it.
+pub use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
