@@ -266,27 +266,14 @@ async fn functions(client: &SegmentClient, policy: &SecretPolicy) -> Result<Kind
             Err(e) => return Err(e),
         }
     }
-    let mut tasks = JoinSet::new();
-    for (index, item) in listed {
+    complete_each(listed, kind, path, policy, read, |item| {
         let client = client.clone();
-        tasks.spawn(async move {
+        async move {
             let id = string_field(&item, "id").unwrap_or_default().to_owned();
-            Ok::<_, SegmentError>((index, function_detail(&client, &id, item).await?))
-        });
-    }
-    let mut done = Vec::with_capacity(tasks.len());
-    while let Some(joined) = tasks.join_next().await {
-        let (index, item) = joined
-            .expect("collection tasks do not panic")
-            .map_err(|cause| CollectError::Api { kind, cause })?;
-        done.extend(item.map(|item| (index, item)));
-    }
-    done.sort_by_key(|(index, _)| *index);
-    for (index, item) in done {
-        read.push(kind, path, index, item, policy);
-    }
-    read.dedupe(kind);
-    Ok(read)
+            function_detail(&client, &id, item).await
+        }
+    })
+    .await
 }
 
 /// Reads one kind in full (for [`collect`](super::collect), and again for
