@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
 
 use crate::config::Settings;
 use segwatch_api::collect::{Probe, probe};
-use segwatch_api::profiles::{IdType, Identifier, ProfileClient, ProfileError};
+use segwatch_api::profiles::{IdType, Identifier, ProfileClient, ProfileError, access_document};
 use segwatch_api::segment::{SegmentClient, SegmentError};
 
 /// Exit code of `privacy access` when the space has no profile for the subject.
@@ -69,7 +68,7 @@ fn profile_client(settings: &Settings) -> anyhow::Result<ProfileClient> {
 pub(super) async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Result<ExitCode> {
     let client = profile_client(settings)?;
     let subject = args.subject();
-    let document = match gather(&client, &subject).await {
+    let document = match access_document(&client, &subject).await {
         Ok(doc) => doc,
         Err(e @ ProfileError::NoProfile { .. }) => {
             eprintln!("{e}");
@@ -94,49 +93,6 @@ pub(super) async fn access(settings: &Settings, args: AccessArgs) -> anyhow::Res
         None => std::io::stdout().lock().write_all(&text)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves the subject to its Segment id, then reads every section in full.
-async fn gather(client: &ProfileClient, subject: &Identifier) -> Result<Value, ProfileError> {
-    let mut metadata = client.metadata(subject).await?;
-    let segment_id = metadata
-        .get("segment_id")
-        .or_else(|| metadata.pointer("/metadata/segment_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    // Reading by the canonical id covers the whole merged profile, whatever identifier found it.
-    let profile = match &segment_id {
-        Some(id) => id.clone(),
-        None => subject.path_segment(),
-    };
-    let section = |s: segwatch_api::profiles::Section| {
-        let count = s.count();
-        json!({"count": count, "records": s.into_value()})
-    };
-    let traits = client.section(&profile, "traits", "traits").await?;
-    let external_ids = client.section(&profile, "external_ids", "data").await?;
-    let events = client.section(&profile, "events", "data").await?;
-    let mut events = section(events);
-    events["note"] = "the Profile API keeps at most the last 14 days of a profile's events".into();
-    let metadata = metadata
-        .get_mut("metadata")
-        .map(Value::take)
-        .unwrap_or(Value::Null);
-    Ok(json!({
-        "subject": {
-            "type": subject.kind,
-            "value": subject.value,
-            "identifier": subject.to_string(),
-        },
-        "gathered_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "space": client.space_id(),
-        "api": client.base_url(),
-        "segment_id": segment_id,
-        "metadata": {"count": usize::from(!metadata.is_null()), "records": metadata},
-        "traits": section(traits),
-        "external_ids": section(external_ids),
-        "events": events,
-    }))
 }
 
 /// Writes `bytes` to `path` through a private temporary file in the same directory, renamed

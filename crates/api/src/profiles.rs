@@ -14,7 +14,7 @@ use base64::Engine as _;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -649,6 +649,53 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// The access-request document of one data subject: resolves the subject to its Segment id,
+/// then reads every section (metadata, traits, external ids, the last events) in full.
+pub async fn access_document(
+    client: &ProfileClient,
+    subject: &Identifier,
+) -> Result<Value, ProfileError> {
+    let mut metadata = client.metadata(subject).await?;
+    let segment_id = metadata
+        .get("segment_id")
+        .or_else(|| metadata.pointer("/metadata/segment_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    // Reading by the canonical id covers the whole merged profile, whatever identifier found it.
+    let profile = match &segment_id {
+        Some(id) => id.clone(),
+        None => subject.path_segment(),
+    };
+    let section = |s: Section| {
+        let count = s.count();
+        json!({"count": count, "records": s.into_value()})
+    };
+    let traits = client.section(&profile, "traits", "traits").await?;
+    let external_ids = client.section(&profile, "external_ids", "data").await?;
+    let events = client.section(&profile, "events", "data").await?;
+    let mut events = section(events);
+    events["note"] = "the Profile API keeps at most the last 14 days of a profile's events".into();
+    let metadata = metadata
+        .get_mut("metadata")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    Ok(json!({
+        "subject": {
+            "type": subject.kind,
+            "value": subject.value,
+            "identifier": subject.to_string(),
+        },
+        "gathered_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "space": client.space_id(),
+        "api": client.base_url(),
+        "segment_id": segment_id,
+        "metadata": {"count": usize::from(!metadata.is_null()), "records": metadata},
+        "traits": section(traits),
+        "external_ids": section(external_ids),
+        "events": events,
+    }))
 }
 
 #[cfg(test)]
