@@ -86,8 +86,11 @@ impl Poller {
                 let read = new_events(stored, inputs.audit_mark.as_ref(), window, |actor| {
                     user_email(&collection.resources, current, actor)
                 })?;
-                if let Some(from) = inputs.base_started_at {
-                    attribute(from, &inputs.stored_events, &read, &mut delta.changes);
+                // The stored trail is read only when there is something to attribute.
+                if let (Some(base), false) = (base, delta.changes.is_empty()) {
+                    let (from, stored_events) =
+                        stored.events_since_snapshot(base, read.end + trail::CLOCK_SKEW)?;
+                    attribute(from, &stored_events, &read, &mut delta.changes);
                 }
                 Some(read)
             }

@@ -36,17 +36,12 @@ pub struct PollReads<'a> {
 pub struct PollInputs {
     /// The latest complete snapshot, the diff base (`None` for a baseline).
     pub base: Option<i64>,
-    /// When the base started reading (read with the audit trail only).
-    pub base_started_at: Option<DateTime<Utc>>,
     /// The current version of every resource (the base's state).
     pub current: HashMap<(ResourceKind, String), CurrentVersion>,
     /// The kinds the base vouches for ([`Store::known_kinds`]); empty without a base.
     pub known_kinds: Vec<ResourceKind>,
     /// Where the audit trail's next read starts (read with the audit trail only).
     pub audit_mark: Option<Mark>,
-    /// Stored audit events from [`CLOCK_SKEW`](segwatch_core::trail::CLOCK_SKEW) before the base started on, oldest first: the
-    /// earlier polls' events attribution can match (read with the audit trail and a base).
-    pub stored_events: Vec<AuditEvent>,
     /// Open findings of the workspace, segwatch's own included, newest first.
     pub open_findings: Vec<AlertRecord>,
     /// Each rule's fingerprint when last evaluated (read with rules only).
@@ -74,13 +69,6 @@ impl Store {
         };
         if reads.audit_trail {
             inputs.audit_mark = self.audit_mark(workspace_id)?;
-            if let Some(base) = base {
-                // No upper bound: this poll's window ends after its trail is read, and
-                // attribution bounds the window itself.
-                let (started, events) = self.events_since_snapshot(workspace_id, base, None)?;
-                inputs.stored_events = events;
-                inputs.base_started_at = Some(started);
-            }
         }
         if reads.rules {
             inputs.rule_states = self.rule_states(workspace_id)?;
@@ -103,8 +91,9 @@ impl Store {
     }
 }
 
-/// The two questions only the API's answers can name, asked on demand while a poll's pure
-/// stages run: loading every stored body up front would cost a quiet poll the whole workspace.
+/// The questions only the API's answers can name, asked on demand while a poll's pure stages
+/// run: loading every stored body, or every stored event attribution might match, up front
+/// would cost a quiet poll the whole workspace or the whole window of the trail.
 pub struct PollLookup<'s> {
     store: &'s Store,
     workspace_id: i64,
@@ -114,6 +103,17 @@ impl PollLookup<'_> {
     /// The parsed body of one stored version (the `before` side of a change).
     pub fn version_value(&self, version_id: i64) -> Result<serde_json::Value> {
         self.store.version_value(version_id)
+    }
+
+    /// When snapshot `base` started and the stored audit events attribution can match, until
+    /// `until` ([`Store::events_since_snapshot`]): asked only when the poll found changes.
+    pub fn events_since_snapshot(
+        &self,
+        base: i64,
+        until: DateTime<Utc>,
+    ) -> Result<(DateTime<Utc>, Vec<AuditEvent>)> {
+        self.store
+            .events_since_snapshot(self.workspace_id, base, Some(until))
     }
 
     /// Whether the workspace already stored the audit event `event_id`.
@@ -158,14 +158,13 @@ mod tests {
         assert_eq!(inputs.base, Some(snapshot));
         assert_eq!(inputs.current.len(), 1);
         assert_eq!(inputs.known_kinds, ResourceKind::ALL.to_vec());
-        assert!(inputs.base_started_at.is_some());
         assert_eq!(inputs.audit_mark, None, "no poll read the trail yet");
         assert_eq!(inputs.seen_since.len(), 1);
         assert_eq!(inputs.same_segment_id, vec![(ws, "default".to_string())]);
 
         let plain = store.poll_inputs(ws, &plain).unwrap();
         assert_eq!(plain.base, Some(snapshot));
-        assert!(plain.base_started_at.is_none() && plain.seen_since.is_empty());
+        assert!(plain.seen_since.is_empty());
         assert!(plain.same_segment_id.is_empty());
     }
 }
