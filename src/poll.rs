@@ -19,6 +19,7 @@ use segwatch_core::alerts::{
     self, AlertEvent, AlertPlan, AlertRecord, AlertStatus, EvalProblem, PlanInput,
 };
 use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{KindStatus, KindStatuses, Quarantined, ResourceKind};
 use segwatch_core::redact::SecretPolicy;
 use segwatch_core::rules::{self, RuleSet};
@@ -34,7 +35,7 @@ pub enum PollError {
     #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
     Collect {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// What went wrong (part of the message, so not chained again).
         cause: CollectError,
     },
@@ -42,7 +43,7 @@ pub enum PollError {
     #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
     Trail {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// What went wrong (part of the message, so not chained again).
         cause: TrailError,
     },
@@ -55,7 +56,7 @@ pub enum PollError {
     )]
     SameSegmentWorkspace {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// The label being polled.
         workspace: String,
         /// The configured label that already recorded the Segment workspace.
@@ -72,9 +73,9 @@ pub enum PollError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PollOutcome {
     /// The new complete snapshot.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// The snapshot it was diffed against; `None` for a baseline.
-    pub base_snapshot_id: Option<i64>,
+    pub base_snapshot_id: Option<SnapshotId>,
     /// Resources per kind.
     pub resource_counts: BTreeMap<ResourceKind, usize>,
     /// Changes since the base, sorted by kind and id.
@@ -255,7 +256,8 @@ impl Poller {
             None => None,
         };
         let snapshot_id = store.begin_snapshot(workspace_id)?;
-        let span = tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id);
+        let span =
+            tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id.get());
         let _enter = span.enter();
         tracing::info!("poll started");
 
@@ -833,7 +835,7 @@ impl Poller {
         rules: &RuleSet,
         collection: &Collection,
         delta: &diff::SnapshotDelta<'_>,
-        (base, known): (Option<i64>, &[ResourceKind]),
+        (base, known): (Option<SnapshotId>, &[ResourceKind]),
         now: chrono::DateTime<chrono::Utc>,
         audit_events: &[AuditEvent],
     ) -> Result<AlertPlan, StoreError> {
@@ -902,11 +904,11 @@ impl Poller {
 
 /// The stored form of what a plan opened and resolved, for output.
 fn alert_records(
-    snapshot_id: i64,
+    snapshot_id: SnapshotId,
     plan: AlertPlan,
-    ids: &[i64],
+    ids: &[AlertId],
 ) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
-    let now = segwatch_store::now();
+    let now = segwatch_core::time::Timestamp::now();
     let mut out = Vec::with_capacity(plan.opened.len() + plan.resolved.len());
     for (a, id) in plan.opened.into_iter().zip(ids) {
         out.push(AlertRecord {
@@ -925,7 +927,7 @@ fn alert_records(
             resource_name: a.resource_name,
             snapshot_id,
             change_id: None,
-            opened_at: now.clone(),
+            opened_at: now,
             resolved_at: None,
             resolved_snapshot_id: None,
             resolution: None,
@@ -939,7 +941,7 @@ fn alert_records(
     for r in plan.resolved {
         out.push(AlertRecord {
             status: AlertStatus::Resolved,
-            resolved_at: Some(now.clone()),
+            resolved_at: Some(now),
             resolved_snapshot_id: Some(snapshot_id),
             resolution: Some(r.resolution.as_str().to_string()),
             ..r.alert

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::Resource;
 use segwatch_core::trail::{self, AuditEvent};
 use segwatch_store::{Store, StoreError, StoredResource};
@@ -19,7 +20,7 @@ use segwatch_store::{Store, StoreError, StoredResource};
 pub fn attribute_since<'c>(
     store: &Store,
     workspace_id: i64,
-    base: i64,
+    base: SnapshotId,
     end: DateTime<Utc>,
     unstored: &[AuditEvent],
     changes: impl IntoIterator<Item = &'c mut ResourceChange>,
@@ -29,11 +30,7 @@ pub fn attribute_since<'c>(
         return Ok(());
     }
     let base_started = store.snapshot(workspace_id, base)?.started_at;
-    let from = DateTime::parse_from_rfc3339(&base_started)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            StoreError::Snapshot(format!("bad timestamp `{base_started}` in snapshots: {e}"))
-        })?;
+    let from = base_started.as_datetime();
     let stored = store.audit_events_between(
         workspace_id,
         from - trail::CLOCK_SKEW,
@@ -59,8 +56,8 @@ pub enum DiffError {
 pub fn diff_snapshots(
     store: &Store,
     workspace_id: i64,
-    from: i64,
-    to: i64,
+    from: SnapshotId,
+    to: SnapshotId,
 ) -> Result<Vec<ResourceChange>, DiffError> {
     let state = |snapshot| -> Result<Vec<Resource>, StoreError> {
         Ok(store

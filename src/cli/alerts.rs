@@ -54,7 +54,8 @@ pub(super) fn list(
             // Width applies to a String, not to a Display that writes piecewise.
             Escaped(&a.rule_id).to_string(),
             a.opened_at,
-            a.resolved_at.as_deref().unwrap_or("-"),
+            a.resolved_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
             Escaped(&a.summary)
         )?;
     }

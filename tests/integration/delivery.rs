@@ -348,7 +348,8 @@ async fn slack_429_retry_after_is_waited_out() {
     let mut store = ws.store();
     let workspace = store.find_workspace("default").unwrap().unwrap();
     let waiting = store.deliveries(workspace, Some("failed"), 10).unwrap();
-    let next = chrono::DateTime::parse_from_rfc3339(&waiting[0].next_attempt_at).unwrap();
+    let next =
+        chrono::DateTime::parse_from_rfc3339(&waiting[0].next_attempt_at.to_string()).unwrap();
     assert!(
         next >= started + chrono::Duration::seconds(119),
         "retried no earlier than Retry-After: {next}"

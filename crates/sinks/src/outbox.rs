@@ -12,12 +12,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Measure, Message, SUMMARY_RULES, SendError, Sink, Summary};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::Severity;
+use segwatch_core::time::Timestamp;
 use segwatch_store::{DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
 
 /// First retry delay by default (`retry_base_secs`); doubles per attempt.
@@ -121,7 +123,7 @@ pub async fn deliver_due_to(
     if let SinkScope::NotIn(names) = scope {
         keys.retain(|k| !names.contains(&k.sink));
     }
-    let mut by_sink: BTreeMap<String, BTreeMap<i64, Vec<DueKey>>> = BTreeMap::new();
+    let mut by_sink: BTreeMap<String, BTreeMap<SnapshotId, Vec<DueKey>>> = BTreeMap::new();
     for k in keys {
         by_sink
             .entry(k.sink.clone())
@@ -173,12 +175,12 @@ enum Work {
     Single(DueKey),
     /// Alerts of one poll, most severe first, still to be cut into digests.
     Digest {
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         keys: VecDeque<DueKey>,
     },
     /// Half of a digest refused as too large, loaded.
     Part {
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         deliveries: Vec<DueDelivery>,
     },
 }
@@ -228,7 +230,7 @@ impl Key {
 /// The next message for one sink, alerts loaded.
 struct Batch {
     /// `None`: a single alert sent on its own.
-    snapshot_id: Option<i64>,
+    snapshot_id: Option<SnapshotId>,
     deliveries: Vec<DueDelivery>,
     alerts: Vec<AlertRecord>,
 }
@@ -430,7 +432,7 @@ fn next_batch(
 /// or with `None` the first alert alone; `(0, measure)` when even one is over the limit.
 fn first_fit(
     sink: &Sink,
-    snapshot_id: Option<i64>,
+    snapshot_id: Option<SnapshotId>,
     alerts: &[AlertRecord],
 ) -> Result<(usize, Option<Measure>), SendError> {
     largest_fit(
@@ -596,7 +598,7 @@ fn as_of_event(d: &DueDelivery) -> AlertRecord {
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    Timestamp::from(t).to_string()
 }
 
 #[cfg(test)]
@@ -637,7 +639,7 @@ mod tests {
         (0..count)
             .map(|i| {
                 let mut a = finding();
-                a.id = i as i64 + 1;
+                a.id = segwatch_core::ids::AlertId(i as i64 + 1);
                 a.resource_name = format!("user-{i}@example.com");
                 a.summary = "x".repeat((i * 7919) % 2000);
                 a
@@ -650,7 +652,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = 0;
         while at < alerts.len() {
-            let (n, measure) = first_fit(sink, Some(7), &alerts[at..]).unwrap();
+            let (n, measure) = first_fit(sink, Some(SnapshotId(7)), &alerts[at..]).unwrap();
             assert!(n > 0, "alert {at} alone does not fit: {measure:?}");
             out.push(at..at + n);
             at += n;
@@ -674,7 +676,7 @@ mod tests {
         let alerts = storm(600);
         let whole = super::super::webhook::body_len(&Message::Digest {
             alerts: &alerts,
-            snapshot_id: 7,
+            snapshot_id: SnapshotId(7),
         });
         assert!(whole > 5 * limit, "the storm is large: {whole}");
         let parts = split(&hook, &alerts);
@@ -682,7 +684,7 @@ mod tests {
         for part in &parts {
             let len = super::super::webhook::body_len(&Message::Digest {
                 alerts: &alerts[part.clone()],
-                snapshot_id: 7,
+                snapshot_id: SnapshotId(7),
             });
             assert!(len <= limit, "{part:?}: {len} bytes");
         }
@@ -728,7 +730,7 @@ mod tests {
             let m = slack
                 .measure(&Message::Digest {
                     alerts: &alerts[part.clone()],
-                    snapshot_id: 7,
+                    snapshot_id: SnapshotId(7),
                 })
                 .unwrap();
             assert!(m.fits(), "{part:?}: {m:?}");
@@ -740,7 +742,7 @@ mod tests {
         let hook = webhook(16 * 1024);
         let mut alerts = storm(3);
         alerts[0].summary = "y".repeat(20_000);
-        let (n, measure) = first_fit(&hook, Some(7), &alerts).unwrap();
+        let (n, measure) = first_fit(&hook, Some(SnapshotId(7)), &alerts).unwrap();
         assert_eq!(n, 0);
         let measure = measure.unwrap();
         assert!(
@@ -749,7 +751,12 @@ mod tests {
         );
         assert!(describe(&measure).contains("body bytes (max_body_bytes)"));
         // The next ones fit.
-        assert_eq!(first_fit(&hook, Some(7), &alerts[1..]).unwrap().0, 2);
+        assert_eq!(
+            first_fit(&hook, Some(SnapshotId(7)), &alerts[1..])
+                .unwrap()
+                .0,
+            2
+        );
     }
 
     #[test]

@@ -40,8 +40,10 @@ use serde_json::{Value, json};
 
 use super::{Message, Summary};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::ResourceKind;
 use segwatch_core::rules::Severity;
+use segwatch_core::time::Timestamp;
 
 /// File name of the subject template.
 pub const SUBJECT_FILE: &str = "subject.txt.j2";
@@ -407,7 +409,7 @@ impl Context {
 
 #[derive(Serialize)]
 struct AlertView {
-    id: i64,
+    id: AlertId,
     rule_id: String,
     rule_kind: String,
     severity: &'static str,
@@ -425,9 +427,9 @@ struct AlertView {
     summary: String,
     remediation: String,
     tags: Vec<String>,
-    opened_at: String,
-    resolved_at: Option<String>,
-    snapshot_id: i64,
+    opened_at: Timestamp,
+    resolved_at: Option<Timestamp>,
+    snapshot_id: SnapshotId,
     condition: Option<String>,
     values: Vec<ValueView>,
     changes: Vec<ChangeView>,
@@ -499,8 +501,8 @@ impl AlertView {
             summary: a.summary.clone(),
             remediation: a.remediation.clone(),
             tags: a.tags.clone(),
-            opened_at: a.opened_at.clone(),
-            resolved_at: a.resolved_at.clone(),
+            opened_at: a.opened_at,
+            resolved_at: a.resolved_at,
             snapshot_id: a.snapshot_id,
             condition: explanation["condition"].as_str().map(str::to_owned),
             values,
@@ -530,7 +532,7 @@ fn attribution_line(a: &AlertRecord) -> Option<String> {
 
 #[derive(Serialize)]
 struct DigestView {
-    snapshot_id: i64,
+    snapshot_id: SnapshotId,
     total: usize,
     counts: Vec<CountView>,
     counts_text: String,
@@ -546,7 +548,7 @@ struct CountView {
 }
 
 impl DigestView {
-    fn new(alerts: &[AlertRecord], snapshot_id: i64, app_base: Option<&str>) -> DigestView {
+    fn new(alerts: &[AlertRecord], snapshot_id: SnapshotId, app_base: Option<&str>) -> DigestView {
         let counts: Vec<CountView> = Severity::ALL
             .iter()
             .rev()
@@ -783,7 +785,7 @@ fn slack_alert_blocks(a: &AlertView) -> Vec<Value> {
         "{} · snapshot {} · {}",
         a.rule_kind,
         a.snapshot_id,
-        esc(&a.opened_at)
+        esc(&a.opened_at.to_string())
     );
     if !a.tags.is_empty() {
         let tags: Vec<String> = a.tags.iter().map(|t| code(t)).collect();

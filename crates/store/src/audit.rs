@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::{Store, StoreError};
 use segwatch_core::diff::{ChangeOp, FieldChange};
 use segwatch_core::model::ResourceKind;
+use segwatch_core::time::Timestamp;
 
 /// Errors of audit queries.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +161,7 @@ pub fn parse_instant(text: &str) -> std::result::Result<DateTime<Utc>, BadInstan
 /// text. Sub-millisecond digits are dropped, which keeps `<=` and `>` comparisons with stored
 /// (millisecond) times exact.
 pub fn format_instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    Timestamp::from(t).to_string()
 }
 
 /// One SQL statement prepared on a connection that cannot write.

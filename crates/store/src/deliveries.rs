@@ -5,9 +5,11 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::{AlertId, SnapshotId};
+use segwatch_core::time::Timestamp;
 
 use crate::alerts::{ALERT_FIELDS, alert_row_at};
-use crate::{Result, Store, now};
+use crate::{Result, Store, now, opt_time_col, time_col};
 
 /// A delivery that is due, without its alert: what the outbox plans messages with.
 #[derive(Debug, Clone)]
@@ -17,13 +19,13 @@ pub struct DueKey {
     /// The sink's name.
     pub sink: String,
     /// The poll that queued it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Whether it delivers the alert's resolution (else its raising).
     pub resolved: bool,
     /// Attempts so far.
     pub attempts: u32,
     /// The alert.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// The alert's rule.
     pub rule_id: String,
     /// The alert's severity.
@@ -40,7 +42,7 @@ pub struct DueDelivery {
     /// The sink's name.
     pub sink: String,
     /// The poll that queued it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Whether it delivers the alert's resolution (else its raising).
     pub resolved: bool,
     /// Attempts so far.
@@ -73,7 +75,7 @@ pub struct DeliveryRow {
     /// The sink's name.
     pub sink: String,
     /// The alert.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// `raised` or `resolved`.
     pub event: String,
     /// `pending`, `failed`, `sent`, `summarised` or `dead`.
@@ -81,13 +83,13 @@ pub struct DeliveryRow {
     /// Attempts so far.
     pub attempts: u32,
     /// When it is due.
-    pub next_attempt_at: String,
+    pub next_attempt_at: Timestamp,
     /// The last error.
     pub last_error: Option<String>,
     /// When it was queued.
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// When it was sent.
-    pub sent_at: Option<String>,
+    pub sent_at: Option<Timestamp>,
     /// The alert's summary.
     pub summary: String,
 }
@@ -122,10 +124,10 @@ impl Store {
             Ok(DueKey {
                 id: r.get(0)?,
                 sink: r.get(1)?,
-                snapshot_id: r.get(2)?,
+                snapshot_id: SnapshotId(r.get(2)?),
                 resolved,
                 attempts: r.get(4)?,
-                alert_id: r.get(5)?,
+                alert_id: AlertId(r.get(5)?),
                 rule_id: r.get(6)?,
                 severity: severity
                     .parse()
@@ -157,7 +159,7 @@ impl Store {
                     Ok(DueDelivery {
                         id: r.get(0)?,
                         sink: r.get(1)?,
-                        snapshot_id: r.get(2)?,
+                        snapshot_id: SnapshotId(r.get(2)?),
                         resolved: r.get::<_, String>(3)? == "resolved",
                         attempts: r.get(4)?,
                         alert: alert_row_at(r, 5)?,
@@ -241,14 +243,14 @@ impl Store {
                 Ok(DeliveryRow {
                     id: r.get(0)?,
                     sink: r.get(1)?,
-                    alert_id: r.get(2)?,
+                    alert_id: AlertId(r.get(2)?),
                     event: r.get(3)?,
                     status: r.get(4)?,
                     attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
+                    next_attempt_at: time_col(r, 6)?,
                     last_error: r.get(7)?,
-                    created_at: r.get(8)?,
-                    sent_at: r.get(9)?,
+                    created_at: time_col(r, 8)?,
+                    sent_at: opt_time_col(r, 9)?,
                     summary: r.get(10)?,
                 })
             },

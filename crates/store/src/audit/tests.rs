@@ -62,13 +62,13 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
         .connection()
         .query_row(
             "SELECT finished_at FROM snapshots WHERE id = ?1",
-            [id],
+            [id.get()],
             |r| r.get(0),
         )
         .unwrap();
     // Observation times are milliseconds; keep consecutive polls apart.
     std::thread::sleep(Duration::from_millis(3));
-    (id, at)
+    (id.get(), at)
 }
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -559,7 +559,7 @@ fn the_state_reconstructs_bodies_byte_for_byte() {
     let (id, at, _) = &f.polls[3];
     let stored: HashMap<String, String> = f
         .store
-        .resources_at(f.ws, *id)
+        .resources_at(f.ws, segwatch_core::ids::SnapshotId(*id))
         .unwrap()
         .into_iter()
         .map(|r| (r.id, r.body))
