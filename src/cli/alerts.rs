@@ -9,7 +9,7 @@ use anyhow::bail;
 use super::args::{SeverityArg, StatusArg, TableOrJson};
 use super::output::print_json;
 use segwatch_core::terminal::Escaped;
-use segwatch_store::{AlertFilter, Store};
+use segwatch_store::{AlertFilter, DeliveryStatus, Store};
 
 /// The alerts the options of `segwatch alerts` select.
 pub(super) fn filter(
@@ -65,7 +65,7 @@ pub(super) fn list(
 pub(super) fn deliveries(
     store: &Store,
     workspace: i64,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: usize,
     format: TableOrJson,
 ) -> anyhow::Result<ExitCode> {

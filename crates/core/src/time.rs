@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An instant, written as RFC 3339 UTC with milliseconds (`2026-03-01T09:30:00.000Z`).
@@ -19,9 +19,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
-    /// Now.
+    /// Now, to the millisecond (what is stored of it), so that it equals itself read back.
     pub fn now() -> Timestamp {
-        Timestamp(Utc::now())
+        Timestamp(Utc::now().trunc_subsecs(3))
     }
 
     /// Reads a time: RFC 3339 with any offset (what the store has always written, in UTC with
@@ -105,5 +105,7 @@ mod tests {
         assert!(a < b);
         assert_eq!(format!("{a:<26}|"), "2026-03-01T09:30:00.000Z  |");
         assert!(Timestamp::parse("yesterday").is_err());
+        let now = Timestamp::now();
+        assert_eq!(now.to_string().parse::<Timestamp>().unwrap(), now);
     }
 }

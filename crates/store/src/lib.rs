@@ -43,7 +43,9 @@ mod workspaces;
 
 pub use alerts::AlertFilter;
 pub use commit::{CommitTarget, PollStats, QuarantineRow};
-pub use deliveries::{DeliveryOutcome, DeliveryRow, DueDelivery, DueKey};
+pub use deliveries::{
+    DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery, DueKey, UnknownDeliveryStatus,
+};
 pub use metrics::{FailingPolls, RowCounts, StoreMetrics};
 pub use open::SCHEMA_VERSION;
 pub use privacy::{NewPrivacyRequest, PrivacyRequestRecord};

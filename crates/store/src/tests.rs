@@ -72,3 +72,17 @@ pub(crate) fn count(store: &Store, table: &str) -> i64 {
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
+
+#[test]
+fn delivery_statuses_read_back_as_stored() {
+    use crate::DeliveryStatus;
+    for status in DeliveryStatus::ALL {
+        assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+        assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        assert_eq!(
+            format!("{status:<11}|"),
+            format!("{:<11}|", status.as_str())
+        );
+    }
+    assert!("delivered".parse::<DeliveryStatus>().is_err());
+}
