@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use segwatch_api::segment::SegmentClient;
+use segwatch_core::time::Timestamp;
 use segwatch_store::{Store, StoreMetrics};
 
 /// What the endpoints read.
@@ -170,9 +171,8 @@ fn read(state: &HealthState, names: &[String]) -> Result<Vec<StoreMetrics>, Stri
         .collect()
 }
 
-fn age_secs(at: Option<&str>, now: DateTime<Utc>) -> Option<f64> {
-    let at = DateTime::parse_from_rfc3339(at?).ok()?;
-    Some((now - at.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0)
+fn age_secs(at: Option<Timestamp>, now: DateTime<Utc>) -> Option<f64> {
+    Some((now - at?.as_datetime()).num_milliseconds() as f64 / 1000.0)
 }
 
 async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
@@ -191,7 +191,7 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                 .iter()
                 .zip(&all)
                 .map(|(name, m)| {
-                    let age = age_secs(m.last_success_at.as_deref(), now);
+                    let age = age_secs(m.last_success_at, now);
                     if paused.contains(name) {
                         // Not polled on purpose: an old last success is expected, not a fault.
                         return serde_json::json!({
@@ -228,7 +228,7 @@ async fn healthz(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                         "deliveries": m.undelivered.iter().map(|(sink, pending, oldest)| {
                             (sink.clone(), serde_json::json!({
                                 "undelivered": pending,
-                                "oldest_undelivered_age_secs": age_secs(Some(oldest), now),
+                                "oldest_undelivered_age_secs": age_secs(Some(*oldest), now),
                             }))
                         }).collect::<serde_json::Map<String, serde_json::Value>>(),
                     })
@@ -336,7 +336,7 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
         "segwatch_seconds_since_last_success",
         "gauge",
         "Time since the last complete poll finished.",
-        per_workspace(&|m| age_secs(m.last_success_at.as_deref(), now)),
+        per_workspace(&|m| age_secs(m.last_success_at, now)),
     );
     family(
         "segwatch_resources",
@@ -378,7 +378,7 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
             })
             .collect(),
     );
-    let undelivered = |f: &dyn Fn(i64, &str) -> Option<f64>| -> Vec<(String, f64)> {
+    let undelivered = |f: &dyn Fn(i64, Timestamp) -> Option<f64>| -> Vec<(String, f64)> {
         names
             .iter()
             .zip(&all)
@@ -386,7 +386,7 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> impl IntoResponse {
                 m.undelivered
                     .iter()
                     .filter_map(move |(sink, count, oldest)| {
-                        f(*count, oldest).map(|v| {
+                        f(*count, *oldest).map(|v| {
                             (
                                 format!("workspace=\"{}\",sink=\"{}\"", escape(n), escape(sink)),
                                 v,

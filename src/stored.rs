@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use segwatch_core::diff::{self, ResourceChange};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::Resource;
 use segwatch_core::trail::{self, AuditEvent};
 use segwatch_store::{Store, StoreError, StoredResource};
@@ -19,7 +20,7 @@ use segwatch_store::{Store, StoreError, StoredResource};
 pub fn attribute_since<'c>(
     store: &Store,
     workspace_id: i64,
-    base: i64,
+    base: SnapshotId,
     end: DateTime<Utc>,
     unstored: &[AuditEvent],
     changes: impl IntoIterator<Item = &'c mut ResourceChange>,
@@ -50,8 +51,8 @@ pub enum DiffError {
 pub fn diff_snapshots(
     store: &Store,
     workspace_id: i64,
-    from: i64,
-    to: i64,
+    from: SnapshotId,
+    to: SnapshotId,
 ) -> Result<Vec<ResourceChange>, DiffError> {
     let state = |snapshot| -> Result<Vec<Resource>, StoreError> {
         Ok(store

@@ -9,7 +9,7 @@ use anyhow::bail;
 use super::args::{SeverityArg, StatusArg, TableOrJson};
 use super::output::print_json;
 use segwatch_core::terminal::Escaped;
-use segwatch_store::{AlertFilter, Store};
+use segwatch_store::{AlertFilter, DeliveryStatus, Store};
 
 /// The alerts the options of `segwatch alerts` select.
 pub(super) fn filter(
@@ -54,7 +54,8 @@ pub(super) fn list(
             // Width applies to a String, not to a Display that writes piecewise.
             Escaped(&a.rule_id).to_string(),
             a.opened_at,
-            a.resolved_at.as_deref().unwrap_or("-"),
+            a.resolved_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
             Escaped(&a.summary)
         )?;
     }
@@ -64,7 +65,7 @@ pub(super) fn list(
 pub(super) fn deliveries(
     store: &Store,
     workspace: i64,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: usize,
     format: TableOrJson,
 ) -> anyhow::Result<ExitCode> {

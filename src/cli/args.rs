@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use segwatch_core::alerts::AlertStatus;
 use segwatch_core::rules::Severity;
 use segwatch_simulator::SimulateArgs;
+use segwatch_store::DeliveryStatus;
 use segwatch_store::lock::MAX_WAIT_SECS;
 
 /// How long a one-shot command that writes waits for the database's writer lock.
@@ -335,15 +336,14 @@ impl SeverityArg {
     }
 }
 
-impl DeliveryStatusArg {
-    /// The status as the store writes it.
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatusArg::Pending => "pending",
-            DeliveryStatusArg::Failed => "failed",
-            DeliveryStatusArg::Sent => "sent",
-            DeliveryStatusArg::Summarised => "summarised",
-            DeliveryStatusArg::Dead => "dead",
+impl From<DeliveryStatusArg> for DeliveryStatus {
+    fn from(arg: DeliveryStatusArg) -> DeliveryStatus {
+        match arg {
+            DeliveryStatusArg::Pending => DeliveryStatus::Pending,
+            DeliveryStatusArg::Failed => DeliveryStatus::Failed,
+            DeliveryStatusArg::Sent => DeliveryStatus::Sent,
+            DeliveryStatusArg::Summarised => DeliveryStatus::Summarised,
+            DeliveryStatusArg::Dead => DeliveryStatus::Dead,
         }
     }
 }

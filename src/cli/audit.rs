@@ -278,7 +278,7 @@ fn write_changes_table(out: &mut impl Write, report: &ChangeReport) -> anyhow::R
         .iter()
         .map(|c| {
             vec![
-                c.observed_at.clone(),
+                c.observed_at.to_string(),
                 c.snapshot_id.to_string(),
                 c.op.as_str().to_string(),
                 c.kind.as_str().to_string(),
@@ -313,9 +313,11 @@ fn write_changes_csv(out: &mut impl Write, report: &ChangeReport) -> anyhow::Res
     ])?;
     for c in &report.changes {
         csv.write_record([
-            c.observed_at.as_str(),
+            &c.observed_at.to_string(),
             &c.snapshot_id.to_string(),
-            c.previous_observed_at.as_deref().unwrap_or(""),
+            &c.previous_observed_at
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             &c.change_id.to_string(),
             c.kind.as_str(),
             &c.resource_id,
@@ -360,12 +362,12 @@ fn write_state_csv(out: &mut impl Write, state: &StateAt) -> anyhow::Result<()> 
     for r in &state.resources {
         csv.write_record([
             snapshot.as_str(),
-            &state.observed_at,
+            &state.observed_at.to_string(),
             r.kind.as_str(),
             &r.id,
             &r.name,
             &r.version_id.to_string(),
-            &r.since_at,
+            &r.since_at.to_string(),
             &r.content_hash,
             &r.body.to_string(),
         ])?;

@@ -189,8 +189,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let (store, workspace) = open_read_only(&settings()?)?;
-            let status = status.map(|s| s.as_str());
-            alerts::deliveries(&store, workspace, status, limit, format)
+            alerts::deliveries(&store, workspace, status.map(Into::into), limit, format)
         }
         Command::Sinks(SinksCommand::Test { name }) => sinks::test(&settings()?, name).await,
         Command::Prune {

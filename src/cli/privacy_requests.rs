@@ -15,6 +15,7 @@ use crate::config::Settings;
 use segwatch_api::segment::{
     Regulation, RegulationType, SUBJECT_TYPE_USER_ID, SegmentClient, SegmentError,
 };
+use segwatch_core::time::Timestamp;
 use segwatch_store::{NewPrivacyRequest, PrivacyRequestRecord};
 
 /// How many hex digits of a subject hash are shown.
@@ -331,11 +332,11 @@ struct RequestLine<'a> {
     regulation_type: &'a str,
     subject_type: &'a str,
     subject_hash_prefix: &'a str,
-    requested_at: &'a str,
+    requested_at: Timestamp,
     requested_by_os_user: Option<&'a str>,
     requested_by: Option<&'a str>,
     overall_status: Option<&'a str>,
-    last_checked_at: Option<&'a str>,
+    last_checked_at: Option<Timestamp>,
 }
 
 impl<'a> From<&'a PrivacyRequestRecord> for RequestLine<'a> {
@@ -345,11 +346,11 @@ impl<'a> From<&'a PrivacyRequestRecord> for RequestLine<'a> {
             regulation_type: &r.regulation_type,
             subject_type: &r.subject_type,
             subject_hash_prefix: &r.subject_hash[..HASH_PREFIX.min(r.subject_hash.len())],
-            requested_at: &r.requested_at,
+            requested_at: r.requested_at,
             requested_by_os_user: r.requested_by_os_user.as_deref(),
             requested_by: r.requested_by.as_deref(),
             overall_status: r.overall_status.as_deref(),
-            last_checked_at: r.last_checked_at.as_deref(),
+            last_checked_at: r.last_checked_at,
         }
     }
 }
@@ -397,7 +398,8 @@ pub(super) fn requests(settings: &Settings, args: RequestsArgs) -> anyhow::Resul
                 l.requested_at,
                 by,
                 l.overall_status.unwrap_or("-"),
-                l.last_checked_at.unwrap_or("-")
+                l.last_checked_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string())
             )?;
         }
         writeln!(out, "{}", plural(lines.len(), "request"))?;

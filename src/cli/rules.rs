@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 
 use super::args::TextOrJson;
 use super::output::{plural, print_json};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::{
     ChangeFacts, Outcome, RuleSet, SnapshotContext, StateResource, Subject, check_state,
 };
@@ -98,7 +99,7 @@ pub(super) fn test(
     format: TextOrJson,
 ) -> anyhow::Result<ExitCode> {
     let snapshot = match snapshot {
-        Some(id) => id,
+        Some(id) => SnapshotId(id),
         None => store
             .latest_complete(workspace)?
             .context("no complete snapshot yet: run `segwatch poll`")?,
@@ -113,9 +114,7 @@ pub(super) fn test(
                 name: &r.name,
                 body: &r.body,
                 value: serde_json::from_str(&r.body)?,
-                seen_since: chrono::DateTime::parse_from_rfc3339(&r.seen_since)
-                    .ok()
-                    .map(|t| t.with_timezone(&chrono::Utc)),
+                seen_since: Some(r.seen_since.as_datetime()),
             })
         })
         .collect::<Result<_, serde_json::Error>>()?;

@@ -10,6 +10,7 @@ use super::args::{TableOrJson, TextOrJson};
 use super::output::{plural, print_json};
 use crate::config::Settings;
 use crate::stored;
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::terminal::Escaped;
 use segwatch_store::{SnapshotInfo, SnapshotStatus, Store};
 
@@ -93,7 +94,7 @@ pub(super) fn diff(
     format: TextOrJson,
 ) -> anyhow::Result<ExitCode> {
     let to = match to {
-        Some(id) => id,
+        Some(id) => SnapshotId(id),
         None => store
             .latest_complete(workspace)?
             .context("no complete snapshot yet: run `segwatch poll`")?,
@@ -106,7 +107,7 @@ pub(super) fn diff(
         );
     }
     let from = match from {
-        Some(id) => id,
+        Some(id) => SnapshotId(id),
         None => store.previous_complete(workspace, to)?.with_context(|| {
             format!("snapshot {to} is the baseline: there is nothing before it to diff against")
         })?,
@@ -120,9 +121,8 @@ pub(super) fn diff(
         // Who made them: the latest stored audit event on each resource over the interval.
         let end = to_info
             .finished_at
-            .as_deref()
-            .unwrap_or(&to_info.started_at);
-        let end = chrono::DateTime::parse_from_rfc3339(end)?.with_timezone(&chrono::Utc);
+            .unwrap_or(to_info.started_at)
+            .as_datetime();
         stored::attribute_since(store, workspace, from, end, &[], changes.iter_mut())?;
         changes
     };

@@ -112,8 +112,8 @@ impl RetentionSettings {
     ) -> segwatch_store::Retention {
         let before = |days: u64| {
             (days > 0).then(|| {
-                (now - chrono::Duration::days(days as i64))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                segwatch_core::time::Timestamp::from(now - chrono::Duration::days(days as i64))
+                    .to_string()
             })
         };
         segwatch_store::Retention {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use segwatch_api::segment::SegmentClient;
 use segwatch_core::alerts::{self, AlertPlan, AlertRecord};
+use segwatch_core::ids::SnapshotId;
 use segwatch_sinks::outbox::DeliveryReport;
 use segwatch_store::{Store, StoreError};
 
@@ -15,7 +16,7 @@ use super::{PollError, Poller};
 /// failed, not running (a running row would only be marked "interrupted" by the next poll).
 pub(super) struct Running<'p> {
     /// The snapshot's id.
-    pub(super) snapshot_id: i64,
+    pub(super) snapshot_id: SnapshotId,
     /// When the poll started.
     pub(super) started: Instant,
     client: &'p SegmentClient,
@@ -25,7 +26,7 @@ pub(super) struct Running<'p> {
 impl<'p> Running<'p> {
     /// A poll started at `started`, counting `client`'s requests from `requests_before`.
     pub(super) fn new(
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         started: Instant,
         client: &'p SegmentClient,
         requests_before: u64,

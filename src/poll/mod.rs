@@ -23,6 +23,7 @@ use segwatch_api::segment::SegmentClient;
 use segwatch_core::alerts::{AlertRecord, EvalProblem};
 use segwatch_core::diff::ResourceChange;
 use segwatch_core::drift::DriftSummary;
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::ResourceKind;
 use segwatch_core::redact::SecretPolicy;
 use segwatch_core::rules::RuleSet;
@@ -156,7 +157,8 @@ impl Poller {
         }
         let snapshot_id = store.begin_snapshot(workspace_id)?;
         let running = Running::new(snapshot_id, started, &self.client, requests_before);
-        let span = tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id);
+        let span =
+            tracing::info_span!("poll", workspace = %self.workspace, snapshot = snapshot_id.get());
         let _enter = span.enter();
         tracing::info!("poll started");
 
@@ -342,7 +344,7 @@ impl Poller {
 
 /// What a commit wrote, for the outcome.
 struct Committed {
-    base: Option<i64>,
+    base: Option<SnapshotId>,
     changes: Vec<ResourceChange>,
     stats: PollStats,
     alerts: Vec<AlertRecord>,

@@ -9,6 +9,7 @@ use segwatch_api::collect::{CollectError, Confirmation};
 use segwatch_api::trail::TrailError;
 use segwatch_core::alerts::{AlertPlan, AlertRecord, AlertStatus, EvalProblem};
 use segwatch_core::diff::ResourceChange;
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{KindStatuses, Quarantined, ResourceKind};
 use segwatch_sinks::outbox::DeliveryReport;
 use segwatch_store::StoreError;
@@ -20,7 +21,7 @@ pub enum PollError {
     #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
     Collect {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// What went wrong (part of the message, so not chained again).
         cause: CollectError,
     },
@@ -28,7 +29,7 @@ pub enum PollError {
     #[error("poll (snapshot {snapshot_id}) failed: {cause}")]
     Trail {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// What went wrong (part of the message, so not chained again).
         cause: TrailError,
     },
@@ -41,7 +42,7 @@ pub enum PollError {
     )]
     SameSegmentWorkspace {
         /// The failed snapshot's id.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         /// The label being polled.
         workspace: String,
         /// The configured label that already recorded the Segment workspace.
@@ -58,9 +59,9 @@ pub enum PollError {
 #[derive(Debug, Clone, Serialize)]
 pub struct PollOutcome {
     /// The new complete snapshot.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// The snapshot it was diffed against; `None` for a baseline.
-    pub base_snapshot_id: Option<i64>,
+    pub base_snapshot_id: Option<SnapshotId>,
     /// Resources per kind.
     pub resource_counts: BTreeMap<ResourceKind, usize>,
     /// Changes since the base, sorted by kind and id.
@@ -116,11 +117,11 @@ impl PollOutcome {
 
 /// The stored form of what a plan opened and resolved, for output.
 pub(super) fn alert_records(
-    snapshot_id: i64,
+    snapshot_id: SnapshotId,
     plan: AlertPlan,
-    ids: &[i64],
+    ids: &[AlertId],
 ) -> (Vec<AlertRecord>, Vec<EvalProblem>, usize) {
-    let now = segwatch_store::now();
+    let now = segwatch_core::time::Timestamp::now();
     let mut out = Vec::with_capacity(plan.opened.len() + plan.resolved.len());
     for (a, id) in plan.opened.into_iter().zip(ids) {
         out.push(AlertRecord {
@@ -139,7 +140,7 @@ pub(super) fn alert_records(
             resource_name: a.resource_name,
             snapshot_id,
             change_id: None,
-            opened_at: now.clone(),
+            opened_at: now,
             resolved_at: None,
             resolved_snapshot_id: None,
             resolution: None,
@@ -153,7 +154,7 @@ pub(super) fn alert_records(
     for r in plan.resolved {
         out.push(AlertRecord {
             status: AlertStatus::Resolved,
-            resolved_at: Some(now.clone()),
+            resolved_at: Some(now),
             resolved_snapshot_id: Some(snapshot_id),
             resolution: Some(r.resolution.as_str().to_string()),
             ..r.alert

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use segwatch_core::alerts::AlertRecord;
@@ -13,6 +13,7 @@ use segwatch_core::model::ResourceKind;
 use segwatch_core::rules::{
     Outcome, RuleKind, RuleSet, Severity, SnapshotContext, StateResource, check_state,
 };
+use segwatch_core::time::Timestamp;
 use segwatch_store::{SnapshotInfo, SnapshotStatus, Store, StoredResource};
 
 use super::{
@@ -45,8 +46,8 @@ pub fn gather(
     // Everything the period's polls raised, resolved or recorded: an id range, since ids grow
     // with time.
     let (lo, hi) = (polls[0].id, polls[polls.len() - 1].id);
-    let state_at = parse_stored(&last.started_at)?;
-    let as_of = parse_stored(last.finished_at.as_deref().unwrap_or(&last.started_at))?;
+    let state_at = last.started_at.as_datetime();
+    let as_of = last.finished_at.unwrap_or(last.started_at).as_datetime();
 
     let resources = store.resources_at(workspace_id, last.id)?;
     let evaluated = evaluate(input.rules, &resources, state_at)?;
@@ -208,7 +209,7 @@ fn evaluate<'r>(
                 name: &r.name,
                 body: &r.body,
                 value,
-                seen_since: Some(parse_stored(&r.seen_since)?),
+                seen_since: Some(r.seen_since.as_datetime()),
             })
         })
         .collect::<Result<_, ReportError>>()?;
@@ -430,7 +431,7 @@ fn open_rows(
     let mut rows = open
         .into_iter()
         .map(|a| {
-            let opened = parse_stored(&a.opened_at)?;
+            let opened = a.opened_at.as_datetime();
             Ok(OpenFinding {
                 alert_id: a.id,
                 age_secs: (as_of - opened).num_seconds().max(0),
@@ -462,11 +463,8 @@ fn resolved_rows(resolved: Vec<AlertRecord>) -> Result<Vec<ResolvedFinding>, Rep
             let missing = |what: &str| {
                 ReportError::Corrupt(format!("resolved finding {} has no {what}", a.id))
             };
-            let resolved_at = a
-                .resolved_at
-                .clone()
-                .ok_or_else(|| missing("resolved_at"))?;
-            let open_secs = (parse_stored(&resolved_at)? - parse_stored(&a.opened_at)?)
+            let resolved_at = a.resolved_at.ok_or_else(|| missing("resolved_at"))?;
+            let open_secs = (resolved_at.as_datetime() - a.opened_at.as_datetime())
                 .num_seconds()
                 .max(0);
             Ok(ResolvedFinding {
@@ -531,11 +529,5 @@ fn listing<T>(mut rows: Vec<T>, max: Option<usize>) -> Listing<T> {
 
 /// A time as the store writes it: RFC 3339 UTC with milliseconds, so bounds compare as text.
 fn stored_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn parse_stored(text: &str) -> Result<DateTime<Utc>, ReportError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ReportError::Corrupt(format!("bad stored timestamp `{text}`: {e}")))
+    Timestamp::from(t).to_string()
 }

@@ -24,8 +24,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, Serializer};
 
 use segwatch_core::diff::ChangeOp;
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::ResourceKind;
 use segwatch_core::rules::{RuleSet, Severity};
+use segwatch_core::time::Timestamp;
 use segwatch_store::{SnapshotInfo, StoreError};
 
 pub use gather::{frameworks, gather};
@@ -173,11 +175,11 @@ pub struct Header {
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotRef {
     /// Snapshot id.
-    pub id: i64,
+    pub id: SnapshotId,
     /// When its poll started.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// When it completed.
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     /// Resources it holds.
     pub resource_count: Option<i64>,
 }
@@ -186,8 +188,8 @@ impl From<&SnapshotInfo> for SnapshotRef {
     fn from(s: &SnapshotInfo) -> Self {
         SnapshotRef {
             id: s.id,
-            started_at: s.started_at.clone(),
-            finished_at: s.finished_at.clone(),
+            started_at: s.started_at,
+            finished_at: s.finished_at,
             resource_count: s.resource_count,
         }
     }
@@ -386,7 +388,7 @@ pub struct Listing<T> {
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenFinding {
     /// Alert id.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// Rule id.
     pub rule_id: String,
     /// Rule title (as stored with the finding).
@@ -402,9 +404,9 @@ pub struct OpenFinding {
     /// One-line summary.
     pub summary: String,
     /// When it was opened.
-    pub opened_at: String,
+    pub opened_at: Timestamp,
     /// The snapshot that opened it.
-    pub opened_snapshot_id: i64,
+    pub opened_snapshot_id: SnapshotId,
     /// Seconds from its opening to the last snapshot.
     pub age_secs: i64,
 }
@@ -413,7 +415,7 @@ pub struct OpenFinding {
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolvedFinding {
     /// Alert id.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// Rule id.
     pub rule_id: String,
     /// Rule title.
@@ -429,11 +431,11 @@ pub struct ResolvedFinding {
     /// One-line summary.
     pub summary: String,
     /// When it was opened.
-    pub opened_at: String,
+    pub opened_at: Timestamp,
     /// When it was resolved.
-    pub resolved_at: String,
+    pub resolved_at: Timestamp,
     /// The snapshot that resolved it.
-    pub resolved_snapshot_id: i64,
+    pub resolved_snapshot_id: SnapshotId,
     /// Seconds it was open.
     pub open_secs: i64,
     /// `compliant`, `removed`, `exempted`, `rule_changed` or `rule_removed`.
@@ -444,7 +446,7 @@ pub struct ResolvedFinding {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeAlert {
     /// Alert id.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// Rule id.
     pub rule_id: String,
     /// Rule title.
@@ -460,9 +462,9 @@ pub struct ChangeAlert {
     /// One-line summary.
     pub summary: String,
     /// When it fired.
-    pub fired_at: String,
+    pub fired_at: Timestamp,
     /// The snapshot that fired it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
 }
 
 /// Changes of one resource kind in the period.

@@ -186,9 +186,9 @@ fn markdown_escaping_escapes_terminal_escapes_and_bidi_overrides() {
 
 fn sample_report(name: &str, chain_head_hash: Option<&str>) -> Report {
     let snapshot = SnapshotRef {
-        id: 7,
-        started_at: "2026-11-24T12:00:00.000Z".into(),
-        finished_at: Some("2026-11-24T12:00:02.000Z".into()),
+        id: segwatch_core::ids::SnapshotId(7),
+        started_at: "2026-11-24T12:00:00.000Z".parse().unwrap(),
+        finished_at: Some("2026-11-24T12:00:02.000Z".parse().unwrap()),
         resource_count: Some(12),
     };
     let rules = vec![compliance(
@@ -238,7 +238,7 @@ fn sample_report(name: &str, chain_head_hash: Option<&str>) -> Report {
         open_findings: Listing {
             total: 1,
             rows: vec![OpenFinding {
-                alert_id: 1,
+                alert_id: segwatch_core::ids::AlertId(1),
                 rule_id: rules[0].id.clone(),
                 title: rules[0].title.clone(),
                 severity: Severity::Medium,
@@ -246,8 +246,8 @@ fn sample_report(name: &str, chain_head_hash: Option<&str>) -> Report {
                 resource_id: "s1".into(),
                 resource_name: name.into(),
                 summary: format!("Source {name} has no environment label"),
-                opened_at: "2026-11-24T11:00:00.000Z".into(),
-                opened_snapshot_id: 6,
+                opened_at: "2026-11-24T11:00:00.000Z".parse().unwrap(),
+                opened_snapshot_id: segwatch_core::ids::SnapshotId(6),
                 age_secs: 3602,
             }],
         },

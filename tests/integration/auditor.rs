@@ -166,13 +166,13 @@ async fn build_history() -> (TestWorkspace, Vec<Observation>, Cast) {
             .connection()
             .query_row(
                 "SELECT finished_at FROM snapshots WHERE id = ?1",
-                [outcome.snapshot_id],
+                [outcome.snapshot_id.get()],
                 |r| r.get(0),
             )
             .unwrap();
         assert!(instant(&observed_at) < between);
         observations.push(Observation {
-            snapshot_id: outcome.snapshot_id,
+            snapshot_id: outcome.snapshot_id.get(),
             observed_at,
             between,
             state: ws.sim.read(|st| st.clone()),

@@ -1,5 +1,6 @@
 //! The binary's commands, exit codes and messages.
 
+use segwatch_core::ids::SnapshotId;
 use segwatch_simulator::{Fault, FaultKind, Mutation};
 
 use crate::util::{Segwatch, TestWorkspace};
@@ -139,16 +140,16 @@ async fn kill_9_mid_poll_leaves_a_consistent_database() {
     let workspace = store.find_workspace("default").unwrap().unwrap();
     assert_eq!(
         store.latest_complete(workspace).unwrap(),
-        Some(1),
+        Some(SnapshotId(1)),
         "the killed poll left no complete snapshot"
     );
     drop(store);
 
     let next = ws.poll().await.unwrap();
-    assert_eq!(next.base_snapshot_id, Some(1));
+    assert_eq!(next.base_snapshot_id, Some(SnapshotId(1)));
     assert!(next.changes.is_empty());
     let list = ws.store().snapshots(workspace, 10).unwrap();
-    let killed = list.iter().find(|s| s.id == 2).unwrap();
+    let killed = list.iter().find(|s| s.id == SnapshotId(2)).unwrap();
     assert!(
         killed.error.as_deref().unwrap().contains("interrupted"),
         "{killed:?}"

@@ -3,6 +3,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use segwatch_core::ids::SnapshotId;
 use segwatch_simulator::{Fault, FaultKind, SimConfig};
 use segwatch_store::{SnapshotStatus, Store};
 
@@ -87,9 +88,12 @@ async fn polls_on_schedule_without_overlap_and_stops_on_sigterm() {
     let mut all = store.snapshots(1, 100).unwrap();
     all.reverse();
     for pair in all.windows(2) {
-        let finished = pair[0].finished_at.as_deref().unwrap_or("");
+        let finished = pair[0]
+            .finished_at
+            .map(|t| t.to_string())
+            .unwrap_or_default();
         assert!(
-            pair[1].started_at.as_str() >= finished,
+            pair[1].started_at.to_string() >= finished,
             "{:?} overlaps {:?}",
             pair[1],
             pair[0]
@@ -541,7 +545,7 @@ async fn kill_9_mid_poll_then_restart_finds_a_consistent_database() {
     terminate(&child);
     assert!(exits_within(child, Duration::from_secs(5)).status.success());
     let list = ws.store().snapshots(1, 10).unwrap();
-    let killed = list.iter().find(|s| s.id == 2).unwrap();
+    let killed = list.iter().find(|s| s.id == SnapshotId(2)).unwrap();
     assert_eq!(killed.status, SnapshotStatus::Failed);
     assert!(
         killed.error.as_deref().unwrap().contains("interrupted"),

@@ -15,6 +15,7 @@ use segwatch_core::rules::RuleSet;
 use segwatch_simulator::SimConfig;
 use segwatch_sinks::outbox::deliver_due;
 use segwatch_sinks::{Sink, SinkConfig, SinkFilter};
+use segwatch_store::DeliveryStatus;
 
 use crate::util::{HMAC_KEY, TestWorkspace, WebhookReceiver as Receiver};
 
@@ -83,7 +84,9 @@ async fn signed_alerts_arrive_once_even_across_an_outage() {
         .await
         .unwrap();
     assert_eq!(report.sent, 0);
-    let sent = store.deliveries(workspace, Some("sent"), 100).unwrap();
+    let sent = store
+        .deliveries(workspace, Some(DeliveryStatus::Sent), 100)
+        .unwrap();
     assert_eq!(sent.len(), 5);
     assert!(sent.iter().all(|d| d.attempts == 2));
 }
@@ -183,7 +186,7 @@ async fn alerts_survive_a_kill_between_creation_and_delivery() {
     receiver.delay_ms.store(10_000, Ordering::SeqCst);
     let mut child = segwatch().spawn();
     ws.wait_for_db("the alerts are queued", |s| {
-        s.deliveries(1, Some("pending"), 10)
+        s.deliveries(1, Some(DeliveryStatus::Pending), 10)
             .is_ok_and(|d| d.len() == 3)
     })
     .await;
@@ -349,8 +352,11 @@ async fn slack_429_retry_after_is_waited_out() {
     assert_eq!(report.failed, 1);
     let mut store = ws.store();
     let workspace = store.find_workspace("default").unwrap().unwrap();
-    let waiting = store.deliveries(workspace, Some("failed"), 10).unwrap();
-    let next = chrono::DateTime::parse_from_rfc3339(&waiting[0].next_attempt_at).unwrap();
+    let waiting = store
+        .deliveries(workspace, Some(DeliveryStatus::Failed), 10)
+        .unwrap();
+    let next =
+        chrono::DateTime::parse_from_rfc3339(&waiting[0].next_attempt_at.to_string()).unwrap();
     assert!(
         next >= started + chrono::Duration::seconds(119),
         "retried no earlier than Retry-After: {next}"

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use scraper::{ElementRef, Html, Selector};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::RuleSet;
 use segwatch_simulator::{Fault, FaultKind, Mutation};
 use segwatch_store::{AlertFilter, SnapshotStatus, Store};
@@ -22,10 +23,10 @@ const SCRIPT_EMAIL: &str = "<script>alert(1)</script>@evil.io";
 struct History {
     ws: TestWorkspace,
     rules: RuleSet,
-    baseline: i64,
-    second: i64,
-    failed: i64,
-    fourth: i64,
+    baseline: SnapshotId,
+    second: SnapshotId,
+    failed: SnapshotId,
+    fourth: SnapshotId,
 }
 
 /// Four polls with the starter rules: a baseline; a poll where a prod source and another one
@@ -83,7 +84,7 @@ async fn history() -> History {
         .inject(Fault::new(FaultKind::ServerError { status: 500 }).on_path("/sources"));
     ws.poll_rules(&shared).await.unwrap_err();
     ws.sim.clear_faults();
-    let failed = second + 1;
+    let failed = SnapshotId(second.get() + 1);
 
     apply(Mutation::SetSourceLabel {
         source_id: prod.clone(),
@@ -93,7 +94,7 @@ async fn history() -> History {
     apply(Mutation::RotateWriteKey { source_id: prod });
     let fourth = ws.poll_rules(&shared).await.unwrap().snapshot_id;
     assert_eq!(
-        (baseline, second, failed, fourth),
+        (baseline.get(), second.get(), failed.get(), fourth.get()),
         (1, 2, 3, 4),
         "snapshot ids follow the polls"
     );
@@ -114,7 +115,7 @@ struct Facts {
     changes: i64,
 }
 
-fn facts(ws: &TestWorkspace, snapshot: i64) -> Facts {
+fn facts(ws: &TestWorkspace, snapshot: SnapshotId) -> Facts {
     let store = Store::open_read_only(&ws.db()).unwrap();
     let workspace = store.find_workspace("default").unwrap().unwrap();
     let alerts = store.alerts(workspace, &AlertFilter::default()).unwrap();
@@ -235,7 +236,7 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
         .connection()
         .query_row(
             "SELECT chain_hash FROM snapshots WHERE id = ?1",
-            [fourth],
+            [fourth.get()],
             |r| r.get(0),
         )
         .unwrap();
@@ -301,10 +302,10 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
         .iter()
         .map(|r| r.value().attr("data-alert").unwrap().parse().unwrap())
         .collect();
-    let mut expected: Vec<i64> = open.iter().map(|a| a.id).collect();
+    let mut expected: Vec<i64> = open.iter().map(|a| a.id.get()).collect();
     expected.sort_by_key(|id| {
-        let a = open.iter().find(|a| a.id == *id).unwrap();
-        (std::cmp::Reverse(a.severity), a.opened_at.clone(), a.id)
+        let a = open.iter().find(|a| a.id.get() == *id).unwrap();
+        (std::cmp::Reverse(a.severity), a.opened_at.to_string(), a.id)
     });
     assert_eq!(listed, expected, "most severe, then oldest, first");
 
@@ -525,7 +526,13 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
     } = history().await;
     let store = Store::open_read_only(&ws.db()).unwrap();
     let workspace = store.find_workspace("default").unwrap().unwrap();
-    let started = |id| store.snapshot(workspace, id).unwrap().started_at;
+    let started = |id| {
+        store
+            .snapshot(workspace, id)
+            .unwrap()
+            .started_at
+            .to_string()
+    };
     let (since, until) = (started(second), started(fourth));
     assert_eq!(
         store.snapshot(workspace, failed).unwrap().status,
@@ -539,8 +546,8 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
         .success()
         .json();
     let header = &report["header"];
-    assert_eq!(header["first_snapshot"]["id"], second);
-    assert_eq!(header["last_snapshot"]["id"], second);
+    assert_eq!(header["first_snapshot"]["id"], second.get());
+    assert_eq!(header["last_snapshot"]["id"], second.get());
     assert_eq!(
         (&header["complete_polls"], &header["failed_polls"]),
         (&1.into(), &1.into())
@@ -595,7 +602,7 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
         .connection()
         .query_row(
             "SELECT count(*) FROM changes WHERE snapshot_id = ?1",
-            [second],
+            [second.get()],
             |r| r.get(0),
         )
         .unwrap();

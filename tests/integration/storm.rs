@@ -29,7 +29,7 @@ fn statuses(ws: &TestWorkspace, sink: &str) -> std::collections::BTreeMap<String
     let mut out = std::collections::BTreeMap::new();
     for d in ws.store().deliveries(1, None, usize::MAX).unwrap() {
         if d.sink == sink {
-            *out.entry(d.status).or_default() += 1;
+            *out.entry(d.status.as_str().to_string()).or_default() += 1;
         }
     }
     out

@@ -87,7 +87,7 @@ async fn history() -> History {
     let mut snapshots = Vec::new();
     let mut poll = async |ws: &TestWorkspace| {
         let outcome = ws.poll_rules(&rules).await.unwrap();
-        snapshots.push(outcome.snapshot_id);
+        snapshots.push(outcome.snapshot_id.get());
         outcome
     };
     poll(&ws).await;

@@ -182,10 +182,10 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
             entry["segment_workspace_id"],
             ws.sim.read(|s| s.workspace.id.clone()).as_str()
         );
-        assert_eq!(entry["last_complete"]["snapshot_id"], latest);
-        assert_eq!(entry["last_complete"]["finished_at"], finished.as_str());
+        assert_eq!(entry["last_complete"]["snapshot_id"], latest.get());
+        assert_eq!(entry["last_complete"]["finished_at"], finished.to_string());
         assert_eq!(entry["last_poll"]["status"], "complete");
-        assert_eq!(entry["last_poll"]["snapshot_id"], latest);
+        assert_eq!(entry["last_poll"]["snapshot_id"], latest.get());
         assert_eq!(entry["kinds_not_read"], serde_json::json!([]));
         assert_eq!(entry["open_findings"], findings);
     }
@@ -547,7 +547,8 @@ async fn failing_time_while_paused_does_not_raise_the_failing_polls_alert_on_res
         &snapshots_of(&ws.store(), "revoked")
             .last()
             .unwrap()
-            .started_at,
+            .started_at
+            .to_string(),
     )
     .unwrap();
     // Paused for longer than the threshold: by the old failure, polls have "failed" too long.

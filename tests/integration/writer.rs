@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use segwatch_core::ids::SnapshotId;
 use segwatch_simulator::{Fault, FaultKind, Mutation};
 use segwatch_store::{SnapshotStatus, Store};
 
@@ -418,7 +419,7 @@ async fn a_killed_writers_lock_file_does_not_block_the_next_and_its_poll_is_inte
         .await;
     stop_daemon(next);
     let store = Store::open_read_only(&ws.db()).unwrap();
-    let killed_poll = store.snapshot(1, running).unwrap();
+    let killed_poll = store.snapshot(1, SnapshotId(running)).unwrap();
     assert_eq!(killed_poll.status, SnapshotStatus::Failed);
     assert!(
         killed_poll

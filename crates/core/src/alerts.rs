@@ -19,6 +19,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::ids::{AlertId, SnapshotId};
+use crate::time::Timestamp;
+
 use crate::diff::{ChangeOp, PlannedChange};
 use crate::drift::{is_drift_only, real_fields};
 use crate::model::{Attribution, Resource, ResourceKind};
@@ -91,7 +94,7 @@ impl Resolution {
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertRecord {
     /// Row id.
-    pub id: i64,
+    pub id: AlertId,
     /// The rule that raised it.
     pub rule_id: String,
     /// `change` or `compliance`.
@@ -107,17 +110,17 @@ pub struct AlertRecord {
     /// Display name of the resource.
     pub resource_name: String,
     /// Snapshot that raised it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// The change row of a change alert.
     pub change_id: Option<i64>,
     /// Fired, open or resolved.
     pub status: AlertStatus,
     /// When it was raised.
-    pub opened_at: String,
+    pub opened_at: Timestamp,
     /// When it was resolved.
-    pub resolved_at: Option<String>,
+    pub resolved_at: Option<Timestamp>,
     /// Snapshot that resolved it.
-    pub resolved_snapshot_id: Option<i64>,
+    pub resolved_snapshot_id: Option<SnapshotId>,
     /// Why it was resolved.
     pub resolution: Option<String>,
     /// One-line summary.

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::diff::ResourceChange;
@@ -110,7 +110,7 @@ pub struct TrailRead {
 
 /// An instant as segwatch stores and sends it: RFC 3339 UTC with milliseconds.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    crate::time::Timestamp::from(t).to_string()
 }
 
 /// Reads one `AuditEventV1`. Only `id` and `timestamp` are required: without them an event

@@ -13,6 +13,7 @@ pub mod webhook;
 use std::time::Duration;
 
 use segwatch_core::alerts::AlertRecord;
+use segwatch_core::ids::SnapshotId;
 
 /// What a sink is asked to deliver.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +26,7 @@ pub enum Message<'a> {
         /// The alerts, most severe first.
         alerts: &'a [AlertRecord],
         /// The snapshot that raised them.
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
     },
     /// The last message of a sink's run once its `max_messages_per_run` is reached: counts of
     /// the alerts it does not list, and how to list them.

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{Attribution, ResourceKind};
 use segwatch_core::rules::Severity;
 
@@ -12,7 +13,7 @@ pub(crate) const APP_BASE: &str = "https://app.segment.com/acme-analytics";
 /// A change alert: a user was made Workspace Owner.
 pub(crate) fn change_alert() -> AlertRecord {
     AlertRecord {
-        id: 41,
+        id: AlertId(41),
         rule_id: "owner-granted".to_owned(),
         rule_kind: "change".to_owned(),
         severity: Severity::High,
@@ -20,10 +21,10 @@ pub(crate) fn change_alert() -> AlertRecord {
         resource_kind: ResourceKind::User,
         resource_id: "usr_2Jd8kQ".to_owned(),
         resource_name: "alice@example.com".to_owned(),
-        snapshot_id: 12,
+        snapshot_id: SnapshotId(12),
         change_id: Some(305),
         status: AlertStatus::Fired,
-        opened_at: "2026-03-02T09:15:00Z".to_owned(),
+        opened_at: "2026-03-02T09:15:00.000Z".parse().unwrap(),
         resolved_at: None,
         resolved_snapshot_id: None,
         resolution: None,
@@ -53,7 +54,7 @@ pub(crate) fn change_alert() -> AlertRecord {
 /// A compliance finding: a production source without labels.
 pub(crate) fn finding() -> AlertRecord {
     AlertRecord {
-        id: 42,
+        id: AlertId(42),
         rule_id: "source-labelled".to_owned(),
         rule_kind: "compliance".to_owned(),
         severity: Severity::Medium,
@@ -61,10 +62,10 @@ pub(crate) fn finding() -> AlertRecord {
         resource_kind: ResourceKind::Source,
         resource_id: "src_9f3K2a".to_owned(),
         resource_name: "ios-app".to_owned(),
-        snapshot_id: 12,
+        snapshot_id: SnapshotId(12),
         change_id: None,
         status: AlertStatus::Open,
-        opened_at: "2026-03-02T09:15:00Z".to_owned(),
+        opened_at: "2026-03-02T09:15:00.000Z".parse().unwrap(),
         resolved_at: None,
         resolved_snapshot_id: None,
         resolution: None,
@@ -83,8 +84,8 @@ pub(crate) fn finding() -> AlertRecord {
 pub(crate) fn resolved_finding() -> AlertRecord {
     AlertRecord {
         status: AlertStatus::Resolved,
-        resolved_at: Some("2026-03-02T10:15:00Z".to_owned()),
-        resolved_snapshot_id: Some(13),
+        resolved_at: Some("2026-03-02T10:15:00.000Z".parse().unwrap()),
+        resolved_snapshot_id: Some(SnapshotId(13)),
         resolution: Some("compliant".to_owned()),
         ..finding()
     }

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::*;
 use crate::render::fixtures::{APP_BASE, change_alert, finding, resolved_finding};
 use segwatch_core::alerts::AlertRecord;
+use segwatch_core::ids::AlertId;
 
 fn texts(blocks: &Value) -> String {
     blocks.to_string()
@@ -45,7 +46,7 @@ fn subjects() {
     }
     let digest = Message::Digest {
         alerts: &alerts,
-        snapshot_id: 12,
+        snapshot_id: SnapshotId(12),
     };
     assert_eq!(
         t.subject(&digest, None).unwrap(),
@@ -174,7 +175,7 @@ fn digest_caps_the_list() {
     let alerts: Vec<AlertRecord> = (0..120)
         .map(|i| {
             let mut a = finding();
-            a.id = i;
+            a.id = AlertId(i);
             a.resource_name = format!("source-{i:03}-{}", "x".repeat(200));
             a.title = "t".repeat(400);
             a
@@ -182,7 +183,7 @@ fn digest_caps_the_list() {
         .collect();
     let msg = Message::Digest {
         alerts: &alerts,
-        snapshot_id: 7,
+        snapshot_id: SnapshotId(7),
     };
     let t = Templates::builtin();
     let text = t.text(&msg, None).unwrap();
@@ -323,7 +324,7 @@ fn digest_snapshots() {
     let alerts = [change_alert(), finding(), resolved_finding()];
     let msg = Message::Digest {
         alerts: &alerts,
-        snapshot_id: 12,
+        snapshot_id: SnapshotId(12),
     };
     let t = Templates::builtin();
     assert_snapshot!("digest_subject", t.subject(&msg, Some(APP_BASE)).unwrap());

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::{Message, SendError};
 use segwatch_core::alerts::AlertRecord;
+use segwatch_core::ids::SnapshotId;
 
 /// Header carrying the HMAC signature.
 pub const SIGNATURE_HEADER: &str = "X-Segwatch-Signature";
@@ -165,7 +166,7 @@ enum Body<'a> {
     Digest {
         alerts: Vec<Value>,
         count: usize,
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         r#type: &'static str,
     },
     Summary {
@@ -219,7 +220,7 @@ fn payload<'a>(message: &Message<'a>) -> (String, Body<'a>) {
         } => (
             format!(
                 "digest-{snapshot_id}-{}",
-                alerts.first().map_or(0, |a| a.id)
+                alerts.first().map_or(0, |a| a.id.get())
             ),
             Body::Digest {
                 alerts: alerts.iter().map(as_value).collect(),
@@ -296,7 +297,7 @@ mod tests {
             "webhook_digest",
             payload(&Message::Digest {
                 alerts: &both,
-                snapshot_id: 12
+                snapshot_id: SnapshotId(12)
             })
             .1
         );

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use rusqlite::{TransactionBehavior, params};
 
 use segwatch_core::alerts::{AlertEvent, AlertPlan, AlertRecord, AlertStatus};
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::Attribution;
 use segwatch_core::rules::Severity;
 
-use crate::{Result, Store, StoreError, now};
+use crate::{Result, Store, StoreError, now, opt_time_col, time_col};
 
 /// The columns [`alert_row_at`] reads, in order.
 macro_rules! alert_fields {
@@ -48,15 +49,15 @@ impl Store {
     pub fn record_alerts(
         &mut self,
         workspace_id: i64,
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         alerts: &AlertPlan,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<AlertId>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &[])?;
+        let ids = write_alerts(&tx, workspace_id, snapshot_id.get(), alerts, &[])?;
         tx.commit()?;
-        Ok(ids)
+        Ok(ids.into_iter().map(AlertId).collect())
     }
 
     /// Open compliance findings of a workspace.
@@ -181,7 +182,13 @@ pub(crate) fn write_alerts(
          WHERE id = ?1 AND status = 'open'",
     )?;
     for r in &alerts.resolved {
-        if resolve.execute(params![r.alert.id, at, snapshot_id, r.resolution.as_str()])? != 1 {
+        if resolve.execute(params![
+            r.alert.id.get(),
+            at,
+            snapshot_id,
+            r.resolution.as_str()
+        ])? != 1
+        {
             return Err(StoreError::Snapshot(format!(
                 "finding {} was no longer open; is another poller running?",
                 r.alert.id
@@ -204,7 +211,7 @@ pub(crate) fn write_alerts(
     for (event, sink) in &alerts.deliveries {
         let (alert_id, name) = match *event {
             AlertEvent::Opened(i) => (ids[i], "raised"),
-            AlertEvent::Resolved(i) => (alerts.resolved[i].alert.id, "resolved"),
+            AlertEvent::Resolved(i) => (alerts.resolved[i].alert.id.get(), "resolved"),
         };
         queue.execute(params![workspace_id, sink, snapshot_id, alert_id, name, at])?;
     }
@@ -231,7 +238,7 @@ pub(crate) fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result
     let explanation: String = r.get(at + 16)?;
     let tags: String = r.get(at + 18)?;
     Ok(AlertRecord {
-        id: r.get(at)?,
+        id: AlertId(r.get(at)?),
         rule_id: r.get(at + 1)?,
         rule_kind: r.get(at + 2)?,
         severity: severity
@@ -243,13 +250,13 @@ pub(crate) fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result
             .map_err(|e: segwatch_core::model::UnknownKind| bad(at + 5, e.to_string()))?,
         resource_id: r.get(at + 6)?,
         resource_name: r.get(at + 7)?,
-        snapshot_id: r.get(at + 8)?,
+        snapshot_id: SnapshotId(r.get(at + 8)?),
         change_id: r.get(at + 9)?,
         status: AlertStatus::parse(&status)
             .ok_or_else(|| bad(at + 10, format!("unknown status `{status}`")))?,
-        opened_at: r.get(at + 11)?,
-        resolved_at: r.get(at + 12)?,
-        resolved_snapshot_id: r.get(at + 13)?,
+        opened_at: time_col(r, at + 11)?,
+        resolved_at: opt_time_col(r, at + 12)?,
+        resolved_snapshot_id: r.get::<_, Option<i64>>(at + 13)?.map(SnapshotId),
         resolution: r.get(at + 14)?,
         summary: r.get(at + 15)?,
         explanation: serde_json::from_str(&explanation).map_err(|e| bad(at + 16, e.to_string()))?,

@@ -15,16 +15,17 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 /// One value of a query result, as SQLite holds it.
 pub use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, opt_time_col, time_col};
 use segwatch_core::diff::{ChangeOp, FieldChange};
 use segwatch_core::model::ResourceKind;
+use segwatch_core::time::Timestamp;
 
 /// Errors of audit queries.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +112,7 @@ pub struct Candidate {
     /// Whether it exists in the latest complete snapshot.
     pub current: bool,
     /// When its latest version was first observed.
-    pub last_version_at: String,
+    pub last_version_at: Timestamp,
 }
 
 impl std::fmt::Display for Candidate {
@@ -161,7 +162,7 @@ pub fn parse_instant(text: &str) -> std::result::Result<DateTime<Utc>, BadInstan
 /// text. Sub-millisecond digits are dropped, which keeps `<=` and `>` comparisons with stored
 /// (millisecond) times exact.
 pub fn format_instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    Timestamp::from(t).to_string()
 }
 
 /// One SQL statement prepared on a connection that cannot write.
@@ -288,11 +289,11 @@ pub struct VersionSpan {
     /// First snapshot holding it.
     pub valid_from_snapshot_id: i64,
     /// When that snapshot was observed.
-    pub valid_from_at: String,
+    pub valid_from_at: Timestamp,
     /// First snapshot no longer holding it (changed or removed); `None` while current.
     pub valid_to_snapshot_id: Option<i64>,
     /// When that snapshot was observed.
-    pub valid_to_at: Option<String>,
+    pub valid_to_at: Option<Timestamp>,
     /// Hex SHA-256 of the body.
     pub content_hash: String,
     /// The canonical body.
@@ -331,7 +332,7 @@ pub struct HistoryStep {
     /// The snapshot that observed it.
     pub snapshot_id: i64,
     /// When.
-    pub at: String,
+    pub at: Timestamp,
     /// What happened.
     pub event: HistoryEvent,
     /// The resource's name from this step on (its last name for a removal).
@@ -388,9 +389,9 @@ pub fn resource_history(
             version_id,
             name: row.get(1)?,
             valid_from_snapshot_id: row.get(2)?,
-            valid_from_at: row.get(3)?,
+            valid_from_at: time_col(row, 3)?,
             valid_to_snapshot_id: row.get(4)?,
-            valid_to_at: row.get(5)?,
+            valid_to_at: opt_time_col(row, 5)?,
             content_hash: row.get(6)?,
             body: parse_json(&body, || {
                 format!("resource_versions.body of version {version_id}")
@@ -467,7 +468,7 @@ fn history_steps(
         };
         steps.push(HistoryStep {
             snapshot_id: v.valid_from_snapshot_id,
-            at: v.valid_from_at.clone(),
+            at: v.valid_from_at,
             event,
             name: v.name.clone(),
             change_id: change.map(|c| c.id),
@@ -480,7 +481,7 @@ fn history_steps(
         {
             steps.push(HistoryStep {
                 snapshot_id: to,
-                at: to_at.clone(),
+                at: *to_at,
                 event: HistoryEvent::Removed,
                 name: v.name.clone(),
                 change_id: changes.get(&to).map(|c| c.id),
@@ -529,7 +530,7 @@ fn resolve_resource(
             id,
             name: row.get(1)?,
             current: row.get(2)?,
-            last_version_at: row.get(3)?,
+            last_version_at: time_col(row, 3)?,
         });
     }
     match candidates.len() {
@@ -554,11 +555,11 @@ pub struct ChangeRecord {
     /// The snapshot that observed it.
     pub snapshot_id: i64,
     /// When (the change happened in Segment after `previous_observed_at` and by this time).
-    pub observed_at: String,
+    pub observed_at: Timestamp,
     /// The snapshot it was diffed against.
     pub previous_snapshot_id: Option<i64>,
     /// When that one was observed.
-    pub previous_observed_at: Option<String>,
+    pub previous_observed_at: Option<Timestamp>,
     /// Kind.
     pub kind: ResourceKind,
     /// Segment's id.
@@ -582,9 +583,9 @@ pub struct ChangeReport {
     /// evidence of no change.
     pub complete_polls: i64,
     /// The first of them.
-    pub first_observed_at: Option<String>,
+    pub first_observed_at: Option<Timestamp>,
     /// The last of them.
-    pub last_observed_at: Option<String>,
+    pub last_observed_at: Option<Timestamp>,
     /// The changes, in order of observation, then kind and id.
     pub changes: Vec<ChangeRecord>,
 }
@@ -616,7 +617,7 @@ pub fn changes_between(
          WHERE workspace_id = ?1 AND status = 'complete' AND finished_at >= ?2
            AND (?3 IS NULL OR finished_at < ?3)",
         params![workspace_id, since_text, until_text],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, opt_time_col(r, 1)?, opt_time_col(r, 2)?)),
     )?;
     let mut stmt = conn.prepare(
         "SELECT c.id, c.snapshot_id, s.finished_at, s.base_snapshot_id, b.finished_at, c.kind,
@@ -642,9 +643,9 @@ pub fn changes_between(
         changes.push(ChangeRecord {
             change_id,
             snapshot_id: row.get(1)?,
-            observed_at: row.get(2)?,
+            observed_at: time_col(row, 2)?,
             previous_snapshot_id: row.get(3)?,
-            previous_observed_at: row.get(4)?,
+            previous_observed_at: opt_time_col(row, 4)?,
             kind: stored_kind(&kind_text)?,
             resource_id: row.get(6)?,
             name: row.get(7)?,
@@ -684,7 +685,7 @@ pub struct StateResource {
     /// The version, in `resource_versions`.
     pub version_id: i64,
     /// When this version was first observed.
-    pub since_at: String,
+    pub since_at: Timestamp,
     /// Hex SHA-256 of the body.
     pub content_hash: String,
     /// The canonical body (secrets fingerprinted).
@@ -699,7 +700,7 @@ pub struct StateAt {
     /// The latest complete snapshot observed at or before it, whose state this is.
     pub snapshot_id: i64,
     /// When that snapshot was observed.
-    pub observed_at: String,
+    pub observed_at: Timestamp,
     /// The resources, by kind then id.
     pub resources: Vec<StateResource>,
 }
@@ -736,7 +737,7 @@ pub fn state_at(
             id: row.get(1)?,
             name: row.get(2)?,
             version_id,
-            since_at: row.get(4)?,
+            since_at: time_col(row, 4)?,
             content_hash: row.get(5)?,
             body: parse_json(&body, || {
                 format!("resource_versions.body of version {version_id}")
@@ -753,7 +754,7 @@ pub fn state_at(
 }
 
 /// The latest complete snapshot observed at or before `at` (stored format), with its time.
-pub fn snapshot_at(store: &Store, workspace_id: i64, at: &str) -> Result<(i64, String)> {
+pub fn snapshot_at(store: &Store, workspace_id: i64, at: &str) -> Result<(i64, Timestamp)> {
     let conn = &store.conn;
     let found = conn
         .query_row(
@@ -761,7 +762,7 @@ pub fn snapshot_at(store: &Store, workspace_id: i64, at: &str) -> Result<(i64, S
              WHERE workspace_id = ?1 AND status = 'complete' AND finished_at <= ?2
              ORDER BY finished_at DESC, id DESC LIMIT 1",
             params![workspace_id, at],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, time_col(r, 1)?)),
         )
         .optional()?;
     if let Some(found) = found {

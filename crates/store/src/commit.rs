@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use segwatch_core::alerts::AlertPlan;
 use segwatch_core::diff::SnapshotDelta;
+use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{KindStatuses, Quarantined, ResourceKind};
 use segwatch_core::trail::TrailRead;
 
@@ -22,9 +23,9 @@ pub struct CommitTarget<'a> {
     /// The workspace (row id).
     pub workspace_id: i64,
     /// The `running` snapshot to complete.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// The complete snapshot it was diffed against; must still be the latest.
-    pub base: Option<i64>,
+    pub base: Option<SnapshotId>,
     /// Segment's id of the workspace, recorded on the workspace row.
     pub segment_workspace_id: &'a str,
     /// Counters of the poll.
@@ -47,7 +48,7 @@ pub struct QuarantineRow {
     /// Row id.
     pub id: i64,
     /// The snapshot that first read it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Its kind's name (`audit_event` for the trail).
     pub kind: String,
     /// The request path.
@@ -84,7 +85,7 @@ impl Store {
         target: &CommitTarget<'_>,
         delta: &SnapshotDelta<'_>,
         alerts: &AlertPlan,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<AlertId>> {
         let CommitTarget {
             workspace_id,
             snapshot_id,
@@ -97,6 +98,7 @@ impl Store {
             confirm_requests,
             quarantine,
         } = *target;
+        let (snapshot_id, base) = (snapshot_id.get(), base.map(SnapshotId::get));
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -235,7 +237,7 @@ impl Store {
             "sealed the snapshot into the chain"
         );
         tx.commit()?;
-        Ok(alert_ids)
+        Ok(alert_ids.into_iter().map(AlertId).collect())
     }
 
     /// Items quarantined by a workspace's polls, newest first.
@@ -247,7 +249,7 @@ impl Store {
         let rows = stmt.query_map(params![workspace_id, limit as i64], |r| {
             Ok(QuarantineRow {
                 id: r.get(0)?,
-                snapshot_id: r.get(1)?,
+                snapshot_id: SnapshotId(r.get(1)?),
                 kind: r.get(2)?,
                 path: r.get(3)?,
                 position: r.get(4)?,

@@ -5,9 +5,11 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
+use segwatch_core::ids::{AlertId, SnapshotId};
+use segwatch_core::time::Timestamp;
 
 use crate::alerts::{ALERT_FIELDS, alert_row_at};
-use crate::{Result, Store, now};
+use crate::{Result, Store, now, opt_time_col, time_col};
 
 /// A delivery that is due, without its alert: what the outbox plans messages with.
 #[derive(Debug, Clone)]
@@ -17,13 +19,13 @@ pub struct DueKey {
     /// The sink's name.
     pub sink: String,
     /// The poll that queued it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Whether it delivers the alert's resolution (else its raising).
     pub resolved: bool,
     /// Attempts so far.
     pub attempts: u32,
     /// The alert.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// The alert's rule.
     pub rule_id: String,
     /// The alert's severity.
@@ -40,7 +42,7 @@ pub struct DueDelivery {
     /// The sink's name.
     pub sink: String,
     /// The poll that queued it.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Whether it delivers the alert's resolution (else its raising).
     pub resolved: bool,
     /// Attempts so far.
@@ -65,6 +67,67 @@ pub enum DeliveryOutcome<'a> {
     },
 }
 
+/// Where a delivery stands, as `deliveries.status` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Queued, not tried yet.
+    Pending,
+    /// Tried and failed; retried at `next_attempt_at`.
+    Failed,
+    /// The sink confirmed it.
+    Sent,
+    /// Counted, not listed, in a summary message the sink confirmed.
+    Summarised,
+    /// Given up on.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// Every status, in the order of the lifecycle.
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Sent,
+        DeliveryStatus::Summarised,
+        DeliveryStatus::Dead,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Summarised => "summarised",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+}
+
+/// A stored delivery status this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown delivery status `{0}`")]
+pub struct UnknownDeliveryStatus(pub String);
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = UnknownDeliveryStatus;
+
+    fn from_str(s: &str) -> std::result::Result<DeliveryStatus, UnknownDeliveryStatus> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownDeliveryStatus(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`: a width in the format string applies (the `deliveries` table).
+        f.pad(self.as_str())
+    }
+}
+
 /// One row of `deliveries`, for listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryRow {
@@ -73,21 +136,21 @@ pub struct DeliveryRow {
     /// The sink's name.
     pub sink: String,
     /// The alert.
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     /// `raised` or `resolved`.
     pub event: String,
-    /// `pending`, `failed`, `sent`, `summarised` or `dead`.
-    pub status: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
     /// Attempts so far.
     pub attempts: u32,
     /// When it is due.
-    pub next_attempt_at: String,
+    pub next_attempt_at: Timestamp,
     /// The last error.
     pub last_error: Option<String>,
     /// When it was queued.
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// When it was sent.
-    pub sent_at: Option<String>,
+    pub sent_at: Option<Timestamp>,
     /// The alert's summary.
     pub summary: String,
 }
@@ -122,10 +185,10 @@ impl Store {
             Ok(DueKey {
                 id: r.get(0)?,
                 sink: r.get(1)?,
-                snapshot_id: r.get(2)?,
+                snapshot_id: SnapshotId(r.get(2)?),
                 resolved,
                 attempts: r.get(4)?,
-                alert_id: r.get(5)?,
+                alert_id: AlertId(r.get(5)?),
                 rule_id: r.get(6)?,
                 severity: severity
                     .parse()
@@ -157,7 +220,7 @@ impl Store {
                     Ok(DueDelivery {
                         id: r.get(0)?,
                         sink: r.get(1)?,
-                        snapshot_id: r.get(2)?,
+                        snapshot_id: SnapshotId(r.get(2)?),
                         resolved: r.get::<_, String>(3)? == "resolved",
                         attempts: r.get(4)?,
                         alert: alert_row_at(r, 5)?,
@@ -212,7 +275,12 @@ impl Store {
                     } => stmt.execute(params![
                         id,
                         next_attempt_at,
-                        if *dead { "dead" } else { "failed" },
+                        if *dead {
+                            DeliveryStatus::Dead
+                        } else {
+                            DeliveryStatus::Failed
+                        }
+                        .as_str(),
                         error
                     ])?,
                 };
@@ -226,7 +294,7 @@ impl Store {
     pub fn deliveries(
         &self,
         workspace_id: i64,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         limit: usize,
     ) -> Result<Vec<DeliveryRow>> {
         let mut stmt = self.conn.prepare(
@@ -236,19 +304,31 @@ impl Store {
              WHERE d.workspace_id = ?1 AND (?2 IS NULL OR d.status = ?2) ORDER BY d.id DESC LIMIT ?3",
         )?;
         let rows = stmt.query_map(
-            params![workspace_id, status, limit.min(i64::MAX as usize) as i64],
+            params![
+                workspace_id,
+                status.map(DeliveryStatus::as_str),
+                limit.min(i64::MAX as usize) as i64
+            ],
             |r| {
+                let status: String = r.get(4)?;
+                let status = status.parse().map_err(|e: UnknownDeliveryStatus| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        4,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })?;
                 Ok(DeliveryRow {
                     id: r.get(0)?,
                     sink: r.get(1)?,
-                    alert_id: r.get(2)?,
+                    alert_id: AlertId(r.get(2)?),
                     event: r.get(3)?,
-                    status: r.get(4)?,
+                    status,
                     attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
+                    next_attempt_at: time_col(r, 6)?,
                     last_error: r.get(7)?,
-                    created_at: r.get(8)?,
-                    sent_at: r.get(9)?,
+                    created_at: time_col(r, 8)?,
+                    sent_at: opt_time_col(r, 9)?,
                     summary: r.get(10)?,
                 })
             },

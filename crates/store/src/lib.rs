@@ -24,6 +24,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use segwatch_core::model::ResourceKind;
+use segwatch_core::time::Timestamp;
 
 mod alerts;
 pub mod audit;
@@ -43,7 +44,9 @@ mod workspaces;
 
 pub use alerts::AlertFilter;
 pub use commit::{CommitTarget, PollStats, QuarantineRow};
-pub use deliveries::{DeliveryOutcome, DeliveryRow, DueDelivery, DueKey};
+pub use deliveries::{
+    DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery, DueKey, UnknownDeliveryStatus,
+};
 pub use metrics::{FailingPolls, RowCounts, StoreMetrics};
 pub use open::SCHEMA_VERSION;
 pub use poll_inputs::{PollInputs, PollLookup, PollReads};
@@ -154,14 +157,36 @@ fn parse_kind(s: &str) -> Result<ResourceKind> {
 }
 
 fn parse_time(text: &str, what: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc))
+    Timestamp::parse(text)
+        .map(Timestamp::as_datetime)
         .map_err(|e| StoreError::Snapshot(format!("bad timestamp `{text}` in {what}: {e}")))
 }
 
-/// Now as stored: RFC 3339 UTC with milliseconds.
+/// Now as stored: RFC 3339 UTC with milliseconds ([`Timestamp`]'s format).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    Timestamp::now().to_string()
+}
+
+/// Reads a stored time column: the one place a row's text becomes a [`Timestamp`] (the
+/// orphan rule keeps `FromSql` off a core type, so the SQL boundary converts here).
+pub(crate) fn time_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Timestamp> {
+    let text: String = r.get(i)?;
+    Timestamp::parse(&text).map_err(|e| bad_time(i, &text, e))
+}
+
+/// [`time_col`] for a nullable column.
+pub(crate) fn opt_time_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+    let text: Option<String> = r.get(i)?;
+    text.map(|text| Timestamp::parse(&text).map_err(|e| bad_time(i, &text, e)))
+        .transpose()
+}
+
+fn bad_time(i: usize, text: &str, e: chrono::ParseError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        format!("bad timestamp `{text}`: {e}").into(),
+    )
 }
 
 #[cfg(test)]

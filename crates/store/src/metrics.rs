@@ -2,10 +2,12 @@
 
 use rusqlite::OptionalExtension;
 
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::KindStatuses;
+use segwatch_core::time::Timestamp;
 
 use crate::snapshots::parse_kind_status;
-use crate::{Result, Store};
+use crate::{Result, Store, time_col};
 
 /// A workspace whose last finished poll failed.
 #[derive(Debug, Clone)]
@@ -13,7 +15,7 @@ pub struct FailingPolls {
     /// Since when no poll has completed (RFC 3339).
     pub since: String,
     /// The last failed snapshot.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// Its error.
     pub error: String,
 }
@@ -42,7 +44,7 @@ pub struct StoreMetrics {
     /// Deliveries per status.
     pub deliveries_by_status: Vec<(String, i64)>,
     /// When the last complete poll finished.
-    pub last_success_at: Option<String>,
+    pub last_success_at: Option<Timestamp>,
     /// How long it took.
     pub last_success_duration_ms: Option<i64>,
     /// Status of the last finished poll.
@@ -57,7 +59,7 @@ pub struct StoreMetrics {
     pub quarantined: i64,
     /// Per sink: deliveries not yet confirmed (pending or failed, to be retried) and when the
     /// oldest of them was queued.
-    pub undelivered: Vec<(String, i64, String)>,
+    pub undelivered: Vec<(String, i64, Timestamp)>,
 }
 
 impl Store {
@@ -69,14 +71,14 @@ impl Store {
             Ok(rows.collect::<std::result::Result<_, _>>()?)
         };
         // The last complete poll, read once: when, how long, what it could not read.
-        type LastComplete = (String, Option<i64>, Option<String>, Option<i64>);
+        type LastComplete = (Timestamp, Option<i64>, Option<String>, Option<i64>);
         let last: Option<LastComplete> = self
             .conn
             .query_row(
                 "SELECT finished_at, duration_ms, kind_status, confirm_requests FROM snapshots
                  WHERE workspace_id = ?1 AND status = 'complete' ORDER BY id DESC LIMIT 1",
                 [workspace_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((time_col(r, 0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
         let (last_success, kind_status, last_confirm_requests) = match last {
@@ -113,7 +115,7 @@ impl Store {
             deliveries_by_status: grouped(
                 "SELECT status, count(*) FROM deliveries WHERE workspace_id = ?1 GROUP BY status",
             )?,
-            last_success_at: last_success.as_ref().map(|(at, _)| at.clone()),
+            last_success_at: last_success.as_ref().map(|(at, _)| *at),
             last_success_duration_ms: last_success.and_then(|(_, ms)| ms),
             last_poll_status: last_poll.as_ref().map(|(s, _)| s.clone()),
             last_poll_error: last_poll.and_then(|(_, e)| e),
@@ -126,8 +128,9 @@ impl Store {
                      WHERE workspace_id = ?1 AND status IN ('pending', 'failed')
                      GROUP BY sink ORDER BY sink",
                 )?;
-                let rows =
-                    stmt.query_map([workspace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows = stmt.query_map([workspace_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, time_col(r, 2)?))
+                })?;
                 rows.collect::<std::result::Result<_, _>>()?
             },
         })
@@ -162,7 +165,7 @@ impl Store {
         )?;
         Ok(Some(FailingPolls {
             since,
-            snapshot_id,
+            snapshot_id: SnapshotId(snapshot_id),
             error: error.unwrap_or_default(),
         }))
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::CurrentVersion;
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::ResourceKind;
 use segwatch_core::trail::{AuditEvent, Mark};
 
@@ -35,7 +36,7 @@ pub struct PollReads<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct PollInputs {
     /// The latest complete snapshot, the diff base (`None` for a baseline).
-    pub base: Option<i64>,
+    pub base: Option<SnapshotId>,
     /// The current version of every resource (the base's state).
     pub current: HashMap<(ResourceKind, String), CurrentVersion>,
     /// The kinds the base vouches for ([`Store::known_kinds`]); empty without a base.
@@ -109,7 +110,7 @@ impl PollLookup<'_> {
     /// `until` ([`Store::events_since_snapshot`]): asked only when the poll found changes.
     pub fn events_since_snapshot(
         &self,
-        base: i64,
+        base: SnapshotId,
         until: DateTime<Utc>,
     ) -> Result<(DateTime<Utc>, Vec<AuditEvent>)> {
         self.store

@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, opt_time_col, time_col};
+use segwatch_core::time::Timestamp;
 
 /// A request to record, right after Segment accepted it.
 #[derive(Debug, Clone)]
@@ -43,13 +44,13 @@ pub struct PrivacyRequestRecord {
     /// Who asked for it, as given.
     pub requested_by: Option<String>,
     /// When it was recorded.
-    pub requested_at: String,
+    pub requested_at: Timestamp,
     /// The last known overall status.
     pub overall_status: Option<String>,
     /// The last known per-destination statuses (JSON).
     pub destination_statuses: Option<serde_json::Value>,
     /// When the status was last read from Segment.
-    pub last_checked_at: Option<String>,
+    pub last_checked_at: Option<Timestamp>,
 }
 
 impl Store {
@@ -144,10 +145,10 @@ impl Store {
                 subject_hash: r.get(3)?,
                 requested_by_os_user: r.get(4)?,
                 requested_by: r.get(5)?,
-                requested_at: r.get(6)?,
+                requested_at: time_col(r, 6)?,
                 overall_status: r.get(7)?,
                 destination_statuses: statuses.and_then(|s| serde_json::from_str(&s).ok()),
-                last_checked_at: r.get(9)?,
+                last_checked_at: opt_time_col(r, 9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

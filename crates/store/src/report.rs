@@ -12,6 +12,7 @@ use crate::snapshots::{SNAPSHOT_COLUMNS, snapshot_row};
 use crate::{Result, SnapshotInfo, Store, parse_kind};
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::ChangeOp;
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::ResourceKind;
 
 /// How many changes of one kind and op a range of snapshots recorded.
@@ -52,7 +53,8 @@ impl Store {
     }
 
     /// The tamper-evidence chain hash of a complete snapshot (`None` before it is sealed).
-    pub fn snapshot_chain_hash(&self, snapshot_id: i64) -> Result<Option<String>> {
+    pub fn snapshot_chain_hash(&self, snapshot_id: SnapshotId) -> Result<Option<String>> {
+        let snapshot_id = snapshot_id.get();
         Ok(self.conn.query_row(
             "SELECT chain_hash FROM snapshots WHERE id = ?1",
             [snapshot_id],
@@ -66,8 +68,9 @@ impl Store {
     pub fn findings_open_at(
         &self,
         workspace_id: i64,
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
     ) -> Result<Vec<AlertRecord>> {
+        let snapshot_id = snapshot_id.get();
         let sql = format!(
             "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND rule_kind = 'compliance' AND snapshot_id <= ?2
              AND (resolved_snapshot_id IS NULL OR resolved_snapshot_id > ?2) ORDER BY id"
@@ -79,42 +82,42 @@ impl Store {
     pub fn findings_resolved_between(
         &self,
         workspace_id: i64,
-        first: i64,
-        last: i64,
+        first: SnapshotId,
+        last: SnapshotId,
     ) -> Result<Vec<AlertRecord>> {
         let sql = format!(
             "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND status = 'resolved'
              AND resolved_snapshot_id BETWEEN ?2 AND ?3 ORDER BY resolved_snapshot_id, id"
         );
-        self.alert_rows(&sql, params![workspace_id, first, last])
+        self.alert_rows(&sql, params![workspace_id, first.get(), last.get()])
     }
 
     /// The change alerts fired by snapshots `first..=last`, oldest first.
     pub fn change_alerts_between(
         &self,
         workspace_id: i64,
-        first: i64,
-        last: i64,
+        first: SnapshotId,
+        last: SnapshotId,
     ) -> Result<Vec<AlertRecord>> {
         let sql = format!(
             "{ALERT_COLUMNS} WHERE workspace_id = ?1 AND status = 'fired'
              AND snapshot_id BETWEEN ?2 AND ?3 ORDER BY id"
         );
-        self.alert_rows(&sql, params![workspace_id, first, last])
+        self.alert_rows(&sql, params![workspace_id, first.get(), last.get()])
     }
 
     /// Changes recorded by snapshots `first..=last`, counted by kind and op (sorted by both).
     pub fn change_counts_between(
         &self,
         workspace_id: i64,
-        first: i64,
-        last: i64,
+        first: SnapshotId,
+        last: SnapshotId,
     ) -> Result<Vec<ChangeCount>> {
         let mut stmt = self.conn.prepare(
             "SELECT kind, op, count(*) FROM changes
              WHERE workspace_id = ?1 AND snapshot_id BETWEEN ?2 AND ?3 GROUP BY kind, op",
         )?;
-        let mut rows = stmt.query(params![workspace_id, first, last])?;
+        let mut rows = stmt.query(params![workspace_id, first.get(), last.get()])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let op: String = row.get(1)?;

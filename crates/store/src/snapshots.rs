@@ -9,9 +9,11 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use segwatch_core::diff::{ChangeOp, CurrentVersion, FieldChange, ResourceChange};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Attribution, KindStatus, KindStatuses, ResourceKind};
+use segwatch_core::time::Timestamp;
 
-use crate::{Result, Store, StoreError, lock, now, parse_kind};
+use crate::{Result, Store, StoreError, lock, now, opt_time_col, parse_kind, parse_time, time_col};
 
 /// State of a poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,17 +50,17 @@ impl SnapshotStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotInfo {
     /// Snapshot id (increasing).
-    pub id: i64,
+    pub id: SnapshotId,
     /// When the poll started.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// When it finished, if it did.
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     /// Its state.
     pub status: SnapshotStatus,
     /// Why it failed.
     pub error: Option<String>,
     /// The complete snapshot it was diffed against (none for the first, the baseline).
-    pub base_snapshot_id: Option<i64>,
+    pub base_snapshot_id: Option<SnapshotId>,
     /// Resources in the snapshot.
     pub resource_count: Option<i64>,
     /// Resources added since the base.
@@ -91,7 +93,7 @@ pub struct StoredResource {
     /// Hex SHA-256 of the body.
     pub hash: String,
     /// When this version was first seen (start of the snapshot that stored it).
-    pub seen_since: String,
+    pub seen_since: Timestamp,
 }
 
 /// A stored change with the bodies of its two sides.
@@ -168,7 +170,7 @@ impl Store {
     }
 
     /// Records the start of a poll, with the process that runs it, and returns its snapshot id.
-    pub fn begin_snapshot(&mut self, workspace_id: i64) -> Result<i64> {
+    pub fn begin_snapshot(&mut self, workspace_id: i64) -> Result<SnapshotId> {
         let holder = match &self.writer {
             Some(lock) => lock.holder().clone(),
             None => lock::Holder::this_process("poll"),
@@ -178,13 +180,13 @@ impl Store {
              VALUES (?1, ?2, 'running', ?3, ?4)",
             params![workspace_id, now(), i64::from(holder.pid), holder.host],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(SnapshotId(self.conn.last_insert_rowid()))
     }
 
     /// Records a failed poll with its error. Nothing else of the poll was written.
     pub fn fail_snapshot(
         &mut self,
-        snapshot_id: i64,
+        snapshot_id: SnapshotId,
         error: &str,
         api_requests: u64,
         duration: Duration,
@@ -192,27 +194,40 @@ impl Store {
         self.conn.execute(
             "UPDATE snapshots SET status = 'failed', finished_at = ?2, error = ?3, api_requests = ?4,
                 duration_ms = ?5 WHERE id = ?1",
-            params![snapshot_id, now(), error, api_requests as i64, duration.as_millis() as i64],
+            params![
+                snapshot_id.get(),
+                now(),
+                error,
+                api_requests as i64,
+                duration.as_millis() as i64
+            ],
         )?;
         Ok(())
     }
 
     /// The latest complete snapshot of a workspace.
-    pub fn latest_complete(&self, workspace_id: i64) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'",
-            [workspace_id],
-            |r| r.get(0),
-        )?)
+    pub fn latest_complete(&self, workspace_id: i64) -> Result<Option<SnapshotId>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete'",
+                [workspace_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .map(SnapshotId))
     }
 
     /// The complete snapshot just before `snapshot_id`.
-    pub fn previous_complete(&self, workspace_id: i64, snapshot_id: i64) -> Result<Option<i64>> {
+    pub fn previous_complete(
+        &self,
+        workspace_id: i64,
+        snapshot_id: SnapshotId,
+    ) -> Result<Option<SnapshotId>> {
         Ok(self.conn.query_row(
             "SELECT max(id) FROM snapshots WHERE workspace_id = ?1 AND status = 'complete' AND id < ?2",
-            params![workspace_id, snapshot_id],
-            |r| r.get(0),
-        )?)
+            params![workspace_id, snapshot_id.get()],
+            |r| r.get::<_, Option<i64>>(0),
+        )?.map(SnapshotId))
     }
 
     /// The current version of every resource: the state of the latest complete snapshot.
@@ -254,7 +269,8 @@ impl Store {
 
     /// The resource kinds a complete snapshot collected (see migration 0008; snapshots from
     /// before it collected the seven kinds segwatch always reads).
-    pub fn collected_kinds(&self, snapshot_id: i64) -> Result<Vec<ResourceKind>> {
+    pub fn collected_kinds(&self, snapshot_id: SnapshotId) -> Result<Vec<ResourceKind>> {
+        let snapshot_id = snapshot_id.get();
         let text: Option<String> = self.conn.query_row(
             "SELECT collected_kinds FROM snapshots WHERE id = ?1",
             [snapshot_id],
@@ -272,7 +288,7 @@ impl Store {
     /// The kinds a complete snapshot vouches for: those it collected, less those unavailable
     /// that it had never read (a kind unavailable since the first poll is simply absent). A
     /// kind the next poll reads that is not among them is a baseline of its own.
-    pub fn known_kinds(&self, snapshot_id: i64) -> Result<Vec<ResourceKind>> {
+    pub fn known_kinds(&self, snapshot_id: SnapshotId) -> Result<Vec<ResourceKind>> {
         let status = self.kind_status(snapshot_id)?;
         Ok(self
             .collected_kinds(snapshot_id)?
@@ -288,7 +304,8 @@ impl Store {
 
     /// The kinds a complete snapshot could not read in full (migration 0010; empty when it read
     /// every kind, and for snapshots from before it).
-    pub fn kind_status(&self, snapshot_id: i64) -> Result<KindStatuses> {
+    pub fn kind_status(&self, snapshot_id: SnapshotId) -> Result<KindStatuses> {
+        let snapshot_id = snapshot_id.get();
         let text: Option<String> = self
             .conn
             .query_row(
@@ -315,13 +332,8 @@ impl Store {
         let mut out = HashMap::new();
         while let Some(row) = rows.next()? {
             let started: String = row.get(2)?;
-            let at = chrono::DateTime::parse_from_rfc3339(&started).map_err(|e| {
-                StoreError::Snapshot(format!("bad timestamp `{started}` in snapshots: {e}"))
-            })?;
-            out.insert(
-                (parse_kind(&row.get::<_, String>(0)?)?, row.get(1)?),
-                at.with_timezone(&chrono::Utc),
-            );
+            let at = parse_time(&started, "snapshots")?;
+            out.insert((parse_kind(&row.get::<_, String>(0)?)?, row.get(1)?), at);
         }
         Ok(out)
     }
@@ -338,7 +350,8 @@ impl Store {
     }
 
     /// One snapshot, which must belong to the workspace.
-    pub fn snapshot(&self, workspace_id: i64, snapshot_id: i64) -> Result<SnapshotInfo> {
+    pub fn snapshot(&self, workspace_id: i64, snapshot_id: SnapshotId) -> Result<SnapshotInfo> {
+        let snapshot_id = snapshot_id.get();
         let sql = format!("{SNAPSHOT_COLUMNS} WHERE workspace_id = ?1 AND id = ?2");
         self.conn
             .query_row(&sql, params![workspace_id, snapshot_id], snapshot_row)
@@ -349,8 +362,13 @@ impl Store {
     }
 
     /// Every resource exactly as it was in a complete snapshot, sorted by kind and id.
-    pub fn resources_at(&self, workspace_id: i64, snapshot_id: i64) -> Result<Vec<StoredResource>> {
+    pub fn resources_at(
+        &self,
+        workspace_id: i64,
+        snapshot_id: SnapshotId,
+    ) -> Result<Vec<StoredResource>> {
         let info = self.snapshot(workspace_id, snapshot_id)?;
+        let snapshot_id = snapshot_id.get();
         if info.status != SnapshotStatus::Complete {
             return Err(StoreError::Snapshot(format!(
                 "snapshot {snapshot_id} is {}, not complete: it holds no resources",
@@ -372,7 +390,7 @@ impl Store {
                 name: row.get(2)?,
                 body: row.get(3)?,
                 hash: row.get(4)?,
-                seen_since: row.get(5)?,
+                seen_since: time_col(row, 5)?,
             });
         }
         out.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
@@ -380,7 +398,8 @@ impl Store {
     }
 
     /// The changes of a snapshot with the bodies of their two sides.
-    pub fn change_bodies(&self, snapshot_id: i64) -> Result<Vec<ChangeWithBodies>> {
+    pub fn change_bodies(&self, snapshot_id: SnapshotId) -> Result<Vec<ChangeWithBodies>> {
+        let snapshot_id = snapshot_id.get();
         let mut out = Vec::new();
         for stored in self.change_rows(snapshot_id)? {
             out.push(ChangeWithBodies {
@@ -399,7 +418,8 @@ impl Store {
     }
 
     /// The changes recorded for a snapshot against its base.
-    pub fn changes_of(&self, snapshot_id: i64) -> Result<Vec<ResourceChange>> {
+    pub fn changes_of(&self, snapshot_id: SnapshotId) -> Result<Vec<ResourceChange>> {
+        let snapshot_id = snapshot_id.get();
         Ok(self
             .change_rows(snapshot_id)?
             .into_iter()
@@ -461,12 +481,12 @@ pub(crate) const SNAPSHOT_COLUMNS: &str =
 
 pub(crate) fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     Ok(SnapshotInfo {
-        id: r.get(0)?,
-        started_at: r.get(1)?,
-        finished_at: r.get(2)?,
+        id: SnapshotId(r.get(0)?),
+        started_at: time_col(r, 1)?,
+        finished_at: opt_time_col(r, 2)?,
         status: SnapshotStatus::parse(&r.get::<_, String>(3)?),
         error: r.get(4)?,
-        base_snapshot_id: r.get(5)?,
+        base_snapshot_id: r.get::<_, Option<i64>>(5)?.map(SnapshotId),
         resource_count: r.get(6)?,
         added: r.get(7)?,
         removed: r.get(8)?,
@@ -606,7 +626,7 @@ mod tests {
             .connection()
             .query_row(
                 "SELECT poller_pid, poller_host FROM snapshots WHERE id = ?1",
-                [live],
+                [live.get()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
@@ -619,7 +639,10 @@ mod tests {
         let dead = other.begin_snapshot(ws).unwrap();
         other
             .connection()
-            .execute("UPDATE snapshots SET poller_pid = 1 WHERE id = ?1", [dead])
+            .execute(
+                "UPDATE snapshots SET poller_pid = 1 WHERE id = ?1",
+                [dead.get()],
+            )
             .unwrap();
 
         // A store without the lock leaves the holder's live poll alone.

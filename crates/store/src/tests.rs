@@ -7,6 +7,7 @@ use serde_json::json;
 use crate::{CommitTarget, PollStats, Result, Store};
 use segwatch_core::alerts::AlertPlan;
 use segwatch_core::diff::plan;
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Resource, ResourceKind};
 
 pub(crate) fn user(id: &str, role: &str) -> Resource {
@@ -27,7 +28,11 @@ pub(crate) fn stats(n: usize) -> PollStats {
 }
 
 /// Runs the store half of a poll, as `poll::Poller` does.
-pub(crate) fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> Result<(i64, usize)> {
+pub(crate) fn commit(
+    store: &mut Store,
+    ws: i64,
+    resources: &[Resource],
+) -> Result<(SnapshotId, usize)> {
     commit_with(store, ws, resources, &AlertPlan::default())
 }
 
@@ -37,7 +42,7 @@ pub(crate) fn commit_with(
     ws: i64,
     resources: &[Resource],
     alerts: &AlertPlan,
-) -> Result<(i64, usize)> {
+) -> Result<(SnapshotId, usize)> {
     let id = store.begin_snapshot(ws)?;
     let base = store.latest_complete(ws)?;
     let current = store.current_versions(ws)?;
@@ -66,4 +71,18 @@ pub(crate) fn count(store: &Store, table: &str) -> i64 {
         .connection()
         .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
+}
+
+#[test]
+fn delivery_statuses_read_back_as_stored() {
+    use crate::DeliveryStatus;
+    for status in DeliveryStatus::ALL {
+        assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+        assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        assert_eq!(
+            format!("{status:<11}|"),
+            format!("{:<11}|", status.as_str())
+        );
+    }
+    assert!("delivered".parse::<DeliveryStatus>().is_err());
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use segwatch_core::alerts;
 use segwatch_core::diff;
 use segwatch_core::drift::{Direction, DriftSummary, is_drift_only, mark};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Resource, ResourceKind};
 
 const TS: &str = "2024-01-01T00:00:00Z";
@@ -53,7 +54,11 @@ fn summary(kind: ResourceKind, path: &str, direction: Direction, n: usize) -> Dr
 
 /// Commits one poll of `resources` through the store, marking drift as `poll::Poller` does
 /// (no audit trail); returns the snapshot id and the drift found.
-fn commit(store: &mut crate::Store, ws: i64, resources: &[Resource]) -> (i64, Vec<DriftSummary>) {
+fn commit(
+    store: &mut crate::Store,
+    ws: i64,
+    resources: &[Resource],
+) -> (SnapshotId, Vec<DriftSummary>) {
     let id = store.begin_snapshot(ws).unwrap();
     let base = store.latest_complete(ws).unwrap();
     let current = store.current_versions(ws).unwrap();
@@ -122,7 +127,7 @@ fn drift_is_stored_exactly_and_marked_in_history_and_the_views() {
     assert!(state.resources.iter().all(|r| r.body["createdAt"] == TS));
     let history = crate::audit::resource_history(&store, ws, ResourceKind::User, "u1").unwrap();
     let last = history.steps.last().unwrap();
-    assert_eq!(last.snapshot_id, release);
+    assert_eq!(last.snapshot_id, release.get());
     assert!(last.fields.iter().all(|f| f.api_drift));
 
     let rows = |sql: &str| -> Vec<(i64, String, i64)> {
@@ -139,10 +144,10 @@ fn drift_is_stored_exactly_and_marked_in_history_and_the_views() {
              ORDER BY snapshot_id, resource_id"
         ),
         vec![
-            (edit, "u1:1".to_string(), 0),
-            (release, "u1:1".to_string(), 1),
-            (release, "u2:1".to_string(), 1),
-            (release, "u3:1".to_string(), 1),
+            (edit.get(), "u1:1".to_string(), 0),
+            (release.get(), "u1:1".to_string(), 1),
+            (release.get(), "u2:1".to_string(), 1),
+            (release.get(), "u3:1".to_string(), 1),
         ]
     );
     assert_eq!(
@@ -151,8 +156,8 @@ fn drift_is_stored_exactly_and_marked_in_history_and_the_views() {
              WHERE resource_id = 'u1' ORDER BY snapshot_id"
         ),
         vec![
-            (edit, "email".to_string(), 0),
-            (release, "createdAt".to_string(), 1)
+            (edit.get(), "email".to_string(), 0),
+            (release.get(), "createdAt".to_string(), 1)
         ]
     );
     // The stored JSON of an ordinary change has no flag at all.
@@ -160,7 +165,7 @@ fn drift_is_stored_exactly_and_marked_in_history_and_the_views() {
         .connection()
         .query_row(
             "SELECT fields FROM changes WHERE snapshot_id = ?1",
-            [edit],
+            [edit.get()],
             |r| r.get(0),
         )
         .unwrap();

@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::trail::{AuditEvent, CLOCK_SKEW, Mark, TrailRead, format_time};
 
 use crate::{Result, Store, StoreError, parse_time};
@@ -48,11 +49,10 @@ impl Store {
     pub fn events_since_snapshot(
         &self,
         workspace_id: i64,
-        base: i64,
+        base: SnapshotId,
         until: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(chrono::DateTime<chrono::Utc>, Vec<AuditEvent>)> {
-        let text = self.snapshot(workspace_id, base)?.started_at;
-        let started = parse_time(&text, "snapshots")?;
+        let started = self.snapshot(workspace_id, base)?.started_at.as_datetime();
         // Stored times compare as text: the open end is the last instant of year 9999 (a larger
         // year would be written with a sign and sort first).
         let until = until.unwrap_or_else(|| {

@@ -13,8 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, opt_time_col, time_col};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::KindStatuses;
+use segwatch_core::time::Timestamp;
 
 /// One workspace of the database, with what its listing shows.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +28,7 @@ pub struct StoredWorkspace {
     /// Segment's workspace id, once a poll has seen it.
     pub segment_id: Option<String>,
     /// When segwatch first recorded it.
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// The last complete poll.
     pub last_complete: Option<CompletePoll>,
     /// The last finished poll, complete or failed.
@@ -41,20 +43,20 @@ pub struct StoredWorkspace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CompletePoll {
     /// The snapshot.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// When it committed (its observation time).
-    pub finished_at: String,
+    pub finished_at: Timestamp,
 }
 
 /// The outcome of a finished poll.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FinishedPoll {
     /// The snapshot.
-    pub snapshot_id: i64,
+    pub snapshot_id: SnapshotId,
     /// `complete` or `failed`.
     pub status: String,
     /// When it finished.
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     /// Why it failed.
     pub error: Option<String>,
 }
@@ -135,9 +137,9 @@ impl Store {
              FROM workspaces w ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, time_col(r, 3)?, r.get(4)?))
         })?;
-        let rows: Vec<(i64, String, Option<String>, String, i64)> =
+        let rows: Vec<(i64, String, Option<String>, Timestamp, i64)> =
             rows.collect::<std::result::Result<_, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, name, segment_id, created_at, open_findings) in rows {
@@ -149,8 +151,8 @@ impl Store {
                     [id],
                     |r| {
                         Ok(CompletePoll {
-                            snapshot_id: r.get(0)?,
-                            finished_at: r.get(1)?,
+                            snapshot_id: SnapshotId(r.get(0)?),
+                            finished_at: time_col(r, 1)?,
                         })
                     },
                 )
@@ -163,9 +165,9 @@ impl Store {
                     [id],
                     |r| {
                         Ok(FinishedPoll {
-                            snapshot_id: r.get(0)?,
+                            snapshot_id: SnapshotId(r.get(0)?),
                             status: r.get(1)?,
-                            finished_at: r.get(2)?,
+                            finished_at: opt_time_col(r, 2)?,
                             error: r.get(3)?,
                         })
                     },

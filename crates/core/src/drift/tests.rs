@@ -551,7 +551,7 @@ const RULES: &str = r#"
 /// An open finding of `rule` on user `id`.
 fn finding(rule: &str, id: &str) -> alerts::AlertRecord {
     alerts::AlertRecord {
-        id: 1,
+        id: crate::ids::AlertId(1),
         rule_id: rule.to_string(),
         rule_kind: "compliance".to_string(),
         severity: crate::rules::Severity::Low,
@@ -559,10 +559,10 @@ fn finding(rule: &str, id: &str) -> alerts::AlertRecord {
         resource_kind: ResourceKind::User,
         resource_id: id.to_string(),
         resource_name: id.to_string(),
-        snapshot_id: 1,
+        snapshot_id: crate::ids::SnapshotId(1),
         change_id: None,
         status: alerts::AlertStatus::Open,
-        opened_at: TS.to_string(),
+        opened_at: TS.parse().unwrap(),
         resolved_at: None,
         resolved_snapshot_id: None,
         resolution: None,

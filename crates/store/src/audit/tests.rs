@@ -62,13 +62,13 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
         .connection()
         .query_row(
             "SELECT finished_at FROM snapshots WHERE id = ?1",
-            [id],
+            [id.get()],
             |r| r.get(0),
         )
         .unwrap();
     // Observation times are milliseconds; keep consecutive polls apart.
     std::thread::sleep(Duration::from_millis(3));
-    (id, at)
+    (id.get(), at)
 }
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -239,7 +239,10 @@ fn state_at_any_instant_is_the_snapshot_observed_then() {
     for (i, (id, at, resources)) in f.polls.iter().enumerate() {
         // Exactly at the observation time, and any time until the next one.
         let state = state_at(&f.store, f.ws, instant(at), None).unwrap();
-        assert_eq!((state.snapshot_id, &state.observed_at), (*id, at));
+        assert_eq!(
+            (state.snapshot_id, &state.observed_at.to_string()),
+            (*id, at)
+        );
         let got: Vec<_> = state
             .resources
             .iter()
@@ -352,20 +355,23 @@ fn history_shows_removal_and_return_with_field_changes() {
     let events: Vec<_> = h
         .steps
         .iter()
-        .map(|s| (s.event, s.snapshot_id, s.at.as_str()))
+        .map(|s| (s.event, s.snapshot_id, s.at.to_string()))
         .collect();
     let poll = |i: usize| (f.polls[i].0, f.polls[i].1.as_str());
     assert_eq!(
         events,
         vec![
-            (HistoryEvent::FirstSeen, poll(0).0, poll(0).1),
-            (HistoryEvent::Removed, poll(2).0, poll(2).1),
-            (HistoryEvent::Added, poll(3).0, poll(3).1),
+            (HistoryEvent::FirstSeen, poll(0).0, poll(0).1.to_string()),
+            (HistoryEvent::Removed, poll(2).0, poll(2).1.to_string()),
+            (HistoryEvent::Added, poll(3).0, poll(3).1.to_string()),
         ]
     );
     assert_eq!(h.versions.len(), 2);
-    assert_eq!(h.versions[0].valid_to_at.as_deref(), Some(poll(2).1));
-    assert_eq!(h.versions[1].valid_from_at, poll(3).1);
+    assert_eq!(
+        h.versions[0].valid_to_at.map(|t| t.to_string()).as_deref(),
+        Some(poll(2).1)
+    );
+    assert_eq!(h.versions[1].valid_from_at.to_string(), poll(3).1);
     assert!(h.steps[1].change_id.is_some() && h.steps[2].change_id.is_some());
     assert_eq!(h.steps[1].version_id, None);
 
@@ -376,7 +382,7 @@ fn history_shows_removal_and_return_with_field_changes() {
         .filter(|s| s.event == HistoryEvent::Modified)
         .collect();
     assert_eq!(modified.len(), 1);
-    assert_eq!(modified[0].at, poll(1).1);
+    assert_eq!(modified[0].at.to_string(), poll(1).1);
     let paths: Vec<_> = modified[0].fields.iter().map(|c| c.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -457,11 +463,14 @@ fn changes_between_two_instants_with_an_optional_kind() {
     );
     assert_eq!(report.complete_polls, 2);
     assert_eq!(
-        report.first_observed_at.as_deref(),
+        report.first_observed_at.map(|t| t.to_string()).as_deref(),
         Some(f.polls[1].1.as_str())
     );
     assert_eq!(
-        report.changes[0].previous_observed_at.as_deref(),
+        report.changes[0]
+            .previous_observed_at
+            .map(|t| t.to_string())
+            .as_deref(),
         Some(f.polls[0].1.as_str())
     );
     let sources = changes_between(&f.store, f.ws, at(0), None, Some(ResourceKind::Source))
@@ -559,7 +568,7 @@ fn the_state_reconstructs_bodies_byte_for_byte() {
     let (id, at, _) = &f.polls[3];
     let stored: HashMap<String, String> = f
         .store
-        .resources_at(f.ws, *id)
+        .resources_at(f.ws, segwatch_core::ids::SnapshotId(*id))
         .unwrap()
         .into_iter()
         .map(|r| (r.id, r.body))

@@ -49,8 +49,8 @@ impl Fixture {
         let first = vec![user("a", "r1"), user("b", "r1"), user("c", "r1")];
         let mut complete = Vec::new();
         let plain = AlertPlan::default();
-        complete.push(commit_with(&mut store, ws, &first, &plain).unwrap().0);
-        complete.push(commit_with(&mut store, ws, &first, &plain).unwrap().0);
+        complete.push(commit_with(&mut store, ws, &first, &plain).unwrap().0.get());
+        complete.push(commit_with(&mut store, ws, &first, &plain).unwrap().0.get());
         let failed = store.begin_snapshot(ws).unwrap();
         store
             .fail_snapshot(failed, "boom", 1, Duration::from_millis(1))
@@ -60,7 +60,12 @@ impl Fixture {
             opened: vec![finding("d")],
             ..AlertPlan::default()
         };
-        complete.push(commit_with(&mut store, ws, &second, &raise).unwrap().0);
+        complete.push(
+            commit_with(&mut store, ws, &second, &raise)
+                .unwrap()
+                .0
+                .get(),
+        );
         let open = store.open_findings(ws).unwrap();
         let resolve = AlertPlan {
             resolved: vec![ResolvedFinding {
@@ -70,8 +75,13 @@ impl Fixture {
             ..AlertPlan::default()
         };
         let third = vec![user("a", "owner"), user("c", "r2"), user("d", "owner")];
-        complete.push(commit_with(&mut store, ws, &third, &resolve).unwrap().0);
-        complete.push(commit_with(&mut store, ws, &third, &plain).unwrap().0);
+        complete.push(
+            commit_with(&mut store, ws, &third, &resolve)
+                .unwrap()
+                .0
+                .get(),
+        );
+        complete.push(commit_with(&mut store, ws, &third, &plain).unwrap().0.get());
         Fixture {
             _dir: dir,
             path,
@@ -523,7 +533,7 @@ fn workspaces_have_separate_chains() {
     assert!(report.intact());
     let theirs = &report.workspaces[1];
     assert_eq!((theirs.workspace.as_str(), theirs.snapshots), ("other", 1));
-    let content = content_of(&store.conn, id, Source::Snapshot).unwrap();
+    let content = content_of(&store.conn, id.get(), Source::Snapshot).unwrap();
     assert_eq!(
         theirs.head.as_ref().unwrap().chain_hash,
         link_hash(&genesis("other"), &content.hash)
