@@ -4,11 +4,12 @@
 //! ([`redact`]), field-level diffs and a poll's plan ([`diff`]), API drift ([`drift`]), the
 //! relationships of one snapshot ([`relations`]), rules and their evaluation ([`rules`]), the
 //! alert lifecycle ([`alerts`]), the audit trail's events, mark and attribution ([`trail`]),
-//! and escaping for terminals ([`terminal`]).
+//! escaping for terminals ([`terminal`]), and who can reach what ([`access`]).
 //!
 //! This crate depends on no async runtime, HTTP client or database (a test in the
 //! application crate checks it); everything that reads or writes lives in the crates above it.
 
+pub mod access;
 pub mod alerts;
 pub mod canonical;
 pub mod diff;
