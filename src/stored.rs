@@ -67,7 +67,7 @@ pub fn diff_snapshots(
 }
 
 /// A stored version as the resource it was collected as.
-fn resource(stored: StoredResource) -> Resource {
+pub fn resource(stored: StoredResource) -> Resource {
     Resource {
         kind: stored.kind,
         id: stored.id,

@@ -168,6 +168,9 @@ pub(super) enum Command {
     Changes(super::audit::ChangesArgs),
     /// Every resource as it was at a time (the latest complete poll at or before it).
     State(super::audit::StateArgs),
+    /// Who can reach a resource, what a user can reach, at a time (default: now): every grant,
+    /// with its role and why (direct, a group, a label filter).
+    Access(super::access::AccessArgs),
     /// Test each configured API (Public API per workspace, Profile API) and print one line per
     /// check: OK or the reason. Exits 1 if any check failed; an unconfigured Profile API is
     /// reported, and fails only with --require-profiles.

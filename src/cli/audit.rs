@@ -102,7 +102,7 @@ fn parse_kind(text: &str) -> Result<ResourceKind, String> {
         .map_err(|e: segwatch_core::model::UnknownKind| e.to_string())
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     audit::parse_instant(text).map_err(|e| e.to_string())
 }
 
@@ -430,11 +430,11 @@ fn unique_keys(columns: &[String]) -> Vec<String> {
 }
 
 /// Escapes control characters and bidi overrides in text from the database or the workspace.
-fn clean(text: &str) -> String {
+pub(super) fn clean(text: &str) -> String {
     segwatch_core::terminal::escape(text).into_owned()
 }
 
-fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
+pub(super) fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -444,7 +444,11 @@ fn column_widths(header: &[String], rows: &[Vec<String>]) -> Vec<usize> {
     widths
 }
 
-fn write_row(out: &mut impl Write, cells: &[String], widths: &[usize]) -> std::io::Result<()> {
+pub(super) fn write_row(
+    out: &mut impl Write,
+    cells: &[String],
+    widths: &[usize],
+) -> std::io::Result<()> {
     let last = cells.len().saturating_sub(1);
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if i == last {

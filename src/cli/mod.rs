@@ -5,7 +5,7 @@
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
 //! `alerts` (and deliveries), `sinks`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
-//! `audit`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
+//! `audit`, `access`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,6 +19,7 @@ use segwatch_simulator as simulator;
 use segwatch_store::lock::{LockError, WriterLock};
 use segwatch_store::{Store, StoreError};
 
+mod access;
 mod alerts;
 mod args;
 mod audit;
@@ -210,6 +211,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => audit::history(&settings()?, args),
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
+        Command::Access(args) => access::run(&settings()?, args),
         Command::Privacy(PrivacyCommand::Access(args)) => privacy::access(&settings()?, args).await,
         Command::CheckConnection(args) => privacy::check_connection(&settings()?, args).await,
         Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),

@@ -4,6 +4,8 @@
 //! - `pipeline`: what a poll stores and which changes it finds;
 //! - `api_drift`: fields a Segment release adds or removes are recorded but raise no alert;
 //! - `audit_trail`: Segment's audit trail read incrementally, and who made each change;
+//! - `access`: `segwatch access` (what a user can reach, who can reach a source) equal to the
+//!   grants computed independently from the simulated workspace's state;
 //! - `auditor`: auditors' questions (views, `query`, `history`, `changes`, `state`) against what
 //!   the simulated workspace held;
 //! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
@@ -41,6 +43,7 @@
 // Test helpers are `pub` for sibling modules; this crate is never a dependency.
 #![allow(unreachable_pub)]
 
+mod access;
 mod api_drift;
 mod architecture;
 mod audit_trail;

@@ -157,6 +157,27 @@ pub fn access_level(role_name: &str) -> AccessLevel {
     }
 }
 
+/// Whether a role granted on the whole workspace (without labels) reaches its sources.
+///
+/// Segment's *Roles* page scopes some workspace-level roles to other resources: `Minimal
+/// Workspace Access` (signing in, no resource), `Workspace Billing Admin` (billing), and the
+/// `Tracking Plan …`, `Warehouse Destination …`, `Engage …`, `Identity …` and `Unify …` roles
+/// (tracking plans, warehouses, spaces). Those do not reach sources; every other role does —
+/// `Workspace Owner`, `Source Admin`, `Source Read-only`, and any custom or unknown role (a
+/// security monitor must not under-report access).
+pub fn role_reaches_sources(role_name: &str) -> bool {
+    let lower = role_name.to_ascii_lowercase();
+    const ELSEWHERE: &[&str] = &["minimal workspace access", "workspace billing admin"];
+    const PREFIXES: &[&str] = &[
+        "tracking plan ",
+        "warehouse destination ",
+        "engage ",
+        "identity ",
+        "unify ",
+    ];
+    !(ELSEWHERE.contains(&lower.as_str()) || PREFIXES.iter().any(|p| lower.starts_with(p)))
+}
+
 /// Of several grants, the highest per subject × resource: the one of the highest
 /// [`AccessLevel`] (ties: the first in order). Segment's docs: a user with both user and group
 /// permissions has "the highest access given to either". Every grant stays reported by
@@ -453,6 +474,49 @@ impl EffectiveAccess {
     /// role, via and scope; the grants of one label-restricted permission by source id.
     pub fn grants(&self) -> impl Iterator<Item = Grant> + '_ {
         self.policies.iter().flat_map(move |p| self.expand(p))
+    }
+
+    /// The grants held by one subject: a user by id, or a user or pending invite by email
+    /// (ASCII case-insensitive). Only that subject's policies are expanded.
+    pub fn held_by<'a>(&'a self, id_or_email: &'a str) -> impl Iterator<Item = Grant> + 'a {
+        self.policies
+            .iter()
+            .filter(move |p| {
+                (!p.subject.id.is_empty() && p.subject.id == id_or_email)
+                    || p.subject.email.eq_ignore_ascii_case(id_or_email)
+            })
+            .flat_map(move |p| self.expand(p))
+    }
+
+    /// The grants through which resource `kind` (`PermissionResourceV1.type`: `SOURCE`,
+    /// `WORKSPACE`, …) `id` is reached, in the order of [`EffectiveAccess::grants`]:
+    ///
+    /// - every grant on that resource itself (direct, group, and for a source the
+    ///   label-restricted ones whose labels it carries, with their `label_filter`);
+    /// - for a source, also the **unrestricted workspace-level** grants of roles that reach
+    ///   sources ([`role_reaches_sources`]). Those stay one grant on the workspace (their
+    ///   `resource` is the workspace, as in [`EffectiveAccess::grants`]): the row says *why*
+    ///   the source is reached.
+    pub fn reaching<'a>(&'a self, kind: &'a str, id: &'a str) -> impl Iterator<Item = Grant> + 'a {
+        let source = if kind == "SOURCE" {
+            self.sources
+                .binary_search_by(|s| s.id.as_str().cmp(id))
+                .ok()
+        } else {
+            None
+        };
+        self.policies.iter().filter_map(move |p| match &p.scope {
+            Scope::Resource(k, i) if k == kind && i == id => self.expand(p).next(),
+            Scope::Resource(k, _)
+                if kind == "SOURCE" && k == "WORKSPACE" && role_reaches_sources(&p.role_name) =>
+            {
+                self.expand(p).next()
+            }
+            Scope::Labels(_, filter) => source
+                .filter(|&i| carries_any(&self.sources[i].labels, filter))
+                .map(|i| self.source_grant(p, i, filter)),
+            Scope::Resource(..) => None,
+        })
     }
 
     /// The grants of one policy.

@@ -609,3 +609,140 @@ fn diff_equals_the_set_difference_of_the_expanded_grants() {
         assert!(diff(&a, &a).is_empty());
     }
 }
+
+/// `reaching` and `held_by`: the queries of `segwatch access`.
+fn reach_fixture() -> Vec<Resource> {
+    let mut rs = payments();
+    rs.push(user(
+        "u1",
+        "alice@acme.io",
+        json!([on_source("Source Admin", &["s1"])]),
+    ));
+    rs.push(user(
+        "u2",
+        "bob@acme.io",
+        json!([on_workspace("Workspace Owner", &[])]),
+    ));
+    rs.push(user(
+        "u3",
+        "carol@acme.io",
+        json!([
+            on_workspace("Minimal Workspace Access", &[]),
+            on_workspace("Source Read-only", &[("environment", "prod")])
+        ]),
+    ));
+    rs.push(user(
+        "u4",
+        "dan@acme.io",
+        json!([on_workspace("Tracking Plan Admin", &[])]),
+    ));
+    rs.push(group(
+        "g1",
+        "Data Eng",
+        json!([on_source("Source Read-only", &["s1", "s2"])]),
+        &[("u4", "dan@acme.io")],
+        &["erin@acme.io"],
+    ));
+    rs
+}
+
+#[test]
+fn reaching_a_source_adds_unrestricted_workspace_grants_and_matching_label_grants() {
+    let a = EffectiveAccess::compute(&reach_fixture());
+    let who: Vec<String> = a.reaching("SOURCE", "s1").map(|g| describe(&g)).collect();
+    assert_eq!(
+        who,
+        [
+            "alice@acme.io Source Admin Payments (prod) direct",
+            "bob@acme.io Workspace Owner Acme direct",
+            "carol@acme.io Source Read-only Payments (prod) direct [environment=prod]",
+            "dan@acme.io Source Read-only Payments (prod) group Data Eng",
+            "erin@acme.io Source Read-only Payments (prod) group Data Eng invite",
+        ]
+    );
+    // Not labelled prod: only the owner and the group.
+    let who: Vec<String> = a.reaching("SOURCE", "s2").map(|g| describe(&g)).collect();
+    assert_eq!(
+        who,
+        [
+            "bob@acme.io Workspace Owner Acme direct",
+            "dan@acme.io Source Read-only Web (staging) group Data Eng",
+            "erin@acme.io Source Read-only Web (staging) group Data Eng invite",
+        ]
+    );
+    // A source nobody was granted on is still reached by the owner.
+    let who: Vec<String> = a.reaching("SOURCE", "s4").map(|g| describe(&g)).collect();
+    assert_eq!(who, ["bob@acme.io Workspace Owner Acme direct"]);
+}
+
+#[test]
+fn reaching_the_workspace_is_every_unrestricted_workspace_grant() {
+    let a = EffectiveAccess::compute(&reach_fixture());
+    let who: Vec<String> = a.reaching("WORKSPACE", WS).map(|g| describe(&g)).collect();
+    assert_eq!(
+        who,
+        [
+            "bob@acme.io Workspace Owner Acme direct",
+            "carol@acme.io Minimal Workspace Access Acme direct",
+            "dan@acme.io Tracking Plan Admin Acme direct",
+        ]
+    );
+}
+
+#[test]
+fn reaching_agrees_with_the_expanded_grants_on_the_resource() {
+    let a = EffectiveAccess::compute(&reach_fixture());
+    for id in ["s1", "s2", "s3", "s4"] {
+        let on_it: BTreeSet<Grant> = a
+            .grants()
+            .filter(|g| g.resource.kind == "SOURCE" && g.resource.id == id)
+            .collect();
+        let reaching: BTreeSet<Grant> = a
+            .reaching("SOURCE", id)
+            .filter(|g| g.resource.kind == "SOURCE")
+            .collect();
+        assert_eq!(reaching, on_it, "source {id}");
+    }
+}
+
+#[test]
+fn held_by_selects_one_subject_by_id_or_email() {
+    let a = EffectiveAccess::compute(&reach_fixture());
+    let by_id: Vec<Grant> = a.held_by("u3").collect();
+    let by_email: Vec<Grant> = a.held_by("Carol@Acme.io").collect();
+    assert_eq!(by_id, by_email);
+    let all: Vec<Grant> = a.grants().filter(|g| g.user.id == "u3").collect();
+    assert_eq!(by_id, all);
+    assert_eq!(by_id.len(), 3, "minimal access + two prod sources");
+    let invite: Vec<String> = a.held_by("erin@acme.io").map(|g| describe(&g)).collect();
+    assert_eq!(
+        invite,
+        [
+            "erin@acme.io Source Read-only Payments (prod) group Data Eng invite",
+            "erin@acme.io Source Read-only Web (staging) group Data Eng invite",
+        ]
+    );
+    assert_eq!(a.held_by("nobody@acme.io").count(), 0);
+}
+
+#[test]
+fn roles_scoped_elsewhere_do_not_reach_sources() {
+    for role in [
+        "Minimal Workspace Access",
+        "Workspace Billing Admin",
+        "Tracking Plan Admin",
+        "Warehouse Destination Read-only",
+        "Engage User",
+        "Identity Admin",
+    ] {
+        assert!(!role_reaches_sources(role), "{role}");
+    }
+    for role in [
+        "Workspace Owner",
+        "Source Admin",
+        "Source Read-only",
+        "Custom Ops",
+    ] {
+        assert!(role_reaches_sources(role), "{role}");
+    }
+}
