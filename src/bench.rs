@@ -5,6 +5,11 @@
 //! database), a poll that finds nothing changed (database bytes it adds), and a poll after the
 //! simulator changed a given share of users, groups and sources (time of diff + store, and of
 //! reading the audit trail its changes left and attributing them).
+//!
+//! Effective access (`segwatch_core::access`, not yet part of a poll) is measured on the same
+//! workspace, apart from the polls: computed on the first snapshot's resources, and computed on
+//! the churn poll's resources then diffed against the first. The resources are read back from
+//! the store beforehand; only the computation is timed, and its peak RSS is its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,7 +21,10 @@ use clap::Args;
 use secrecy::SecretString;
 
 use crate::poll::{PollOutcome, Poller};
+use crate::stored;
 use segwatch_api::segment::{ClientConfig, SegmentClient};
+use segwatch_core::access::{self, EffectiveAccess};
+use segwatch_core::ids::SnapshotId;
 use segwatch_core::redact::SecretPolicy;
 use segwatch_store::Store;
 
@@ -147,6 +155,8 @@ async fn measure(
     let first = poller.poll(&mut store).await?;
     let full_cycle = started.elapsed();
     let peak = rss_kib("VmHWM:");
+    let workspace_id = store.workspace_id(poller.workspace())?;
+    let (access_first, access_before) = access_first(&store, workspace_id, first.snapshot_id)?;
 
     // One quiet poll usually fits in a page that has room; average over several so the number
     // is what a long-running daemon really adds per poll.
@@ -189,7 +199,6 @@ async fn measure(
     mutate(serde_json::json!({"op": "churn", "percent": args.churn_percent})).await?;
     // Removals too, a tenth of the churn share of users: each one missing from the user list
     // is confirmed before it is recorded, and the report says what that cost.
-    let workspace_id = store.workspace_id(poller.workspace())?;
     let mut users: Vec<String> = store
         .current_versions(workspace_id)?
         .into_keys()
@@ -207,6 +216,11 @@ async fn measure(
     }
     let churned = poller.poll(&mut store).await?;
     let rules_table = rules_report(&first, quiet_evaluations, &churned);
+    let access_rows = access_report(
+        args,
+        &access_first,
+        &access_churn(&store, workspace_id, churned.snapshot_id, &access_before)?,
+    );
 
     Ok(report(
         args,
@@ -219,7 +233,116 @@ async fn measure(
         rows_before,
         rows_after,
         &churned,
-    ) + &rules_table)
+    ) + &access_rows
+        + &rules_table)
+}
+
+/// Effective access of the first snapshot, measured apart from the poll.
+struct AccessFirst {
+    compute: Duration,
+    policies: usize,
+    grants: usize,
+    count: Duration,
+    rss_before: Option<u64>,
+    peak: Option<u64>,
+    rss_after: Option<u64>,
+}
+
+/// Effective access after the churn poll: the new state computed and diffed against the first.
+struct AccessChurn {
+    compute: Duration,
+    diff: Duration,
+    changes: usize,
+    peak: Option<u64>,
+}
+
+/// Computes the effective access of stored snapshot `snapshot`; its resources are read from the
+/// store first, outside the time and the peak RSS (which resets just before the computation).
+fn access_first(
+    store: &Store,
+    workspace_id: i64,
+    snapshot: SnapshotId,
+) -> anyhow::Result<(AccessFirst, EffectiveAccess)> {
+    let resources = stored::state_at(store, workspace_id, snapshot)?;
+    reset_peak_rss();
+    let rss_before = rss_kib("VmRSS:");
+    let started = Instant::now();
+    let computed = EffectiveAccess::compute(&resources);
+    let compute = started.elapsed();
+    let peak = rss_kib("VmHWM:");
+    let rss_after = rss_kib("VmRSS:");
+    let started = Instant::now();
+    let grants = computed.grant_count();
+    let count = started.elapsed();
+    let measure = AccessFirst {
+        compute,
+        policies: computed.policy_count(),
+        grants,
+        count,
+        rss_before,
+        peak,
+        rss_after,
+    };
+    Ok((measure, computed))
+}
+
+/// Computes the effective access of stored snapshot `snapshot` and diffs it against `before`;
+/// the resources are read from the store first, outside the time and the peak RSS.
+fn access_churn(
+    store: &Store,
+    workspace_id: i64,
+    snapshot: SnapshotId,
+    before: &EffectiveAccess,
+) -> anyhow::Result<AccessChurn> {
+    let resources = stored::state_at(store, workspace_id, snapshot)?;
+    reset_peak_rss();
+    let started = Instant::now();
+    let after = EffectiveAccess::compute(&resources);
+    let compute = started.elapsed();
+    let started = Instant::now();
+    let changes = access::diff(before, &after).len();
+    let diff = started.elapsed();
+    Ok(AccessChurn {
+        compute,
+        diff,
+        changes,
+        peak: rss_kib("VmHWM:"),
+    })
+}
+
+/// The effective-access rows of the main table.
+fn access_report(args: &BenchArgs, first: &AccessFirst, churn: &AccessChurn) -> String {
+    format!(
+        "| effective access, first snapshot (`EffectiveAccess::compute` only; resources read back \
+         from the store beforehand, not timed) | {:.3} s; {} policies, {} grants (`grant_count`, \
+         not expanded: {:.3} s) |\n\
+         | peak RSS of effective access, first snapshot (measured apart from the poll, reset just \
+         before computing; the snapshot's resources already in memory) | {} (RSS before: {}, \
+         after: {}) |\n\
+         | effective access, {}% churn poll (compute of the new state + `access::diff` against the \
+         first; resources read back beforehand, not timed) | {:.3} s (compute {:.3} s, diff \
+         {:.3} s); {} access changes; peak RSS {} (the first state held) |\n",
+        first.compute.as_secs_f64(),
+        first.policies,
+        first.grants,
+        first.count.as_secs_f64(),
+        mib(first.peak),
+        mib(first.rss_before),
+        mib(first.rss_after),
+        args.churn_percent,
+        (churn.compute + churn.diff).as_secs_f64(),
+        churn.compute.as_secs_f64(),
+        churn.diff.as_secs_f64(),
+        churn.changes,
+        mib(churn.peak),
+    )
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "n/a".to_string(),
+        |k| format!("{:.0} MiB", k as f64 / 1024.0),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -235,12 +358,6 @@ fn report(
     rows_after: [i64; 3],
     churned: &PollOutcome,
 ) -> String {
-    let mib = |kib: Option<u64>| {
-        kib.map_or_else(
-            || "n/a".to_string(),
-            |k| format!("{:.0} MiB", k as f64 / 1024.0),
-        )
-    };
     let rows: Vec<String> = ["snapshots", "resource_versions", "changes"]
         .iter()
         .zip(rows_before.iter().zip(rows_after))

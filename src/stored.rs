@@ -1,6 +1,6 @@
 //! Pipeline steps on what the store already holds: who made the changes since a stored
-//! snapshot ([`attribute_since`]), and the diff between two stored snapshots
-//! ([`diff_snapshots`]).
+//! snapshot ([`attribute_since`]), the diff between two stored snapshots
+//! ([`diff_snapshots`]), and a stored snapshot's resources ([`state_at`]).
 //!
 //! The logic is segwatch_core's (`trail::attribute`, `diff::between`); this module only reads
 //! their inputs from the store, so that a poll and `segwatch diff` attribute and diff alike.
@@ -54,16 +54,23 @@ pub fn diff_snapshots(
     from: SnapshotId,
     to: SnapshotId,
 ) -> Result<Vec<ResourceChange>, DiffError> {
-    let state = |snapshot| -> Result<Vec<Resource>, StoreError> {
-        Ok(store
-            .resources_at(workspace_id, snapshot)?
-            .into_iter()
-            .map(resource)
-            .collect())
-    };
-    let before = state(from)?;
-    let after = state(to)?;
+    let before = state_at(store, workspace_id, from)?;
+    let after = state_at(store, workspace_id, to)?;
     Ok(diff::between(&before, &after)?)
+}
+
+/// The resources of stored snapshot `snapshot` (complete), reconstructed from its versions, as
+/// they were collected.
+pub fn state_at(
+    store: &Store,
+    workspace_id: i64,
+    snapshot: SnapshotId,
+) -> Result<Vec<Resource>, StoreError> {
+    Ok(store
+        .resources_at(workspace_id, snapshot)?
+        .into_iter()
+        .map(resource)
+        .collect())
 }
 
 /// A stored version as the resource it was collected as.

@@ -206,6 +206,9 @@ fn the_benchmark_runs_and_reports_every_measure() {
         "| peak RSS",
         "| no-change poll (50 polls)",
         "| 10% churn poll",
+        "| effective access, first snapshot",
+        "| peak RSS of effective access",
+        "| effective access, 10% churn poll",
         "rows: snapshots +50, resource_versions +0, changes +0",
     ]);
 }
