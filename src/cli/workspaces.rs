@@ -134,7 +134,7 @@ pub(super) fn delete(settings: &Settings, args: DeleteArgs) -> anyhow::Result<Ex
         .unwrap_or_default();
     if let Some(w) = configured {
         let what = if w.paused {
-            "it is paused now; if it is un-paused"
+            "it is paused now; once un-paused, the daemon (or `segwatch poll`)"
         } else {
             "the daemon (or `segwatch poll`)"
         };

@@ -299,7 +299,7 @@ async fn list_pause_and_delete_one_of_two_workspaces() {
             "json",
         ])
         .success()
-        .stderr_has_line("warning: workspace `staging` is still in the configuration: it is paused now; if it is un-paused will poll it again from scratch (a new baseline). Remove it from the configuration, or keep it paused.");
+        .stderr_has_line("warning: workspace `staging` is still in the configuration: it is paused now; once un-paused, the daemon (or `segwatch poll`) will poll it again from scratch (a new baseline). Remove it from the configuration, or keep it paused.");
     let report = run.json();
     assert_eq!(report["workspace"], "staging");
     for (table, rows) in &staging_rows {
