@@ -29,8 +29,7 @@ pub fn attribute_since<'c>(
     if changes.is_empty() {
         return Ok(());
     }
-    let (from, stored) =
-        store.events_since_snapshot(workspace_id, base, Some(end + trail::CLOCK_SKEW))?;
+    let (from, stored) = store.events_since_snapshot(workspace_id, base, end)?;
     trail::attribute(changes, stored.iter().chain(unstored), from, end);
     Ok(())
 }

@@ -12,8 +12,10 @@ use super::{open_read_only, plural, print_json};
 use crate::access::{AccessQuery, AccessReport, access_at};
 use crate::config::Settings;
 
-/// Options of `segwatch access`.
+/// Options of `segwatch access`. A user or a resource is required: the whole matrix of a large
+/// workspace is tens of millions of grants.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).multiple(true).args(["resource", "user"])))]
 pub(super) struct AccessArgs {
     /// Only the grants reaching this resource (id, or exact name): the workspace, a source, a
     /// warehouse or a function. A source is also reached by workspace-wide roles (shown as their

@@ -88,8 +88,7 @@ impl Poller {
                 })?;
                 // The stored trail is read only when there is something to attribute.
                 if let (Some(base), false) = (base, delta.changes.is_empty()) {
-                    let (from, stored_events) =
-                        stored.events_since_snapshot(base, read.end + trail::CLOCK_SKEW)?;
+                    let (from, stored_events) = stored.events_since_snapshot(base, read.end)?;
                     attribute(from, &stored_events, &read, &mut delta.changes);
                 }
                 Some(read)

@@ -107,14 +107,14 @@ impl PollLookup<'_> {
     }
 
     /// When snapshot `base` started and the stored audit events attribution can match, until
-    /// `until` ([`Store::events_since_snapshot`]): asked only when the poll found changes.
+    /// `end` ([`Store::events_since_snapshot`]): asked only when the poll found changes.
     pub fn events_since_snapshot(
         &self,
         base: SnapshotId,
-        until: DateTime<Utc>,
+        end: DateTime<Utc>,
     ) -> Result<(DateTime<Utc>, Vec<AuditEvent>)> {
         self.store
-            .events_since_snapshot(self.workspace_id, base, Some(until))
+            .events_since_snapshot(self.workspace_id, base, end)
     }
 
     /// Whether the workspace already stored the audit event `event_id`.

@@ -42,25 +42,18 @@ impl Store {
             .is_some())
     }
 
-    /// When snapshot `base` started (the start of the window its successor attributes from),
-    /// and the stored audit events from then (less [`CLOCK_SKEW`]) until `until` (no bound when
-    /// `None`), oldest first: what attributing changes since `base` reads, for a poll and for
-    /// `segwatch diff` alike.
+    /// When snapshot `base` started, and the stored audit events between then and `end`, each
+    /// widened by [`CLOCK_SKEW`], oldest first: what attributing the changes since `base`
+    /// reads, for a poll and for `segwatch diff` alike.
     pub fn events_since_snapshot(
         &self,
         workspace_id: i64,
         base: SnapshotId,
-        until: Option<chrono::DateTime<chrono::Utc>>,
+        end: chrono::DateTime<chrono::Utc>,
     ) -> Result<(chrono::DateTime<chrono::Utc>, Vec<AuditEvent>)> {
         let started = self.snapshot(workspace_id, base)?.started_at.as_datetime();
-        // Stored times compare as text: the open end is the last instant of year 9999 (a larger
-        // year would be written with a sign and sort first).
-        let until = until.unwrap_or_else(|| {
-            chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 9999, 12, 31, 23, 59, 59)
-                .single()
-                .expect("a valid instant")
-        });
-        let events = self.audit_events_between(workspace_id, started - CLOCK_SKEW, until)?;
+        let events =
+            self.audit_events_between(workspace_id, started - CLOCK_SKEW, end + CLOCK_SKEW)?;
         Ok((started, events))
     }
 
