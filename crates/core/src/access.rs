@@ -220,6 +220,42 @@ pub struct AccessChange {
     pub change: ChangeKind,
     /// The grant (as in the later snapshot when added, the earlier one when removed).
     pub grant: Grant,
+    /// The resource whose change caused it.
+    pub cause: Cause,
+}
+
+/// The resource whose change gained or lost a grant: the user (a permission of their own), the
+/// group (its permissions, members or invites), or the source (its labels, or the source itself
+/// added or removed, under a label-restricted permission).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Cause {
+    /// `User`, `Group` or `Source`.
+    pub kind: ResourceKind,
+    /// Its id.
+    pub id: String,
+}
+
+impl Cause {
+    /// The cause of a policy held in one snapshot only: its user or its group.
+    fn of_policy(p: &Policy) -> Cause {
+        match &p.via {
+            Via::Direct => Cause {
+                kind: ResourceKind::User,
+                id: p.subject.id.clone(),
+            },
+            Via::Group { id, .. } => Cause {
+                kind: ResourceKind::Group,
+                id: id.clone(),
+            },
+        }
+    }
+
+    fn source(id: &str) -> Cause {
+        Cause {
+            kind: ResourceKind::Source,
+            id: id.to_string(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,6 +746,7 @@ pub fn diff(before: &EffectiveAccess, after: &EffectiveAccess) -> Vec<AccessChan
             out.extend(before.expand(p).map(|grant| AccessChange {
                 change: ChangeKind::Removed,
                 grant,
+                cause: Cause::of_policy(p),
             }));
         }
     }
@@ -726,6 +763,7 @@ pub fn diff(before: &EffectiveAccess, after: &EffectiveAccess) -> Vec<AccessChan
             out.extend(after.expand(p).map(|grant| AccessChange {
                 change: ChangeKind::Added,
                 grant,
+                cause: Cause::of_policy(p),
             }));
         }
     }
@@ -766,6 +804,7 @@ pub fn diff(before: &EffectiveAccess, after: &EffectiveAccess) -> Vec<AccessChan
                         out.push(AccessChange {
                             change: ChangeKind::Removed,
                             grant: before.source_grant(old, i, filter),
+                            cause: Cause::source(id),
                         });
                     } else if is && !was {
                         let i = after
@@ -775,6 +814,7 @@ pub fn diff(before: &EffectiveAccess, after: &EffectiveAccess) -> Vec<AccessChan
                         out.push(AccessChange {
                             change: ChangeKind::Added,
                             grant: after.source_grant(p, i, filter),
+                            cause: Cause::source(id),
                         });
                     }
                 }

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_api_drift.sql"),
     include_str!("migrations/0012_messages.sql"),
     include_str!("migrations/0013_writer.sql"),
+    include_str!("migrations/0014_access_changes.sql"),
 ];
 
 /// The schema version this build reads and writes.
