@@ -49,6 +49,9 @@ pub(super) fn print_outcome(
     Ok(())
 }
 
+/// Access changes a poll's text output lists one per line; the rest are counted.
+const ACCESS_LINES: usize = 50;
+
 fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<()> {
     let counts: Vec<String> = outcome
         .resource_counts
@@ -105,6 +108,23 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     }
     for change in &outcome.changes {
         writeln!(out, "{change}")?;
+    }
+    if !outcome.access_changes.is_empty() {
+        writeln!(
+            out,
+            "effective access: {}",
+            plural(outcome.access_changes.len(), "change")
+        )?;
+        for access in outcome.access_changes.iter().take(ACCESS_LINES) {
+            writeln!(out, "  {}", Escaped(&access.describe()))?;
+        }
+        if outcome.access_changes.len() > ACCESS_LINES {
+            writeln!(
+                out,
+                "  … and {} more (all are stored: `segwatch access`, view audit_access_changes)",
+                outcome.access_changes.len() - ACCESS_LINES
+            )?;
+        }
     }
     for drift in &outcome.api_drift {
         writeln!(out, "API drift: {} (no alerts)", Escaped(&drift.describe()))?;

@@ -30,6 +30,7 @@ use segwatch_core::rules::RuleSet;
 use segwatch_sinks::Sink;
 use segwatch_store::{CommitTarget, PollInputs, PollStats, Store, StoreError};
 
+mod access;
 mod delivery;
 mod failure;
 mod fetch;
@@ -265,6 +266,8 @@ impl Poller {
             quarantined: collection.quarantine,
             confirmation,
             api_drift: committed.api_drift,
+            access_changes: committed.access_changes,
+            access_ms: duration_ms(committed.access_time),
         })
     }
 
@@ -305,6 +308,7 @@ impl Poller {
             kind_status: &collection.kind_status,
             confirm_requests,
             quarantine: &collection.quarantine,
+            access: &planned.access_changes,
         };
         let ids = store.commit_snapshot(&target, &planned.delta, &planned.alerts)?;
         let (alerts, rule_problems, rule_evaluations) =
@@ -323,7 +327,9 @@ impl Poller {
             rule_evaluations,
             audit_events: planned.trail.as_ref().map(|t| t.new_events.len()),
             api_drift: planned.api_drift,
+            access_changes: planned.access_changes,
             attribution_time: planned.attribution_time,
+            access_time: planned.access_time,
             rules_time: planned.rules_time,
         })
     }
@@ -352,6 +358,8 @@ struct Committed {
     rule_evaluations: usize,
     audit_events: Option<usize>,
     api_drift: Vec<DriftSummary>,
+    access_changes: Vec<segwatch_core::access::AttributedAccessChange>,
     attribution_time: Duration,
+    access_time: Duration,
     rules_time: Duration,
 }

@@ -101,6 +101,10 @@ pub struct PollOutcome {
     /// Fields Segment's API started or stopped returning, one per kind and path: recorded in
     /// the changes but raising no alert (see [`segwatch_core::drift`]).
     pub api_drift: Vec<segwatch_core::drift::DriftSummary>,
+    /// Effective access gained and lost with this snapshot, with causes (docs/ACCESS.md).
+    pub access_changes: Vec<segwatch_core::access::AttributedAccessChange>,
+    /// Of the wall time: computing the access changes.
+    pub access_ms: u64,
 }
 
 impl PollOutcome {

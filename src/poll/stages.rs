@@ -16,7 +16,8 @@ use segwatch_core::rules::{self, RuleSet};
 use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
 use segwatch_store::{PollInputs, PollLookup, StoreError};
 
-use super::Poller;
+use super::{Poller, access};
+use segwatch_core::access::AttributedAccessChange;
 
 /// One read of the audit trail, as the API returned it.
 pub(super) struct TrailWindow {
@@ -38,8 +39,12 @@ pub(super) struct Planned<'c> {
     pub alerts: AlertPlan,
     /// Fields Segment's API started or stopped returning.
     pub api_drift: Vec<DriftSummary>,
+    /// Effective access gained and lost, with causes.
+    pub access_changes: Vec<AttributedAccessChange>,
     /// Time spent selecting new audit events and attributing the changes.
     pub attribution_time: Duration,
+    /// Time spent computing the access changes.
+    pub access_time: Duration,
     /// Time spent planning the alerts.
     pub rules_time: Duration,
 }
@@ -63,16 +68,22 @@ impl Poller {
             .collect();
         untracked.sort_unstable();
         // What this poll did not read stays as last seen: an unavailable kind entirely, an
-        // incomplete kind's resources it did not list.
-        inputs.current.retain(|(kind, id), _| {
-            self.options.collects(*kind)
+        // incomplete kind's resources it did not list. Effective access reads those as they
+        // were last seen.
+        let mut carried = Vec::new();
+        inputs.current.retain(|(kind, id), version| {
+            let read = self.options.collects(*kind)
                 && match collection.kind_status.get(kind) {
                     None => true,
                     Some(KindStatus::Unavailable { .. }) => false,
                     Some(KindStatus::Incomplete { .. }) => {
                         contains(&collection.resources, *kind, id)
                     }
-                }
+                };
+            if !read && self.options.collects(*kind) && access::read_by_access(*kind) {
+                carried.push((*kind, id.clone(), version.clone()));
+            }
+            read
         });
         let current = &inputs.current;
         let mut delta = diff::plan(&collection.resources, current, base.is_none(), |id| {
@@ -105,12 +116,29 @@ impl Poller {
             |id| stored.version_value(id),
         )?;
 
+        let access_started = Instant::now();
+        let access_changes = access::access_changes(
+            collection,
+            &carried,
+            current,
+            &delta,
+            base.is_none(),
+            stored,
+        )?;
+        let access_time = access_started.elapsed();
+
         let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
         let rules_started = Instant::now();
         let mut alert_plan = match &self.rules {
-            Some(rules) => {
-                self.plan_alerts(rules, &inputs, collection, &delta, now, new_events, stored)?
-            }
+            Some(rules) => self.plan_alerts(
+                rules,
+                &inputs,
+                collection,
+                &delta,
+                now,
+                (new_events, &access_changes),
+                stored,
+            )?,
             None => AlertPlan::default(),
         };
         // A complete poll ends a run of failures: segwatch's own alert resolves with it.
@@ -130,7 +158,9 @@ impl Poller {
             trail,
             alerts: alert_plan,
             api_drift,
+            access_changes,
             attribution_time,
+            access_time,
             rules_time: rules_started.elapsed(),
         })
     }
@@ -144,7 +174,7 @@ impl Poller {
         collection: &Collection,
         delta: &SnapshotDelta<'_>,
         now: DateTime<Utc>,
-        audit_events: &[AuditEvent],
+        (audit_events, access_changes): (&[AuditEvent], &[AttributedAccessChange]),
         stored: &PollLookup<'_>,
     ) -> Result<AlertPlan, StoreError> {
         let resources = &collection.resources[..];
@@ -197,6 +227,7 @@ impl Poller {
             seen_since: &inputs.seen_since,
             inventory,
             audit_events,
+            access_changes,
         };
         alerts::plan(&input, |id| stored.version_value(id))
     }

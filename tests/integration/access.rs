@@ -11,7 +11,7 @@ use crate::util::TestWorkspace;
 
 /// `(user_email, user_id, role, resource_kind, resource_id, resource_name, via, group_id,
 /// label_filter, invite)`, as `segwatch access` writes a grant.
-type Row = [String; 10];
+pub(crate) type Row = [String; 10];
 
 /// Every grant of the simulated workspace, computed from its state without segwatch's code
 /// (the generator grants roles on the workspace and on sources only, so only their names are
@@ -19,7 +19,7 @@ type Row = [String; 10];
 /// a permission on a source (or any non-workspace resource) is one row on it; on the
 /// workspace without labels, one row on the workspace; with labels (on the resource or the
 /// permission), one row per source carrying any of them.
-fn expected_grants(s: &WorkspaceState) -> BTreeSet<Row> {
+pub(crate) fn expected_grants(s: &WorkspaceState) -> BTreeSet<Row> {
     let mut out = BTreeSet::new();
     let name_of = |kind: &str, id: &str| -> String {
         let found = match kind {

@@ -271,6 +271,25 @@ fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
                 .unwrap_or(id);
             (id.to_owned(), name.to_owned())
         }
+        // As a poll names an access change: by its grant.
+        ResourceKind::Access => {
+            let at = |a: &str, b: &str| {
+                body.get(a)
+                    .and_then(|o| o.get(b))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (
+                format!("{}|{}", at("user", "email"), at("resource", "id")),
+                format!(
+                    "{}: {} on {}",
+                    at("user", "email"),
+                    at("role", "name"),
+                    at("resource", "name")
+                ),
+            )
+        }
         ResourceKind::Label => {
             let id = format!(
                 "{}:{}",

@@ -33,6 +33,10 @@ use serde_json::Value;
 
 use crate::model::{Resource, ResourceKind};
 
+mod attributed;
+
+pub use attributed::{AttributedAccessChange, attribute, label_strings};
+
 /// A label as `(key, value)`.
 pub type LabelPair = (String, String);
 

@@ -300,6 +300,8 @@ pub struct PlanInput<'a> {
     pub inventory: Value,
     /// Audit events this snapshot stores for the first time: audit-event rules see each once.
     pub audit_events: &'a [AuditEvent],
+    /// Effective access this snapshot gained and lost: access rules see each once.
+    pub access_changes: &'a [crate::access::AttributedAccessChange],
     /// The snapshot's relationships, for the `related` variable (`None` when no rule reads it).
     pub relations: Option<&'a crate::relations::Relations<'a>>,
 }
@@ -562,6 +564,41 @@ pub fn plan<E>(
                 &attribution,
             );
         }
+    }
+    // Access rules: each grant gained or lost is a subject once, `added` or `removed`, named
+    // by its grant; who made it is who made the change that caused it.
+    for access in input.access_changes {
+        let body = access.body();
+        let id = access.subject_id();
+        let name = access.subject_name();
+        let op = match access.change.change {
+            crate::access::ChangeKind::Added => ChangeOp::Added,
+            crate::access::ChangeKind::Removed => ChangeOp::Removed,
+        };
+        let subject = Subject {
+            kind: ResourceKind::Access,
+            id: &id,
+            name: &name,
+            body: &body,
+            seen_since: Some(input.now),
+        };
+        let facts = ChangeFacts {
+            op,
+            before: (op == ChangeOp::Removed).then_some(&body),
+            after: (op == ChangeOp::Added).then_some(&body),
+            fields: &[],
+            attribution: &access.attribution,
+        };
+        let verdicts = evaluator.check_change(&subject, &facts);
+        record_change_verdicts(
+            &mut out,
+            verdicts,
+            (ResourceKind::Access, &id, &name),
+            // Alerts are unique per rule and change row, and one change (a label) can grant
+            // many: the access change row names its cause's change instead.
+            None,
+            &access.attribution,
+        );
     }
     // A baseline has no recorded changes; when asked, its resources count as added for change
     // rules (these alerts have no change row).

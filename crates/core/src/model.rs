@@ -48,6 +48,9 @@ pub enum ResourceKind {
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
+    /// A grant of effective access gained or lost ([`crate::access`]): the subject of access
+    /// rules and their alerts, derived from users, groups and sources, never collected.
+    Access,
 }
 
 impl ResourceKind {
@@ -67,11 +70,12 @@ impl ResourceKind {
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
-    /// (rules can be about audit events too).
-    pub const COUNT: usize = Self::ALL.len() + 1;
+    /// and [`ResourceKind::Access`] (rules can be about audit events and access changes too).
+    pub const COUNT: usize = Self::ALL.len() + 2;
 
-    /// Position of this kind in a per-kind table: its position in [`ResourceKind::ALL`], and
-    /// the last slot for [`ResourceKind::AuditEvent`] (declared last for this reason).
+    /// Position of this kind in a per-kind table: its position in [`ResourceKind::ALL`], then
+    /// the two last slots for [`ResourceKind::AuditEvent`] and [`ResourceKind::Access`]
+    /// (declared last for this reason).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -91,6 +95,7 @@ impl ResourceKind {
             ResourceKind::Function => "function",
             ResourceKind::TrackingPlan => "tracking_plan",
             ResourceKind::AuditEvent => "audit_event",
+            ResourceKind::Access => "access",
         }
     }
 }
@@ -114,7 +119,7 @@ impl FromStr for ResourceKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         ResourceKind::ALL
             .into_iter()
-            .chain([ResourceKind::AuditEvent])
+            .chain([ResourceKind::AuditEvent, ResourceKind::Access])
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownKind(s.to_string()))
     }

@@ -178,7 +178,8 @@ impl<'a> Relations<'a> {
             | ResourceKind::Invite
             | ResourceKind::Label
             | ResourceKind::Function
-            | ResourceKind::AuditEvent => {}
+            | ResourceKind::AuditEvent
+            | ResourceKind::Access => {}
         }
         Value::Object(out)
     }

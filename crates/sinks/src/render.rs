@@ -609,6 +609,7 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
             Some(format!("{base}/settings/access-management"))
         }
         ResourceKind::AuditEvent => Some(format!("{base}/settings/audit-trail")),
+        ResourceKind::Access => Some(format!("{base}/settings/access-management")),
         // No stable app URL is documented for these; a wrong link is worse than none.
         ResourceKind::Workspace
         | ResourceKind::Label

@@ -23,7 +23,9 @@
 //! - `alerts_raised`: the alerts it raised, every column that never changes (not the status or
 //!   resolution, which a later snapshot sets);
 //! - `alerts_resolved`: id, resolved_at, resolved_snapshot_id, resolution and status of the
-//!   findings it resolved.
+//!   findings it resolved;
+//! - `audit_events`, `kind_status`, `quarantine` (schema 7 and 10), and `access_changes`
+//!   (schema 14): its rows of those tables, every column.
 //!
 //! Deliveries and rule state are not content: they are operational and change after the commit.
 //! The part digests form a manifest (`segwatch-content-v1`, then `part rows sha256` per
@@ -83,11 +85,13 @@ pub enum Part {
     KindStatus,
     /// The items it quarantined (schema 10).
     Quarantine,
+    /// The effective access it gained and lost (schema 14).
+    AccessChanges,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 9] = [
+    pub const ALL: [Part; 10] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
@@ -97,6 +101,7 @@ impl Part {
         Part::AuditEvents,
         Part::KindStatus,
         Part::Quarantine,
+        Part::AccessChanges,
     ];
 
     /// Its name in the manifest.
@@ -111,6 +116,7 @@ impl Part {
             Part::AuditEvents => "audit_events",
             Part::KindStatus => "kind_status",
             Part::Quarantine => "quarantine",
+            Part::AccessChanges => "access_changes",
         }
     }
 
@@ -161,6 +167,13 @@ impl Part {
                     raw_sha256
                  FROM quarantine WHERE snapshot_id = ?1 ORDER BY id"
             }
+            Part::AccessChanges => {
+                "SELECT id, snapshot_id, workspace_id, op, user_id, email, invite, resource_type,
+                    resource_id, resource_name, role_id, role_name, via_group_id, via_group_name,
+                    label_filter, cause_kind, cause_id, cause_change_id, actor, actor_email,
+                    event_type, event_id
+                 FROM access_changes WHERE snapshot_id = ?1 ORDER BY id"
+            }
         }
     }
 
@@ -182,6 +195,7 @@ impl Part {
             Part::AuditEvents => "audit-trail events it stored",
             Part::KindStatus => "kind status rows",
             Part::Quarantine => "quarantined items it stored",
+            Part::AccessChanges => "access changes it stored",
         }
     }
 
@@ -197,6 +211,7 @@ impl Part {
             Part::AuditEvents => "an audit-trail event it stored was edited",
             Part::KindStatus => "which kinds it could not read was altered",
             Part::Quarantine => "a quarantined item it stored was edited",
+            Part::AccessChanges => "an access change it stored was edited",
         }
     }
 }

@@ -13,9 +13,11 @@ use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{KindStatuses, Quarantined, ResourceKind};
 use segwatch_core::trail::TrailRead;
 
+use crate::access::write_access_changes;
 use crate::alerts::write_alerts;
 use crate::trail::write_trail;
 use crate::{Result, Store, StoreError, chain, now};
+use segwatch_core::access::AttributedAccessChange;
 
 /// Which snapshot a commit completes, and what is recorded with it.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +42,8 @@ pub struct CommitTarget<'a> {
     pub confirm_requests: u64,
     /// Items it could not understand (stored once each in `quarantine`).
     pub quarantine: &'a [Quarantined],
+    /// Effective access it gained and lost (`access_changes`).
+    pub access: &'a [AttributedAccessChange],
 }
 
 /// One row of the `quarantine` table.
@@ -97,6 +101,7 @@ impl Store {
             kind_status,
             confirm_requests,
             quarantine,
+            access,
         } = *target;
         let (snapshot_id, base) = (snapshot_id.get(), base.map(SnapshotId::get));
         let tx = self
@@ -192,6 +197,7 @@ impl Store {
         if let Some(trail) = trail {
             write_trail(&tx, workspace_id, snapshot_id, trail)?;
         }
+        write_access_changes(&tx, workspace_id, snapshot_id, base, access, &change_ids)?;
         let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
         write_quarantine(&tx, workspace_id, snapshot_id, quarantine)?;
         tx.execute(
@@ -326,6 +332,7 @@ mod tests {
                     kind_status: &Default::default(),
                     confirm_requests: 0,
                     quarantine: &[],
+                    access: &[],
                 },
                 &delta,
                 &AlertPlan::default(),
@@ -362,6 +369,7 @@ mod tests {
             kind_status: &Default::default(),
             confirm_requests: 0,
             quarantine: &[],
+            access: &[],
         };
         let err = store
             .commit_snapshot(&target, &delta, &AlertPlan::default())

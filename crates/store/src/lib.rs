@@ -26,6 +26,7 @@ use rusqlite::Connection;
 use segwatch_core::model::ResourceKind;
 use segwatch_core::time::Timestamp;
 
+mod access;
 mod alerts;
 pub mod audit;
 pub mod chain;

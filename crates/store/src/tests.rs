@@ -61,6 +61,7 @@ pub(crate) fn commit_with(
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
+        access: &[],
     };
     store.commit_snapshot(&target, &delta, alerts)?;
     Ok((id, n))

@@ -85,6 +85,7 @@ fn commit(
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
+        access: &[],
     };
     store
         .commit_snapshot(&target, &delta, &alerts::AlertPlan::default())

@@ -294,7 +294,7 @@ pub(super) async fn read_kind(
         K::Warehouse | K::TrackingPlan => with_connected_sources(client, policy, kind).await,
         K::Function => functions(client, policy).await,
         K::Label => labels(client, policy).await,
-        K::Workspace | K::AuditEvent => Ok(KindRead::default()),
+        K::Workspace | K::AuditEvent | K::Access => Ok(KindRead::default()),
     }
 }
 

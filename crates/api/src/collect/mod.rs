@@ -150,8 +150,8 @@ impl CollectOptions {
             | ResourceKind::Invite
             | ResourceKind::Source
             | ResourceKind::Label => true,
-            // Read by the audit-trail stage, never collected as a resource.
-            ResourceKind::AuditEvent => false,
+            // Read by the audit-trail stage, or derived by the poll: never collected.
+            ResourceKind::AuditEvent | ResourceKind::Access => false,
         }
     }
 }

@@ -607,6 +607,7 @@ fn change_rules_and_findings_never_see_drift() {
         seen_since: &seen_since,
         inventory: json!({}),
         audit_events: &[],
+        access_changes: &[],
         relations: None,
     };
     let plan = alerts::plan(&input, |id| Ok::<_, Infallible>(d.bodies[&id].clone())).unwrap();

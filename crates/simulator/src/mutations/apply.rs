@@ -94,6 +94,25 @@ pub(crate) fn apply(
             trail.push(user_policy(user));
             format!("revoked {role_name} from {}", user.email)
         }
+        Mutation::RevokeGroupRole {
+            group_id,
+            role_name,
+        } => {
+            let gpos = st
+                .group_position(&group_id)
+                .ok_or_else(|| not_found("group", &group_id))?;
+            let group = &mut st.groups[gpos];
+            let before = group.permissions.len();
+            group.permissions.retain(|p| p.role_name != role_name);
+            if group.permissions.len() == before {
+                return Err(SimError::Conflict(format!(
+                    "group \"{}\" does not hold {role_name}",
+                    group.name
+                )));
+            }
+            trail.push(group_touched("Group Policy Updated", group));
+            format!("revoked {role_name} from group \"{}\"", group.name)
+        }
         Mutation::AddGroupMember { group_id, user_id } => {
             let gpos = st
                 .group_position(&group_id)

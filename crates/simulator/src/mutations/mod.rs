@@ -64,6 +64,14 @@ pub enum Mutation {
         /// Name of the role to revoke.
         role_name: String,
     },
+    /// Revokes every permission of a role from a group, whatever its resources: every member
+    /// loses it.
+    RevokeGroupRole {
+        /// The group.
+        group_id: String,
+        /// Name of the role to revoke.
+        role_name: String,
+    },
     /// Adds a user to a group.
     AddGroupMember {
         /// The group.

@@ -52,3 +52,34 @@ CREATE TABLE access_tracking (
     workspace_id INTEGER PRIMARY KEY REFERENCES workspaces(id),
     since_snapshot_id INTEGER NOT NULL REFERENCES snapshots(id)
 );
+
+-- Auditors: every access change with when it was observed and who caused it.
+CREATE VIEW audit_access_changes AS
+SELECT
+    w.name AS workspace,
+    a.snapshot_id,
+    s.finished_at AS observed_at,
+    a.op,
+    a.user_id,
+    a.email,
+    a.invite,
+    a.resource_type,
+    a.resource_id,
+    a.resource_name,
+    a.role_id,
+    a.role_name,
+    CASE WHEN a.via_group_id IS NULL THEN 'direct' ELSE 'group' END AS via,
+    a.via_group_id,
+    a.via_group_name,
+    a.label_filter,
+    a.cause_kind,
+    a.cause_id,
+    a.cause_change_id,
+    a.actor,
+    a.actor_email,
+    a.event_type,
+    a.event_id
+FROM access_changes a
+JOIN workspaces w ON w.id = a.workspace_id
+JOIN snapshots s ON s.id = a.snapshot_id
+WHERE s.status = 'complete';

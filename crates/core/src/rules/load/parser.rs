@@ -212,6 +212,23 @@ impl RuleParser<'_> {
                  `audit_event` is `kind: change` with `on: [added]`",
             );
         }
+        if resource == Some(ResourceKind::Access)
+            && kind.as_ref().is_some_and(|k| match k {
+                RuleKind::Change { on } => on.contains(&ChangeOp::Modified),
+                RuleKind::Compliance => true,
+            })
+        {
+            let line = fields
+                .get("on")
+                .or(fields.get("kind"))
+                .map_or(item.line, |f| f.0);
+            self.error(
+                line,
+                Some("kind"),
+                "access changes are grants gained or lost: a rule on `access` is `kind: change` \
+                 with `on: [added]`, `[removed]` or both",
+            );
+        }
         let tags = self.string_list(&fields, "tags", "tags: [soc2:CC6.1]");
         let sinks = self.string_list(&fields, "sinks", "sinks: [security-slack]");
         let enabled = self.enabled(&fields);
@@ -296,7 +313,9 @@ impl RuleParser<'_> {
             Ok(kind) => Some(kind),
             Err(e) => {
                 let line = fields["resource"].0;
-                let kinds = ResourceKind::ALL.iter().chain([&ResourceKind::AuditEvent]);
+                let kinds = ResourceKind::ALL
+                    .iter()
+                    .chain([&ResourceKind::AuditEvent, &ResourceKind::Access]);
                 let hint = did_you_mean(&value, kinds.map(|k| k.as_str()));
                 self.error(line, Some("resource"), format!("{e}{hint}"));
                 None

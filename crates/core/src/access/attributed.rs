@@ -1,0 +1,250 @@
+//! Access changes as a poll records them: each grant gained or lost, with the change of the
+//! resource that caused it and who made that change, and the body access rules see.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{AccessChange, AccessLevel, ChangeKind, EffectiveAccess, LabelPair, Via, access_level};
+use crate::diff::PlannedChange;
+use crate::model::{Attribution, ResourceKind};
+
+/// One access change of a snapshot, ready to store, show and evaluate.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributedAccessChange {
+    /// The grant gained or lost, and its cause.
+    pub change: AccessChange,
+    /// The causing resource's name in the snapshot.
+    pub cause_name: String,
+    /// Position of the causing resource's change among the snapshot's changes, when it has one.
+    pub cause_change: Option<usize>,
+    /// Who made the causing change, from the audit trail.
+    pub attribution: Attribution,
+    /// The labels of the resource reached (sources), as the later snapshot holds them (the
+    /// earlier one for a source removed).
+    pub resource_labels: Vec<LabelPair>,
+    /// How many users (not invites) can edit the resource reached after the snapshot: a
+    /// grant of level `owner` or `edit` on it, or reaching it through the workspace.
+    pub editors_after: usize,
+}
+
+impl AttributedAccessChange {
+    /// `+` or `-`.
+    pub fn sign(&self) -> char {
+        match self.change.change {
+            ChangeKind::Added => '+',
+            ChangeKind::Removed => '-',
+        }
+    }
+
+    /// The stable identity of the grant, the alert subject's id:
+    /// `user|TYPE:resource|role|via|filter`.
+    pub fn subject_id(&self) -> String {
+        let g = &self.change.grant;
+        let who = if g.user.id.is_empty() {
+            format!("invite:{}", g.user.email)
+        } else {
+            g.user.id.clone()
+        };
+        let via = match &g.via {
+            Via::Direct => "direct".to_string(),
+            Via::Group { id, .. } => format!("group:{id}"),
+        };
+        format!(
+            "{who}|{}:{}|{}|{via}|{}",
+            g.resource.kind,
+            g.resource.id,
+            g.role_id,
+            label_strings(&g.label_filter).join(",")
+        )
+    }
+
+    /// The subject's name: `email: Role on Resource`.
+    pub fn subject_name(&self) -> String {
+        let g = &self.change.grant;
+        format!("{}: {} on {}", g.user.email, g.role_name, g.resource.name)
+    }
+
+    /// One line for people: `+ carol@acme.io: Source Admin on Payments (prod) via group Data
+    /// Eng, label environment=prod (source Payments (prod) changed, by alice@acme.io)`.
+    pub fn describe(&self) -> String {
+        let g = &self.change.grant;
+        let mut line = format!("{} {}", self.sign(), self.subject_name());
+        if g.invite {
+            line.push_str(" (pending invite)");
+        }
+        if let Via::Group { name, .. } = &g.via {
+            line.push_str(&format!(" via group {name}"));
+        }
+        if !g.label_filter.is_empty() {
+            let labels: Vec<String> = g
+                .label_filter
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let noun = if labels.len() == 1 { "label" } else { "labels" };
+            line.push_str(&format!(", {noun} {}", labels.join(" or ")));
+        }
+        line.push_str(&format!(
+            " ({} {} changed",
+            self.change.cause.kind, self.cause_name
+        ));
+        if let Some(who) = self.attribution.who() {
+            line.push_str(&format!(", by {who}"));
+        }
+        line.push(')');
+        line
+    }
+
+    /// The body access rules see as `resource` (and as `after` when added, `before` when
+    /// removed). docs/RULES.md (*Access rules*) documents it.
+    pub fn body(&self) -> Value {
+        let g = &self.change.grant;
+        let level = match access_level(&g.role_name) {
+            AccessLevel::Owner => "owner",
+            AccessLevel::Edit => "edit",
+            AccessLevel::Read => "read",
+            AccessLevel::Other => "other",
+        };
+        let via = match &g.via {
+            Via::Direct => json!({"type": "direct", "id": null, "name": null}),
+            Via::Group { id, name } => json!({"type": "group", "id": id, "name": name}),
+        };
+        json!({
+            "op": match self.change.change {
+                ChangeKind::Added => "added",
+                ChangeKind::Removed => "removed",
+            },
+            "user": {"id": g.user.id, "email": g.user.email, "invite": g.invite},
+            "resource": {
+                "type": g.resource.kind,
+                "id": g.resource.id,
+                "name": g.resource.name,
+                "labels": self.resource_labels.iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect::<Vec<_>>(),
+                "editors": self.editors_after,
+            },
+            "role": {"id": g.role_id, "name": g.role_name, "level": level},
+            "via": via,
+            "label_filter": label_strings(&g.label_filter),
+            "cause": {
+                "kind": self.change.cause.kind.as_str(),
+                "id": self.change.cause.id,
+                "name": self.cause_name,
+            },
+        })
+    }
+}
+
+/// `key:value` strings of labels.
+pub fn label_strings(labels: &[LabelPair]) -> Vec<String> {
+    labels.iter().map(|(k, v)| format!("{k}:{v}")).collect()
+}
+
+/// Attaches to each access change the change of its causing resource among `changes` (the
+/// snapshot's), who made it, the reached resource's labels and its editors after.
+///
+/// A group that did not change itself cannot have caused a change of its grants: the member's
+/// user record did (e.g. a member listed by email who became a user), so the user's change is
+/// taken when there is one.
+pub fn attribute(
+    access: Vec<AccessChange>,
+    before: &EffectiveAccess,
+    after: &EffectiveAccess,
+    changes: &[PlannedChange<'_>],
+) -> Vec<AttributedAccessChange> {
+    let by_resource: HashMap<(ResourceKind, &str), usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.change.kind, c.change.resource_id.as_str()), i))
+        .collect();
+    let mut editors: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for c in &access {
+        let r = &c.grant.resource;
+        editors.entry((r.kind.clone(), r.id.clone())).or_insert(0);
+    }
+    for ((kind, id), count) in editors.iter_mut() {
+        let users: HashSet<&str> = after
+            .reaching_refs(kind, id)
+            .filter(|(invite, _, role)| !invite && access_level(role) >= AccessLevel::Edit)
+            .map(|(_, user, _)| user)
+            .collect();
+        *count = users.len();
+    }
+    access
+        .into_iter()
+        .map(|change| {
+            let cause = &change.cause;
+            let mut index = by_resource.get(&(cause.kind, cause.id.as_str())).copied();
+            if index.is_none() && cause.kind == ResourceKind::Group {
+                index = by_resource
+                    .get(&(ResourceKind::User, change.grant.user.id.as_str()))
+                    .copied();
+            }
+            let cause_name = index
+                .map(|i| changes[i].change.name.clone())
+                .unwrap_or_else(|| cause.id.clone());
+            let attribution = index
+                .map(|i| changes[i].change.attribution.clone())
+                .unwrap_or_default();
+            let r = &change.grant.resource;
+            let resource_labels = if r.kind == "SOURCE" {
+                after
+                    .source(&r.id)
+                    .or_else(|| before.source(&r.id))
+                    .map(|s| s.labels.clone())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let editors_after = editors[&(r.kind.clone(), r.id.clone())];
+            AttributedAccessChange {
+                change,
+                cause_name,
+                cause_change: index,
+                attribution,
+                resource_labels,
+                editors_after,
+            }
+        })
+        .collect()
+}
+
+impl EffectiveAccess {
+    /// [`EffectiveAccess::reaching`] without building grants: `(invite, user id or invite
+    /// email, role name)` of each policy reaching resource `kind`/`id`.
+    fn reaching_refs<'a>(
+        &'a self,
+        kind: &'a str,
+        id: &'a str,
+    ) -> impl Iterator<Item = (bool, &'a str, &'a str)> + 'a {
+        let source = if kind == "SOURCE" {
+            self.source(id)
+        } else {
+            None
+        };
+        self.policies
+            .iter()
+            .filter(move |p| match &p.scope {
+                super::Scope::Resource(k, i) => {
+                    (k == kind && i == id)
+                        || (source.is_some()
+                            && k == "WORKSPACE"
+                            && super::role_reaches_sources(&p.role_name))
+                }
+                super::Scope::Labels(_, filter) => {
+                    source.is_some_and(|s| super::carries_any(&s.labels, filter))
+                }
+            })
+            .map(|p| {
+                let who = if p.subject.id.is_empty() {
+                    p.subject.email.as_str()
+                } else {
+                    p.subject.id.as_str()
+                };
+                (p.invite, who, p.role_name.as_str())
+            })
+    }
+}
