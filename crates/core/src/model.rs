@@ -335,10 +335,15 @@ mod tests {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!(ResourceKind::AuditEvent.index(), ResourceKind::COUNT - 1);
+        assert_eq!(ResourceKind::AuditEvent.index(), ResourceKind::COUNT - 2);
+        assert_eq!(ResourceKind::Access.index(), ResourceKind::COUNT - 1);
         assert_eq!(
             "audit_event".parse::<ResourceKind>().unwrap(),
             ResourceKind::AuditEvent
+        );
+        assert_eq!(
+            "access".parse::<ResourceKind>().unwrap(),
+            ResourceKind::Access
         );
     }
 }

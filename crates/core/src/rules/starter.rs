@@ -12,6 +12,10 @@ pub(super) const FILES: &[(&str, &str)] = &[
         include_str!("../../../../rules/access.yaml"),
     ),
     (
+        "rules/access_changes.yaml",
+        include_str!("../../../../rules/access_changes.yaml"),
+    ),
+    (
         "rules/audit_trail.yaml",
         include_str!("../../../../rules/audit_trail.yaml"),
     ),
