@@ -126,7 +126,27 @@ async fn label_group_member_and_group_role_changes_are_reported_with_causes_and_
         "{gained:?} {lost:?}"
     );
 
-    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    // The starter pack, with the rule on access lost through a group turned on.
+    let rules = ws.dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    for entry in std::fs::read_dir(segwatch_testkit::STARTER_RULES).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = if path.ends_with("access_changes.yaml") {
+                assert!(text.contains("  enabled: false\n"));
+                text.replace("  enabled: false\n", "")
+            } else {
+                text
+            };
+            std::fs::write(rules.join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let segwatch = || {
+        ws.segwatch()
+            .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
+    };
+    let run = segwatch().args(["poll", "--format", "json"]).success();
     let stdout = run.stdout();
     let poll: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     let changes = poll["access_changes"].as_array().expect("access_changes");
@@ -223,13 +243,13 @@ async fn label_group_member_and_group_role_changes_are_reported_with_causes_and_
         unlinked, 0,
         "every access change names its cause's change row"
     );
-    ws.segwatch().args(["verify"]).success();
+    segwatch().args(["verify"]).success();
     db.execute(
         "UPDATE access_changes SET role_name = 'Workspace Owner' WHERE id = (SELECT min(id) FROM access_changes)",
         [],
     )
     .unwrap();
-    let out = ws.segwatch().args(["verify"]).code(1).stdout();
+    let out = segwatch().args(["verify"]).code(1).stdout();
     assert!(
         out.contains("an access change it stored was edited"),
         "verify names the edited access change:\n{out}"
@@ -242,7 +262,7 @@ async fn label_group_member_and_group_role_changes_are_reported_with_causes_and_
             user_id: newcomer.id.clone(),
         })
         .unwrap();
-    let text = ws.segwatch().args(["poll"]).success().stdout();
+    let text = segwatch().args(["poll"]).success().stdout();
     let n = group
         .permissions
         .iter()

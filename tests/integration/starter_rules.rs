@@ -137,7 +137,20 @@ fn every_starter_rule_has_fixtures() {
 
 #[test]
 fn starter_rules_match_their_fixtures() {
-    let set = load_rules();
+    // Rules shipped disabled are checked as if turned on: their fixtures show what they do then.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root().join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                dir.path().join(path.file_name().unwrap()),
+                text.replace("  enabled: false\n", ""),
+            )
+            .unwrap();
+        }
+    }
+    let set = RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let mut failures = Vec::new();
     let mut cases = 0;
     for fixture in load_fixtures() {
