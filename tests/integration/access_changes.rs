@@ -283,3 +283,66 @@ async fn label_group_member_and_group_role_changes_are_reported_with_causes_and_
     );
     assert!(n > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_poll_cannot_read_counts_as_last_seen_not_as_gone() {
+    use segwatch_simulator::{Fault, FaultKind};
+
+    let ws = TestWorkspace::start().await;
+    ws.segwatch().args(["poll"]).success();
+    let before = ws.sim.read(|s| s.clone());
+    // Groups become unreadable (a plan without them, a permission taken away) …
+    ws.sim
+        .inject(Fault::new(FaultKind::ClientError { status: 403 }).on_path("/groups"));
+    // … while a source gets a label that group permissions are restricted to.
+    let (key, value, source) = before
+        .groups
+        .iter()
+        .filter(|g| !g.members.is_empty())
+        .flat_map(|g| &g.permissions)
+        .flat_map(|p| {
+            p.labels
+                .iter()
+                .flatten()
+                .chain(p.resources.iter().flat_map(|r| r.labels.iter().flatten()))
+        })
+        .find_map(|l| {
+            before
+                .sources
+                .iter()
+                .find(|s| s.label(&l.key) != Some(l.value.as_str()))
+                .map(|s| (l.key.clone(), l.value.clone(), s.id.clone()))
+        })
+        .expect("a group restricted to a label some source lacks");
+    ws.sim
+        .apply(Mutation::SetSourceLabel {
+            source_id: source,
+            key,
+            value,
+        })
+        .unwrap();
+    let after = ws.sim.read(|s| s.clone());
+    let (was, is) = (expected_grants(&before), expected_grants(&after));
+
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let poll: Value = serde_json::from_str(run.stdout().lines().next().unwrap()).unwrap();
+    assert_eq!(
+        poll["kind_status"]["group"]["status"], "unavailable",
+        "{poll}"
+    );
+    let changes = poll["access_changes"].as_array().unwrap();
+    let of = |op: &str| -> BTreeSet<Row> {
+        changes
+            .iter()
+            .filter(|c| c["change"]["change"] == op)
+            .map(row_of)
+            .collect()
+    };
+    // The groups' grants are read as last seen: those the label gives are reported, none lost.
+    assert_eq!(of("added"), is.difference(&was).cloned().collect());
+    assert_eq!(of("removed"), was.difference(&is).cloned().collect());
+    assert!(
+        of("added").iter().any(|r| r[6].starts_with("group ")),
+        "a group grant reached through the label: {changes:?}"
+    );
+}
