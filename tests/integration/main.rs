@@ -44,6 +44,7 @@
 #![allow(unreachable_pub)]
 
 mod access;
+mod access_review;
 mod api_drift;
 mod architecture;
 mod audit_trail;

@@ -81,6 +81,7 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = s.id)
                        AND s.kind_status IS NULL
                        AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.snapshot_id = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM access_reviews ar WHERE ar.snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?

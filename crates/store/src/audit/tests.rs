@@ -520,6 +520,7 @@ const VIEWS: &[&str] = &[
     "audit_events_log",
     "audit_quarantine",
     "audit_privacy_requests",
+    "audit_access_reviews",
 ];
 
 #[test]
