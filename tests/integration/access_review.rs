@@ -390,6 +390,20 @@ async fn an_imported_review_is_sealed_and_its_revocations_followed_up() {
             "error: {}:2: no grant of snapshot 1 matches this line",
             other.display()
         )]);
+    // A file without the decision column.
+    let mut w = csv::Writer::from_path(&other).unwrap();
+    w.write_record(&COLUMNS[..20]).unwrap();
+    w.write_record(&rows[0][..20]).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    ws.segwatch()
+        .args(["access", "review", "import"])
+        .args([&other])
+        .code(1)
+        .stderr_contains(&[&format!(
+            "error: {}:1: the header has no column `decision`: import a file written by `segwatch access review --format csv` (columns: Account name, Account owner, Role, Status, workspace,",
+            other.display()
+        )]);
     // No file argument: usage, exit 2.
     ws.segwatch().args(["access", "review", "import"]).code(2);
     let none: i64 = ws

@@ -271,3 +271,111 @@ fn reviews_chain_in_order_and_the_reviewed_snapshot_is_never_pruned() {
     });
     assert!(refused.is_err());
 }
+
+#[test]
+fn history_comes_from_access_changes_tracking_and_the_audit_trail() {
+    let f = Fixture::new();
+    let store = Store::open(&f.path).unwrap();
+    let ws = 1;
+    let [s1, s2, s3] = [f.snapshots[0], f.snapshots[1], f.snapshots[2]];
+    let time = |id: i64| -> String {
+        store
+            .conn
+            .query_row(
+                "SELECT finished_at FROM snapshots WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // Nothing recorded: only the first snapshot's time.
+    let facts = store.access_review_facts(ws, s2, "9999").unwrap();
+    assert!(facts.added_at.is_empty() && facts.tracking_since.is_none());
+    assert_eq!(facts.first_snapshot_at, Some(time(s1)));
+    assert!(facts.last_acting.is_empty());
+
+    let b = decision(3, "b", None).grant;
+    let change = |op: &str, snapshot: i64, g: &GrantIdentity| {
+        store
+            .conn
+            .execute(
+                "INSERT INTO access_changes (snapshot_id, workspace_id, op, user_id, email, invite,
+                    resource_type, resource_id, resource_name, role_id, role_name, via_group_id,
+                    via_group_name, label_filter, cause_kind, cause_id)
+                 VALUES (?1, ?2, ?3, ?4, 'b@acme.io', 0, ?5, ?6, 'Acme', ?7, 'r1', ?8, NULL, ?9,
+                    'user', ?4)",
+                params![
+                    snapshot,
+                    ws,
+                    op,
+                    g.user_id,
+                    g.resource_type,
+                    g.resource_id,
+                    g.role_id,
+                    g.via_group_id,
+                    g.label_filter
+                ],
+            )
+            .unwrap();
+    };
+    store
+        .conn
+        .execute(
+            "INSERT INTO access_tracking (workspace_id, since_snapshot_id) VALUES (?1, ?2)",
+            params![ws, s1],
+        )
+        .unwrap();
+    change("added", s2, &b);
+    store
+        .conn
+        .execute(
+            "INSERT INTO audit_events (workspace_id, event_id, occurred_at, type, actor,
+                actor_email, resource_id, resource_type, resource_name, body, snapshot_id)
+             VALUES (?1, 'e1', '2026-01-01T00:00:00.000Z', 'User Updated', 'u', 'B@Acme.io',
+                'x', 'user', 'x', '{}', ?2)",
+            params![ws, s1],
+        )
+        .unwrap();
+    let facts = store.access_review_facts(ws, s2, "9999").unwrap();
+    assert_eq!(facts.added_at.get(&b), Some(&time(s2)));
+    assert_eq!(facts.tracking_since, Some(time(s1)));
+    assert_eq!(
+        facts.last_acting.get("b@acme.io").map(String::as_str),
+        Some("2026-01-01T00:00:00.000Z")
+    );
+    // Not before it was added, nor acting after the instant.
+    let facts = store.access_review_facts(ws, s1, "2025").unwrap();
+    assert!(facts.added_at.is_empty() && facts.last_acting.is_empty());
+
+    // The revocation of b (reviewed at s2): not removed yet, then removed at s3.
+    let view = || -> Vec<(Option<String>, Option<String>)> {
+        store
+            .conn
+            .prepare("SELECT decision, revoke_carried_out FROM audit_access_reviews ORDER BY line")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(store.access_removed(ws, &b, s2, s3).unwrap(), None);
+    assert_eq!(
+        view(),
+        [(some("approve"), None), (some("revoke"), some("no"))]
+    );
+    change("removed", s3, &b);
+    assert_eq!(
+        store.access_removed(ws, &b, s2, s3).unwrap(),
+        Some((s3, time(s3)))
+    );
+    assert_eq!(
+        view(),
+        [(some("approve"), None), (some("revoke"), some("yes"))]
+    );
+    let revokes = store.revoke_decisions(ws, s3).unwrap();
+    assert_eq!(revokes.len(), 1);
+    assert_eq!(revokes[0].grant, b);
+    assert_eq!(revokes[0].reviewed_snapshot_id, s2);
+    assert!(store.revoke_decisions(ws, s1).unwrap().is_empty());
+}
