@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use segwatch_core::access::domains::account_type;
+use segwatch_core::access::domains::{AccountType, account_type};
 use segwatch_core::access::{EffectiveAccess, Grant, Via};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Resource, ResourceKind};
@@ -191,7 +191,7 @@ pub fn export(
             let identity = identity(&g);
             let kind = account_type(&g.user.email, internal_domains);
             let owner = match kind {
-                segwatch_core::access::domains::AccountType::External => "External user".into(),
+                AccountType::External => "External user".into(),
                 _ => g.user.email.clone(),
             };
             let (via, via_group_id) = via_columns(&g.via);

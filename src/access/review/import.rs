@@ -262,7 +262,7 @@ pub fn import(
                 ),
             ));
         };
-        let (_, group) = via_columns(&g.via);
+        let (group_name, group) = via_columns(&g.via);
         let optional = |name: &str| Some(cell(&record, name)).filter(|v| !v.is_empty());
         decisions.push(NewDecision {
             line: line as i64,
@@ -271,7 +271,7 @@ pub fn import(
             invite: g.invite,
             resource_name: g.resource.name.clone(),
             role_name: g.role_name.clone(),
-            via_group_name: (!group.is_empty()).then(|| via_columns(&g.via).0),
+            via_group_name: (!group.is_empty()).then_some(group_name),
             decision,
             reviewer: who.filter(|_| decision.is_some()),
             reviewed_at: optional("reviewed_at"),
