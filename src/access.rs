@@ -10,6 +10,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod review;
+
 use segwatch_core::access::{EffectiveAccess, Grant, Via};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Resource, ResourceKind};

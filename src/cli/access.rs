@@ -16,7 +16,10 @@ use crate::config::Settings;
 /// workspace is tens of millions of grants.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("subject").required(true).multiple(true).args(["resource", "user"])))]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(super) struct AccessArgs {
+    #[command(subcommand)]
+    action: Option<AccessCommand>,
     /// Only the grants reaching this resource (id, or exact name): the workspace, a source, a
     /// warehouse or a function. A source is also reached by workspace-wide roles (shown as their
     /// grant on the workspace) and by label-restricted ones whose labels it carries.
@@ -32,6 +35,14 @@ pub(super) struct AccessArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AccessFormat::Table)]
     format: AccessFormat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AccessCommand {
+    /// Export every grant at a time for an access review (one row per user × resource × role ×
+    /// route, with blank decision columns), import a filled-in review, or follow up on its
+    /// revocations (docs/ACCESS.md, "Access reviews").
+    Review(super::access_review::ReviewArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,6 +68,9 @@ const COLUMNS: [&str; 11] = [
 
 /// `segwatch access [--resource NAME_OR_ID] [--user EMAIL] [--at T]`.
 pub(super) fn run(settings: &Settings, args: AccessArgs) -> anyhow::Result<ExitCode> {
+    if let Some(AccessCommand::Review(review)) = args.action {
+        return super::access_review::run(settings, review);
+    }
     let (store, workspace) = open_read_only(settings)?;
     let query = AccessQuery {
         at: args.at.unwrap_or_else(Utc::now),

@@ -5,7 +5,7 @@
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
 //! `alerts` (and deliveries), `sinks`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
-//! `audit`, `access`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
+//! `audit`, `access` (and `access_review`), `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ use segwatch_store::lock::{LockError, WriterLock};
 use segwatch_store::{Store, StoreError};
 
 mod access;
+mod access_review;
 mod alerts;
 mod args;
 mod audit;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{TextOrJson, plural, print_json};
 use crate::config::Settings;
 use segwatch_store::Store;
-use segwatch_store::chain::{ChainReport, WorkspaceChain};
+use segwatch_store::chain::{ChainReport, Link, WorkspaceChain};
 
 /// An anchor given on the command line and where the chain holds it.
 #[derive(Debug, Serialize)]
@@ -19,6 +19,8 @@ struct AnchorCheck {
     found: bool,
     workspace: Option<String>,
     snapshot_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +60,7 @@ pub(super) fn run(
                 found: found.is_some(),
                 workspace: found.map(|(w, _)| w.workspace.clone()),
                 snapshot_id: found.map(|(_, l)| l.snapshot_id),
+                review_id: found.and_then(|(_, l)| l.review_id),
             }
         })
         .collect();
@@ -81,6 +84,12 @@ pub(super) fn run(
         }
         for check in &checks {
             match (&check.workspace, check.snapshot_id) {
+                (Some(workspace), Some(_)) if check.review_id.is_some() => writeln!(
+                    out,
+                    "anchor {} holds: it is access review {} of workspace `{workspace}`",
+                    check.hash,
+                    check.review_id.unwrap_or_default()
+                )?,
                 (Some(workspace), Some(id)) => writeln!(
                     out,
                     "anchor {} holds: it is snapshot {id} of workspace `{workspace}`",
@@ -110,27 +119,38 @@ fn print_workspace(out: &mut impl Write, chain: &WorkspaceChain) -> anyhow::Resu
         )?,
         (None, Some(head)) => writeln!(
             out,
-            "chain intact: {}, head {} (snapshot {}, workspace `{name}`)",
+            "chain intact: {}, head {} ({}, workspace `{name}`)",
             plural(chain.snapshots, "snapshot"),
             head.chain_hash,
-            head.snapshot_id
+            link_name(head)
         )?,
         (Some(problem), head) => {
+            let at = match problem.review_id {
+                Some(review) => format!("access review {review}"),
+                None => format!("snapshot {}", problem.snapshot_id),
+            };
             writeln!(
                 out,
-                "CHAIN BROKEN in workspace `{name}` at snapshot {}: {}",
-                problem.snapshot_id, problem.message
+                "CHAIN BROKEN in workspace `{name}` at {at}: {}",
+                problem.message
             )?;
             if let Some(head) = head {
                 writeln!(
                     out,
-                    "  verified before it: {} up to snapshot {} (chain hash {})",
+                    "  verified before it: {} up to {} (chain hash {})",
                     plural(chain.snapshots, "snapshot"),
-                    head.snapshot_id,
+                    link_name(head),
                     head.chain_hash
                 )?;
             }
         }
+    }
+    if chain.reviews > 0 {
+        writeln!(
+            out,
+            "  {} verified in the chain",
+            plural(chain.reviews, "imported access review")
+        )?;
     }
     if chain.pruned > 0 {
         writeln!(
@@ -149,4 +169,12 @@ fn print_workspace(out: &mut impl Write, chain: &WorkspaceChain) -> anyhow::Resu
         )?;
     }
     Ok(())
+}
+
+/// `snapshot N` or `access review N`.
+fn link_name(link: &Link) -> String {
+    match link.review_id {
+        Some(review) => format!("access review {review}"),
+        None => format!("snapshot {}", link.snapshot_id),
+    }
 }

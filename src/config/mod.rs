@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 pub use secrets::MAX_SECRET_FILE_BYTES;
 pub use sections::{
-    CollectSettings, DatabaseSettings, DeliverySettings, HealthSettings, ProfilesSettings,
-    RetentionSettings, RulesSettings, ScheduleSettings, SegmentSettings,
+    AccessSettings, CollectSettings, DatabaseSettings, DeliverySettings, HealthSettings,
+    ProfilesSettings, RetentionSettings, RulesSettings, ScheduleSettings, SegmentSettings,
 };
 pub use segwatch_api::profiles::ProfilesTarget;
 pub use sinks::SinkSettings;
@@ -81,6 +81,9 @@ pub struct Settings {
     pub collect: CollectSettings,
     /// The Profile API (data-subject access requests); unused unless `space_id` is set.
     pub profiles: ProfilesSettings,
+    /// `[access]`: access reviews (company domains).
+    #[serde(default)]
+    pub access: AccessSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]

@@ -1,5 +1,5 @@
 //! The plain sections (`[profiles]`, `[health]`, `[delivery]`, `[retention]`, `[collect]`,
-//! `[schedule]`, `[rules]`, `[segment]`, `[database]`) and the checked `[profiles]` target.
+//! `[access]`, `[schedule]`, `[rules]`, `[segment]`, `[database]`) and the checked `[profiles]` target.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -178,6 +178,39 @@ impl CollectSettings {
             ));
         }
         Ok(Some(Duration::from_secs(self.audit_lookback_hours * 3600)))
+    }
+}
+
+/// `[access]`: how access reviews classify accounts. Optional; every key has a default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSettings {
+    /// The company's email domains (`["acme.io"]`): an account whose email is in one of them
+    /// (or a subdomain) is `internal`, any other `external`; empty: every account is `unknown`.
+    pub internal_domains: Vec<String>,
+}
+
+impl AccessSettings {
+    /// The domains, checked: each must look like a domain name (letters, digits, `-`, `.`; no
+    /// `@` or spaces), so that a typo does not silently make everyone external.
+    pub fn internal_domains(&self) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::with_capacity(self.internal_domains.len());
+        for d in &self.internal_domains {
+            let trimmed = d.trim().trim_end_matches('.');
+            let valid = !trimmed.is_empty()
+                && trimmed.contains('.')
+                && trimmed
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !valid {
+                return Err(invalid(
+                    "access.internal_domains",
+                    format!("`{d}` is not a domain name; expected e.g. `acme.io`"),
+                ));
+            }
+            out.push(trimmed.to_ascii_lowercase());
+        }
+        Ok(out)
     }
 }
 

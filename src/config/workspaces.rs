@@ -181,6 +181,7 @@ impl Settings {
     /// Checks every value of the single workspace (`[segment]`, or the one `[[workspaces]]`
     /// entry) and builds its client configuration, reading token files.
     pub fn validate(&self) -> Result<WorkspaceTarget, ConfigError> {
+        self.access.internal_domains()?;
         let names = self.workspace_names();
         if names.len() > 1 {
             return Err(choose_one(&names));

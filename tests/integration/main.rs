@@ -45,6 +45,7 @@
 
 mod access;
 mod access_changes;
+mod access_review;
 mod api_drift;
 mod architecture;
 mod audit_trail;

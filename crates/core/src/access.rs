@@ -834,5 +834,7 @@ pub fn diff(before: &EffectiveAccess, after: &EffectiveAccess) -> Vec<AccessChan
     out
 }
 
+pub mod domains;
+
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,14 @@
 //! non-empty part), stored with the snapshot; the content hash is the manifest's SHA-256. The
 //! manifest only serves to say which part changed.
 //!
+//! An imported access review (`access_reviews`, schema 15) is a link of its own: its content is
+//! its row (`review`: id, workspace name, reviewed snapshot, the link it follows, import time,
+//! reviewers, file name and SHA-256, counts) and its decision rows (`decisions`, every column),
+//! hashed at import and chained after the workspace's latest link at that time. Links are
+//! ordered by position: a snapshot or tombstone at `(id, 0, id)`, a review at
+//! `(after_link_id, 1, review id)`, so the next snapshot chains after the reviews imported since
+//! the previous one. A database without reviews chains exactly as before.
+//!
 //! A tombstone (`pruned_snapshots`) stands for a quiet snapshot, whose content was its row alone
 //! with no added, removed or modified resources: that content is rebuilt from the tombstone, so a
 //! tombstone verifies like a snapshot, and one that replaces a snapshot that held anything breaks
@@ -51,7 +59,7 @@ use segwatch_core::model::sha256_hex;
 mod seal;
 mod verify;
 
-pub(crate) use seal::{backfill, seal};
+pub(crate) use seal::{backfill, seal, seal_review};
 pub use verify::{
     Backfill, ChainProblem, ChainReport, Link, PartMismatch, ProblemKind, WorkspaceChain,
 };
@@ -87,11 +95,15 @@ pub enum Part {
     Quarantine,
     /// The effective access it gained and lost (schema 14).
     AccessChanges,
+    /// An access review's own row (schema 15; a review link only).
+    Review,
+    /// An access review's decision rows (schema 15; a review link only).
+    Decisions,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 10] = [
+    pub const ALL: [Part; 12] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
@@ -102,6 +114,8 @@ impl Part {
         Part::KindStatus,
         Part::Quarantine,
         Part::AccessChanges,
+        Part::Review,
+        Part::Decisions,
     ];
 
     /// Its name in the manifest.
@@ -117,6 +131,8 @@ impl Part {
             Part::KindStatus => "kind_status",
             Part::Quarantine => "quarantine",
             Part::AccessChanges => "access_changes",
+            Part::Review => "review",
+            Part::Decisions => "decisions",
         }
     }
 
@@ -174,6 +190,19 @@ impl Part {
                     event_type, event_id
                  FROM access_changes WHERE snapshot_id = ?1 ORDER BY id"
             }
+            // A review link's parts, read by review id.
+            Part::Review => {
+                "SELECT r.id, w.name, r.snapshot_id, r.after_link_id, r.imported_at, r.reviewers,
+                    r.file_name, r.file_sha256, r.rows, r.approved, r.revoked, r.undecided
+                 FROM access_reviews r LEFT JOIN workspaces w ON w.id = r.workspace_id
+                 WHERE r.id = ?1"
+            }
+            Part::Decisions => {
+                "SELECT id, review_id, workspace_id, line, user_id, email, invite, resource_type,
+                    resource_id, resource_name, role_id, role_name, via_group_id, via_group_name,
+                    label_filter, decision, reviewer, reviewed_at, comment
+                 FROM access_review_decisions WHERE review_id = ?1 ORDER BY id"
+            }
         }
     }
 
@@ -196,6 +225,8 @@ impl Part {
             Part::KindStatus => "kind status rows",
             Part::Quarantine => "quarantined items it stored",
             Part::AccessChanges => "access changes it stored",
+            Part::Review => "review rows",
+            Part::Decisions => "decision rows",
         }
     }
 
@@ -212,6 +243,10 @@ impl Part {
             Part::KindStatus => "which kinds it could not read was altered",
             Part::Quarantine => "a quarantined item it stored was edited",
             Part::AccessChanges => "an access change it stored was edited",
+            Part::Review => {
+                "its own row (reviewed snapshot, time, reviewers, file hash or counts) was edited"
+            }
+            Part::Decisions => "a decision row was edited",
         }
     }
 }
@@ -232,6 +267,8 @@ enum Source {
     Snapshot,
     /// A row of `pruned_snapshots`: the row alone; every other part is empty by definition.
     Tombstone,
+    /// A row of `access_reviews` and its decisions (parts `review` and `decisions` only).
+    Review,
 }
 
 /// Reads and digests the content of a snapshot (or tombstone). The one function used at commit
@@ -241,9 +278,12 @@ fn content_of(conn: &Connection, snapshot_id: i64, source: Source) -> Result<Con
     let mut row_bytes = Vec::with_capacity(256);
     for part in Part::ALL {
         let sql = match (source, part) {
+            (Source::Snapshot, Part::Review | Part::Decisions) => continue,
             (Source::Snapshot, _) => part.sql(),
             (Source::Tombstone, Part::Snapshot) => Part::TOMBSTONE_SQL,
             (Source::Tombstone, _) => continue,
+            (Source::Review, Part::Review | Part::Decisions) => part.sql(),
+            (Source::Review, _) => continue,
         };
         let mut stmt = conn.prepare_cached(sql)?;
         let columns = stmt.column_count();
@@ -311,14 +351,23 @@ pub fn genesis(workspace_name: &str) -> String {
     sha256_hex(format!("{GENESIS_TAG}\n{workspace_name}").as_bytes())
 }
 
-/// The link before `snapshot_id` in its workspace: the previous complete snapshot or tombstone
-/// (id and chain hash, which a tampered row may lack), or none.
+/// Where a link stands in its workspace's chain: `(position, rank, id)`. A complete snapshot or
+/// tombstone is `(id, 0, id)`; an access review `(after_link_id, 1, review id)`. Links chain in
+/// this order.
+pub type LinkPosition = (i64, i64, i64);
+
+/// The link before position `at` in its workspace: the latest complete snapshot, tombstone or
+/// access review before it (its position and chain hash, which a tampered row may lack), or
+/// none. `reviews`: whether `access_reviews` exists (not during the chain's own migration).
 fn previous_link(
     conn: &Connection,
     workspace_id: i64,
-    snapshot_id: i64,
-) -> Result<Option<(i64, Option<String>)>> {
-    Ok(conn
+    at: LinkPosition,
+    reviews: bool,
+) -> Result<Option<(LinkPosition, Option<String>)>> {
+    // Snapshots and tombstones before the position (at rank 1, the review's own link counts).
+    let below = if at.1 == 0 { at.0 } else { at.0 + 1 };
+    let snapshot: Option<(i64, Option<String>)> = conn
         .prepare_cached(
             "SELECT id, chain_hash FROM (
                 SELECT id, chain_hash FROM snapshots
@@ -327,10 +376,27 @@ fn previous_link(
                 SELECT id, chain_hash FROM pruned_snapshots WHERE workspace_id = ?1 AND id < ?2
              ) ORDER BY id DESC LIMIT 1",
         )?
-        .query_row(params![workspace_id, snapshot_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+        .query_row(params![workspace_id, below], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if !reviews {
+        return Ok(snapshot.map(|(s, hash)| ((s, 0, s), hash)));
+    }
+    let review: Option<(i64, i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT after_link_id, id, chain_hash FROM access_reviews
+             WHERE workspace_id = ?1 AND (after_link_id < ?2 OR (after_link_id = ?2 AND ?3 = 1 AND id < ?4))
+             ORDER BY after_link_id DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![workspace_id, at.0, at.1, at.2], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
-        .optional()?)
+        .optional()?;
+    Ok(match (snapshot, review) {
+        (Some((s, _)), Some((after, id, hash))) if after >= s => Some(((after, 1, id), hash)),
+        (None, Some((after, id, hash))) => Some(((after, 1, id), hash)),
+        (Some((s, hash)), _) => Some(((s, 0, s), hash)),
+        (None, None) => None,
+    })
 }
 
 fn workspace_name(conn: &Connection, workspace_id: i64) -> Result<String> {

@@ -16,6 +16,7 @@
 //! (connections, migrations), `snapshots` (workspaces, snapshots, versions, changes), `commit`
 //! (a poll's transaction, quarantine), `alerts` (alerts, rule state), `deliveries` (the outbox),
 //! `metrics`, `retention`, `trail` (audit events and reads), [`chain`], `privacy`, `report`,
+//! `access_reviews` (imported access reviews, sealed as chain links),
 //! `workspaces`, and [`audit`] (the auditors' read-only queries).
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use segwatch_core::model::ResourceKind;
 use segwatch_core::time::Timestamp;
 
 mod access;
+mod access_reviews;
 mod alerts;
 pub mod audit;
 pub mod chain;
@@ -43,6 +45,9 @@ mod snapshots;
 mod trail;
 mod workspaces;
 
+pub use access_reviews::{
+    GrantIdentity, NewAccessReview, NewDecision, RecordedReview, ReviewFacts, RevokeDecision,
+};
 pub use alerts::AlertFilter;
 pub use commit::{CommitTarget, PollStats, QuarantineRow};
 pub use deliveries::{

@@ -84,6 +84,7 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM access_changes a WHERE a.snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM access_tracking t
                                        WHERE t.since_snapshot_id = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM access_reviews ar WHERE ar.snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?

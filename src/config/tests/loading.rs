@@ -64,6 +64,16 @@ fn bad_values_name_their_key() {
         ("[segment]\npage_size = \"many\"\n", &tok, "page_size"),
         ("[segment]\npagesize = 5\n", &tok, "pagesize"),
         ("[databse]\npath = \"x\"\n", &tok, "databse"),
+        (
+            "[access]\ninternal_domains = [\"@acme io\"]\n",
+            &tok,
+            "invalid configuration: `access.internal_domains`: `@acme io` is not a domain name; expected e.g. `acme.io`",
+        ),
+        (
+            "[access]\ninternal_domain = [\"acme.io\"]\n",
+            &tok,
+            "internal_domain",
+        ),
     ];
     for (toml, env, needle) in cases {
         let message = error_of(toml, env);

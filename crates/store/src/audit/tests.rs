@@ -521,6 +521,8 @@ const VIEWS: &[&str] = &[
     "audit_events_log",
     "audit_quarantine",
     "audit_privacy_requests",
+    "audit_access_changes",
+    "audit_access_reviews",
 ];
 
 #[test]

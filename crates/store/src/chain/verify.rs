@@ -7,7 +7,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::{CONTENT_FORMAT, Content, Part, Source, content_of, genesis, link_hash};
+use super::{CONTENT_FORMAT, Content, LinkPosition, Part, Source, content_of, genesis, link_hash};
 use crate::{Result, Store};
 use segwatch_core::model::sha256_hex;
 
@@ -46,6 +46,8 @@ pub struct WorkspaceChain {
     pub snapshots: usize,
     /// Tombstones of pruned snapshots verified (likewise).
     pub pruned: usize,
+    /// Imported access reviews verified (likewise; schema 15).
+    pub reviews: usize,
     /// The last verified link: the head of the chain when it is intact.
     pub head: Option<Link>,
     /// When the snapshots that predate the chain were hashed.
@@ -66,6 +68,12 @@ pub struct Link {
     pub chain_hash: String,
     /// Whether it is the tombstone of a pruned snapshot.
     pub pruned: bool,
+    /// For an imported access review: its id (`snapshot_id` is then the link it follows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<i64>,
+    /// Where it stands in the chain.
+    #[serde(skip)]
+    pub position: LinkPosition,
 }
 
 /// Snapshots hashed when the chain was introduced rather than when they were committed.
@@ -95,6 +103,13 @@ pub struct ChainProblem {
     /// For a broken link: ids between the two links that exist nowhere.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_ids: Vec<i64>,
+    /// When the finding is an imported access review: its id (`snapshot_id` is then the link
+    /// the review follows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_id: Option<i64>,
+    /// Where the finding stands in the chain (the first one is reported).
+    #[serde(skip)]
+    pub position: LinkPosition,
 }
 
 /// Kinds of alteration.
@@ -140,6 +155,16 @@ impl ChainProblem {
             message,
             parts: Vec::new(),
             missing_ids: Vec::new(),
+            review_id: None,
+            position: (snapshot_id, 0, snapshot_id),
+        }
+    }
+
+    fn review(link: &StoredLink, kind: ProblemKind, message: String) -> ChainProblem {
+        ChainProblem {
+            review_id: Some(link.position.2),
+            position: link.position,
+            ..ChainProblem::new(link.position.0, kind, message)
         }
     }
 }
@@ -160,6 +185,7 @@ const SNAPSHOT_REFERENCES: &str = "
         UNION ALL SELECT workspace_id, evaluated_snapshot_id, 'rule states', 0 FROM rule_state
         UNION ALL SELECT workspace_id, base_snapshot_id, 'snapshots based on it', 0
             FROM snapshots WHERE base_snapshot_id IS NOT NULL
+        UNION ALL SELECT workspace_id, snapshot_id, 'access reviews of it', 0 FROM access_reviews
     )
     SELECT r.workspace_id, r.snapshot_id, r.what, count(*), s.status, p.id IS NOT NULL
     FROM refs r
@@ -195,19 +221,22 @@ impl Store {
                 if chain
                     .problem
                     .as_ref()
-                    .is_none_or(|p| problem.snapshot_id < p.snapshot_id)
+                    .is_none_or(|p| problem.position < p.position)
                 {
                     chain.problem = Some(problem);
                 }
             }
             // Only what precedes the first alteration is vouched for.
             if let Some(problem) = &chain.problem {
-                chain
-                    .verified
-                    .retain(|l| l.snapshot_id < problem.snapshot_id);
+                chain.verified.retain(|l| l.position < problem.position);
             }
             chain.pruned = chain.verified.iter().filter(|l| l.pruned).count();
-            chain.snapshots = chain.verified.len() - chain.pruned;
+            chain.reviews = chain
+                .verified
+                .iter()
+                .filter(|l| l.review_id.is_some())
+                .count();
+            chain.snapshots = chain.verified.len() - chain.pruned - chain.reviews;
             chain.head = chain.verified.last().cloned();
             report.workspaces.push(chain);
         }
@@ -299,9 +328,12 @@ fn reference_problems(conn: &Connection) -> Result<HashMap<i64, Vec<ChainProblem
     Ok(out)
 }
 
-/// One link as stored: a complete snapshot's recorded hashes, or a tombstone's chain hash.
+/// One link as stored: a complete snapshot's or a review's recorded hashes, or a tombstone's
+/// chain hash.
 struct StoredLink {
+    /// The snapshot's (or tombstone's, or review's) id.
     id: i64,
+    position: LinkPosition,
     source: Source,
     manifest: Option<String>,
     content_hash: Option<String>,
@@ -327,57 +359,86 @@ fn verify_workspace(conn: &Connection, workspace_id: i64, name: &str) -> Result<
         workspace: name.to_string(),
         snapshots: 0,
         pruned: 0,
+        reviews: 0,
         head: None,
         backfill,
         problem: None,
         verified: Vec::new(),
     };
-    let links: Vec<StoredLink> = {
+    let mut links: Vec<StoredLink> = {
         let mut stmt = conn.prepare(
-            "SELECT id, 0, content_manifest, content_hash, chain_hash FROM snapshots
+            "SELECT id, id, 0, content_manifest, content_hash, chain_hash FROM snapshots
              WHERE workspace_id = ?1 AND status = 'complete'
              UNION ALL
-             SELECT id, 1, NULL, NULL, chain_hash FROM pruned_snapshots WHERE workspace_id = ?1
-             ORDER BY 1",
+             SELECT id, id, 1, NULL, NULL, chain_hash FROM pruned_snapshots WHERE workspace_id = ?1
+             UNION ALL
+             SELECT id, after_link_id, 2, content_manifest, content_hash, chain_hash
+             FROM access_reviews WHERE workspace_id = ?1",
         )?;
         let rows = stmt.query_map([workspace_id], |r| {
+            let id: i64 = r.get(0)?;
+            let at: i64 = r.get(1)?;
+            let (source, position) = match r.get::<_, i64>(2)? {
+                0 => (Source::Snapshot, (at, 0, id)),
+                1 => (Source::Tombstone, (at, 0, id)),
+                _ => (Source::Review, (at, 1, id)),
+            };
             Ok(StoredLink {
-                id: r.get(0)?,
-                source: if r.get::<_, i64>(1)? == 1 {
-                    Source::Tombstone
-                } else {
-                    Source::Snapshot
-                },
-                manifest: r.get(2)?,
-                content_hash: r.get(3)?,
-                chain_hash: r.get(4)?,
+                id,
+                position,
+                source,
+                manifest: r.get(3)?,
+                content_hash: r.get(4)?,
+                chain_hash: r.get(5)?,
             })
         })?;
         rows.collect::<std::result::Result<_, _>>()?
     };
-    let mut previous: (Option<i64>, String) = (None, genesis(name));
+    links.sort_by_key(|l| l.position);
+    let mut previous = Previous {
+        link: None,
+        hash: genesis(name),
+    };
     for link in links {
         if let Some(problem) = check_link(conn, &link, &previous)? {
             chain.problem = Some(problem);
             break;
         }
         let hash = link.chain_hash.expect("checked");
+        let review = link.source == Source::Review;
         chain.verified.push(Link {
-            snapshot_id: link.id,
+            snapshot_id: link.position.0,
             chain_hash: hash.clone(),
             pruned: link.source == Source::Tombstone,
+            review_id: review.then_some(link.id),
+            position: link.position,
         });
-        previous = (Some(link.id), hash);
+        previous = Previous {
+            link: Some(link.position),
+            hash,
+        };
     }
     Ok(chain)
+}
+
+/// The last verified link: its position (none before the first) and chain hash.
+struct Previous {
+    link: Option<LinkPosition>,
+    hash: String,
 }
 
 /// Checks one link against the verified previous one; `None` if it holds.
 fn check_link(
     conn: &Connection,
     link: &StoredLink,
-    (previous_id, previous_hash): &(Option<i64>, String),
+    previous: &Previous,
 ) -> Result<Option<ChainProblem>> {
+    if link.source == Source::Review {
+        return check_review(conn, link, previous);
+    }
+    let previous_hash = &previous.hash;
+    // A snapshot after a review: the snapshot before that review.
+    let previous_id = previous.link.map(|p| p.0);
     let id = link.id;
     let Some(chain_hash) = &link.chain_hash else {
         return Ok(Some(ChainProblem::new(
@@ -391,7 +452,7 @@ fn check_link(
     let content = content_of(conn, id, link.source)?;
     if link.source == Source::Tombstone {
         if link_hash(previous_hash, &content.hash) != *chain_hash {
-            let mut problem = broken_link(conn, id, *previous_id)?;
+            let mut problem = broken_link(conn, id, previous_id)?;
             problem.kind = ProblemKind::Tombstone;
             problem.message = format!(
                 "the tombstone of pruned snapshot {id} does not verify: the snapshot it stands for was not quiet, or the tombstone was altered, or {}",
@@ -435,7 +496,71 @@ fn check_link(
         )));
     }
     if link_hash(previous_hash, recorded) != *chain_hash {
-        return Ok(Some(broken_link(conn, id, *previous_id)?));
+        let mut problem = broken_link(conn, id, previous_id)?;
+        if let (Some((_, 1, review)), ProblemKind::LinkMismatch) = (previous.link, problem.kind) {
+            problem.message = format!(
+                "snapshot {id} does not chain to access review {review}, the link before it: the chain hash of snapshot {id} was altered, or access review {review} was inserted or rewritten after {id} was committed"
+            );
+        }
+        return Ok(Some(problem));
+    }
+    Ok(None)
+}
+
+/// Checks an imported access review's link: its hashes, its content, its chaining.
+fn check_review(
+    conn: &Connection,
+    link: &StoredLink,
+    previous: &Previous,
+) -> Result<Option<ChainProblem>> {
+    let review = link.id;
+    let (Some(manifest), Some(recorded), Some(chain_hash)) =
+        (&link.manifest, &link.content_hash, &link.chain_hash)
+    else {
+        return Ok(Some(ChainProblem::review(
+            link,
+            ProblemKind::Unhashed,
+            format!(
+                "access review {review} carries no content or chain hash: it was inserted or altered outside segwatch"
+            ),
+        )));
+    };
+    let content = content_of(conn, review, Source::Review)?;
+    let manifest_intact = sha256_hex(manifest.as_bytes()) == *recorded;
+    if content.hash != *recorded {
+        let mut problem = content_mismatch(link.position.0, manifest, manifest_intact, &content);
+        problem.review_id = Some(review);
+        problem.position = link.position;
+        problem.message = problem.message.replacen(
+            &format!("snapshot {}", link.position.0),
+            &format!("access review {review}"),
+            1,
+        );
+        problem.message = problem.message.replacen("after commit", "after import", 1);
+        return Ok(Some(problem));
+    }
+    if !manifest_intact {
+        return Ok(Some(ChainProblem::review(
+            link,
+            ProblemKind::Manifest,
+            format!(
+                "the content manifest recorded with access review {review} was altered (its content itself is intact)"
+            ),
+        )));
+    }
+    if link_hash(&previous.hash, recorded) != *chain_hash {
+        let before = match previous.link {
+            Some((_, 1, r)) => format!("access review {r}, the link before it"),
+            Some((s, _, _)) => format!("snapshot {s}, the link before it"),
+            None => "the start of the chain".to_string(),
+        };
+        return Ok(Some(ChainProblem::review(
+            link,
+            ProblemKind::LinkMismatch,
+            format!(
+                "access review {review} does not chain to {before}: its chain hash was altered, or a link before it was inserted, deleted or rewritten after it was imported"
+            ),
+        )));
     }
     Ok(None)
 }
