@@ -239,6 +239,7 @@ impl Poller {
         tracing::info!(
             resources = stats.resource_count,
             changes = committed.changes.len(),
+            access_changes = committed.access_changes.len(),
             requests = stats.api_requests,
             confirm_requests = confirmation.requests,
             quarantined = collection.quarantine.len(),

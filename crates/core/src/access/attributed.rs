@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{AccessChange, AccessLevel, ChangeKind, EffectiveAccess, LabelPair, Via, access_level};
-use crate::diff::PlannedChange;
+use crate::diff::{ChangeOp, PlannedChange};
 use crate::model::{Attribution, ResourceKind};
 
 /// One access change of a snapshot, ready to store, show and evaluate.
@@ -19,6 +19,8 @@ pub struct AttributedAccessChange {
     pub cause_name: String,
     /// Position of the causing resource's change among the snapshot's changes, when it has one.
     pub cause_change: Option<usize>,
+    /// That change's op (`added`, `removed`, `modified`), when there is one.
+    pub cause_op: Option<ChangeOp>,
     /// Who made the causing change, from the audit trail.
     pub attribution: Attribution,
     /// The labels of the resource reached (sources), as the later snapshot holds them (the
@@ -86,8 +88,13 @@ impl AttributedAccessChange {
             let noun = if labels.len() == 1 { "label" } else { "labels" };
             line.push_str(&format!(", {noun} {}", labels.join(" or ")));
         }
+        let what = match self.cause_op {
+            Some(ChangeOp::Added) => "added",
+            Some(ChangeOp::Removed) => "removed",
+            _ => "changed",
+        };
         line.push_str(&format!(
-            " ({} {} changed",
+            " ({} {} {what}",
             self.change.cause.kind, self.cause_name
         ));
         if let Some(who) = self.attribution.who() {
@@ -189,6 +196,7 @@ pub fn attribute(
             let attribution = index
                 .map(|i| changes[i].change.attribution.clone())
                 .unwrap_or_default();
+            let cause_op = index.map(|i| changes[i].change.op);
             let r = &change.grant.resource;
             let resource_labels = if r.kind == "SOURCE" {
                 after
@@ -204,6 +212,7 @@ pub fn attribute(
                 change,
                 cause_name,
                 cause_change: index,
+                cause_op,
                 attribution,
                 resource_labels,
                 editors_after,
