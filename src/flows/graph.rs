@@ -82,6 +82,8 @@ pub struct GraphEdge {
     pub enabled: bool,
     /// Personal fields it carries, comma-separated; empty when none.
     pub personal: String,
+    /// Its source is a production source.
+    pub production: bool,
 }
 
 fn cut(name: &str) -> String {
@@ -166,13 +168,25 @@ pub fn layout(map: &FlowMap) -> Graph {
         });
         y += height + GAP;
     }
-    let height = left_bottom.max(y).max(MARGIN * 2 + NODE_HEIGHT) + MARGIN - GAP;
-    let centre = |key: &str| {
-        nodes
-            .iter()
-            .find(|n| n.key == key)
-            .map(|n| (n.x, n.y + n.height / 2))
-    };
+    let right_bottom = y;
+    // Centre the shorter column against the taller one.
+    let shift = left_bottom.abs_diff(right_bottom) / 2;
+    for n in &mut nodes {
+        let shorter = if left_bottom < right_bottom {
+            n.kind == "source"
+        } else {
+            n.kind != "source"
+        };
+        if shorter {
+            n.y += shift;
+        }
+    }
+    let height = left_bottom.max(right_bottom).max(MARGIN * 2 + NODE_HEIGHT) + MARGIN - GAP;
+    let centres: std::collections::HashMap<&str, (u32, u32)> = nodes
+        .iter()
+        .map(|n| (n.key.as_str(), (n.x, n.y + n.height / 2)))
+        .collect();
+    let centre = |key: &str| centres.get(key).copied();
     let mut edges = Vec::with_capacity(map.flows.len());
     for f in &map.flows {
         let from = source_key(&f.source_id);
@@ -196,6 +210,7 @@ pub fn layout(map: &FlowMap) -> Graph {
             to,
             enabled: f.enabled,
             personal: f.personal_field_names().join(", "),
+            production: map.source(&f.source_id).is_some_and(|s| s.production),
         });
     }
     Graph {

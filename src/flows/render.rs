@@ -56,7 +56,10 @@ pub fn text(report: &FlowsReport) -> String {
         report.snapshot_id,
         report.observed_at,
         count(map.sources.len(), "source"),
-        count(map.targets.len(), "destination or warehouse"),
+        match map.targets.len() {
+            1 => "1 destination or warehouse".to_string(),
+            n => format!("{n} destinations and warehouses"),
+        },
         count(map.flows.len(), "flow"),
     );
     for s in &map.sources {

@@ -332,7 +332,8 @@ fn the_data_flow_section_draws_the_map_in_html_and_lists_it_in_markdown_and_json
     assert_eq!(svg.matches("data-node=").count(), 3);
     assert_eq!(svg.matches("data-edge=").count(), 2);
     assert!(svg.contains(r#"class="node source prod""#), "{svg}");
-    assert!(svg.contains(r#"class="edge off""#), "{svg}");
+    assert!(svg.contains(r#"class="edge prod off""#), "{svg}");
+    assert!(svg.contains(r#"class="edge prod pii""#), "{svg}");
     assert!(html.contains(r#"<section id="data-flows""#));
     let md = render(&report, Format::Markdown).unwrap();
     assert!(md.contains("## 7. Data flows"), "{md}");

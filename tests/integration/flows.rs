@@ -426,3 +426,176 @@ async fn since_shows_exactly_the_flows_a_mutation_changed() {
         .json();
     assert_eq!(json["flows"][0]["personal_fields"][0]["field"], "plan");
 }
+
+/// A headless Chromium, if installed: `SEGWATCH_CHROMIUM`, else `chromium`,
+/// `chromium-browser` or `google-chrome` on the `PATH`.
+fn chromium() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("SEGWATCH_CHROMIUM") {
+        return Some(path.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Measures the report's graph once the browser has laid it out: appended to a copy of the
+/// report (the report itself has no script), it writes the SVG's size, each node's box and
+/// each edge's length into `<pre id="measured">`, which `--dump-dom` then shows.
+const MEASURE: &str = r#"<script>
+(function () {
+  var svg = document.getElementById('flow-graph');
+  var box = svg.getBoundingClientRect();
+  var out = {svg: [box.width, box.height], nodes: {}, edges: {}};
+  svg.querySelectorAll('[data-node]').forEach(function (n) {
+    var b = n.getBBox();
+    out.nodes[n.getAttribute('data-node')] = [b.width, b.height];
+  });
+  svg.querySelectorAll('[data-edge]').forEach(function (e) {
+    out.edges[e.getAttribute('data-edge')] = [e.getTotalLength()];
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'measured';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_reports_graph_renders_in_a_headless_browser_with_the_maps_nodes_and_edges() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("SEGWATCH_REQUIRE_BROWSER").is_none(),
+            "SEGWATCH_REQUIRE_BROWSER is set but no chromium was found (set SEGWATCH_CHROMIUM)"
+        );
+        eprintln!(
+            "SKIPPED: the report's graph needs a headless Chromium (install `chromium`, or set SEGWATCH_CHROMIUM); .ci/run installs it and sets SEGWATCH_REQUIRE_BROWSER=1"
+        );
+        return;
+    };
+    let ws = TestWorkspace::with(SimConfig {
+        sources: 5,
+        destinations: 8,
+        warehouses: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let dest = ws.sim.read(|s| s.destinations[1].id.clone());
+    ws.sim
+        .apply(Mutation::SetDestinationSetting {
+            destination_id: dest.clone(),
+            key: "traitMapping".into(),
+            value: json!({"email": "Email"}),
+        })
+        .unwrap();
+    ws.segwatch().args(["poll"]).success();
+    let state = ws.sim.read(|s| s.clone());
+    let report = ws.dir.path().join("report.html");
+    ws.segwatch()
+        .args(["report", "--format", "html", "--out"])
+        .args([&report])
+        .success();
+    let html = std::fs::read_to_string(&report).unwrap();
+    let page = ws.dir.path().join("measured.html");
+    std::fs::write(&page, html.replace("</body>", &format!("{MEASURE}</body>"))).unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--allow-file-access-from-files",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = scraper::Html::parse_document(&String::from_utf8_lossy(&out.stdout));
+    let select = |css: &str| scraper::Selector::parse(css).unwrap();
+    let attrs = |css: &str, attr: &str| -> BTreeSet<String> {
+        dom.select(&select(css))
+            .map(|e| e.value().attr(attr).unwrap().to_string())
+            .collect()
+    };
+
+    // The rendered DOM holds exactly the map's nodes and edges.
+    let mut nodes: BTreeSet<String> = state
+        .sources
+        .iter()
+        .map(|s| format!("source:{}", s.id))
+        .collect();
+    nodes.extend(
+        state
+            .destinations
+            .iter()
+            .map(|d| format!("destination:{}", d.id)),
+    );
+    nodes.extend(
+        state
+            .warehouses
+            .iter()
+            .map(|w| format!("warehouse:{}", w.id)),
+    );
+    let edges: BTreeSet<String> = expected_edges(&state)
+        .iter()
+        .map(|e| format!("{}->{}", e.0, e.2))
+        .collect();
+    assert_eq!(attrs("#flow-graph [data-node]", "data-node"), nodes);
+    assert_eq!(attrs("#flow-graph [data-edge]", "data-edge"), edges);
+    // Production sources are highlighted; the mapped destination shows its personal field.
+    for s in &state.sources {
+        let prod = s
+            .labels
+            .iter()
+            .any(|l| l.key == "environment" && production(&l.value));
+        let node = dom
+            .select(&select(&format!(r#"[data-node="source:{}"]"#, s.id)))
+            .next()
+            .unwrap();
+        let classes = node.value().attr("class").unwrap();
+        assert_eq!(classes.contains("prod"), prod, "{}: {classes}", s.id);
+    }
+    let mapped = dom
+        .select(&select(&format!(
+            r#"[data-node="destination:{dest}"] text.pii"#
+        )))
+        .next()
+        .expect("the mapped destination lists its personal fields");
+    assert_eq!(mapped.text().collect::<String>(), "personal: email");
+
+    // And the browser laid it out: the SVG, every node and every edge have a size.
+    let measured: Value = serde_json::from_str(
+        &dom.select(&select("pre#measured"))
+            .next()
+            .expect("the measuring script ran")
+            .text()
+            .collect::<String>(),
+    )
+    .unwrap();
+    let size = |v: &Value, i: usize| v[i].as_f64().unwrap();
+    assert!(
+        size(&measured["svg"], 0) > 100.0 && size(&measured["svg"], 1) > 40.0,
+        "{measured}"
+    );
+    let measured_nodes = measured["nodes"].as_object().unwrap();
+    assert_eq!(measured_nodes.len(), nodes.len());
+    for (key, b) in measured_nodes {
+        assert!(size(b, 0) > 0.0 && size(b, 1) > 0.0, "{key}: {b}");
+    }
+    let measured_edges = measured["edges"].as_object().unwrap();
+    assert_eq!(measured_edges.len(), edges.len());
+    for (key, b) in measured_edges {
+        assert!(size(b, 0) > 0.0, "{key}: {b}");
+    }
+}
