@@ -17,7 +17,8 @@
 //! - **Alerts and changes** of the period are those raised, resolved or recorded by the
 //!   period's snapshots; open findings are those open right after the last complete one.
 //! - **Data flows** are the data-flow map ([`crate::flows`]) of the last complete snapshot:
-//!   a table in every format, and a drawn graph (inline SVG) in HTML ([`flows`]).
+//!   a table in every format, and a drawn graph (inline SVG) in HTML
+//!   ([`crate::flows::graph`]).
 
 mod flows;
 mod gather;
