@@ -187,7 +187,7 @@ pub fn personal_fields(fields: &[MappedField], patterns: &PersonalPatterns) -> V
 
 /// Words of a top-level setting's name that make it mapping-like: its keys and values name
 /// the fields sent (`traitMapping`, `customDimensions`, `propertiesToSend`, `fieldMappings`…).
-const MAPPING_WORDS: &[&str] = &[
+pub const MAPPING_WORDS: &[&str] = &[
     "map",
     "maps",
     "mapping",
