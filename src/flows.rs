@@ -60,6 +60,14 @@ pub enum FlowsError {
         /// When it was observed.
         observed_at: Timestamp,
     },
+    /// `--since` is not before `--at`.
+    #[error("--since ({since}) must be before --at ({at})")]
+    SinceNotBefore {
+        /// The earlier instant asked for.
+        since: String,
+        /// The instant asked for.
+        at: String,
+    },
     /// `--source` or `--destination` names several resources.
     #[error("{flag}: {} resources are named `{key}` at {at}; name one by id: {}", candidates.len(), candidates.join(", "))]
     Ambiguous {
@@ -143,6 +151,12 @@ pub fn flows_at(
     patterns: &PersonalPatterns,
 ) -> Result<FlowsReport, FlowsError> {
     let at = audit::format_instant(query.at);
+    if let Some(since) = query.since.filter(|since| *since >= query.at) {
+        return Err(FlowsError::SinceNotBefore {
+            since: audit::format_instant(since),
+            at,
+        });
+    }
     let (snapshot_id, observed_at) = audit::snapshot_at(store, workspace_id, &at)?;
     let map = map_of_snapshot(store, workspace_id, SnapshotId(snapshot_id), patterns)?;
     let before = match query.since {

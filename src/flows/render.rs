@@ -338,7 +338,87 @@ pub fn dot(report: &FlowsReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    use segwatch_core::flows::{FlowMap, PersonalPatterns};
+    use segwatch_core::model::{Resource, ResourceKind};
+    use serde_json::json;
+
+    use super::super::FlowsSince;
     use super::*;
+
+    /// A source and a destination whose names, labels and mapped field carry terminal escapes,
+    /// bidi overrides and DOT syntax.
+    fn hostile() -> FlowsReport {
+        let evil = "Web\u{1b}[31m\u{202e}\"] -> x [label=\"";
+        let resources = [
+            Resource::new(
+                ResourceKind::Source,
+                "s1".into(),
+                evil.into(),
+                json!({"id": "s1", "labels": [{"key": "environment", "value": "prod"},
+                                              {"key": "team\n", "value": "x"}]}),
+            ),
+            Resource::new(
+                ResourceKind::Destination,
+                "d1".into(),
+                evil.into(),
+                json!({"id": "d1", "sourceId": "s1",
+                       "settings": {"traitMapping": {"email\u{1b}[2J": "x"}}}),
+            ),
+        ];
+        let map = FlowMap::compute(&resources, &PersonalPatterns::default());
+        FlowsReport {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            snapshot_id: 2,
+            observed_at: "2026-01-01T00:00:00.000Z".parse().unwrap(),
+            personal_field_patterns: vec![],
+            since: Some(FlowsSince {
+                at: "2025-12-01T00:00:00.000Z".into(),
+                snapshot_id: 1,
+                observed_at: "2025-12-01T00:00:00.000Z".parse().unwrap(),
+                delta: map.diff(&FlowMap::default()),
+            }),
+            map,
+        }
+    }
+
+    #[test]
+    fn text_escapes_segments_text() {
+        let text = text(&hostile());
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(text.contains("source Web\\u{1b}[31m\\u{202e}"), "{text}");
+        assert!(text.contains("personal fields: email\\u{1b}[2J"), "{text}");
+        assert!(
+            text.contains("environment=prod, team\\n=x; PRODUCTION"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  + s1 -> destination d1 via destination, enabled"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dot_keeps_every_name_inside_its_quotes() {
+        let dot = dot(&hostile());
+        assert!(!dot.contains('\u{1b}'), "{dot}");
+        // One statement per line, and each line's quotes balance once escapes are removed.
+        for line in dot.lines() {
+            let unescaped = line.replace("\\\\", "").replace("\\\"", "");
+            assert_eq!(unescaped.matches('"').count() % 2, 0, "{line}");
+        }
+        assert_eq!(
+            dot.matches(" -> ").count() - dot.matches("-> x").count(),
+            1,
+            "{dot}"
+        );
+        assert!(
+            dot.contains("color=\"#15803d\""),
+            "an added flow is green: {dot}"
+        );
+    }
 
     #[test]
     fn dot_strings_cannot_be_closed_or_carry_controls() {

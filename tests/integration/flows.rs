@@ -409,6 +409,10 @@ async fn since_shows_exactly_the_flows_a_mutation_changed() {
                 if source_on { "enabled" } else { "disabled" }
             ),
         ]);
+    ws.segwatch()
+        .args(["flows", "--since", &t1, "--at", &t1])
+        .code(1)
+        .stderr_has_line(&format!("error: --since ({t1}) must be before --at ({t1})"));
     // A configured pattern list replaces the defaults.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("segwatch.toml");
