@@ -3,7 +3,7 @@
 //! This is the application crate (see ARCHITECTURE.md): the configuration ([`config`]), one
 //! poll wired from the library crates ([`poll`]), the schedule and the daemon ([`schedule`],
 //! [`daemon`], [`health`]), the compliance report ([`report`]), the pipeline steps on stored
-//! snapshots ([`stored`]), effective access at an instant ([`mod@access`]), the benchmark
+//! snapshots ([`stored`]), effective access at an instant ([`mod@access`]), the data-flow map ([`flows`]), the benchmark
 //! ([`mod@bench`]) and the command line ([`cli`]). The
 //! pipeline itself lives in `segwatch_core` (pure), `segwatch_api` (Segment's APIs),
 //! `segwatch_store` (SQLite) and `segwatch_sinks` (delivery); `segwatch_simulator` is the
@@ -14,6 +14,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod flows;
 pub mod health;
 pub mod poll;
 pub mod report;

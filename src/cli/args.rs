@@ -171,6 +171,10 @@ pub(super) enum Command {
     /// Who can reach a resource, what a user can reach, at a time (default: now): every grant,
     /// with its role and why (direct, a group, a label filter).
     Access(super::access::AccessArgs),
+    /// Where each source's data goes at a time (default: now): its destinations and warehouses,
+    /// whether each is enabled, what stands on the way, which personal fields each receives;
+    /// `--since` shows how the map changed.
+    Flows(super::flows::FlowsArgs),
     /// Test each configured API (Public API per workspace, Profile API) and print one line per
     /// check: OK or the reason. Exits 1 if any check failed; an unconfigured Profile API is
     /// reported, and fails only with --require-profiles.

@@ -5,7 +5,7 @@
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
 //! `alerts` (and deliveries), `sinks`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
-//! `audit`, `access` (and `access_review`), `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
+//! `audit`, `access` (and `access_review`), `flows`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,6 +26,7 @@ mod args;
 mod audit;
 mod daemon;
 mod demo;
+mod flows;
 mod output;
 mod poll;
 mod privacy;
@@ -213,6 +214,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changes(args) => audit::changes(&settings()?, args),
         Command::State(args) => audit::state(&settings()?, args),
         Command::Access(args) => access::run(&settings()?, args),
+        Command::Flows(args) => flows::run(&settings()?, args),
         Command::Privacy(PrivacyCommand::Access(args)) => privacy::access(&settings()?, args).await,
         Command::CheckConnection(args) => privacy::check_connection(&settings()?, args).await,
         Command::Verify { anchor, format } => verify::run(&settings()?, &anchor, format),

@@ -75,6 +75,7 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
         Some(w) if args.rules.is_none() && !w.rules.is_empty() => rules.select(&w.rules)?.0,
         _ => rules,
     };
+    let flow_patterns = settings.flows.patterns()?;
     let (store, workspace) = open_read_only(settings)?;
     let input = ReportInput {
         workspace: &name,
@@ -83,6 +84,7 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
         period: Period { since, until },
         generated_at,
         max_rows: (args.max_rows > 0).then_some(args.max_rows),
+        flow_patterns: &flow_patterns,
     };
     let built = report::gather(&store, workspace, &input)?;
     let format = match args.format {

@@ -20,8 +20,9 @@ use serde::Deserialize;
 
 pub use secrets::MAX_SECRET_FILE_BYTES;
 pub use sections::{
-    AccessSettings, CollectSettings, DatabaseSettings, DeliverySettings, HealthSettings,
-    ProfilesSettings, RetentionSettings, RulesSettings, ScheduleSettings, SegmentSettings,
+    AccessSettings, CollectSettings, DatabaseSettings, DeliverySettings, FlowsSettings,
+    HealthSettings, ProfilesSettings, RetentionSettings, RulesSettings, ScheduleSettings,
+    SegmentSettings,
 };
 pub use segwatch_api::profiles::ProfilesTarget;
 pub use sinks::SinkSettings;
@@ -84,6 +85,9 @@ pub struct Settings {
     /// `[access]`: access reviews (company domains).
     #[serde(default)]
     pub access: AccessSettings,
+    /// `[flows]`: the data-flow map (personal-field patterns).
+    #[serde(default)]
+    pub flows: FlowsSettings,
     /// Several workspaces in one daemon (`[[workspaces]]`); when absent, `[segment]` is the one
     /// workspace.
     #[serde(default)]

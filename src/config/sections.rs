@@ -214,6 +214,26 @@ impl AccessSettings {
     }
 }
 
+/// `[flows]`: the data-flow map (`segwatch flows`, the report's data-flow section). Optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsSettings {
+    /// Field-name patterns of personal data (docs/FLOWS.md); unset: the built-in list
+    /// ([`segwatch_core::flows::personal::DEFAULT_PERSONAL_FIELD_PATTERNS`]), `[]`: none.
+    pub personal_field_patterns: Option<Vec<String>>,
+}
+
+impl FlowsSettings {
+    /// The patterns, checked: each must have a letter or a digit.
+    pub fn patterns(&self) -> Result<segwatch_core::flows::PersonalPatterns, ConfigError> {
+        match &self.personal_field_patterns {
+            None => Ok(segwatch_core::flows::PersonalPatterns::default()),
+            Some(list) => segwatch_core::flows::PersonalPatterns::new(list)
+                .map_err(|e| invalid("flows.personal_field_patterns", e.to_string())),
+        }
+    }
+}
+
 /// `[schedule]`: when the daemon polls.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

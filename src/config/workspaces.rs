@@ -182,6 +182,7 @@ impl Settings {
     /// entry) and builds its client configuration, reading token files.
     pub fn validate(&self) -> Result<WorkspaceTarget, ConfigError> {
         self.access.internal_domains()?;
+        self.flows.patterns()?;
         let names = self.workspace_names();
         if names.len() > 1 {
             return Err(choose_one(&names));

@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::ChangeOp;
-use segwatch_core::model::ResourceKind;
+use segwatch_core::flows::{FlowMap, PersonalPatterns};
+use segwatch_core::ids::SnapshotId;
+use segwatch_core::model::{Resource, ResourceKind};
 use segwatch_core::rules::{
     Outcome, RuleKind, RuleSet, Severity, SnapshotContext, StateResource, check_state,
 };
@@ -17,9 +19,9 @@ use segwatch_core::time::Timestamp;
 use segwatch_store::{SnapshotInfo, SnapshotStatus, Store, StoredResource};
 
 use super::{
-    ChangeAlert, ChangeRuleResult, ComplianceRuleResult, ControlResult, FrameworkResult, Header,
-    KindChanges, Listing, OpenFinding, Period, Report, ReportError, ReportInput, ResolvedFinding,
-    RuleSetInfo, SeverityCount, SnapshotRef, Summary, Tally,
+    ChangeAlert, ChangeRuleResult, ComplianceRuleResult, ControlResult, DataFlows, FrameworkResult,
+    Header, KindChanges, Listing, OpenFinding, Period, Report, ReportError, ReportInput,
+    ResolvedFinding, RuleSetInfo, SeverityCount, SnapshotRef, Summary, Tally,
 };
 
 /// Builds the report of `input.period` from the store (reads only).
@@ -51,6 +53,7 @@ pub fn gather(
 
     let resources = store.resources_at(workspace_id, last.id)?;
     let evaluated = evaluate(input.rules, &resources, state_at)?;
+    let data_flows = data_flows(&resources, last.id, input.flow_patterns);
     let open = store.findings_open_at(workspace_id, last.id)?;
     let resolved = store.findings_resolved_between(workspace_id, lo, hi)?;
     let fired = store.change_alerts_between(workspace_id, lo, hi)?;
@@ -140,7 +143,34 @@ pub fn gather(
         resolved_findings: listing(resolved_rows(resolved)?, input.max_rows),
         change_alerts: listing(change_alert_rows(fired), input.max_rows),
         changes,
+        data_flows,
     })
+}
+
+/// The data-flow section from the snapshot's resources, leaving out the kinds that never take
+/// part in a flow (users, groups and the like: most of a large workspace).
+fn data_flows(
+    resources: &[StoredResource],
+    snapshot: SnapshotId,
+    patterns: &PersonalPatterns,
+) -> DataFlows {
+    let relevant: Vec<Resource> = resources
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.kind,
+                ResourceKind::Workspace
+                    | ResourceKind::Role
+                    | ResourceKind::User
+                    | ResourceKind::Group
+                    | ResourceKind::Invite
+                    | ResourceKind::Label
+            )
+        })
+        .cloned()
+        .map(crate::stored::resource)
+        .collect();
+    DataFlows::new(snapshot, patterns, FlowMap::compute(&relevant, patterns))
 }
 
 /// The error for a period without a complete snapshot, saying where one can be found.

@@ -16,7 +16,11 @@
 //!   many of its controls the rule carries.
 //! - **Alerts and changes** of the period are those raised, resolved or recorded by the
 //!   period's snapshots; open findings are those open right after the last complete one.
+//! - **Data flows** are the data-flow map ([`crate::flows`]) of the last complete snapshot:
+//!   a table in every format, and a drawn graph (inline SVG) in HTML
+//!   ([`crate::flows::graph`]).
 
+mod flows;
 mod gather;
 mod render;
 
@@ -24,6 +28,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, Serializer};
 
 use segwatch_core::diff::ChangeOp;
+use segwatch_core::flows::{FlowMap, PersonalPatterns};
 use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::ResourceKind;
 use segwatch_core::rules::{RuleSet, Severity};
@@ -114,6 +119,8 @@ pub struct ReportInput<'a> {
     /// At most this many rows per list of findings or alerts (most severe first); `None` for
     /// all. The header of each list says how many there are in all.
     pub max_rows: Option<usize>,
+    /// The personal-field patterns of the data-flow section (`[flows]`).
+    pub flow_patterns: &'a PersonalPatterns,
 }
 
 /// A compliance report, ready to render.
@@ -137,6 +144,46 @@ pub struct Report {
     pub change_alerts: Listing<ChangeAlert>,
     /// Changes recorded in the period, per resource kind (kinds with none left out).
     pub changes: Vec<KindChanges>,
+    /// Where each source's data goes at the last complete snapshot.
+    pub data_flows: DataFlows,
+}
+
+/// The data-flow map of the last complete snapshot (docs/FLOWS.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct DataFlows {
+    /// The snapshot it was read from (the last complete one).
+    pub snapshot_id: SnapshotId,
+    /// The personal-field patterns it was computed with.
+    pub personal_field_patterns: Vec<String>,
+    /// Flows whose source is labelled production.
+    pub production_flows: usize,
+    /// Flows that carry at least one personal field.
+    pub personal_flows: usize,
+    /// Sources, destinations and warehouses, and the flows between them.
+    #[serde(flatten)]
+    pub map: FlowMap,
+}
+
+impl DataFlows {
+    /// The section of `map`, read from snapshot `snapshot_id`.
+    pub fn new(snapshot_id: SnapshotId, patterns: &PersonalPatterns, map: FlowMap) -> DataFlows {
+        let production = |source: &str| map.source(source).is_some_and(|s| s.production);
+        DataFlows {
+            snapshot_id,
+            personal_field_patterns: patterns.patterns().map(str::to_string).collect(),
+            production_flows: map
+                .flows
+                .iter()
+                .filter(|f| production(&f.source_id))
+                .count(),
+            personal_flows: map
+                .flows
+                .iter()
+                .filter(|f| !f.personal_fields.is_empty())
+                .count(),
+            map,
+        }
+    }
 }
 
 /// What the report covers and which evidence it was computed from.

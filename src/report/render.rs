@@ -50,14 +50,21 @@ pub fn render(report: &Report, format: Format) -> Result<String, ReportError> {
         message: segwatch_sinks::render::describe(&e),
     };
     env.get_template(name)
-        .and_then(|t| t.render(minijinja::value::Serde(&Context { report })))
+        .and_then(|t| {
+            t.render(minijinja::value::Serde(&Context {
+                report,
+                flows: super::flows::view(&report.data_flows),
+            }))
+        })
         .map_err(failed)
 }
 
-/// What the templates see: `report`, the [`Report`] as serialised.
+/// What the templates see: `report`, the [`Report`] as serialised, and `flows`, its data-flow
+/// section with names resolved and the graph laid out.
 #[derive(serde::Serialize)]
 struct Context<'a> {
     report: &'a Report,
+    flows: super::flows::FlowView,
 }
 
 fn environment() -> Environment<'static> {

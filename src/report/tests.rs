@@ -267,7 +267,85 @@ fn sample_report(name: &str, chain_head_hash: Option<&str>) -> Report {
         }],
         compliance_rules: rules,
         change_rules: changes,
+        data_flows: sample_flows(name),
     }
+}
+
+/// A production source named `name` feeding a destination (also named `name`) that maps an
+/// email, and a warehouse.
+fn sample_flows(name: &str) -> DataFlows {
+    use segwatch_core::flows::{FlowMap, PersonalPatterns};
+    use segwatch_core::model::Resource;
+    let resources = [
+        Resource::new(
+            ResourceKind::Source,
+            "s1".into(),
+            name.into(),
+            serde_json::json!({"id": "s1", "enabled": true,
+                "labels": [{"key": "environment", "value": "prod"}]}),
+        ),
+        Resource::new(
+            ResourceKind::Destination,
+            "d1".into(),
+            name.into(),
+            serde_json::json!({"id": "d1", "sourceId": "s1", "enabled": true,
+                "settings": {"traitMapping": {"email": "Email"}}}),
+        ),
+        Resource::new(
+            ResourceKind::Warehouse,
+            "w1".into(),
+            "Snowflake".into(),
+            serde_json::json!({"id": "w1", "enabled": false, "connectedSourceIds": ["s1"]}),
+        ),
+    ];
+    let patterns = PersonalPatterns::default();
+    DataFlows::new(
+        segwatch_core::ids::SnapshotId(7),
+        &patterns,
+        FlowMap::compute(&resources, &patterns),
+    )
+}
+
+#[test]
+fn the_data_flow_section_draws_the_map_in_html_and_lists_it_in_markdown_and_json() {
+    let report = sample_report("Web <prod>", None);
+    assert_eq!(
+        (
+            report.data_flows.production_flows,
+            report.data_flows.personal_flows
+        ),
+        (2, 1)
+    );
+    let html = render(&report, Format::Html).unwrap();
+    let svg = &html[html.find("<svg").unwrap()..html.find("</svg>").unwrap()];
+    for needle in [
+        r#"data-node="source:s1""#,
+        r#"data-node="destination:d1""#,
+        r#"data-node="warehouse:w1""#,
+        r#"data-edge="s1-&gt;d1""#,
+        r#"data-edge="s1-&gt;w1""#,
+        "Web &lt;prod&gt;",
+        "personal: email",
+    ] {
+        assert!(svg.contains(needle), "{needle} in {svg}");
+    }
+    assert_eq!(svg.matches("data-node=").count(), 3);
+    assert_eq!(svg.matches("data-edge=").count(), 2);
+    assert!(svg.contains(r#"class="node source prod""#), "{svg}");
+    assert!(svg.contains(r#"class="edge prod off""#), "{svg}");
+    assert!(svg.contains(r#"class="edge prod pii""#), "{svg}");
+    assert!(html.contains(r#"<section id="data-flows""#));
+    let md = render(&report, Format::Markdown).unwrap();
+    assert!(md.contains("## 7. Data flows"), "{md}");
+    assert!(md.contains(r"| Web \<prod\> (production) |"), "{md}");
+    assert!(!md.contains("<svg"));
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&report, Format::Json).unwrap()).unwrap();
+    assert_eq!(
+        json["data_flows"]["flows"][0]["personal_fields"][0]["field"],
+        "email"
+    );
+    assert_eq!(json["data_flows"]["snapshot_id"], 7);
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //!   the simulated workspace held;
 //! - `data_flow`: destinations, warehouses, functions and tracking plans: stored, diffed,
 //!   alerted on, their secrets kept out, a rejected function type and kinds turned off;
+//! - `flows`: `segwatch flows` equal to the flows computed independently from the simulated
+//!   workspace's state, narrowed, diffed with `--since`, as DOT, and the report's graph checked
+//!   in a headless browser;
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `hostile`: hostile names, bodies and configurations (terminal escapes, lone surrogates,
 //!   plain-http webhooks, one workspace under two labels, an exposed health endpoint);
@@ -56,6 +59,7 @@ mod daemon;
 mod data_flow;
 mod delivery;
 mod faults;
+mod flows;
 mod hostile;
 mod lifecycle;
 mod pipeline;

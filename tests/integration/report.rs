@@ -258,7 +258,8 @@ async fn the_html_report_states_its_evidence_and_agrees_with_the_database() {
             "4. Open findings",
             "5. Resolved findings",
             "6. Notable changes",
-            "7. Method"
+            "7. Data flows",
+            "8. Method"
         ]
     );
     for table in [
@@ -446,7 +447,8 @@ async fn the_markdown_report_has_the_same_content_as_tables() {
         "## 4. Open findings",
         "## 5. Resolved findings",
         "## 6. Notable changes",
-        "## 7. Method",
+        "## 7. Data flows",
+        "## 8. Method",
     ] {
         assert!(md.contains(&format!("\n{heading}\n")), "no {heading}");
     }

@@ -4,7 +4,8 @@
 //! ([`redact`]), field-level diffs and a poll's plan ([`diff`]), API drift ([`drift`]), the
 //! relationships of one snapshot ([`relations`]), rules and their evaluation ([`rules`]), the
 //! alert lifecycle ([`alerts`]), the audit trail's events, mark and attribution ([`trail`]),
-//! escaping for terminals ([`terminal`]), and who can reach what ([`access`]).
+//! escaping for terminals ([`terminal`]), who can reach what ([`access`]), and where data
+//! goes ([`flows`]).
 //!
 //! This crate depends on no async runtime, HTTP client or database (a test in the
 //! application crate checks it); everything that reads or writes lives in the crates above it.
@@ -14,6 +15,7 @@ pub mod alerts;
 pub mod canonical;
 pub mod diff;
 pub mod drift;
+pub mod flows;
 pub mod ids;
 pub mod model;
 pub mod redact;

@@ -70,6 +70,11 @@ fn bad_values_name_their_key() {
             "invalid configuration: `access.internal_domains`: `@acme io` is not a domain name; expected e.g. `acme.io`",
         ),
         (
+            "[flows]\npersonal_field_patterns = [\"email\", \" - \"]\n",
+            &tok,
+            "invalid configuration: `flows.personal_field_patterns`: ` - ` is not a field-name pattern: it has no letter or digit",
+        ),
+        (
             "[access]\ninternal_domain = [\"acme.io\"]\n",
             &tok,
             "internal_domain",

@@ -9,6 +9,8 @@ use segwatch_core::alerts::AlertPlan;
 use segwatch_core::diff::plan;
 use segwatch_core::model::Resource;
 
+mod flows;
+
 fn user(id: &str, email: &str, role: &str) -> Resource {
     Resource::new(
         ResourceKind::User,
@@ -511,6 +513,7 @@ const VIEWS: &[&str] = &[
     "audit_current_functions",
     "audit_current_tracking_plans",
     "audit_relationships",
+    "audit_data_flows",
     "audit_user_roles",
     "audit_group_roles",
     "audit_group_members",
