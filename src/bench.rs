@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Measure only this part: `access` runs the first poll and the churn poll (untimed) and
+    /// reports only the effective-access rows (no quiet polls, no rules table).
+    #[arg(long, value_parser = ["access"])]
+    only: Option<String>,
 }
 
 /// No-change polls measured for the bytes a quiet poll adds.
@@ -157,6 +161,7 @@ async fn measure(
     let peak = rss_kib("VmHWM:");
     let workspace_id = store.workspace_id(poller.workspace())?;
     let (access_first, access_before) = access_first(&store, workspace_id, first.snapshot_id)?;
+    let only_access = args.only.as_deref() == Some("access");
 
     // One quiet poll usually fits in a page that has room; average over several so the number
     // is what a long-running daemon really adds per poll.
@@ -164,7 +169,7 @@ async fn measure(
     let rows_before = row_counts(&store)?;
     let mut quiet = Vec::with_capacity(QUIET_POLLS);
     let mut quiet_evaluations = 0;
-    for _ in 0..QUIET_POLLS {
+    for _ in 0..if only_access { 1 } else { QUIET_POLLS } {
         let outcome = poller.poll(&mut store).await?;
         if !outcome.changes.is_empty() {
             bail!(
@@ -214,13 +219,24 @@ async fn measure(
     {
         mutate(serde_json::json!({"op": "remove_user", "user_id": id})).await?;
     }
+    reset_peak_rss();
+    let churn_rss_before = rss_kib("VmRSS:");
     let churned = poller.poll(&mut store).await?;
+    let churn_peak = rss_kib("VmHWM:");
+    let in_poll = access_in_poll_row(args, &churned, churn_rss_before, churn_peak);
+    if only_access {
+        return Ok(access_report(
+            args,
+            &access_first,
+            &access_churn(&store, workspace_id, churned.snapshot_id, &access_before)?,
+        ) + &in_poll);
+    }
     let rules_table = rules_report(&first, quiet_evaluations, &churned);
     let access_rows = access_report(
         args,
         &access_first,
         &access_churn(&store, workspace_id, churned.snapshot_id, &access_before)?,
-    );
+    ) + &in_poll;
 
     Ok(report(
         args,
@@ -251,8 +267,13 @@ struct AccessFirst {
 /// Effective access after the churn poll: the new state computed and diffed against the first.
 struct AccessChurn {
     compute: Duration,
+    /// `access::diff_lazily`: the changes found and sorted, not made into `AccessChange`s.
+    lazily: Duration,
+    /// Peak RSS after `diff_lazily` (the first state and the new one held).
+    lazily_peak: Option<u64>,
     diff: Duration,
     changes: usize,
+    rss_before: Option<u64>,
     peak: Option<u64>,
 }
 
@@ -296,18 +317,50 @@ fn access_churn(
 ) -> anyhow::Result<AccessChurn> {
     let resources = stored::state_at(store, workspace_id, snapshot)?;
     reset_peak_rss();
+    let rss_before = rss_kib("VmRSS:");
     let started = Instant::now();
     let after = EffectiveAccess::compute(&resources);
     let compute = started.elapsed();
     let started = Instant::now();
+    let lazily_changes = access::diff_lazily(before, &after).len();
+    let lazily = started.elapsed();
+    let lazily_peak = rss_kib("VmHWM:");
+    let started = Instant::now();
     let changes = access::diff(before, &after).len();
     let diff = started.elapsed();
+    if lazily_changes != changes {
+        bail!("diff_lazily found {lazily_changes} access changes, diff {changes}");
+    }
     Ok(AccessChurn {
         compute,
+        lazily,
+        lazily_peak,
         diff,
         changes,
+        rss_before,
         peak: rss_kib("VmHWM:"),
     })
+}
+
+/// The row of the access stage inside the churn poll: its access changes, their cost, and the
+/// poll's peak RSS (reset just before it).
+fn access_in_poll_row(
+    args: &BenchArgs,
+    churned: &PollOutcome,
+    rss_before: Option<u64>,
+    peak: Option<u64>,
+) -> String {
+    format!(
+        "| effective access inside the {}% churn poll (both states computed, diffed, causes \
+         attached; then stored and evaluated by the rules with the poll) | {} access changes in \
+         {:.3} s; the poll {:.2} s in all; peak RSS of the churn poll {} (RSS before: {}) |\n",
+        args.churn_percent,
+        churned.access_changes.len(),
+        churned.access_ms as f64 / 1000.0,
+        churned.duration_ms as f64 / 1000.0,
+        mib(peak),
+        mib(rss_before),
+    )
 }
 
 /// The effective-access rows of the main table.
@@ -321,7 +374,9 @@ fn access_report(args: &BenchArgs, first: &AccessFirst, churn: &AccessChurn) -> 
          after: {}) |\n\
          | effective access, {}% churn poll (compute of the new state + `access::diff` against the \
          first; resources read back beforehand, not timed) | {:.3} s (compute {:.3} s, diff \
-         {:.3} s); {} access changes; peak RSS {} (the first state held) |\n",
+         {:.3} s); {} access changes; peak RSS {} (the first state held; RSS before: {}) |\n\
+         | the same changes found and sorted by `access::diff_lazily`, not made into \
+         `AccessChange`s | {:.3} s; peak RSS {} (both states held) |\n",
         first.compute.as_secs_f64(),
         first.policies,
         first.grants,
@@ -335,6 +390,9 @@ fn access_report(args: &BenchArgs, first: &AccessFirst, churn: &AccessChurn) -> 
         churn.diff.as_secs_f64(),
         churn.changes,
         mib(churn.peak),
+        mib(churn.rss_before),
+        churn.lazily.as_secs_f64(),
+        mib(churn.lazily_peak),
     )
 }
 

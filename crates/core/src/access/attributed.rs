@@ -173,7 +173,7 @@ pub fn attribute(
         editors.entry((r.kind.clone(), r.id.clone())).or_insert(0);
     }
     for ((kind, id), count) in editors.iter_mut() {
-        let users: HashSet<&str> = after
+        let users: HashSet<u32> = after
             .reaching_refs(kind, id)
             .filter(|(invite, _, role)| !invite && access_level(role) >= AccessLevel::Edit)
             .map(|(_, user, _)| user)
@@ -200,9 +200,8 @@ pub fn attribute(
             let r = &change.grant.resource;
             let resource_labels = if r.kind == "SOURCE" {
                 after
-                    .source(&r.id)
-                    .or_else(|| before.source(&r.id))
-                    .map(|s| s.labels.clone())
+                    .source_labels(&r.id)
+                    .or_else(|| before.source_labels(&r.id))
                     .unwrap_or_default()
             } else {
                 Vec::new()
@@ -222,38 +221,57 @@ pub fn attribute(
 }
 
 impl EffectiveAccess {
-    /// [`EffectiveAccess::reaching`] without building grants: `(invite, user id or invite
-    /// email, role name)` of each policy reaching resource `kind`/`id`.
+    /// [`EffectiveAccess::reaching`] without building grants: `(invite, subject position,
+    /// role name)` of each policy reaching resource `kind`/`id`.
     fn reaching_refs<'a>(
         &'a self,
         kind: &'a str,
         id: &'a str,
-    ) -> impl Iterator<Item = (bool, &'a str, &'a str)> + 'a {
+    ) -> impl Iterator<Item = (bool, u32, &'a str)> + 'a {
         let source = if kind == "SOURCE" {
-            self.source(id)
+            self.sources
+                .binary_search_by(|s| s.id.as_str().cmp(id))
+                .ok()
         } else {
             None
         };
         self.policies
             .iter()
-            .filter(move |p| match &p.scope {
-                super::Scope::Resource(k, i) => {
-                    (k == kind && i == id)
-                        || (source.is_some()
-                            && k == "WORKSPACE"
-                            && super::role_reaches_sources(&p.role_name))
-                }
-                super::Scope::Labels(_, filter) => {
-                    source.is_some_and(|s| super::carries_any(&s.labels, filter))
+            .filter(move |p| {
+                let role = &self.roles[p.role as usize].name;
+                match &self.scopes[p.scope as usize] {
+                    super::Scope::Resource { kind: k, id: i, .. } => {
+                        (k == kind && i == id)
+                            || (source.is_some()
+                                && k == "WORKSPACE"
+                                && super::role_reaches_sources(role))
+                    }
+                    super::Scope::Labels { filter, .. } => {
+                        source.is_some_and(|i| super::carries_any(&self.sources[i].labels, filter))
+                    }
                 }
             })
             .map(|p| {
-                let who = if p.subject.id.is_empty() {
-                    p.subject.email.as_str()
-                } else {
-                    p.subject.id.as_str()
-                };
-                (p.invite, who, p.role_name.as_str())
+                (
+                    p.invite,
+                    p.subject,
+                    self.roles[p.role as usize].name.as_str(),
+                )
             })
+    }
+
+    /// The labels of source `id`, when this snapshot holds it.
+    fn source_labels(&self, id: &str) -> Option<Vec<LabelPair>> {
+        let i = self
+            .sources
+            .binary_search_by(|s| s.id.as_str().cmp(id))
+            .ok()?;
+        Some(
+            self.sources[i]
+                .labels
+                .iter()
+                .map(|&l| self.labels[l as usize].clone())
+                .collect(),
+        )
     }
 }

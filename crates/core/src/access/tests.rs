@@ -746,3 +746,86 @@ fn roles_scoped_elsewhere_do_not_reach_sources() {
         assert!(role_reaches_sources(role), "{role}");
     }
 }
+
+/// Bodies that do not fit the typed reading exactly are read leniently, element by element,
+/// as before: a malformed permission or member is skipped, the rest kept.
+#[test]
+fn malformed_elements_are_skipped_not_the_body() {
+    let rs = vec![
+        workspace(),
+        source("s1", "Payments", &[("environment", "prod")]),
+        res(
+            ResourceKind::User,
+            "u1",
+            "alice@acme.io",
+            json!({"id": "u1", "email": "alice@acme.io", "permissions": [
+                {"roleId": 7, "roleName": "Broken", "resources": [{"id": "s1", "type": "SOURCE"}]},
+                on_source("Source Admin", &["s1"]),
+            ]}),
+        ),
+        res(
+            ResourceKind::User,
+            "u2",
+            "bob@acme.io",
+            json!({"id": "u2", "email": 42, "permissions": [on_source("Source Read-only", &["s1"])]}),
+        ),
+        res(
+            ResourceKind::Group,
+            "g1",
+            "Ops",
+            json!({"id": "g1", "name": "Ops", "permissions": [on_source("Source Read-only", &["s1"])],
+                   "members": [17, "alice@acme.io", {"id": null, "email": "ghost@acme.io"},
+                               {"email": 3}],
+                   "invites": ["new@acme.io", 5]}),
+        ),
+    ];
+    let ea = EffectiveAccess::compute(&rs);
+    let got: Vec<(String, String, String, bool)> = ea
+        .grants()
+        .map(|g| (g.user.email, g.user.id, g.role_name, g.invite))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "alice@acme.io".into(),
+                "u1".into(),
+                "Source Admin".into(),
+                false
+            ),
+            (
+                "alice@acme.io".into(),
+                "u1".into(),
+                "Source Read-only".into(),
+                false
+            ),
+            // `email` not a string: the resource's name stands for it.
+            (
+                "bob@acme.io".into(),
+                "u2".into(),
+                "Source Read-only".into(),
+                false
+            ),
+            (
+                "new@acme.io".into(),
+                "".into(),
+                "Source Read-only".into(),
+                true
+            ),
+        ]
+    );
+}
+
+#[test]
+fn diff_lazily_gives_the_changes_of_diff() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..50 {
+        let before = random_workspace(&mut rng, 6, 3, 8);
+        let after = mutate(&mut rng, &before);
+        let b = EffectiveAccess::compute(&before);
+        let a = EffectiveAccess::compute(&after);
+        let lazily = diff_lazily(&b, &a);
+        assert_eq!(lazily.len(), diff(&b, &a).len());
+        assert_eq!(lazily.iter().collect::<Vec<_>>(), diff(&b, &a));
+    }
+}
