@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use segwatch_api::collect::Collection;
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::alerts::{self, AlertPlan, PlanInput};
 use segwatch_core::diff::{self, SnapshotDelta};
 use segwatch_core::drift::{self, DriftSummary};
@@ -26,6 +27,16 @@ pub(super) struct TrailWindow {
     pub end: DateTime<Utc>,
     /// The events listed.
     pub events: Vec<AuditEvent>,
+}
+
+/// What the rules see of this poll besides its resources and changes.
+struct PollFacts<'a> {
+    /// Evaluation time (the poll's start).
+    now: DateTime<Utc>,
+    /// The audit events this poll stores for the first time.
+    audit_events: &'a [AuditEvent],
+    /// Who the trail shows acting, when this poll read it and a rule reads it.
+    trail: Option<&'a TrailActivity>,
 }
 
 /// A snapshot ready to commit.
@@ -74,6 +85,7 @@ impl Poller {
                     }
                 }
         });
+        let stored_activity = inputs.trail_activity.take();
         let current = &inputs.current;
         let mut delta = diff::plan(&collection.resources, current, base.is_none(), |id| {
             stored.version_value(id)
@@ -106,10 +118,27 @@ impl Poller {
         )?;
 
         let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
+        // `last_acting` and `trail_since` only from a poll that read the trail: what segwatch
+        // did not read, it cannot vouch for.
+        let activity = match (&trail, &self.rules) {
+            (Some(read), Some(rules)) if super::inputs::reads_trail(rules) => {
+                let mut activity =
+                    stored_activity.unwrap_or_else(|| TrailActivity::new(read.start));
+                activity.read_from(read.start);
+                activity.record_events(new_events);
+                Some(activity)
+            }
+            _ => None,
+        };
         let rules_started = Instant::now();
         let mut alert_plan = match &self.rules {
             Some(rules) => {
-                self.plan_alerts(rules, &inputs, collection, &delta, now, new_events, stored)?
+                let facts = PollFacts {
+                    now,
+                    audit_events: new_events,
+                    trail: activity.as_ref(),
+                };
+                self.plan_alerts(rules, &inputs, collection, &delta, &facts, stored)?
             }
             None => AlertPlan::default(),
         };
@@ -143,10 +172,10 @@ impl Poller {
         inputs: &PollInputs,
         collection: &Collection,
         delta: &SnapshotDelta<'_>,
-        now: DateTime<Utc>,
-        audit_events: &[AuditEvent],
+        facts: &PollFacts<'_>,
         stored: &PollLookup<'_>,
     ) -> Result<AlertPlan, StoreError> {
+        let (now, audit_events) = (facts.now, facts.audit_events);
         let resources = &collection.resources[..];
         let base = inputs.base;
         let inventory = rules::inventory_if_read(
@@ -197,6 +226,7 @@ impl Poller {
             seen_since: &inputs.seen_since,
             inventory,
             audit_events,
+            trail: facts.trail,
         };
         alerts::plan(&input, |id| stored.version_value(id))
     }

@@ -55,6 +55,7 @@ mod data_flow;
 mod delivery;
 mod faults;
 mod hostile;
+mod identity;
 mod lifecycle;
 mod pipeline;
 mod privacy_access;

@@ -30,6 +30,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_messages.sql"),
     include_str!("migrations/0013_writer.sql"),
     include_str!("migrations/0014_access_changes.sql"),
+    // 0015_access_reviews.sql (branch access-reviews) goes here when merged; 0016 stays after it.
+    include_str!("migrations/0016_identity_views.sql"),
 ];
 
 /// The schema version this build reads and writes.
