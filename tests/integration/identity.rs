@@ -328,3 +328,68 @@ async fn the_effective_access_view_now_equals_effective_access_of_the_latest_sna
         .unwrap();
     assert_eq!(got, want);
 }
+
+/// The shortened rule as a file a command can read.
+fn rule_file(ws: &TestWorkspace, window: &str) -> std::path::PathBuf {
+    let path = ws.dir.path().join("inactivity.yaml");
+    let path_rules = std::path::Path::new(STARTER_RULES).join("access.yaml");
+    let text = std::fs::read_to_string(path_rules).unwrap();
+    let start = text.find(&format!("- id: {RULE}\n")).unwrap();
+    let yaml = text[start..].replace("duration(\"2160h\")", &format!("duration(\"{window}\")"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Users `segwatch rules test` says the rule fires on (exit status 0).
+fn dry_run(ws: &TestWorkspace, rules: &std::path::Path) -> BTreeSet<String> {
+    let out = ws
+        .segwatch()
+        .args([
+            "rules",
+            "test",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .code(0)
+        .json();
+    out["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == RULE)
+        .map(|r| {
+            assert_eq!(r["outcome"], "fires", "{r}");
+            r["resource_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_test_reads_the_stored_trail_and_reports_nothing_without_one() {
+    let ws = TestWorkspace::start().await;
+    let users = user_ids(&ws);
+    let rules = rule_file(&ws, "5s");
+    let p = poller(&ws, inactivity_rule("1h"), Some(Duration::from_secs(1)));
+    let polled = Instant::now();
+    poll(&ws, &p).await;
+    // Right after the first read, the trail is too young for a 5 s window.
+    assert_eq!(dry_run(&ws, &rules), BTreeSet::new());
+    // 5.5 s later, the first user acts and a poll reads it: everyone else is flagged.
+    tokio::time::sleep(Duration::from_millis(5_500).saturating_sub(polled.elapsed())).await;
+    ws.sim
+        .apply_as(&users[0].0, Mutation::CreateToken { name: "ci".into() })
+        .unwrap();
+    poll(&ws, &p).await;
+    let others: BTreeSet<String> = users.iter().skip(1).map(|(id, _)| id.clone()).collect();
+    assert_eq!(dry_run(&ws, &rules), others);
+
+    // A database whose polls never read the trail: nothing, and exit status 0.
+    let blind = TestWorkspace::start().await;
+    let p = poller(&blind, inactivity_rule("1h"), None);
+    poll(&blind, &p).await;
+    let rules = rule_file(&blind, "1s");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(dry_run(&blind, &rules), BTreeSet::new());
+}

@@ -520,6 +520,9 @@ const VIEWS: &[&str] = &[
     "audit_events_log",
     "audit_quarantine",
     "audit_privacy_requests",
+    "audit_effective_access",
+    "audit_user_activity",
+    "audit_api_tokens",
 ];
 
 #[test]

@@ -325,11 +325,11 @@ fn effective_access_view_equals_effective_access_on_random_histories() {
             .wrapping_add(1442695040888963407);
         (seed >> 33) % n
     };
-    for w in 0..8 {
+    for w in 0..12 {
         let ws = store.workspace_id(&format!("w{w}")).unwrap();
         let mut ids = Vec::new();
         let mut states = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             let envs = ["prod", "staging", "dev"];
             let mut state = vec![resource(
                 ResourceKind::Workspace,
@@ -384,9 +384,12 @@ fn effective_access_view_equals_effective_access_on_random_histories() {
                 let mut members: Vec<Value> = Vec::new();
                 for u in 0..6 {
                     if next(2) == 0 {
-                        members.push(match next(4) {
+                        members.push(match next(6) {
                             0 => json!(format!("u{u}@acme.io")),
                             1 => json!({"id": format!("x{u}"), "email": format!("x{u}@x.io")}),
+                            // An id that is no user, with a user's email: matched by email.
+                            2 => json!({"id": format!("x{u}"), "email": format!("u{u}@acme.io")}),
+                            3 => json!({"email": format!("u{u}@acme.io")}),
                             _ => json!({"id": format!("u{u}"), "email": format!("u{u}@acme.io")}),
                         });
                     }
@@ -554,7 +557,8 @@ fn trail_activity_and_the_activity_and_token_views_read_the_stored_trail() {
     );
     assert!(third > second);
 
-    let rows: Vec<(String, Option<String>, Option<String>, Option<i64>)> = store
+    type Activity = (String, Option<String>, Option<String>, Option<i64>);
+    let rows: Vec<Activity> = store
         .connection()
         .prepare(
             "SELECT email, last_acting_at, trail_read_since, days_without_action

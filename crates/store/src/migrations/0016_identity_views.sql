@@ -108,8 +108,7 @@ ver AS (
     FROM resource_versions v
     WHERE v.kind IN ('user', 'group', 'source')
 ),
--- Members of each group version, as {id, email} (a bare email string is a member too), with
--- the key that matches them to a user: the id, or (without one) the email.
+-- Members of each group version, as {id, email} (a bare email string is a member too).
 members AS (
     SELECT g.workspace_id, g.resource_id AS group_id, g.name AS group_name, g.body, g.f, g.t,
            CASE WHEN m.type = 'text' THEN NULL
@@ -119,12 +118,6 @@ members AS (
            m.type = 'text' AS bare
     FROM ver g JOIN json_each(g.body, '$.members') m
     WHERE g.kind = 'group' AND m.type IN ('text', 'object')
-),
-keyed AS (
-    SELECT m.*,
-           CASE WHEN m.m_id IS NOT NULL THEN 'id' ELSE 'email' END AS key_kind,
-           coalesce(m.m_id, m.m_email) AS key
-    FROM members m
 ),
 -- When a user with a given id (or email) exists: each user version …
 presence AS (
@@ -140,13 +133,28 @@ gaps AS (
     FROM presence
     WINDOW w AS (PARTITION BY workspace_id, key_kind, key ORDER BY f)
 ),
--- … and when none does, between and after them (a key never seen has no row here).
+-- … and when none does: before, between and after them (a key never seen has no row here).
 absent AS (
     SELECT workspace_id, key_kind, key, gap_from AS af, f AS at
     FROM gaps WHERE gap_from IS NOT NULL AND gap_from < f
     UNION ALL
     SELECT workspace_id, key_kind, key, t, NULL
     FROM gaps WHERE next_f IS NULL AND t IS NOT NULL
+),
+-- The parts of each member's group version when no user has the member's id (all of it for a
+-- member listed without an id): there, the member is matched by email.
+unmatched AS (
+    SELECT m.*, m.f AS sf, m.t AS st FROM members m
+    WHERE m.m_id IS NULL
+       OR NOT EXISTS (
+           SELECT 1 FROM presence p
+           WHERE p.workspace_id = m.workspace_id AND p.key_kind = 'id' AND p.key = m.m_id)
+    UNION ALL
+    SELECT m.*, max(m.f, a.af),
+           CASE WHEN m.t IS NULL THEN a.at WHEN a.at IS NULL THEN m.t ELSE min(m.t, a.at) END
+    FROM members m JOIN absent a
+      ON a.workspace_id = m.workspace_id AND a.key_kind = 'id' AND a.key = m.m_id
+     AND a.af < coalesce(m.t, 9223372036854775807) AND m.f < coalesce(a.at, 9223372036854775807)
 ),
 holders AS (
     -- A user's own permissions.
@@ -155,37 +163,46 @@ holders AS (
            0 AS invite, NULL AS group_id, NULL AS group_name, u.body AS holder_body, u.f, u.t
     FROM ver u WHERE u.kind = 'user'
     UNION ALL
-    -- A group's permissions, for each member that is a user (by id; by email for a member
-    -- without one), over the time both versions hold.
+    -- A group's permissions, for each member that is a user by id, over the time both
+    -- versions hold …
     SELECT m.workspace_id, u.resource_id,
            coalesce(json_extract(u.body, '$.email'), u.name),
            0, m.group_id, m.group_name, m.body,
            max(m.f, u.f),
            CASE WHEN m.t IS NULL THEN u.t WHEN u.t IS NULL THEN m.t ELSE min(m.t, u.t) END
-    FROM keyed m JOIN ver u
-      ON u.kind = 'user' AND u.workspace_id = m.workspace_id
+    FROM members m JOIN ver u
+      ON u.kind = 'user' AND u.workspace_id = m.workspace_id AND u.resource_id = m.m_id
      AND u.f < coalesce(m.t, 9223372036854775807) AND m.f < coalesce(u.t, 9223372036854775807)
-     AND CASE WHEN m.key_kind = 'id' THEN u.resource_id = m.key
-              ELSE coalesce(json_extract(u.body, '$.email'), u.name) = m.key END
     UNION ALL
-    -- … and for a member that is no user (one with an id, or a bare email), as the group lists
-    -- it, over the time no such user exists: never …
+    -- … else a user by email …
+    SELECT m.workspace_id, u.resource_id,
+           coalesce(json_extract(u.body, '$.email'), u.name),
+           0, m.group_id, m.group_name, m.body,
+           max(m.sf, u.f),
+           CASE WHEN m.st IS NULL THEN u.t WHEN u.t IS NULL THEN m.st ELSE min(m.st, u.t) END
+    FROM unmatched m JOIN ver u
+      ON u.kind = 'user' AND u.workspace_id = m.workspace_id
+     AND coalesce(json_extract(u.body, '$.email'), u.name) = m.m_email
+     AND u.f < coalesce(m.st, 9223372036854775807) AND m.sf < coalesce(u.t, 9223372036854775807)
+    UNION ALL
+    -- … else, for a member with an id or a bare email, the member as the group lists it (a
+    -- bare email has no id): while no user has that email at all …
     SELECT m.workspace_id, coalesce(m.m_id, ''), coalesce(m.m_email, ''),
-           0, m.group_id, m.group_name, m.body, m.f, m.t
-    FROM keyed m
+           0, m.group_id, m.group_name, m.body, m.sf, m.st
+    FROM unmatched m
     WHERE (m.m_id IS NOT NULL OR m.bare)
       AND NOT EXISTS (
           SELECT 1 FROM presence p
-          WHERE p.workspace_id = m.workspace_id AND p.key_kind = m.key_kind AND p.key = m.key)
+          WHERE p.workspace_id = m.workspace_id AND p.key_kind = 'email' AND p.key = m.m_email)
     UNION ALL
-    -- … or not at the time.
+    -- … or when none has it.
     SELECT m.workspace_id, coalesce(m.m_id, ''), coalesce(m.m_email, ''),
            0, m.group_id, m.group_name, m.body,
-           max(m.f, a.af),
-           CASE WHEN m.t IS NULL THEN a.at WHEN a.at IS NULL THEN m.t ELSE min(m.t, a.at) END
-    FROM keyed m JOIN absent a
-      ON a.workspace_id = m.workspace_id AND a.key_kind = m.key_kind AND a.key = m.key
-     AND a.af < coalesce(m.t, 9223372036854775807) AND m.f < coalesce(a.at, 9223372036854775807)
+           max(m.sf, a.af),
+           CASE WHEN m.st IS NULL THEN a.at WHEN a.at IS NULL THEN m.st ELSE min(m.st, a.at) END
+    FROM unmatched m JOIN absent a
+      ON a.workspace_id = m.workspace_id AND a.key_kind = 'email' AND a.key = m.m_email
+     AND a.af < coalesce(m.st, 9223372036854775807) AND m.sf < coalesce(a.at, 9223372036854775807)
     WHERE m.m_id IS NOT NULL OR m.bare
     UNION ALL
     -- Pending invites of a group: its grants, flagged, with no user id.
