@@ -206,7 +206,7 @@ impl<'r> Evaluator<'r> {
             return Vec::new();
         }
         let mut scope = self.scope_for(subject);
-        bind_subject(&mut scope, subject);
+        bind_subject(&mut scope, subject, &rules);
         self.bind_related(&mut scope, subject, &rules);
         self.bind_last_acting(&mut scope, subject, &rules);
         rules
@@ -234,7 +234,7 @@ impl<'r> Evaluator<'r> {
         }
         let change_value = change_value(change);
         let mut scope = self.scope_for(subject);
-        bind_subject(&mut scope, subject);
+        bind_subject(&mut scope, subject, &rules);
         self.bind_related(&mut scope, subject, &rules);
         self.bind_last_acting(&mut scope, subject, &rules);
         scope.add_variable_as_val("before", change.before.map_or_else(null, borrowed_val));
@@ -347,8 +347,13 @@ struct ChangeContext<'a> {
     value: &'a Value,
 }
 
-fn bind_subject<'a>(scope: &mut Context<'_, 'a>, subject: &Subject<'a>) {
-    scope.add_variable_as_val("resource", borrowed_val(subject.body));
+/// Binds the subject's variables; its body (`resource`) only when one of `rules` reads it:
+/// converting a body costs more than evaluating a rule that does not look at it, such as
+/// `user-not-seen-acting` on every user at every poll.
+fn bind_subject<'a>(scope: &mut Context<'_, 'a>, subject: &Subject<'a>, rules: &[&Rule]) {
+    if rules.iter().any(|r| r.reads("resource")) {
+        scope.add_variable_as_val("resource", borrowed_val(subject.body));
+    }
     scope.add_variable_as_val("id", Box::new(CelString::from(subject.id)));
     scope.add_variable_as_val("name", Box::new(CelString::from(subject.name)));
     let seen_since: Box<dyn Val> = match subject.seen_since {

@@ -632,3 +632,82 @@ fn trail_activity_and_the_activity_and_token_views_read_the_stored_trail() {
         ]
     );
 }
+
+/// How long one filtered question takes on a mid-sized workspace (the view computes every
+/// grant of every window before filtering). Run with `cargo test --release -p segwatch-store
+/// effective_access_view_at_scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run it by name"]
+fn effective_access_view_at_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+    let ws = store.workspace_id("default").unwrap();
+    let envs = ["prod", "staging", "dev"];
+    let mut state = vec![resource(
+        ResourceKind::Workspace,
+        "w1",
+        "Acme",
+        json!({"id": "w1"}),
+    )];
+    for s in 0..1_000 {
+        state.push(source(
+            &format!("s{s}"),
+            vec![lbl("environment", envs[s % 3])],
+        ));
+    }
+    for u in 0..5_000 {
+        let p = if u % 20 == 0 {
+            perm(
+                "Source Admin",
+                json!([{"id": "w1", "type": "WORKSPACE",
+                "labels": [lbl("environment", envs[u % 3])]}]),
+                None,
+            )
+        } else {
+            perm(
+                "Source Read-only",
+                json!([{"id": format!("s{}", u % 1000), "type": "SOURCE"}]),
+                None,
+            )
+        };
+        state.push(user(&format!("u{u}"), &format!("u{u}@acme.io"), vec![p]));
+    }
+    for g in 0..100 {
+        let members: Vec<Value> = (0..30)
+            .map(|i| json!({"id": format!("u{}", (g * 37 + i) % 5_000), "email": format!("u{}@acme.io", (g * 37 + i) % 5_000)}))
+            .collect();
+        state.push(group(
+            &format!("g{g}"),
+            &format!("G{g}"),
+            json!(members),
+            json!([]),
+            vec![perm(
+                "Source Admin",
+                json!([{"id": format!("s{g}"), "type": "SOURCE"}]),
+                None,
+            )],
+        ));
+    }
+    commit(&mut store, ws, &state, None);
+    let started = std::time::Instant::now();
+    let total: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM audit_effective_access", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let all = started.elapsed();
+    let started = std::time::Instant::now();
+    let one: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM audit_effective_access WHERE email = 'u20@acme.io'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!(
+        "{total} grants in {all:?}; one user's {one} in {:?}",
+        started.elapsed()
+    );
+}

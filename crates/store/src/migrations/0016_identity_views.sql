@@ -19,7 +19,12 @@ CREATE INDEX audit_events_by_actor_email
 -- read. Segment's audit trail records actions (changes made in the app or through the API),
 -- not logins: no action is not the same as no login.
 CREATE VIEW audit_user_activity AS
-WITH users AS (
+WITH reads AS (
+    -- Once per workspace, not per user (a poll every 15 minutes is 35,000 reads a year).
+    SELECT workspace_id, min(start_time) AS since, max(end_time) AS until
+    FROM audit_reads GROUP BY workspace_id
+),
+users AS (
     SELECT v.workspace_id, v.resource_id AS user_id,
            coalesce(json_extract(v.body, '$.email'), v.name) AS email,
            v.valid_from
@@ -28,30 +33,33 @@ WITH users AS (
 ),
 acted AS (
     SELECT u.*,
-        (SELECT max(e.occurred_at) FROM audit_events e
+        -- Through the indexes audit_events_by_actor and audit_events_by_actor_email.
+        -- (Without INDEXED BY, SQLite may scan the time index backwards for the max: the whole
+        -- trail for a user who never acted.)
+        (SELECT max(e.occurred_at) FROM audit_events e INDEXED BY audit_events_by_actor
           WHERE e.workspace_id = u.workspace_id AND e.actor = u.user_id) AS by_id,
         (SELECT max(e.occurred_at) FROM audit_events e
-          WHERE e.workspace_id = u.workspace_id AND lower(e.actor_email) = lower(u.email)) AS by_email,
-        (SELECT min(r.start_time) FROM audit_reads r
-          WHERE r.workspace_id = u.workspace_id) AS trail_read_since,
-        (SELECT max(r.end_time) FROM audit_reads r
-          WHERE r.workspace_id = u.workspace_id) AS trail_read_until
+          WHERE e.workspace_id = u.workspace_id AND lower(e.actor_email) = lower(u.email)) AS by_email
     FROM users u
+),
+latest AS (
+    SELECT a.*, max(coalesce(a.by_id, a.by_email), coalesce(a.by_email, a.by_id)) AS last_at
+    FROM acted a
 )
 SELECT
     w.name AS workspace,
-    a.user_id,
-    a.email,
-    max(coalesce(a.by_id, a.by_email), coalesce(a.by_email, a.by_id)) AS last_acting_at,
-    a.trail_read_since,
-    a.trail_read_until,
-    CAST(julianday('now') - julianday(coalesce(
-        max(coalesce(a.by_id, a.by_email), coalesce(a.by_email, a.by_id)),
-        a.trail_read_since)) AS INTEGER) AS days_without_action,
+    l.user_id,
+    l.email,
+    l.last_at AS last_acting_at,
+    r.since AS trail_read_since,
+    r.until AS trail_read_until,
+    CAST(julianday('now') - julianday(coalesce(l.last_at, r.since)) AS INTEGER)
+        AS days_without_action,
     f.finished_at AS user_since_at
-FROM acted a
-JOIN workspaces w ON w.id = a.workspace_id
-JOIN snapshots f ON f.id = a.valid_from;
+FROM latest l
+JOIN workspaces w ON w.id = l.workspace_id
+JOIN snapshots f ON f.id = l.valid_from
+LEFT JOIN reads r ON r.workspace_id = l.workspace_id;
 
 -- Public API tokens the audit trail shows: created (an event "… Token Created" on the token),
 -- acting (events whose actor is `public-api-token/<id>`), deleted or revoked. One row per
@@ -80,22 +88,23 @@ SELECT
     (SELECT e.actor_email FROM audit_events e
       WHERE e.workspace_id = t.workspace_id AND e.resource_id = t.token_id
         AND e.type LIKE '%token%created%' ORDER BY e.occurred_at DESC LIMIT 1) AS created_by_email,
-    (SELECT min(e.occurred_at) FROM audit_events e
+    (SELECT min(e.occurred_at) FROM audit_events e INDEXED BY audit_events_by_actor
       WHERE e.workspace_id = t.workspace_id
         AND e.actor = 'public-api-token/' || t.token_id) AS first_acting_at,
-    (SELECT max(e.occurred_at) FROM audit_events e
+    (SELECT max(e.occurred_at) FROM audit_events e INDEXED BY audit_events_by_actor
       WHERE e.workspace_id = t.workspace_id
         AND e.actor = 'public-api-token/' || t.token_id) AS last_acting_at,
-    (SELECT count(*) FROM audit_events e
+    (SELECT count(*) FROM audit_events e INDEXED BY audit_events_by_actor
       WHERE e.workspace_id = t.workspace_id
         AND e.actor = 'public-api-token/' || t.token_id) AS actions,
     (SELECT max(e.occurred_at) FROM audit_events e
       WHERE e.workspace_id = t.workspace_id AND e.resource_id = t.token_id
         AND (e.type LIKE '%token%deleted%' OR e.type LIKE '%token%revoked%')) AS deleted_at,
-    (SELECT min(r.start_time) FROM audit_reads r
-      WHERE r.workspace_id = t.workspace_id) AS trail_read_since
+    r.since AS trail_read_since
 FROM tokens t
-JOIN workspaces w ON w.id = t.workspace_id;
+JOIN workspaces w ON w.id = t.workspace_id
+LEFT JOIN (SELECT workspace_id, min(start_time) AS since FROM audit_reads GROUP BY workspace_id) r
+    ON r.workspace_id = t.workspace_id;
 
 -- Effective access over time (docs/ACCESS.md): one row per grant and per validity window of
 -- the versions it is computed from (the user's, the group's, the source's). A grant is held at
@@ -121,9 +130,10 @@ members AS (
 ),
 -- When a user with a given id (or email) exists: each user version …
 presence AS (
-    SELECT workspace_id, 'id' AS key_kind, resource_id AS key, f, t FROM ver WHERE kind = 'user'
+    SELECT workspace_id, 'id' AS key_kind, resource_id AS key, resource_id AS user_id, f, t
+    FROM ver WHERE kind = 'user'
     UNION ALL
-    SELECT workspace_id, 'email', coalesce(json_extract(body, '$.email'), name), f, t
+    SELECT workspace_id, 'email', coalesce(json_extract(body, '$.email'), name), resource_id, f, t
     FROM ver WHERE kind = 'user'
 ),
 gaps AS (
@@ -168,21 +178,22 @@ holders AS (
     SELECT m.workspace_id, u.resource_id,
            coalesce(json_extract(u.body, '$.email'), u.name),
            0, m.group_id, m.group_name, m.body,
-           max(m.f, u.f),
-           CASE WHEN m.t IS NULL THEN u.t WHEN u.t IS NULL THEN m.t ELSE min(m.t, u.t) END
-    FROM members m JOIN ver u
-      ON u.kind = 'user' AND u.workspace_id = m.workspace_id AND u.resource_id = m.m_id
-     AND u.f < coalesce(m.t, 9223372036854775807) AND m.f < coalesce(u.t, 9223372036854775807)
+           max(m.f, u.valid_from),
+           CASE WHEN m.t IS NULL THEN u.valid_to WHEN u.valid_to IS NULL THEN m.t
+                ELSE min(m.t, u.valid_to) END
+    -- (CROSS JOIN keeps the members outside: each is one index lookup of its user.)
+    FROM members m CROSS JOIN resource_versions u
+      ON u.workspace_id = m.workspace_id AND u.kind = 'user' AND u.resource_id = m.m_id
+     AND u.valid_from < coalesce(m.t, 9223372036854775807)
+     AND m.f < coalesce(u.valid_to, 9223372036854775807)
     UNION ALL
     -- … else a user by email …
-    SELECT m.workspace_id, u.resource_id,
-           coalesce(json_extract(u.body, '$.email'), u.name),
+    SELECT m.workspace_id, u.user_id, u.key,
            0, m.group_id, m.group_name, m.body,
            max(m.sf, u.f),
            CASE WHEN m.st IS NULL THEN u.t WHEN u.t IS NULL THEN m.st ELSE min(m.st, u.t) END
-    FROM unmatched m JOIN ver u
-      ON u.kind = 'user' AND u.workspace_id = m.workspace_id
-     AND coalesce(json_extract(u.body, '$.email'), u.name) = m.m_email
+    FROM unmatched m JOIN presence u
+      ON u.workspace_id = m.workspace_id AND u.key_kind = 'email' AND u.key = m.m_email
      AND u.f < coalesce(m.st, 9223372036854775807) AND m.sf < coalesce(u.t, 9223372036854775807)
     UNION ALL
     -- … else, for a member with an id or a bare email, the member as the group lists it (a
@@ -233,6 +244,16 @@ policies AS (
     JOIN json_each(h.holder_body, '$.permissions') p
     JOIN json_each(p.value, '$.resources') r
 ),
+-- Each source version's labels, once.
+source_labels AS (
+    SELECT s.workspace_id, s.resource_id, s.f, s.t,
+           json_extract(l.value, '$.key') AS k, json_extract(l.value, '$.value') AS v
+    FROM ver s JOIN json_each(s.body, '$.labels') l
+    WHERE s.kind = 'source'
+    -- (No limit, but a subquery with one is not flattened into the join below: it is built
+    -- once and indexed, rather than every source's labels parsed again for every policy.)
+    LIMIT -1
+),
 grants AS (
     -- Not label-restricted: the named resource (an unrestricted workspace-level permission is
     -- one WORKSPACE row; labels on any other resource refine nothing).
@@ -240,22 +261,31 @@ grants AS (
            group_id, group_name, NULL AS label_filter, f, t
     FROM policies WHERE label_filter IS NULL
     UNION ALL
-    -- Label-restricted: every source carrying ANY of the labels, while both versions hold.
+    -- Label-restricted: every source carrying ANY of the labels (the resource's …
     SELECT p.workspace_id, p.user_id, p.email, p.invite, 'SOURCE', s.resource_id, p.role_id,
            p.role_name, p.group_id, p.group_name, p.label_filter,
            max(p.f, s.f),
            CASE WHEN p.t IS NULL THEN s.t WHEN s.t IS NULL THEN p.t ELSE min(p.t, s.t) END
-    FROM policies p JOIN ver s
-      ON s.kind = 'source' AND s.workspace_id = p.workspace_id
+    FROM policies p
+    CROSS JOIN json_each(p.resource_json, '$.labels') fl
+    CROSS JOIN source_labels s
+      ON s.workspace_id = p.workspace_id
+     AND s.k = json_extract(fl.value, '$.key') AND s.v = json_extract(fl.value, '$.value')
      AND s.f < coalesce(p.t, 9223372036854775807) AND p.f < coalesce(s.t, 9223372036854775807)
     WHERE p.label_filter IS NOT NULL
-      AND EXISTS (
-          SELECT 1 FROM json_each(s.body, '$.labels') sl
-          JOIN (SELECT value FROM json_each(p.resource_json, '$.labels')
-                UNION ALL
-                SELECT value FROM json_each(p.permission_json, '$.labels')) fl
-            ON json_extract(fl.value, '$.key') = json_extract(sl.value, '$.key')
-           AND json_extract(fl.value, '$.value') = json_extract(sl.value, '$.value'))
+    UNION ALL
+    -- … or the permission's), while both versions hold; one row however many labels match.
+    SELECT p.workspace_id, p.user_id, p.email, p.invite, 'SOURCE', s.resource_id, p.role_id,
+           p.role_name, p.group_id, p.group_name, p.label_filter,
+           max(p.f, s.f),
+           CASE WHEN p.t IS NULL THEN s.t WHEN s.t IS NULL THEN p.t ELSE min(p.t, s.t) END
+    FROM policies p
+    CROSS JOIN json_each(p.permission_json, '$.labels') fl
+    CROSS JOIN source_labels s
+      ON s.workspace_id = p.workspace_id
+     AND s.k = json_extract(fl.value, '$.key') AND s.v = json_extract(fl.value, '$.value')
+     AND s.f < coalesce(p.t, 9223372036854775807) AND p.f < coalesce(s.t, 9223372036854775807)
+    WHERE p.label_filter IS NOT NULL
 )
 SELECT DISTINCT
     w.name AS workspace,

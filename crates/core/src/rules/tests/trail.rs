@@ -90,3 +90,42 @@ fn an_explanation_shows_the_trail_values_read() {
     assert!(text.contains("2026-05-01T00:00:00Z"), "{text}");
     assert!(text.contains("\"last_acting\""), "{text}");
 }
+
+/// The inactivity rule on 100k users, each seen acting, as every poll evaluates it: the body
+/// is not converted (the rule does not read `resource`), each user costs two hash lookups.
+/// Run with `cargo test --release -p segwatch-core inactivity_at_100k -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run it by name"]
+fn inactivity_at_100k_users() {
+    let rules = load(&compliance_rule("user", INACTIVE));
+    let users: Vec<Value> = (0..100_000)
+        .map(|i| user(&format!("user{i}@acme.io"), &["Source Admin"]))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut trail = TrailActivity::new(at("2026-01-01T00:00:00Z"));
+    for (i, u) in users.iter().enumerate() {
+        let day = if i % 2 == 0 {
+            "2026-06-14"
+        } else {
+            "2026-02-01"
+        };
+        trail.record(
+            u["id"].as_str().unwrap(),
+            u["email"].as_str(),
+            at(&format!("{day}T00:00:00Z")),
+        );
+    }
+    let build = started.elapsed();
+    let evaluator = Evaluator::new(&rules, now(), inventory([])).with_trail(&trail);
+    let started = std::time::Instant::now();
+    let mut fired = 0;
+    for u in &users {
+        let id = u["id"].as_str().unwrap();
+        let email = u["email"].as_str().unwrap();
+        let verdicts = evaluator.check_resource(&subject(ResourceKind::User, id, email, u), None);
+        fired += usize::from(matches!(verdicts[0].outcome, Outcome::Fire { .. }));
+    }
+    let eval = started.elapsed();
+    assert_eq!(fired, 50_000);
+    println!("100k actors recorded in {build:?}; 100k users evaluated in {eval:?}");
+}
