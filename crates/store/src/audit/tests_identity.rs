@@ -711,3 +711,50 @@ fn effective_access_view_at_scale() {
         started.elapsed()
     );
 }
+
+/// The poll's one grouped query on a large trail: 1,000,000 events by 100,000 users. Run with
+/// `cargo test --release -p segwatch-store trail_activity_at_scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run it by name"]
+fn trail_activity_at_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+    let ws = store.workspace_id("default").unwrap();
+    let empty = read("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", Vec::new());
+    let snapshot = commit(&mut store, ws, &[], Some(&empty));
+    let conn = store.connection();
+    conn.execute_batch("BEGIN").unwrap();
+    {
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO audit_events (workspace_id, event_id, occurred_at, type, actor,
+                    actor_email, resource_id, resource_type, resource_name, body, snapshot_id)
+                 VALUES (?1, ?2, ?3, 'Source Modified', ?4, ?5, 's1', 'source', 's1', '{}', ?6)",
+            )
+            .unwrap();
+        for i in 0..1_000_000u32 {
+            let user = i % 100_000;
+            let at = format!("2026-{:02}-{:02}T00:00:00.000Z", 1 + i % 12, 1 + i % 28);
+            let email = (i % 2 == 0).then(|| format!("user{user}@acme.io"));
+            insert
+                .execute(rusqlite::params![
+                    ws,
+                    format!("events/{i}"),
+                    at,
+                    format!("u{user}"),
+                    email,
+                    snapshot
+                ])
+                .unwrap();
+        }
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let started = std::time::Instant::now();
+    let activity = store.trail_activity(ws, None).unwrap().unwrap();
+    println!(
+        "1M events, {} actors: Store::trail_activity in {:?}",
+        activity.actors(),
+        started.elapsed()
+    );
+    assert_eq!(activity.actors(), 100_000);
+}
