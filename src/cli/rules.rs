@@ -11,7 +11,7 @@ use super::args::TextOrJson;
 use super::output::{plural, print_json};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::{
-    ChangeFacts, Outcome, RuleSet, SnapshotContext, StateResource, Subject, check_state,
+    ChangeFacts, Outcome, RuleSet, SnapshotContext, StateResource, Subject, any_reads, check_state,
 };
 use segwatch_store::Store;
 
@@ -118,7 +118,13 @@ pub(super) fn test(
             })
         })
         .collect::<Result<_, serde_json::Error>>()?;
-    let context = SnapshotContext::of_state(rules, &state);
+    // `last_acting` and `trail_since` as the polls up to that snapshot read the trail.
+    let trail = if any_reads(rules, "last_acting") || any_reads(rules, "trail_since") {
+        store.trail_activity(workspace, Some(snapshot))?
+    } else {
+        None
+    };
+    let context = SnapshotContext::of_state(rules, &state).with_trail(trail);
     let evaluator = context.evaluator(rules, chrono::Utc::now());
     let mut results = Vec::new();
     let mut record =

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use segwatch_core::alerts;
+use segwatch_core::rules::{RuleSet, any_reads};
 use segwatch_store::{PollInputs, PollReads, Store, StoreError};
 
 use super::Poller;
@@ -29,6 +30,7 @@ impl Poller {
                 audit_trail: self.audit_lookback.is_some(),
                 rules: self.rules.is_some(),
                 full_evaluation: &full_evaluation,
+                trail_activity: self.rules.as_ref().is_some_and(|rules| reads_trail(rules)),
                 segment_id: segment_id.filter(|_| !self.siblings.is_empty()),
             },
         )
@@ -43,4 +45,9 @@ impl Poller {
             .find(|(id, name)| *id != workspace_id && self.siblings.contains(name))
             .map(|(_, name)| name.clone())
     }
+}
+
+/// Whether an enabled rule reads what the audit trail shows of its actors.
+pub(super) fn reads_trail(rules: &RuleSet) -> bool {
+    any_reads(rules, "last_acting") || any_reads(rules, "trail_since")
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use segwatch_api::collect::Collection;
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::alerts::{self, AlertPlan, PlanInput};
 use segwatch_core::diff::{self, SnapshotDelta};
 use segwatch_core::drift::{self, DriftSummary};
@@ -27,6 +28,18 @@ pub(super) struct TrailWindow {
     pub end: DateTime<Utc>,
     /// The events listed.
     pub events: Vec<AuditEvent>,
+}
+
+/// What the rules see of this poll besides its resources and changes.
+struct PollFacts<'a> {
+    /// Evaluation time (the poll's start).
+    now: DateTime<Utc>,
+    /// The audit events this poll stores for the first time.
+    audit_events: &'a [AuditEvent],
+    /// The effective access this poll gained and lost.
+    access_changes: &'a [AttributedAccessChange],
+    /// Who the trail shows acting, when this poll read it and a rule reads it.
+    trail: Option<&'a TrailActivity>,
 }
 
 /// A snapshot ready to commit.
@@ -85,6 +98,7 @@ impl Poller {
             }
             read
         });
+        let stored_activity = inputs.trail_activity.take();
         let current = &inputs.current;
         let mut delta = diff::plan(&collection.resources, current, base.is_none(), |id| {
             stored.version_value(id)
@@ -128,17 +142,29 @@ impl Poller {
         let access_time = access_started.elapsed();
 
         let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
+        // `last_acting` and `trail_since` only from a poll that read the trail: what segwatch
+        // did not read, it cannot vouch for.
+        let activity = match (&trail, &self.rules) {
+            (Some(read), Some(rules)) if super::inputs::reads_trail(rules) => {
+                let mut activity =
+                    stored_activity.unwrap_or_else(|| TrailActivity::new(read.start));
+                activity.read_from(read.start);
+                activity.record_events(new_events);
+                Some(activity)
+            }
+            _ => None,
+        };
         let rules_started = Instant::now();
         let mut alert_plan = match &self.rules {
-            Some(rules) => self.plan_alerts(
-                rules,
-                &inputs,
-                collection,
-                &delta,
-                now,
-                (new_events, &access_changes),
-                stored,
-            )?,
+            Some(rules) => {
+                let facts = PollFacts {
+                    now,
+                    audit_events: new_events,
+                    access_changes: &access_changes,
+                    trail: activity.as_ref(),
+                };
+                self.plan_alerts(rules, &inputs, collection, &delta, &facts, stored)?
+            }
             None => AlertPlan::default(),
         };
         // A complete poll ends a run of failures: segwatch's own alert resolves with it.
@@ -173,10 +199,10 @@ impl Poller {
         inputs: &PollInputs,
         collection: &Collection,
         delta: &SnapshotDelta<'_>,
-        now: DateTime<Utc>,
-        (audit_events, access_changes): (&[AuditEvent], &[AttributedAccessChange]),
+        facts: &PollFacts<'_>,
         stored: &PollLookup<'_>,
     ) -> Result<AlertPlan, StoreError> {
+        let (now, audit_events) = (facts.now, facts.audit_events);
         let resources = &collection.resources[..];
         let base = inputs.base;
         let inventory = rules::inventory_if_read(
@@ -227,7 +253,8 @@ impl Poller {
             seen_since: &inputs.seen_since,
             inventory,
             audit_events,
-            access_changes,
+            access_changes: facts.access_changes,
+            trail: facts.trail,
         };
         alerts::plan(&input, |id| stored.version_value(id))
     }

@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::ChangeOp;
 use segwatch_core::flows::{FlowMap, PersonalPatterns};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::{Resource, ResourceKind};
 use segwatch_core::rules::{
-    Outcome, RuleKind, RuleSet, Severity, SnapshotContext, StateResource, check_state,
+    Outcome, RuleKind, RuleSet, Severity, SnapshotContext, StateResource, any_reads, check_state,
 };
 use segwatch_core::time::Timestamp;
 use segwatch_store::{SnapshotInfo, SnapshotStatus, Store, StoredResource};
@@ -52,7 +53,13 @@ pub fn gather(
     let as_of = last.finished_at.unwrap_or(last.started_at).as_datetime();
 
     let resources = store.resources_at(workspace_id, last.id)?;
-    let evaluated = evaluate(input.rules, &resources, state_at)?;
+    // The trail as the polls up to that snapshot read it, for `last_acting` and `trail_since`.
+    let trail = if any_reads(input.rules, "last_acting") || any_reads(input.rules, "trail_since") {
+        store.trail_activity(workspace_id, Some(last.id))?
+    } else {
+        None
+    };
+    let evaluated = evaluate(input.rules, &resources, trail, state_at)?;
     let data_flows = data_flows(&resources, last.id, input.flow_patterns);
     let open = store.findings_open_at(workspace_id, last.id)?;
     let resolved = store.findings_resolved_between(workspace_id, lo, hi)?;
@@ -211,6 +218,7 @@ fn no_complete_snapshot(
 fn evaluate<'r>(
     rules: &'r RuleSet,
     resources: &[StoredResource],
+    trail: Option<TrailActivity>,
     now: DateTime<Utc>,
 ) -> Result<HashMap<&'r str, (Tally, Option<String>)>, ReportError> {
     let mut out: HashMap<&'r str, (Tally, Option<String>)> = rules
@@ -243,7 +251,7 @@ fn evaluate<'r>(
             })
         })
         .collect::<Result<_, ReportError>>()?;
-    let context = SnapshotContext::of_state(rules, &state);
+    let context = SnapshotContext::of_state(rules, &state).with_trail(trail);
     let evaluator = context.evaluator(rules, now);
     for (resource, verdicts) in check_state(&evaluator, &state) {
         for verdict in verdicts {

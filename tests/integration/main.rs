@@ -61,6 +61,7 @@ mod delivery;
 mod faults;
 mod flows;
 mod hostile;
+mod identity;
 mod lifecycle;
 mod pipeline;
 mod privacy_access;

@@ -579,10 +579,10 @@ async fn a_period_reports_the_state_of_its_own_last_snapshot() {
         assert_eq!(rule["tally"]["fail"], open, "{id} on snapshot {second}");
         assert_eq!(rule["recorded_open"], open, "{id}");
     }
-    assert_eq!(report["compliance_rules"].as_array().unwrap().len(), 8);
+    assert_eq!(report["compliance_rules"].as_array().unwrap().len(), 9);
     assert_eq!(
         rules.rules().iter().filter(|r| !r.is_change()).count(),
-        8,
+        9,
         "the starter pack"
     );
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::diff::{ChangeOp, FieldChange};
 use segwatch_core::model::{Resource, ResourceKind};
 use segwatch_core::relations::Relations;
@@ -52,6 +53,10 @@ struct Case {
     #[serde(default)]
     related: Vec<RelatedResource>,
     now: Option<DateTime<Utc>>,
+    /// Since when the audit trail has been read (absent: not read).
+    trail_since: Option<DateTime<Utc>>,
+    /// The subject user's latest action in the trail (absent: never seen acting).
+    last_acting: Option<DateTime<Utc>>,
     note: Option<String>,
 }
 
@@ -195,7 +200,25 @@ fn check_case(set: &RuleSet, rule: &Rule, case: &Case, fires: bool) -> Result<()
         })
         .collect();
     let relations = Relations::build(&snapshot);
-    let evaluator = Evaluator::new(set, now(case.now), inventory).with_relations(&relations);
+    let subject_body = case.body.as_ref().or(case.after.as_ref());
+    let trail = match (case.trail_since, subject_body) {
+        (Some(since), Some(body)) => {
+            let (id, _) = identity(rule.resource, body, case);
+            let mut trail = TrailActivity::new(since);
+            if let Some(at) = case.last_acting {
+                trail.record(&id, body.get("email").and_then(Value::as_str), at);
+            }
+            Some(trail)
+        }
+        (None, _) if case.last_acting.is_some() => {
+            return Err("`last_acting` needs `trail_since`".into());
+        }
+        _ => None,
+    };
+    let mut evaluator = Evaluator::new(set, now(case.now), inventory).with_relations(&relations);
+    if let Some(trail) = &trail {
+        evaluator = evaluator.with_trail(trail);
+    }
     let verdicts = match (case.kind, &rule.kind) {
         (CaseKind::Resource, RuleKind::Compliance) => {
             let body = case.body.as_ref().ok_or("a resource case needs a `body`")?;

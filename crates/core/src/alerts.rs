@@ -304,6 +304,9 @@ pub struct PlanInput<'a> {
     pub access_changes: &'a [crate::access::AttributedAccessChange],
     /// The snapshot's relationships, for the `related` variable (`None` when no rule reads it).
     pub relations: Option<&'a crate::relations::Relations<'a>>,
+    /// Who acted in the audit trail, for `last_acting` and `trail_since`: `None` when this poll
+    /// did not read the trail (or no rule reads them), and then both are `null`.
+    pub trail: Option<&'a crate::activity::TrailActivity>,
 }
 
 /// The enabled compliance rules that must see every resource of their kind this time: new or
@@ -319,6 +322,12 @@ pub fn full_rules<'r>(rules: &'r RuleSet, states: &HashMap<String, String>) -> V
         .collect()
 }
 
+/// Whether `rule` reads what the audit trail shows of its actors (`last_acting`,
+/// `trail_since`): without a read of the trail it can neither fire nor resolve.
+fn reads_trail(rule: &Rule) -> bool {
+    rule.reads("last_acting") || rule.reads("trail_since")
+}
+
 /// Plans the alerts of one snapshot. `load_version` reads a stored version's body (the
 /// `before` side of modified and removed resources).
 pub fn plan<E>(
@@ -328,6 +337,9 @@ pub fn plan<E>(
     let mut evaluator = Evaluator::new(input.rules, input.now, input.inventory.clone());
     if let Some(relations) = input.relations {
         evaluator = evaluator.with_relations(relations);
+    }
+    if let Some(trail) = input.trail {
+        evaluator = evaluator.with_trail(trail);
     }
     let mut out = AlertPlan::default();
     let enabled: HashMap<&str, &Rule> = input
@@ -455,6 +467,11 @@ pub fn plan<E>(
                             explanation,
                         )
                     });
+                }
+                // A rule on the audit trail's actors, in a poll that did not read the trail:
+                // the user may still be inactive; the finding stays as it was.
+                (Outcome::Pass, Some(f)) if input.trail.is_none() && reads_trail(rule) => {
+                    open.insert(key, f);
                 }
                 (Outcome::Pass, Some(f)) => out.resolved.push(resolve(f, Resolution::Compliant)),
                 (Outcome::Exempt { .. }, Some(f)) => {

@@ -11,6 +11,7 @@
 //! application crate checks it); everything that reads or writes lives in the crates above it.
 
 pub mod access;
+pub mod activity;
 pub mod alerts;
 pub mod canonical;
 pub mod diff;

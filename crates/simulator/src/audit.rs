@@ -94,6 +94,19 @@ impl AuditLog {
             return;
         }
         let (actor, actor_email) = self.actor(st);
+        self.record_by(actor, actor_email, touched);
+    }
+
+    /// Appends one event per touched resource, all by `actor`, stamped now.
+    pub(crate) fn record_by(
+        &mut self,
+        actor: String,
+        actor_email: Option<String>,
+        touched: Vec<Touched>,
+    ) {
+        if touched.is_empty() {
+            return;
+        }
         let at = Utc::now();
         for t in touched {
             self.events.push(AuditEvent {

@@ -359,6 +359,12 @@ impl SimHandle {
         self.inner.shared.apply(m, true)
     }
 
+    /// Applies one mutation whose audit events name the workspace user `user_id` as the actor
+    /// (with their email), rather than a random owner or token.
+    pub fn apply_as(&self, user_id: &str, m: Mutation) -> Result<String, SimError> {
+        self.inner.shared.apply_as(user_id, m)
+    }
+
     /// Applies one mutation without a trace in the audit trail (a change whose author cannot be
     /// known).
     pub fn apply_unaudited(&self, m: Mutation) -> Result<String, SimError> {

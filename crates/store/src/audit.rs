@@ -801,3 +801,5 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_identity;

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::CurrentVersion;
 use segwatch_core::ids::SnapshotId;
@@ -27,6 +28,9 @@ pub struct PollReads<'a> {
     /// Whether a rule will be evaluated on every resource of its kind (see
     /// `segwatch_core::alerts::full_rules`); only then is `seen_since` worth reading.
     pub full_evaluation: &'a dyn Fn(&HashMap<String, String>) -> bool,
+    /// A rule reads `last_acting` or `trail_since`: who the stored trail shows acting
+    /// (read with the audit trail only).
+    pub trail_activity: bool,
     /// Segment's id of the workspace the poll reached, when other configured workspaces must
     /// not have recorded it too.
     pub segment_id: Option<&'a str>,
@@ -52,6 +56,9 @@ pub struct PollInputs {
     pub seen_since: HashMap<(ResourceKind, String), DateTime<Utc>>,
     /// The workspaces (id, label) that recorded `PollReads::segment_id`.
     pub same_segment_id: Vec<(i64, String)>,
+    /// Who the stored audit trail shows acting ([`Store::trail_activity`]; read with the audit
+    /// trail, when a rule reads it; `None` too before the first read of the trail).
+    pub trail_activity: Option<TrailActivity>,
 }
 
 impl Store {
@@ -70,6 +77,9 @@ impl Store {
         };
         if reads.audit_trail {
             inputs.audit_mark = self.audit_mark(workspace_id)?;
+            if reads.trail_activity {
+                inputs.trail_activity = self.trail_activity(workspace_id, None)?;
+            }
         }
         if reads.rules {
             inputs.rule_states = self.rule_states(workspace_id)?;
@@ -140,6 +150,7 @@ mod tests {
             audit_trail: false,
             rules: false,
             full_evaluation: &unasked,
+            trail_activity: false,
             segment_id: None,
         };
         let first = store.poll_inputs(ws, &plain).unwrap();
@@ -153,6 +164,7 @@ mod tests {
             audit_trail: true,
             rules: true,
             full_evaluation: &full,
+            trail_activity: true,
             segment_id: Some("seg-ws"),
         };
         let inputs = store.poll_inputs(ws, &everything).unwrap();
@@ -160,6 +172,7 @@ mod tests {
         assert_eq!(inputs.current.len(), 1);
         assert_eq!(inputs.known_kinds, ResourceKind::ALL.to_vec());
         assert_eq!(inputs.audit_mark, None, "no poll read the trail yet");
+        assert_eq!(inputs.trail_activity, None, "no poll read the trail yet");
         assert_eq!(inputs.seen_since.len(), 1);
         assert_eq!(inputs.same_segment_id, vec![(ws, "default".to_string())]);
 

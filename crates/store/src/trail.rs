@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use segwatch_core::activity::TrailActivity;
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::trail::{AuditEvent, CLOCK_SKEW, Mark, TrailRead, format_time};
 
@@ -30,6 +31,53 @@ impl Store {
                 cause,
             })?,
         }))
+    }
+
+    /// Who the stored audit trail shows acting, and since when it has been read (the start of
+    /// the workspace's earliest stored read); `None` when no read of the trail is stored.
+    /// `until`: only what the polls up to that snapshot read (for a past snapshot).
+    ///
+    /// One grouped query over the `audit_events_by_actor` index: one row per actor and email,
+    /// so about one per user and token that ever acted, whatever the number of events.
+    pub fn trail_activity(
+        &self,
+        workspace_id: i64,
+        until: Option<SnapshotId>,
+    ) -> Result<Option<TrailActivity>> {
+        let until = until.map_or(i64::MAX, |s| s.0);
+        let since: Option<String> = self.conn.query_row(
+            "SELECT min(start_time) FROM audit_reads WHERE workspace_id = ?1 AND snapshot_id <= ?2",
+            params![workspace_id, until],
+            |r| r.get(0),
+        )?;
+        let Some(since) = since else {
+            return Ok(None);
+        };
+        let mut activity = TrailActivity::new(parse_time(&since, "audit_reads.start_time")?);
+        // Without a bound, the index alone answers (`snapshot_id` is not in it).
+        let bounded = "SELECT actor, actor_email, max(occurred_at) FROM audit_events
+             WHERE workspace_id = ?1 AND snapshot_id <= ?2 GROUP BY actor, actor_email";
+        let all = "SELECT actor, actor_email, max(occurred_at) FROM audit_events
+             WHERE workspace_id = ?1 GROUP BY actor, actor_email";
+        let mut stmt = self
+            .conn
+            .prepare_cached(if until == i64::MAX { all } else { bounded })?;
+        let mut rows = if until == i64::MAX {
+            stmt.query(params![workspace_id])?
+        } else {
+            stmt.query(params![workspace_id, until])?
+        };
+        while let Some(r) = rows.next()? {
+            let actor: String = r.get(0)?;
+            let email: Option<String> = r.get(1)?;
+            let at: String = r.get(2)?;
+            activity.record(
+                &actor,
+                email.as_deref(),
+                parse_time(&at, "audit_events.occurred_at")?,
+            );
+        }
+        Ok(Some(activity))
     }
 
     /// Whether the workspace already stored the audit event `event_id`.

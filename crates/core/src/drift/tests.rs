@@ -609,6 +609,7 @@ fn change_rules_and_findings_never_see_drift() {
         audit_events: &[],
         access_changes: &[],
         relations: None,
+        trail: None,
     };
     let plan = alerts::plan(&input, |id| Ok::<_, Infallible>(d.bodies[&id].clone())).unwrap();
     let opened: Vec<(&str, &str, &str)> = plan

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::expr;
 use super::{Rule, RuleKind, RuleSet};
+use crate::activity::TrailActivity;
 use crate::diff::{ChangeOp, FieldChange};
 use crate::model::{Attribution, ResourceKind};
 use crate::relations::Relations;
@@ -102,6 +103,8 @@ pub struct Evaluator<'r> {
     change: [Vec<&'r Rule>; ResourceKind::COUNT],
     /// The snapshot's relationships, for the `related` variable (empty maps without them).
     relations: Option<&'r Relations<'r>>,
+    /// Who acted in the audit trail, for `last_acting` and `trail_since` (`null` without it).
+    trail: Option<&'r TrailActivity>,
 }
 
 fn kind_index(kind: ResourceKind) -> usize {
@@ -114,6 +117,7 @@ impl<'r> Evaluator<'r> {
         let mut root = Context::with_env(expr::environment());
         root.add_variable_as_val("now", Box::new(CelTimestamp::from(now.fixed_offset())));
         root.add_variable_as_val("inventory", owned_val(&inventory));
+        root.add_variable_as_val("trail_since", Box::new(CelNull));
         let mut compliance: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
         let mut change: [Vec<&'r Rule>; ResourceKind::COUNT] = Default::default();
         for rule in rules.rules().iter().filter(|r| r.enabled) {
@@ -131,7 +135,45 @@ impl<'r> Evaluator<'r> {
             compliance,
             change,
             relations: None,
+            trail: None,
         }
+    }
+
+    /// Gives rules `trail_since` and `last_acting` from what the audit trail shows; without it
+    /// (the trail not read) both are `null`, and a rule about inactivity must not fire.
+    pub fn with_trail(mut self, trail: &'r TrailActivity) -> Self {
+        self.root.add_variable_as_val(
+            "trail_since",
+            Box::new(CelTimestamp::from(trail.read_since.fixed_offset())),
+        );
+        self.trail = Some(trail);
+        self
+    }
+
+    /// Binds `last_acting` when one of `rules` reads it: for a user, the latest audit event
+    /// whose actor is the user (by id, or by email); `null` for other kinds, for a user never
+    /// seen acting, and when the trail was not read.
+    fn bind_last_acting(
+        &self,
+        scope: &mut Context<'_, '_>,
+        subject: &Subject<'_>,
+        rules: &[&Rule],
+    ) {
+        if !rules.iter().any(|r| r.reads("last_acting")) {
+            return;
+        }
+        let at = match (self.trail, subject.kind) {
+            (Some(trail), ResourceKind::User) => {
+                let email = subject.body.get("email").and_then(Value::as_str);
+                trail.last_acting(subject.id, email)
+            }
+            _ => None,
+        };
+        let value: Box<dyn Val> = match at {
+            Some(t) => Box::new(CelTimestamp::from(t.fixed_offset())),
+            None => Box::new(CelNull),
+        };
+        scope.add_variable_as_val("last_acting", value);
     }
 
     /// Gives rules the `related` variable from the snapshot's `relations`; without them every
@@ -164,8 +206,9 @@ impl<'r> Evaluator<'r> {
             return Vec::new();
         }
         let mut scope = self.scope_for(subject);
-        bind_subject(&mut scope, subject);
+        bind_subject(&mut scope, subject, &rules);
         self.bind_related(&mut scope, subject, &rules);
+        self.bind_last_acting(&mut scope, subject, &rules);
         rules
             .into_iter()
             .map(|rule| Verdict {
@@ -191,8 +234,9 @@ impl<'r> Evaluator<'r> {
         }
         let change_value = change_value(change);
         let mut scope = self.scope_for(subject);
-        bind_subject(&mut scope, subject);
+        bind_subject(&mut scope, subject, &rules);
         self.bind_related(&mut scope, subject, &rules);
+        self.bind_last_acting(&mut scope, subject, &rules);
         scope.add_variable_as_val("before", change.before.map_or_else(null, borrowed_val));
         scope.add_variable_as_val("after", change.after.map_or_else(null, borrowed_val));
         scope.add_variable_as_val("change", borrowed_val(&change_value));
@@ -303,8 +347,13 @@ struct ChangeContext<'a> {
     value: &'a Value,
 }
 
-fn bind_subject<'a>(scope: &mut Context<'_, 'a>, subject: &Subject<'a>) {
-    scope.add_variable_as_val("resource", borrowed_val(subject.body));
+/// Binds the subject's variables; its body (`resource`) only when one of `rules` reads it:
+/// converting a body costs more than evaluating a rule that does not look at it, such as
+/// `user-not-seen-acting` on every user at every poll.
+fn bind_subject<'a>(scope: &mut Context<'_, 'a>, subject: &Subject<'a>, rules: &[&Rule]) {
+    if rules.iter().any(|r| r.reads("resource")) {
+        scope.add_variable_as_val("resource", borrowed_val(subject.body));
+    }
     scope.add_variable_as_val("id", Box::new(CelString::from(subject.id)));
     scope.add_variable_as_val("name", Box::new(CelString::from(subject.name)));
     let seen_since: Box<dyn Val> = match subject.seen_since {

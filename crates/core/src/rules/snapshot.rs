@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{Evaluator, RuleSet, Subject, Verdict, inventory};
+use crate::activity::TrailActivity;
 use crate::model::ResourceKind;
 use crate::relations::Relations;
 
@@ -69,6 +70,9 @@ pub struct SnapshotContext<'a> {
     inventory: Value,
     /// The relationships behind `related` (`None` when no enabled rule reads it).
     relations: Option<Relations<'a>>,
+    /// Who acted in the audit trail up to the snapshot (`None`: `last_acting` and
+    /// `trail_since` are `null`).
+    trail: Option<TrailActivity>,
 }
 
 impl<'a> SnapshotContext<'a> {
@@ -80,16 +84,27 @@ impl<'a> SnapshotContext<'a> {
         SnapshotContext {
             inventory,
             relations,
+            trail: None,
         }
+    }
+
+    /// Gives the evaluations `last_acting` and `trail_since` from `trail` (what the stored
+    /// audit trail showed at the snapshot).
+    pub fn with_trail(mut self, trail: Option<TrailActivity>) -> Self {
+        self.trail = trail;
+        self
     }
 
     /// An evaluator of `rules` at `now` with these variables, for compliance and change rules.
     pub fn evaluator<'e>(&'e self, rules: &'e RuleSet, now: DateTime<Utc>) -> Evaluator<'e> {
-        let evaluator = Evaluator::new(rules, now, self.inventory.clone());
-        match &self.relations {
-            Some(relations) => evaluator.with_relations(relations),
-            None => evaluator,
+        let mut evaluator = Evaluator::new(rules, now, self.inventory.clone());
+        if let Some(relations) = &self.relations {
+            evaluator = evaluator.with_relations(relations);
         }
+        if let Some(trail) = &self.trail {
+            evaluator = evaluator.with_trail(trail);
+        }
+        evaluator
     }
 }
 

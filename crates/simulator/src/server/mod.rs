@@ -202,6 +202,20 @@ impl Shared {
         Ok(description)
     }
 
+    /// Applies `m` with the workspace user `user_id` as the events' actor (with `actorEmail`).
+    pub(crate) fn apply_as(&self, user_id: &str, m: Mutation) -> Result<String, SimError> {
+        let mut sim = self.write();
+        let Sim { state, rng, audit } = &mut *sim;
+        let email = state
+            .user(user_id)
+            .map(|u| u.email.clone())
+            .ok_or_else(|| SimError::Invalid(format!("no user {user_id}")))?;
+        let mut touched = Vec::new();
+        let description = mutations::apply(state, rng, m, &mut touched)?;
+        audit.record_by(user_id.to_owned(), Some(email), touched);
+        Ok(description)
+    }
+
     pub(crate) fn random_mutation(&self) -> String {
         let mut sim = self.write();
         let Sim { state, rng, audit } = &mut *sim;

@@ -526,6 +526,9 @@ const VIEWS: &[&str] = &[
     "audit_privacy_requests",
     "audit_access_changes",
     "audit_access_reviews",
+    "audit_effective_access",
+    "audit_user_activity",
+    "audit_api_tokens",
 ];
 
 #[test]

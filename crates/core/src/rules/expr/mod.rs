@@ -83,7 +83,7 @@ pub const CEL_MACROS: [&str; 8] = [
 ];
 
 /// Variables every rule can read.
-const COMMON_VARIABLES: [&str; 7] = [
+const COMMON_VARIABLES: [&str; 9] = [
     "resource",
     "id",
     "name",
@@ -91,14 +91,23 @@ const COMMON_VARIABLES: [&str; 7] = [
     "seen_since",
     "inventory",
     "related",
+    "last_acting",
+    "trail_since",
 ];
 
 /// Variables only change rules can read.
 const CHANGE_VARIABLES: [&str; 3] = ["before", "after", "change"];
 
 /// Variables whose value changes without the resource changing (`related` follows the other
-/// resources of the snapshot).
-const TIME_VARIABLES: [&str; 4] = ["now", "seen_since", "inventory", "related"];
+/// resources of the snapshot, `last_acting` and `trail_since` the audit trail).
+const TIME_VARIABLES: [&str; 6] = [
+    "now",
+    "seen_since",
+    "inventory",
+    "related",
+    "last_acting",
+    "trail_since",
+];
 
 /// Type names an expression may use as values (`type(x) == string`).
 const TYPE_NAMES: [&str; 10] = [
@@ -116,7 +125,7 @@ const TYPE_NAMES: [&str; 10] = [
 
 /// Bare variables an explanation reports: small values worth seeing. The bodies (`resource`,
 /// `before`, `after`), `change`, `inventory` and `now` are shown through what is read of them.
-const EXPLAINED_VARIABLES: [&str; 3] = ["id", "name", "seen_since"];
+const EXPLAINED_VARIABLES: [&str; 5] = ["id", "name", "seen_since", "last_acting", "trail_since"];
 
 /// How each helper is called, for arity messages.
 fn helper_usage(name: &str) -> Option<(usize, &'static str)> {

@@ -277,7 +277,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 10,
             rule: owner,
             field: Some("when"),
-            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, related, before, after, change\n    | has_role(usr,",
+            message: "unknown variable `usr` (at 1:10); the variables are resource, id, name, now, seen_since, inventory, related, last_acting, trail_since, before, after, change\n    | has_role(usr,",
         },
         Bad {
             name: "change variables in a compliance rule",
@@ -461,7 +461,7 @@ fn cel_errors_show_the_position_and_a_caret() {
     assert_eq!(
         errors[0].message,
         "unknown variable `bogus` (at 2:35); the variables are resource, id, name, now, \
-         seen_since, inventory, related, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
+         seen_since, inventory, related, last_acting, trail_since, before, after, change\n    |   resource.emial.endsWith(\"x\") || bogus\n    |                                   ^"
     );
     let errors = load_errors(&change_rule("after.has_role(\"A\")", ""));
     assert!(

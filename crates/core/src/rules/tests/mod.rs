@@ -5,6 +5,7 @@ mod conditions;
 mod evaluation;
 mod explanation;
 mod loading;
+mod trail;
 
 use std::fs;
 use std::sync::Arc;
