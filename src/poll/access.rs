@@ -50,27 +50,25 @@ pub(super) fn access_changes(
     if baseline || !delta.changes.iter().any(|c| relevant(&c)) {
         return Ok(Vec::new());
     }
-    let mut after: Vec<Resource> = collection
+    // Borrowed: the snapshot's own resources are not copied, only what is read back.
+    let mut carried_bodies: Vec<Resource> = Vec::with_capacity(carried.len());
+    for (kind, id, version) in carried {
+        let body = stored.version_value(version.version_id)?;
+        carried_bodies.push(Resource::new(*kind, id.clone(), version.name.clone(), body));
+    }
+    let after: Vec<&Resource> = collection
         .resources
         .iter()
         .filter(|r| read_by_access(r.kind))
-        .cloned()
+        .chain(&carried_bodies)
         .collect();
-    for (kind, id, version) in carried {
-        let body = stored.version_value(version.version_id)?;
-        after.push(Resource::new(*kind, id.clone(), version.name.clone(), body));
-    }
     let changed: HashSet<(ResourceKind, &str)> = delta
         .changes
         .iter()
         .filter(|c| changes_access(c.change.kind))
         .map(|c| (c.change.kind, c.change.resource_id.as_str()))
         .collect();
-    let mut before: Vec<Resource> = after
-        .iter()
-        .filter(|r| !changed.contains(&(r.kind, r.id.as_str())))
-        .cloned()
-        .collect();
+    let mut undone: Vec<Resource> = Vec::new();
     for planned in delta
         .changes
         .iter()
@@ -87,11 +85,18 @@ pub(super) fn access_changes(
             .get(&(c.kind, c.resource_id.clone()))
             .map_or_else(|| c.name.clone(), |v| v.name.clone());
         let body = stored.version_value(version)?;
-        before.push(Resource::new(c.kind, c.resource_id.clone(), name, body));
+        undone.push(Resource::new(c.kind, c.resource_id.clone(), name, body));
     }
-    let before_access = EffectiveAccess::compute(&before);
+    let before: Vec<&Resource> = after
+        .iter()
+        .copied()
+        .filter(|r| !changed.contains(&(r.kind, r.id.as_str())))
+        .chain(&undone)
+        .collect();
+    let before_access = EffectiveAccess::compute_refs(&before);
     drop(before);
-    let after_access = EffectiveAccess::compute(&after);
+    drop(undone);
+    let after_access = EffectiveAccess::compute_refs(&after);
     drop(after);
     let found = access::diff(&before_access, &after_access);
     Ok(access::attribute(

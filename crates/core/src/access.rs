@@ -748,6 +748,12 @@ impl EffectiveAccess {
     /// and the workspace, warehouses and functions for names). Bodies that do not parse are
     /// skipped; a group member is matched to a user by `id`, else by `email`.
     pub fn compute(resources: &[Resource]) -> EffectiveAccess {
+        Self::compute_refs(&resources.iter().collect::<Vec<_>>())
+    }
+
+    /// [`EffectiveAccess::compute`] on borrowed resources, so that a caller assembling a
+    /// snapshot from several places (a poll undoing its changes) copies no body.
+    pub fn compute_refs(resources: &[&Resource]) -> EffectiveAccess {
         let mut b = Builder {
             subjects: Interner::new(),
             roles: Interner::new(),
@@ -770,7 +776,7 @@ impl EffectiveAccess {
             FxMap::with_capacity_and_hasher(users, Default::default());
         b.subjects.items.reserve(users);
         let direct = b.vias.get(None);
-        for r in resources {
+        for &r in resources {
             match r.kind {
                 ResourceKind::User => {
                     let Some(body) = read_body::<UserBody>(&r.body, user_lenient) else {

@@ -1,7 +1,7 @@
 //! Access changes as a poll records them: each grant gained or lost, with the change of the
 //! resource that caused it and who made that change, and the body access rules see.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -167,19 +167,11 @@ pub fn attribute(
         .enumerate()
         .map(|(i, c)| ((c.change.kind, c.change.resource_id.as_str()), i))
         .collect();
-    let mut editors: BTreeMap<(String, String), usize> = BTreeMap::new();
-    for c in &access {
-        let r = &c.grant.resource;
-        editors.entry((r.kind.clone(), r.id.clone())).or_insert(0);
-    }
-    for ((kind, id), count) in editors.iter_mut() {
-        let users: HashSet<u32> = after
-            .reaching_refs(kind, id)
-            .filter(|(invite, _, role)| !invite && access_level(role) >= AccessLevel::Edit)
-            .map(|(_, user, _)| user)
-            .collect();
-        *count = users.len();
-    }
+    let targets: BTreeSet<(String, String)> = access
+        .iter()
+        .map(|c| (c.grant.resource.kind.clone(), c.grant.resource.id.clone()))
+        .collect();
+    let editors = after.editor_counts(&targets);
     access
         .into_iter()
         .map(|change| {
@@ -206,7 +198,10 @@ pub fn attribute(
             } else {
                 Vec::new()
             };
-            let editors_after = editors[&(r.kind.clone(), r.id.clone())];
+            let editors_after = editors
+                .get(&(r.kind.clone(), r.id.clone()))
+                .copied()
+                .unwrap_or(0);
             AttributedAccessChange {
                 change,
                 cause_name,
@@ -221,43 +216,73 @@ pub fn attribute(
 }
 
 impl EffectiveAccess {
-    /// [`EffectiveAccess::reaching`] without building grants: `(invite, subject position,
-    /// role name)` of each policy reaching resource `kind`/`id`.
-    fn reaching_refs<'a>(
-        &'a self,
-        kind: &'a str,
-        id: &'a str,
-    ) -> impl Iterator<Item = (bool, u32, &'a str)> + 'a {
-        let source = if kind == "SOURCE" {
-            self.sources
-                .binary_search_by(|s| s.id.as_str().cmp(id))
-                .ok()
-        } else {
-            None
-        };
-        self.policies
+    /// For each resource `(kind, id)` of `targets`, how many users (not invites) hold a role of
+    /// level `owner` or `edit` reaching it, as [`EffectiveAccess::reaching`] counts reach: grants
+    /// on it, and for a source the label-restricted grants whose labels it carries and the
+    /// unrestricted workspace-level grants of roles that reach sources. One pass over the
+    /// policies, whatever the number of targets.
+    pub(super) fn editor_counts(
+        &self,
+        targets: &BTreeSet<(String, String)>,
+    ) -> HashMap<(String, String), usize> {
+        let edits: Vec<bool> = self
+            .roles
             .iter()
-            .filter(move |p| {
-                let role = &self.roles[p.role as usize].name;
-                match &self.scopes[p.scope as usize] {
-                    super::Scope::Resource { kind: k, id: i, .. } => {
-                        (k == kind && i == id)
-                            || (source.is_some()
-                                && k == "WORKSPACE"
-                                && super::role_reaches_sources(role))
+            .map(|r| access_level(&r.name) >= AccessLevel::Edit)
+            .collect();
+        let mut direct: HashMap<(&str, &str), HashSet<u32>> = HashMap::new();
+        let mut workspace_wide: HashSet<u32> = HashSet::new();
+        let mut by_scope: HashMap<u32, HashSet<u32>> = HashMap::new();
+        for p in &self.policies {
+            if p.invite || !edits[p.role as usize] {
+                continue;
+            }
+            match &self.scopes[p.scope as usize] {
+                super::Scope::Resource { kind, id, .. } => {
+                    if targets.contains(&(kind.clone(), id.clone())) {
+                        direct
+                            .entry((kind.as_str(), id.as_str()))
+                            .or_default()
+                            .insert(p.subject);
                     }
-                    super::Scope::Labels { filter, .. } => {
-                        source.is_some_and(|i| super::carries_any(&self.sources[i].labels, filter))
+                    if kind == "WORKSPACE"
+                        && super::role_reaches_sources(&self.roles[p.role as usize].name)
+                    {
+                        workspace_wide.insert(p.subject);
                     }
                 }
+                super::Scope::Labels { .. } => {
+                    by_scope.entry(p.scope).or_default().insert(p.subject);
+                }
+            }
+        }
+        targets
+            .iter()
+            .map(|(kind, id)| {
+                let mut users: HashSet<u32> = direct
+                    .get(&(kind.as_str(), id.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
+                let source = (kind == "SOURCE")
+                    .then(|| {
+                        self.sources
+                            .binary_search_by(|s| s.id.as_str().cmp(id))
+                            .ok()
+                    })
+                    .flatten();
+                if let Some(i) = source {
+                    users.extend(&workspace_wide);
+                    for (scope, subjects) in &by_scope {
+                        if let super::Scope::Labels { filter, .. } = &self.scopes[*scope as usize]
+                            && super::carries_any(&self.sources[i].labels, filter)
+                        {
+                            users.extend(subjects);
+                        }
+                    }
+                }
+                ((kind.clone(), id.clone()), users.len())
             })
-            .map(|p| {
-                (
-                    p.invite,
-                    p.subject,
-                    self.roles[p.role as usize].name.as_str(),
-                )
-            })
+            .collect()
     }
 
     /// The labels of source `id`, when this snapshot holds it.

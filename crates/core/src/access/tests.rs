@@ -829,3 +829,33 @@ fn diff_lazily_gives_the_changes_of_diff() {
         assert_eq!(lazily.iter().collect::<Vec<_>>(), diff(&b, &a));
     }
 }
+
+#[test]
+fn editor_counts_equal_the_distinct_editors_among_the_grants_reaching_each_resource() {
+    let mut rng = fastrand::Rng::with_seed(16);
+    for _ in 0..100 {
+        let rs = random_workspace(&mut rng, 8, 3, 8);
+        let access = EffectiveAccess::compute(&rs);
+        let mut targets: std::collections::BTreeSet<(String, String)> = (0..8)
+            .map(|i| ("SOURCE".to_string(), format!("s{i}")))
+            .collect();
+        targets.insert(("WORKSPACE".into(), WS.into()));
+        targets.insert(("SOURCE".into(), "gone".into()));
+        let counts = access.editor_counts(&targets);
+        // A source the snapshot does not hold (removed) has no editors.
+        assert_eq!(counts[&("SOURCE".to_string(), "gone".to_string())], 0);
+        targets.remove(&("SOURCE".to_string(), "gone".to_string()));
+        for (kind, id) in &targets {
+            let naive: BTreeSet<String> = access
+                .reaching(kind, id)
+                .filter(|g| !g.invite && access_level(&g.role_name) >= AccessLevel::Edit)
+                .map(|g| g.user.id.clone())
+                .collect();
+            assert_eq!(
+                counts[&(kind.clone(), id.clone())],
+                naive.len(),
+                "{kind} {id}"
+            );
+        }
+    }
+}
