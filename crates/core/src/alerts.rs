@@ -583,7 +583,11 @@ pub fn plan<E>(
         }
     }
     // Access rules: each grant gained or lost is a subject once, `added` or `removed`, named
-    // by its grant; who made it is who made the change that caused it.
+    // by its grant; who made it is who made the change that caused it. One change (a label on
+    // a source, a role taken off a group) can move thousands of grants: a rule's alerts for the
+    // grants of one resource moved by one cause the same way are one alert, counting them.
+    let mut access_groups: Vec<AccessAlertGroup> = Vec::new();
+    let mut group_of: HashMap<(String, String, String, ChangeOp, String), usize> = HashMap::new();
     for access in input.access_changes {
         let body = access.body();
         let id = access.subject_id();
@@ -606,17 +610,57 @@ pub fn plan<E>(
             fields: &[],
             attribution: &access.attribution,
         };
-        let verdicts = evaluator.check_change(&subject, &facts);
-        record_change_verdicts(
-            &mut out,
-            verdicts,
-            (ResourceKind::Access, &id, &name),
-            // Alerts are unique per rule and change row, and one change (a label) can grant
-            // many: the access change row names its cause's change instead.
-            None,
-            &access.attribution,
-        );
+        let grant = &access.change.grant;
+        for verdict in evaluator.check_change(&subject, &facts) {
+            out.evaluations += 1;
+            match verdict.outcome {
+                Outcome::Fire {
+                    summary,
+                    explanation,
+                } => {
+                    let key = (
+                        verdict.rule.id.clone(),
+                        grant.resource.kind.clone(),
+                        grant.resource.id.clone(),
+                        op,
+                        format!("{}:{}", access.change.cause.kind, access.change.cause.id),
+                    );
+                    match group_of.get(&key) {
+                        Some(&i) => access_groups[i].add(&grant.user.email),
+                        None => {
+                            group_of.insert(key.clone(), access_groups.len());
+                            access_groups.push(AccessAlertGroup {
+                                alert: NewAlert {
+                                    attribution: access.attribution.clone(),
+                                    ..new_alert_for(
+                                        verdict.rule,
+                                        ResourceKind::Access,
+                                        &id,
+                                        &name,
+                                        summary,
+                                        explanation,
+                                    )
+                                },
+                                resource: (grant.resource.kind.clone(), grant.resource.id.clone()),
+                                resource_name: grant.resource.name.clone(),
+                                op,
+                                cause: key.4,
+                                grants: 1,
+                                users: vec![grant.user.email.clone()],
+                            });
+                        }
+                    }
+                }
+                Outcome::Error { message } => {
+                    out.problems
+                        .push(problem(verdict.rule, ResourceKind::Access, &id, message))
+                }
+                Outcome::Pass | Outcome::Exempt { .. } => {}
+            }
+        }
     }
+    out.opened
+        .extend(access_groups.into_iter().map(AccessAlertGroup::into_alert));
     // A baseline has no recorded changes; when asked, its resources count as added for change
     // rules (these alerts have no change row).
     if input.baseline && input.alert_on_baseline {
@@ -663,6 +707,65 @@ pub fn audit_event_name(event: &AuditEvent) -> &str {
         &event.resource_id
     } else {
         &event.resource_name
+    }
+}
+
+/// One access rule's alerts for the grants of one resource moved one way by one cause.
+struct AccessAlertGroup {
+    /// The first grant's alert.
+    alert: NewAlert,
+    /// `(PermissionResourceV1.type, id)` of the resource reached.
+    resource: (String, String),
+    resource_name: String,
+    op: ChangeOp,
+    /// `kind:id` of the cause.
+    cause: String,
+    grants: usize,
+    /// The first [`AccessAlertGroup::LISTED`] users' emails.
+    users: Vec<String>,
+}
+
+impl AccessAlertGroup {
+    /// Users an alert for several grants names; the rest are counted.
+    const LISTED: usize = 20;
+
+    fn add(&mut self, email: &str) {
+        self.grants += 1;
+        if self.users.len() < Self::LISTED {
+            self.users.push(email.to_string());
+        }
+    }
+
+    /// One grant: its own alert. Several: one alert for the resource and cause, with the first
+    /// grant's summary, the count and the first users.
+    fn into_alert(self) -> NewAlert {
+        if self.grants == 1 {
+            return self.alert;
+        }
+        let (kind, id) = &self.resource;
+        let verb = if self.op == ChangeOp::Added {
+            "gained"
+        } else {
+            "lost"
+        };
+        let more = self.grants - 1;
+        NewAlert {
+            resource_id: format!("{kind}:{id}|{}|{}", self.op, self.cause),
+            resource_name: self.resource_name.clone(),
+            summary: format!(
+                "{} (and {more} more grant{} {verb} on {} by the same change)",
+                self.alert.summary,
+                if more == 1 { "" } else { "s" },
+                self.resource_name
+            ),
+            explanation: serde_json::json!({
+                "grants": self.grants,
+                "users": self.users,
+                "users_listed": self.users.len(),
+                "first": self.alert.explanation,
+            }),
+            ..self.alert
+        }
     }
 }
 
