@@ -355,7 +355,7 @@ fn access_in_poll_row(
          attached; then stored and evaluated by the rules with the poll) | {} access changes in \
          {:.3} s; the poll {:.2} s in all; peak RSS of the churn poll {} (RSS before: {}) |\n",
         args.churn_percent,
-        churned.access_changes.len(),
+        churned.access_changes_total,
         churned.access_ms as f64 / 1000.0,
         churned.duration_ms as f64 / 1000.0,
         mib(peak),

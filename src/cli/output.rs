@@ -109,20 +109,20 @@ fn write_outcome(out: &mut impl Write, outcome: &PollOutcome) -> anyhow::Result<
     for change in &outcome.changes {
         writeln!(out, "{change}")?;
     }
-    if !outcome.access_changes.is_empty() {
+    if outcome.access_changes_total > 0 {
         writeln!(
             out,
             "effective access: {}",
-            plural(outcome.access_changes.len(), "change")
+            plural(outcome.access_changes_total, "change")
         )?;
         for access in outcome.access_changes.iter().take(ACCESS_LINES) {
             writeln!(out, "  {}", Escaped(&access.describe()))?;
         }
-        if outcome.access_changes.len() > ACCESS_LINES {
+        if outcome.access_changes_total > ACCESS_LINES {
             writeln!(
                 out,
                 "  … and {} more (all are stored: `segwatch access`, view audit_access_changes)",
-                outcome.access_changes.len() - ACCESS_LINES
+                outcome.access_changes_total - ACCESS_LINES
             )?;
         }
     }

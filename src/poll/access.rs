@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use segwatch_api::collect::Collection;
-use segwatch_core::access::{self, AttributedAccessChange, EffectiveAccess};
+use segwatch_core::access::{EffectiveAccess, PolledAccess};
 use segwatch_core::diff::ChangeOp;
 use segwatch_core::diff::{CurrentVersion, SnapshotDelta};
 use segwatch_core::drift::is_drift_only;
@@ -43,12 +43,12 @@ pub(super) fn access_changes(
     delta: &SnapshotDelta<'_>,
     baseline: bool,
     stored: &PollLookup<'_>,
-) -> Result<Vec<AttributedAccessChange>, StoreError> {
+) -> Result<PolledAccess, StoreError> {
     let relevant = |c: &&segwatch_core::diff::PlannedChange<'_>| {
         changes_access(c.change.kind) && !is_drift_only(&c.change)
     };
     if baseline || !delta.changes.iter().any(|c| relevant(&c)) {
-        return Ok(Vec::new());
+        return Ok(PolledAccess::empty());
     }
     // Borrowed: the snapshot's own resources are not copied, only what is read back.
     let mut carried_bodies: Vec<Resource> = Vec::with_capacity(carried.len());
@@ -98,11 +98,5 @@ pub(super) fn access_changes(
     drop(undone);
     let after_access = EffectiveAccess::compute_refs(&after);
     drop(after);
-    let found = access::diff(&before_access, &after_access);
-    Ok(access::attribute(
-        found,
-        &before_access,
-        &after_access,
-        &delta.changes,
-    ))
+    Ok(PolledAccess::between(before_access, after_access))
 }

@@ -39,7 +39,7 @@ mod outcome;
 mod stages;
 
 use failure::Running;
-pub use outcome::{PollError, PollOutcome};
+pub use outcome::{ACCESS_CHANGES_KEPT, PollError, PollOutcome};
 use outcome::{alert_records, duration_ms};
 use stages::TrailWindow;
 
@@ -239,7 +239,7 @@ impl Poller {
         tracing::info!(
             resources = stats.resource_count,
             changes = committed.changes.len(),
-            access_changes = committed.access_changes.len(),
+            access_changes = committed.access_changes_total,
             requests = stats.api_requests,
             confirm_requests = confirmation.requests,
             quarantined = collection.quarantine.len(),
@@ -268,6 +268,7 @@ impl Poller {
             confirmation,
             api_drift: committed.api_drift,
             access_changes: committed.access_changes,
+            access_changes_total: committed.access_changes_total,
             access_ms: duration_ms(committed.access_time),
         })
     }
@@ -309,11 +310,16 @@ impl Poller {
             kind_status: &collection.kind_status,
             confirm_requests,
             quarantine: &collection.quarantine,
-            access: &planned.access_changes,
+            access: Some(&planned.access_changes),
         };
         let ids = store.commit_snapshot(&target, &planned.delta, &planned.alerts)?;
         let (alerts, rule_problems, rule_evaluations) =
             alert_records(running.snapshot_id, planned.alerts, &ids);
+        let access_changes = planned
+            .access_changes
+            .attributed(&planned.delta.changes)
+            .take(outcome::ACCESS_CHANGES_KEPT)
+            .collect();
         Ok(Committed {
             base,
             changes: planned
@@ -328,7 +334,8 @@ impl Poller {
             rule_evaluations,
             audit_events: planned.trail.as_ref().map(|t| t.new_events.len()),
             api_drift: planned.api_drift,
-            access_changes: planned.access_changes,
+            access_changes,
+            access_changes_total: planned.access_changes.len(),
             attribution_time: planned.attribution_time,
             access_time: planned.access_time,
             rules_time: planned.rules_time,
@@ -360,6 +367,7 @@ struct Committed {
     audit_events: Option<usize>,
     api_drift: Vec<DriftSummary>,
     access_changes: Vec<segwatch_core::access::AttributedAccessChange>,
+    access_changes_total: usize,
     attribution_time: Duration,
     access_time: Duration,
     rules_time: Duration,

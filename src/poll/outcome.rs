@@ -101,11 +101,18 @@ pub struct PollOutcome {
     /// Fields Segment's API started or stopped returning, one per kind and path: recorded in
     /// the changes but raising no alert (see [`segwatch_core::drift`]).
     pub api_drift: Vec<segwatch_core::drift::DriftSummary>,
-    /// Effective access gained and lost with this snapshot, with causes (docs/ACCESS.md).
+    /// Effective access gained and lost with this snapshot, with causes (docs/ACCESS.md): the
+    /// first [`ACCESS_CHANGES_KEPT`]; every one is stored (`audit_access_changes`).
     pub access_changes: Vec<segwatch_core::access::AttributedAccessChange>,
+    /// How many there are in all.
+    pub access_changes_total: usize,
     /// Of the wall time: computing the access changes.
     pub access_ms: u64,
 }
+
+/// Access changes a poll's outcome carries (its output lists them); one change can move many
+/// more grants, which the store keeps without holding them all in memory.
+pub const ACCESS_CHANGES_KEPT: usize = 1000;
 
 impl PollOutcome {
     /// Whether this was the workspace's first complete snapshot.

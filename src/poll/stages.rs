@@ -18,7 +18,7 @@ use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
 use segwatch_store::{PollInputs, PollLookup, StoreError};
 
 use super::{Poller, access};
-use segwatch_core::access::AttributedAccessChange;
+use segwatch_core::access::PolledAccess;
 
 /// One read of the audit trail, as the API returned it.
 pub(super) struct TrailWindow {
@@ -37,7 +37,7 @@ struct PollFacts<'a> {
     /// The audit events this poll stores for the first time.
     audit_events: &'a [AuditEvent],
     /// The effective access this poll gained and lost.
-    access_changes: &'a [AttributedAccessChange],
+    access_changes: &'a PolledAccess,
     /// Who the trail shows acting, when this poll read it and a rule reads it.
     trail: Option<&'a TrailActivity>,
 }
@@ -53,7 +53,7 @@ pub(super) struct Planned<'c> {
     /// Fields Segment's API started or stopped returning.
     pub api_drift: Vec<DriftSummary>,
     /// Effective access gained and lost, with causes.
-    pub access_changes: Vec<AttributedAccessChange>,
+    pub access_changes: PolledAccess,
     /// Time spent selecting new audit events and attributing the changes.
     pub attribution_time: Duration,
     /// Time spent computing the access changes.
@@ -253,7 +253,7 @@ impl Poller {
             seen_since: &inputs.seen_since,
             inventory,
             audit_events,
-            access_changes: facts.access_changes,
+            access: Some(facts.access_changes),
             trail: facts.trail,
         };
         alerts::plan(&input, |id| stored.version_value(id))

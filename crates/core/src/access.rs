@@ -36,7 +36,7 @@ use crate::model::{Resource, ResourceKind};
 
 mod attributed;
 
-pub use attributed::{AttributedAccessChange, attribute, label_strings};
+pub use attributed::{AttributedAccessChange, PolledAccess, label_strings};
 
 /// A label as `(key, value)`.
 pub type LabelPair = (String, String);
@@ -1434,10 +1434,26 @@ impl<'a> AccessChanges<'a> {
 
     /// The changes, made one at a time, in the order of [`diff`].
     pub fn iter(&self) -> impl Iterator<Item = AccessChange> + '_ {
-        self.pending.iter().map(|c| {
+        made(self.before, self.after, &self.pending)
+    }
+
+    /// The compact changes, to keep with the two states they index.
+    fn into_pending(self) -> Vec<Pending> {
+        self.pending
+    }
+}
+
+/// `pending` (positions in `before` and `after`) made into changes one at a time.
+fn made<'p>(
+    before: &'p EffectiveAccess,
+    after: &'p EffectiveAccess,
+    pending: &'p [Pending],
+) -> impl Iterator<Item = AccessChange> + 'p {
+    {
+        pending.iter().map(move |c| {
             let ea = match c.change {
-                ChangeKind::Removed => self.before,
-                ChangeKind::Added => self.after,
+                ChangeKind::Removed => before,
+                ChangeKind::Added => after,
             };
             let p = &ea.policies[c.policy as usize];
             let grant = if c.source == u32::MAX {

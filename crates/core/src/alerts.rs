@@ -301,7 +301,7 @@ pub struct PlanInput<'a> {
     /// Audit events this snapshot stores for the first time: audit-event rules see each once.
     pub audit_events: &'a [AuditEvent],
     /// Effective access this snapshot gained and lost: access rules see each once.
-    pub access_changes: &'a [crate::access::AttributedAccessChange],
+    pub access: Option<&'a crate::access::PolledAccess>,
     /// The snapshot's relationships, for the `related` variable (`None` when no rule reads it).
     pub relations: Option<&'a crate::relations::Relations<'a>>,
     /// Who acted in the audit trail, for `last_acting` and `trail_since`: `None` when this poll
@@ -588,7 +588,11 @@ pub fn plan<E>(
     // grants of one resource moved by one cause the same way are one alert, counting them.
     let mut access_groups: Vec<AccessAlertGroup> = Vec::new();
     let mut group_of: HashMap<(String, String, String, ChangeOp, String), usize> = HashMap::new();
-    for access in input.access_changes {
+    let attributed = input
+        .access
+        .into_iter()
+        .flat_map(|a| a.attributed(input.changes));
+    for access in attributed {
         let body = access.body();
         let id = access.subject_id();
         let name = access.subject_name();

@@ -16,7 +16,7 @@ pub(crate) fn write_access_changes(
     workspace_id: i64,
     snapshot_id: i64,
     base: Option<i64>,
-    changes: &[AttributedAccessChange],
+    changes: impl Iterator<Item = AttributedAccessChange>,
     change_ids: &[i64],
 ) -> Result<()> {
     tx.prepare_cached(
@@ -32,6 +32,7 @@ pub(crate) fn write_access_changes(
             ?18, ?19, ?20, ?21)",
     )?;
     for a in changes {
+        let a = &a;
         let g = &a.change.grant;
         let (via_id, via_name) = match &g.via {
             Via::Direct => (None, None),

@@ -17,7 +17,7 @@ use crate::access::write_access_changes;
 use crate::alerts::write_alerts;
 use crate::trail::write_trail;
 use crate::{Result, Store, StoreError, chain, now};
-use segwatch_core::access::AttributedAccessChange;
+use segwatch_core::access::PolledAccess;
 
 /// Which snapshot a commit completes, and what is recorded with it.
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +42,8 @@ pub struct CommitTarget<'a> {
     pub confirm_requests: u64,
     /// Items it could not understand (stored once each in `quarantine`).
     pub quarantine: &'a [Quarantined],
-    /// Effective access it gained and lost (`access_changes`).
-    pub access: &'a [AttributedAccessChange],
+    /// Effective access it gained and lost (`access_changes`), when computed.
+    pub access: Option<&'a PolledAccess>,
 }
 
 /// One row of the `quarantine` table.
@@ -197,7 +197,16 @@ impl Store {
         if let Some(trail) = trail {
             write_trail(&tx, workspace_id, snapshot_id, trail)?;
         }
-        write_access_changes(&tx, workspace_id, snapshot_id, base, access, &change_ids)?;
+        write_access_changes(
+            &tx,
+            workspace_id,
+            snapshot_id,
+            base,
+            access
+                .into_iter()
+                .flat_map(|a| a.attributed(&delta.changes)),
+            &change_ids,
+        )?;
         let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
         write_quarantine(&tx, workspace_id, snapshot_id, quarantine)?;
         tx.execute(
@@ -332,7 +341,7 @@ mod tests {
                     kind_status: &Default::default(),
                     confirm_requests: 0,
                     quarantine: &[],
-                    access: &[],
+                    access: None,
                 },
                 &delta,
                 &AlertPlan::default(),
@@ -369,7 +378,7 @@ mod tests {
             kind_status: &Default::default(),
             confirm_requests: 0,
             quarantine: &[],
-            access: &[],
+            access: None,
         };
         let err = store
             .commit_snapshot(&target, &delta, &AlertPlan::default())

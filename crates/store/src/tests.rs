@@ -61,7 +61,7 @@ pub(crate) fn commit_with(
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
-        access: &[],
+        access: None,
     };
     store.commit_snapshot(&target, &delta, alerts)?;
     Ok((id, n))

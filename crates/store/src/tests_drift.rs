@@ -85,7 +85,7 @@ fn commit(
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
-        access: &[],
+        access: None,
     };
     store
         .commit_snapshot(&target, &delta, &alerts::AlertPlan::default())

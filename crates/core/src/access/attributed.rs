@@ -150,31 +150,78 @@ pub fn label_strings(labels: &[LabelPair]) -> Vec<String> {
     labels.iter().map(|(k, v)| format!("{k}:{v}")).collect()
 }
 
-/// Attaches to each access change the change of its causing resource among `changes` (the
-/// snapshot's), who made it, the reached resource's labels and its editors after.
-///
-/// A group that did not change itself cannot have caused a change of its grants: the member's
-/// user record did (e.g. a member listed by email who became a user), so the user's change is
-/// taken when there is one.
-pub fn attribute(
-    access: Vec<AccessChange>,
-    before: &EffectiveAccess,
-    after: &EffectiveAccess,
-    changes: &[PlannedChange<'_>],
-) -> Vec<AttributedAccessChange> {
-    let by_resource: HashMap<(ResourceKind, &str), usize> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| ((c.change.kind, c.change.resource_id.as_str()), i))
-        .collect();
-    let targets: BTreeSet<(String, String)> = access
-        .iter()
-        .map(|c| (c.grant.resource.kind.clone(), c.grant.resource.id.clone()))
-        .collect();
-    let editors = after.editor_counts(&targets);
-    access
-        .into_iter()
-        .map(|change| {
+/// The access changes of one poll, kept factored: both snapshots' effective access and the
+/// changes as positions in them, made into [`AttributedAccessChange`]s one at a time. A relabel
+/// that moves 250,000 grants then costs a few MiB held, not hundreds (each made change is a
+/// dozen strings), however often the poll walks them (rules, then the commit).
+#[derive(Debug)]
+pub struct PolledAccess {
+    before: EffectiveAccess,
+    after: EffectiveAccess,
+    pending: Vec<super::Pending>,
+    /// Editors after the poll, per resource reached by a change.
+    editors: HashMap<(String, String), usize>,
+}
+
+impl PolledAccess {
+    /// The changes from `before` to `after`.
+    pub fn between(before: EffectiveAccess, after: EffectiveAccess) -> PolledAccess {
+        let pending = super::diff_lazily(&before, &after).into_pending();
+        let mut polled = PolledAccess {
+            before,
+            after,
+            pending,
+            editors: HashMap::new(),
+        };
+        let targets: BTreeSet<(String, String)> = polled
+            .changes()
+            .map(|c| (c.grant.resource.kind, c.grant.resource.id))
+            .collect();
+        polled.editors = polled.after.editor_counts(&targets);
+        polled
+    }
+
+    /// No change.
+    pub fn empty() -> PolledAccess {
+        PolledAccess {
+            before: EffectiveAccess::default(),
+            after: EffectiveAccess::default(),
+            pending: Vec::new(),
+            editors: HashMap::new(),
+        }
+    }
+
+    /// The number of changes.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The changes, in the order of [`super::diff`].
+    pub fn changes(&self) -> impl Iterator<Item = AccessChange> + '_ {
+        super::made(&self.before, &self.after, &self.pending)
+    }
+
+    /// The changes with their causes' changes among `changes` (the snapshot's), who made
+    /// them, the reached resource's labels and its editors after.
+    ///
+    /// A group that did not change itself cannot have caused a change of its grants: the
+    /// member's user record did (e.g. a member listed by email who became a user), so the
+    /// user's change is taken when there is one.
+    pub fn attributed<'s>(
+        &'s self,
+        changes: &'s [PlannedChange<'_>],
+    ) -> impl Iterator<Item = AttributedAccessChange> + 's {
+        let by_resource: HashMap<(ResourceKind, &str), usize> = changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.change.kind, c.change.resource_id.as_str()), i))
+            .collect();
+        self.changes().map(move |change| {
             let cause = &change.cause;
             let mut index = by_resource.get(&(cause.kind, cause.id.as_str())).copied();
             if index.is_none() && cause.kind == ResourceKind::Group {
@@ -191,14 +238,15 @@ pub fn attribute(
             let cause_op = index.map(|i| changes[i].change.op);
             let r = &change.grant.resource;
             let resource_labels = if r.kind == "SOURCE" {
-                after
+                self.after
                     .source_labels(&r.id)
-                    .or_else(|| before.source_labels(&r.id))
+                    .or_else(|| self.before.source_labels(&r.id))
                     .unwrap_or_default()
             } else {
                 Vec::new()
             };
-            let editors_after = editors
+            let editors_after = self
+                .editors
                 .get(&(r.kind.clone(), r.id.clone()))
                 .copied()
                 .unwrap_or(0);
@@ -212,7 +260,7 @@ pub fn attribute(
                 editors_after,
             }
         })
-        .collect()
+    }
 }
 
 impl EffectiveAccess {

@@ -607,7 +607,7 @@ fn change_rules_and_findings_never_see_drift() {
         seen_since: &seen_since,
         inventory: json!({}),
         audit_events: &[],
-        access_changes: &[],
+        access: None,
         relations: None,
         trail: None,
     };

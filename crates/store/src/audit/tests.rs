@@ -56,7 +56,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
-        access: &[],
+        access: None,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())

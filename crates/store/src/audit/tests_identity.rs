@@ -40,7 +40,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource], trail: Option<&Tra
         kind_status: &Default::default(),
         confirm_requests: 0,
         quarantine: &[],
-        access: &[],
+        access: None,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())
