@@ -160,7 +160,6 @@ async fn measure(
     let full_cycle = started.elapsed();
     let peak = rss_kib("VmHWM:");
     let workspace_id = store.workspace_id(poller.workspace())?;
-    let (access_first, access_before) = access_first(&store, workspace_id, first.snapshot_id)?;
     let only_access = args.only.as_deref() == Some("access");
 
     // One quiet poll usually fits in a page that has room; average over several so the number
@@ -224,6 +223,9 @@ async fn measure(
     let churned = poller.poll(&mut store).await?;
     let churn_peak = rss_kib("VmHWM:");
     let in_poll = access_in_poll_row(args, &churned, churn_rss_before, churn_peak);
+    // Measured apart, after the polls, so that their peaks are the polls' own: these read
+    // whole snapshots back from the store.
+    let (access_first, access_before) = access_first(&store, workspace_id, first.snapshot_id)?;
     if only_access {
         return Ok(access_report(
             args,
