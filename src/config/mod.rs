@@ -129,6 +129,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("collect.warehouses", DefaultValue::Bool(true)),
     ("collect.functions", DefaultValue::Bool(true)),
     ("collect.tracking_plans", DefaultValue::Bool(true)),
+    ("collect.destination_filters", DefaultValue::Bool(true)),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

@@ -138,6 +138,8 @@ pub struct CollectSettings {
     pub functions: bool,
     /// Collect tracking plans and their connected sources.
     pub tracking_plans: bool,
+    /// Collect destination filters, one request per destination (with `destinations` only).
+    pub destination_filters: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -155,6 +157,7 @@ impl CollectSettings {
             warehouses: self.warehouses,
             functions: self.functions,
             tracking_plans: self.tracking_plans,
+            destination_filters: self.destination_filters,
         }
     }
 

@@ -255,6 +255,9 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
         body["sourceIds"] = json!(sorted(&t.source_ids));
         put(ResourceKind::TrackingPlan, &t.id, body);
     }
+    for f in st.destinations.iter().flat_map(|d| &d.filters) {
+        put(ResourceKind::DestinationFilter, &f.id, to(f));
+    }
     out
 }
 
@@ -786,7 +789,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

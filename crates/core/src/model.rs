@@ -45,6 +45,10 @@ pub enum ResourceKind {
     /// (`GET /tracking-plans`).
     #[serde(rename = "tracking_plan")]
     TrackingPlan,
+    /// A destination filter (`GET /destination/{destinationId}/filters`, one listing per
+    /// destination; `DestinationFilterV1`): its `if` condition, `actions` and `enabled`.
+    #[serde(rename = "destination_filter")]
+    DestinationFilter,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -55,7 +59,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 11] = [
+    pub const ALL: [ResourceKind; 12] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -67,6 +71,7 @@ impl ResourceKind {
         ResourceKind::Warehouse,
         ResourceKind::Function,
         ResourceKind::TrackingPlan,
+        ResourceKind::DestinationFilter,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -94,6 +99,7 @@ impl ResourceKind {
             ResourceKind::Warehouse => "warehouse",
             ResourceKind::Function => "function",
             ResourceKind::TrackingPlan => "tracking_plan",
+            ResourceKind::DestinationFilter => "destination_filter",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -109,7 +115,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter"
 )]
 pub struct UnknownKind(pub String);
 

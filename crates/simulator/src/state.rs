@@ -231,6 +231,14 @@ pub struct Destination {
     pub source_id: String,
     /// Free-form settings, secrets (`apiKey`…) included.
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Its destination filters (`GET /destination/{id}/filters`), not part of
+    /// `DestinationV1`; removed with it.
+    #[serde(skip)]
+    pub filters: Vec<crate::controls::DestinationFilter>,
+    /// Its Actions subscriptions (`GET /destinations/{id}/subscriptions`), not part of
+    /// `DestinationV1`; removed with it.
+    #[serde(skip)]
+    pub subscriptions: Vec<crate::controls::Subscription>,
 }
 
 /// A warehouse (`WarehouseV1`) and the sources syncing to it.

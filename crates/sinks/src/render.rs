@@ -616,7 +616,8 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::Destination
         | ResourceKind::Warehouse
         | ResourceKind::Function
-        | ResourceKind::TrackingPlan => None,
+        | ResourceKind::TrackingPlan
+        | ResourceKind::DestinationFilter => None,
     }
 }
 

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_writer.sql"),
     include_str!("migrations/0014_access_changes.sql"),
     include_str!("migrations/0015_access_reviews.sql"),
+    include_str!("migrations/0017_data_controls.sql"),
 ];
 
 /// The schema version this build reads and writes.

@@ -172,6 +172,10 @@ pub(super) fn to_resource(
                 ResourceKind::Function => {
                     string_field(&item, "displayName").filter(|n| !n.is_empty())
                 }
+                // `DestinationFilterV1` has a `title`, no `name`.
+                ResourceKind::DestinationFilter => {
+                    string_field(&item, "title").filter(|n| !n.is_empty())
+                }
                 // Warehouses have no name of their own; the settings usually carry one.
                 ResourceKind::Warehouse => {
                     nested("settings", "name").or_else(|| nested("metadata", "name"))

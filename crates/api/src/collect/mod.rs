@@ -15,6 +15,7 @@
 //! Lists are converted page by page so 100,000 users never sit in memory as JSON trees.
 
 mod confirm;
+mod controls;
 mod items;
 mod kinds;
 mod listing;
@@ -122,6 +123,8 @@ pub struct CollectOptions {
     pub functions: bool,
     /// Tracking plans, with their connected sources.
     pub tracking_plans: bool,
+    /// Destination filters, one listing per destination (read only when `destinations` is).
+    pub destination_filters: bool,
 }
 
 impl Default for CollectOptions {
@@ -131,6 +134,7 @@ impl Default for CollectOptions {
             warehouses: true,
             functions: true,
             tracking_plans: true,
+            destination_filters: true,
         }
     }
 }
@@ -143,6 +147,8 @@ impl CollectOptions {
             ResourceKind::Warehouse => self.warehouses,
             ResourceKind::Function => self.functions,
             ResourceKind::TrackingPlan => self.tracking_plans,
+            // Read per destination: only with the destinations.
+            ResourceKind::DestinationFilter => self.destinations && self.destination_filters,
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

@@ -213,7 +213,8 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
     let groups = generate_groups(&mut g, &users, &invites, sizes.groups);
     let roles = g.roles;
     let mut flow_rng = Rng::with_seed(seed ^ FLOW_SEED_SALT);
-    let flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
+    let mut flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
+    crate::controls::generate_controls(seed, &mut flow.destinations);
     WorkspaceState::new(
         workspace, roles, users, groups, invites, sources, labels, flow,
     )

@@ -5,6 +5,7 @@
 //! [`WorkspaceState::check_invariants`](crate::WorkspaceState::check_invariants).
 
 mod apply;
+mod controls;
 mod data_flow;
 mod random;
 mod shuffle;
@@ -208,6 +209,41 @@ pub enum Mutation {
         tracking_plan_id: String,
         /// The source.
         source_id: String,
+    },
+    /// Adds an enabled filter to a destination that drops `fields` from every event's
+    /// properties (`DROP_PROPERTIES`).
+    AddDestinationFilter {
+        /// The destination.
+        destination_id: String,
+        /// The filter's title.
+        title: String,
+        /// Property names dropped.
+        fields: Vec<String>,
+    },
+    /// Deletes a destination filter.
+    RemoveDestinationFilter {
+        /// The filter.
+        filter_id: String,
+    },
+    /// Enables or disables a destination filter.
+    SetDestinationFilterEnabled {
+        /// The filter.
+        filter_id: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Adds an Actions subscription to a destination that maps `field` (e.g. `email`) from the
+    /// event's traits, with any extra mapping `settings` (which may carry a credential).
+    AddSubscription {
+        /// The destination.
+        destination_id: String,
+        /// The subscription's name.
+        name: String,
+        /// The destination field mapped from `$.traits.<field>`.
+        field: String,
+        /// Extra mapping entries.
+        #[serde(default)]
+        settings: Option<serde_json::Map<String, serde_json::Value>>,
     },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).

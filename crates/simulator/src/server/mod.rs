@@ -1,6 +1,7 @@
 //! The HTTP side: routing, auth, rate limiting, fault injection, pagination and envelopes.
 
 mod control;
+mod controls;
 mod gate;
 mod pagination;
 mod responses;
@@ -277,6 +278,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/audit-events", get(list_audit_events))
         .route("/destinations", get(list_destinations))
         .route("/destinations/{id}", get(get_destination))
+        .route(
+            "/destination/{id}/filters",
+            get(controls::list_destination_filters),
+        )
+        .route(
+            "/destinations/{id}/subscriptions",
+            get(controls::list_destination_subscriptions),
+        )
         .route("/warehouses", get(list_warehouses))
         .route("/warehouses/{id}", get(get_warehouse))
         .route(

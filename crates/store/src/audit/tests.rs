@@ -523,6 +523,7 @@ const VIEWS: &[&str] = &[
     "audit_privacy_requests",
     "audit_access_changes",
     "audit_access_reviews",
+    "audit_current_destination_filters",
 ];
 
 #[test]

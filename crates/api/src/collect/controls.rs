@@ -1,0 +1,181 @@
+//! The data controls that stand between a source and where its data goes: destination filters
+//! and Actions subscriptions (read per destination), source schema settings (per source),
+//! transformations and reverse ETL models (plain listings).
+//!
+//! Paths, envelopes and fields follow Segment's Go SDK (`segmentio/public-api-sdk-go`):
+//! `api/api_destination_filters.go` (`GET /destination/{destinationId}/filters`, singular
+//! `destination`, paginated, `data.filters`) with `api/model_destination_filter_v1.go`.
+//!
+//! A per-parent kind first lists its parents' ids (`GET /destinations`, paginated), then reads
+//! each parent's children concurrently through [`complete_each`](super::kinds): the client's
+//! semaphore (`[segment] concurrency`) bounds the requests in flight, and its pacing and
+//! retries apply to each request as to any other. A 404 on a child listing is a parent deleted
+//! since it was listed when `GET` of the parent says 404 too (its children are left out, as the
+//! next poll would find); otherwise the API lacks the endpoint and the kind is unavailable.
+
+use serde_json::Value;
+
+use super::items::{KindRead, string_field};
+use super::kinds::encode_segment;
+use super::{CollectError, Result};
+use crate::segment::{SegmentClient, SegmentError};
+use segwatch_core::model::ResourceKind;
+use segwatch_core::redact::SecretPolicy;
+
+/// Where a per-parent kind lives: its parents' listing and get-by-id route, and its own
+/// listing under each parent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PerParent {
+    /// The parents' list path and items key, e.g. (`/destinations`, `destinations`).
+    pub(super) parents: (&'static str, &'static str),
+    /// The parent's get-by-id path prefix and envelope key.
+    pub(super) parent_get: (&'static str, &'static str),
+    /// The children's path before and after the parent's id, and their items key.
+    pub(super) children: (&'static str, &'static str, &'static str),
+    /// The field naming the parent in each child, set when the API leaves it out.
+    pub(super) parent_field: &'static str,
+}
+
+/// Destination filters: `GET /destination/{destinationId}/filters` (`data.filters`).
+pub(super) const FILTERS: PerParent = PerParent {
+    parents: ("/destinations", "destinations"),
+    parent_get: ("/destinations", "destination"),
+    children: ("/destination/", "/filters", "filters"),
+    parent_field: "destinationId",
+};
+
+/// The per-parent layout of `kind`, if it is read per parent.
+pub(super) fn per_parent(kind: ResourceKind) -> Option<PerParent> {
+    match kind {
+        ResourceKind::DestinationFilter => Some(FILTERS),
+        _ => None,
+    }
+}
+
+/// The ids of every parent, in listing order. A listing that disagrees with itself twice
+/// leaves the kind incomplete (`read.inconsistent`): children of a parent it missed must not
+/// read as removed.
+async fn parent_ids(
+    client: &SegmentClient,
+    kind: ResourceKind,
+    (path, key): (&str, &str),
+    read: &mut KindRead,
+) -> Result<Vec<String>> {
+    let mut first_why = None;
+    for _ in 0..2 {
+        let mut pages = client.pages(path, key);
+        let mut ids = Vec::new();
+        while let Some(page) = pages
+            .next_page()
+            .await
+            .map_err(|cause| CollectError::Api { kind, cause })?
+        {
+            ids.extend(
+                page.iter()
+                    .filter_map(|item| string_field(item, "id"))
+                    .map(str::to_owned),
+            );
+        }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let why = ids
+            .iter()
+            .find(|id| !seen.insert(id.as_str()))
+            .map(|id| format!("`{id}` was listed twice"))
+            .or_else(|| pages.disagreement().map(str::to_owned));
+        match (why, first_why.take()) {
+            (None, _) => return Ok(ids),
+            (Some(why), None) => {
+                tracing::warn!(%kind, path, why = %why, "the parents' list changed while it was read; reading it again");
+                first_why = Some(why);
+            }
+            (Some(second), Some(first)) => {
+                read.inconsistent = Some(format!(
+                    "GET {path} disagreed with itself on two reads ({first}; then {second})"
+                ));
+                let mut seen = std::collections::HashSet::new();
+                ids.retain(|id| seen.insert(id.clone()));
+                return Ok(ids);
+            }
+        }
+    }
+    unreachable!("the loop returns on its second pass")
+}
+
+/// The children of one parent, each naming its parent; `None` when the parent is gone.
+async fn children_of(
+    client: &SegmentClient,
+    layout: PerParent,
+    parent: &str,
+) -> std::result::Result<Option<Vec<Value>>, SegmentError> {
+    let (before, after, key) = layout.children;
+    let segment = encode_segment(parent);
+    let path = format!("{before}{segment}{after}");
+    let mut items = match client.list_all(&path, key).await {
+        Ok(items) => items,
+        Err(e) if e.is_not_found() => {
+            // The parent deleted since it was listed, or an API without this endpoint.
+            let (prefix, envelope) = layout.parent_get;
+            return match client
+                .get_object(&format!("{prefix}/{segment}"), envelope)
+                .await
+            {
+                Err(gone) if gone.is_not_found() => {
+                    tracing::debug!(path = %path, "parent gone since it was listed; left out");
+                    Ok(None)
+                }
+                Err(other) => Err(other),
+                Ok(_) => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    for item in &mut items {
+        if let Value::Object(map) = item {
+            map.entry(layout.parent_field)
+                .or_insert_with(|| Value::String(parent.to_owned()));
+        }
+    }
+    Ok(Some(items))
+}
+
+/// Reads a per-parent kind: the parents' ids, then every parent's children concurrently.
+pub(super) async fn read_per_parent(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+    kind: ResourceKind,
+    layout: PerParent,
+) -> Result<KindRead> {
+    let mut read = KindRead::default();
+    let parents = parent_ids(client, kind, layout.parents, &mut read).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, parent) in parents.into_iter().enumerate() {
+        let client = client.clone();
+        tasks.spawn(async move {
+            children_of(&client, layout, &parent)
+                .await
+                .map(|children| (index, parent, children))
+        });
+    }
+    let mut done = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (index, parent, children) = joined
+            .expect("collection tasks do not panic")
+            .map_err(|cause| CollectError::Api { kind, cause })?;
+        if let Some(children) = children {
+            done.push((index, parent, children));
+        }
+    }
+    done.sort_by_key(|(index, _, _)| *index);
+    let (before, after, _) = layout.children;
+    for (_, parent, children) in done {
+        let path = format!("{before}{}{after}", encode_segment(&parent));
+        for child in children {
+            read.convert(kind, &path, child, policy);
+        }
+    }
+    if let Some(id) = read.dedupe(kind) {
+        let why = format!("`{id}` was listed under two parents");
+        read.inconsistent.get_or_insert(why);
+    }
+    Ok(read)
+}

@@ -1,0 +1,126 @@
+//! The mutations of the data controls (destination filters, Actions subscriptions) and the
+//! audit-trail entry each one leaves.
+
+use fastrand::Rng;
+
+use crate::SimError;
+use crate::audit::Touched;
+use crate::controls::{drop_fields_filter, mapping_subscription};
+use crate::state::WorkspaceState;
+
+use super::{Mutation, not_found};
+
+/// Whether `m` is a mutation of the data controls.
+pub(super) fn is_control(m: &Mutation) -> bool {
+    matches!(
+        m,
+        Mutation::AddDestinationFilter { .. }
+            | Mutation::RemoveDestinationFilter { .. }
+            | Mutation::SetDestinationFilterEnabled { .. }
+            | Mutation::AddSubscription { .. }
+    )
+}
+
+/// Position of the destination holding filter `id`, and the filter's position in it.
+fn find_filter(st: &WorkspaceState, id: &str) -> Result<(usize, usize), SimError> {
+    st.destinations
+        .iter()
+        .enumerate()
+        .find_map(|(d, dest)| dest.filters.iter().position(|f| f.id == id).map(|f| (d, f)))
+        .ok_or_else(|| not_found("destination filter", id))
+}
+
+/// Applies a data-control mutation, pushing what it touched to `trail`.
+pub(super) fn controls(
+    st: &mut WorkspaceState,
+    rng: &mut Rng,
+    m: Mutation,
+    trail: &mut Vec<Touched>,
+) -> Result<String, SimError> {
+    let destination = |st: &WorkspaceState, id: &str| {
+        st.destination_position(id)
+            .ok_or_else(|| not_found("destination", id))
+    };
+    Ok(match m {
+        Mutation::AddDestinationFilter {
+            destination_id,
+            title,
+            fields,
+        } => {
+            if fields.is_empty() {
+                return Err(SimError::Invalid(
+                    "a filter drops at least one field".into(),
+                ));
+            }
+            let pos = destination(st, &destination_id)?;
+            let d = &st.destinations[pos];
+            let filter = drop_fields_filter(rng, d, &title, &fields);
+            trail.push(Touched::new(
+                "Destination Filter Created",
+                "destination_filter",
+                &filter.id,
+                &filter.title,
+            ));
+            let name = d.name.clone();
+            st.destinations[pos].filters.push(filter);
+            format!("added filter \"{title}\" to destination \"{name}\"")
+        }
+        Mutation::RemoveDestinationFilter { filter_id } => {
+            let (d, f) = find_filter(st, &filter_id)?;
+            let removed = st.destinations[d].filters.remove(f);
+            trail.push(Touched::new(
+                "Destination Filter Deleted",
+                "destination_filter",
+                &removed.id,
+                &removed.title,
+            ));
+            format!(
+                "removed filter \"{}\" from destination \"{}\"",
+                removed.title, st.destinations[d].name
+            )
+        }
+        Mutation::SetDestinationFilterEnabled { filter_id, enabled } => {
+            let (d, f) = find_filter(st, &filter_id)?;
+            let filter = &mut st.destinations[d].filters[f];
+            if std::mem::replace(&mut filter.enabled, enabled) == enabled {
+                return Err(SimError::Conflict(format!(
+                    "filter \"{}\" is already {}",
+                    filter.title,
+                    if enabled { "enabled" } else { "disabled" }
+                )));
+            }
+            filter.updated_at = crate::generate::random_timestamp(rng, 2026);
+            trail.push(Touched::new(
+                "Destination Filter Modified",
+                "destination_filter",
+                &filter.id,
+                &filter.title,
+            ));
+            let verb = if enabled { "enabled" } else { "disabled" };
+            format!("{verb} filter \"{}\"", filter.title)
+        }
+        Mutation::AddSubscription {
+            destination_id,
+            name,
+            field,
+            settings,
+        } => {
+            if field.trim().is_empty() {
+                return Err(SimError::Invalid("a mapped field must not be empty".into()));
+            }
+            let pos = destination(st, &destination_id)?;
+            let d = &st.destinations[pos];
+            let sub = mapping_subscription(rng, d, &name, &field, settings);
+            trail.push(Touched::new(
+                "Destination Subscription Created",
+                "destination_subscription",
+                &sub.id,
+                &sub.name,
+            ));
+            let dest_name = d.name.clone();
+            st.destinations[pos].subscriptions.push(sub);
+            format!("subscribed destination \"{dest_name}\" to \"{name}\", mapping `{field}`")
+        }
+        other => unreachable!("not a data-control mutation: {other:?}"),
+    })
+}

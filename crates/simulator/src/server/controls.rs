@@ -1,0 +1,49 @@
+//! Routes of the data controls: a destination's filters (`GET /destination/{id}/filters`,
+//! singular `destination`, as `api/api_destination_filters.go` of Segment's Go SDK has it) and
+//! its Actions subscriptions (`GET /destinations/{id}/subscriptions`, `api/api_destinations.go`),
+//! both paginated with `data.filters` / `data.subscriptions` and `data.pagination`.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::pagination::{QueryPairs, list_page};
+use super::responses::not_found_response;
+use super::routes::{Endlessness, IdPath, Shr};
+
+pub(super) async fn list_destination_filters(
+    State(sh): Shr,
+    id: IdPath,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    let Some(i) = sim.state.destination_position(&id) else {
+        return not_found_response();
+    };
+    let filters = &sim.state.destinations[i].filters;
+    list_page("filters", filters.len(), q, e, |r| {
+        filters[r].iter().collect()
+    })
+}
+
+pub(super) async fn list_destination_subscriptions(
+    State(sh): Shr,
+    id: IdPath,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    let Some(i) = sim.state.destination_position(&id) else {
+        return not_found_response();
+    };
+    let subscriptions = &sim.state.destinations[i].subscriptions;
+    list_page("subscriptions", subscriptions.len(), q, e, |r| {
+        subscriptions[r].iter().collect()
+    })
+}

@@ -1,0 +1,25 @@
+-- Schema 17: auditor views of the data controls that stand between a source and where its
+-- data goes (issue 17), documented in docs/SCHEMA.md. Views only, same conventions as schema 6.
+
+CREATE VIEW audit_current_destination_filters AS
+SELECT
+    w.name AS workspace,
+    v.resource_id AS filter_id,
+    v.name AS title,
+    json_extract(v.body, '$.enabled') AS enabled,
+    json_extract(v.body, '$.destinationId') AS destination_id,
+    (SELECT d.name FROM resource_versions d
+      WHERE d.workspace_id = v.workspace_id AND d.kind = 'destination' AND d.valid_to IS NULL
+        AND d.resource_id = json_extract(v.body, '$.destinationId')) AS destination_name,
+    json_extract(v.body, '$.sourceId') AS source_id,
+    json_extract(v.body, '$.if') AS condition,
+    (SELECT group_concat(t, ', ') FROM (
+        SELECT json_extract(a.value, '$.type') AS t FROM json_each(v.body, '$.actions') a
+        ORDER BY 1)) AS action_types,
+    f.finished_at AS since_at,
+    v.id AS version_id,
+    v.body
+FROM resource_versions v
+JOIN workspaces w ON w.id = v.workspace_id
+JOIN snapshots f ON f.id = v.valid_from
+WHERE v.kind = 'destination_filter' AND v.valid_to IS NULL;
