@@ -130,6 +130,10 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("collect.functions", DefaultValue::Bool(true)),
     ("collect.tracking_plans", DefaultValue::Bool(true)),
     ("collect.destination_filters", DefaultValue::Bool(true)),
+    (
+        "collect.destination_subscriptions",
+        DefaultValue::Bool(true),
+    ),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

@@ -140,6 +140,8 @@ pub struct CollectSettings {
     pub tracking_plans: bool,
     /// Collect destination filters, one request per destination (with `destinations` only).
     pub destination_filters: bool,
+    /// Collect Actions subscriptions, one request per destination (with `destinations` only).
+    pub destination_subscriptions: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -158,6 +160,7 @@ impl CollectSettings {
             functions: self.functions,
             tracking_plans: self.tracking_plans,
             destination_filters: self.destination_filters,
+            destination_subscriptions: self.destination_subscriptions,
         }
     }
 

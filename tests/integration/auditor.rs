@@ -258,6 +258,9 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
     for f in st.destinations.iter().flat_map(|d| &d.filters) {
         put(ResourceKind::DestinationFilter, &f.id, to(f));
     }
+    for s in st.destinations.iter().flat_map(|d| &d.subscriptions) {
+        put(ResourceKind::DestinationSubscription, &s.id, to(s));
+    }
     out
 }
 
@@ -789,7 +792,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

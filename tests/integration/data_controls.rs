@@ -49,17 +49,18 @@ fn paths(change: &ResourceChange) -> Vec<&str> {
     change.fields.iter().map(|f| f.path.as_str()).collect()
 }
 
-/// The alerts of `rule` a poll raised about `id`, with their actor's email.
+/// The alerts of `rule` a poll raised about `id`, with their actor (email, else the raw actor).
 fn alerts_of(outcome: &PollOutcome, rule: &str, id: &str) -> Vec<Option<String>> {
     outcome
         .alerts
         .iter()
         .filter(|a| a.rule_id == rule && a.resource_id == id)
-        .map(|a| a.attribution.actor_email.clone())
+        .map(|a| a.attribution.who().map(str::to_owned))
         .collect()
 }
 
-/// The email of whoever the simulator's trail says made the latest change to `resource_id`.
+/// Who the simulator's trail says made the latest change to `resource_id`: the email, else the
+/// raw actor (an API token).
 fn author(ws: &TestWorkspace, resource_id: &str) -> String {
     let event = ws
         .sim
@@ -227,5 +228,217 @@ async fn destination_filters_unavailable_leave_the_poll_complete() {
             .contains("destination_filter: unavailable (HTTP 404)"),
         "{}",
         run.stdout()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_collected_diffed_and_their_secrets_never_stored_or_logged() {
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    let baseline = poll(&ws, &rules).await;
+    let held = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .map(|d| d.subscriptions.len())
+            .sum::<usize>()
+    });
+    assert!(held >= ws.sim.read(|s| s.destinations.len()));
+    assert_eq!(
+        baseline
+            .resource_counts
+            .get(&ResourceKind::DestinationSubscription),
+        Some(&held)
+    );
+    // The generated mappings' credentials were fingerprinted too.
+    let generated: Vec<String> = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .flat_map(|d| &d.subscriptions)
+            .filter_map(|s| s.settings.get("api_secret"))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+
+    let destination = ws.sim.read(|s| s.destinations[2].id.clone());
+    let secret = "sk_live_mapping_9f3b2c71d4e8a6";
+    let mut extra = serde_json::Map::new();
+    extra.insert("api_secret".into(), serde_json::json!(secret));
+    extra.insert(
+        "auth".into(),
+        serde_json::json!({"bearer_token": "tok_mapping_5e1d7c9a3b", "region": "eu"}),
+    );
+    ws.sim
+        .apply(Mutation::AddSubscription {
+            destination_id: destination.clone(),
+            name: "Sync emails".into(),
+            field: "email".into(),
+            settings: Some(extra),
+        })
+        .unwrap();
+    let added = ws.sim.read(|s| {
+        let d = &s.destinations[2];
+        d.subscriptions.last().unwrap().id.clone()
+    });
+    let who = author(&ws, &added);
+    let outcome = poll(&ws, &rules).await;
+    assert_eq!(
+        change_of(&outcome, ResourceKind::DestinationSubscription, &added).op,
+        ChangeOp::Added
+    );
+    assert_eq!(
+        alerts_of(&outcome, "subscription-maps-personal-data", &added),
+        vec![Some(who)]
+    );
+
+    // An edit of the mapping is diffed at its exact path; the credential by fingerprint.
+    let mut transcript = String::new();
+    let run = ws
+        .segwatch()
+        .env("RUST_LOG", "trace")
+        .args(["--log-format", "json", "poll", "--format", "json"])
+        .success();
+    transcript.push_str(&run.stdout());
+    transcript.push_str(&run.stderr());
+    for args in [
+        vec!["diff", "--format", "json"],
+        vec!["history", "destination_subscription", added.as_str()],
+        vec![
+            "query",
+            "SELECT mapped_fields, body FROM audit_current_destination_subscriptions",
+        ],
+    ] {
+        let run = ws.segwatch().args(args).success();
+        transcript.push_str(&run.stdout());
+        transcript.push_str(&run.stderr());
+    }
+    assert!(
+        transcript.contains(&added),
+        "the output shows the subscription"
+    );
+    assert!(transcript.contains(&segwatch_core::redact::fingerprint(secret)));
+
+    let mut database = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut path = ws.db().into_os_string();
+        path.push(suffix);
+        if let Ok(bytes) = std::fs::read(&path) {
+            database.extend(bytes);
+        }
+    }
+    let database = String::from_utf8_lossy(&database);
+    assert!(database.contains("Sync emails"), "the database holds it");
+    for secret in [secret, "tok_mapping_5e1d7c9a3b"]
+        .into_iter()
+        .chain(generated.iter().map(String::as_str))
+    {
+        assert!(
+            !database.contains(secret),
+            "a mapping secret in the database"
+        );
+        assert!(
+            !transcript.contains(secret),
+            "a mapping secret in the output or logs"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_unavailable_leave_the_poll_complete() {
+    let ws = TestWorkspace::start().await;
+    let ids = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    });
+    for id in ids {
+        ws.sim.inject(
+            Fault::new(FaultKind::ClientError { status: 403 })
+                .on_path(format!("/destinations/{id}/subscriptions")),
+        );
+    }
+    let outcome = ws.poll().await.unwrap();
+    unavailable(&outcome, ResourceKind::DestinationSubscription, 403);
+    assert!(
+        outcome
+            .resource_counts
+            .get(&ResourceKind::DestinationFilter)
+            > Some(&0)
+    );
+    let run = ws.segwatch().args(["poll"]).success();
+    assert!(
+        run.stdout()
+            .contains("destination_subscription: unavailable (HTTP 403)"),
+        "{}",
+        run.stdout()
+    );
+}
+
+/// The scenario, through the binary: on a production source's destination, a filter is
+/// removed and an email mapping added; each raises its alert naming who did it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_filter_and_a_new_email_mapping_each_alert_with_their_actor() {
+    let ws = TestWorkspace::start().await;
+    let destination = production_destination(&ws, 0);
+    ws.sim
+        .apply(Mutation::AddDestinationFilter {
+            destination_id: destination.clone(),
+            title: "Drop PII".into(),
+            fields: vec!["email".into(), "phone".into()],
+        })
+        .unwrap();
+    ws.segwatch().args(["poll"]).success();
+    let filter = ws.sim.read(|s| {
+        let d = &s.destinations[s.destination_position(&destination).unwrap()];
+        d.filters.last().unwrap().id.clone()
+    });
+    ws.sim
+        .apply(Mutation::RemoveDestinationFilter {
+            filter_id: filter.clone(),
+        })
+        .unwrap();
+    let remover = author(&ws, &filter);
+    ws.sim
+        .apply(Mutation::AddSubscription {
+            destination_id: destination.clone(),
+            name: "Send emails".into(),
+            field: "email".into(),
+            settings: None,
+        })
+        .unwrap();
+    let subscription = ws.sim.read(|s| {
+        let d = &s.destinations[s.destination_position(&destination).unwrap()];
+        d.subscriptions.last().unwrap().id.clone()
+    });
+    let mapper = author(&ws, &subscription);
+    let run = ws.segwatch().args(["poll", "--format", "json"]).success();
+    let alerts: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |rule: &str, id: &str| -> Vec<String> {
+        alerts
+            .iter()
+            .filter(|a| a["rule_id"] == rule && a["resource_id"] == id)
+            .map(|a| {
+                a["actor_email"]
+                    .as_str()
+                    .or(a["actor"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("destination-filter-removed-on-production", &filter),
+        vec![remover],
+        "{alerts:?}"
+    );
+    assert_eq!(
+        of("subscription-maps-personal-data", &subscription),
+        vec![mapper],
+        "{alerts:?}"
     );
 }

@@ -49,6 +49,11 @@ pub enum ResourceKind {
     /// destination; `DestinationFilterV1`): its `if` condition, `actions` and `enabled`.
     #[serde(rename = "destination_filter")]
     DestinationFilter,
+    /// An Actions subscription of a destination (`GET /destinations/{destinationId}/
+    /// subscriptions`, one listing per destination; `DestinationSubscription`): its trigger and
+    /// field mapping (`settings`), whose secret-looking values are fingerprinted.
+    #[serde(rename = "destination_subscription")]
+    DestinationSubscription,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -59,7 +64,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 12] = [
+    pub const ALL: [ResourceKind; 13] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -72,6 +77,7 @@ impl ResourceKind {
         ResourceKind::Function,
         ResourceKind::TrackingPlan,
         ResourceKind::DestinationFilter,
+        ResourceKind::DestinationSubscription,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -100,6 +106,7 @@ impl ResourceKind {
             ResourceKind::Function => "function",
             ResourceKind::TrackingPlan => "tracking_plan",
             ResourceKind::DestinationFilter => "destination_filter",
+            ResourceKind::DestinationSubscription => "destination_subscription",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -115,7 +122,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription"
 )]
 pub struct UnknownKind(pub String);
 

@@ -99,6 +99,11 @@ pub const DEFAULT_RULES: &[SecretRule] = &[
         kind: ResourceKind::Warehouse,
         path: &[Step::Key("settings")],
     },
+    // Actions mappings may carry an action's own credential (`api_secret`…) at any depth.
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::DestinationSubscription,
+        path: &[Step::Key("settings")],
+    },
     FUNCTION_CODE,
     SecretRule::SensitiveEntries {
         kind: ResourceKind::Function,

@@ -8,8 +8,8 @@
 //!
 //! | subject | `related` |
 //! |---|---|
-//! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`: its destination filters' bodies |
-//! | destination filter | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
+//! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`, `subscriptions`: its destination filters' and Actions subscriptions' bodies |
+//! | destination filter, destination subscription | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
 //! | source | `destinations`, `warehouses`, `tracking_plans`: lists of bodies |
 //! | warehouse, tracking plan | `sources`: the connected sources' bodies |
 //! | user | `groups`: the groups listing the user as a member, without their `members` and `invites` |
@@ -46,6 +46,7 @@ pub struct Relations<'a> {
 #[derive(Debug, Default)]
 struct OnDestination {
     filters: Vec<usize>,
+    subscriptions: Vec<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -76,11 +77,15 @@ impl<'a> Relations<'a> {
                 ResourceKind::Source | ResourceKind::User => {
                     r.by_id.insert((kind, id), i);
                 }
-                ResourceKind::DestinationFilter => {
+                ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
                     let body = parse_body(body);
                     if let Some(d) = body.get("destinationId").and_then(Value::as_str) {
                         let on = r.on_destination.entry(d.to_string()).or_default();
-                        on.filters.push(i);
+                        if kind == ResourceKind::DestinationFilter {
+                            on.filters.push(i);
+                        } else {
+                            on.subscriptions.push(i);
+                        }
                     }
                 }
                 ResourceKind::Destination => {
@@ -142,8 +147,12 @@ impl<'a> Relations<'a> {
                     on.map_or_else(Vec::new, |o| self.bodies(pick(o)))
                 };
                 out.insert("filters".into(), Value::Array(list(|o| &o.filters)));
+                out.insert(
+                    "subscriptions".into(),
+                    Value::Array(list(|o| &o.subscriptions)),
+                );
             }
-            ResourceKind::DestinationFilter => {
+            ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
                 let destination = body
                     .get("destinationId")
                     .and_then(Value::as_str)
@@ -313,7 +322,7 @@ mod tests {
         assert_eq!(d1["source"]["labels"][0]["value"], "prod");
         assert_eq!(
             r.related(ResourceKind::Destination, "d2", &body(3)),
-            json!({"source": null, "filters": []})
+            json!({"source": null, "filters": [], "subscriptions": []})
         );
         let s1 = r.related(ResourceKind::Source, "s1", &body(0));
         assert_eq!(s1["destinations"][0]["id"], "d1");

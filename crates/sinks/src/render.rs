@@ -617,7 +617,8 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::Warehouse
         | ResourceKind::Function
         | ResourceKind::TrackingPlan
-        | ResourceKind::DestinationFilter => None,
+        | ResourceKind::DestinationFilter
+        | ResourceKind::DestinationSubscription => None,
     }
 }
 

@@ -4,7 +4,10 @@
 //!
 //! Paths, envelopes and fields follow Segment's Go SDK (`segmentio/public-api-sdk-go`):
 //! `api/api_destination_filters.go` (`GET /destination/{destinationId}/filters`, singular
-//! `destination`, paginated, `data.filters`) with `api/model_destination_filter_v1.go`.
+//! `destination`, paginated, `data.filters`) with `api/model_destination_filter_v1.go`;
+//! `api/api_destinations.go` (`GET /destinations/{destinationId}/subscriptions`, paginated,
+//! `data.subscriptions`) with `api/model_destination_subscription.go` and
+//! `api/model_list_subscriptions_from_destination_alpha_output.go`.
 //!
 //! A per-parent kind first lists its parents' ids (`GET /destinations`, paginated), then reads
 //! each parent's children concurrently through [`complete_each`](super::kinds): the client's
@@ -44,10 +47,20 @@ pub(super) const FILTERS: PerParent = PerParent {
     parent_field: "destinationId",
 };
 
+/// Actions subscriptions: `GET /destinations/{destinationId}/subscriptions`
+/// (`data.subscriptions`).
+pub(super) const SUBSCRIPTIONS: PerParent = PerParent {
+    parents: ("/destinations", "destinations"),
+    parent_get: ("/destinations", "destination"),
+    children: ("/destinations/", "/subscriptions", "subscriptions"),
+    parent_field: "destinationId",
+};
+
 /// The per-parent layout of `kind`, if it is read per parent.
 pub(super) fn per_parent(kind: ResourceKind) -> Option<PerParent> {
     match kind {
         ResourceKind::DestinationFilter => Some(FILTERS),
+        ResourceKind::DestinationSubscription => Some(SUBSCRIPTIONS),
         _ => None,
     }
 }

@@ -125,6 +125,8 @@ pub struct CollectOptions {
     pub tracking_plans: bool,
     /// Destination filters, one listing per destination (read only when `destinations` is).
     pub destination_filters: bool,
+    /// Actions subscriptions, one listing per destination (read only when `destinations` is).
+    pub destination_subscriptions: bool,
 }
 
 impl Default for CollectOptions {
@@ -135,6 +137,7 @@ impl Default for CollectOptions {
             functions: true,
             tracking_plans: true,
             destination_filters: true,
+            destination_subscriptions: true,
         }
     }
 }
@@ -149,6 +152,9 @@ impl CollectOptions {
             ResourceKind::TrackingPlan => self.tracking_plans,
             // Read per destination: only with the destinations.
             ResourceKind::DestinationFilter => self.destinations && self.destination_filters,
+            ResourceKind::DestinationSubscription => {
+                self.destinations && self.destination_subscriptions
+            }
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

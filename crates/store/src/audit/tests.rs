@@ -524,6 +524,7 @@ const VIEWS: &[&str] = &[
     "audit_access_changes",
     "audit_access_reviews",
     "audit_current_destination_filters",
+    "audit_current_destination_subscriptions",
 ];
 
 #[test]

@@ -23,3 +23,26 @@ FROM resource_versions v
 JOIN workspaces w ON w.id = v.workspace_id
 JOIN snapshots f ON f.id = v.valid_from
 WHERE v.kind = 'destination_filter' AND v.valid_to IS NULL;
+
+CREATE VIEW audit_current_destination_subscriptions AS
+SELECT
+    w.name AS workspace,
+    v.resource_id AS subscription_id,
+    v.name,
+    json_extract(v.body, '$.enabled') AS enabled,
+    json_extract(v.body, '$.destinationId') AS destination_id,
+    (SELECT d.name FROM resource_versions d
+      WHERE d.workspace_id = v.workspace_id AND d.kind = 'destination' AND d.valid_to IS NULL
+        AND d.resource_id = json_extract(v.body, '$.destinationId')) AS destination_name,
+    json_extract(v.body, '$.actionSlug') AS action_slug,
+    json_extract(v.body, '$.trigger') AS trigger,
+    (SELECT group_concat(key, ', ') FROM (
+        SELECT s.key FROM json_each(v.body, '$.settings') s ORDER BY 1)) AS mapped_fields,
+    json_extract(v.body, '$.modelId') AS model_id,
+    f.finished_at AS since_at,
+    v.id AS version_id,
+    v.body
+FROM resource_versions v
+JOIN workspaces w ON w.id = v.workspace_id
+JOIN snapshots f ON f.id = v.valid_from
+WHERE v.kind = 'destination_subscription' AND v.valid_to IS NULL;
