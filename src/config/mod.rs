@@ -134,6 +134,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
         "collect.destination_subscriptions",
         DefaultValue::Bool(true),
     ),
+    ("collect.source_schema_settings", DefaultValue::Bool(true)),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

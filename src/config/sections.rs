@@ -142,6 +142,8 @@ pub struct CollectSettings {
     pub destination_filters: bool,
     /// Collect Actions subscriptions, one request per destination (with `destinations` only).
     pub destination_subscriptions: bool,
+    /// Collect sources' schema settings, one request per source.
+    pub source_schema_settings: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -161,6 +163,7 @@ impl CollectSettings {
             tracking_plans: self.tracking_plans,
             destination_filters: self.destination_filters,
             destination_subscriptions: self.destination_subscriptions,
+            source_schema_settings: self.source_schema_settings,
         }
     }
 

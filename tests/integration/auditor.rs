@@ -261,6 +261,10 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
     for s in st.destinations.iter().flat_map(|d| &d.subscriptions) {
         put(ResourceKind::DestinationSubscription, &s.id, to(s));
     }
+    for s in &st.sources {
+        let body = json!({"sourceId": s.id, "settings": to(&s.schema_settings)});
+        put(ResourceKind::SourceSchemaSettings, &s.id, body);
+    }
     out
 }
 
@@ -792,7 +796,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

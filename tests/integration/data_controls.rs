@@ -442,3 +442,89 @@ async fn a_removed_filter_and_a_new_email_mapping_each_alert_with_their_actor() 
         "{alerts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_settings_are_collected_diffed_and_alerted_on() {
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    let (source, plan) = ws
+        .sim
+        .read(|s| (s.sources[1].id.clone(), s.tracking_plans[0].id.clone()));
+    ws.sim
+        .apply(Mutation::SetSourceLabel {
+            source_id: source.clone(),
+            key: "environment".into(),
+            value: "production".into(),
+        })
+        .unwrap();
+    // Whatever the generator chose: validated by a plan, blocking what it does not list.
+    let _ = ws.sim.apply(Mutation::ConnectTrackingPlan {
+        tracking_plan_id: plan,
+        source_id: source.clone(),
+    });
+    let _ = ws.sim.apply(Mutation::SetSchemaSettings {
+        source_id: source.clone(),
+        allow_unplanned_events: Some(false),
+        allow_unplanned_traits: Some(false),
+    });
+    let baseline = poll(&ws, &rules).await;
+    assert_eq!(
+        baseline
+            .resource_counts
+            .get(&ResourceKind::SourceSchemaSettings),
+        Some(&ws.sim.read(|s| s.sources.len()))
+    );
+
+    ws.sim
+        .apply(Mutation::SetSchemaSettings {
+            source_id: source.clone(),
+            allow_unplanned_events: None,
+            allow_unplanned_traits: Some(true),
+        })
+        .unwrap();
+    let who = author(&ws, &source);
+    let outcome = poll(&ws, &rules).await;
+    let change = change_of(&outcome, ResourceKind::SourceSchemaSettings, &source);
+    assert_eq!(change.op, ChangeOp::Modified);
+    assert_eq!(
+        paths(change),
+        vec![
+            "settings.group.allowUnplannedTraits",
+            "settings.identify.allowUnplannedTraits"
+        ]
+    );
+    assert_eq!(
+        alerts_of(
+            &outcome,
+            "unplanned-data-allowed-on-tracked-production-source",
+            &source
+        ),
+        vec![Some(who)]
+    );
+    let query = format!(
+        "SELECT allow_unplanned_events, allow_unplanned_traits \
+         FROM audit_current_source_schema_settings WHERE source_id = '{source}'"
+    );
+    let run = ws
+        .segwatch()
+        .args(["query", &query, "--format", "csv"])
+        .success();
+    assert!(run.stdout().contains("0,1"), "{}", run.stdout());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_settings_unavailable_leave_the_poll_complete() {
+    let ws = TestWorkspace::start().await;
+    let ids = ws
+        .sim
+        .read(|s| s.sources.iter().map(|d| d.id.clone()).collect::<Vec<_>>());
+    for id in ids {
+        ws.sim.inject(
+            Fault::new(FaultKind::ClientError { status: 404 })
+                .on_path(format!("/sources/{id}/settings")),
+        );
+    }
+    let outcome = ws.poll().await.unwrap();
+    unavailable(&outcome, ResourceKind::SourceSchemaSettings, 404);
+    assert!(outcome.resource_counts.get(&ResourceKind::Source) > Some(&0));
+}

@@ -323,6 +323,7 @@ fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
                 ResourceKind::User => field("email"),
                 ResourceKind::Function => field("displayName"),
                 ResourceKind::DestinationFilter => field("title"),
+                ResourceKind::SourceSchemaSettings => field("sourceId"),
                 ResourceKind::Warehouse => {
                     nested("settings", "name").or_else(|| nested("metadata", "name"))
                 }

@@ -54,6 +54,11 @@ pub enum ResourceKind {
     /// field mapping (`settings`), whose secret-looking values are fingerprinted.
     #[serde(rename = "destination_subscription")]
     DestinationSubscription,
+    /// A source's schema settings (`GET /sources/{sourceId}/settings`, one request per source),
+    /// identified by the source's id: whether unplanned events and traits pass its tracking
+    /// plan, and where blocked events go.
+    #[serde(rename = "source_schema_settings")]
+    SourceSchemaSettings,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -64,7 +69,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 13] = [
+    pub const ALL: [ResourceKind; 14] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -78,6 +83,7 @@ impl ResourceKind {
         ResourceKind::TrackingPlan,
         ResourceKind::DestinationFilter,
         ResourceKind::DestinationSubscription,
+        ResourceKind::SourceSchemaSettings,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -107,6 +113,7 @@ impl ResourceKind {
             ResourceKind::TrackingPlan => "tracking_plan",
             ResourceKind::DestinationFilter => "destination_filter",
             ResourceKind::DestinationSubscription => "destination_subscription",
+            ResourceKind::SourceSchemaSettings => "source_schema_settings",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -122,7 +129,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings"
 )]
 pub struct UnknownKind(pub String);
 

@@ -9,6 +9,7 @@
 //! | subject | `related` |
 //! |---|---|
 //! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`, `subscriptions`: its destination filters' and Actions subscriptions' bodies |
+//! | source schema settings | `source`: the source (`sourceId`), or `null`; `tracking_plans`: the plans validating it |
 //! | destination filter, destination subscription | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
 //! | source | `destinations`, `warehouses`, `tracking_plans`: lists of bodies |
 //! | warehouse, tracking plan | `sources`: the connected sources' bodies |
@@ -27,7 +28,7 @@ use crate::model::{Resource, ResourceKind};
 pub struct Relations<'a> {
     /// The bodies of the snapshot's resources, by position.
     bodies: Vec<&'a str>,
-    /// Position of each source, user and destination by id.
+    /// Position of each source, user, destination and source schema settings by id.
     by_id: HashMap<(ResourceKind, &'a str), usize>,
     /// A destination's source id, by the destination's position.
     source_of_destination: HashMap<usize, String>,
@@ -75,6 +76,9 @@ impl<'a> Relations<'a> {
             r.bodies.push(body);
             match kind {
                 ResourceKind::Source | ResourceKind::User => {
+                    r.by_id.insert((kind, id), i);
+                }
+                ResourceKind::SourceSchemaSettings => {
                     r.by_id.insert((kind, id), i);
                 }
                 ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
@@ -152,6 +156,19 @@ impl<'a> Relations<'a> {
                     Value::Array(list(|o| &o.subscriptions)),
                 );
             }
+            ResourceKind::SourceSchemaSettings => {
+                let source_id = body.get("sourceId").and_then(Value::as_str).unwrap_or(id);
+                let plans = self
+                    .from_source
+                    .get(source_id)
+                    .map_or_else(Vec::new, |f| self.bodies(&f.tracking_plans));
+                out.insert(
+                    "source".into(),
+                    self.body_of(ResourceKind::Source, source_id)
+                        .unwrap_or(Value::Null),
+                );
+                out.insert("tracking_plans".into(), Value::Array(plans));
+            }
             ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
                 let destination = body
                     .get("destinationId")
@@ -182,6 +199,11 @@ impl<'a> Relations<'a> {
                 out.insert(
                     "tracking_plans".into(),
                     Value::Array(list(|f| &f.tracking_plans)),
+                );
+                out.insert(
+                    "schema_settings".into(),
+                    self.body_of(ResourceKind::SourceSchemaSettings, id)
+                        .unwrap_or(Value::Null),
                 );
             }
             ResourceKind::Warehouse | ResourceKind::TrackingPlan => {
@@ -328,6 +350,7 @@ mod tests {
         assert_eq!(s1["destinations"][0]["id"], "d1");
         assert_eq!(s1["warehouses"][0]["id"], "w1");
         assert_eq!(s1["tracking_plans"], json!([]));
+        assert_eq!(s1["schema_settings"], Value::Null);
         let s2 = r.related(ResourceKind::Source, "s2", &body(1));
         assert_eq!(s2["tracking_plans"][0]["id"], "t1");
         let w1 = r.related(ResourceKind::Warehouse, "w1", &body(4));

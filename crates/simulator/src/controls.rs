@@ -1,9 +1,11 @@
-//! The data controls of the simulated workspace: destination filters and Actions
-//! subscriptions, with their generation.
+//! The data controls of the simulated workspace: destination filters, Actions subscriptions
+//! and source schema settings, with their generation.
 //!
 //! Fields follow Segment's Go SDK (`segmentio/public-api-sdk-go`):
 //! `api/model_destination_filter_v1.go` (`DestinationFilterV1`) and
-//! `api/model_destination_subscription.go` (`DestinationSubscription`).
+//! `api/model_destination_subscription.go` (`DestinationSubscription`); schema settings as
+//! `listSchemaSettingsInSource` answers them in the v32 spec (`openapi.yaml`) and
+//! `api/model_source_settings_output_v1.go`.
 
 use fastrand::Rng;
 use serde::{Deserialize, Serialize};
@@ -253,15 +255,100 @@ pub(crate) fn mapping_subscription(
     s
 }
 
+/// A source's schema settings (`SourceSettingsOutputV1`): what happens to events and traits a
+/// connected tracking plan does not list, and where blocked events go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaSettings {
+    /// Track calls.
+    pub track: TrackSettings,
+    /// Identify calls.
+    pub identify: TraitSettings,
+    /// Group calls.
+    pub group: TraitSettings,
+    /// Source id blocked events are forwarded to (`""`: none).
+    pub forwarding_blocked_events_to: String,
+    /// Source id violations are forwarded to (`""`: none).
+    pub forwarding_violations_to: String,
+}
+
+/// The track part of [`SchemaSettings`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackSettings {
+    /// Whether events the plan does not list are let through.
+    pub allow_unplanned_events: bool,
+    /// Whether properties the plan does not list are let through.
+    pub allow_unplanned_event_properties: bool,
+    /// Whether events with violations are let through.
+    pub allow_event_on_violations: bool,
+    /// Whether properties with violations are let through.
+    pub allow_properties_on_violations: bool,
+    /// `ALLOW`, `BLOCK` or `OMIT_PROPERTIES`.
+    pub common_event_on_violations: String,
+}
+
+/// The identify and group parts of [`SchemaSettings`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraitSettings {
+    /// Whether traits with violations are let through.
+    pub allow_traits_on_violations: bool,
+    /// Whether traits the plan does not list are let through.
+    pub allow_unplanned_traits: bool,
+    /// `ALLOW`, `BLOCK` or `OMIT_TRAITS`.
+    pub common_event_on_violations: String,
+}
+
+impl Default for SchemaSettings {
+    /// Segment's defaults: everything let through.
+    fn default() -> Self {
+        SchemaSettings::with(true)
+    }
+}
+
+impl SchemaSettings {
+    /// Unplanned events and traits let through (`allow`) or blocked.
+    pub(crate) fn with(allow: bool) -> Self {
+        let common = if allow { "ALLOW" } else { "BLOCK" }.to_owned();
+        let traits = TraitSettings {
+            allow_traits_on_violations: true,
+            allow_unplanned_traits: allow,
+            common_event_on_violations: common.clone(),
+        };
+        SchemaSettings {
+            track: TrackSettings {
+                allow_unplanned_events: allow,
+                allow_unplanned_event_properties: allow,
+                allow_event_on_violations: allow,
+                allow_properties_on_violations: true,
+                common_event_on_violations: common,
+            },
+            identify: traits.clone(),
+            group: traits,
+            forwarding_blocked_events_to: String::new(),
+            forwarding_violations_to: String::new(),
+        }
+    }
+}
+
 /// Seed salt of the controls' own generator, so adding them leaves the rest of a seed's
 /// workspace as it was.
 pub(crate) const CONTROLS_SEED_SALT: u64 = 0x0c0b_7201_5a1e_d00d;
 
 /// Fills every destination's filters and subscriptions from a generator of their own.
-pub(crate) fn generate_controls(seed: u64, destinations: &mut [Destination]) {
+pub(crate) fn generate_controls(
+    seed: u64,
+    sources: &mut [crate::state::Source],
+    destinations: &mut [Destination],
+) {
     let mut rng = Rng::with_seed(seed ^ CONTROLS_SEED_SALT);
     for d in destinations.iter_mut() {
         d.filters = generate_filters(&mut rng, d);
         d.subscriptions = generate_subscriptions(&mut rng, d);
+    }
+    // Most sources keep Segment's defaults; some block what their plan does not list.
+    for s in sources.iter_mut() {
+        s.schema_settings = SchemaSettings::with(rng.u32(..3) != 0);
     }
 }

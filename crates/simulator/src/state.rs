@@ -203,6 +203,9 @@ pub struct Source {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// Labels applied to the source.
     pub labels: Vec<Label>,
+    /// Its schema settings (`GET /sources/{id}/settings`), not part of `SourceV1`.
+    #[serde(skip)]
+    pub schema_settings: crate::controls::SchemaSettings,
 }
 
 impl Source {

@@ -618,7 +618,8 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::Function
         | ResourceKind::TrackingPlan
         | ResourceKind::DestinationFilter
-        | ResourceKind::DestinationSubscription => None,
+        | ResourceKind::DestinationSubscription
+        | ResourceKind::SourceSchemaSettings => None,
     }
 }
 

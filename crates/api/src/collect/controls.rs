@@ -7,7 +7,9 @@
 //! `destination`, paginated, `data.filters`) with `api/model_destination_filter_v1.go`;
 //! `api/api_destinations.go` (`GET /destinations/{destinationId}/subscriptions`, paginated,
 //! `data.subscriptions`) with `api/model_destination_subscription.go` and
-//! `api/model_list_subscriptions_from_destination_alpha_output.go`.
+//! `api/model_list_subscriptions_from_destination_alpha_output.go`; `api/api_sources.go`
+//! (`GET /sources/{sourceId}/settings`, not paginated, `data: {sourceId, settings}`, as
+//! `listSchemaSettingsInSource` in the v32 spec) with `api/model_source_settings_output_v1.go`.
 //!
 //! A per-parent kind first lists its parents' ids (`GET /destinations`, paginated), then reads
 //! each parent's children concurrently through [`complete_each`](super::kinds): the client's
@@ -33,8 +35,9 @@ pub(super) struct PerParent {
     pub(super) parents: (&'static str, &'static str),
     /// The parent's get-by-id path prefix and envelope key.
     pub(super) parent_get: (&'static str, &'static str),
-    /// The children's path before and after the parent's id, and their items key.
-    pub(super) children: (&'static str, &'static str, &'static str),
+    /// The children's path before and after the parent's id, and their items key (`None`: the
+    /// path answers one object, `data` itself, not a list).
+    pub(super) children: (&'static str, &'static str, Option<&'static str>),
     /// The field naming the parent in each child, set when the API leaves it out.
     pub(super) parent_field: &'static str,
 }
@@ -43,7 +46,7 @@ pub(super) struct PerParent {
 pub(super) const FILTERS: PerParent = PerParent {
     parents: ("/destinations", "destinations"),
     parent_get: ("/destinations", "destination"),
-    children: ("/destination/", "/filters", "filters"),
+    children: ("/destination/", "/filters", Some("filters")),
     parent_field: "destinationId",
 };
 
@@ -52,8 +55,16 @@ pub(super) const FILTERS: PerParent = PerParent {
 pub(super) const SUBSCRIPTIONS: PerParent = PerParent {
     parents: ("/destinations", "destinations"),
     parent_get: ("/destinations", "destination"),
-    children: ("/destinations/", "/subscriptions", "subscriptions"),
+    children: ("/destinations/", "/subscriptions", Some("subscriptions")),
     parent_field: "destinationId",
+};
+
+/// Source schema settings: `GET /sources/{sourceId}/settings` (`data: {sourceId, settings}`).
+pub(super) const SCHEMA_SETTINGS: PerParent = PerParent {
+    parents: ("/sources", "sources"),
+    parent_get: ("/sources", "source"),
+    children: ("/sources/", "/settings", None),
+    parent_field: "sourceId",
 };
 
 /// The per-parent layout of `kind`, if it is read per parent.
@@ -61,11 +72,12 @@ pub(super) fn per_parent(kind: ResourceKind) -> Option<PerParent> {
     match kind {
         ResourceKind::DestinationFilter => Some(FILTERS),
         ResourceKind::DestinationSubscription => Some(SUBSCRIPTIONS),
+        ResourceKind::SourceSchemaSettings => Some(SCHEMA_SETTINGS),
         _ => None,
     }
 }
 
-/// The ids of every parent, in listing order. A listing that disagrees with itself twice
+/// The ids and names of every parent, in listing order. A listing that disagrees with itself twice
 /// leaves the kind incomplete (`read.inconsistent`): children of a parent it missed must not
 /// read as removed.
 async fn parent_ids(
@@ -73,7 +85,7 @@ async fn parent_ids(
     kind: ResourceKind,
     (path, key): (&str, &str),
     read: &mut KindRead,
-) -> Result<Vec<String>> {
+) -> Result<Vec<(String, Option<String>)>> {
     let mut first_why = None;
     for _ in 0..2 {
         let mut pages = client.pages(path, key);
@@ -83,17 +95,19 @@ async fn parent_ids(
             .await
             .map_err(|cause| CollectError::Api { kind, cause })?
         {
-            ids.extend(
-                page.iter()
-                    .filter_map(|item| string_field(item, "id"))
-                    .map(str::to_owned),
-            );
+            ids.extend(page.iter().filter_map(|item| {
+                let id = string_field(item, "id")?.to_owned();
+                let name = string_field(item, "name")
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned);
+                Some((id, name))
+            }));
         }
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         let why = ids
             .iter()
-            .find(|id| !seen.insert(id.as_str()))
-            .map(|id| format!("`{id}` was listed twice"))
+            .find(|(id, _)| !seen.insert(id.as_str()))
+            .map(|(id, _)| format!("`{id}` was listed twice"))
             .or_else(|| pages.disagreement().map(str::to_owned));
         match (why, first_why.take()) {
             (None, _) => return Ok(ids),
@@ -106,7 +120,7 @@ async fn parent_ids(
                     "GET {path} disagreed with itself on two reads ({first}; then {second})"
                 ));
                 let mut seen = std::collections::HashSet::new();
-                ids.retain(|id| seen.insert(id.clone()));
+                ids.retain(|(id, _)| seen.insert(id.clone()));
                 return Ok(ids);
             }
         }
@@ -123,7 +137,17 @@ async fn children_of(
     let (before, after, key) = layout.children;
     let segment = encode_segment(parent);
     let path = format!("{before}{segment}{after}");
-    let mut items = match client.list_all(&path, key).await {
+    let read = match key {
+        Some(key) => client.list_all(&path, key).await,
+        // One object: `data` itself, e.g. `{sourceId, settings}`.
+        None => client.get_object(&path, "settings").await.map(|settings| {
+            let mut map = serde_json::Map::new();
+            map.insert(layout.parent_field.into(), Value::String(parent.to_owned()));
+            map.insert("settings".into(), settings);
+            vec![Value::Object(map)]
+        }),
+    };
+    let mut items = match read {
         Ok(items) => items,
         Err(e) if e.is_not_found() => {
             // The parent deleted since it was listed, or an API without this endpoint.
@@ -161,12 +185,12 @@ pub(super) async fn read_per_parent(
     let mut read = KindRead::default();
     let parents = parent_ids(client, kind, layout.parents, &mut read).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, parent) in parents.into_iter().enumerate() {
+    for (index, (parent, name)) in parents.into_iter().enumerate() {
         let client = client.clone();
         tasks.spawn(async move {
             children_of(&client, layout, &parent)
                 .await
-                .map(|children| (index, parent, children))
+                .map(|children| (index, (parent, name), children))
         });
     }
     let mut done = Vec::with_capacity(tasks.len());
@@ -180,10 +204,16 @@ pub(super) async fn read_per_parent(
     }
     done.sort_by_key(|(index, _, _)| *index);
     let (before, after, _) = layout.children;
-    for (_, parent, children) in done {
+    for (_, (parent, name), children) in done {
         let path = format!("{before}{}{after}", encode_segment(&parent));
         for child in children {
             read.convert(kind, &path, child, policy);
+        }
+        // Settings have no name of their own: they are shown by their source's.
+        if let (None, Some(name), Some(last)) = (layout.children.2, name, read.resources.last_mut())
+            && last.id == parent
+        {
+            last.name = name;
         }
     }
     if let Some(id) = read.dedupe(kind) {

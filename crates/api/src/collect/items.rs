@@ -89,6 +89,7 @@ pub(super) fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
             });
         }
         ResourceKind::Label => &["key", "value"],
+        ResourceKind::SourceSchemaSettings => &["sourceId"],
         _ => &["id"],
     };
     if !item.is_object() {
@@ -151,6 +152,13 @@ pub(super) fn to_resource(
             let mut map = Map::new();
             map.insert("email".into(), Value::String(email.clone()));
             (email.clone(), email, Value::Object(map))
+        }
+        // Identified by its source.
+        ResourceKind::SourceSchemaSettings => {
+            let id = string_field(&item, "sourceId")
+                .ok_or_else(|| missing("sourceId", &item))?
+                .to_string();
+            (id.clone(), id, item)
         }
         ResourceKind::Label => {
             let key = string_field(&item, "key").ok_or_else(|| missing("key", &item))?;

@@ -127,6 +127,8 @@ pub struct CollectOptions {
     pub destination_filters: bool,
     /// Actions subscriptions, one listing per destination (read only when `destinations` is).
     pub destination_subscriptions: bool,
+    /// Sources' schema settings, one request per source.
+    pub source_schema_settings: bool,
 }
 
 impl Default for CollectOptions {
@@ -138,6 +140,7 @@ impl Default for CollectOptions {
             tracking_plans: true,
             destination_filters: true,
             destination_subscriptions: true,
+            source_schema_settings: true,
         }
     }
 }
@@ -155,6 +158,7 @@ impl CollectOptions {
             ResourceKind::DestinationSubscription => {
                 self.destinations && self.destination_subscriptions
             }
+            ResourceKind::SourceSchemaSettings => self.source_schema_settings,
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

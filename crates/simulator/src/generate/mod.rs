@@ -200,7 +200,7 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
         })
         .collect();
     let labels = label_definitions();
-    let sources = generate_sources(&mut rng, &workspace.id, sizes.sources);
+    let mut sources = generate_sources(&mut rng, &workspace.id, sizes.sources);
     let mut g = Gen {
         rng: &mut rng,
         workspace_id: workspace.id.clone(),
@@ -214,7 +214,7 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
     let roles = g.roles;
     let mut flow_rng = Rng::with_seed(seed ^ FLOW_SEED_SALT);
     let mut flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
-    crate::controls::generate_controls(seed, &mut flow.destinations);
+    crate::controls::generate_controls(seed, &mut sources, &mut flow.destinations);
     WorkspaceState::new(
         workspace, roles, users, groups, invites, sources, labels, flow,
     )

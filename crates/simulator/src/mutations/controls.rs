@@ -18,6 +18,7 @@ pub(super) fn is_control(m: &Mutation) -> bool {
             | Mutation::RemoveDestinationFilter { .. }
             | Mutation::SetDestinationFilterEnabled { .. }
             | Mutation::AddSubscription { .. }
+            | Mutation::SetSchemaSettings { .. }
     )
 }
 
@@ -120,6 +121,39 @@ pub(super) fn controls(
             let dest_name = d.name.clone();
             st.destinations[pos].subscriptions.push(sub);
             format!("subscribed destination \"{dest_name}\" to \"{name}\", mapping `{field}`")
+        }
+        Mutation::SetSchemaSettings {
+            source_id,
+            allow_unplanned_events,
+            allow_unplanned_traits,
+        } => {
+            let pos = st
+                .source_position(&source_id)
+                .ok_or_else(|| not_found("source", &source_id))?;
+            let source = &mut st.sources[pos];
+            let before = source.schema_settings.clone();
+            let s = &mut source.schema_settings;
+            if let Some(allow) = allow_unplanned_events {
+                s.track.allow_unplanned_events = allow;
+                s.track.allow_unplanned_event_properties = allow;
+            }
+            if let Some(allow) = allow_unplanned_traits {
+                s.identify.allow_unplanned_traits = allow;
+                s.group.allow_unplanned_traits = allow;
+            }
+            if *s == before {
+                return Err(SimError::Conflict(format!(
+                    "source \"{}\" already has these schema settings",
+                    source.name
+                )));
+            }
+            trail.push(Touched::new(
+                "Source Settings Modified",
+                "source",
+                &source.id,
+                &source.name,
+            ));
+            format!("changed the schema settings of source \"{}\"", source.name)
         }
         other => unreachable!("not a data-control mutation: {other:?}"),
     })

@@ -245,6 +245,18 @@ pub enum Mutation {
         #[serde(default)]
         settings: Option<serde_json::Map<String, serde_json::Value>>,
     },
+    /// Changes a source's schema settings: whether events (`track`) and traits (`identify`,
+    /// `group`) its tracking plan does not list are let through. `None` leaves one as it is.
+    SetSchemaSettings {
+        /// The source.
+        source_id: String,
+        /// `track.allowUnplannedEvents` (and `allowUnplannedEventProperties`).
+        #[serde(default)]
+        allow_unplanned_events: Option<bool>,
+        /// `identify.allowUnplannedTraits` and `group.allowUnplannedTraits`.
+        #[serde(default)]
+        allow_unplanned_traits: Option<bool>,
+    },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).
     Churn {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::pagination::{QueryPairs, list_page};
-use super::responses::not_found_response;
+use super::responses::{not_found_response, ok};
 use super::routes::{Endlessness, IdPath, Shr};
 
 pub(super) async fn list_destination_filters(
@@ -27,6 +27,23 @@ pub(super) async fn list_destination_filters(
     list_page("filters", filters.len(), q, e, |r| {
         filters[r].iter().collect()
     })
+}
+
+/// `GET /sources/{id}/settings`: `{"data": {"sourceId", "settings"}}`, no pagination
+/// (`listSchemaSettingsInSource`).
+pub(super) async fn get_source_settings(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    let Some(source) = sim.state.source(&id) else {
+        return not_found_response();
+    };
+    let body = serde_json::json!({"data": {
+        "sourceId": source.id,
+        "settings": source.schema_settings,
+    }});
+    ok(serde_json::to_vec(&body).expect("settings serialise"))
 }
 
 pub(super) async fn list_destination_subscriptions(

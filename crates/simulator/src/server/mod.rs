@@ -274,6 +274,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/groups/{id}/invites", get(list_group_invites))
         .route("/sources", get(list_sources))
         .route("/sources/{id}", get(get_source))
+        .route("/sources/{id}/settings", get(controls::get_source_settings))
         .route("/labels", get(list_labels))
         .route("/audit-events", get(list_audit_events))
         .route("/destinations", get(list_destinations))

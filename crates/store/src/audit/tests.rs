@@ -525,6 +525,7 @@ const VIEWS: &[&str] = &[
     "audit_access_reviews",
     "audit_current_destination_filters",
     "audit_current_destination_subscriptions",
+    "audit_current_source_schema_settings",
 ];
 
 #[test]

@@ -46,3 +46,24 @@ FROM resource_versions v
 JOIN workspaces w ON w.id = v.workspace_id
 JOIN snapshots f ON f.id = v.valid_from
 WHERE v.kind = 'destination_subscription' AND v.valid_to IS NULL;
+
+CREATE VIEW audit_current_source_schema_settings AS
+SELECT
+    w.name AS workspace,
+    v.resource_id AS source_id,
+    v.name AS source_name,
+    json_extract(v.body, '$.settings.track.allowUnplannedEvents') AS allow_unplanned_events,
+    json_extract(v.body, '$.settings.track.allowUnplannedEventProperties')
+        AS allow_unplanned_event_properties,
+    json_extract(v.body, '$.settings.identify.allowUnplannedTraits') AS allow_unplanned_traits,
+    json_extract(v.body, '$.settings.group.allowUnplannedTraits') AS allow_unplanned_group_traits,
+    json_extract(v.body, '$.settings.track.commonEventOnViolations') AS track_on_violations,
+    json_extract(v.body, '$.settings.forwardingBlockedEventsTo') AS forwarding_blocked_events_to,
+    json_extract(v.body, '$.settings.forwardingViolationsTo') AS forwarding_violations_to,
+    f.finished_at AS since_at,
+    v.id AS version_id,
+    v.body
+FROM resource_versions v
+JOIN workspaces w ON w.id = v.workspace_id
+JOIN snapshots f ON f.id = v.valid_from
+WHERE v.kind = 'source_schema_settings' AND v.valid_to IS NULL;
