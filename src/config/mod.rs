@@ -135,6 +135,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
         DefaultValue::Bool(true),
     ),
     ("collect.source_schema_settings", DefaultValue::Bool(true)),
+    ("collect.transformations", DefaultValue::Bool(true)),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

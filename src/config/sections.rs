@@ -144,6 +144,8 @@ pub struct CollectSettings {
     pub destination_subscriptions: bool,
     /// Collect sources' schema settings, one request per source.
     pub source_schema_settings: bool,
+    /// Collect transformations (`GET /transformations`).
+    pub transformations: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -164,6 +166,7 @@ impl CollectSettings {
             destination_filters: self.destination_filters,
             destination_subscriptions: self.destination_subscriptions,
             source_schema_settings: self.source_schema_settings,
+            transformations: self.transformations,
         }
     }
 

@@ -265,6 +265,9 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
         let body = json!({"sourceId": s.id, "settings": to(&s.schema_settings)});
         put(ResourceKind::SourceSchemaSettings, &s.id, body);
     }
+    for t in &st.transformations {
+        put(ResourceKind::Transformation, &t.id, to(t));
+    }
     out
 }
 
@@ -796,7 +799,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

@@ -528,3 +528,62 @@ async fn schema_settings_unavailable_leave_the_poll_complete() {
     unavailable(&outcome, ResourceKind::SourceSchemaSettings, 404);
     assert!(outcome.resource_counts.get(&ResourceKind::Source) > Some(&0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transformations_are_collected_diffed_and_alerted_on() {
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    let baseline = poll(&ws, &rules).await;
+    let (held, hashing, key) = ws.sim.read(|s| {
+        let t = s
+            .transformations
+            .iter()
+            .find(|t| t.hash_properties_configuration.is_some())
+            .unwrap();
+        let key = t.hash_properties_configuration.as_ref().unwrap()["hashingKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (s.transformations.len(), t.id.clone(), key)
+    });
+    assert!(held >= 2);
+    assert_eq!(
+        baseline.resource_counts.get(&ResourceKind::Transformation),
+        Some(&held)
+    );
+
+    ws.sim
+        .apply(Mutation::SetTransformation {
+            transformation_id: hashing.clone(),
+            drop: None,
+            enabled: None,
+            stop_hashing: true,
+        })
+        .unwrap();
+    let who = author(&ws, &hashing);
+    let outcome = poll(&ws, &rules).await;
+    let change = change_of(&outcome, ResourceKind::Transformation, &hashing);
+    assert_eq!(change.op, ChangeOp::Modified);
+    assert_eq!(paths(change), vec!["hashPropertiesConfiguration"]);
+    assert_eq!(
+        alerts_of(
+            &outcome,
+            "transformation-stopped-protecting-a-field",
+            &hashing
+        ),
+        vec![Some(who)]
+    );
+    let database = std::fs::read(ws.db()).unwrap();
+    let database = String::from_utf8_lossy(&database);
+    assert!(database.contains(&segwatch_core::redact::fingerprint(&key)));
+    assert!(!database.contains(&key), "a hashing key in the database");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transformations_unavailable_leave_the_poll_complete() {
+    let ws = TestWorkspace::start().await;
+    ws.sim
+        .inject(Fault::new(FaultKind::ClientError { status: 403 }).on_path("/transformations"));
+    let outcome = ws.poll().await.unwrap();
+    unavailable(&outcome, ResourceKind::Transformation, 403);
+}

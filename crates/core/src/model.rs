@@ -59,6 +59,9 @@ pub enum ResourceKind {
     /// plan, and where blocked events go.
     #[serde(rename = "source_schema_settings")]
     SourceSchemaSettings,
+    /// A transformation of a source's events (`GET /transformations`; `TransformationV1`): what
+    /// it drops, allows, renames or hashes; its hashing key is fingerprinted.
+    Transformation,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -69,7 +72,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 14] = [
+    pub const ALL: [ResourceKind; 15] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -84,6 +87,7 @@ impl ResourceKind {
         ResourceKind::DestinationFilter,
         ResourceKind::DestinationSubscription,
         ResourceKind::SourceSchemaSettings,
+        ResourceKind::Transformation,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -114,6 +118,7 @@ impl ResourceKind {
             ResourceKind::DestinationFilter => "destination_filter",
             ResourceKind::DestinationSubscription => "destination_subscription",
             ResourceKind::SourceSchemaSettings => "source_schema_settings",
+            ResourceKind::Transformation => "transformation",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -129,7 +134,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation"
 )]
 pub struct UnknownKind(pub String);
 

@@ -104,6 +104,11 @@ pub const DEFAULT_RULES: &[SecretRule] = &[
         kind: ResourceKind::DestinationSubscription,
         path: &[Step::Key("settings")],
     },
+    // A transformation's hashing key (`hashPropertiesConfiguration.hashingKey`).
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::Transformation,
+        path: &[Step::Key("hashPropertiesConfiguration")],
+    },
     FUNCTION_CODE,
     SecretRule::SensitiveEntries {
         kind: ResourceKind::Function,

@@ -9,9 +9,10 @@
 //! | subject | `related` |
 //! |---|---|
 //! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`, `subscriptions`: its destination filters' and Actions subscriptions' bodies |
+//! | transformation | `source`: the source whose events it transforms (`sourceId`), or `null` |
 //! | source schema settings | `source`: the source (`sourceId`), or `null`; `tracking_plans`: the plans validating it |
 //! | destination filter, destination subscription | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
-//! | source | `destinations`, `warehouses`, `tracking_plans`: lists of bodies |
+//! | source | `destinations`, `warehouses`, `tracking_plans`, `transformations`: lists of bodies; `schema_settings`: a body or `null` |
 //! | warehouse, tracking plan | `sources`: the connected sources' bodies |
 //! | user | `groups`: the groups listing the user as a member, without their `members` and `invites` |
 //! | group | `members`: the members' user bodies (with their permissions) |
@@ -55,6 +56,7 @@ struct FromSource {
     destinations: Vec<usize>,
     warehouses: Vec<usize>,
     tracking_plans: Vec<usize>,
+    transformations: Vec<usize>,
 }
 
 impl<'a> Relations<'a> {
@@ -80,6 +82,12 @@ impl<'a> Relations<'a> {
                 }
                 ResourceKind::SourceSchemaSettings => {
                     r.by_id.insert((kind, id), i);
+                }
+                ResourceKind::Transformation => {
+                    if let Some(source) = parse_body(body).get("sourceId").and_then(Value::as_str) {
+                        let entry = r.from_source.entry(source.to_string()).or_default();
+                        entry.transformations.push(i);
+                    }
                 }
                 ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
                     let body = parse_body(body);
@@ -156,6 +164,14 @@ impl<'a> Relations<'a> {
                     Value::Array(list(|o| &o.subscriptions)),
                 );
             }
+            ResourceKind::Transformation => {
+                let source = body
+                    .get("sourceId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| self.body_of(ResourceKind::Source, s))
+                    .unwrap_or(Value::Null);
+                out.insert("source".into(), source);
+            }
             ResourceKind::SourceSchemaSettings => {
                 let source_id = body.get("sourceId").and_then(Value::as_str).unwrap_or(id);
                 let plans = self
@@ -199,6 +215,10 @@ impl<'a> Relations<'a> {
                 out.insert(
                     "tracking_plans".into(),
                     Value::Array(list(|f| &f.tracking_plans)),
+                );
+                out.insert(
+                    "transformations".into(),
+                    Value::Array(list(|f| &f.transformations)),
                 );
                 out.insert(
                     "schema_settings".into(),

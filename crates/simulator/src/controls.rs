@@ -1,11 +1,12 @@
-//! The data controls of the simulated workspace: destination filters, Actions subscriptions
-//! and source schema settings, with their generation.
+//! The data controls of the simulated workspace: destination filters, Actions subscriptions,
+//! source schema settings and transformations, with their generation.
 //!
 //! Fields follow Segment's Go SDK (`segmentio/public-api-sdk-go`):
 //! `api/model_destination_filter_v1.go` (`DestinationFilterV1`) and
 //! `api/model_destination_subscription.go` (`DestinationSubscription`); schema settings as
 //! `listSchemaSettingsInSource` answers them in the v32 spec (`openapi.yaml`) and
-//! `api/model_source_settings_output_v1.go`.
+//! `api/model_source_settings_output_v1.go`; `api/model_transformation_v1.go`
+//! (`TransformationV1`, listed by `GET /transformations` in `api/api_transformations.go`).
 
 use fastrand::Rng;
 use serde::{Deserialize, Serialize};
@@ -332,6 +333,84 @@ impl SchemaSettings {
     }
 }
 
+/// A transformation (`TransformationV1`): what it does to a source's matching events before
+/// they reach destinations (drop them, rename, allow only some properties, hash some).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transformation {
+    /// Transformation id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The source whose events it transforms.
+    pub source_id: String,
+    /// The destination (catalog) it applies to only, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_metadata_id: Option<String>,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// FQL matching the events it applies to.
+    #[serde(rename = "if")]
+    pub condition: String,
+    /// Drop matching events entirely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<bool>,
+    /// Rename matching track events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_event_name: Option<String>,
+    /// Only these properties pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_properties: Option<Vec<String>>,
+    /// Hash these property paths (`{hashingKey, paths}`); the key is a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_properties_configuration: Option<Value>,
+}
+
+/// Transformations of the workspace: about one source in ten has one (at least two in all).
+pub(crate) fn generate_transformations(
+    rng: &mut Rng,
+    sources: &[crate::state::Source],
+) -> Vec<Transformation> {
+    let n = (sources.len() / 10).max(2.min(sources.len()));
+    (0..n)
+        .map(|i| {
+            let source = &sources[(i * 10) % sources.len()];
+            let mut t = Transformation {
+                id: random_id(rng),
+                name: String::new(),
+                source_id: source.id.clone(),
+                destination_metadata_id: None,
+                enabled: true,
+                condition: "type = \"identify\"".to_owned(),
+                drop: None,
+                new_event_name: None,
+                allow_properties: None,
+                hash_properties_configuration: None,
+            };
+            match i % 3 {
+                0 => {
+                    t.name = format!("Hash emails of {}", source.name);
+                    t.hash_properties_configuration = Some(json!({
+                        "hashingKey": random_secret(rng, 32),
+                        "paths": ["traits.email", "traits.phone"],
+                    }));
+                }
+                1 => {
+                    t.name = format!("Drop debug events of {}", source.name);
+                    t.condition = "event = \"Debug\"".to_owned();
+                    t.drop = Some(true);
+                }
+                _ => {
+                    t.name = format!("Allow product fields of {}", source.name);
+                    t.condition = "type = \"track\"".to_owned();
+                    t.allow_properties = Some(vec!["plan".into(), "sku".into()]);
+                }
+            }
+            t
+        })
+        .collect()
+}
+
 /// Seed salt of the controls' own generator, so adding them leaves the rest of a seed's
 /// workspace as it was.
 pub(crate) const CONTROLS_SEED_SALT: u64 = 0x0c0b_7201_5a1e_d00d;
@@ -341,7 +420,7 @@ pub(crate) fn generate_controls(
     seed: u64,
     sources: &mut [crate::state::Source],
     destinations: &mut [Destination],
-) {
+) -> Vec<Transformation> {
     let mut rng = Rng::with_seed(seed ^ CONTROLS_SEED_SALT);
     for d in destinations.iter_mut() {
         d.filters = generate_filters(&mut rng, d);
@@ -351,4 +430,5 @@ pub(crate) fn generate_controls(
     for s in sources.iter_mut() {
         s.schema_settings = SchemaSettings::with(rng.u32(..3) != 0);
     }
+    generate_transformations(&mut rng, sources)
 }

@@ -59,7 +59,9 @@ use tokio::task::JoinHandle;
 
 pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
-pub use controls::{DestinationFilter, SchemaSettings, Subscription, TrackSettings, TraitSettings};
+pub use controls::{
+    DestinationFilter, SchemaSettings, Subscription, TrackSettings, TraitSettings, Transformation,
+};
 pub use faults::{BadEventDefect, BadItemShape, Fault, FaultKind, RaceAction};
 pub use faults::{endless_body, trickle};
 pub use mutations::Mutation;

@@ -376,6 +376,8 @@ pub struct WorkspaceState {
     pub functions: Vec<Function>,
     /// Tracking plans (`GET /tracking-plans`).
     pub tracking_plans: Vec<TrackingPlan>,
+    /// Transformations (`GET /transformations`).
+    pub transformations: Vec<crate::controls::Transformation>,
     #[serde(skip)]
     index: Index,
 }
@@ -416,6 +418,7 @@ impl WorkspaceState {
             warehouses: flow.warehouses,
             functions: flow.functions,
             tracking_plans: flow.tracking_plans,
+            transformations: Vec::new(),
             index: Index::default(),
         };
         state.reindex();

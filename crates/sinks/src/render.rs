@@ -619,7 +619,8 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::TrackingPlan
         | ResourceKind::DestinationFilter
         | ResourceKind::DestinationSubscription
-        | ResourceKind::SourceSchemaSettings => None,
+        | ResourceKind::SourceSchemaSettings
+        | ResourceKind::Transformation => None,
     }
 }
 

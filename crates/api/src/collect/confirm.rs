@@ -35,6 +35,8 @@ fn get_route(kind: ResourceKind) -> Option<(&'static str, &'static str)> {
         ResourceKind::Warehouse => Some(("/warehouses", "warehouse")),
         ResourceKind::Function => Some(("/functions", "function")),
         ResourceKind::TrackingPlan => Some(("/tracking-plans", "trackingPlan")),
+        // `api/api_transformations.go`: `GET /transformations/{id}`, `data.transformation`.
+        ResourceKind::Transformation => Some(("/transformations", "transformation")),
         _ => None,
     }
 }

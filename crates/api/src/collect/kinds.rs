@@ -294,6 +294,10 @@ pub(super) async fn read_kind(
         K::Warehouse | K::TrackingPlan => with_connected_sources(client, policy, kind).await,
         K::Function => functions(client, policy).await,
         K::Label => labels(client, policy).await,
+        // `api/api_transformations.go`: paginated, `data.transformations`.
+        K::Transformation => {
+            list(client, policy, kind, "/transformations", "transformations").await
+        }
         K::DestinationFilter | K::DestinationSubscription | K::SourceSchemaSettings => {
             let layout = super::controls::per_parent(kind).expect("read per destination");
             super::controls::read_per_parent(client, policy, kind, layout).await

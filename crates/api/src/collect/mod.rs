@@ -129,6 +129,8 @@ pub struct CollectOptions {
     pub destination_subscriptions: bool,
     /// Sources' schema settings, one request per source.
     pub source_schema_settings: bool,
+    /// Transformations.
+    pub transformations: bool,
 }
 
 impl Default for CollectOptions {
@@ -141,6 +143,7 @@ impl Default for CollectOptions {
             destination_filters: true,
             destination_subscriptions: true,
             source_schema_settings: true,
+            transformations: true,
         }
     }
 }
@@ -159,6 +162,7 @@ impl CollectOptions {
                 self.destinations && self.destination_subscriptions
             }
             ResourceKind::SourceSchemaSettings => self.source_schema_settings,
+            ResourceKind::Transformation => self.transformations,
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

@@ -214,10 +214,13 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
     let roles = g.roles;
     let mut flow_rng = Rng::with_seed(seed ^ FLOW_SEED_SALT);
     let mut flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
-    crate::controls::generate_controls(seed, &mut sources, &mut flow.destinations);
-    WorkspaceState::new(
+    let transformations =
+        crate::controls::generate_controls(seed, &mut sources, &mut flow.destinations);
+    let mut state = WorkspaceState::new(
         workspace, roles, users, groups, invites, sources, labels, flow,
-    )
+    );
+    state.transformations = transformations;
+    state
 }
 
 /// `k` distinct indices below `n` (fewer if `n < k`), in draw order.

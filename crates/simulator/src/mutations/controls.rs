@@ -19,6 +19,7 @@ pub(super) fn is_control(m: &Mutation) -> bool {
             | Mutation::SetDestinationFilterEnabled { .. }
             | Mutation::AddSubscription { .. }
             | Mutation::SetSchemaSettings { .. }
+            | Mutation::SetTransformation { .. }
     )
 }
 
@@ -154,6 +155,41 @@ pub(super) fn controls(
                 &source.name,
             ));
             format!("changed the schema settings of source \"{}\"", source.name)
+        }
+        Mutation::SetTransformation {
+            transformation_id,
+            drop,
+            enabled,
+            stop_hashing,
+        } => {
+            let t = st
+                .transformations
+                .iter_mut()
+                .find(|t| t.id == transformation_id)
+                .ok_or_else(|| not_found("transformation", &transformation_id))?;
+            let before = t.clone();
+            if let Some(drop) = drop {
+                t.drop = Some(drop);
+            }
+            if let Some(enabled) = enabled {
+                t.enabled = enabled;
+            }
+            if stop_hashing {
+                t.hash_properties_configuration = None;
+            }
+            if *t == before {
+                return Err(SimError::Conflict(format!(
+                    "transformation \"{}\" is already so",
+                    t.name
+                )));
+            }
+            trail.push(Touched::new(
+                "Transformation Modified",
+                "transformation",
+                &t.id,
+                &t.name,
+            ));
+            format!("changed transformation \"{}\"", t.name)
         }
         other => unreachable!("not a data-control mutation: {other:?}"),
     })

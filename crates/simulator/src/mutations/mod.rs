@@ -257,6 +257,21 @@ pub enum Mutation {
         #[serde(default)]
         allow_unplanned_traits: Option<bool>,
     },
+    /// Changes a transformation; `None` leaves a field as it is. `stop_hashing` removes its
+    /// hashing configuration.
+    SetTransformation {
+        /// The transformation.
+        transformation_id: String,
+        /// Drop matching events (`false`: let them through).
+        #[serde(default)]
+        drop: Option<bool>,
+        /// Whether it is enabled.
+        #[serde(default)]
+        enabled: Option<bool>,
+        /// Stop hashing any property.
+        #[serde(default)]
+        stop_hashing: bool,
+    },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).
     Churn {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::pagination::{QueryPairs, list_page};
-use super::responses::{not_found_response, ok};
+use super::responses::{data_body, not_found_response, ok};
 use super::routes::{Endlessness, IdPath, Shr};
 
 pub(super) async fn list_destination_filters(
@@ -44,6 +44,31 @@ pub(super) async fn get_source_settings(State(sh): Shr, id: IdPath) -> Response 
         "settings": source.schema_settings,
     }});
     ok(serde_json::to_vec(&body).expect("settings serialise"))
+}
+
+/// `GET /transformations`: paginated, `data.transformations` (`listTransformations`).
+pub(super) async fn list_transformations(
+    State(sh): Shr,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let sim = sh.read();
+    let items = &sim.state.transformations;
+    list_page("transformations", items.len(), q, e, |r| {
+        items[r].iter().collect()
+    })
+}
+
+/// `GET /transformations/{id}`: `data.transformation` (`getTransformation`).
+pub(super) async fn get_transformation(State(sh): Shr, id: IdPath) -> Response {
+    let Ok(Path(id)) = id else {
+        return not_found_response();
+    };
+    let sim = sh.read();
+    match sim.state.transformations.iter().find(|t| t.id == id) {
+        Some(t) => ok(data_body("transformation", t, None)),
+        None => not_found_response(),
+    }
 }
 
 pub(super) async fn list_destination_subscriptions(

@@ -275,6 +275,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sources", get(list_sources))
         .route("/sources/{id}", get(get_source))
         .route("/sources/{id}/settings", get(controls::get_source_settings))
+        .route("/transformations", get(controls::list_transformations))
+        .route("/transformations/{id}", get(controls::get_transformation))
         .route("/labels", get(list_labels))
         .route("/audit-events", get(list_audit_events))
         .route("/destinations", get(list_destinations))

@@ -526,6 +526,7 @@ const VIEWS: &[&str] = &[
     "audit_current_destination_filters",
     "audit_current_destination_subscriptions",
     "audit_current_source_schema_settings",
+    "audit_current_transformations",
 ];
 
 #[test]

@@ -67,3 +67,30 @@ FROM resource_versions v
 JOIN workspaces w ON w.id = v.workspace_id
 JOIN snapshots f ON f.id = v.valid_from
 WHERE v.kind = 'source_schema_settings' AND v.valid_to IS NULL;
+
+CREATE VIEW audit_current_transformations AS
+SELECT
+    w.name AS workspace,
+    v.resource_id AS transformation_id,
+    v.name,
+    json_extract(v.body, '$.enabled') AS enabled,
+    json_extract(v.body, '$.sourceId') AS source_id,
+    (SELECT s.name FROM resource_versions s
+      WHERE s.workspace_id = v.workspace_id AND s.kind = 'source' AND s.valid_to IS NULL
+        AND s.resource_id = json_extract(v.body, '$.sourceId')) AS source_name,
+    json_extract(v.body, '$.destinationMetadataId') AS destination_metadata_id,
+    json_extract(v.body, '$.if') AS condition,
+    coalesce(json_extract(v.body, '$.drop'), 0) AS drops_events,
+    (SELECT group_concat(p, ', ') FROM (
+        SELECT h.value AS p FROM json_each(v.body, '$.hashPropertiesConfiguration.paths') h
+        ORDER BY 1)) AS hashed_paths,
+    (SELECT group_concat(p, ', ') FROM (
+        SELECT a.value AS p FROM json_each(v.body, '$.allowProperties') a ORDER BY 1))
+        AS allowed_properties,
+    f.finished_at AS since_at,
+    v.id AS version_id,
+    v.body
+FROM resource_versions v
+JOIN workspaces w ON w.id = v.workspace_id
+JOIN snapshots f ON f.id = v.valid_from
+WHERE v.kind = 'transformation' AND v.valid_to IS NULL;
