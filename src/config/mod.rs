@@ -136,6 +136,7 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ),
     ("collect.source_schema_settings", DefaultValue::Bool(true)),
     ("collect.transformations", DefaultValue::Bool(true)),
+    ("collect.reverse_etl_models", DefaultValue::Bool(true)),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

@@ -146,6 +146,8 @@ pub struct CollectSettings {
     pub source_schema_settings: bool,
     /// Collect transformations (`GET /transformations`).
     pub transformations: bool,
+    /// Collect reverse ETL models (`GET /reverse-etl-models`).
+    pub reverse_etl_models: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -167,6 +169,7 @@ impl CollectSettings {
             destination_subscriptions: self.destination_subscriptions,
             source_schema_settings: self.source_schema_settings,
             transformations: self.transformations,
+            reverse_etl_models: self.reverse_etl_models,
         }
     }
 

@@ -268,6 +268,9 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
     for t in &st.transformations {
         put(ResourceKind::Transformation, &t.id, to(t));
     }
+    for m in &st.reverse_etl_models {
+        put(ResourceKind::ReverseEtlModel, &m.id, to(m));
+    }
     out
 }
 
@@ -799,7 +802,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

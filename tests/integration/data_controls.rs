@@ -587,3 +587,87 @@ async fn transformations_unavailable_leave_the_poll_complete() {
     let outcome = ws.poll().await.unwrap();
     unavailable(&outcome, ResourceKind::Transformation, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_etl_models_are_collected_diffed_and_alerted_on() {
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    let baseline = poll(&ws, &rules).await;
+    let (held, model, source) = ws.sim.read(|s| {
+        (
+            s.reverse_etl_models.len(),
+            s.reverse_etl_models[0].id.clone(),
+            s.sources[0].id.clone(),
+        )
+    });
+    assert_eq!(
+        baseline.resource_counts.get(&ResourceKind::ReverseEtlModel),
+        Some(&held)
+    );
+    let query = "SELECT user_id, email, phone FROM analytics.customers";
+    ws.sim
+        .apply(Mutation::SetReverseEtlQuery {
+            model_id: model.clone(),
+            query: query.into(),
+        })
+        .unwrap();
+    let changer = author(&ws, &model);
+    ws.sim
+        .apply(Mutation::AddReverseEtlModel {
+            source_id: source,
+            name: "Churned customers".into(),
+            query: "SELECT user_id, email FROM analytics.churned".into(),
+        })
+        .unwrap();
+    let created = ws
+        .sim
+        .read(|s| s.reverse_etl_models.last().unwrap().id.clone());
+    let creator = author(&ws, &created);
+    let outcome = poll(&ws, &rules).await;
+    let change = change_of(&outcome, ResourceKind::ReverseEtlModel, &model);
+    assert_eq!(paths(change), vec!["query"]);
+    assert_eq!(change.fields[0].new, Some(serde_json::json!(query)));
+    assert_eq!(
+        alerts_of(
+            &outcome,
+            "reverse-etl-model-created-or-query-changed",
+            &model
+        ),
+        vec![Some(changer)]
+    );
+    assert_eq!(
+        change_of(&outcome, ResourceKind::ReverseEtlModel, &created).op,
+        ChangeOp::Added
+    );
+    assert_eq!(
+        alerts_of(
+            &outcome,
+            "reverse-etl-model-created-or-query-changed",
+            &created
+        ),
+        vec![Some(creator)]
+    );
+}
+
+/// An API without reverse ETL (404, or 501 "not implemented", never retried) reads the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverse_etl_models_unavailable_leave_the_poll_complete() {
+    let ws = TestWorkspace::start().await;
+    ws.sim
+        .inject(Fault::new(FaultKind::ClientError { status: 404 }).on_path("/reverse-etl-models"));
+    let outcome = ws.poll().await.unwrap();
+    unavailable(&outcome, ResourceKind::ReverseEtlModel, 404);
+
+    let ws = TestWorkspace::start().await;
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 501 }).on_path("/reverse-etl-models"));
+    let before = ws.sim.request_log().len();
+    let outcome = ws.poll().await.unwrap();
+    unavailable(&outcome, ResourceKind::ReverseEtlModel, 501);
+    let asked = ws.sim.request_log()[before..]
+        .iter()
+        .filter(|r| r.starts_with("/reverse-etl-models"))
+        .count();
+    assert_eq!(asked, 1, "a 501 is not retried");
+    assert!(outcome.resource_counts.get(&ResourceKind::Transformation) > Some(&0));
+}

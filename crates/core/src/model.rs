@@ -62,6 +62,11 @@ pub enum ResourceKind {
     /// A transformation of a source's events (`GET /transformations`; `TransformationV1`): what
     /// it drops, allows, renames or hashes; its hashing key is fingerprinted.
     Transformation,
+    /// A reverse ETL model (`GET /reverse-etl-models`; not in the v32 spec, `ReverseEtlModel`
+    /// in Segment's current SDK): the SQL query that extracts rows from a warehouse source to
+    /// send to destinations. Unavailable on an API without it.
+    #[serde(rename = "reverse_etl_model")]
+    ReverseEtlModel,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -72,7 +77,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 15] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -88,6 +93,7 @@ impl ResourceKind {
         ResourceKind::DestinationSubscription,
         ResourceKind::SourceSchemaSettings,
         ResourceKind::Transformation,
+        ResourceKind::ReverseEtlModel,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -119,6 +125,7 @@ impl ResourceKind {
             ResourceKind::DestinationSubscription => "destination_subscription",
             ResourceKind::SourceSchemaSettings => "source_schema_settings",
             ResourceKind::Transformation => "transformation",
+            ResourceKind::ReverseEtlModel => "reverse_etl_model",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -134,7 +141,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model"
 )]
 pub struct UnknownKind(pub String);
 

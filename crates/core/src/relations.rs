@@ -9,7 +9,7 @@
 //! | subject | `related` |
 //! |---|---|
 //! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`, `subscriptions`: its destination filters' and Actions subscriptions' bodies |
-//! | transformation | `source`: the source whose events it transforms (`sourceId`), or `null` |
+//! | transformation, reverse ETL model | `source`: the source whose events it transforms or whose warehouse it queries (`sourceId`), or `null` |
 //! | source schema settings | `source`: the source (`sourceId`), or `null`; `tracking_plans`: the plans validating it |
 //! | destination filter, destination subscription | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
 //! | source | `destinations`, `warehouses`, `tracking_plans`, `transformations`: lists of bodies; `schema_settings`: a body or `null` |
@@ -164,7 +164,7 @@ impl<'a> Relations<'a> {
                     Value::Array(list(|o| &o.subscriptions)),
                 );
             }
-            ResourceKind::Transformation => {
+            ResourceKind::Transformation | ResourceKind::ReverseEtlModel => {
                 let source = body
                     .get("sourceId")
                     .and_then(Value::as_str)

@@ -6,7 +6,9 @@
 //! `api/model_destination_subscription.go` (`DestinationSubscription`); schema settings as
 //! `listSchemaSettingsInSource` answers them in the v32 spec (`openapi.yaml`) and
 //! `api/model_source_settings_output_v1.go`; `api/model_transformation_v1.go`
-//! (`TransformationV1`, listed by `GET /transformations` in `api/api_transformations.go`).
+//! (`TransformationV1`, listed by `GET /transformations` in `api/api_transformations.go`);
+//! `api/model_reverse_etl_model.go` (`ReverseEtlModel`, listed by `GET /reverse-etl-models`
+//! in `api/api_reverse_etl.go`, `data.models`).
 
 use fastrand::Rng;
 use serde::{Deserialize, Serialize};
@@ -366,6 +368,64 @@ pub struct Transformation {
     pub hash_properties_configuration: Option<Value>,
 }
 
+/// A reverse ETL model (`ReverseEtlModel`): a SQL query run on a warehouse source, whose rows
+/// its subscriptions send to destinations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReverseEtlModel {
+    /// Model id.
+    pub id: String,
+    /// The source (a warehouse source) it queries.
+    pub source_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Whether its syncs run.
+    pub enabled: bool,
+    /// The SQL query.
+    pub query: String,
+    /// The column identifying a row.
+    pub query_identifier_column: String,
+}
+
+/// A new reverse ETL model.
+pub(crate) fn new_reverse_etl_model(
+    rng: &mut Rng,
+    source_id: &str,
+    name: &str,
+    query: &str,
+) -> ReverseEtlModel {
+    ReverseEtlModel {
+        id: random_id(rng),
+        source_id: source_id.to_owned(),
+        name: name.to_owned(),
+        description: format!("{name}, synced to the CRM"),
+        enabled: true,
+        query: query.to_owned(),
+        query_identifier_column: "user_id".to_owned(),
+    }
+}
+
+/// Reverse ETL models: about one per 50 sources (at least one in all).
+fn generate_reverse_etl_models(
+    rng: &mut Rng,
+    sources: &[crate::state::Source],
+) -> Vec<ReverseEtlModel> {
+    let n = (sources.len() / 50).max(1.min(sources.len()));
+    (0..n)
+        .map(|i| {
+            let source = &sources[(i * 50 + 3) % sources.len()];
+            new_reverse_etl_model(
+                rng,
+                &source.id,
+                &format!("Active customers {i}"),
+                "SELECT user_id, plan, last_seen FROM analytics.customers WHERE active",
+            )
+        })
+        .collect()
+}
+
 /// Transformations of the workspace: about one source in ten has one (at least two in all).
 pub(crate) fn generate_transformations(
     rng: &mut Rng,
@@ -420,7 +480,7 @@ pub(crate) fn generate_controls(
     seed: u64,
     sources: &mut [crate::state::Source],
     destinations: &mut [Destination],
-) -> Vec<Transformation> {
+) -> (Vec<Transformation>, Vec<ReverseEtlModel>) {
     let mut rng = Rng::with_seed(seed ^ CONTROLS_SEED_SALT);
     for d in destinations.iter_mut() {
         d.filters = generate_filters(&mut rng, d);
@@ -430,5 +490,9 @@ pub(crate) fn generate_controls(
     for s in sources.iter_mut() {
         s.schema_settings = SchemaSettings::with(rng.u32(..3) != 0);
     }
-    generate_transformations(&mut rng, sources)
+    let transformations = generate_transformations(&mut rng, sources);
+    (
+        transformations,
+        generate_reverse_etl_models(&mut rng, sources),
+    )
 }

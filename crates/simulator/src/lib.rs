@@ -59,6 +59,7 @@ use tokio::task::JoinHandle;
 
 pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
+pub use controls::ReverseEtlModel;
 pub use controls::{
     DestinationFilter, SchemaSettings, Subscription, TrackSettings, TraitSettings, Transformation,
 };

@@ -378,6 +378,8 @@ pub struct WorkspaceState {
     pub tracking_plans: Vec<TrackingPlan>,
     /// Transformations (`GET /transformations`).
     pub transformations: Vec<crate::controls::Transformation>,
+    /// Reverse ETL models (`GET /reverse-etl-models`).
+    pub reverse_etl_models: Vec<crate::controls::ReverseEtlModel>,
     #[serde(skip)]
     index: Index,
 }
@@ -419,6 +421,7 @@ impl WorkspaceState {
             functions: flow.functions,
             tracking_plans: flow.tracking_plans,
             transformations: Vec::new(),
+            reverse_etl_models: Vec::new(),
             index: Index::default(),
         };
         state.reindex();

@@ -620,7 +620,8 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::DestinationFilter
         | ResourceKind::DestinationSubscription
         | ResourceKind::SourceSchemaSettings
-        | ResourceKind::Transformation => None,
+        | ResourceKind::Transformation
+        | ResourceKind::ReverseEtlModel => None,
     }
 }
 

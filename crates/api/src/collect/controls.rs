@@ -11,6 +11,10 @@
 //! (`GET /sources/{sourceId}/settings`, not paginated, `data: {sourceId, settings}`, as
 //! `listSchemaSettingsInSource` in the v32 spec) with `api/model_source_settings_output_v1.go`.
 //!
+//! `api/api_reverse_etl.go` (`GET /reverse-etl-models`, paginated, `data.models`) with
+//! `api/model_reverse_etl_model.go` and `api/model_list_reverse_etl_models_output.go`; the v32
+//! spec has no reverse ETL, so an API that answers 400, 403, 404, 422 or 501 there lacks it.
+//!
 //! A per-parent kind first lists its parents' ids (`GET /destinations`, paginated), then reads
 //! each parent's children concurrently through [`complete_each`](super::kinds): the client's
 //! semaphore (`[segment] concurrency`) bounds the requests in flight, and its pacing and
@@ -74,6 +78,25 @@ pub(super) fn per_parent(kind: ResourceKind) -> Option<PerParent> {
         ResourceKind::DestinationSubscription => Some(SUBSCRIPTIONS),
         ResourceKind::SourceSchemaSettings => Some(SCHEMA_SETTINGS),
         _ => None,
+    }
+}
+
+/// Reverse ETL models (`GET /reverse-etl-models`, `data.models`). The endpoint is newer than
+/// the v32 spec: an API that does not know it (400, 422, 501; 403 and 404 are turned into an
+/// unavailable kind by the caller as for every kind) leaves the kind unavailable.
+pub(super) async fn reverse_etl_models(
+    client: &SegmentClient,
+    policy: &SecretPolicy,
+) -> Result<KindRead> {
+    let kind = ResourceKind::ReverseEtlModel;
+    match super::listing::list(client, policy, kind, "/reverse-etl-models", "models").await {
+        Err(CollectError::Api { cause, .. }) if matches!(cause.status(), Some(400 | 422 | 501)) => {
+            let status = cause.status().expect("matched just above");
+            tracing::warn!(%kind, status, error = %cause,
+                "the API does not offer reverse ETL models; the other kinds are still read");
+            Ok(KindRead::refused(status, cause.to_string()))
+        }
+        other => other,
     }
 }
 

@@ -294,6 +294,7 @@ pub(super) async fn read_kind(
         K::Warehouse | K::TrackingPlan => with_connected_sources(client, policy, kind).await,
         K::Function => functions(client, policy).await,
         K::Label => labels(client, policy).await,
+        K::ReverseEtlModel => super::controls::reverse_etl_models(client, policy).await,
         // `api/api_transformations.go`: paginated, `data.transformations`.
         K::Transformation => {
             list(client, policy, kind, "/transformations", "transformations").await

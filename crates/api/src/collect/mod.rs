@@ -131,6 +131,8 @@ pub struct CollectOptions {
     pub source_schema_settings: bool,
     /// Transformations.
     pub transformations: bool,
+    /// Reverse ETL models (unavailable on an API without them).
+    pub reverse_etl_models: bool,
 }
 
 impl Default for CollectOptions {
@@ -144,6 +146,7 @@ impl Default for CollectOptions {
             destination_subscriptions: true,
             source_schema_settings: true,
             transformations: true,
+            reverse_etl_models: true,
         }
     }
 }
@@ -163,6 +166,7 @@ impl CollectOptions {
             }
             ResourceKind::SourceSchemaSettings => self.source_schema_settings,
             ResourceKind::Transformation => self.transformations,
+            ResourceKind::ReverseEtlModel => self.reverse_etl_models,
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

@@ -214,12 +214,13 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
     let roles = g.roles;
     let mut flow_rng = Rng::with_seed(seed ^ FLOW_SEED_SALT);
     let mut flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
-    let transformations =
+    let (transformations, models) =
         crate::controls::generate_controls(seed, &mut sources, &mut flow.destinations);
     let mut state = WorkspaceState::new(
         workspace, roles, users, groups, invites, sources, labels, flow,
     );
     state.transformations = transformations;
+    state.reverse_etl_models = models;
     state
 }
 

@@ -5,7 +5,7 @@ use fastrand::Rng;
 
 use crate::SimError;
 use crate::audit::Touched;
-use crate::controls::{drop_fields_filter, mapping_subscription};
+use crate::controls::{drop_fields_filter, mapping_subscription, new_reverse_etl_model};
 use crate::state::WorkspaceState;
 
 use super::{Mutation, not_found};
@@ -20,6 +20,8 @@ pub(super) fn is_control(m: &Mutation) -> bool {
             | Mutation::AddSubscription { .. }
             | Mutation::SetSchemaSettings { .. }
             | Mutation::SetTransformation { .. }
+            | Mutation::AddReverseEtlModel { .. }
+            | Mutation::SetReverseEtlQuery { .. }
     )
 }
 
@@ -190,6 +192,48 @@ pub(super) fn controls(
                 &t.name,
             ));
             format!("changed transformation \"{}\"", t.name)
+        }
+        Mutation::AddReverseEtlModel {
+            source_id,
+            name,
+            query,
+        } => {
+            if query.trim().is_empty() {
+                return Err(SimError::Invalid("a model needs a query".into()));
+            }
+            if st.source(&source_id).is_none() {
+                return Err(not_found("source", &source_id));
+            }
+            let model = new_reverse_etl_model(rng, &source_id, &name, &query);
+            trail.push(Touched::new(
+                "Reverse ETL Model Created",
+                "reverse_etl_model",
+                &model.id,
+                &model.name,
+            ));
+            st.reverse_etl_models.push(model);
+            format!("created reverse ETL model \"{name}\"")
+        }
+        Mutation::SetReverseEtlQuery { model_id, query } => {
+            let m = st
+                .reverse_etl_models
+                .iter_mut()
+                .find(|m| m.id == model_id)
+                .ok_or_else(|| not_found("reverse ETL model", &model_id))?;
+            if m.query == query {
+                return Err(SimError::Conflict(format!(
+                    "reverse ETL model \"{}\" already runs that query",
+                    m.name
+                )));
+            }
+            m.query = query;
+            trail.push(Touched::new(
+                "Reverse ETL Model Modified",
+                "reverse_etl_model",
+                &m.id,
+                &m.name,
+            ));
+            format!("changed the query of reverse ETL model \"{}\"", m.name)
         }
         other => unreachable!("not a data-control mutation: {other:?}"),
     })

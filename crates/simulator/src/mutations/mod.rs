@@ -272,6 +272,22 @@ pub enum Mutation {
         #[serde(default)]
         stop_hashing: bool,
     },
+    /// Creates a reverse ETL model querying a source.
+    AddReverseEtlModel {
+        /// The (warehouse) source it queries.
+        source_id: String,
+        /// Its name.
+        name: String,
+        /// Its SQL query.
+        query: String,
+    },
+    /// Replaces a reverse ETL model's SQL query.
+    SetReverseEtlQuery {
+        /// The model.
+        model_id: String,
+        /// The new query.
+        query: String,
+    },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).
     Churn {

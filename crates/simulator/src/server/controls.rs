@@ -71,6 +71,17 @@ pub(super) async fn get_transformation(State(sh): Shr, id: IdPath) -> Response {
     }
 }
 
+/// `GET /reverse-etl-models`: paginated, `data.models` (`listReverseEtlModels`).
+pub(super) async fn list_reverse_etl_models(
+    State(sh): Shr,
+    q: QueryPairs,
+    e: Endlessness,
+) -> Response {
+    let sim = sh.read();
+    let items = &sim.state.reverse_etl_models;
+    list_page("models", items.len(), q, e, |r| items[r].iter().collect())
+}
+
 pub(super) async fn list_destination_subscriptions(
     State(sh): Shr,
     id: IdPath,

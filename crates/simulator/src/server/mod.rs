@@ -276,6 +276,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sources/{id}", get(get_source))
         .route("/sources/{id}/settings", get(controls::get_source_settings))
         .route("/transformations", get(controls::list_transformations))
+        .route(
+            "/reverse-etl-models",
+            get(controls::list_reverse_etl_models),
+        )
         .route("/transformations/{id}", get(controls::get_transformation))
         .route("/labels", get(list_labels))
         .route("/audit-events", get(list_audit_events))

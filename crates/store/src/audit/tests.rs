@@ -527,6 +527,7 @@ const VIEWS: &[&str] = &[
     "audit_current_destination_subscriptions",
     "audit_current_source_schema_settings",
     "audit_current_transformations",
+    "audit_current_reverse_etl_models",
 ];
 
 #[test]

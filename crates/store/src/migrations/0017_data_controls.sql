@@ -94,3 +94,23 @@ FROM resource_versions v
 JOIN workspaces w ON w.id = v.workspace_id
 JOIN snapshots f ON f.id = v.valid_from
 WHERE v.kind = 'transformation' AND v.valid_to IS NULL;
+
+CREATE VIEW audit_current_reverse_etl_models AS
+SELECT
+    w.name AS workspace,
+    v.resource_id AS model_id,
+    v.name,
+    json_extract(v.body, '$.enabled') AS enabled,
+    json_extract(v.body, '$.sourceId') AS source_id,
+    (SELECT s.name FROM resource_versions s
+      WHERE s.workspace_id = v.workspace_id AND s.kind = 'source' AND s.valid_to IS NULL
+        AND s.resource_id = json_extract(v.body, '$.sourceId')) AS source_name,
+    json_extract(v.body, '$.query') AS query,
+    json_extract(v.body, '$.queryIdentifierColumn') AS query_identifier_column,
+    f.finished_at AS since_at,
+    v.id AS version_id,
+    v.body
+FROM resource_versions v
+JOIN workspaces w ON w.id = v.workspace_id
+JOIN snapshots f ON f.id = v.valid_from
+WHERE v.kind = 'reverse_etl_model' AND v.valid_to IS NULL;
