@@ -353,6 +353,27 @@ mod tests {
     }
 
     #[test]
+    fn mappings_and_hashing_keys_are_fingerprinted_the_mapping_kept() {
+        let policy = SecretPolicy::default();
+        let mut sub = json!({"id": "sub1", "destinationId": "d1", "settings": {
+            "email": {"@path": "$.traits.email"}, "api_secret": "S3CR3T",
+            "auth": {"bearer_token": "BT", "region": "eu"}}});
+        policy.redact(ResourceKind::DestinationSubscription, &mut sub);
+        assert_eq!(sub["settings"]["email"], json!({"@path": "$.traits.email"}));
+        assert_eq!(sub["settings"]["api_secret"], json!(fingerprint("S3CR3T")));
+        assert_eq!(sub["settings"]["auth"]["region"], "eu");
+        assert!(!sub.to_string().contains("S3CR3T") && !sub.to_string().contains("\"BT\""));
+        let mut t = json!({"id": "t1", "hashPropertiesConfiguration": {
+            "hashingKey": "HK-1", "paths": ["traits.email"]}});
+        policy.redact(ResourceKind::Transformation, &mut t);
+        assert_eq!(
+            t["hashPropertiesConfiguration"]["hashingKey"],
+            json!(fingerprint("HK-1"))
+        );
+        assert_eq!(t["hashPropertiesConfiguration"]["paths"][0], "traits.email");
+    }
+
+    #[test]
     fn header_pairs_naming_a_secret_are_fingerprinted() {
         let mut d = json!({"settings": {"webhooks": [{"url": "https://h", "headers": [
             {"key": "Authorization", "value": "Bearer abc"},
