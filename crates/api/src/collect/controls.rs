@@ -216,29 +216,26 @@ pub(super) async fn read_per_parent(
                 .map(|children| (index, (parent, name), children))
         });
     }
-    let mut done = Vec::with_capacity(tasks.len());
+    // Each parent's children become resources as soon as they arrive, so 10,000 sources'
+    // settings never sit in memory as JSON trees; the collection sorts resources afterwards.
+    let (before, after, single) = layout.children;
     while let Some(joined) = tasks.join_next().await {
-        let (index, parent, children) = joined
+        let (_, (parent, name), children) = joined
             .expect("collection tasks do not panic")
             .map_err(|cause| CollectError::Api { kind, cause })?;
-        if let Some(children) = children {
-            done.push((index, parent, children));
-        }
-    }
-    done.sort_by_key(|(index, _, _)| *index);
-    let (before, after, _) = layout.children;
-    for (_, (parent, name), children) in done {
+        let Some(children) = children else { continue };
         let path = format!("{before}{}{after}", encode_segment(&parent));
         for child in children {
             read.convert(kind, &path, child, policy);
         }
         // Settings have no name of their own: they are shown by their source's.
-        if let (None, Some(name), Some(last)) = (layout.children.2, name, read.resources.last_mut())
+        if let (None, Some(name), Some(last)) = (single, name, read.resources.last_mut())
             && last.id == parent
         {
             last.name = name;
         }
     }
+    read.resources.sort_by(|a, b| a.id.cmp(&b.id));
     if let Some(id) = read.dedupe(kind) {
         let why = format!("`{id}` was listed under two parents");
         read.inconsistent.get_or_insert(why);
