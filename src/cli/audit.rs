@@ -34,7 +34,7 @@ pub(super) struct QueryArgs {
 #[derive(Debug, Args)]
 pub(super) struct HistoryArgs {
     /// Resource kind: workspace, role, user, group, invite, source, label, destination,
-    /// warehouse, function or tracking_plan.
+    /// warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation or reverse_etl_model.
     #[arg(value_parser = parse_kind)]
     kind: ResourceKind,
     /// The resource's Segment id, or any name it ever had (exact; users are named by email,

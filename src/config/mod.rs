@@ -133,6 +133,14 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
     ("collect.warehouses", DefaultValue::Bool(true)),
     ("collect.functions", DefaultValue::Bool(true)),
     ("collect.tracking_plans", DefaultValue::Bool(true)),
+    ("collect.destination_filters", DefaultValue::Bool(true)),
+    (
+        "collect.destination_subscriptions",
+        DefaultValue::Bool(true),
+    ),
+    ("collect.source_schema_settings", DefaultValue::Bool(true)),
+    ("collect.transformations", DefaultValue::Bool(true)),
+    ("collect.reverse_etl_models", DefaultValue::Bool(true)),
     ("collect.function_code", DefaultValue::Bool(false)),
 ];
 

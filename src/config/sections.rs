@@ -138,6 +138,16 @@ pub struct CollectSettings {
     pub functions: bool,
     /// Collect tracking plans and their connected sources.
     pub tracking_plans: bool,
+    /// Collect destination filters, one request per destination (with `destinations` only).
+    pub destination_filters: bool,
+    /// Collect Actions subscriptions, one request per destination (with `destinations` only).
+    pub destination_subscriptions: bool,
+    /// Collect sources' schema settings, one request per source.
+    pub source_schema_settings: bool,
+    /// Collect transformations (`GET /transformations`).
+    pub transformations: bool,
+    /// Collect reverse ETL models (`GET /reverse-etl-models`).
+    pub reverse_etl_models: bool,
     /// Store function code in clear instead of a fingerprint.
     pub function_code: bool,
     /// Whether to read the audit trail (`GET /audit-events`), store its events and name who
@@ -155,6 +165,11 @@ impl CollectSettings {
             warehouses: self.warehouses,
             functions: self.functions,
             tracking_plans: self.tracking_plans,
+            destination_filters: self.destination_filters,
+            destination_subscriptions: self.destination_subscriptions,
+            source_schema_settings: self.source_schema_settings,
+            transformations: self.transformations,
+            reverse_etl_models: self.reverse_etl_models,
         }
     }
 

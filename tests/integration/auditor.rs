@@ -255,6 +255,22 @@ fn expected_resources(st: &WorkspaceState) -> BTreeMap<(String, String), Value> 
         body["sourceIds"] = json!(sorted(&t.source_ids));
         put(ResourceKind::TrackingPlan, &t.id, body);
     }
+    for f in st.destinations.iter().flat_map(|d| &d.filters) {
+        put(ResourceKind::DestinationFilter, &f.id, to(f));
+    }
+    for s in st.destinations.iter().flat_map(|d| &d.subscriptions) {
+        put(ResourceKind::DestinationSubscription, &s.id, to(s));
+    }
+    for s in &st.sources {
+        let body = json!({"sourceId": s.id, "settings": to(&s.schema_settings)});
+        put(ResourceKind::SourceSchemaSettings, &s.id, body);
+    }
+    for t in &st.transformations {
+        put(ResourceKind::Transformation, &t.id, to(t));
+    }
+    for m in &st.reverse_etl_models {
+        put(ResourceKind::ReverseEtlModel, &m.id, to(m));
+    }
     out
 }
 
@@ -786,7 +802,7 @@ async fn auditing_never_writes_and_rejects_bad_input_clearly() {
     ws.segwatch()
         .args(["history", "planet", "x"])
         .code(2)
-        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan");
+        .stderr_has_line("error: invalid value 'planet' for '<KIND>': unknown resource kind `planet`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model");
     ws.segwatch()
         .args(["history", "user", "nobody@nowhere.io"])
         .code(1)

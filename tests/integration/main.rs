@@ -56,6 +56,7 @@ mod auditor;
 mod bounded;
 mod cli;
 mod daemon;
+mod data_controls;
 mod data_flow;
 mod delivery;
 mod faults;

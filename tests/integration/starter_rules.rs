@@ -345,6 +345,8 @@ fn identity(kind: ResourceKind, body: &Value, case: &Case) -> (String, String) {
             let name = match kind {
                 ResourceKind::User => field("email"),
                 ResourceKind::Function => field("displayName"),
+                ResourceKind::DestinationFilter => field("title"),
+                ResourceKind::SourceSchemaSettings => field("sourceId"),
                 ResourceKind::Warehouse => {
                     nested("settings", "name").or_else(|| nested("metadata", "name"))
                 }

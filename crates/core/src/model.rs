@@ -45,6 +45,28 @@ pub enum ResourceKind {
     /// (`GET /tracking-plans`).
     #[serde(rename = "tracking_plan")]
     TrackingPlan,
+    /// A destination filter (`GET /destination/{destinationId}/filters`, one listing per
+    /// destination; `DestinationFilterV1`): its `if` condition, `actions` and `enabled`.
+    #[serde(rename = "destination_filter")]
+    DestinationFilter,
+    /// An Actions subscription of a destination (`GET /destinations/{destinationId}/
+    /// subscriptions`, one listing per destination; `DestinationSubscription`): its trigger and
+    /// field mapping (`settings`), whose secret-looking values are fingerprinted.
+    #[serde(rename = "destination_subscription")]
+    DestinationSubscription,
+    /// A source's schema settings (`GET /sources/{sourceId}/settings`, one request per source),
+    /// identified by the source's id: whether unplanned events and traits pass its tracking
+    /// plan, and where blocked events go.
+    #[serde(rename = "source_schema_settings")]
+    SourceSchemaSettings,
+    /// A transformation of a source's events (`GET /transformations`; `TransformationV1`): what
+    /// it drops, allows, renames or hashes; its hashing key is fingerprinted.
+    Transformation,
+    /// A reverse ETL model (`GET /reverse-etl-models`; not in the v32 spec, `ReverseEtlModel`
+    /// in Segment's current SDK): the SQL query that extracts rows from a warehouse source to
+    /// send to destinations. Unavailable on an API without it.
+    #[serde(rename = "reverse_etl_model")]
+    ReverseEtlModel,
     /// An event of the audit trail (`GET /audit-events`), identified by its id: the subject of
     /// audit-event rules and their alerts, never a versioned resource.
     AuditEvent,
@@ -55,7 +77,7 @@ pub enum ResourceKind {
 
 impl ResourceKind {
     /// Every kind, in the order they are collected and reported.
-    pub const ALL: [ResourceKind; 11] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Workspace,
         ResourceKind::Role,
         ResourceKind::User,
@@ -67,6 +89,11 @@ impl ResourceKind {
         ResourceKind::Warehouse,
         ResourceKind::Function,
         ResourceKind::TrackingPlan,
+        ResourceKind::DestinationFilter,
+        ResourceKind::DestinationSubscription,
+        ResourceKind::SourceSchemaSettings,
+        ResourceKind::Transformation,
+        ResourceKind::ReverseEtlModel,
     ];
 
     /// The size of a per-kind table: every collected kind, then [`ResourceKind::AuditEvent`]
@@ -94,6 +121,11 @@ impl ResourceKind {
             ResourceKind::Warehouse => "warehouse",
             ResourceKind::Function => "function",
             ResourceKind::TrackingPlan => "tracking_plan",
+            ResourceKind::DestinationFilter => "destination_filter",
+            ResourceKind::DestinationSubscription => "destination_subscription",
+            ResourceKind::SourceSchemaSettings => "source_schema_settings",
+            ResourceKind::Transformation => "transformation",
+            ResourceKind::ReverseEtlModel => "reverse_etl_model",
             ResourceKind::AuditEvent => "audit_event",
             ResourceKind::Access => "access",
         }
@@ -109,7 +141,7 @@ impl fmt::Display for ResourceKind {
 /// Error for a string that names no resource kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan"
+    "unknown resource kind `{0}`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model"
 )]
 pub struct UnknownKind(pub String);
 

@@ -99,6 +99,16 @@ pub const DEFAULT_RULES: &[SecretRule] = &[
         kind: ResourceKind::Warehouse,
         path: &[Step::Key("settings")],
     },
+    // Actions mappings may carry an action's own credential (`api_secret`…) at any depth.
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::DestinationSubscription,
+        path: &[Step::Key("settings")],
+    },
+    // A transformation's hashing key (`hashPropertiesConfiguration.hashingKey`).
+    SecretRule::SecretKeysUnder {
+        kind: ResourceKind::Transformation,
+        path: &[Step::Key("hashPropertiesConfiguration")],
+    },
     FUNCTION_CODE,
     SecretRule::SensitiveEntries {
         kind: ResourceKind::Function,
@@ -340,6 +350,27 @@ mod tests {
         assert_eq!(w["settings"]["username"], "sg");
         assert_eq!(w["settings"]["password"], json!(fingerprint("hunter2")));
         assert!(!w.to_string().contains("hunter2") && !w.to_string().contains("BEGIN"));
+    }
+
+    #[test]
+    fn mappings_and_hashing_keys_are_fingerprinted_the_mapping_kept() {
+        let policy = SecretPolicy::default();
+        let mut sub = json!({"id": "sub1", "destinationId": "d1", "settings": {
+            "email": {"@path": "$.traits.email"}, "api_secret": "S3CR3T",
+            "auth": {"bearer_token": "BT", "region": "eu"}}});
+        policy.redact(ResourceKind::DestinationSubscription, &mut sub);
+        assert_eq!(sub["settings"]["email"], json!({"@path": "$.traits.email"}));
+        assert_eq!(sub["settings"]["api_secret"], json!(fingerprint("S3CR3T")));
+        assert_eq!(sub["settings"]["auth"]["region"], "eu");
+        assert!(!sub.to_string().contains("S3CR3T") && !sub.to_string().contains("\"BT\""));
+        let mut t = json!({"id": "t1", "hashPropertiesConfiguration": {
+            "hashingKey": "HK-1", "paths": ["traits.email"]}});
+        policy.redact(ResourceKind::Transformation, &mut t);
+        assert_eq!(
+            t["hashPropertiesConfiguration"]["hashingKey"],
+            json!(fingerprint("HK-1"))
+        );
+        assert_eq!(t["hashPropertiesConfiguration"]["paths"][0], "traits.email");
     }
 
     #[test]

@@ -8,8 +8,11 @@
 //!
 //! | subject | `related` |
 //! |---|---|
-//! | destination | `source`: the source feeding it (`sourceId`), or `null` |
-//! | source | `destinations`, `warehouses`, `tracking_plans`: lists of bodies |
+//! | destination | `source`: the source feeding it (`sourceId`), or `null`; `filters`, `subscriptions`: its destination filters' and Actions subscriptions' bodies |
+//! | transformation, reverse ETL model | `source`: the source whose events it transforms or whose warehouse it queries (`sourceId`), or `null` |
+//! | source schema settings | `source`: the source (`sourceId`), or `null`; `tracking_plans`: the plans validating it |
+//! | destination filter, destination subscription | `destination`: the destination it filters (`destinationId`), or `null`; `source`: that destination's source (else the filter's own `sourceId`), or `null` |
+//! | source | `destinations`, `warehouses`, `tracking_plans`, `transformations`: lists of bodies; `schema_settings`: a body or `null` |
 //! | warehouse, tracking plan | `sources`: the connected sources' bodies |
 //! | user | `groups`: the groups listing the user as a member, without their `members` and `invites` |
 //! | group | `members`: the members' user bodies (with their permissions) |
@@ -26,7 +29,7 @@ use crate::model::{Resource, ResourceKind};
 pub struct Relations<'a> {
     /// The bodies of the snapshot's resources, by position.
     bodies: Vec<&'a str>,
-    /// Position of each source, user and group by id.
+    /// Position of each source, user, destination and source schema settings by id.
     by_id: HashMap<(ResourceKind, &'a str), usize>,
     /// A destination's source id, by the destination's position.
     source_of_destination: HashMap<usize, String>,
@@ -38,6 +41,14 @@ pub struct Relations<'a> {
     from_source: HashMap<String, FromSource>,
     /// Positions of the groups listing a user, by user id.
     groups_of: HashMap<String, Vec<usize>>,
+    /// Positions of what stands on a destination's way (its filters), by destination id.
+    on_destination: HashMap<String, OnDestination>,
+}
+
+#[derive(Debug, Default)]
+struct OnDestination {
+    filters: Vec<usize>,
+    subscriptions: Vec<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +56,7 @@ struct FromSource {
     destinations: Vec<usize>,
     warehouses: Vec<usize>,
     tracking_plans: Vec<usize>,
+    transformations: Vec<usize>,
 }
 
 impl<'a> Relations<'a> {
@@ -68,7 +80,28 @@ impl<'a> Relations<'a> {
                 ResourceKind::Source | ResourceKind::User => {
                     r.by_id.insert((kind, id), i);
                 }
+                ResourceKind::SourceSchemaSettings => {
+                    r.by_id.insert((kind, id), i);
+                }
+                ResourceKind::Transformation => {
+                    if let Some(source) = parse_body(body).get("sourceId").and_then(Value::as_str) {
+                        let entry = r.from_source.entry(source.to_string()).or_default();
+                        entry.transformations.push(i);
+                    }
+                }
+                ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
+                    let body = parse_body(body);
+                    if let Some(d) = body.get("destinationId").and_then(Value::as_str) {
+                        let on = r.on_destination.entry(d.to_string()).or_default();
+                        if kind == ResourceKind::DestinationFilter {
+                            on.filters.push(i);
+                        } else {
+                            on.subscriptions.push(i);
+                        }
+                    }
+                }
                 ResourceKind::Destination => {
+                    r.by_id.insert((kind, id), i);
                     let body = parse_body(body);
                     if let Some(source) = body.get("sourceId").and_then(Value::as_str) {
                         r.from_source
@@ -121,6 +154,53 @@ impl<'a> Relations<'a> {
                     .and_then(|s| self.body_of(ResourceKind::Source, s))
                     .unwrap_or(Value::Null);
                 out.insert("source".into(), source);
+                let on = self.on_destination.get(id);
+                let list = |pick: fn(&OnDestination) -> &Vec<usize>| {
+                    on.map_or_else(Vec::new, |o| self.bodies(pick(o)))
+                };
+                out.insert("filters".into(), Value::Array(list(|o| &o.filters)));
+                out.insert(
+                    "subscriptions".into(),
+                    Value::Array(list(|o| &o.subscriptions)),
+                );
+            }
+            ResourceKind::Transformation | ResourceKind::ReverseEtlModel => {
+                let source = body
+                    .get("sourceId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| self.body_of(ResourceKind::Source, s))
+                    .unwrap_or(Value::Null);
+                out.insert("source".into(), source);
+            }
+            ResourceKind::SourceSchemaSettings => {
+                let source_id = body.get("sourceId").and_then(Value::as_str).unwrap_or(id);
+                let plans = self
+                    .from_source
+                    .get(source_id)
+                    .map_or_else(Vec::new, |f| self.bodies(&f.tracking_plans));
+                out.insert(
+                    "source".into(),
+                    self.body_of(ResourceKind::Source, source_id)
+                        .unwrap_or(Value::Null),
+                );
+                out.insert("tracking_plans".into(), Value::Array(plans));
+            }
+            ResourceKind::DestinationFilter | ResourceKind::DestinationSubscription => {
+                let destination = body
+                    .get("destinationId")
+                    .and_then(Value::as_str)
+                    .and_then(|d| self.body_of(ResourceKind::Destination, d));
+                // The destination's source, else the one the item names itself.
+                let source_id = destination
+                    .as_ref()
+                    .and_then(|d| d.get("sourceId"))
+                    .or_else(|| body.get("sourceId"))
+                    .and_then(Value::as_str);
+                let source = source_id
+                    .and_then(|s| self.body_of(ResourceKind::Source, s))
+                    .unwrap_or(Value::Null);
+                out.insert("destination".into(), destination.unwrap_or(Value::Null));
+                out.insert("source".into(), source);
             }
             ResourceKind::Source => {
                 let from = self.from_source.get(id);
@@ -135,6 +215,15 @@ impl<'a> Relations<'a> {
                 out.insert(
                     "tracking_plans".into(),
                     Value::Array(list(|f| &f.tracking_plans)),
+                );
+                out.insert(
+                    "transformations".into(),
+                    Value::Array(list(|f| &f.transformations)),
+                );
+                out.insert(
+                    "schema_settings".into(),
+                    self.body_of(ResourceKind::SourceSchemaSettings, id)
+                        .unwrap_or(Value::Null),
                 );
             }
             ResourceKind::Warehouse | ResourceKind::TrackingPlan => {
@@ -275,12 +364,13 @@ mod tests {
         assert_eq!(d1["source"]["labels"][0]["value"], "prod");
         assert_eq!(
             r.related(ResourceKind::Destination, "d2", &body(3)),
-            json!({"source": null})
+            json!({"source": null, "filters": [], "subscriptions": []})
         );
         let s1 = r.related(ResourceKind::Source, "s1", &body(0));
         assert_eq!(s1["destinations"][0]["id"], "d1");
         assert_eq!(s1["warehouses"][0]["id"], "w1");
         assert_eq!(s1["tracking_plans"], json!([]));
+        assert_eq!(s1["schema_settings"], Value::Null);
         let s2 = r.related(ResourceKind::Source, "s2", &body(1));
         assert_eq!(s2["tracking_plans"][0]["id"], "t1");
         let w1 = r.related(ResourceKind::Warehouse, "w1", &body(4));
@@ -296,5 +386,38 @@ mod tests {
             r.related(ResourceKind::Destination, "d9", &removed)["source"]["id"],
             "s2"
         );
+    }
+
+    #[test]
+    fn destinations_and_their_filters() {
+        let resources = vec![
+            res(
+                ResourceKind::Source,
+                "s1",
+                json!({"id": "s1", "labels": [{"key": "environment", "value": "prod"}]}),
+            ),
+            res(
+                ResourceKind::Destination,
+                "d1",
+                json!({"id": "d1", "sourceId": "s1"}),
+            ),
+            res(
+                ResourceKind::DestinationFilter,
+                "f1",
+                json!({"id": "f1", "destinationId": "d1", "sourceId": "s1", "enabled": true}),
+            ),
+        ];
+        let r = Relations::build(&resources);
+        let body = |i: usize| serde_json::from_str::<Value>(&resources[i].body).unwrap();
+        let d1 = r.related(ResourceKind::Destination, "d1", &body(1));
+        assert_eq!(d1["filters"][0]["id"], "f1");
+        let f1 = r.related(ResourceKind::DestinationFilter, "f1", &body(2));
+        assert_eq!(f1["destination"]["id"], "d1");
+        assert_eq!(f1["source"]["labels"][0]["value"], "prod");
+        // A filter removed with its destination still finds the source it names.
+        let orphan = json!({"id": "f9", "destinationId": "gone", "sourceId": "s1"});
+        let f9 = r.related(ResourceKind::DestinationFilter, "f9", &orphan);
+        assert_eq!(f9["destination"], Value::Null);
+        assert_eq!(f9["source"]["id"], "s1");
     }
 }

@@ -34,6 +34,7 @@
 
 mod audit;
 mod cli;
+mod controls;
 mod faults;
 mod generate;
 mod mutations;
@@ -58,6 +59,10 @@ use tokio::task::JoinHandle;
 
 pub use audit::AuditEvent;
 pub use cli::{SimulateArgs, run};
+pub use controls::ReverseEtlModel;
+pub use controls::{
+    DestinationFilter, SchemaSettings, Subscription, TrackSettings, TraitSettings, Transformation,
+};
 pub use faults::{BadEventDefect, BadItemShape, Fault, FaultKind, RaceAction};
 pub use faults::{endless_body, trickle};
 pub use mutations::Mutation;

@@ -203,6 +203,9 @@ pub struct Source {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// Labels applied to the source.
     pub labels: Vec<Label>,
+    /// Its schema settings (`GET /sources/{id}/settings`), not part of `SourceV1`.
+    #[serde(skip)]
+    pub schema_settings: crate::controls::SchemaSettings,
 }
 
 impl Source {
@@ -231,6 +234,14 @@ pub struct Destination {
     pub source_id: String,
     /// Free-form settings, secrets (`apiKey`…) included.
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Its destination filters (`GET /destination/{id}/filters`), not part of
+    /// `DestinationV1`; removed with it.
+    #[serde(skip)]
+    pub filters: Vec<crate::controls::DestinationFilter>,
+    /// Its Actions subscriptions (`GET /destinations/{id}/subscriptions`), not part of
+    /// `DestinationV1`; removed with it.
+    #[serde(skip)]
+    pub subscriptions: Vec<crate::controls::Subscription>,
 }
 
 /// A warehouse (`WarehouseV1`) and the sources syncing to it.
@@ -365,6 +376,10 @@ pub struct WorkspaceState {
     pub functions: Vec<Function>,
     /// Tracking plans (`GET /tracking-plans`).
     pub tracking_plans: Vec<TrackingPlan>,
+    /// Transformations (`GET /transformations`).
+    pub transformations: Vec<crate::controls::Transformation>,
+    /// Reverse ETL models (`GET /reverse-etl-models`).
+    pub reverse_etl_models: Vec<crate::controls::ReverseEtlModel>,
     #[serde(skip)]
     index: Index,
 }
@@ -405,6 +420,8 @@ impl WorkspaceState {
             warehouses: flow.warehouses,
             functions: flow.functions,
             tracking_plans: flow.tracking_plans,
+            transformations: Vec::new(),
+            reverse_etl_models: Vec::new(),
             index: Index::default(),
         };
         state.reindex();

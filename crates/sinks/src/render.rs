@@ -616,7 +616,12 @@ pub fn resource_link(app_base: &str, kind: ResourceKind, id: &str) -> Option<Str
         | ResourceKind::Destination
         | ResourceKind::Warehouse
         | ResourceKind::Function
-        | ResourceKind::TrackingPlan => None,
+        | ResourceKind::TrackingPlan
+        | ResourceKind::DestinationFilter
+        | ResourceKind::DestinationSubscription
+        | ResourceKind::SourceSchemaSettings
+        | ResourceKind::Transformation
+        | ResourceKind::ReverseEtlModel => None,
     }
 }
 

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_access_changes.sql"),
     include_str!("migrations/0015_access_reviews.sql"),
     include_str!("migrations/0016_identity_views.sql"),
+    include_str!("migrations/0017_data_controls.sql"),
     include_str!("migrations/0018_flows.sql"),
 ];
 

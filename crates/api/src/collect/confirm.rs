@@ -35,6 +35,8 @@ fn get_route(kind: ResourceKind) -> Option<(&'static str, &'static str)> {
         ResourceKind::Warehouse => Some(("/warehouses", "warehouse")),
         ResourceKind::Function => Some(("/functions", "function")),
         ResourceKind::TrackingPlan => Some(("/tracking-plans", "trackingPlan")),
+        // `api/api_transformations.go`: `GET /transformations/{id}`, `data.transformation`.
+        ResourceKind::Transformation => Some(("/transformations", "transformation")),
         _ => None,
     }
 }
@@ -73,7 +75,10 @@ async fn get_one(
 /// when more are missing than the listing had pages, and for roles and invites, which have no
 /// get-by-id route — one more read of the whole list. Resources that still exist are put back
 /// into the collection (with what the API says of them now); the rest are gone. `/labels` is a
-/// single response and cannot shift, so its missing labels are gone without a request.
+/// single response and cannot shift, so its missing labels are gone without a request; so are
+/// the missing children of a kind read per parent (destination filters…): a parents' listing
+/// that shifted left the kind incomplete, so none of its resources reach this check, and each
+/// parent's children were read whole.
 pub async fn confirm_missing(
     client: &SegmentClient,
     policy: &SecretPolicy,
@@ -86,7 +91,8 @@ pub async fn confirm_missing(
         if !matches!(
             kind,
             ResourceKind::Label | ResourceKind::Workspace | ResourceKind::AuditEvent
-        ) {
+        ) && super::controls::per_parent(*kind).is_none()
+        {
             by_kind.entry(*kind).or_default().push(id);
         }
     }

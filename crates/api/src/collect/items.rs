@@ -89,6 +89,7 @@ pub(super) fn unusable(kind: ResourceKind, item: &Value) -> Option<String> {
             });
         }
         ResourceKind::Label => &["key", "value"],
+        ResourceKind::SourceSchemaSettings => &["sourceId"],
         _ => &["id"],
     };
     if !item.is_object() {
@@ -152,6 +153,13 @@ pub(super) fn to_resource(
             map.insert("email".into(), Value::String(email.clone()));
             (email.clone(), email, Value::Object(map))
         }
+        // Identified by its source.
+        ResourceKind::SourceSchemaSettings => {
+            let id = string_field(&item, "sourceId")
+                .ok_or_else(|| missing("sourceId", &item))?
+                .to_string();
+            (id.clone(), id, item)
+        }
         ResourceKind::Label => {
             let key = string_field(&item, "key").ok_or_else(|| missing("key", &item))?;
             let value = string_field(&item, "value").ok_or_else(|| missing("value", &item))?;
@@ -171,6 +179,10 @@ pub(super) fn to_resource(
                 ResourceKind::User => string_field(&item, "email"),
                 ResourceKind::Function => {
                     string_field(&item, "displayName").filter(|n| !n.is_empty())
+                }
+                // `DestinationFilterV1` has a `title`, no `name`.
+                ResourceKind::DestinationFilter => {
+                    string_field(&item, "title").filter(|n| !n.is_empty())
                 }
                 // Warehouses have no name of their own; the settings usually carry one.
                 ResourceKind::Warehouse => {

@@ -187,7 +187,7 @@ async fn with_connected_sources(
 /// Completes each listed item with its sub-resources, concurrently (`complete` answers `None`
 /// for an item deleted between the list and its sub-requests, which is left out), then adds
 /// them to `read` in list order. The first API error fails the kind.
-async fn complete_each<F, Fut>(
+pub(super) async fn complete_each<F, Fut>(
     raw: Vec<(usize, Value)>,
     kind: ResourceKind,
     path: &str,
@@ -294,6 +294,15 @@ pub(super) async fn read_kind(
         K::Warehouse | K::TrackingPlan => with_connected_sources(client, policy, kind).await,
         K::Function => functions(client, policy).await,
         K::Label => labels(client, policy).await,
+        K::ReverseEtlModel => super::controls::reverse_etl_models(client, policy).await,
+        // `api/api_transformations.go`: paginated, `data.transformations`.
+        K::Transformation => {
+            list(client, policy, kind, "/transformations", "transformations").await
+        }
+        K::DestinationFilter | K::DestinationSubscription | K::SourceSchemaSettings => {
+            let layout = super::controls::per_parent(kind).expect("read per destination");
+            super::controls::read_per_parent(client, policy, kind, layout).await
+        }
         K::Workspace | K::AuditEvent | K::Access => Ok(KindRead::default()),
     }
 }

@@ -15,6 +15,7 @@
 //! Lists are converted page by page so 100,000 users never sit in memory as JSON trees.
 
 mod confirm;
+mod controls;
 mod items;
 mod kinds;
 mod listing;
@@ -122,6 +123,16 @@ pub struct CollectOptions {
     pub functions: bool,
     /// Tracking plans, with their connected sources.
     pub tracking_plans: bool,
+    /// Destination filters, one listing per destination (read only when `destinations` is).
+    pub destination_filters: bool,
+    /// Actions subscriptions, one listing per destination (read only when `destinations` is).
+    pub destination_subscriptions: bool,
+    /// Sources' schema settings, one request per source.
+    pub source_schema_settings: bool,
+    /// Transformations.
+    pub transformations: bool,
+    /// Reverse ETL models (unavailable on an API without them).
+    pub reverse_etl_models: bool,
 }
 
 impl Default for CollectOptions {
@@ -131,6 +142,11 @@ impl Default for CollectOptions {
             warehouses: true,
             functions: true,
             tracking_plans: true,
+            destination_filters: true,
+            destination_subscriptions: true,
+            source_schema_settings: true,
+            transformations: true,
+            reverse_etl_models: true,
         }
     }
 }
@@ -143,6 +159,14 @@ impl CollectOptions {
             ResourceKind::Warehouse => self.warehouses,
             ResourceKind::Function => self.functions,
             ResourceKind::TrackingPlan => self.tracking_plans,
+            // Read per destination: only with the destinations.
+            ResourceKind::DestinationFilter => self.destinations && self.destination_filters,
+            ResourceKind::DestinationSubscription => {
+                self.destinations && self.destination_subscriptions
+            }
+            ResourceKind::SourceSchemaSettings => self.source_schema_settings,
+            ResourceKind::Transformation => self.transformations,
+            ResourceKind::ReverseEtlModel => self.reverse_etl_models,
             ResourceKind::Workspace
             | ResourceKind::Role
             | ResourceKind::User

@@ -586,7 +586,10 @@ impl SegmentClient {
                     server,
                 }))
             }
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+            // 501: the API does not implement the endpoint; asking again cannot change that.
+            s if (s.is_server_error() && s != StatusCode::NOT_IMPLEMENTED)
+                || s == StatusCode::REQUEST_TIMEOUT =>
+            {
                 Err(AttemptError::Transient {
                     last: if server.is_empty() {
                         format!("HTTP {code}")

@@ -17,7 +17,7 @@ pub(super) enum AttemptError {
         wait: Option<Duration>,
         server: ServerMessage,
     },
-    /// 5xx, 408, timeout or connection failure: worth retrying with backoff.
+    /// 5xx (but 501), 408, timeout or connection failure: worth retrying with backoff.
     Transient {
         /// The status or cause, for the final error message.
         last: String,

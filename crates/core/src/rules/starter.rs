@@ -20,6 +20,10 @@ pub(super) const FILES: &[(&str, &str)] = &[
         include_str!("../../../../rules/audit_trail.yaml"),
     ),
     (
+        "rules/data_controls.yaml",
+        include_str!("../../../../rules/data_controls.yaml"),
+    ),
+    (
         "rules/destinations.yaml",
         include_str!("../../../../rules/destinations.yaml"),
     ),

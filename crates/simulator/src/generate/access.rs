@@ -158,6 +158,7 @@ pub(super) fn generate_sources(rng: &mut Rng, workspace_id: &str, count: usize) 
             metadata: catalog[catalog_index].clone(),
             settings: serde_json::Map::new(),
             labels,
+            schema_settings: Default::default(),
         });
     }
     sources

@@ -346,6 +346,8 @@ pub(super) fn generate_flow(
                 metadata: destination_metadata(catalog),
                 source_id: source.id.clone(),
                 settings: destination_settings(rng, catalog),
+                filters: Vec::new(),
+                subscriptions: Vec::new(),
             });
         }
     }

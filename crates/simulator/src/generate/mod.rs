@@ -200,7 +200,7 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
         })
         .collect();
     let labels = label_definitions();
-    let sources = generate_sources(&mut rng, &workspace.id, sizes.sources);
+    let mut sources = generate_sources(&mut rng, &workspace.id, sizes.sources);
     let mut g = Gen {
         rng: &mut rng,
         workspace_id: workspace.id.clone(),
@@ -213,10 +213,15 @@ pub(crate) fn generate(seed: u64, sizes: Sizes) -> WorkspaceState {
     let groups = generate_groups(&mut g, &users, &invites, sizes.groups);
     let roles = g.roles;
     let mut flow_rng = Rng::with_seed(seed ^ FLOW_SEED_SALT);
-    let flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
-    WorkspaceState::new(
+    let mut flow = generate_flow(&mut flow_rng, sizes, &workspace.id, &sources, &users);
+    let (transformations, models) =
+        crate::controls::generate_controls(seed, &mut sources, &mut flow.destinations);
+    let mut state = WorkspaceState::new(
         workspace, roles, users, groups, invites, sources, labels, flow,
-    )
+    );
+    state.transformations = transformations;
+    state.reverse_etl_models = models;
+    state
 }
 
 /// `k` distinct indices below `n` (fewer if `n < k`), in draw order.

@@ -303,6 +303,9 @@ pub(crate) fn apply(
             ));
             "updated the workspace's SSO settings".to_owned()
         }
+        other if super::controls::is_control(&other) => {
+            super::controls::controls(st, rng, other, trail)?
+        }
         other => {
             // Segment records data-flow changes in its audit trail like the others.
             let target = flow_target(&other);

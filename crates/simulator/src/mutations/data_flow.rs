@@ -52,6 +52,8 @@ pub(super) fn data_flow(
                 metadata: generate::destination_metadata(catalog),
                 source_id,
                 settings: generate::destination_settings(rng, catalog),
+                filters: Vec::new(),
+                subscriptions: Vec::new(),
             });
             st.reindex_flow();
             format!("connected destination \"{name}\" to source \"{source_name}\"")

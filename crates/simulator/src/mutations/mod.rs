@@ -5,6 +5,7 @@
 //! [`WorkspaceState::check_invariants`](crate::WorkspaceState::check_invariants).
 
 mod apply;
+mod controls;
 mod data_flow;
 mod random;
 mod shuffle;
@@ -208,6 +209,84 @@ pub enum Mutation {
         tracking_plan_id: String,
         /// The source.
         source_id: String,
+    },
+    /// Adds an enabled filter to a destination that drops `fields` from every event's
+    /// properties (`DROP_PROPERTIES`).
+    AddDestinationFilter {
+        /// The destination.
+        destination_id: String,
+        /// The filter's title.
+        title: String,
+        /// Property names dropped.
+        fields: Vec<String>,
+    },
+    /// Deletes a destination filter.
+    RemoveDestinationFilter {
+        /// The filter.
+        filter_id: String,
+    },
+    /// Enables or disables a destination filter.
+    SetDestinationFilterEnabled {
+        /// The filter.
+        filter_id: String,
+        /// New state.
+        enabled: bool,
+    },
+    /// Adds an Actions subscription to a destination that maps `field` (e.g. `email`) from the
+    /// event's traits, with any extra mapping `settings` (which may carry a credential).
+    AddSubscription {
+        /// The destination.
+        destination_id: String,
+        /// The subscription's name.
+        name: String,
+        /// The destination field mapped from `$.traits.<field>`.
+        field: String,
+        /// Extra mapping entries.
+        #[serde(default)]
+        settings: Option<serde_json::Map<String, serde_json::Value>>,
+    },
+    /// Changes a source's schema settings: whether events (`track`) and traits (`identify`,
+    /// `group`) its tracking plan does not list are let through. `None` leaves one as it is.
+    SetSchemaSettings {
+        /// The source.
+        source_id: String,
+        /// `track.allowUnplannedEvents` (and `allowUnplannedEventProperties`).
+        #[serde(default)]
+        allow_unplanned_events: Option<bool>,
+        /// `identify.allowUnplannedTraits` and `group.allowUnplannedTraits`.
+        #[serde(default)]
+        allow_unplanned_traits: Option<bool>,
+    },
+    /// Changes a transformation; `None` leaves a field as it is. `stop_hashing` removes its
+    /// hashing configuration.
+    SetTransformation {
+        /// The transformation.
+        transformation_id: String,
+        /// Drop matching events (`false`: let them through).
+        #[serde(default)]
+        drop: Option<bool>,
+        /// Whether it is enabled.
+        #[serde(default)]
+        enabled: Option<bool>,
+        /// Stop hashing any property.
+        #[serde(default)]
+        stop_hashing: bool,
+    },
+    /// Creates a reverse ETL model querying a source.
+    AddReverseEtlModel {
+        /// The (warehouse) source it queries.
+        source_id: String,
+        /// Its name.
+        name: String,
+        /// Its SQL query.
+        query: String,
+    },
+    /// Replaces a reverse ETL model's SQL query.
+    SetReverseEtlQuery {
+        /// The model.
+        model_id: String,
+        /// The new query.
+        query: String,
     },
     /// Modifies `percent` % of users, groups and sources at once (role changes, member changes,
     /// label changes, key rotations, enable toggles).

@@ -1,6 +1,7 @@
 //! The HTTP side: routing, auth, rate limiting, fault injection, pagination and envelopes.
 
 mod control;
+mod controls;
 mod gate;
 mod pagination;
 mod responses;
@@ -287,10 +288,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/groups/{id}/invites", get(list_group_invites))
         .route("/sources", get(list_sources))
         .route("/sources/{id}", get(get_source))
+        .route("/sources/{id}/settings", get(controls::get_source_settings))
+        .route("/transformations", get(controls::list_transformations))
+        .route(
+            "/reverse-etl-models",
+            get(controls::list_reverse_etl_models),
+        )
+        .route("/transformations/{id}", get(controls::get_transformation))
         .route("/labels", get(list_labels))
         .route("/audit-events", get(list_audit_events))
         .route("/destinations", get(list_destinations))
         .route("/destinations/{id}", get(get_destination))
+        .route(
+            "/destination/{id}/filters",
+            get(controls::list_destination_filters),
+        )
+        .route(
+            "/destinations/{id}/subscriptions",
+            get(controls::list_destination_subscriptions),
+        )
         .route("/warehouses", get(list_warehouses))
         .route("/warehouses/{id}", get(get_warehouse))
         .route(

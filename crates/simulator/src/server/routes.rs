@@ -55,8 +55,8 @@ impl<'a> From<&'a Group> for GroupView<'a> {
 }
 
 pub(super) type Shr = State<Arc<Shared>>;
-type Endlessness = Option<Extension<Endless>>;
-type IdPath = Result<Path<String>, PathRejection>;
+pub(super) type Endlessness = Option<Extension<Endless>>;
+pub(super) type IdPath = Result<Path<String>, PathRejection>;
 
 pub(super) async fn get_workspace(State(sh): Shr) -> Response {
     ok(data_body("workspace", &sh.read().state.workspace, None))

@@ -3,6 +3,7 @@
 mod api;
 mod audit;
 mod control;
+mod controls;
 mod data_flow;
 mod faults;
 mod mutations;

@@ -529,6 +529,11 @@ const VIEWS: &[&str] = &[
     "audit_effective_access",
     "audit_user_activity",
     "audit_api_tokens",
+    "audit_current_destination_filters",
+    "audit_current_destination_subscriptions",
+    "audit_current_source_schema_settings",
+    "audit_current_transformations",
+    "audit_current_reverse_etl_models",
 ];
 
 #[test]

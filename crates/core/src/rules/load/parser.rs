@@ -484,7 +484,7 @@ fn required_hint(field: &str) -> &'static str {
         "id" => " (a unique name such as `workspace-owner-granted`)",
         "severity" => " (info, low, medium, high or critical)",
         "resource" => {
-            " (workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan or audit_event)"
+            " (workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model or audit_event)"
         }
         "kind" => " (change or compliance)",
         "when" => " (a CEL condition)",

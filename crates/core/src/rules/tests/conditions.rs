@@ -274,7 +274,9 @@ fn inventory_lists_role_holders_and_counts() {
     assert_eq!(
         inv["counts"],
         json!({"workspace": 0, "role": 3, "user": 2, "group": 0, "invite": 0, "source": 1, "label": 0,
-               "destination": 0, "warehouse": 0, "function": 0, "tracking_plan": 0})
+               "destination": 0, "warehouse": 0, "function": 0, "tracking_plan": 0,
+               "destination_filter": 0, "destination_subscription": 0, "source_schema_settings": 0,
+               "transformation": 0, "reverse_etl_model": 0})
     );
 
     // A rule reading it.

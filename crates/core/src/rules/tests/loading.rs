@@ -208,7 +208,7 @@ fn bad_cases() -> Vec<Bad> {
             line: 7,
             rule: owner,
             field: Some("resource"),
-            message: "unknown resource kind `users`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan (did you mean `user`?)",
+            message: "unknown resource kind `users`; expected one of: workspace, role, user, group, invite, source, label, destination, warehouse, function, tracking_plan, destination_filter, destination_subscription, source_schema_settings, transformation, reverse_etl_model (did you mean `user`?)",
         },
         Bad {
             name: "bad severity",
