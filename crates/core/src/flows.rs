@@ -119,7 +119,7 @@ impl TargetNode {
 }
 
 /// Something on a flow's way that can stop or change data: a destination filter or a
-/// transformation. None is collected yet, so every list of these is empty for now.
+/// transformation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Step {
     /// What it is, e.g. `destination_filter` or `transformation`.
@@ -212,21 +212,84 @@ impl Extras {
     /// mapped fields to `fields` of its destination (through [`MappedField`]).
     pub fn gather(resources: &[Resource]) -> Extras {
         let mut extras = Extras::default();
+        // Destinations by source, with their catalog id: a transformation applies to a source's
+        // destinations, or to those of one catalog entry (`destinationMetadataId`).
+        let mut by_source: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
         for r in resources {
             if r.kind == ResourceKind::Destination {
                 let body = parse(&r.body);
                 let fields = personal::mapped_fields_in_settings(
                     body.get("settings").unwrap_or(&Value::Null),
                 );
-                extras
-                    .by_target
-                    .entry((TargetKind::Destination, r.id.clone()))
-                    .or_default()
-                    .fields
-                    .extend(fields);
+                extras.target(&r.id).fields.extend(fields);
+                if let Some(source) = body.get("sourceId").and_then(Value::as_str) {
+                    let catalog = body
+                        .pointer("/metadata/id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    by_source
+                        .entry(source.to_owned())
+                        .or_default()
+                        .push((r.id.clone(), catalog));
+                }
+            }
+        }
+        for r in resources {
+            let body = || parse(&r.body);
+            let step = |kind: &str, body: &Value, name_key: &str| Step {
+                kind: kind.to_owned(),
+                id: r.id.clone(),
+                name: body
+                    .get(name_key)
+                    .and_then(Value::as_str)
+                    .unwrap_or(&r.name)
+                    .to_owned(),
+                enabled: body.get("enabled").and_then(Value::as_bool),
+            };
+            match r.kind {
+                // DestinationFilterV1 (`destinationId`, `title`, `enabled`).
+                ResourceKind::DestinationFilter => {
+                    let body = body();
+                    if let Some(d) = body.get("destinationId").and_then(Value::as_str) {
+                        let step = step("destination_filter", &body, "title");
+                        extras.target(d).filters.push(step);
+                    }
+                }
+                // DestinationSubscription (`destinationId`, `settings`: the mapping).
+                ResourceKind::DestinationSubscription => {
+                    let body = body();
+                    if let Some(d) = body.get("destinationId").and_then(Value::as_str) {
+                        let fields = personal::mapped_fields_in_subscription(
+                            &r.id,
+                            body.get("settings").unwrap_or(&Value::Null),
+                        );
+                        extras.target(d).fields.extend(fields);
+                    }
+                }
+                // TransformationV1 (`sourceId`, `destinationMetadataId?`, `name`, `enabled`).
+                ResourceKind::Transformation => {
+                    let body = body();
+                    let Some(source) = body.get("sourceId").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let only = body.get("destinationMetadataId").and_then(Value::as_str);
+                    let step = step("transformation", &body, "name");
+                    for (d, catalog) in by_source.get(source).into_iter().flatten() {
+                        if only.is_none() || only == catalog.as_deref() {
+                            extras.target(d).transformations.push(step.clone());
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         extras
+    }
+
+    fn target(&mut self, destination: &str) -> &mut TargetExtras {
+        self.by_target
+            .entry((TargetKind::Destination, destination.to_owned()))
+            .or_default()
     }
 
     /// Gives `flow` what stands on its way and its personal fields.

@@ -230,6 +230,50 @@ pub fn mapped_fields_in_settings(settings: &Value) -> Vec<MappedField> {
     out
 }
 
+/// The fields an Actions subscription (`DestinationSubscription.settings`: destination field →
+/// directive) sends: for each mapping with an `@path` directive, the event field it reads
+/// (`$.traits.email` → `traits.email`); for a mapping without one, the destination field's
+/// name. Plain settings (a string or a number: an API key, a flag) send no event field.
+pub fn mapped_fields_in_subscription(id: &str, settings: &Value) -> Vec<MappedField> {
+    let mut out = Vec::new();
+    let Some(map) = settings.as_object() else {
+        return out;
+    };
+    for (key, value) in map {
+        let path = format!("subscriptions[{id}].settings.{key}");
+        let mut paths = Vec::new();
+        directive_paths(value, &mut paths);
+        if paths.is_empty() && value.is_object() {
+            out.push(MappedField {
+                path,
+                field: key.clone(),
+            });
+        } else {
+            out.extend(paths.into_iter().map(|p| MappedField {
+                path: path.clone(),
+                field: p.trim_start_matches("$.").to_owned(),
+            }));
+        }
+    }
+    out
+}
+
+/// Every `@path` string under a mapping directive.
+fn directive_paths(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("@path", Value::String(p)) => out.push(p.clone()),
+                    _ => directive_paths(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| directive_paths(v, out)),
+        _ => {}
+    }
+}
+
 fn collect(value: &Value, path: &str, out: &mut Vec<MappedField>) {
     match value {
         Value::Object(map) => {

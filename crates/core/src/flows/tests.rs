@@ -213,3 +213,55 @@ fn a_disabled_source_stops_every_flow_and_bodies_that_are_not_json_relate_nothin
     assert!(map.flows.iter().all(|f| f.target_id != "bad"));
     assert!(map.target(TargetKind::Destination, "bad").is_some());
 }
+
+#[test]
+fn filters_transformations_and_subscription_mappings_stand_on_their_destinations_flows() {
+    let mut rs = workspace();
+    rs.push(res(
+        ResourceKind::DestinationFilter,
+        "f1",
+        "Drop PII",
+        json!({"id": "f1", "sourceId": "s1", "destinationId": "d1", "title": "Drop PII",
+               "enabled": false, "if": "all", "actions": [{"type": "drop_properties"}]}),
+    ));
+    rs.push(res(
+        ResourceKind::DestinationSubscription,
+        "sub1",
+        "Identify",
+        json!({"id": "sub1", "destinationId": "d2", "name": "Identify", "enabled": true,
+               "settings": {"email": {"@path": "$.traits.email"}, "userId": {"@path": "$.userId"},
+                            "api_secret": "sha256:0123456789ab"}}),
+    ));
+    rs.push(res(
+        ResourceKind::Transformation,
+        "t-all",
+        "Hash emails",
+        json!({"id": "t-all", "sourceId": "s1", "name": "Hash emails", "enabled": true}),
+    ));
+    rs.push(res(
+        ResourceKind::Transformation,
+        "t-d2",
+        "Only for d2's catalog entry",
+        json!({"id": "t-d2", "sourceId": "s1", "destinationMetadataId": "cat-d2",
+               "name": "Rename", "enabled": true}),
+    ));
+    let map = FlowMap::compute(&rs, &PersonalPatterns::default());
+    let flow = |id: &str| map.flows.iter().find(|f| f.target_id == id).unwrap();
+    let names = |steps: &[Step]| -> Vec<String> { steps.iter().map(|s| s.id.clone()).collect() };
+
+    assert_eq!(names(&flow("d1").filters), ["f1"]);
+    assert_eq!(flow("d1").filters[0].name, "Drop PII");
+    assert_eq!(flow("d1").filters[0].enabled, Some(false));
+    assert_eq!(names(&flow("d1").transformations), ["t-all"]);
+    assert_eq!(names(&flow("d2").transformations), ["t-all", "t-d2"]);
+    assert!(
+        flow("w1").transformations.is_empty(),
+        "transformations reach destinations only"
+    );
+    // The subscription sends traits.email (by its @path), not its API secret.
+    assert_eq!(flow("d2").personal_field_names(), ["traits.email"]);
+    assert_eq!(
+        flow("d2").personal_fields[0].path,
+        "subscriptions[sub1].settings.email"
+    );
+}
