@@ -195,6 +195,8 @@ pub struct FlowMap {
 pub struct Extras {
     /// By (target kind, target id).
     by_target: HashMap<(TargetKind, String), TargetExtras>,
+    /// Reverse ETL models by id: (name, the source whose warehouse query it runs).
+    models: HashMap<String, (String, Option<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -202,6 +204,8 @@ struct TargetExtras {
     filters: Vec<Step>,
     transformations: Vec<Step>,
     fields: Vec<MappedField>,
+    /// Reverse ETL models its subscriptions sync (`modelId`).
+    models: BTreeSet<String>,
 }
 
 impl Extras {
@@ -216,6 +220,20 @@ impl Extras {
         // destinations, or to those of one catalog entry (`destinationMetadataId`).
         let mut by_source: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
         for r in resources {
+            // ReverseEtlModel (`id`, `name`, `sourceId`).
+            if r.kind == ResourceKind::ReverseEtlModel {
+                let body = parse(&r.body);
+                let name = body
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&r.name)
+                    .to_owned();
+                let source = body
+                    .get("sourceId")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                extras.models.insert(r.id.clone(), (name, source));
+            }
             if r.kind == ResourceKind::Destination {
                 let body = parse(&r.body);
                 let fields = personal::mapped_fields_in_settings(
@@ -263,7 +281,12 @@ impl Extras {
                             &r.id,
                             body.get("settings").unwrap_or(&Value::Null),
                         );
-                        extras.target(d).fields.extend(fields);
+                        let target = extras.target(d);
+                        target.fields.extend(fields);
+                        // A subscription of a Reverse ETL connection names its model.
+                        if let Some(model) = body.get("modelId").and_then(Value::as_str) {
+                            target.models.insert(model.to_owned());
+                        }
                     }
                 }
                 // TransformationV1 (`sourceId`, `destinationMetadataId?`, `name`, `enabled`).
@@ -300,6 +323,17 @@ impl Extras {
         else {
             return;
         };
+        // A reverse ETL path: the destination syncs a model run on this flow's source.
+        let models: Vec<&str> = extra
+            .models
+            .iter()
+            .filter_map(|id| self.models.get(id))
+            .filter(|(_, source)| source.as_deref().is_none_or(|s| s == flow.source_id))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !models.is_empty() {
+            flow.via = format!("reverse ETL model {}", models.join(", "));
+        }
         flow.filters = sorted(extra.filters.clone());
         flow.transformations = sorted(extra.transformations.clone());
         flow.personal_fields = personal::personal_fields(&extra.fields, patterns);

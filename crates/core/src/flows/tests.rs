@@ -265,3 +265,31 @@ fn filters_transformations_and_subscription_mappings_stand_on_their_destinations
         "subscriptions[sub1].settings.email"
     );
 }
+
+#[test]
+fn a_destination_syncing_a_reverse_etl_model_of_its_source_is_a_reverse_etl_path() {
+    let mut rs = workspace();
+    rs.push(res(
+        ResourceKind::ReverseEtlModel,
+        "m1",
+        "Churn scores",
+        json!({"id": "m1", "sourceId": "s1", "name": "Churn scores", "enabled": true,
+               "query": "select * from scores"}),
+    ));
+    rs.push(res(
+        ResourceKind::DestinationSubscription,
+        "sub2",
+        "Sync scores",
+        json!({"id": "sub2", "destinationId": "d1", "modelId": "m1", "enabled": true,
+               "settings": {"phone": {"@path": "$.properties.phone_number"}}}),
+    ));
+    let map = FlowMap::compute(&rs, &PersonalPatterns::default());
+    let flow = |id: &str| map.flows.iter().find(|f| f.target_id == id).unwrap();
+    assert_eq!(flow("d1").via, "reverse ETL model Churn scores");
+    assert_eq!(flow("d2").via, "destination");
+    assert!(
+        flow("d1")
+            .personal_field_names()
+            .contains(&"properties.phone_number".to_string())
+    );
+}
