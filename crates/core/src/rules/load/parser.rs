@@ -16,6 +16,10 @@ use crate::rules::expr::{self, Scope, did_you_mean};
 use crate::rules::yaml::{Node, Value};
 use crate::rules::{Compiled, LoadError, Rule, RuleKind, Severity};
 
+/// Why a rule on `access` cannot be a compliance rule or watch `modified`.
+const ACCESS_OPS: &str = "access changes are grants gained or lost: a rule on `access` is \
+                          `kind: change` with `on: [added]`, `[removed]` or both";
+
 /// The fields a rule may have, in the order the spec lists them.
 const RULE_FIELDS: [&str; 14] = [
     "id",
@@ -194,40 +198,34 @@ impl RuleParser<'_> {
         let severity = self.severity(&fields);
         let resource = self.resource(&fields);
         let kind = self.kind(&fields);
-        if resource == Some(ResourceKind::AuditEvent)
-            && kind.as_ref().is_some_and(|k| {
-                *k != RuleKind::Change {
-                    on: vec![ChangeOp::Added],
-                }
-            })
-        {
+        // Kinds that are only ever changes of some ops: audit events are read once, access
+        // changes are grants gained or lost.
+        let refused = match (resource, kind.as_ref()) {
+            (Some(ResourceKind::AuditEvent), Some(k))
+                if *k
+                    != (RuleKind::Change {
+                        on: vec![ChangeOp::Added],
+                    }) =>
+            {
+                Some(
+                    "audit events are only ever added (each is read once, never edited): a rule \
+                     on `audit_event` is `kind: change` with `on: [added]`",
+                )
+            }
+            (Some(ResourceKind::Access), Some(RuleKind::Compliance)) => Some(ACCESS_OPS),
+            (Some(ResourceKind::Access), Some(RuleKind::Change { on }))
+                if on.contains(&ChangeOp::Modified) =>
+            {
+                Some(ACCESS_OPS)
+            }
+            _ => None,
+        };
+        if let Some(message) = refused {
             let line = fields
                 .get("on")
                 .or(fields.get("kind"))
                 .map_or(item.line, |f| f.0);
-            self.error(
-                line,
-                Some("kind"),
-                "audit events are only ever added (each is read once, never edited): a rule on \
-                 `audit_event` is `kind: change` with `on: [added]`",
-            );
-        }
-        if resource == Some(ResourceKind::Access)
-            && kind.as_ref().is_some_and(|k| match k {
-                RuleKind::Change { on } => on.contains(&ChangeOp::Modified),
-                RuleKind::Compliance => true,
-            })
-        {
-            let line = fields
-                .get("on")
-                .or(fields.get("kind"))
-                .map_or(item.line, |f| f.0);
-            self.error(
-                line,
-                Some("kind"),
-                "access changes are grants gained or lost: a rule on `access` is `kind: change` \
-                 with `on: [added]`, `[removed]` or both",
-            );
+            self.error(line, Some("kind"), message);
         }
         let tags = self.string_list(&fields, "tags", "tags: [soc2:CC6.1]");
         let sinks = self.string_list(&fields, "sinks", "sinks: [security-slack]");

@@ -399,6 +399,35 @@ fn change_rules_read_who_made_the_change() {
 }
 
 #[test]
+fn access_rules_are_change_rules_on_grants_gained_or_lost() {
+    let rule = |kind_and_on: &str| {
+        format!(
+            "- id: a\n  title: T\n  description: D\n  remediation: R\n  severity: high\n  \
+             resource: access\n{kind_and_on}  when: 'resource.role.level == \"edit\"'\n"
+        )
+    };
+    for good in [
+        "  kind: change\n  on: [added]\n",
+        "  kind: change\n  on: [removed]\n",
+        "  kind: change\n  on: [added, removed]\n",
+    ] {
+        assert_eq!(load(&rule(good)).rules()[0].resource, ResourceKind::Access);
+    }
+    for bad in [
+        "  kind: compliance\n",
+        "  kind: change\n  on: [added, modified]\n",
+    ] {
+        let errors = load_errors(&rule(bad));
+        assert!(
+            errors.iter().any(|e| e
+                .message
+                .contains("access changes are grants gained or lost")),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
 fn audit_event_rules_are_change_rules_on_added_events() {
     let rule = |kind_and_on: &str| {
         format!(
