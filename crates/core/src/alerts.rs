@@ -588,8 +588,12 @@ pub fn plan<E>(
     // grants of one resource moved by one cause the same way are one alert, counting them.
     let mut access_groups: Vec<AccessAlertGroup> = Vec::new();
     let mut group_of: HashMap<(String, String, String, ChangeOp, String), usize> = HashMap::new();
+    // Without an enabled access rule there is nothing to evaluate: no grant is made into a
+    // subject (a relabel can move hundreds of thousands).
+    let any_access_rule = enabled.values().any(|r| r.resource == ResourceKind::Access);
     let attributed = input
         .access
+        .filter(|_| any_access_rule)
         .into_iter()
         .flat_map(|a| a.attributed(input.changes));
     for access in attributed {

@@ -173,9 +173,17 @@ impl PolledAccess {
             pending,
             editors: HashMap::new(),
         };
+        // The resources reached, read off the compact changes: no change is built for this.
         let targets: BTreeSet<(String, String)> = polled
-            .changes()
-            .map(|c| (c.grant.resource.kind, c.grant.resource.id))
+            .pending
+            .iter()
+            .map(|c| {
+                let ea = match c.change {
+                    ChangeKind::Removed => &polled.before,
+                    ChangeKind::Added => &polled.after,
+                };
+                ea.reached_resource(c)
+            })
             .collect();
         polled.editors = polled.after.editor_counts(&targets);
         polled
@@ -278,6 +286,10 @@ impl EffectiveAccess {
             .iter()
             .map(|r| access_level(&r.name) >= AccessLevel::Edit)
             .collect();
+        let wanted: HashSet<(&str, &str)> = targets
+            .iter()
+            .map(|(k, i)| (k.as_str(), i.as_str()))
+            .collect();
         let mut direct: HashMap<(&str, &str), HashSet<u32>> = HashMap::new();
         let mut workspace_wide: HashSet<u32> = HashSet::new();
         let mut by_scope: HashMap<u32, HashSet<u32>> = HashMap::new();
@@ -287,7 +299,7 @@ impl EffectiveAccess {
             }
             match &self.scopes[p.scope as usize] {
                 super::Scope::Resource { kind, id, .. } => {
-                    if targets.contains(&(kind.clone(), id.clone())) {
+                    if wanted.contains(&(kind.as_str(), id.as_str())) {
                         direct
                             .entry((kind.as_str(), id.as_str()))
                             .or_default()
@@ -331,6 +343,23 @@ impl EffectiveAccess {
                 ((kind.clone(), id.clone()), users.len())
             })
             .collect()
+    }
+
+    /// `(PermissionResourceV1.type, id)` of what a compact change of this state reaches: the
+    /// source it names, or its policy's own resource.
+    pub(super) fn reached_resource(&self, c: &super::Pending) -> (String, String) {
+        if c.source != u32::MAX {
+            return (
+                "SOURCE".to_owned(),
+                self.sources[c.source as usize].id.clone(),
+            );
+        }
+        let p = &self.policies[c.policy as usize];
+        match &self.scopes[p.scope as usize] {
+            super::Scope::Resource { kind, id, .. } => (kind.clone(), id.clone()),
+            // A label scope's changes always name a source.
+            super::Scope::Labels { workspace, .. } => ("WORKSPACE".to_owned(), workspace.clone()),
+        }
     }
 
     /// The labels of source `id`, when this snapshot holds it.

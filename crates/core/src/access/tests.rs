@@ -859,3 +859,31 @@ fn editor_counts_equal_the_distinct_editors_among_the_grants_reaching_each_resou
         }
     }
 }
+
+#[test]
+fn the_resource_a_compact_change_reaches_is_its_grants_resource() {
+    let mut rng = fastrand::Rng::with_seed(17);
+    for _ in 0..100 {
+        let before = random_workspace(&mut rng, 6, 3, 8);
+        let after = mutate(&mut rng, &before);
+        let (b, a) = (
+            EffectiveAccess::compute(&before),
+            EffectiveAccess::compute(&after),
+        );
+        let lazy = diff_lazily(&b, &a);
+        let made: Vec<AccessChange> = lazy.iter().collect();
+        let reached: Vec<(String, String)> = lazy
+            .pending
+            .iter()
+            .map(|c| match c.change {
+                ChangeKind::Removed => b.reached_resource(c),
+                ChangeKind::Added => a.reached_resource(c),
+            })
+            .collect();
+        let expected: Vec<(String, String)> = made
+            .iter()
+            .map(|c| (c.grant.resource.kind.clone(), c.grant.resource.id.clone()))
+            .collect();
+        assert_eq!(reached, expected);
+    }
+}
