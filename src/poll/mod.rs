@@ -314,7 +314,7 @@ impl Poller {
         };
         let ids = store.commit_snapshot(&target, &planned.delta, &planned.alerts)?;
         let (alerts, rule_problems, rule_evaluations) =
-            alert_records(running.snapshot_id, planned.alerts, &ids);
+            alert_records(&self.workspace, running.snapshot_id, planned.alerts, &ids);
         let access_changes = planned
             .access_changes
             .attributed(&planned.delta.changes)

@@ -128,6 +128,7 @@ impl PollOutcome {
 
 /// The stored form of what a plan opened and resolved, for output.
 pub(super) fn alert_records(
+    workspace: &str,
     snapshot_id: SnapshotId,
     plan: AlertPlan,
     ids: &[AlertId],
@@ -160,6 +161,7 @@ pub(super) fn alert_records(
             remediation: a.remediation,
             tags: a.tags,
             attribution: a.attribution,
+            workspace: workspace.to_owned(),
         });
     }
     for r in plan.resolved {

@@ -135,6 +135,37 @@ pub struct AlertRecord {
     /// `event_id`), from the audit trail; all null when unknown or not about a change.
     #[serde(flatten)]
     pub attribution: Attribution,
+    /// The configured name of the workspace it is about.
+    pub workspace: String,
+}
+
+impl AlertRecord {
+    /// The identity this alert keeps across its lifecycle, for receivers that track findings
+    /// (PagerDuty's `dedup_key`, a Jira label, OCSF `finding_info.uid`): for a compliance
+    /// finding, one per (workspace, rule, resource), so a finding that resolves and re-opens
+    /// keeps it; for a change alert, one per alert. `segwatch-` and 32 hex digits of SHA-256.
+    pub fn finding_uid(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        if self.rule_kind == "change" {
+            h.update(format!("{}\0alert\0{}", self.workspace, self.id));
+        } else {
+            h.update(format!(
+                "{}\0{}\0{}\0{}",
+                self.workspace,
+                self.rule_id,
+                self.resource_kind.as_str(),
+                self.resource_id
+            ));
+        }
+        let digest = h.finalize();
+        let mut out = String::with_capacity(41);
+        out.push_str("segwatch-");
+        for b in &digest[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
 }
 
 /// An alert to insert.

@@ -48,6 +48,7 @@ pub(crate) fn change_alert() -> AlertRecord {
             event_type: Some("User Policy Updated".to_owned()),
             event_id: Some("events/145876976".to_owned()),
         },
+        workspace: "acme".to_owned(),
     }
 }
 
@@ -77,6 +78,7 @@ pub(crate) fn finding() -> AlertRecord {
         remediation: "Add an `environment` label (prod, staging or dev) to the source.".to_owned(),
         tags: vec!["internal:tagging".to_owned()],
         attribution: Attribution::default(),
+        workspace: "acme".to_owned(),
     }
 }
 

@@ -21,7 +21,24 @@ macro_rules! alert_fields {
     };
 }
 pub(crate) const ALERT_FIELDS: &str = alert_fields!();
-pub(crate) const ALERT_COLUMNS: &str = concat!("SELECT ", alert_fields!(), " FROM alerts");
+/// The workspace's configured name, read after the fields; `{t}` is the alerts table's name.
+macro_rules! alert_workspace {
+    ($t:literal) => {
+        concat!(
+            "(SELECT name FROM workspaces WHERE workspaces.id = ",
+            $t,
+            ".workspace_id)"
+        )
+    };
+}
+pub(crate) use alert_workspace;
+pub(crate) const ALERT_COLUMNS: &str = concat!(
+    "SELECT ",
+    alert_fields!(),
+    ", ",
+    alert_workspace!("alerts"),
+    " FROM alerts"
+);
 
 impl Store {
     /// The open finding of `rule_id` in a workspace, if any (for segwatch's own alerts, which
@@ -227,7 +244,8 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertRecord> 
     alert_row_at(r, 0)
 }
 
-/// Reads an alert from the row's columns starting at `at` (in `ALERT_FIELDS` order).
+/// Reads an alert from the row's columns starting at `at` (in `ALERT_FIELDS` order, then the
+/// workspace's name).
 pub(crate) fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AlertRecord> {
     let bad = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
@@ -268,5 +286,6 @@ pub(crate) fn alert_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result
             event_type: r.get(at + 21)?,
             event_id: r.get(at + 22)?,
         },
+        workspace: r.get::<_, Option<String>>(at + 23)?.unwrap_or_default(),
     })
 }

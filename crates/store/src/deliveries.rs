@@ -8,7 +8,7 @@ use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::time::Timestamp;
 
-use crate::alerts::{ALERT_FIELDS, alert_row_at};
+use crate::alerts::{ALERT_FIELDS, alert_row_at, alert_workspace};
 use crate::{Result, Store, now, opt_time_col, time_col};
 
 /// A delivery that is due, without its alert: what the outbox plans messages with.
@@ -208,9 +208,10 @@ impl Store {
     /// `ids` (ids that do not exist are skipped).
     pub fn due_deliveries_by_id(&self, ids: &[i64]) -> Result<Vec<DueDelivery>> {
         let sql = format!(
-            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {}, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
              WHERE d.id = ?1",
-            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ")
+            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", "),
+            alert_workspace!("a")
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut out = Vec::with_capacity(ids.len());

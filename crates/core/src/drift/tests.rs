@@ -571,7 +571,31 @@ fn finding(rule: &str, id: &str) -> alerts::AlertRecord {
         remediation: "R".to_string(),
         tags: Vec::new(),
         attribution: Attribution::default(),
+        workspace: "acme".to_string(),
     }
+}
+
+#[test]
+fn finding_uid_is_kept_across_a_lifecycle_and_differs_per_workspace_and_alert() {
+    let opened = finding("r", "u1");
+    let reopened = alerts::AlertRecord {
+        id: crate::ids::AlertId(9),
+        ..finding("r", "u1")
+    };
+    assert_eq!(opened.finding_uid(), reopened.finding_uid());
+    assert_eq!(opened.finding_uid().len(), "segwatch-".len() + 32);
+    let elsewhere = alerts::AlertRecord {
+        workspace: "other".to_string(),
+        ..finding("r", "u1")
+    };
+    assert_ne!(opened.finding_uid(), elsewhere.finding_uid());
+    assert_ne!(opened.finding_uid(), finding("r", "u2").finding_uid());
+    let change = |id| alerts::AlertRecord {
+        id: crate::ids::AlertId(id),
+        rule_kind: "change".to_string(),
+        ..finding("r", "u1")
+    };
+    assert_ne!(change(1).finding_uid(), change(2).finding_uid());
 }
 
 #[test]
