@@ -263,6 +263,15 @@ impl Sink {
         }
     }
 
+    /// Whether the receiver tracks each finding by its uid (an incident, a ticket): the outbox
+    /// then sends every alert event on its own, never in a digest or a summary, and one
+    /// finding's events in the order they happened.
+    pub fn tracks_findings(&self) -> bool {
+        match &self.sender {
+            Sender::Webhook(_) | Sender::Slack(_) | Sender::Email(_) => false,
+        }
+    }
+
     /// Delivers one message once.
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
         match &self.sender {
