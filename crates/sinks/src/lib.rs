@@ -6,6 +6,7 @@
 //! after a restart) lives in [`segwatch_store`] and [`outbox`], not here.
 
 pub mod email;
+pub mod pagerduty;
 pub mod render;
 pub mod slack;
 pub mod webhook;
@@ -157,6 +158,8 @@ pub enum SinkTarget {
         /// Key of the `X-Segwatch-Signature` HMAC, if any.
         secret: Option<SecretString>,
     },
+    /// PagerDuty's Events API v2 (an incident per finding).
+    PagerDuty(pagerduty::PagerDutyConfig),
 }
 
 /// A configured sink.
@@ -202,6 +205,7 @@ enum Sender {
     Slack(slack::SlackSink),
     // Boxed: an SMTP sink is much larger than the HTTP ones.
     Email(Box<email::EmailSink>),
+    PagerDuty(pagerduty::PagerDutySink),
 }
 
 impl Sink {
@@ -226,6 +230,10 @@ impl Sink {
                 email::EmailSink::new(email.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             )),
+            SinkTarget::PagerDuty(pd) => Sender::PagerDuty(pagerduty::PagerDutySink::new(
+                pd.clone(),
+                config.app_base.clone(),
+            )?),
         };
         Ok(Sink { config, sender })
     }
@@ -250,6 +258,11 @@ impl Sink {
                 limit: self.config.max_message_bytes,
                 what: "message bytes (max_message_bytes)",
             }),
+            Sender::PagerDuty(p) => Ok(Measure {
+                size: p.body_len(msg),
+                limit: pagerduty::MAX_BODY_BYTES,
+                what: "event bytes (PagerDuty's limit)",
+            }),
         }
     }
 
@@ -260,6 +273,8 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
             Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
+            // Each alert is an event of its own.
+            Sender::PagerDuty(_) => 1,
         }
     }
 
@@ -269,6 +284,7 @@ impl Sink {
     pub fn tracks_findings(&self) -> bool {
         match &self.sender {
             Sender::Webhook(_) | Sender::Slack(_) | Sender::Email(_) => false,
+            Sender::PagerDuty(_) => true,
         }
     }
 
@@ -278,6 +294,7 @@ impl Sink {
             Sender::Webhook(w) => w.send(message).await,
             Sender::Slack(s) => s.send(message).await,
             Sender::Email(e) => e.send(message).await,
+            Sender::PagerDuty(p) => p.send(message).await,
         }
     }
 }

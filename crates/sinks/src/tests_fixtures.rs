@@ -92,3 +92,6 @@ pub(crate) fn resolved_finding() -> AlertRecord {
         ..finding()
     }
 }
+
+/// The integration key of the fixtures' PagerDuty sink (32 characters, like a real one).
+pub(crate) const PAGERDUTY_KEY: &str = "fixturek3y0fa5erv1ce0000000000aa";
