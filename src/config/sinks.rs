@@ -15,7 +15,7 @@ use super::{ConfigError, Settings, invalid};
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `email`, `webhook` or `pagerduty`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -65,6 +65,15 @@ pub struct SinkSettings {
     pub secret_env: Option<String>,
     /// File holding the HMAC key.
     pub secret_file: Option<PathBuf>,
+    /// PagerDuty: the integration key (a secret: prefer `routing_key_env` or `routing_key_file`).
+    pub routing_key: Option<SecretString>,
+    /// PagerDuty: name of an environment variable holding the integration key.
+    pub routing_key_env: Option<String>,
+    /// PagerDuty: file holding the integration key.
+    pub routing_key_file: Option<PathBuf>,
+    /// PagerDuty: `trigger` (default: a change alert is an incident of its own) or
+    /// `change-event` (the Change Events API: on the service's timeline, nobody paged).
+    pub change_alerts: Option<String>,
     /// The workspace in the Segment app, for links in messages (e.g. `https://app.segment.com/acme`).
     pub app_base: Option<String>,
     /// A folder whose templates override the built-in message templates.
@@ -184,6 +193,7 @@ impl Settings {
                 s.secret_env.as_deref(),
                 s.secret_file.as_deref(),
             )?;
+            refuse_pagerduty_keys(s)?;
             let target = match s.kind.as_str() {
                 "webhook" => {
                     let url = url.ok_or_else(|| {
@@ -202,11 +212,12 @@ impl Settings {
                     segwatch_sinks::SinkTarget::Slack { url }
                 }
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
+                "pagerduty" => segwatch_sinks::SinkTarget::PagerDuty(pagerduty_config(s, url)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email` or `webhook`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email`, `webhook` or `pagerduty`",
                             s.name
                         ),
                     ));
@@ -365,6 +376,83 @@ fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigE
             ),
         )),
     }
+}
+
+/// PagerDuty's keys on another type of sink are a mistake worth naming.
+fn refuse_pagerduty_keys(s: &SinkSettings) -> Result<(), ConfigError> {
+    if s.kind == "pagerduty" {
+        return Ok(());
+    }
+    let given = [
+        ("routing_key", s.routing_key.is_some()),
+        ("routing_key_env", s.routing_key_env.is_some()),
+        ("routing_key_file", s.routing_key_file.is_some()),
+        ("change_alerts", s.change_alerts.is_some()),
+    ];
+    match given.iter().find(|(_, set)| *set) {
+        Some((key, _)) => Err(invalid(
+            format!("sinks.{key}"),
+            format!(
+                "sink `{}`: `{key}` applies only to a `pagerduty` sink, not a `{}` one",
+                s.name, s.kind
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The settings of a `pagerduty` sink: its integration key (checked for shape, never shown)
+/// and its events URL (PagerDuty's unless `url` says otherwise: https, or http to loopback).
+fn pagerduty_config(
+    s: &SinkSettings,
+    url: Option<SecretString>,
+) -> Result<segwatch_sinks::pagerduty::PagerDutyConfig, ConfigError> {
+    use segwatch_sinks::pagerduty;
+    let routing_key = secret(
+        "sinks.routing_key",
+        &s.name,
+        s.routing_key.as_ref(),
+        s.routing_key_env.as_deref(),
+        s.routing_key_file.as_deref(),
+    )?
+    .ok_or_else(|| {
+        invalid(
+            "sinks.routing_key",
+            format!(
+                "sink `{}`: a pagerduty sink needs `routing_key_env`, `routing_key_file` or `routing_key` (the service's Events API v2 integration key)",
+                s.name
+            ),
+        )
+    })?;
+    pagerduty::check_routing_key(routing_key.expose_secret())
+        .map_err(|why| invalid("sinks.routing_key", format!("sink `{}`: {why}", s.name)))?;
+    let url = match url {
+        Some(url) => {
+            check_webhook_url(s, &url)?;
+            pagerduty::check_url(url.expose_secret())
+                .map_err(|why| invalid("sinks.url", format!("sink `{}`: {why}", s.name)))?;
+            url.expose_secret().trim().to_owned()
+        }
+        None => pagerduty::EVENTS_URL.to_owned(),
+    };
+    let change_alerts = match s.change_alerts.as_deref() {
+        None | Some("trigger") => pagerduty::ChangeAlerts::Trigger,
+        Some("change-event") => pagerduty::ChangeAlerts::ChangeEvent,
+        Some(other) => {
+            return Err(invalid(
+                "sinks.change_alerts",
+                format!(
+                    "sink `{}`: `{other}` is not a choice; expected `trigger` or `change-event`",
+                    s.name
+                ),
+            ));
+        }
+    };
+    Ok(pagerduty::PagerDutyConfig {
+        routing_key,
+        url,
+        change_alerts,
+    })
 }
 
 /// The SMTP settings of an `email` sink.
