@@ -424,8 +424,15 @@ fn pagerduty_config(
             ),
         )
     })?;
+    let given = if s.routing_key_env.is_some() {
+        "sinks.routing_key_env"
+    } else if s.routing_key_file.is_some() {
+        "sinks.routing_key_file"
+    } else {
+        "sinks.routing_key"
+    };
     pagerduty::check_routing_key(routing_key.expose_secret())
-        .map_err(|why| invalid("sinks.routing_key", format!("sink `{}`: {why}", s.name)))?;
+        .map_err(|why| invalid(given, format!("sink `{}`: {why}", s.name)))?;
     let url = match url {
         Some(url) => {
             check_webhook_url(s, &url)?;

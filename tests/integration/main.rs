@@ -24,6 +24,9 @@
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `pagerduty`: the PagerDuty sink against its Events API stand-in: one incident per open
+//!   period of a finding across an outage and a `kill -9`, answers retried or given up,
+//!   change alerts, `sinks test` paging nobody;
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
@@ -64,6 +67,7 @@ mod flows;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod pagerduty;
 mod pipeline;
 mod privacy_access;
 mod privacy_requests;

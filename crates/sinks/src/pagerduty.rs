@@ -53,12 +53,14 @@ pub const SUMMARY_CHARS: usize = 1024;
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 /// Most changed fields listed in `custom_details.changes` (the rest are counted).
 pub const DETAIL_CHANGES: usize = 20;
-/// Most characters of one changed value (its JSON text) in `custom_details`.
-pub const DETAIL_VALUE_CHARS: usize = 1000;
+/// Most characters of one changed value (its JSON text), path, name or id in `custom_details`.
+pub const DETAIL_VALUE_CHARS: usize = 500;
 /// Most characters of the remediation and of the alert's own summary in `custom_details`.
 pub const DETAIL_TEXT_CHARS: usize = 4000;
 /// Most tags listed in `custom_details.tags`.
 pub const DETAIL_TAGS: usize = 50;
+/// Most characters of one tag in `custom_details.tags`.
+pub const DETAIL_TAG_CHARS: usize = 200;
 /// The dedup key of `segwatch sinks test` when it probes with a resolve (ruleset keys).
 pub const TEST_DEDUP_KEY: &str = "segwatch-sinks-test-probe";
 /// Most bytes of a PagerDuty answer read for an error message.
@@ -463,18 +465,19 @@ fn summary_line(alert: &AlertRecord) -> String {
 /// [`DETAIL_VALUE_CHARS`], [`DETAIL_TEXT_CHARS`], [`DETAIL_TAGS`]).
 fn custom_details(alert: &AlertRecord) -> Value {
     let mut d = Map::new();
-    d.insert("workspace".into(), json!(alert.workspace));
+    let short = |s: &str| truncate(s, DETAIL_VALUE_CHARS);
+    d.insert("workspace".into(), json!(short(&alert.workspace)));
     d.insert(
         "rule".into(),
-        json!({"id": alert.rule_id, "kind": alert.rule_kind, "title": alert.title}),
+        json!({"id": short(&alert.rule_id), "kind": alert.rule_kind, "title": short(&alert.title)}),
     );
     d.insert("severity".into(), json!(alert.severity.as_str()));
     d.insert(
         "resource".into(),
         json!({
             "kind": alert.resource_kind.as_str(),
-            "id": alert.resource_id,
-            "name": alert.resource_name,
+            "id": short(&alert.resource_id),
+            "name": short(&alert.resource_name),
         }),
     );
     d.insert(
@@ -489,10 +492,10 @@ fn custom_details(alert: &AlertRecord) -> Value {
         d.insert(
             "actor".into(),
             json!({
-                "id": who.actor,
-                "email": who.actor_email,
-                "event_type": who.event_type,
-                "event_id": who.event_id,
+                "id": who.actor.as_deref().map(short),
+                "email": who.actor_email.as_deref().map(short),
+                "event_type": who.event_type.as_deref().map(short),
+                "event_id": who.event_id.as_deref().map(short),
             }),
         );
     }
@@ -527,7 +530,7 @@ fn custom_details(alert: &AlertRecord) -> Value {
                 .tags
                 .iter()
                 .take(DETAIL_TAGS)
-                .map(|t| truncate(t, DETAIL_VALUE_CHARS))
+                .map(|t| truncate(t, DETAIL_TAG_CHARS))
                 .collect::<Vec<_>>()
         ),
     );

@@ -3,15 +3,22 @@
 //! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`PagerDutyStandIn`]: PagerDuty's Events API v2, checking each event's shape and keeping
+//!   incidents by `dedup_key`;
 //! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
 //!
 //! Only `[dev-dependencies]` use it.
 
+mod pagerduty;
 mod process;
 mod receivers;
 mod runner;
 mod workspace;
 
+pub use pagerduty::{
+    Incident, PAGERDUTY_KEY, PAGERDUTY_MAX_BODY, PagerDutyMode, PagerDutyOutcome, PagerDutyRequest,
+    PagerDutyStandIn,
+};
 pub use process::{free_port, stop_daemon};
 pub use receivers::{HMAC_KEY, WebhookReceiver};
 pub use runner::{Run, Segwatch, binary};
