@@ -223,7 +223,7 @@ impl PagerDutySink {
             };
         }
         let summary = truncate(&summary_line(alert), SUMMARY_CHARS);
-        let source = format!("segment:{}", alert.workspace);
+        let source = truncate(&format!("segment:{}", alert.workspace), DETAIL_VALUE_CHARS);
         let details = custom_details(alert);
         let links = self.links(alert);
         if alert.rule_kind == "change" && self.change_alerts == ChangeAlerts::ChangeEvent {
@@ -253,9 +253,12 @@ impl PagerDutySink {
                 "source": source,
                 "severity": severity(alert.severity),
                 "timestamp": alert.opened_at.to_string(),
-                "component": format!("{}:{}", alert.resource_kind.as_str(), alert.resource_id),
-                "group": alert.workspace,
-                "class": alert.rule_id,
+                "component": truncate(
+                    &format!("{}:{}", alert.resource_kind.as_str(), alert.resource_id),
+                    DETAIL_VALUE_CHARS,
+                ),
+                "group": truncate(&alert.workspace, DETAIL_VALUE_CHARS),
+                "class": truncate(&alert.rule_id, DETAIL_VALUE_CHARS),
                 "custom_details": details,
             },
             "client": "segwatch",

@@ -138,6 +138,33 @@ fn custom_details_are_bounded() {
 }
 
 #[test]
+fn the_largest_possible_trigger_fits_pagerdutys_limit() {
+    // Every bounded text at its bound, in a character JSON escapes as six bytes.
+    let worst = "\u{1}".repeat(100_000);
+    let sink = sink(ChangeAlerts::Trigger, Some(APP_BASE));
+    let mut alert = change_alert();
+    alert.title = worst.clone();
+    alert.rule_id = worst.clone();
+    alert.resource_id = worst.clone();
+    alert.resource_name = worst.clone();
+    alert.workspace = worst.clone();
+    alert.summary = worst.clone();
+    alert.remediation = worst.clone();
+    alert.tags = vec![worst.clone(); 1000];
+    alert.attribution.actor = Some(worst.clone());
+    alert.attribution.actor_email = Some(worst.clone());
+    alert.attribution.event_type = Some(worst.clone());
+    alert.attribution.event_id = Some(worst.clone());
+    let changes: Vec<Value> = (0..1000)
+        .map(|_| json!({"path": worst, "old": worst, "new": worst}))
+        .collect();
+    alert.explanation = json!({ "changes": changes });
+    let size = sink.body_len(&Message::Alert(&alert));
+    println!("largest trigger: {size} bytes");
+    assert!(size < MAX_BODY_BYTES, "{size} bytes");
+}
+
+#[test]
 fn the_routing_key_is_checked_and_never_shown() {
     for bad in [
         "short",
