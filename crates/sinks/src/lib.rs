@@ -259,7 +259,7 @@ impl Sink {
                 what: "message bytes (max_message_bytes)",
             }),
             Sender::PagerDuty(p) => Ok(Measure {
-                size: p.body_len(msg),
+                size: p.body_len(msg)?,
                 limit: pagerduty::MAX_BODY_BYTES,
                 what: "event bytes (PagerDuty's limit)",
             }),
@@ -273,7 +273,7 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
             Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
-            // Each alert is an event of its own.
+            // Never a digest: each alert event is an event of its own.
             Sender::PagerDuty(_) => 1,
         }
     }

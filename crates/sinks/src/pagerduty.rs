@@ -34,7 +34,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
-use super::{Message, SendError, Summary};
+use super::{Message, SendError};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::rules::Severity;
 
@@ -179,33 +179,29 @@ impl PagerDutySink {
         })
     }
 
-    /// Sends the message's events in order; the first failure stops and is returned (a retry
-    /// repeats the ones before it, which PagerDuty deduplicates by key).
+    /// Sends the message's event.
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
-        for event in self.events(message) {
-            self.post(&event).await?;
-        }
-        Ok(())
+        self.post(&self.event(message)?).await
     }
 
-    /// The largest body, in bytes, among the message's events.
-    pub fn body_len(&self, message: &Message<'_>) -> usize {
-        self.events(message)
-            .iter()
-            .map(|e| serde_json::to_vec(&e.body).map_or(0, |b| b.len()))
-            .max()
-            .unwrap_or(0)
+    /// The size in bytes of the message's event.
+    pub fn body_len(&self, message: &Message<'_>) -> Result<usize, SendError> {
+        Ok(serde_json::to_vec(&self.event(message)?.body)
+            .expect("events serialise")
+            .len())
     }
 
-    /// The requests a message makes.
-    pub(crate) fn events(&self, message: &Message<'_>) -> Vec<Event> {
+    /// The request a message makes. The outbox sends a sink that tracks findings one alert
+    /// event at a time, never a digest or a summary (an incident is about one finding).
+    pub(crate) fn event(&self, message: &Message<'_>) -> Result<Event, SendError> {
         match *message {
-            Message::Alert(alert) => vec![self.alert_event(alert)],
-            // Sinks that track findings get no digests once the outbox knows them; until then
-            // each alert of one is its own event.
-            Message::Digest { alerts, .. } => alerts.iter().map(|a| self.alert_event(a)).collect(),
-            Message::Summary(summary) => vec![self.summary_event(summary)],
-            Message::Test => vec![self.test_event()],
+            Message::Alert(alert) => Ok(self.alert_event(alert)),
+            Message::Test => Ok(self.test_event()),
+            Message::Digest { .. } | Message::Summary(_) => Err(SendError::Permanent {
+                message:
+                    "a PagerDuty sink takes one alert event at a time, not a digest or a summary"
+                        .to_owned(),
+            }),
         }
     }
 
@@ -291,30 +287,6 @@ impl PagerDutySink {
                 "text": format!("{} in Segment", alert.resource_kind.as_str()),
             })],
             None => vec![json!({"href": base, "text": "Workspace in Segment"})],
-        }
-    }
-
-    /// A run's summary (only before the outbox stopped summarising for sinks that track
-    /// findings): one trigger standing for the alerts it does not list.
-    fn summary_event(&self, summary: &Summary) -> Event {
-        let worst = summary
-            .severities
-            .first()
-            .map_or(Severity::Info, |(s, _)| *s);
-        Event {
-            endpoint: Endpoint::Events,
-            body: json!({
-                "routing_key": self.routing_key.expose_secret(),
-                "event_action": "trigger",
-                "dedup_key": format!("segwatch-summary-{}", summary.count),
-                "payload": {
-                    "summary": truncate(&super::render::summary_text(summary), SUMMARY_CHARS),
-                    "source": "segwatch",
-                    "severity": severity(worst),
-                    "custom_details": {"command": summary.command, "count": summary.count},
-                },
-                "client": "segwatch",
-            }),
         }
     }
 

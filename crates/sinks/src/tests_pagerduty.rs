@@ -17,9 +17,7 @@ fn sink(change_alerts: ChangeAlerts, app_base: Option<&str>) -> PagerDutySink {
 }
 
 fn only(sink: &PagerDutySink, message: &Message<'_>) -> (Endpoint, Value) {
-    let mut events = sink.events(message);
-    assert_eq!(events.len(), 1);
-    let event = events.pop().unwrap();
+    let event = sink.event(message).unwrap();
     (event.endpoint, event.body)
 }
 
@@ -134,7 +132,7 @@ fn custom_details_are_bounded() {
         DETAIL_TEXT_CHARS
     );
     assert_eq!(details["tags"].as_array().unwrap().len(), DETAIL_TAGS);
-    assert!(sink.body_len(&Message::Alert(&alert)) < MAX_BODY_BYTES / 4);
+    assert!(sink.body_len(&Message::Alert(&alert)).unwrap() < MAX_BODY_BYTES / 4);
 }
 
 #[test]
@@ -159,7 +157,7 @@ fn the_largest_possible_trigger_fits_pagerdutys_limit() {
         .map(|_| json!({"path": worst, "old": worst, "new": worst}))
         .collect();
     alert.explanation = json!({ "changes": changes });
-    let size = sink.body_len(&Message::Alert(&alert));
+    let size = sink.body_len(&Message::Alert(&alert)).unwrap();
     println!("largest trigger: {size} bytes");
     assert!(size < MAX_BODY_BYTES, "{size} bytes");
 }
@@ -227,4 +225,21 @@ fn pagerdutys_error_answers_are_described() {
         describe_answer("upstream\nconnect error"),
         "upstream connect error"
     );
+}
+
+#[test]
+fn digests_and_summaries_are_refused() {
+    let sink = sink(ChangeAlerts::Trigger, None);
+    let both = [finding(), change_alert()];
+    let digest = Message::Digest {
+        alerts: &both,
+        snapshot_id: segwatch_core::ids::SnapshotId(12),
+    };
+    let summary = crate::Summary::default();
+    for message in [digest, Message::Summary(&summary)] {
+        assert!(matches!(
+            sink.event(&message),
+            Err(SendError::Permanent { .. })
+        ));
+    }
 }
