@@ -1,7 +1,8 @@
 //! The PagerDuty sink against the Events API v2 stand-in: a finding's lifecycle through the
 //! daemon across an outage and a `kill -9` (one incident per open period, each resolved after
-//! its trigger, nothing else), how PagerDuty's answers are retried or given up, change alerts,
-//! and `segwatch sinks test`, which pages nobody.
+//! its trigger, nothing else), many findings as many incidents (never a digest or a summary),
+//! how PagerDuty's answers are retried or given up, change alerts, and `segwatch sinks test`,
+//! which pages nobody.
 
 use std::process::{Child, Output};
 use std::sync::Arc;
@@ -338,7 +339,110 @@ async fn change_alerts_are_incidents_of_their_own_or_change_events() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pagerdutys_answers_are_retried_given_up_or_split_as_documented() {
+async fn a_resolution_waits_for_its_failed_trigger() {
+    let ws = TestWorkspace::start().await;
+    let pd = PagerDutyStandIn::start().await;
+    let sink = pd.sink("pager", ChangeAlerts::Trigger);
+    let source = ws.sim.read(|s| s.sources[0].id.clone());
+    poll(&ws, DRILL_RULE, vec![sink.clone()]).await;
+
+    // The trigger fails and waits for its retry (30 s later)...
+    pd.set_mode(PagerDutyMode::Unavailable).await;
+    ws.sim
+        .apply(Mutation::SetSourceLabel {
+            source_id: source.clone(),
+            key: "pd-drill".into(),
+            value: "on".into(),
+        })
+        .unwrap();
+    poll(&ws, DRILL_RULE, vec![sink.clone()]).await;
+    // ...PagerDuty is back, and the finding resolves before the retry is due: the resolve is
+    // due at once but must not overtake the trigger (PagerDuty would drop it, then open an
+    // incident nothing resolves).
+    pd.set_mode(PagerDutyMode::Up).await;
+    ws.sim
+        .apply(Mutation::RemoveSourceLabel {
+            source_id: source,
+            key: "pd-drill".into(),
+        })
+        .unwrap();
+    poll(&ws, DRILL_RULE, vec![sink.clone()]).await;
+    assert_eq!(
+        pd.requests().len(),
+        1,
+        "only the failed trigger so far: {:?}",
+        pd.requests()
+    );
+
+    let mut store = ws.store();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let report = segwatch_sinks::outbox::deliver_due(&mut store, &[sink], 1, later)
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 2);
+    let outcomes: Vec<PagerDutyOutcome> = pd.requests().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            PagerDutyOutcome::Down(503),
+            PagerDutyOutcome::Opened(1),
+            PagerDutyOutcome::Resolved(1),
+        ]
+    );
+}
+
+/// Every user is a finding.
+const EVERY_USER: &str = r#"
+- id: every-user
+  title: A user exists
+  description: Test rule.
+  remediation: None.
+  severity: medium
+  resource: user
+  kind: compliance
+  when: 'true'
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_findings_are_many_incidents_never_a_digest_and_the_rest_waits_for_the_next_run() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 25,
+        ..SimConfig::default()
+    })
+    .await;
+    let pd = PagerDutyStandIn::start().await;
+    let sink = pd.sink("pager", ChangeAlerts::Trigger);
+    assert!(sink.config.digest_threshold < 25 && sink.config.max_messages_per_run == 20);
+    poll(&ws, EVERY_USER, vec![sink.clone()]).await;
+    assert_eq!(
+        pd.incidents().len(),
+        20,
+        "one run sends max_messages_per_run events"
+    );
+    let mut store = ws.store();
+    assert_eq!(
+        store
+            .deliveries(1, Some(DeliveryStatus::Pending), 100)
+            .unwrap()
+            .len(),
+        5,
+        "the rest wait, neither digested nor summarised"
+    );
+    let report = segwatch_sinks::outbox::deliver_due(&mut store, &[sink], 1, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.digests, report.summarised), (5, 0, 0));
+    let incidents = pd.incidents();
+    assert_eq!(incidents.len(), 25);
+    let mut keys: Vec<&str> = incidents.iter().map(|i| i.dedup_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 25, "one incident per finding");
+    assert!(incidents.iter().all(|i| i.severity == "warning"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerdutys_answers_are_retried_or_given_up_as_documented() {
     let pd = PagerDutyStandIn::start().await;
     let sink = pd.sink("pager", ChangeAlerts::Trigger);
     let send = || sink.send(&Message::Test);
@@ -406,6 +510,23 @@ async fn pagerdutys_answers_are_retried_given_up_or_split_as_documented() {
         }
         other => panic!("{other:?}"),
     }
+    // Through the outbox, such a trigger is dead at once with PagerDuty's reason.
+    let ws = TestWorkspace::with(SimConfig {
+        users: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    poll(&ws, EVERY_USER, vec![wrong]).await;
+    let dead = ws
+        .store()
+        .deliveries(1, Some(DeliveryStatus::Dead), 10)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 1, "not retried");
+    let error = dead[0].last_error.as_deref().unwrap();
+    assert!(error.contains("(Invalid routing key)"), "{error}");
+    assert!(other.incidents().is_empty());
+
     let statuses: Vec<u16> = pd.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 429, 500, 503, 413, 404, 202]);
     assert!(pd.incidents().is_empty(), "a test opens no incident");
