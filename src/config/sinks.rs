@@ -455,6 +455,18 @@ fn pagerduty_config(
             ));
         }
     };
+    if change_alerts == pagerduty::ChangeAlerts::ChangeEvent
+        && routing_key.expose_secret().starts_with('R')
+    {
+        // PagerDuty: "change events cannot be sent to ruleset integration keys".
+        return Err(invalid(
+            "sinks.change_alerts",
+            format!(
+                "sink `{}`: a global ruleset key (starting with R) cannot take change events; use a service's integration key or `change_alerts = \"trigger\"`",
+                s.name
+            ),
+        ));
+    }
     Ok(pagerduty::PagerDutyConfig {
         routing_key,
         url,

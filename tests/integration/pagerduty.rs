@@ -527,6 +527,27 @@ async fn pagerdutys_answers_are_retried_or_given_up_as_documented() {
     assert!(error.contains("(Invalid routing key)"), "{error}");
     assert!(other.incidents().is_empty());
 
+    // A ruleset key takes no change events: its test is a resolve of a key no alert has,
+    // accepted and dropped.
+    let ruleset_key = "R0123456789ABCDEF0123456789ABCDE";
+    let ruleset = PagerDutyStandIn::with_key(ruleset_key).await;
+    ruleset
+        .sink_keyed("pager", ruleset_key, ChangeAlerts::Trigger)
+        .send(&Message::Test)
+        .await
+        .unwrap();
+    let probe = ruleset.requests();
+    assert_eq!(probe.len(), 1);
+    assert_eq!(
+        (probe[0].action(), &probe[0].outcome),
+        (Some("resolve"), &PagerDutyOutcome::Dropped)
+    );
+    let changes = ruleset.sink_keyed("changes", ruleset_key, ChangeAlerts::ChangeEvent);
+    assert!(
+        changes.send(&Message::Test).await.is_ok(),
+        "the test avoids change events for a ruleset key whatever change_alerts says"
+    );
+
     let statuses: Vec<u16> = pd.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 429, 500, 503, 413, 404, 202]);
     assert!(pd.incidents().is_empty(), "a test opens no incident");

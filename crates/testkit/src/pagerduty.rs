@@ -254,9 +254,14 @@ impl PagerDutyStandIn {
             .collect()
     }
 
-    /// A PagerDuty sink to the stand-in (resolutions sent, short retries), as the outbox
-    /// builds it.
+    /// A PagerDuty sink to the stand-in sending [`PAGERDUTY_KEY`] (resolutions sent), as
+    /// the configuration builds it.
     pub fn sink(&self, name: &str, change_alerts: ChangeAlerts) -> Sink {
+        self.sink_keyed(name, PAGERDUTY_KEY, change_alerts)
+    }
+
+    /// [`PagerDutyStandIn::sink`] sending `key` (whatever key the stand-in takes).
+    pub fn sink_keyed(&self, name: &str, key: &str, change_alerts: ChangeAlerts) -> Sink {
         Sink::new(SinkConfig {
             name: name.into(),
             filter: SinkFilter {
@@ -269,7 +274,7 @@ impl PagerDutyStandIn {
             max_attempts: 5,
             retry_backoff: segwatch_sinks::outbox::RetryBackoff::default(),
             target: SinkTarget::PagerDuty(PagerDutyConfig {
-                routing_key: SecretString::from(PAGERDUTY_KEY),
+                routing_key: SecretString::from(key),
                 url: self.url.clone(),
                 change_alerts,
             }),

@@ -97,6 +97,11 @@ fn a_bad_pagerduty_sink_is_refused_naming_the_key_and_the_sink() {
             ],
         ),
         (
+            "routing_key = \"R0123456789ABCDEF0123456789ABCDE\"\nchange_alerts = \"change-event\"\n"
+                .to_owned(),
+            &["`sinks.change_alerts`", "ruleset key (starting with R) cannot take change events"],
+        ),
+        (
             format!("routing_key = \"{KEY}\"\nmax_body_bytes = 65536\n"),
             &[
                 "`sinks.max_body_bytes`",
