@@ -343,6 +343,84 @@ async fn subscriptions_are_collected_diffed_and_their_secrets_never_stored_or_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_remapped_to_personal_data_is_diffed_at_its_path_and_alerted_with_its_actor()
+{
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    poll(&ws, &rules).await;
+    let (subscription, old_path) = ws.sim.read(|s| {
+        let sub = s
+            .destinations
+            .iter()
+            .flat_map(|d| &d.subscriptions)
+            .find(|s| s.enabled && s.settings.contains_key("external_id"))
+            .expect("an enabled subscription mapping external_id");
+        (sub.id.clone(), sub.settings["external_id"]["@path"].clone())
+    });
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: Some("$.traits.email".into()),
+        })
+        .unwrap();
+    let who = author(&ws, &subscription);
+    let outcome = poll(&ws, &rules).await;
+    let change = change_of(
+        &outcome,
+        ResourceKind::DestinationSubscription,
+        &subscription,
+    );
+    assert_eq!(change.op, ChangeOp::Modified);
+    assert_eq!(paths(change), vec!["settings.external_id.@path"]);
+    assert_eq!(change.fields[0].old, Some(old_path));
+    assert_eq!(
+        change.fields[0].new,
+        Some(serde_json::json!("$.traits.email"))
+    );
+    assert_eq!(
+        alerts_of(&outcome, "subscription-maps-personal-data", &subscription),
+        vec![Some(who)]
+    );
+
+    // Mapping it back to a neutral path, or no longer mapping a field, raises nothing.
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: Some("$.anonymousId".into()),
+        })
+        .unwrap();
+    let outcome = poll(&ws, &rules).await;
+    assert_eq!(
+        paths(change_of(
+            &outcome,
+            ResourceKind::DestinationSubscription,
+            &subscription
+        )),
+        vec!["settings.external_id.@path"]
+    );
+    assert!(alerts_of(&outcome, "subscription-maps-personal-data", &subscription).is_empty());
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: None,
+        })
+        .unwrap();
+    let outcome = poll(&ws, &rules).await;
+    assert_eq!(
+        paths(change_of(
+            &outcome,
+            ResourceKind::DestinationSubscription,
+            &subscription
+        )),
+        vec!["settings.external_id"]
+    );
+    assert!(alerts_of(&outcome, "subscription-maps-personal-data", &subscription).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_unavailable_leave_the_poll_complete() {
     let ws = TestWorkspace::start().await;
     let ids = ws.sim.read(|s| {
