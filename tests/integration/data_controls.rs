@@ -749,3 +749,49 @@ async fn reverse_etl_models_unavailable_leave_the_poll_complete() {
     assert_eq!(asked, 1, "a 501 is not retried");
     assert!(outcome.resource_counts.get(&ResourceKind::Transformation) > Some(&0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connection_says_which_data_controls_the_workspace_offers() {
+    let ws = TestWorkspace::start().await;
+    let ids = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    });
+    for id in ids {
+        ws.sim.inject(
+            Fault::new(FaultKind::ClientError { status: 403 })
+                .on_path(format!("/destinations/{id}/subscriptions")),
+        );
+    }
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 501 }).on_path("/reverse-etl-models"));
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_PROFILES__SPACE_ID", "")
+        .args(["check-connection"])
+        .success();
+    let out = run.stdout();
+    for line in [
+        "  destination_filter: readable",
+        "  source_schema_settings: readable",
+        "  transformation: readable",
+        "  destination_subscription: not available to this workspace (HTTP 403",
+        "  reverse_etl_model: not available to this workspace (HTTP 501",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    // A kind turned off in `[collect]` is not asked about.
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_PROFILES__SPACE_ID", "")
+        .env("SEGWATCH_COLLECT__SOURCE_SCHEMA_SETTINGS", "false")
+        .args(["check-connection"])
+        .success();
+    assert!(
+        !run.stdout().contains("source_schema_settings"),
+        "{}",
+        run.stdout()
+    );
+}
