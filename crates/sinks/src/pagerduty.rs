@@ -63,6 +63,8 @@ pub const DETAIL_TAGS: usize = 50;
 pub const DETAIL_TAG_CHARS: usize = 200;
 /// The dedup key of `segwatch sinks test` when it probes with a resolve (ruleset keys).
 pub const TEST_DEDUP_KEY: &str = "segwatch-sinks-test-probe";
+/// Longest wait for one request, answer included; past it the attempt is retried later.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most bytes of a PagerDuty answer read for an error message.
 const ANSWER_BYTES: usize = 8 * 1024;
 
@@ -164,7 +166,7 @@ impl PagerDutySink {
         let prefix = &events_url.path()[..events_url.path().len() - EVENTS_PATH.len()];
         change_url.set_path(&format!("{prefix}{CHANGE_PATH}"));
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("segwatch/", env!("CARGO_PKG_VERSION")))
             .build()
