@@ -410,3 +410,101 @@ fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
         }
     }
 }
+
+/// A digest of a change alert with many changed fields, a finding, and a resolution.
+fn digest_alerts() -> Vec<AlertRecord> {
+    let mut change = change_alert();
+    change.explanation["changes"] = (0..7)
+        .map(|i| serde_json::json!({"path": format!("settings.field{i}"), "old": format!("before-{i}-{}", "o".repeat(100)), "new": format!("after-{i}")}))
+        .collect();
+    let mut other = change_alert();
+    other.id = AlertId(43);
+    other.resource_name = "carol@example.com".into();
+    other.attribution.actor_email = Some("dave@example.com".into());
+    vec![change, other, finding(), resolved_finding()]
+}
+
+#[test]
+fn every_digest_keeps_each_alerts_actor_changes_and_where_to_see_it() {
+    let t = Templates::builtin();
+    let alerts = digest_alerts();
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    let html = t.html(&msg, None).unwrap();
+    let text = t.text(&msg, None).unwrap();
+    let slack = texts(&t.slack(&msg, None).unwrap());
+    for (what, body) in [("html", &html), ("text", &text), ("slack", &slack)] {
+        // Who, for each change alert.
+        assert!(
+            body.contains("Made by bob@example.com (User Policy Updated)"),
+            "{what}:\n{body}"
+        );
+        assert!(
+            body.contains("Made by dave@example.com (User Policy Updated)"),
+            "{what}:\n{body}"
+        );
+        // A changed field, its value shortened, before and after.
+        assert!(body.contains("settings.field0"), "{what}:\n{body}");
+        assert!(body.contains("after-0"), "{what}:\n{body}");
+        assert!(body.contains("Workspace Owner"), "{what}:\n{body}");
+        assert!(
+            body.contains(&format!("before-0-{}…", "o".repeat(50))),
+            "{what}: values are shortened to 60 characters:\n{body}"
+        );
+        assert!(
+            !body.contains(&"o".repeat(60)),
+            "{what}: values are shortened:\n{body}"
+        );
+        // At most three fields per alert, the rest counted.
+        assert!(body.contains("settings.field2"), "{what}:\n{body}");
+        assert!(!body.contains("settings.field3"), "{what}:\n{body}");
+        assert!(body.contains("and 4 more changes"), "{what}:\n{body}");
+        // Where to see each one whole.
+        for command in [
+            "segwatch --workspace acme alerts --rule owner-granted --status fired --format json",
+            "segwatch --workspace acme alerts --rule source-labelled --status open --format json",
+            "segwatch --workspace acme alerts --rule source-labelled --status resolved --format json",
+        ] {
+            assert!(body.contains(command), "{what} lacks {command}:\n{body}");
+        }
+    }
+    // With an app base, the app link too.
+    let html = t.html(&msg, Some(APP_BASE)).unwrap();
+    assert!(html.contains("Open in Segment"), "{html}");
+}
+
+#[test]
+fn digest_html_lists_each_alerts_actor_and_a_changed_field() {
+    // One entry per alert: each <li> has its own actor and changed field.
+    let alerts = digest_alerts();
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    let html = Templates::builtin().html(&msg, None).unwrap();
+    let items: Vec<&str> = html.split("<li").skip(1).collect();
+    assert_eq!(items.len(), 4, "{html}");
+    assert!(items[0].contains("Made by bob@example.com") && items[0].contains("settings.field0"));
+    assert!(
+        items[1].contains("Made by dave@example.com")
+            && items[1].contains("permissions[0].roleName")
+    );
+    assert!(items[1].contains("Read-Only Member") && items[1].contains("Workspace Owner"));
+    // A finding no change opened names nobody and has no changes.
+    assert!(!items[2].contains("Made by") && !items[2].contains("&rarr;"));
+}
+
+#[test]
+fn digest_html_snapshot() {
+    let alerts = [change_alert(), finding(), resolved_finding()];
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    assert_snapshot!(
+        "digest_html",
+        Templates::builtin().html(&msg, Some(APP_BASE)).unwrap()
+    );
+}
