@@ -237,6 +237,20 @@ impl Templates {
         Ok(json!({"text": truncate(&esc(&text), SLACK_SECTION_CHARS), "blocks": blocks}))
     }
 
+    /// The Microsoft Teams message: an Adaptive Card in the envelope a Teams Workflows webhook
+    /// takes (see [`teams`]). Built in code; no template overrides it.
+    pub fn teams(&self, msg: &Message<'_>, app_base: Option<&str>) -> Value {
+        match *msg {
+            Message::Alert(alert) => teams::teams_alert(&AlertView::new(alert, app_base)),
+            Message::Digest {
+                alerts,
+                snapshot_id,
+            } => teams::teams_digest(&DigestView::new(alerts, snapshot_id, app_base)),
+            Message::Summary(summary) => teams::teams_summary(summary),
+            Message::Test => teams::teams_test(),
+        }
+    }
+
     fn render(
         &self,
         name: &'static str,
@@ -704,6 +718,7 @@ fn one_line(s: &str) -> String {
 }
 
 mod slack;
+pub mod teams;
 
 #[cfg(test)]
 #[path = "tests_fixtures.rs"]

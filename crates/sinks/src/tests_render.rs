@@ -411,6 +411,50 @@ fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
     }
 }
 
+#[test]
+fn teams_card_snapshots() {
+    let t = Templates::builtin();
+    let change = change_alert();
+    assert_json_snapshot!(
+        "change_teams",
+        t.teams(&Message::Alert(&change), Some(APP_BASE))
+    );
+    let found = finding();
+    assert_json_snapshot!(
+        "finding_teams",
+        t.teams(&Message::Alert(&found), Some(APP_BASE))
+    );
+    let resolved = resolved_finding();
+    assert_json_snapshot!("resolved_teams", t.teams(&Message::Alert(&resolved), None));
+    let alerts = [change_alert(), finding(), resolved_finding()];
+    let digest = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    assert_json_snapshot!("digest_teams", t.teams(&digest, Some(APP_BASE)));
+    let summary = Summary {
+        count: 1234,
+        severities: vec![(Severity::High, 1000), (Severity::Low, 234)],
+        rules: vec![("every-user".into(), 1200), ("owner-granted".into(), 34)],
+        more_rules: 0,
+        command: "segwatch alerts --limit 1234".into(),
+    };
+    assert_json_snapshot!("summary_teams", t.teams(&Message::Summary(&summary), None));
+}
+
+#[test]
+fn teams_text_cannot_form_links_or_markup() {
+    let mut a = change_alert();
+    a.resource_name = "[click](https://evil.example) **bold** <at>x</at>".to_owned();
+    let card = Templates::builtin().teams(&Message::Alert(&a), None);
+    let text = card.to_string();
+    assert!(!text.contains("[click](https"), "{text}");
+    assert!(
+        text.contains(r"\\[click\\](https://evil.example) **bold** \\<at\\>x\\</at\\>"),
+        "{text}"
+    );
+}
+
 /// A digest of a change alert with many changed fields, a finding, and a resolution.
 fn digest_alerts() -> Vec<AlertRecord> {
     let mut change = change_alert();
@@ -435,7 +479,13 @@ fn every_digest_keeps_each_alerts_actor_changes_and_where_to_see_it() {
     let html = t.html(&msg, None).unwrap();
     let text = t.text(&msg, None).unwrap();
     let slack = texts(&t.slack(&msg, None).unwrap());
-    for (what, body) in [("html", &html), ("text", &text), ("slack", &slack)] {
+    let teams = t.teams(&msg, None).to_string();
+    for (what, body) in [
+        ("html", &html),
+        ("text", &text),
+        ("slack", &slack),
+        ("teams", &teams),
+    ] {
         // Who, for each change alert.
         assert!(
             body.contains("Made by bob@example.com (User Policy Updated)"),
@@ -473,6 +523,13 @@ fn every_digest_keeps_each_alerts_actor_changes_and_where_to_see_it() {
     // With an app base, the app link too.
     let html = t.html(&msg, Some(APP_BASE)).unwrap();
     assert!(html.contains("Open in Segment"), "{html}");
+    let teams = t.teams(&msg, Some(APP_BASE)).to_string();
+    assert!(
+        teams.contains(
+            "[Open in Segment](https://app.segment.com/acme-analytics/settings/access-management)"
+        ),
+        "{teams}"
+    );
 }
 
 #[test]
