@@ -24,15 +24,16 @@ use super::{Measure, Message, SendError};
 ///
 /// Teams limits a message to about 28 KB ("When an action posts a message, the message size
 /// limit is about 28 KB … the action fails with the error 'Request Entity too large'",
-/// <https://learn.microsoft.com/en-us/connectors/teams/#known-issues-and-limitations-with-actions>;
+/// <https://learn.microsoft.com/en-us/connectors/teams/>, "Known issues and limitations with
+/// actions";
 /// also "The message size limit is 28 KB",
 /// <https://learn.microsoft.com/en-us/microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook>).
 /// The flow re-encodes the card before posting it, so segwatch keeps about 15% below that:
 /// digests are split to fit, and a single alert's card is bounded well under it by the renderer.
 pub const MAX_BODY_BYTES: usize = 24_000;
 
-/// Teams throttles a webhook past four requests a second (same page as the size limit), so a
-/// sink (and its clones) posts at most one message per quarter second.
+/// Teams throttles a webhook past four requests a second ("Create Incoming Webhooks", the
+/// second page above), so a sink (and its clones) posts at most one message per quarter second.
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long one post may take, connection included.
