@@ -393,14 +393,20 @@ fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
         let text = t.text(&msg, None).unwrap();
         let html = t.html(&msg, None).unwrap();
         let slack = texts(&t.slack(&msg, None).unwrap());
+        let teams = t.teams(&msg, None).to_string();
         match line {
             Some(line) => {
-                for (what, body) in [("text", &text), ("html", &html), ("slack", &slack)] {
+                for (what, body) in [
+                    ("text", &text),
+                    ("html", &html),
+                    ("slack", &slack),
+                    ("teams", &teams),
+                ] {
                     assert!(body.contains(line), "{what} lacks {line:?}:\n{body}");
                 }
             }
             None => {
-                for body in [&text, &html, &slack] {
+                for body in [&text, &html, &slack, &teams] {
                     assert!(
                         !body.contains("Made by") && !body.contains("Actor unknown"),
                         "{body}"
