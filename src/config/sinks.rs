@@ -15,7 +15,7 @@ use super::{ConfigError, Settings, invalid};
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `teams`, `email` or `webhook`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -201,12 +201,15 @@ impl Settings {
                     })?;
                     segwatch_sinks::SinkTarget::Slack { url }
                 }
+                "teams" => segwatch_sinks::SinkTarget::Teams {
+                    url: teams_url(s, url)?,
+                },
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email` or `webhook`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email` or `webhook`",
                             s.name
                         ),
                     ));
@@ -250,7 +253,7 @@ impl Settings {
 }
 
 /// A sink's size limit: `max_body_bytes` for a webhook, `max_message_bytes` for email, each
-/// only on its own type (Slack's limits are fixed by Slack).
+/// only on its own type (Slack's and Teams' limits are fixed by them).
 fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
     let (key, value, other) = match s.kind.as_str() {
         "webhook" => (
@@ -275,7 +278,7 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
         return Err(invalid(
             format!("sinks.{other}"),
             format!(
-                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's limits are fixed)",
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's and Teams' limits are fixed)",
                 s.name, s.kind
             ),
         ));
@@ -365,6 +368,29 @@ fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigE
             ),
         )),
     }
+}
+
+/// The Workflows webhook URL of a `teams` sink: given, and `https://` (or `http://` to this
+/// host). Errors name `sinks.url` and the sink, never the URL (it carries its signature).
+fn teams_url(s: &SinkSettings, url: Option<SecretString>) -> Result<SecretString, ConfigError> {
+    let url = url.ok_or_else(|| {
+        invalid(
+            "sinks.url",
+            format!(
+                "sink `{}` needs `url`, `url_env` or `url_file` (the Teams Workflows webhook)",
+                s.name
+            ),
+        )
+    })?;
+    if s.allow_insecure_http {
+        return Err(invalid(
+            "sinks.allow_insecure_http",
+            format!("sink `{}`: a Teams sink posts to https:// only", s.name),
+        ));
+    }
+    segwatch_sinks::teams::check_url(url.expose_secret())
+        .map_err(|e| invalid("sinks.url", format!("sink `{}`: {e}", s.name)))?;
+    Ok(url)
 }
 
 /// The SMTP settings of an `email` sink.

@@ -34,6 +34,8 @@
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
 //!   summarised, nothing dead;
+//! - `teams`: alerts, findings, resolutions and digests as Adaptive Cards to a Microsoft Teams
+//!   Workflows stand-in that checks their shape; digests split to fit; bad URLs refused;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
@@ -75,6 +77,7 @@ mod simulate;
 mod soak;
 mod starter_rules;
 mod storm;
+mod teams;
 mod util;
 mod verify;
 mod workspaces;

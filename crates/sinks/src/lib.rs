@@ -1,4 +1,4 @@
-//! Alert sinks: where alerts are delivered (Slack, email, a generic webhook), what each one
+//! Alert sinks: where alerts are delivered (Slack, Microsoft Teams, email, a generic webhook), what each one
 //! receives, and the rendering of messages.
 //!
 //! A [`Message`] is one alert event, a digest of several, or a test; [`Sink::send`] delivers it
@@ -8,6 +8,7 @@
 pub mod email;
 pub mod render;
 pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::time::Duration;
@@ -150,6 +151,11 @@ pub enum SinkTarget {
     },
     /// Email over SMTP.
     Email(email::EmailConfig),
+    /// A Microsoft Teams Workflows webhook.
+    Teams {
+        /// The webhook URL (a secret: it carries its signature).
+        url: SecretString,
+    },
     /// A JSON POST, optionally signed with HMAC-SHA256.
     Webhook {
         /// The endpoint.
@@ -169,7 +175,8 @@ pub struct SinkConfig {
     /// More alerts than this from one poll go out as digests.
     pub digest_threshold: usize,
     /// Largest message, in bytes: the webhook body (`max_body_bytes`) or the whole email
-    /// (`max_message_bytes`); Slack has fixed limits instead (see [`slack`]).
+    /// (`max_message_bytes`); Slack and Teams have fixed limits instead (see [`slack`],
+    /// [`teams::MAX_BODY_BYTES`]).
     pub max_message_bytes: usize,
     /// Messages per delivery run; past it the rest of the run is one summary.
     pub max_messages_per_run: usize,
@@ -200,6 +207,7 @@ pub struct Sink {
 enum Sender {
     Webhook(webhook::WebhookSink),
     Slack(slack::SlackSink),
+    Teams(teams::TeamsSink),
     // Boxed: an SMTP sink is much larger than the HTTP ones.
     Email(Box<email::EmailSink>),
 }
@@ -220,6 +228,10 @@ impl Sink {
             }
             SinkTarget::Slack { url } => Sender::Slack(
                 slack::SlackSink::new(url.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            ),
+            SinkTarget::Teams { url } => Sender::Teams(
+                teams::TeamsSink::new(url.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             ),
             SinkTarget::Email(email) => Sender::Email(Box::new(
@@ -245,6 +257,7 @@ impl Sink {
                 what: "body bytes (max_body_bytes)",
             }),
             Sender::Slack(s) => s.measure(msg),
+            Sender::Teams(t) => Ok(t.measure(msg)),
             Sender::Email(e) => Ok(Measure {
                 size: e.message_len(msg)?,
                 limit: self.config.max_message_bytes,
@@ -253,13 +266,13 @@ impl Sink {
         }
     }
 
-    /// How many alerts one digest of this sink may list: Slack and email digests list at most
+    /// How many alerts one digest of this sink may list: Slack, Teams and email digests list at most
     /// [`render::DIGEST_LIMIT`]; a webhook digest is bounded by its size (and by
     /// [`WEBHOOK_DIGEST_ALERTS`], to bound memory).
     pub fn max_alerts_per_digest(&self) -> usize {
         match &self.sender {
             Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
-            Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
+            Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => render::DIGEST_LIMIT,
         }
     }
 
@@ -268,7 +281,7 @@ impl Sink {
     /// finding's events in the order they happened.
     pub fn tracks_findings(&self) -> bool {
         match &self.sender {
-            Sender::Webhook(_) | Sender::Slack(_) | Sender::Email(_) => false,
+            Sender::Webhook(_) | Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => false,
         }
     }
 
@@ -277,6 +290,7 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(w) => w.send(message).await,
             Sender::Slack(s) => s.send(message).await,
+            Sender::Teams(t) => t.send(message).await,
             Sender::Email(e) => e.send(message).await,
         }
     }

@@ -3,6 +3,7 @@
 //! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`TeamsReceiver`]: a Microsoft Teams Workflows webhook that checks the message's shape;
 //! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
 //!
 //! Only `[dev-dependencies]` use it.
@@ -10,11 +11,13 @@
 mod process;
 mod receivers;
 mod runner;
+mod teams;
 mod workspace;
 
 pub use process::{free_port, stop_daemon};
 pub use receivers::{HMAC_KEY, WebhookReceiver};
 pub use runner::{Run, Segwatch, binary};
+pub use teams::{TEAMS_LIMIT_BYTES, TEAMS_SIG, TeamsReceiver, check_message};
 pub use workspace::TestWorkspace;
 
 /// The token every test simulator accepts. Long and distinctive so a leak is easy to find.
