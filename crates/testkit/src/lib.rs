@@ -7,11 +7,13 @@
 //!
 //! Only `[dev-dependencies]` use it.
 
+mod ocsf;
 mod process;
 mod receivers;
 mod runner;
 mod workspace;
 
+pub use ocsf::{HEC_TOKEN, HecReceiver};
 pub use process::{free_port, stop_daemon};
 pub use receivers::{HMAC_KEY, WebhookReceiver};
 pub use runner::{Run, Segwatch, binary};
