@@ -1,7 +1,7 @@
 //! OCSF output: alert events as [OCSF](https://schema.ocsf.io) findings, for SIEMs and security
 //! data lakes (AWS Security Lake takes only OCSF; Splunk and Prowler speak it).
 //!
-//! The mapping is pure ([`event`], [`events_between`]); [`file`] appends the events to a JSON
+//! The mapping is pure ([`event`], [`events_between`]); [`file`](mod@file) appends the events to a JSON
 //! lines file with size-based rotation, and [`http`] posts them (Splunk HEC or NDJSON).
 //!
 //! # Mapping (OCSF 1.5.0)
