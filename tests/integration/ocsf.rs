@@ -370,3 +370,100 @@ async fn a_bad_ocsf_sink_is_refused_naming_it_and_a_wrong_token_fails_the_test()
     assert!(!run.stdout().contains("wrong-token-31"));
     assert!(!run.stderr().contains("wrong-token-31"));
 }
+
+/// Every user is a finding: many alerts from one poll.
+const EVERY_USER: &str = r#"
+- id: every-user
+  title: A user exists
+  description: Test rule.
+  remediation: None.
+  severity: high
+  resource: user
+  kind: compliance
+  when: 'true'
+"#;
+
+/// An OCSF sink is never sent a summary: past `max_messages_per_run` the run stops, the rest
+/// stays queued, and the next runs write it, every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ocsf_sink_leaves_what_its_run_cannot_send_queued_instead_of_summarising() {
+    use segwatch_sinks::ocsf::OcsfTarget;
+    use segwatch_sinks::ocsf::file::FileConfig;
+    use segwatch_sinks::{Sink, SinkConfig, SinkFilter, SinkTarget};
+    use segwatch_store::DeliveryStatus;
+
+    let ws = TestWorkspace::with(segwatch_simulator::SimConfig {
+        users: 12,
+        ..Default::default()
+    })
+    .await;
+    let file = ws.dir.path().join("findings.ocsf.jsonl");
+    let sink = Sink::new(SinkConfig {
+        name: "siem".into(),
+        filter: SinkFilter {
+            send_resolved: true,
+            ..SinkFilter::default()
+        },
+        digest_threshold: 100,
+        max_message_bytes: segwatch_sinks::DEFAULT_MAX_MESSAGE_BYTES,
+        max_messages_per_run: 5,
+        max_attempts: 5,
+        retry_backoff: segwatch_sinks::outbox::RetryBackoff::default(),
+        target: SinkTarget::Ocsf(OcsfTarget::File(FileConfig {
+            path: file.clone(),
+            max_file_bytes: 1 << 20,
+            max_files: 5,
+        })),
+        app_base: None,
+        templates: None,
+    })
+    .unwrap();
+    let rules = std::sync::Arc::new(
+        segwatch_core::rules::RuleSet::from_yaml("rules.yaml", EVERY_USER).unwrap(),
+    );
+    // As `segwatch poll` does: the poll, then what it queued is delivered.
+    let client = segwatch_api::segment::SegmentClient::new(ws.client_config()).unwrap();
+    let poller = segwatch::poll::Poller::new(
+        client,
+        segwatch_core::redact::SecretPolicy::default(),
+        "default",
+    )
+    .with_rules(rules, false)
+    .with_sinks(std::sync::Arc::new(vec![sink.clone()]));
+    let mut store = ws.store();
+    let mut outcome = poller.poll(&mut store).await.unwrap();
+    outcome.deliveries = poller.deliver_queued(&mut store).await.unwrap();
+    let users = outcome.alerts.len();
+    assert!(users >= 12, "{users}");
+    let report = outcome.deliveries.unwrap();
+    assert_eq!((report.sent, report.summarised, report.messages), (5, 0, 5));
+    assert_eq!(lines(&file).len(), 5);
+
+    let workspace = store.find_workspace("default").unwrap().unwrap();
+    let pending = store
+        .deliveries(workspace, Some(DeliveryStatus::Pending), 1000)
+        .unwrap();
+    assert_eq!(pending.len(), users - 5, "the rest waits, not summarised");
+    let mut runs = 1;
+    while !store
+        .deliveries(workspace, Some(DeliveryStatus::Pending), 1)
+        .unwrap()
+        .is_empty()
+    {
+        let report = segwatch_sinks::outbox::deliver_due(
+            &mut store,
+            std::slice::from_ref(&sink),
+            workspace,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert!(report.sent <= 5 && report.summarised == 0, "{report:?}");
+        runs += 1;
+    }
+    assert_eq!(runs, users.div_ceil(5));
+    let written = lines(&file);
+    assert_eq!(written.len(), users);
+    assert_eq!(uids(&written).len(), users, "each event once");
+    validate(&[&file], false);
+}
