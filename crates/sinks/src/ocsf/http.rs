@@ -3,9 +3,10 @@
 //!
 //! - `splunk-hec`: the body is the events' HEC envelopes concatenated (one per line),
 //!   `{"event": {…OCSF…}, "sourcetype": "ocsf", "source": "segwatch", "time": <epoch seconds>}`,
-//!   with `Authorization: Splunk <token>`, as Splunk documents batching for
-//!   `/services/collector/event` ("Format events for HTTP Event Collector", Splunk Enterprise
-//!   docs: several event objects in one request, without commas or an enclosing array).
+//!   with `Authorization: Splunk <token>`, as Splunk documents HEC authentication and batching
+//!   for `/services/collector/event` ("Format events for HTTP Event Collector",
+//!   <https://help.splunk.com/splunk-enterprise/get-data-in/collect-http-event-data/format-events-for-http-event-collector>:
+//!   several event objects one after another in one request, no commas or enclosing array).
 //! - `ndjson`: one OCSF event per line (`Content-Type: application/x-ndjson`), with
 //!   `Authorization: Bearer <token>` when a token is configured.
 //!
