@@ -467,3 +467,65 @@ async fn an_ocsf_sink_leaves_what_its_run_cannot_send_queued_instead_of_summaris
     assert_eq!(uids(&written).len(), users, "each event once");
     validate(&[&file], false);
 }
+
+/// The plain collector format: NDJSON lines, the same OCSF events, a bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ndjson_collector_gets_the_events_with_a_bearer_token() {
+    let ws = TestWorkspace::start().await;
+    let collector = HecReceiver::start().await;
+    let dir = ws.dir.path();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let token = dir.join("collector-token");
+    std::fs::write(&token, format!("{HEC_TOKEN}\n")).unwrap();
+    let config = dir.join("segwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sinks]]\nname = \"lake\"\ntype = \"ocsf\"\nurl_env = \"COLLECTOR_URL\"\ntoken_file = \"{}\"\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let segwatch = || {
+        ws.segwatch()
+            .env("COLLECTOR_URL", &collector.ndjson_url)
+            .env("SEGWATCH_RULES__PATH", rules.to_str().unwrap())
+            .args(["--config", config.to_str().unwrap()])
+    };
+    segwatch()
+        .args(["sinks", "test"])
+        .success()
+        .stdout_contains(&["lake: ok"]);
+    assert_eq!(
+        collector.events()[0]["finding_info"]["title"],
+        "segwatch test event"
+    );
+    collector.accepted.lock().unwrap().clear();
+
+    segwatch().args(["poll"]).success();
+    let events = collector.events();
+    let store = ws.store();
+    let workspace = store.find_workspace("default").unwrap().unwrap();
+    let findings = store.open_findings(workspace).unwrap();
+    assert!(!findings.is_empty());
+    assert_eq!(events.len(), findings.len());
+    assert!(events.iter().all(|e| e["class_uid"] == 2003));
+    let received = dir.join("ndjson.jsonl");
+    let mut text = String::new();
+    for e in &events {
+        text.push_str(&format!("{e}\n"));
+    }
+    std::fs::write(&received, text).unwrap();
+    validate(&[&received], false);
+    assert!(
+        collector
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(s, _)| *s == 200),
+        "{:?}",
+        collector.requests.lock().unwrap()
+    );
+}

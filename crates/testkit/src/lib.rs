@@ -3,6 +3,7 @@
 //! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`HecReceiver`]: a Splunk HEC (and NDJSON) collector for OCSF sinks, busy on demand;
 //! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
 //!
 //! Only `[dev-dependencies]` use it.

@@ -2,6 +2,9 @@
 //! `Authorization: Splunk <token>`, reads the body as concatenated JSON event objects as HEC
 //! does, answers as HEC answers (401 no token, 403 wrong token, 400 `Invalid data format`,
 //! 413 too large, 503 busy with `Retry-After`), and records the events it accepted.
+//!
+//! It also takes newline-delimited JSON at `POST /ndjson` (an OCSF sink's plain format), with
+//! `Authorization: Bearer <token>`, recording each line as `{"event": line}`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +20,8 @@ pub const HEC_TOKEN: &str = "hec-test-0b6e7d2c";
 pub struct HecReceiver {
     /// The collector's URL (`…/services/collector/event`).
     pub url: String,
+    /// The plain collector's URL (`…/ndjson`): one JSON object per line, bearer token.
+    pub ndjson_url: String,
     /// The HEC envelopes it accepted, in order.
     pub accepted: Arc<Mutex<Vec<serde_json::Value>>>,
     /// Every request: the status it answered and the body's size in bytes.
@@ -40,7 +45,19 @@ impl HecReceiver {
             busy.clone(),
             max_body.clone(),
         );
+        let (na, nr) = (accepted.clone(), requests.clone());
         let app = axum::Router::new()
+            .route(
+                "/ndjson",
+                axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                    let (a, r) = (na.clone(), nr.clone());
+                    async move {
+                        let status = ndjson(&headers, &body, &a);
+                        r.lock().unwrap().push((status.as_u16(), body.len()));
+                        status
+                    }
+                }),
+            )
             .route(
                 "/services/collector/event",
                 axum::routing::post(move |headers: HeaderMap, body: Bytes| {
@@ -65,13 +82,13 @@ impl HecReceiver {
             )
             .layer(axum::extract::DefaultBodyLimit::disable());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/services/collector/event",
-            listener.local_addr().unwrap()
-        );
+        let addr = listener.local_addr().unwrap();
+        let url = format!("http://{addr}/services/collector/event");
+        let ndjson_url = format!("http://{addr}/ndjson");
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         HecReceiver {
             url,
+            ndjson_url,
             accepted,
             requests,
             busy,
@@ -146,4 +163,39 @@ fn answer(
     }
     accepted.lock().unwrap().extend(events);
     (StatusCode::OK, r#"{"text":"Success","code":0}"#)
+}
+
+fn ndjson(
+    headers: &HeaderMap,
+    body: &[u8],
+    accepted: &Mutex<Vec<serde_json::Value>>,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    if header("authorization") != format!("Bearer {HEC_TOKEN}") {
+        return StatusCode::UNAUTHORIZED;
+    }
+    if header("content-type") != "application/x-ndjson" {
+        return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let mut events = Vec::new();
+    for line in text.lines() {
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) if v.is_object() => events.push(serde_json::json!({ "event": v })),
+            _ => return StatusCode::BAD_REQUEST,
+        }
+    }
+    if events.is_empty() || !text.ends_with('\n') {
+        return StatusCode::BAD_REQUEST;
+    }
+    accepted.lock().unwrap().extend(events);
+    StatusCode::OK
 }
