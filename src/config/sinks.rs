@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod ocsf;
+
 use super::secrets::read_secret;
 use super::{ConfigError, Settings, invalid};
 
@@ -91,6 +93,20 @@ pub struct SinkSettings {
     /// Email: SMTP timeout in seconds.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// OCSF: the JSON lines file events are appended to (instead of a `url`).
+    pub path: Option<PathBuf>,
+    /// OCSF file: rotate before a write that would take the file past this size (default 100 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// OCSF file: rotated files kept besides the live one (default 5).
+    pub max_files: Option<u32>,
+    /// OCSF collector: `splunk-hec` or `ndjson` (default).
+    pub format: Option<String>,
+    /// OCSF collector: the token sent in `Authorization` (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the collector's token.
+    pub token_env: Option<String>,
+    /// File holding the collector's token.
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -184,6 +200,9 @@ impl Settings {
                 s.secret_env.as_deref(),
                 s.secret_file.as_deref(),
             )?;
+            if s.kind != "ocsf" {
+                ocsf::refuse_keys(s)?;
+            }
             let target = match s.kind.as_str() {
                 "webhook" => {
                     let url = url.ok_or_else(|| {
@@ -205,11 +224,12 @@ impl Settings {
                     url: teams_url(s, url)?,
                 },
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
+                "ocsf" => segwatch_sinks::SinkTarget::Ocsf(ocsf::target(s, url, hmac.is_some())?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email` or `webhook`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email`, `webhook` or `ocsf`",
                             s.name
                         ),
                     ));
@@ -256,7 +276,7 @@ impl Settings {
 /// only on its own type (Slack's and Teams' limits are fixed by them).
 fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
     let (key, value, other) = match s.kind.as_str() {
-        "webhook" => (
+        "webhook" | "ocsf" => (
             "max_body_bytes",
             s.max_body_bytes,
             s.max_message_bytes.map(|_| "max_message_bytes"),
@@ -278,7 +298,7 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
         return Err(invalid(
             format!("sinks.{other}"),
             format!(
-                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's and Teams' limits are fixed)",
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook and ocsf: max_body_bytes; email: max_message_bytes; Slack's and Teams' limits are fixed)",
                 s.name, s.kind
             ),
         ));

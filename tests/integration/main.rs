@@ -24,6 +24,8 @@
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `ocsf`: OCSF findings to a file and a Splunk HEC stand-in, and `export ocsf`, validated by
+//!   an independent OCSF implementation (`tests/ocsf_validate.py`);
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
@@ -66,6 +68,7 @@ mod flows;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod ocsf;
 mod pipeline;
 mod privacy_access;
 mod privacy_requests;

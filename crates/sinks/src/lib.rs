@@ -6,6 +6,7 @@
 //! after a restart) lives in [`segwatch_store`] and [`outbox`], not here.
 
 pub mod email;
+pub mod ocsf;
 pub mod render;
 pub mod slack;
 pub mod teams;
@@ -163,6 +164,8 @@ pub enum SinkTarget {
         /// Key of the `X-Segwatch-Signature` HMAC, if any.
         secret: Option<SecretString>,
     },
+    /// OCSF findings, to a rotated JSON lines file or a collector (Splunk HEC, NDJSON).
+    Ocsf(ocsf::OcsfTarget),
 }
 
 /// A configured sink.
@@ -210,6 +213,7 @@ enum Sender {
     Teams(teams::TeamsSink),
     // Boxed: an SMTP sink is much larger than the HTTP ones.
     Email(Box<email::EmailSink>),
+    Ocsf(ocsf::OcsfSink),
 }
 
 impl Sink {
@@ -238,6 +242,7 @@ impl Sink {
                 email::EmailSink::new(email.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             )),
+            SinkTarget::Ocsf(target) => Sender::Ocsf(ocsf::OcsfSink::new(target)?),
         };
         Ok(Sink { config, sender })
     }
@@ -263,6 +268,11 @@ impl Sink {
                 limit: self.config.max_message_bytes,
                 what: "message bytes (max_message_bytes)",
             }),
+            Sender::Ocsf(o) => Ok(Measure {
+                size: o.body(msg).map_or(0, |b| b.len()),
+                limit: self.config.max_message_bytes,
+                what: "body bytes (max_body_bytes)",
+            }),
         }
     }
 
@@ -271,7 +281,7 @@ impl Sink {
     /// [`WEBHOOK_DIGEST_ALERTS`], to bound memory).
     pub fn max_alerts_per_digest(&self) -> usize {
         match &self.sender {
-            Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
+            Sender::Webhook(_) | Sender::Ocsf(_) => WEBHOOK_DIGEST_ALERTS,
             Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => render::DIGEST_LIMIT,
         }
     }
@@ -281,8 +291,20 @@ impl Sink {
     /// finding's events in the order they happened.
     pub fn tracks_findings(&self) -> bool {
         match &self.sender {
-            Sender::Webhook(_) | Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => false,
+            Sender::Webhook(_)
+            | Sender::Slack(_)
+            | Sender::Teams(_)
+            | Sender::Email(_)
+            | Sender::Ocsf(_) => false,
         }
+    }
+
+    /// Whether a run that reaches `max_messages_per_run` ends with a summary of the alerts
+    /// left. An OCSF sink feeds a SIEM and a sink that tracks findings files each one, so both
+    /// need every event: their run stops there instead and the rest stays queued for the next
+    /// run.
+    pub fn summarises(&self) -> bool {
+        !self.tracks_findings() && !matches!(self.sender, Sender::Ocsf(_))
     }
 
     /// Delivers one message once.
@@ -292,6 +314,7 @@ impl Sink {
             Sender::Slack(s) => s.send(message).await,
             Sender::Teams(t) => t.send(message).await,
             Sender::Email(e) => e.send(message).await,
+            Sender::Ocsf(o) => o.send(message).await,
         }
     }
 }

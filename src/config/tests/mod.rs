@@ -1,6 +1,7 @@
 //! Unit tests of loading and validating the configuration.
 
 mod loading;
+mod ocsf;
 mod secrets;
 mod sinks;
 mod workspaces;
