@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod ocsf;
+mod pagerduty;
+
 use super::secrets::read_secret;
 use super::{ConfigError, Settings, invalid};
 
@@ -15,7 +18,7 @@ use super::{ConfigError, Settings, invalid};
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `email`, `webhook` or `pagerduty`.
+    /// `slack`, `teams`, `email`, `webhook`, `ocsf` or `pagerduty`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -100,6 +103,20 @@ pub struct SinkSettings {
     /// Email: SMTP timeout in seconds.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// OCSF: the JSON lines file events are appended to (instead of a `url`).
+    pub path: Option<PathBuf>,
+    /// OCSF file: rotate before a write that would take the file past this size (default 100 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// OCSF file: rotated files kept besides the live one (default 5).
+    pub max_files: Option<u32>,
+    /// OCSF collector: `splunk-hec` or `ndjson` (default).
+    pub format: Option<String>,
+    /// OCSF collector: the token sent in `Authorization` (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the collector's token.
+    pub token_env: Option<String>,
+    /// File holding the collector's token.
+    pub token_file: Option<PathBuf>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -193,7 +210,10 @@ impl Settings {
                 s.secret_env.as_deref(),
                 s.secret_file.as_deref(),
             )?;
-            refuse_pagerduty_keys(s)?;
+            if s.kind != "ocsf" {
+                ocsf::refuse_keys(s)?;
+            }
+            pagerduty::refuse_keys(s)?;
             let target = match s.kind.as_str() {
                 "webhook" => {
                     let url = url.ok_or_else(|| {
@@ -211,13 +231,17 @@ impl Settings {
                     })?;
                     segwatch_sinks::SinkTarget::Slack { url }
                 }
+                "teams" => segwatch_sinks::SinkTarget::Teams {
+                    url: teams_url(s, url)?,
+                },
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
-                "pagerduty" => segwatch_sinks::SinkTarget::PagerDuty(pagerduty_config(s, url)?),
+                "ocsf" => segwatch_sinks::SinkTarget::Ocsf(ocsf::target(s, url, hmac.is_some())?),
+                "pagerduty" => segwatch_sinks::SinkTarget::PagerDuty(pagerduty::config(s, url)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email`, `webhook` or `pagerduty`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email`, `webhook`, `ocsf` or `pagerduty`",
                             s.name
                         ),
                     ));
@@ -261,10 +285,10 @@ impl Settings {
 }
 
 /// A sink's size limit: `max_body_bytes` for a webhook, `max_message_bytes` for email, each
-/// only on its own type (Slack's limits are fixed by Slack).
+/// only on its own type (Slack's and Teams' limits are fixed by them).
 fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
     let (key, value, other) = match s.kind.as_str() {
-        "webhook" => (
+        "webhook" | "ocsf" => (
             "max_body_bytes",
             s.max_body_bytes,
             s.max_message_bytes.map(|_| "max_message_bytes"),
@@ -286,7 +310,7 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
         return Err(invalid(
             format!("sinks.{other}"),
             format!(
-                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's limits are fixed)",
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook and ocsf: max_body_bytes; email: max_message_bytes; Slack's and Teams' limits are fixed)",
                 s.name, s.kind
             ),
         ));
@@ -378,100 +402,27 @@ fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigE
     }
 }
 
-/// PagerDuty's keys on another type of sink are a mistake worth naming.
-fn refuse_pagerduty_keys(s: &SinkSettings) -> Result<(), ConfigError> {
-    if s.kind == "pagerduty" {
-        return Ok(());
-    }
-    let given = [
-        ("routing_key", s.routing_key.is_some()),
-        ("routing_key_env", s.routing_key_env.is_some()),
-        ("routing_key_file", s.routing_key_file.is_some()),
-        ("change_alerts", s.change_alerts.is_some()),
-    ];
-    match given.iter().find(|(_, set)| *set) {
-        Some((key, _)) => Err(invalid(
-            format!("sinks.{key}"),
-            format!(
-                "sink `{}`: `{key}` applies only to a `pagerduty` sink, not a `{}` one",
-                s.name, s.kind
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The settings of a `pagerduty` sink: its integration key (checked for shape, never shown)
-/// and its events URL (PagerDuty's unless `url` says otherwise: https, or http to loopback).
-fn pagerduty_config(
-    s: &SinkSettings,
-    url: Option<SecretString>,
-) -> Result<segwatch_sinks::pagerduty::PagerDutyConfig, ConfigError> {
-    use segwatch_sinks::pagerduty;
-    let routing_key = secret(
-        "sinks.routing_key",
-        &s.name,
-        s.routing_key.as_ref(),
-        s.routing_key_env.as_deref(),
-        s.routing_key_file.as_deref(),
-    )?
-    .ok_or_else(|| {
+/// The Workflows webhook URL of a `teams` sink: given, and `https://` (or `http://` to this
+/// host). Errors name `sinks.url` and the sink, never the URL (it carries its signature).
+fn teams_url(s: &SinkSettings, url: Option<SecretString>) -> Result<SecretString, ConfigError> {
+    let url = url.ok_or_else(|| {
         invalid(
-            "sinks.routing_key",
+            "sinks.url",
             format!(
-                "sink `{}`: a pagerduty sink needs `routing_key_env`, `routing_key_file` or `routing_key` (the service's Events API v2 integration key)",
+                "sink `{}` needs `url`, `url_env` or `url_file` (the Teams Workflows webhook)",
                 s.name
             ),
         )
     })?;
-    let given = if s.routing_key_env.is_some() {
-        "sinks.routing_key_env"
-    } else if s.routing_key_file.is_some() {
-        "sinks.routing_key_file"
-    } else {
-        "sinks.routing_key"
-    };
-    pagerduty::check_routing_key(routing_key.expose_secret())
-        .map_err(|why| invalid(given, format!("sink `{}`: {why}", s.name)))?;
-    let url = match url {
-        Some(url) => {
-            check_webhook_url(s, &url)?;
-            pagerduty::check_url(url.expose_secret())
-                .map_err(|why| invalid("sinks.url", format!("sink `{}`: {why}", s.name)))?;
-            url.expose_secret().trim().to_owned()
-        }
-        None => pagerduty::EVENTS_URL.to_owned(),
-    };
-    let change_alerts = match s.change_alerts.as_deref() {
-        None | Some("trigger") => pagerduty::ChangeAlerts::Trigger,
-        Some("change-event") => pagerduty::ChangeAlerts::ChangeEvent,
-        Some(other) => {
-            return Err(invalid(
-                "sinks.change_alerts",
-                format!(
-                    "sink `{}`: `{other}` is not a choice; expected `trigger` or `change-event`",
-                    s.name
-                ),
-            ));
-        }
-    };
-    if change_alerts == pagerduty::ChangeAlerts::ChangeEvent
-        && routing_key.expose_secret().starts_with('R')
-    {
-        // PagerDuty: "change events cannot be sent to ruleset integration keys".
+    if s.allow_insecure_http {
         return Err(invalid(
-            "sinks.change_alerts",
-            format!(
-                "sink `{}`: a global ruleset key (starting with R) cannot take change events; use a service's integration key or `change_alerts = \"trigger\"`",
-                s.name
-            ),
+            "sinks.allow_insecure_http",
+            format!("sink `{}`: a Teams sink posts to https:// only", s.name),
         ));
     }
-    Ok(pagerduty::PagerDutyConfig {
-        routing_key,
-        url,
-        change_alerts,
-    })
+    segwatch_sinks::teams::check_url(url.expose_secret())
+        .map_err(|e| invalid("sinks.url", format!("sink `{}`: {e}", s.name)))?;
+    Ok(url)
 }
 
 /// The SMTP settings of an `email` sink.

@@ -24,6 +24,8 @@
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `ocsf`: OCSF findings to a file and a Splunk HEC stand-in, and `export ocsf`, validated by
+//!   an independent OCSF implementation (`tests/ocsf_validate.py`);
 //! - `pagerduty`: the PagerDuty sink against its Events API stand-in: one incident per open
 //!   period of a finding across an outage and a `kill -9`, answers retried or given up,
 //!   change alerts, `sinks test` paging nobody;
@@ -37,6 +39,8 @@
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
 //!   summarised, nothing dead;
+//! - `teams`: alerts, findings, resolutions and digests as Adaptive Cards to a Microsoft Teams
+//!   Workflows stand-in that checks their shape; digests split to fit; bad URLs refused;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
@@ -67,6 +71,7 @@ mod flows;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod ocsf;
 mod pagerduty;
 mod pipeline;
 mod privacy_access;
@@ -79,6 +84,7 @@ mod simulate;
 mod soak;
 mod starter_rules;
 mod storm;
+mod teams;
 mod util;
 mod verify;
 mod workspaces;

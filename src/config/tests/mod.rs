@@ -1,6 +1,7 @@
 //! Unit tests of loading and validating the configuration.
 
 mod loading;
+mod ocsf;
 mod pagerduty;
 mod secrets;
 mod sinks;
