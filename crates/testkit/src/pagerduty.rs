@@ -594,3 +594,152 @@ fn unknown(object: &Map<String, Value>, allowed: &[&str], prefix: &str, errors: 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h
+    }
+
+    fn trigger() -> Value {
+        json!({
+            "routing_key": PAGERDUTY_KEY,
+            "event_action": "trigger",
+            "dedup_key": "segwatch-0123",
+            "payload": {"summary": "s", "source": "segment:acme", "severity": "error"},
+        })
+    }
+
+    fn errors(path: &str, event: &Value) -> Vec<String> {
+        check(path, &json_headers(), event, PAGERDUTY_KEY)
+            .err()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn each_documented_rule_is_checked() {
+        assert!(errors("/v2/enqueue", &trigger()).is_empty());
+        let cases: Vec<(Value, &str)> = vec![
+            (json!({"routing_key": "short"}), "Length of 'routing_key'"),
+            (
+                json!({"routing_key": "0123456789abcdef0123456789abcdef"}),
+                "Invalid routing key",
+            ),
+            (json!({"event_action": "page"}), "'event_action' is invalid"),
+            (json!({"dedup_key": null}), "'dedup_key' is missing"),
+            (
+                json!({"dedup_key": "k".repeat(256)}),
+                "'dedup_key' must be 1 to 255",
+            ),
+            (json!({"payload": null}), "'payload' must be an object"),
+            (
+                json!({"payload": {"summary": "é".repeat(1025), "source": "s", "severity": "info"}}),
+                "is 1025 characters; at most 1024",
+            ),
+            (
+                json!({"payload": {"summary": "s", "source": "", "severity": "info"}}),
+                "'payload.source'",
+            ),
+            (
+                json!({"payload": {"summary": "s", "source": "s", "severity": "high"}}),
+                "'payload.severity' is invalid",
+            ),
+            (
+                json!({"payload": {"summary": "s", "source": "s", "severity": "info", "custom_details": "x"}}),
+                "'payload.custom_details' must be an object",
+            ),
+            (
+                json!({"payload": {"summary": "s", "source": "s", "severity": "info", "priority": 1}}),
+                "'payload.priority' is not a field",
+            ),
+            (
+                json!({"links": [{"text": "no href"}]}),
+                "each of 'links' needs 'href'",
+            ),
+            (
+                json!({"incident_key": "old v1 field"}),
+                "'incident_key' is not a field",
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut event = trigger();
+            for (k, v) in change.as_object().unwrap() {
+                if v.is_null() && k == "dedup_key" {
+                    event.as_object_mut().unwrap().remove(k);
+                } else {
+                    event[k] = v.clone();
+                }
+            }
+            let found = errors("/v2/enqueue", &event);
+            assert!(
+                found.iter().any(|e| e.contains(expected)),
+                "{expected}: {found:?}"
+            );
+        }
+        // A resolve needs no payload; a trigger does.
+        let resolve =
+            json!({"routing_key": PAGERDUTY_KEY, "event_action": "resolve", "dedup_key": "k"});
+        assert!(errors("/v2/enqueue", &resolve).is_empty());
+        let mut bare = resolve.clone();
+        bare["event_action"] = json!("trigger");
+        assert!(errors("/v2/enqueue", &bare).contains(&"'payload' is missing".to_owned()));
+        // Change events: no event_action, no dedup_key, no ruleset key.
+        let change = json!({"routing_key": PAGERDUTY_KEY, "payload": {"summary": "s"}});
+        assert!(errors("/v2/change/enqueue", &change).is_empty());
+        assert!(!errors("/v2/change/enqueue", &trigger()).is_empty());
+        let ruleset = "R0123456789ABCDEF0123456789ABCDE";
+        let mut to_ruleset = change.clone();
+        to_ruleset["routing_key"] = json!(ruleset);
+        let found = check("/v2/change/enqueue", &json_headers(), &to_ruleset, ruleset).unwrap_err();
+        assert!(found[0].contains("ruleset"), "{found:?}");
+        // Not JSON.
+        let found = check(
+            "/v2/enqueue",
+            &HeaderMap::new(),
+            &Value::Null,
+            PAGERDUTY_KEY,
+        )
+        .unwrap_err();
+        assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn incidents_follow_dedup_keys() {
+        let mut state = State::default();
+        let resolve = json!({"event_action": "resolve", "dedup_key": "segwatch-0123"});
+        let mut run = |event: &Value| {
+            let outcome = apply(&mut state, event);
+            state.requests.push(PagerDutyRequest {
+                path: "/v2/enqueue".into(),
+                status: 202,
+                body: event.clone(),
+                outcome: outcome.clone(),
+            });
+            outcome
+        };
+        assert_eq!(
+            run(&resolve),
+            PagerDutyOutcome::Dropped,
+            "nothing to resolve"
+        );
+        assert_eq!(run(&trigger()), PagerDutyOutcome::Opened(1));
+        assert_eq!(run(&trigger()), PagerDutyOutcome::Deduplicated(1));
+        assert_eq!(run(&resolve), PagerDutyOutcome::Resolved(1));
+        assert_eq!(run(&resolve), PagerDutyOutcome::Dropped, "already resolved");
+        assert_eq!(
+            run(&trigger()),
+            PagerDutyOutcome::Opened(2),
+            "a new incident after the resolve"
+        );
+        assert_eq!(state.incidents[0].triggers, 2);
+        assert_eq!(
+            (state.incidents[0].opened_by, state.incidents[0].resolved_by),
+            (1, Some(3))
+        );
+        assert!(!state.incidents[1].resolved);
+    }
+}
