@@ -6,6 +6,7 @@
 //! after a restart) lives in [`segwatch_store`] and [`outbox`], not here.
 
 pub mod email;
+pub mod jira;
 pub mod render;
 pub mod slack;
 pub mod webhook;
@@ -157,6 +158,8 @@ pub enum SinkTarget {
         /// Key of the `X-Segwatch-Signature` HMAC, if any.
         secret: Option<SecretString>,
     },
+    /// Jira Cloud: one issue per finding.
+    Jira(jira::JiraConfig),
 }
 
 /// A configured sink.
@@ -202,6 +205,7 @@ enum Sender {
     Slack(slack::SlackSink),
     // Boxed: an SMTP sink is much larger than the HTTP ones.
     Email(Box<email::EmailSink>),
+    Jira(jira::JiraSink),
 }
 
 impl Sink {
@@ -226,6 +230,10 @@ impl Sink {
                 email::EmailSink::new(email.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             )),
+            SinkTarget::Jira(jira) => Sender::Jira(
+                jira::JiraSink::new(jira.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            ),
         };
         Ok(Sink { config, sender })
     }
@@ -250,6 +258,7 @@ impl Sink {
                 limit: self.config.max_message_bytes,
                 what: "message bytes (max_message_bytes)",
             }),
+            Sender::Jira(j) => j.measure(msg),
         }
     }
 
@@ -260,6 +269,9 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
             Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
+            // One issue per finding: a digest (until the outbox stops making them for sinks
+            // that track findings) is one alert.
+            Sender::Jira(_) => 1,
         }
     }
 
@@ -269,6 +281,7 @@ impl Sink {
     pub fn tracks_findings(&self) -> bool {
         match &self.sender {
             Sender::Webhook(_) | Sender::Slack(_) | Sender::Email(_) => false,
+            Sender::Jira(_) => true,
         }
     }
 
@@ -278,6 +291,7 @@ impl Sink {
             Sender::Webhook(w) => w.send(message).await,
             Sender::Slack(s) => s.send(message).await,
             Sender::Email(e) => e.send(message).await,
+            Sender::Jira(j) => j.send(message).await,
         }
     }
 }

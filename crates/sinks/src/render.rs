@@ -512,6 +512,12 @@ impl AlertView {
     }
 }
 
+/// One alert's template context (the fields listed in the module documentation) as JSON, for
+/// sinks that build their payloads in code from the same content as the email (Jira's ADF).
+pub(crate) fn alert_context(a: &AlertRecord, app_base: Option<&str>) -> Value {
+    serde_json::to_value(AlertView::new(a, app_base)).expect("alert views serialise")
+}
+
 /// Who made what the alert is about, as one line: `Made by alice@acme.io (User Policy
 /// Updated)`; for a change alert no audit event matched, `Actor unknown: …`; for a finding
 /// nobody's change opened, nothing.
