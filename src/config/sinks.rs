@@ -91,6 +91,33 @@ pub struct SinkSettings {
     /// Email: SMTP timeout in seconds.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// Jira: the site, `https://<site>.atlassian.net`.
+    pub base_url: Option<String>,
+    /// Jira: the Atlassian account's email (with its API token).
+    pub email: Option<String>,
+    /// Jira: the API token (prefer `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Jira: name of an environment variable holding the API token.
+    pub token_env: Option<String>,
+    /// Jira: file holding the API token.
+    pub token_file: Option<PathBuf>,
+    /// Jira: the project key.
+    pub project: Option<String>,
+    /// Jira: the issue type's name (default `Task`).
+    pub issue_type: Option<String>,
+    /// Jira: labels added to every issue.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Jira: the transition closing an issue when its finding resolves (default `Done`).
+    pub resolve_transition: Option<String>,
+    /// Jira: the transition re-opening a done issue when its finding re-opens (default: none,
+    /// the issue only gets a comment).
+    pub reopen_transition: Option<String>,
+    /// Jira: whether change alerts get an issue each (default true).
+    pub change_alerts: Option<bool>,
+    /// Jira: priority name per severity (`{ critical = "Highest", high = "High" }`).
+    #[serde(default)]
+    pub priorities: std::collections::BTreeMap<String, String>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -202,16 +229,25 @@ impl Settings {
                     segwatch_sinks::SinkTarget::Slack { url }
                 }
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
+                "jira" => segwatch_sinks::SinkTarget::Jira(jira_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email` or `webhook`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email`, `webhook` or `jira`",
                             s.name
                         ),
                     ));
                 }
             };
+            if s.kind != "jira"
+                && let Some(key) = jira_only_key(s)
+            {
+                return Err(invalid(
+                    format!("sinks.{key}"),
+                    format!("sink `{}`: `{key}` applies only to a `jira` sink", s.name),
+                ));
+            }
             if s.max_attempts == 0 {
                 return Err(invalid(
                     "sinks.max_attempts",
@@ -415,6 +451,148 @@ fn email_config(s: &SinkSettings) -> Result<segwatch_sinks::email::EmailConfig, 
         to: s.to.clone(),
         timeout: std::time::Duration::from_secs(s.timeout_secs.max(1)),
     })
+}
+
+/// The settings of a `jira` sink.
+fn jira_config(s: &SinkSettings) -> Result<segwatch_sinks::jira::JiraConfig, ConfigError> {
+    use segwatch_sinks::jira;
+    let need = |key: &'static str, value: &Option<String>, what: &str| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                invalid(
+                    format!("sinks.{key}"),
+                    format!("sink `{}`: a jira sink needs `{key}` ({what})", s.name),
+                )
+            })
+    };
+    let base_url = need("base_url", &s.base_url, "https://<site>.atlassian.net")?;
+    let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
+        invalid(
+            "sinks.base_url",
+            format!("sink `{}`: `{base_url}` does not parse: {e}", s.name),
+        )
+    })?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
+        return Err(invalid(
+            "sinks.base_url",
+            format!(
+                "sink `{}`: `{base_url}` must be https://<site>.atlassian.net (http:// only to a loopback host)",
+                s.name
+            ),
+        ));
+    }
+    let email = need("email", &s.email, "the Atlassian account's email")?;
+    if !email.contains('@') {
+        return Err(invalid(
+            "sinks.email",
+            format!("sink `{}`: `{email}` is not an email address", s.name),
+        ));
+    }
+    let token = secret(
+        "sinks.token",
+        &s.name,
+        s.token.as_ref(),
+        s.token_env.as_deref(),
+        s.token_file.as_deref(),
+    )?
+    .ok_or_else(|| {
+        invalid(
+            "sinks.token",
+            format!(
+                "sink `{}`: a jira sink needs `token`, `token_env` or `token_file` (an Atlassian API token)",
+                s.name
+            ),
+        )
+    })?;
+    let project = need("project", &s.project, "the project key")?;
+    if !jira::valid_project_key(&project) {
+        return Err(invalid(
+            "sinks.project",
+            format!(
+                "sink `{}`: `{project}` is not a Jira project key (uppercase letters, digits and `_`, starting with a letter)",
+                s.name
+            ),
+        ));
+    }
+    if let Some(problem) = s.labels.iter().find_map(|l| jira::label_problem(l)) {
+        return Err(invalid(
+            "sinks.labels",
+            format!("sink `{}`: {problem}", s.name),
+        ));
+    }
+    let mut priorities = std::collections::BTreeMap::new();
+    for (severity, priority) in &s.priorities {
+        let level = severity.parse().map_err(|_| {
+            invalid(
+                "sinks.priorities",
+                format!(
+                    "sink `{}`: `{severity}` is not one of info, low, medium, high, critical",
+                    s.name
+                ),
+            )
+        })?;
+        if priority.trim().is_empty() {
+            return Err(invalid(
+                "sinks.priorities",
+                format!("sink `{}`: the priority of `{severity}` is empty", s.name),
+            ));
+        }
+        priorities.insert(level, priority.trim().to_owned());
+    }
+    let named = |key: &'static str, value: &Option<String>| match value.as_deref().map(str::trim) {
+        Some("") => Err(invalid(
+            format!("sinks.{key}"),
+            format!("sink `{}`: `{key}` is empty", s.name),
+        )),
+        other => Ok(other.map(str::to_owned)),
+    };
+    Ok(jira::JiraConfig {
+        base_url,
+        email,
+        token,
+        project,
+        issue_type: named("issue_type", &s.issue_type)?.unwrap_or_else(|| "Task".to_owned()),
+        labels: s.labels.clone(),
+        resolve_transition: named("resolve_transition", &s.resolve_transition)?
+            .unwrap_or_else(|| jira::DEFAULT_RESOLVE_TRANSITION.to_owned()),
+        reopen_transition: named("reopen_transition", &s.reopen_transition)?,
+        change_alerts: s.change_alerts.unwrap_or(true),
+        priorities,
+    })
+}
+
+/// Jira's keys set on a sink of another type: a mistake worth stopping on.
+fn jira_only_key(s: &SinkSettings) -> Option<&'static str> {
+    [
+        ("base_url", s.base_url.is_some()),
+        ("email", s.email.is_some()),
+        (
+            "token",
+            s.token.is_some() || s.token_env.is_some() || s.token_file.is_some(),
+        ),
+        ("project", s.project.is_some()),
+        ("issue_type", s.issue_type.is_some()),
+        ("labels", !s.labels.is_empty()),
+        ("resolve_transition", s.resolve_transition.is_some()),
+        ("reopen_transition", s.reopen_transition.is_some()),
+        ("change_alerts", s.change_alerts.is_some()),
+        ("priorities", !s.priorities.is_empty()),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    .map(|(key, _)| key)
 }
 
 /// A secret given inline, by environment variable name, or by file: at most one of the three.
