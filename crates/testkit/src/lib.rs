@@ -3,15 +3,18 @@
 //! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`JiraStandIn`]: Jira Cloud's REST API in memory, checking what the Jira sink sends;
 //! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
 //!
 //! Only `[dev-dependencies]` use it.
 
+pub mod jira;
 mod process;
 mod receivers;
 mod runner;
 mod workspace;
 
+pub use jira::JiraStandIn;
 pub use process::{free_port, stop_daemon};
 pub use receivers::{HMAC_KEY, WebhookReceiver};
 pub use runner::{Run, Segwatch, binary};
