@@ -471,7 +471,7 @@ fn search(state: &State, body: Option<&Value>) -> (StatusCode, Value) {
     let issues: Vec<Value> = state
         .issues
         .iter()
-        .filter(|i| project == JIRA_PROJECT && i.labels().iter().any(|l| *l == label))
+        .filter(|i| project == JIRA_PROJECT && i.labels().contains(&label))
         .take(max)
         .map(|i| {
             let mut shown = serde_json::Map::new();
@@ -731,7 +731,7 @@ fn check_inline(node: &Value) -> Result<(), String> {
     match node["type"].as_str().unwrap_or_default() {
         "text" => {
             check_keys(node, &["type", "text", "marks"])?;
-            if !node["text"].as_str().is_some_and(|t| !t.is_empty()) {
+            if node["text"].as_str().is_none_or(str::is_empty) {
                 return Err("a text node needs non-empty text".into());
             }
             for mark in node["marks"].as_array().into_iter().flatten() {
@@ -741,10 +741,7 @@ fn check_inline(node: &Value) -> Result<(), String> {
                     }
                     "link" => {
                         check_keys(mark, &["type", "attrs"])?;
-                        if !mark["attrs"]["href"]
-                            .as_str()
-                            .is_some_and(|h| !h.is_empty())
-                        {
+                        if mark["attrs"]["href"].as_str().is_none_or(str::is_empty) {
                             return Err("a link mark needs attrs.href".into());
                         }
                     }
