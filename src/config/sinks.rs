@@ -15,7 +15,7 @@ use super::{ConfigError, Settings, invalid};
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `email`, `webhook` or `jira`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).

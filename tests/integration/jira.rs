@@ -283,7 +283,27 @@ async fn sinks_test_checks_the_credentials_and_project_and_creates_nothing() {
         .stdout_contains(&["jira: FAILED", "No project could be found with key 'OPS'"]);
     assert!(!(run.stdout() + &run.stderr()).contains(JIRA_TOKEN));
 
+    // A site over plain http: a configuration error naming the key and the sink.
+    std::fs::write(
+        &config,
+        jira.sink_toml()
+            .replace(&jira.base_url, "http://acme.atlassian.net"),
+    )
+    .unwrap();
+    let run = ws
+        .segwatch()
+        .env(JIRA_TOKEN_ENV, JIRA_TOKEN)
+        .args(["--config", config.to_str().unwrap(), "sinks", "test"])
+        .output();
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("sinks.base_url") && run.stderr().contains("sink `jira`"),
+        "{}",
+        run.stderr()
+    );
+
     // No token configured: a configuration error naming the key and the sink.
+    std::fs::write(&config, jira.sink_toml()).unwrap();
     let run = ws
         .segwatch()
         .args(["--config", config.to_str().unwrap(), "sinks", "test"])

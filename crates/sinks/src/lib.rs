@@ -1,5 +1,5 @@
-//! Alert sinks: where alerts are delivered (Slack, email, a generic webhook), what each one
-//! receives, and the rendering of messages.
+//! Alert sinks: where alerts are delivered (Slack, email, a generic webhook, Jira Cloud), what
+//! each one receives, and the rendering of messages.
 //!
 //! A [`Message`] is one alert event, a digest of several, or a test; [`Sink::send`] delivers it
 //! once and says whether a failure is worth retrying. Durability (the outbox, retries, resuming
