@@ -53,7 +53,8 @@ pub(super) fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             .with_rules(selected, settings.rules.alert_on_baseline)
             .with_sinks(sinks.clone())
             .with_delivery_deadline(delivery_deadline)
-            .with_configured_workspaces(settings.all_workspace_names());
+            .with_configured_workspaces(settings.all_workspace_names())
+            .with_flow_patterns(settings.flows.patterns()?);
         if let Some(lookback) = audit_lookback {
             poller = poller.with_audit_trail(lookback);
         }

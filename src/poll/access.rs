@@ -52,7 +52,7 @@ pub(super) fn access_changes(
     }
     // Borrowed: the snapshot's own resources are not copied, only what is read back.
     let mut carried_bodies: Vec<Resource> = Vec::with_capacity(carried.len());
-    for (kind, id, version) in carried {
+    for (kind, id, version) in carried.iter().filter(|(k, ..)| read_by_access(*k)) {
         let body = stored.version_value(version.version_id)?;
         carried_bodies.push(Resource::new(*kind, id.clone(), version.name.clone(), body));
     }

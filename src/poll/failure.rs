@@ -121,7 +121,8 @@ impl Poller {
                     since = %failing.since,
                     "polls have failed for longer than the alert threshold; alert raised"
                 );
-                let (mut records, _, _) = alert_records(&self.workspace, failing.snapshot_id, plan, &ids);
+                let (mut records, _, _) =
+                    alert_records(&self.workspace, failing.snapshot_id, plan, &ids);
                 raised = records.pop();
             }
         }

@@ -23,6 +23,7 @@ use segwatch_api::segment::SegmentClient;
 use segwatch_core::alerts::{AlertRecord, EvalProblem};
 use segwatch_core::diff::ResourceChange;
 use segwatch_core::drift::DriftSummary;
+use segwatch_core::flows::PersonalPatterns;
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::ResourceKind;
 use segwatch_core::redact::SecretPolicy;
@@ -34,6 +35,7 @@ mod access;
 mod delivery;
 mod failure;
 mod fetch;
+mod flows;
 mod inputs;
 mod outcome;
 mod stages;
@@ -64,6 +66,8 @@ pub struct Poller {
     /// The other configured workspaces' labels, which must not reach the same Segment
     /// workspace.
     siblings: Vec<String>,
+    /// The field-name patterns the flows' personal fields are matched with.
+    flow_patterns: PersonalPatterns,
 }
 
 impl Poller {
@@ -80,7 +84,15 @@ impl Poller {
             audit_lookback: None,
             delivery_deadline: ONE_SHOT_DELIVERY_DEADLINE,
             siblings: Vec::new(),
+            flow_patterns: PersonalPatterns::default(),
         }
+    }
+
+    /// Matches the flows' personal fields with these patterns (`[flows]
+    /// personal_field_patterns`; default: the documented list).
+    pub fn with_flow_patterns(mut self, patterns: PersonalPatterns) -> Self {
+        self.flow_patterns = patterns;
+        self
     }
 
     /// The labels of every configured workspace (this one's is ignored): a poll that finds
@@ -311,6 +323,7 @@ impl Poller {
             confirm_requests,
             quarantine: &collection.quarantine,
             access: Some(&planned.access_changes),
+            flow_fields: planned.flow_fields.as_ref(),
         };
         let ids = store.commit_snapshot(&target, &planned.delta, &planned.alerts)?;
         let (alerts, rule_problems, rule_evaluations) =

@@ -17,8 +17,9 @@ use segwatch_core::rules::{self, RuleSet};
 use segwatch_core::trail::{self, AuditEvent, Mark, TrailRead};
 use segwatch_store::{PollInputs, PollLookup, StoreError};
 
-use super::{Poller, access};
+use super::{Poller, access, flows};
 use segwatch_core::access::PolledAccess;
+use segwatch_core::flows::stored::FlowFieldsUpdate;
 
 /// One read of the audit trail, as the API returned it.
 pub(super) struct TrailWindow {
@@ -54,6 +55,8 @@ pub(super) struct Planned<'c> {
     pub api_drift: Vec<DriftSummary>,
     /// Effective access gained and lost, with causes.
     pub access_changes: PolledAccess,
+    /// What the snapshot changes of its flows' personal fields, when computed.
+    pub flow_fields: Option<FlowFieldsUpdate>,
     /// Time spent selecting new audit events and attributing the changes.
     pub attribution_time: Duration,
     /// Time spent computing the access changes.
@@ -93,7 +96,10 @@ impl Poller {
                         contains(&collection.resources, *kind, id)
                     }
                 };
-            if !read && self.options.collects(*kind) && access::read_by_access(*kind) {
+            if !read
+                && self.options.collects(*kind)
+                && (access::read_by_access(*kind) || flows::read_by_flows(*kind))
+            {
                 carried.push((*kind, id.clone(), version.clone()));
             }
             read
@@ -141,6 +147,15 @@ impl Poller {
         )?;
         let access_time = access_started.elapsed();
 
+        let flow_fields = flows::flow_fields(
+            collection,
+            &carried,
+            inputs.flow_fields.as_ref(),
+            &delta,
+            &self.flow_patterns,
+            stored,
+        )?;
+
         let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
         // `last_acting` and `trail_since` only from a poll that read the trail: what segwatch
         // did not read, it cannot vouch for.
@@ -185,6 +200,7 @@ impl Poller {
             alerts: alert_plan,
             api_drift,
             access_changes,
+            flow_fields,
             attribution_time,
             access_time,
             rules_time: rules_started.elapsed(),

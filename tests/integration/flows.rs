@@ -113,6 +113,37 @@ fn expected_extras(
     out
 }
 
+/// `(source id, target id, personal fields, valid from, valid to)` of a row of
+/// `audit_data_flows`.
+type ViewRow = (String, String, Option<BTreeSet<String>>, i64, Option<i64>);
+
+/// The rows of `audit_data_flows` matching `filter`, read with plain SQL.
+fn view_fields(ws: &TestWorkspace, filter: &str) -> Vec<ViewRow> {
+    let db =
+        rusqlite::Connection::open_with_flags(ws.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = db
+        .prepare(&format!(
+            "SELECT source_id, target_id, personal_fields, valid_from_snapshot_id,
+                    valid_to_snapshot_id
+             FROM audit_data_flows WHERE {filter} ORDER BY valid_from_snapshot_id"
+        ))
+        .unwrap();
+    stmt.query_map([], |r| {
+        let fields: Option<String> = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            fields.map(|f| serde_json::from_str(&f).unwrap()),
+            r.get(3)?,
+            r.get(4)?,
+        ))
+    })
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
 fn edge_of(f: &Value) -> Edge {
     let text = |k: &str| {
         f[k].as_str()
@@ -233,6 +264,28 @@ async fn the_map_equals_the_simulated_workspaces_flows_and_narrows_by_source_or_
         with_steps > 0 && with_personal > 0,
         "the simulated workspace has both"
     );
+    // The auditor view says the same personal fields, in SQL, for every current flow.
+    let in_view: BTreeSet<(String, String, BTreeSet<String>)> = view_fields(&ws, "1 = 1")
+        .into_iter()
+        .map(|(s, t, f, _, to)| {
+            assert_eq!(to, None, "one poll: every row is current");
+            (s, t, f.expect("fields are computed from the first poll on"))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, BTreeSet<String>)> = json["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let (_, _, personal) = expected_extras(&state, f);
+            (
+                f["source_id"].as_str().unwrap().to_string(),
+                f["target_id"].as_str().unwrap().to_string(),
+                personal,
+            )
+        })
+        .collect();
+    assert_eq!(in_view, expected);
     assert!(
         json["personal_field_patterns"]
             .as_array()
@@ -501,6 +554,28 @@ async fn since_shows_exactly_the_flows_a_mutation_changed() {
         .success()
         .json();
     assert_eq!(json["flows"][0]["personal_fields"][0]["field"], "plan");
+
+    // The view keeps the mapped destination's fields over time: without `email` until the
+    // mapping, with it after; and a poll with other patterns starts a row matched with them.
+    ws.segwatch()
+        .args(["--config", config.to_str().unwrap(), "poll"])
+        .success();
+    let rows = view_fields(&ws, &format!("target_id = '{}'", mapped.id));
+    let fields: Vec<(Option<BTreeSet<String>>, i64, Option<i64>)> = rows
+        .into_iter()
+        .map(|(_, _, f, from, to)| (f, from, to))
+        .collect();
+    assert_eq!(fields.len(), 3, "{fields:?}");
+    let (first, second, third) = (&fields[0], &fields[1], &fields[2]);
+    assert_eq!((first.1, first.2), (1, Some(2)));
+    assert!(!first.0.as_ref().unwrap().contains("email"), "{first:?}");
+    assert_eq!((second.1, second.2), (2, Some(3)));
+    assert!(second.0.as_ref().unwrap().contains("email"), "{second:?}");
+    assert_eq!(
+        third,
+        &(Some(BTreeSet::from(["plan".to_string()])), 3, None),
+        "matched with the configured patterns"
+    );
 }
 
 /// A headless Chromium, if installed: `SEGWATCH_CHROMIUM`, else `chromium`,

@@ -26,7 +26,9 @@
 //! and `personal_fields`.
 
 pub mod personal;
+pub mod stored;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
@@ -214,12 +216,12 @@ impl Extras {
     /// a destination filter's `Step` goes to `filters` of its destination, a transformation's
     /// to `transformations` of the destinations it applies to, an Actions subscription's
     /// mapped fields to `fields` of its destination (through [`MappedField`]).
-    pub fn gather(resources: &[Resource]) -> Extras {
+    pub fn gather<R: Borrow<Resource>>(resources: &[R]) -> Extras {
         let mut extras = Extras::default();
         // Destinations by source, with their catalog id: a transformation applies to a source's
         // destinations, or to those of one catalog entry (`destinationMetadataId`).
         let mut by_source: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
-        for r in resources {
+        for r in resources.iter().map(Borrow::<Resource>::borrow) {
             // ReverseEtlModel (`id`, `name`, `sourceId`).
             if r.kind == ResourceKind::ReverseEtlModel {
                 let body = parse(&r.body);
@@ -252,7 +254,7 @@ impl Extras {
                 }
             }
         }
-        for r in resources {
+        for r in resources.iter().map(Borrow::<Resource>::borrow) {
             let body = || parse(&r.body);
             let step = |kind: &str, body: &Value, name_key: &str| Step {
                 kind: kind.to_owned(),
@@ -371,13 +373,13 @@ pub fn is_production(environment: &str) -> bool {
 
 impl FlowMap {
     /// The map of one snapshot's `resources`, personal fields matched by `patterns`.
-    pub fn compute(resources: &[Resource], patterns: &PersonalPatterns) -> FlowMap {
+    pub fn compute<R: Borrow<Resource>>(resources: &[R], patterns: &PersonalPatterns) -> FlowMap {
         let mut sources: BTreeMap<String, SourceNode> = BTreeMap::new();
         let mut targets: Vec<TargetNode> = Vec::new();
         let mut flows: Vec<Flow> = Vec::new();
         let mut plans_of: BTreeMap<String, Vec<NamedRef>> = BTreeMap::new();
         let mut functions: HashMap<&str, &str> = HashMap::new();
-        for r in resources {
+        for r in resources.iter().map(Borrow::<Resource>::borrow) {
             match r.kind {
                 ResourceKind::Source => {
                     let body = parse(&r.body);
@@ -397,7 +399,7 @@ impl FlowMap {
                 _ => {}
             }
         }
-        for r in resources {
+        for r in resources.iter().map(Borrow::<Resource>::borrow) {
             let (kind, body) = match r.kind {
                 ResourceKind::Destination => (TargetKind::Destination, parse(&r.body)),
                 ResourceKind::Warehouse => (TargetKind::Warehouse, parse(&r.body)),

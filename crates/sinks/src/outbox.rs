@@ -4,6 +4,12 @@
 //! `max_messages_per_run`, the last a summary of what is left (status `summarised`): see
 //! [`deliver_due`].
 //!
+//! A sink that tracks findings ([`Sink::tracks_findings`]: an incident, a ticket per finding)
+//! gets every alert event on its own, never a digest or a summary; past its
+//! `max_messages_per_run` the rest waits, due, for the next run; and one finding's events reach
+//! it in order: an event waits while an earlier one of the same finding (workspace, rule,
+//! resource) to that sink is not yet sent or dead.
+//!
 //! Guarantee: **at least once per (sink, alert event)**. A delivery row exists from the moment
 //! its alert is committed; it is marked `sent` only after the sink confirmed. A crash between
 //! the two sends it again on the next run, so receivers may see a duplicate (the webhook's
@@ -150,7 +156,10 @@ pub async fn deliver_due_to(
         };
         let mut work = VecDeque::new();
         for (snapshot_id, mut keys) in groups {
-            if keys.len() > sink.config.digest_threshold {
+            if sink.tracks_findings() {
+                // One message per event: a ticket or an incident is about one finding.
+                work.extend(keys.into_iter().map(Work::Single));
+            } else if keys.len() > sink.config.digest_threshold {
                 keys.sort_by(|a, b| {
                     b.severity
                         .cmp(&a.severity)
@@ -290,10 +299,26 @@ async fn deliver_to_sink(
                 continue;
             }
         };
+        if sink.tracks_findings() {
+            if let Some(waiting) = batch.deliveries.first()
+                && store.waits_on_earlier_delivery(waiting.id)?
+            {
+                // The finding's earlier event is not sent yet (failed, or waiting for its retry):
+                // this one follows it, at a later run.
+                tracing::debug!(sink = %sink.name(), delivery = waiting.id, "waiting for the finding's earlier event");
+                continue;
+            }
+            if budget == 0 {
+                // A summary cannot stand for a ticket or an incident: the rest waits, still due,
+                // for the next run.
+                tracing::info!(sink = %sink.name(), waiting = work.len() + 1, "message limit of the run reached; the rest is sent in the next runs");
+                return Ok(());
+            }
+        }
         // The last message the run may send, and alerts would be left after it: a summary of
         // all of them instead. (Budget 0 with alerts left happens only when the last message was
         // refused as too large and split: the summary is then one message over the cap.)
-        if budget <= 1 && !work.is_empty() {
+        if budget <= 1 && !work.is_empty() && !sink.tracks_findings() {
             let keys: Vec<Key> = batch
                 .deliveries
                 .iter()

@@ -25,7 +25,9 @@
 //! - `alerts_resolved`: id, resolved_at, resolved_snapshot_id, resolution and status of the
 //!   findings it resolved;
 //! - `audit_events`, `kind_status`, `quarantine` (schema 7 and 10), and `access_changes`
-//!   (schema 14): its rows of those tables, every column.
+//!   (schema 14): its rows of those tables, every column;
+//! - `flow_fields` (schema 19): the flows' personal-field rows it opened, every column but
+//!   `valid_to` (a later snapshot sets it); `flow_fields_closed`: ids of those it closed.
 //!
 //! Deliveries and rule state are not content: they are operational and change after the commit.
 //! The part digests form a manifest (`segwatch-content-v1`, then `part rows sha256` per
@@ -99,11 +101,15 @@ pub enum Part {
     Review,
     /// An access review's decision rows (schema 15; a review link only).
     Decisions,
+    /// The flows' personal-field rows it opened (schema 19).
+    FlowFields,
+    /// Ids of the flows' personal-field rows it closed (schema 19).
+    FlowFieldsClosed,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 12] = [
+    pub const ALL: [Part; 14] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
@@ -116,6 +122,8 @@ impl Part {
         Part::AccessChanges,
         Part::Review,
         Part::Decisions,
+        Part::FlowFields,
+        Part::FlowFieldsClosed,
     ];
 
     /// Its name in the manifest.
@@ -133,6 +141,8 @@ impl Part {
             Part::AccessChanges => "access_changes",
             Part::Review => "review",
             Part::Decisions => "decisions",
+            Part::FlowFields => "flow_fields",
+            Part::FlowFieldsClosed => "flow_fields_closed",
         }
     }
 
@@ -203,6 +213,13 @@ impl Part {
                     label_filter, decision, reviewer, reviewed_at, comment
                  FROM access_review_decisions WHERE review_id = ?1 ORDER BY id"
             }
+            Part::FlowFields => {
+                "SELECT id, workspace_id, source_id, target_kind, target_id, fields, valid_from
+                 FROM flow_personal_fields WHERE valid_from = ?1 ORDER BY id"
+            }
+            Part::FlowFieldsClosed => {
+                "SELECT id FROM flow_personal_fields WHERE valid_to = ?1 ORDER BY id"
+            }
         }
     }
 
@@ -227,6 +244,8 @@ impl Part {
             Part::AccessChanges => "access changes it stored",
             Part::Review => "review rows",
             Part::Decisions => "decision rows",
+            Part::FlowFields => "flow personal-field rows it opened",
+            Part::FlowFieldsClosed => "flow personal-field rows it closed",
         }
     }
 
@@ -247,6 +266,8 @@ impl Part {
                 "its own row (reviewed snapshot, time, reviewers, file hash or counts) was edited"
             }
             Part::Decisions => "a decision row was edited",
+            Part::FlowFields => "a flow's personal-field row it opened was edited",
+            Part::FlowFieldsClosed => "which flow personal-field rows it closed was altered",
         }
     }
 }

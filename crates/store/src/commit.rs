@@ -15,9 +15,11 @@ use segwatch_core::trail::TrailRead;
 
 use crate::access::write_access_changes;
 use crate::alerts::write_alerts;
+use crate::flow_fields::write_flow_fields;
 use crate::trail::write_trail;
 use crate::{Result, Store, StoreError, chain, now};
 use segwatch_core::access::PolledAccess;
+use segwatch_core::flows::stored::FlowFieldsUpdate;
 
 /// Which snapshot a commit completes, and what is recorded with it.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,8 @@ pub struct CommitTarget<'a> {
     pub quarantine: &'a [Quarantined],
     /// Effective access it gained and lost (`access_changes`), when computed.
     pub access: Option<&'a PolledAccess>,
+    /// What it changed of its flows' personal fields (`flow_personal_fields`), when computed.
+    pub flow_fields: Option<&'a FlowFieldsUpdate>,
 }
 
 /// One row of the `quarantine` table.
@@ -102,6 +106,7 @@ impl Store {
             confirm_requests,
             quarantine,
             access,
+            flow_fields,
         } = *target;
         let (snapshot_id, base) = (snapshot_id.get(), base.map(SnapshotId::get));
         let tx = self
@@ -207,6 +212,9 @@ impl Store {
                 .flat_map(|a| a.attributed(&delta.changes)),
             &change_ids,
         )?;
+        if let Some(update) = flow_fields {
+            write_flow_fields(&tx, workspace_id, snapshot_id, update)?;
+        }
         let alert_ids = write_alerts(&tx, workspace_id, snapshot_id, alerts, &change_ids)?;
         write_quarantine(&tx, workspace_id, snapshot_id, quarantine)?;
         tx.execute(
@@ -342,6 +350,7 @@ mod tests {
                     confirm_requests: 0,
                     quarantine: &[],
                     access: None,
+                    flow_fields: None,
                 },
                 &delta,
                 &AlertPlan::default(),
@@ -379,6 +388,7 @@ mod tests {
             confirm_requests: 0,
             quarantine: &[],
             access: None,
+            flow_fields: None,
         };
         let err = store
             .commit_snapshot(&target, &delta, &AlertPlan::default())

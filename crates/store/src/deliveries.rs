@@ -252,6 +252,21 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an earlier delivery to the same sink of the same finding (workspace, rule,
+    /// resource) is still to be sent (pending or failed, due or not): a sink that tracks
+    /// findings must not see a resolution before the raising it resolves.
+    pub fn waits_on_earlier_delivery(&self, id: i64) -> Result<bool> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (
+                SELECT 1 FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+                JOIN deliveries e ON e.sink = d.sink AND e.id < d.id AND e.status IN ('pending', 'failed')
+                JOIN alerts b ON b.id = e.alert_id
+                WHERE d.id = ?1 AND b.workspace_id = a.workspace_id AND b.rule_id = a.rule_id
+                  AND b.resource_kind = a.resource_kind AND b.resource_id = a.resource_id)",
+        )?;
+        Ok(stmt.query_row([id], |r| r.get(0))?)
+    }
+
     /// Records the outcome of delivery attempts.
     pub fn record_delivery(&mut self, ids: &[i64], outcome: &DeliveryOutcome<'_>) -> Result<()> {
         let tx = self
@@ -347,3 +362,6 @@ impl Store {
         )? == 1)
     }
 }
+
+#[cfg(test)]
+mod tests;

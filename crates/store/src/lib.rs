@@ -34,6 +34,7 @@ pub mod audit;
 pub mod chain;
 mod commit;
 mod deliveries;
+mod flow_fields;
 pub mod lock;
 mod metrics;
 mod open;

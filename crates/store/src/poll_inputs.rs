@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use segwatch_core::activity::TrailActivity;
 use segwatch_core::alerts::AlertRecord;
 use segwatch_core::diff::CurrentVersion;
+use segwatch_core::flows::stored::TrackedFlowFields;
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::model::ResourceKind;
 use segwatch_core::trail::{AuditEvent, Mark};
@@ -59,6 +60,9 @@ pub struct PollInputs {
     /// Who the stored audit trail shows acting ([`Store::trail_activity`]; read with the audit
     /// trail, when a rule reads it; `None` too before the first read of the trail).
     pub trail_activity: Option<TrailActivity>,
+    /// The flows' personal fields in force, and the patterns they were matched with
+    /// ([`Store::tracked_flow_fields`]; `None` before they were first computed).
+    pub flow_fields: Option<TrackedFlowFields>,
 }
 
 impl Store {
@@ -73,6 +77,7 @@ impl Store {
                 None => Vec::new(),
             },
             open_findings: self.open_findings(workspace_id)?,
+            flow_fields: self.tracked_flow_fields(workspace_id)?,
             ..PollInputs::default()
         };
         if reads.audit_trail {

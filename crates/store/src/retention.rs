@@ -85,6 +85,10 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM access_tracking t
                                        WHERE t.since_snapshot_id = s.id)
                        AND NOT EXISTS (SELECT 1 FROM access_reviews ar WHERE ar.snapshot_id = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM flow_personal_fields p WHERE p.valid_from = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM flow_personal_fields p WHERE p.valid_to = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM flow_fields_tracking t
+                                       WHERE t.since_snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?

@@ -62,6 +62,7 @@ pub(crate) fn commit_with(
         confirm_requests: 0,
         quarantine: &[],
         access: None,
+        flow_fields: None,
     };
     store.commit_snapshot(&target, &delta, alerts)?;
     Ok((id, n))

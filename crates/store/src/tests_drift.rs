@@ -86,6 +86,7 @@ fn commit(
         confirm_requests: 0,
         quarantine: &[],
         access: None,
+        flow_fields: None,
     };
     store
         .commit_snapshot(&target, &delta, &alerts::AlertPlan::default())

@@ -34,6 +34,16 @@ fn source(id: &str, env: &str) -> Resource {
 /// Commits one poll of `resources`, as `poll::Poller` does; returns the snapshot and its
 /// observation time.
 fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
+    commit_flows(store, ws, resources, None)
+}
+
+/// [`commit`] with what the poll computed of its flows' personal fields.
+fn commit_flows(
+    store: &mut Store,
+    ws: i64,
+    resources: &[Resource],
+    flow_fields: Option<&segwatch_core::flows::stored::FlowFieldsUpdate>,
+) -> (i64, String) {
     let id = store.begin_snapshot(ws).unwrap();
     let base = store.latest_complete(ws).unwrap();
     let current = store.current_versions(ws).unwrap();
@@ -57,6 +67,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource]) -> (i64, String) {
         confirm_requests: 0,
         quarantine: &[],
         access: None,
+        flow_fields,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())

@@ -41,6 +41,7 @@ fn commit(store: &mut Store, ws: i64, resources: &[Resource], trail: Option<&Tra
         confirm_requests: 0,
         quarantine: &[],
         access: None,
+        flow_fields: None,
     };
     store
         .commit_snapshot(&target, &delta, &AlertPlan::default())

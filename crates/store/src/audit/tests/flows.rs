@@ -127,3 +127,72 @@ fn data_flows_have_a_row_per_flow_and_window() {
         .unwrap();
     assert_eq!(current, 0);
 }
+
+#[test]
+fn personal_fields_are_unknown_before_they_were_first_computed_then_follow_their_rows() {
+    use segwatch_core::flows::stored::FlowFieldsUpdate;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+    let ws = store.workspace_id("default").unwrap();
+    let key = || {
+        (
+            "s1".to_string(),
+            "destination".to_string(),
+            "d1".to_string(),
+        )
+    };
+    let mut resources = vec![source("s1", "prod"), destination("d1", "s1", true)];
+    let (p1, _) = commit(&mut store, ws, &resources);
+    // An upgraded database: the fields are first computed at p2.
+    resources.push(source("s2", "dev"));
+    let start = FlowFieldsUpdate {
+        patterns: "email".into(),
+        close: vec![],
+        open: vec![(key(), vec!["email".into()])],
+    };
+    let (p2, _) = commit_flows(&mut store, ws, &resources, Some(&start));
+    let tracked = store.tracked_flow_fields(ws).unwrap().unwrap();
+    assert_eq!(tracked.patterns, "email");
+    let row = tracked.open[0].id;
+    resources.push(destination("d2", "s2", true));
+    let grew = FlowFieldsUpdate {
+        patterns: "email".into(),
+        close: vec![row],
+        open: vec![(key(), vec!["email".into(), "phone".into()])],
+    };
+    let (p3, _) = commit_flows(&mut store, ws, &resources, Some(&grew));
+    let mut stmt = store
+        .connection()
+        .prepare(
+            "SELECT personal_fields, valid_from_snapshot_id, valid_to_snapshot_id
+             FROM audit_data_flows WHERE target_id = 'd1' ORDER BY valid_from_snapshot_id",
+        )
+        .unwrap();
+    let rows: Vec<(Option<String>, i64, Option<i64>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (None, p1, Some(p2)),
+            (Some(r#"["email"]"#.into()), p2, Some(p3)),
+            (Some(r#"["email","phone"]"#.into()), p3, None),
+        ]
+    );
+    // The rows are evidence: each sealed in the link of the snapshot that wrote it.
+    store
+        .connection()
+        .execute(
+            "UPDATE flow_personal_fields SET fields = '[]' WHERE valid_from = ?1",
+            [p2],
+        )
+        .unwrap();
+    let report = store.verify_chain().unwrap();
+    let text = format!("{report:?}");
+    assert!(
+        text.contains("a flow's personal-field row it opened was edited"),
+        "{text}"
+    );
+}
