@@ -257,20 +257,11 @@ impl JiraSink {
     pub async fn send(&self, msg: &Message<'_>) -> Result<(), SendError> {
         match *msg {
             Message::Alert(alert) => self.send_alert(alert).await,
-            // Until the outbox sends findings' events one by one to sinks that track them.
-            Message::Digest { alerts, .. } => {
-                for alert in alerts {
-                    self.send_alert(alert).await?;
-                }
-                Ok(())
-            }
-            Message::Summary(summary) => {
-                tracing::warn!(
-                    alerts = summary.count,
-                    "a Jira sink cannot file a summary; its alerts get no issue"
-                );
-                Ok(())
-            }
+            // The outbox sends a sink that tracks findings each event on its own.
+            Message::Digest { .. } | Message::Summary(_) => Err(SendError::Permanent {
+                message: "a Jira sink files one alert event at a time, not a digest or a summary"
+                    .to_owned(),
+            }),
             Message::Test => self.test().await,
         }
     }

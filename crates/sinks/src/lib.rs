@@ -269,8 +269,7 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
             Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
-            // One issue per finding: a digest (until the outbox stops making them for sinks
-            // that track findings) is one alert.
+            // Never a digest: the outbox sends it each event on its own.
             Sender::Jira(_) => 1,
         }
     }
