@@ -4,11 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use segwatch_api::segment::SegmentClient;
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::ids::{AlertId, SnapshotId};
 use segwatch_core::model::{Attribution, ResourceKind};
+use segwatch_core::redact::SecretPolicy;
+use segwatch_core::rules::RuleSet;
 use segwatch_core::rules::Severity;
 use segwatch_simulator::Mutation;
+use segwatch_simulator::SimConfig;
 use segwatch_sinks::{Message, SendError};
 use segwatch_store::{AlertFilter, DeliveryStatus};
 use segwatch_testkit::JiraStandIn;
@@ -236,6 +240,60 @@ async fn each_failure_is_classified_with_jiras_message_and_never_the_token() {
         .await
         .unwrap();
     assert_eq!(jira.calls().len(), before);
+}
+
+/// Every user is a finding.
+const EVERY_USER: &str = r#"
+- id: every-user
+  title: A user exists
+  description: Test rule.
+  remediation: None.
+  severity: high
+  resource: user
+  kind: compliance
+  when: 'true'
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_files_one_issue_per_finding_never_a_digest_nor_a_summary() {
+    let ws = TestWorkspace::with(SimConfig {
+        users: 25,
+        ..SimConfig::default()
+    })
+    .await;
+    let jira = JiraStandIn::start().await;
+    let rules = std::sync::Arc::new(RuleSet::from_yaml("rules.yaml", EVERY_USER).unwrap());
+    let client = SegmentClient::new(ws.client_config()).unwrap();
+    let poller = segwatch::poll::Poller::new(client, SecretPolicy::default(), "default")
+        .with_rules(rules, false)
+        .with_sinks(std::sync::Arc::new(vec![jira.sink(jira.config())]));
+    let mut store = ws.store();
+    let outcome = poller.poll(&mut store).await.unwrap();
+    let users = outcome.alerts.len();
+    assert!(users >= 25, "{users}");
+
+    // Past max_messages_per_run (20), the rest waits for the next run: no summary.
+    let report = poller.deliver_queued(&mut store).await.unwrap().unwrap();
+    assert_eq!((report.sent, report.summarised, report.digests), (20, 0, 0));
+    assert_eq!(jira.issues().len(), 20);
+    while jira.issues().len() < users {
+        let report = poller.deliver_queued(&mut store).await.unwrap().unwrap();
+        assert!(report.sent > 0 && report.summarised == 0, "{report:?}");
+    }
+    let mut labels: Vec<String> = jira
+        .issues()
+        .iter()
+        .map(|i| i.labels()[0].clone())
+        .collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), users, "one issue per finding");
+    assert!(
+        store
+            .deliveries(1, Some(DeliveryStatus::Summarised), 100)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 const CONFIG_RULE: &str = r#"
