@@ -544,4 +544,22 @@ async fn a_finding_keeps_one_issue_across_an_outage_a_reopening_and_a_kill_9() {
         assert_ne!(call.status, 401, "every call authenticated");
     }
     assert!(calls.iter().any(|c| c.status == 503), "the outage was met");
+
+    // The token is nowhere in the database.
+    let mut stored = String::new();
+    for suffix in ["", "-wal"] {
+        let mut path = ws.db().into_os_string();
+        path.push(suffix);
+        stored.push_str(&String::from_utf8_lossy(
+            &std::fs::read(&path).unwrap_or_default(),
+        ));
+    }
+    assert!(
+        stored.contains("source-without-environment"),
+        "the scan reads alerts"
+    );
+    assert!(
+        !stored.contains(JIRA_TOKEN),
+        "the Jira token leaked into the database"
+    );
 }
