@@ -25,15 +25,30 @@
 //! once. After a lost create response the next attempt comes after the sink's retry backoff
 //! (30 s by default), long after Jira's index caught up.
 //!
-//! API reference (Jira Cloud platform REST API v3, developer.atlassian.com/cloud/jira/platform/rest/v3):
-//! `POST /rest/api/3/search/jql` (the enhanced JQL search, which replaced `GET/POST
-//! /rest/api/3/search`, removed from Jira Cloud in 2025), `POST /rest/api/3/issue`, `GET` and
-//! `POST /rest/api/3/issue/{key}/comment`, `GET` and `POST /rest/api/3/issue/{key}/transitions`,
-//! `GET /rest/api/3/myself`, `GET /rest/api/3/project/{key}`; basic auth with the account's
-//! email and an API token. Rich text is the Atlassian Document Format
-//! (developer.atlassian.com/cloud/jira/platform/apis/document/structure). A text field holds
-//! at most 32,767 characters ("The entered text is too long. It exceeds the allowed limit of
-//! 32,767 characters.", JRACLOUD-59124).
+//! API reference (Jira Cloud platform REST API v3,
+//! <https://developer.atlassian.com/cloud/jira/platform/rest/v3/>):
+//! - `POST /rest/api/3/search/jql` (`jql`, `fields`, `maxResults`, `reconcileIssues`; answers
+//!   `issues` and `isLast`): the enhanced JQL search. `GET/POST /rest/api/3/search` were
+//!   deprecated on 31 October 2024 and removed on 1 August 2025
+//!   (<https://community.atlassian.com/forums/Jira-articles/Avoiding-Pitfalls-A-Guide-to-Smooth-Migration-to-Enhanced-JQL/ba-p/2985433>,
+//!   <https://docs.adaptavist.com/sr4jc/latest/release-notes/breaking-changes/atlassian-rest-api-search-endpoints-deprecation>);
+//! - `POST /rest/api/3/issue` (`{"fields": {project, issuetype, summary, description, labels,
+//!   priority}}`, answers `id` and `key`);
+//! - `GET /rest/api/3/issue/{key}/comment?orderBy=-created&maxResults=N` (a page of
+//!   `comments`) and `POST` of `{"body": ADF}`;
+//! - `GET /rest/api/3/issue/{key}/transitions` (`transitions`: `id`, `name`, `to`) and `POST`
+//!   of `{"transition": {"id": …}}` (answers 204);
+//! - `GET /rest/api/3/myself` and `GET /rest/api/3/project/{key}` (with its `issueTypes`);
+//! - basic auth with the account's email and an API token; errors as
+//!   `{"errorMessages": [...], "errors": {field: message}}`.
+//!
+//! Rich text is the Atlassian Document Format
+//! (<https://developer.atlassian.com/cloud/jira/platform/apis/document/structure>): a
+//! `{"type": "doc", "version": 1, "content": [...]}` of block nodes (paragraph, heading,
+//! bulletList of listItem) holding text nodes of at least one character, with marks (strong,
+//! code, link). A text field holds at most 32,767 characters ("The entered text is too long. It
+//! exceeds the allowed limit of 32,767 characters.", JRACLOUD-59124; reported in
+//! HASecuritySolutions/VulnWhisperer#151 and mozilla/jira-bugzilla-integration#180).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -158,7 +173,7 @@ pub fn label_problem(label: &str) -> Option<String> {
     }
 }
 
-/// `http://` is allowed only to these hosts.
+/// Whether the URL's host is loopback, the only place `http://` is allowed.
 fn is_loopback(url: &reqwest::Url) -> bool {
     url.host_str().is_some_and(|host| {
         host.eq_ignore_ascii_case("localhost")
