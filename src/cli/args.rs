@@ -154,6 +154,9 @@ pub(super) enum Command {
     },
     /// Write the compliance report of a period for auditors (HTML, Markdown or JSON); reads only.
     Report(super::report::ReportArgs),
+    /// Write stored alert events in a standard format (OCSF JSON lines); reads only.
+    #[command(subcommand)]
+    Export(super::export::ExportCommand),
     /// Serve a simulated Segment workspace over HTTP (for trials, tests and benchmarks).
     Simulate(SimulateArgs),
     /// Watch a simulated workspace change, with no credentials: polls it every few seconds.

@@ -4,7 +4,7 @@
 //! is a few calls into the library plus output formatting (`output` holds what several share).
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
-//! `alerts` (and deliveries), `sinks`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
+//! `alerts` (and deliveries), `sinks`, `export`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
 //! `audit`, `access` (and `access_review`), `flows`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
 
 use std::path::Path;
@@ -26,6 +26,7 @@ mod args;
 mod audit;
 mod daemon;
 mod demo;
+mod export;
 mod flows;
 mod output;
 mod poll;
@@ -207,6 +208,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshots::prune(&settings, &mut store, dry_run, as_of, format)
         }
         Command::Report(args) => report::run(&settings()?, args),
+        Command::Export(export::ExportCommand::Ocsf(args)) => export::ocsf(&settings()?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod ocsf;
+
 use super::secrets::read_secret;
 use super::{ConfigError, Settings, invalid};
 
@@ -15,7 +17,7 @@ use super::{ConfigError, Settings, invalid};
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `email`, `webhook` or `jira`.
+    /// `slack`, `teams`, `email`, `webhook`, `ocsf` or `jira`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -91,16 +93,25 @@ pub struct SinkSettings {
     /// Email: SMTP timeout in seconds.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// OCSF: the JSON lines file events are appended to (instead of a `url`).
+    pub path: Option<PathBuf>,
+    /// OCSF file: rotate before a write that would take the file past this size (default 100 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// OCSF file: rotated files kept besides the live one (default 5).
+    pub max_files: Option<u32>,
+    /// OCSF collector: `splunk-hec` or `ndjson` (default).
+    pub format: Option<String>,
+    /// OCSF collector: the token sent in `Authorization`; Jira: the API token (prefer
+    /// `token_env` or `token_file`).
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the collector's (or Jira's) token.
+    pub token_env: Option<String>,
+    /// File holding the collector's (or Jira's) token.
+    pub token_file: Option<PathBuf>,
     /// Jira: the site, `https://<site>.atlassian.net`.
     pub base_url: Option<String>,
     /// Jira: the Atlassian account's email (with its API token).
     pub email: Option<String>,
-    /// Jira: the API token (prefer `token_env` or `token_file`).
-    pub token: Option<SecretString>,
-    /// Jira: name of an environment variable holding the API token.
-    pub token_env: Option<String>,
-    /// Jira: file holding the API token.
-    pub token_file: Option<PathBuf>,
     /// Jira: the project key.
     pub project: Option<String>,
     /// Jira: the issue type's name (default `Task`).
@@ -211,6 +222,9 @@ impl Settings {
                 s.secret_env.as_deref(),
                 s.secret_file.as_deref(),
             )?;
+            if s.kind != "ocsf" {
+                ocsf::refuse_keys(s)?;
+            }
             let target = match s.kind.as_str() {
                 "webhook" => {
                     let url = url.ok_or_else(|| {
@@ -228,13 +242,17 @@ impl Settings {
                     })?;
                     segwatch_sinks::SinkTarget::Slack { url }
                 }
+                "teams" => segwatch_sinks::SinkTarget::Teams {
+                    url: teams_url(s, url)?,
+                },
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
+                "ocsf" => segwatch_sinks::SinkTarget::Ocsf(ocsf::target(s, url, hmac.is_some())?),
                 "jira" => segwatch_sinks::SinkTarget::Jira(jira_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `email`, `webhook` or `jira`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email`, `webhook`, `ocsf` or `jira`",
                             s.name
                         ),
                     ));
@@ -286,10 +304,10 @@ impl Settings {
 }
 
 /// A sink's size limit: `max_body_bytes` for a webhook, `max_message_bytes` for email, each
-/// only on its own type (Slack's limits are fixed by Slack).
+/// only on its own type (Slack's and Teams' limits are fixed by them).
 fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
     let (key, value, other) = match s.kind.as_str() {
-        "webhook" => (
+        "webhook" | "ocsf" => (
             "max_body_bytes",
             s.max_body_bytes,
             s.max_message_bytes.map(|_| "max_message_bytes"),
@@ -311,7 +329,7 @@ fn message_limit(s: &SinkSettings) -> Result<usize, ConfigError> {
         return Err(invalid(
             format!("sinks.{other}"),
             format!(
-                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook: max_body_bytes; email: max_message_bytes; Slack's limits are fixed)",
+                "sink `{}`: `{other}` does not apply to a `{}` sink (webhook and ocsf: max_body_bytes; email: max_message_bytes; Slack's and Teams' limits are fixed)",
                 s.name, s.kind
             ),
         ));
@@ -401,6 +419,29 @@ fn check_webhook_url(s: &SinkSettings, url: &SecretString) -> Result<(), ConfigE
             ),
         )),
     }
+}
+
+/// The Workflows webhook URL of a `teams` sink: given, and `https://` (or `http://` to this
+/// host). Errors name `sinks.url` and the sink, never the URL (it carries its signature).
+fn teams_url(s: &SinkSettings, url: Option<SecretString>) -> Result<SecretString, ConfigError> {
+    let url = url.ok_or_else(|| {
+        invalid(
+            "sinks.url",
+            format!(
+                "sink `{}` needs `url`, `url_env` or `url_file` (the Teams Workflows webhook)",
+                s.name
+            ),
+        )
+    })?;
+    if s.allow_insecure_http {
+        return Err(invalid(
+            "sinks.allow_insecure_http",
+            format!("sink `{}`: a Teams sink posts to https:// only", s.name),
+        ));
+    }
+    segwatch_sinks::teams::check_url(url.expose_secret())
+        .map_err(|e| invalid("sinks.url", format!("sink `{}`: {e}", s.name)))?;
+    Ok(url)
 }
 
 /// The SMTP settings of an `email` sink.
@@ -573,15 +614,12 @@ fn jira_config(s: &SinkSettings) -> Result<segwatch_sinks::jira::JiraConfig, Con
     })
 }
 
-/// Jira's keys set on a sink of another type: a mistake worth stopping on.
+/// Jira's keys set on a sink of another type: a mistake worth stopping on. (The token keys,
+/// shared with `ocsf` sinks, are checked with the OCSF ones.)
 fn jira_only_key(s: &SinkSettings) -> Option<&'static str> {
     [
         ("base_url", s.base_url.is_some()),
         ("email", s.email.is_some()),
-        (
-            "token",
-            s.token.is_some() || s.token_env.is_some() || s.token_file.is_some(),
-        ),
         ("project", s.project.is_some()),
         ("issue_type", s.issue_type.is_some()),
         ("labels", !s.labels.is_empty()),

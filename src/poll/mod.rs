@@ -282,6 +282,7 @@ impl Poller {
             access_changes: committed.access_changes,
             access_changes_total: committed.access_changes_total,
             access_ms: duration_ms(committed.access_time),
+            flows_ms: duration_ms(committed.flows_time),
         })
     }
 
@@ -351,6 +352,7 @@ impl Poller {
             access_changes_total: planned.access_changes.len(),
             attribution_time: planned.attribution_time,
             access_time: planned.access_time,
+            flows_time: planned.flows_time,
             rules_time: planned.rules_time,
         })
     }
@@ -383,5 +385,6 @@ struct Committed {
     access_changes_total: usize,
     attribution_time: Duration,
     access_time: Duration,
+    flows_time: Duration,
     rules_time: Duration,
 }

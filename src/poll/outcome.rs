@@ -108,6 +108,8 @@ pub struct PollOutcome {
     pub access_changes_total: usize,
     /// Of the wall time: computing the access changes.
     pub access_ms: u64,
+    /// Of the wall time: matching the flows' personal fields (`flow_personal_fields`).
+    pub flows_ms: u64,
 }
 
 /// Access changes a poll's outcome carries (its output lists them); one change can move many

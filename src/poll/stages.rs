@@ -61,6 +61,8 @@ pub(super) struct Planned<'c> {
     pub attribution_time: Duration,
     /// Time spent computing the access changes.
     pub access_time: Duration,
+    /// Time spent matching the flows' personal fields.
+    pub flows_time: Duration,
     /// Time spent planning the alerts.
     pub rules_time: Duration,
 }
@@ -147,6 +149,7 @@ impl Poller {
         )?;
         let access_time = access_started.elapsed();
 
+        let flows_started = Instant::now();
         let flow_fields = flows::flow_fields(
             collection,
             &carried,
@@ -155,6 +158,7 @@ impl Poller {
             &self.flow_patterns,
             stored,
         )?;
+        let flows_time = flows_started.elapsed();
 
         let new_events = trail.as_ref().map_or(&[][..], |t| &t.new_events[..]);
         // `last_acting` and `trail_since` only from a poll that read the trail: what segwatch
@@ -203,6 +207,7 @@ impl Poller {
             flow_fields,
             attribution_time,
             access_time,
+            flows_time,
             rules_time: rules_started.elapsed(),
         })
     }

@@ -343,6 +343,84 @@ async fn subscriptions_are_collected_diffed_and_their_secrets_never_stored_or_lo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_remapped_to_personal_data_is_diffed_at_its_path_and_alerted_with_its_actor()
+{
+    let ws = TestWorkspace::start().await;
+    let rules = starter();
+    poll(&ws, &rules).await;
+    let (subscription, old_path) = ws.sim.read(|s| {
+        let sub = s
+            .destinations
+            .iter()
+            .flat_map(|d| &d.subscriptions)
+            .find(|s| s.enabled && s.settings.contains_key("external_id"))
+            .expect("an enabled subscription mapping external_id");
+        (sub.id.clone(), sub.settings["external_id"]["@path"].clone())
+    });
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: Some("$.traits.email".into()),
+        })
+        .unwrap();
+    let who = author(&ws, &subscription);
+    let outcome = poll(&ws, &rules).await;
+    let change = change_of(
+        &outcome,
+        ResourceKind::DestinationSubscription,
+        &subscription,
+    );
+    assert_eq!(change.op, ChangeOp::Modified);
+    assert_eq!(paths(change), vec!["settings.external_id.@path"]);
+    assert_eq!(change.fields[0].old, Some(old_path));
+    assert_eq!(
+        change.fields[0].new,
+        Some(serde_json::json!("$.traits.email"))
+    );
+    assert_eq!(
+        alerts_of(&outcome, "subscription-maps-personal-data", &subscription),
+        vec![Some(who)]
+    );
+
+    // Mapping it back to a neutral path, or no longer mapping a field, raises nothing.
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: Some("$.anonymousId".into()),
+        })
+        .unwrap();
+    let outcome = poll(&ws, &rules).await;
+    assert_eq!(
+        paths(change_of(
+            &outcome,
+            ResourceKind::DestinationSubscription,
+            &subscription
+        )),
+        vec!["settings.external_id.@path"]
+    );
+    assert!(alerts_of(&outcome, "subscription-maps-personal-data", &subscription).is_empty());
+    ws.sim
+        .apply(Mutation::SetSubscriptionMapping {
+            subscription_id: subscription.clone(),
+            key: "external_id".into(),
+            path: None,
+        })
+        .unwrap();
+    let outcome = poll(&ws, &rules).await;
+    assert_eq!(
+        paths(change_of(
+            &outcome,
+            ResourceKind::DestinationSubscription,
+            &subscription
+        )),
+        vec!["settings.external_id"]
+    );
+    assert!(alerts_of(&outcome, "subscription-maps-personal-data", &subscription).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_unavailable_leave_the_poll_complete() {
     let ws = TestWorkspace::start().await;
     let ids = ws.sim.read(|s| {
@@ -670,4 +748,50 @@ async fn reverse_etl_models_unavailable_leave_the_poll_complete() {
         .count();
     assert_eq!(asked, 1, "a 501 is not retried");
     assert!(outcome.resource_counts.get(&ResourceKind::Transformation) > Some(&0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connection_says_which_data_controls_the_workspace_offers() {
+    let ws = TestWorkspace::start().await;
+    let ids = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    });
+    for id in ids {
+        ws.sim.inject(
+            Fault::new(FaultKind::ClientError { status: 403 })
+                .on_path(format!("/destinations/{id}/subscriptions")),
+        );
+    }
+    ws.sim
+        .inject(Fault::new(FaultKind::ServerError { status: 501 }).on_path("/reverse-etl-models"));
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_PROFILES__SPACE_ID", "")
+        .args(["check-connection"])
+        .success();
+    let out = run.stdout();
+    for line in [
+        "  destination_filter: readable",
+        "  source_schema_settings: readable",
+        "  transformation: readable",
+        "  destination_subscription: not available to this workspace (HTTP 403",
+        "  reverse_etl_model: not available to this workspace (HTTP 501",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    // A kind turned off in `[collect]` is not asked about.
+    let run = ws
+        .segwatch()
+        .env("SEGWATCH_PROFILES__SPACE_ID", "")
+        .env("SEGWATCH_COLLECT__SOURCE_SCHEMA_SETTINGS", "false")
+        .args(["check-connection"])
+        .success();
+    assert!(
+        !run.stdout().contains("source_schema_settings"),
+        "{}",
+        run.stdout()
+    );
 }

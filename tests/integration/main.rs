@@ -26,6 +26,8 @@
 //! - `jira`: the Jira sink against its stand-in: one issue per finding through outages, lost
 //!   answers, re-opening and a daemon killed mid-delivery; each failure classified;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
+//! - `ocsf`: OCSF findings to a file and a Splunk HEC stand-in, and `export ocsf`, validated by
+//!   an independent OCSF implementation (`tests/ocsf_validate.py`);
 //! - `report`: the compliance report of a period, its sections and numbers against the database;
 //! - `privacy_requests`: data-subject deletion through Segment's regulations, recorded hashed;
 //! - `real_workspaces`: features a plan lacks, lists that shift while read, records segwatch
@@ -36,6 +38,8 @@
 //! - `starter_rules`: every starter rule fires on what it should and only on that;
 //! - `storm`: 20,000 alerts in one poll: messages split to fit, a 413 splits further, the rest
 //!   summarised, nothing dead;
+//! - `teams`: alerts, findings, resolutions and digests as Adaptive Cards to a Microsoft Teams
+//!   Workflows stand-in that checks their shape; digests split to fit; bad URLs refused;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
@@ -67,6 +71,7 @@ mod hostile;
 mod identity;
 mod jira;
 mod lifecycle;
+mod ocsf;
 mod pipeline;
 mod privacy_access;
 mod privacy_requests;
@@ -78,6 +83,7 @@ mod simulate;
 mod soak;
 mod starter_rules;
 mod storm;
+mod teams;
 mod util;
 mod verify;
 mod workspaces;

@@ -1,5 +1,5 @@
-//! Alert sinks: where alerts are delivered (Slack, email, a generic webhook, Jira Cloud), what
-//! each one receives, and the rendering of messages.
+//! Alert sinks: where alerts are delivered (Slack, Microsoft Teams, email, a generic webhook,
+//! OCSF, Jira Cloud), what each one receives, and the rendering of messages.
 //!
 //! A [`Message`] is one alert event, a digest of several, or a test; [`Sink::send`] delivers it
 //! once and says whether a failure is worth retrying. Durability (the outbox, retries, resuming
@@ -7,8 +7,10 @@
 
 pub mod email;
 pub mod jira;
+pub mod ocsf;
 pub mod render;
 pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::time::Duration;
@@ -151,6 +153,11 @@ pub enum SinkTarget {
     },
     /// Email over SMTP.
     Email(email::EmailConfig),
+    /// A Microsoft Teams Workflows webhook.
+    Teams {
+        /// The webhook URL (a secret: it carries its signature).
+        url: SecretString,
+    },
     /// A JSON POST, optionally signed with HMAC-SHA256.
     Webhook {
         /// The endpoint.
@@ -158,6 +165,8 @@ pub enum SinkTarget {
         /// Key of the `X-Segwatch-Signature` HMAC, if any.
         secret: Option<SecretString>,
     },
+    /// OCSF findings, to a rotated JSON lines file or a collector (Splunk HEC, NDJSON).
+    Ocsf(ocsf::OcsfTarget),
     /// Jira Cloud: one issue per finding.
     Jira(jira::JiraConfig),
 }
@@ -172,7 +181,8 @@ pub struct SinkConfig {
     /// More alerts than this from one poll go out as digests.
     pub digest_threshold: usize,
     /// Largest message, in bytes: the webhook body (`max_body_bytes`) or the whole email
-    /// (`max_message_bytes`); Slack has fixed limits instead (see [`slack`]).
+    /// (`max_message_bytes`); Slack and Teams have fixed limits instead (see [`slack`],
+    /// [`teams::MAX_BODY_BYTES`]).
     pub max_message_bytes: usize,
     /// Messages per delivery run; past it the rest of the run is one summary.
     pub max_messages_per_run: usize,
@@ -203,8 +213,10 @@ pub struct Sink {
 enum Sender {
     Webhook(webhook::WebhookSink),
     Slack(slack::SlackSink),
+    Teams(teams::TeamsSink),
     // Boxed: an SMTP sink is much larger than the HTTP ones.
     Email(Box<email::EmailSink>),
+    Ocsf(ocsf::OcsfSink),
     Jira(jira::JiraSink),
 }
 
@@ -226,10 +238,15 @@ impl Sink {
                 slack::SlackSink::new(url.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             ),
+            SinkTarget::Teams { url } => Sender::Teams(
+                teams::TeamsSink::new(url.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            ),
             SinkTarget::Email(email) => Sender::Email(Box::new(
                 email::EmailSink::new(email.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
             )),
+            SinkTarget::Ocsf(target) => Sender::Ocsf(ocsf::OcsfSink::new(target)?),
             SinkTarget::Jira(jira) => Sender::Jira(
                 jira::JiraSink::new(jira.clone(), config.app_base.clone(), templates)
                     .map_err(|e| permanent(e.to_string()))?,
@@ -253,22 +270,28 @@ impl Sink {
                 what: "body bytes (max_body_bytes)",
             }),
             Sender::Slack(s) => s.measure(msg),
+            Sender::Teams(t) => Ok(t.measure(msg)),
             Sender::Email(e) => Ok(Measure {
                 size: e.message_len(msg)?,
                 limit: self.config.max_message_bytes,
                 what: "message bytes (max_message_bytes)",
             }),
+            Sender::Ocsf(o) => Ok(Measure {
+                size: o.body(msg).map_or(0, |b| b.len()),
+                limit: self.config.max_message_bytes,
+                what: "body bytes (max_body_bytes)",
+            }),
             Sender::Jira(j) => j.measure(msg),
         }
     }
 
-    /// How many alerts one digest of this sink may list: Slack and email digests list at most
+    /// How many alerts one digest of this sink may list: Slack, Teams and email digests list at most
     /// [`render::DIGEST_LIMIT`]; a webhook digest is bounded by its size (and by
     /// [`WEBHOOK_DIGEST_ALERTS`], to bound memory).
     pub fn max_alerts_per_digest(&self) -> usize {
         match &self.sender {
-            Sender::Webhook(_) => WEBHOOK_DIGEST_ALERTS,
-            Sender::Slack(_) | Sender::Email(_) => render::DIGEST_LIMIT,
+            Sender::Webhook(_) | Sender::Ocsf(_) => WEBHOOK_DIGEST_ALERTS,
+            Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => render::DIGEST_LIMIT,
             // Never a digest: the outbox sends it each event on its own.
             Sender::Jira(_) => 1,
         }
@@ -279,9 +302,21 @@ impl Sink {
     /// finding's events in the order they happened.
     pub fn tracks_findings(&self) -> bool {
         match &self.sender {
-            Sender::Webhook(_) | Sender::Slack(_) | Sender::Email(_) => false,
+            Sender::Webhook(_)
+            | Sender::Slack(_)
+            | Sender::Teams(_)
+            | Sender::Email(_)
+            | Sender::Ocsf(_) => false,
             Sender::Jira(_) => true,
         }
+    }
+
+    /// Whether a run that reaches `max_messages_per_run` ends with a summary of the alerts
+    /// left. An OCSF sink feeds a SIEM and a sink that tracks findings files each one, so both
+    /// need every event: their run stops there instead and the rest stays queued for the next
+    /// run.
+    pub fn summarises(&self) -> bool {
+        !self.tracks_findings() && !matches!(self.sender, Sender::Ocsf(_))
     }
 
     /// Delivers one message once.
@@ -289,7 +324,9 @@ impl Sink {
         match &self.sender {
             Sender::Webhook(w) => w.send(message).await,
             Sender::Slack(s) => s.send(message).await,
+            Sender::Teams(t) => t.send(message).await,
             Sender::Email(e) => e.send(message).await,
+            Sender::Ocsf(o) => o.send(message).await,
             Sender::Jira(j) => j.send(message).await,
         }
     }

@@ -1,7 +1,8 @@
 //! The outbox worker: sends due deliveries, retries failures with exponential backoff, and gives
 //! up (status `dead`, error kept) after a sink's `max_attempts` or at once on a permanent error.
 //! Messages keep to each sink's size limits, and a run sends a sink at most its
-//! `max_messages_per_run`, the last a summary of what is left (status `summarised`): see
+//! `max_messages_per_run`, the last a summary of what is left (status `summarised`; an OCSF
+//! sink summarises nothing: the rest waits for the next run): see
 //! [`deliver_due`].
 //!
 //! A sink that tracks findings ([`Sink::tracks_findings`]: an incident, a ticket per finding)
@@ -318,7 +319,7 @@ async fn deliver_to_sink(
         // The last message the run may send, and alerts would be left after it: a summary of
         // all of them instead. (Budget 0 with alerts left happens only when the last message was
         // refused as too large and split: the summary is then one message over the cap.)
-        if budget <= 1 && !work.is_empty() && !sink.tracks_findings() {
+        if budget <= 1 && !work.is_empty() && sink.summarises() {
             let keys: Vec<Key> = batch
                 .deliveries
                 .iter()
@@ -379,6 +380,10 @@ async fn deliver_to_sink(
                     }
                 }
             }
+        }
+        if budget == 0 && !sink.summarises() {
+            // The rest stays due: the next run sends it.
+            break;
         }
     }
     Ok(())

@@ -24,7 +24,10 @@
 //! change alerts only), `link` (the resource in the Segment app, when one is known), `actor`,
 //! `actor_email` and `event_type` (from the audit trail, when known) and `attribution` (one
 //! line: `Made by alice@acme.io (User Policy Updated)`, `Actor unknown: …` for a change alert
-//! no audit event matched, none for a finding no known change opened).
+//! no audit event matched, none for a finding no known change opened), `workspace` (the
+//! configured name), `command` (the `segwatch alerts` command listing it, in full),
+//! `digest_changes` (at most [`DIGEST_CHANGES`] changes with values shortened to
+//! [`DIGEST_VALUE_CHARS`], what a digest shows) and `more_changes` (how many it leaves out).
 //!
 //! The built-in Slack payload is built in code rather than from a template, so that it always
 //! stays within Slack's Block Kit limits and its text is always escaped; its `text` fallback
@@ -70,6 +73,11 @@ pub const DIGEST_LIMIT: usize = 50;
 
 /// How many characters of an old or new value a change shows.
 const VALUE_CHARS: usize = 120;
+
+/// How many changed fields each alert of a digest shows (the rest are counted).
+pub const DIGEST_CHANGES: usize = 3;
+/// How many characters of an old or new value, or of a field's path, a digest shows.
+pub const DIGEST_VALUE_CHARS: usize = 60;
 
 /// Why templates could not be loaded or rendered.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +235,20 @@ impl Templates {
         debug_assert!(blocks.len() <= SLACK_MAX_BLOCKS);
         // The fallback is mrkdwn too: escape it like the blocks.
         Ok(json!({"text": truncate(&esc(&text), SLACK_SECTION_CHARS), "blocks": blocks}))
+    }
+
+    /// The Microsoft Teams message: an Adaptive Card in the envelope a Teams Workflows webhook
+    /// takes (see [`teams`]). Built in code; no template overrides it.
+    pub fn teams(&self, msg: &Message<'_>, app_base: Option<&str>) -> Value {
+        match *msg {
+            Message::Alert(alert) => teams::teams_alert(&AlertView::new(alert, app_base)),
+            Message::Digest {
+                alerts,
+                snapshot_id,
+            } => teams::teams_digest(&DigestView::new(alerts, snapshot_id, app_base)),
+            Message::Summary(summary) => teams::teams_summary(summary),
+            Message::Test => teams::teams_test(),
+        }
     }
 
     fn render(
@@ -434,6 +456,10 @@ struct AlertView {
     actor_email: Option<String>,
     event_type: Option<String>,
     attribution: Option<String>,
+    workspace: String,
+    command: String,
+    digest_changes: Vec<ChangeView>,
+    more_changes: usize,
 }
 
 #[derive(Serialize)]
@@ -466,7 +492,7 @@ impl AlertView {
                     .collect()
             })
             .unwrap_or_default();
-        let changes = explanation["changes"]
+        let changes: Vec<ChangeView> = explanation["changes"]
             .as_array()
             .map(|cs| {
                 cs.iter()
@@ -478,6 +504,16 @@ impl AlertView {
                     .collect()
             })
             .unwrap_or_default();
+        let digest_changes = changes
+            .iter()
+            .take(DIGEST_CHANGES)
+            .map(|c| ChangeView {
+                path: truncate(&c.path, DIGEST_VALUE_CHARS),
+                old: truncate(&c.old, DIGEST_VALUE_CHARS),
+                new: truncate(&c.new, DIGEST_VALUE_CHARS),
+            })
+            .collect();
+        let more_changes = changes.len().saturating_sub(DIGEST_CHANGES);
         let resolved = a.status == AlertStatus::Resolved;
         AlertView {
             id: a.id,
@@ -508,6 +544,10 @@ impl AlertView {
             actor_email: a.attribution.actor_email.clone(),
             event_type: a.attribution.event_type.clone(),
             attribution: attribution_line(a),
+            workspace: a.workspace.clone(),
+            command: alert_command(a),
+            digest_changes,
+            more_changes,
         }
     }
 }
@@ -516,6 +556,29 @@ impl AlertView {
 /// sinks that build their payloads in code from the same content as the email (Jira's ADF).
 pub(crate) fn alert_context(a: &AlertRecord, app_base: Option<&str>) -> Value {
     serde_json::to_value(AlertView::new(a, app_base)).expect("alert views serialise")
+}
+
+/// The `segwatch alerts` command listing `a` in full (its explanation with `--format json`):
+/// its workspace, rule and status.
+pub fn alert_command(a: &AlertRecord) -> String {
+    format!(
+        "segwatch --workspace {} alerts --rule {} --status {} --format json",
+        shell_word(&a.workspace),
+        shell_word(&a.rule_id),
+        a.status.as_str()
+    )
+}
+
+/// `s` as one shell word: bare when it is plain, otherwise single-quoted.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/' | '@'));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", one_line(s).replace('\'', "'\\''"))
+    }
 }
 
 /// Who made what the alert is about, as one line: `Made by alice@acme.io (User Policy
@@ -661,6 +724,7 @@ fn one_line(s: &str) -> String {
 }
 
 mod slack;
+pub mod teams;
 
 #[cfg(test)]
 #[path = "tests_fixtures.rs"]

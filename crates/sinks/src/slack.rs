@@ -232,7 +232,7 @@ fn text_chars(v: &serde_json::Value) -> usize {
 }
 
 /// An error and its causes on one line.
-fn chain(e: reqwest::Error) -> String {
+pub(crate) fn chain(e: reqwest::Error) -> String {
     let mut out = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -246,8 +246,8 @@ fn chain(e: reqwest::Error) -> String {
     out
 }
 
-/// Slack's reply, on one line and short.
-fn short(reply: &str) -> String {
+/// A receiver's reply (Slack's, Teams'), on one line and short.
+pub(crate) fn short(reply: &str) -> String {
     let line = reply.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.chars().count() <= REPLY_CHARS {
         line
@@ -273,13 +273,13 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// A gate letting one post through per interval, shared by clones.
 #[derive(Clone)]
-struct Pace {
-    interval: Duration,
+pub(crate) struct Pace {
+    pub(crate) interval: Duration,
     last: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Pace {
-    fn new(interval: Duration) -> Pace {
+    pub(crate) fn new(interval: Duration) -> Pace {
         Pace {
             interval,
             last: Arc::new(Mutex::new(None)),
@@ -288,7 +288,7 @@ impl Pace {
 
     /// Waits until `interval` has passed since the previous caller went through. The lock is
     /// held while waiting, so concurrent senders go through one at a time, in order.
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut last = self.last.lock().await;
         if let Some(previous) = *last {
             tokio::time::sleep_until(previous + self.interval).await;

@@ -393,14 +393,20 @@ fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
         let text = t.text(&msg, None).unwrap();
         let html = t.html(&msg, None).unwrap();
         let slack = texts(&t.slack(&msg, None).unwrap());
+        let teams = t.teams(&msg, None).to_string();
         match line {
             Some(line) => {
-                for (what, body) in [("text", &text), ("html", &html), ("slack", &slack)] {
+                for (what, body) in [
+                    ("text", &text),
+                    ("html", &html),
+                    ("slack", &slack),
+                    ("teams", &teams),
+                ] {
                     assert!(body.contains(line), "{what} lacks {line:?}:\n{body}");
                 }
             }
             None => {
-                for body in [&text, &html, &slack] {
+                for body in [&text, &html, &slack, &teams] {
                     assert!(
                         !body.contains("Made by") && !body.contains("Actor unknown"),
                         "{body}"
@@ -409,4 +415,159 @@ fn every_message_says_who_made_a_change_or_that_nobody_is_known() {
             }
         }
     }
+}
+
+#[test]
+fn teams_card_snapshots() {
+    let t = Templates::builtin();
+    let change = change_alert();
+    assert_json_snapshot!(
+        "change_teams",
+        t.teams(&Message::Alert(&change), Some(APP_BASE))
+    );
+    let found = finding();
+    assert_json_snapshot!(
+        "finding_teams",
+        t.teams(&Message::Alert(&found), Some(APP_BASE))
+    );
+    let resolved = resolved_finding();
+    assert_json_snapshot!("resolved_teams", t.teams(&Message::Alert(&resolved), None));
+    let alerts = [change_alert(), finding(), resolved_finding()];
+    let digest = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    assert_json_snapshot!("digest_teams", t.teams(&digest, Some(APP_BASE)));
+    let summary = Summary {
+        count: 1234,
+        severities: vec![(Severity::High, 1000), (Severity::Low, 234)],
+        rules: vec![("every-user".into(), 1200), ("owner-granted".into(), 34)],
+        more_rules: 0,
+        command: "segwatch alerts --limit 1234".into(),
+    };
+    assert_json_snapshot!("summary_teams", t.teams(&Message::Summary(&summary), None));
+}
+
+#[test]
+fn teams_text_cannot_form_links_or_markup() {
+    let mut a = change_alert();
+    a.resource_name = "[click](https://evil.example) **bold** <at>x</at>".to_owned();
+    let card = Templates::builtin().teams(&Message::Alert(&a), None);
+    let text = card.to_string();
+    assert!(!text.contains("[click](https"), "{text}");
+    assert!(
+        text.contains(r"\\[click\\](https://evil.example) **bold** \\<at\\>x\\</at\\>"),
+        "{text}"
+    );
+}
+
+/// A digest of a change alert with many changed fields, a finding, and a resolution.
+fn digest_alerts() -> Vec<AlertRecord> {
+    let mut change = change_alert();
+    change.explanation["changes"] = (0..7)
+        .map(|i| serde_json::json!({"path": format!("settings.field{i}"), "old": format!("before-{i}-{}", "o".repeat(100)), "new": format!("after-{i}")}))
+        .collect();
+    let mut other = change_alert();
+    other.id = AlertId(43);
+    other.resource_name = "carol@example.com".into();
+    other.attribution.actor_email = Some("dave@example.com".into());
+    vec![change, other, finding(), resolved_finding()]
+}
+
+#[test]
+fn every_digest_keeps_each_alerts_actor_changes_and_where_to_see_it() {
+    let t = Templates::builtin();
+    let alerts = digest_alerts();
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    let html = t.html(&msg, None).unwrap();
+    let text = t.text(&msg, None).unwrap();
+    let slack = texts(&t.slack(&msg, None).unwrap());
+    let teams = t.teams(&msg, None).to_string();
+    for (what, body) in [
+        ("html", &html),
+        ("text", &text),
+        ("slack", &slack),
+        ("teams", &teams),
+    ] {
+        // Who, for each change alert.
+        assert!(
+            body.contains("Made by bob@example.com (User Policy Updated)"),
+            "{what}:\n{body}"
+        );
+        assert!(
+            body.contains("Made by dave@example.com (User Policy Updated)"),
+            "{what}:\n{body}"
+        );
+        // A changed field, its value shortened, before and after.
+        assert!(body.contains("settings.field0"), "{what}:\n{body}");
+        assert!(body.contains("after-0"), "{what}:\n{body}");
+        assert!(body.contains("Workspace Owner"), "{what}:\n{body}");
+        assert!(
+            body.contains(&format!("before-0-{}…", "o".repeat(50))),
+            "{what}: values are shortened to 60 characters:\n{body}"
+        );
+        assert!(
+            !body.contains(&"o".repeat(60)),
+            "{what}: values are shortened:\n{body}"
+        );
+        // At most three fields per alert, the rest counted.
+        assert!(body.contains("settings.field2"), "{what}:\n{body}");
+        assert!(!body.contains("settings.field3"), "{what}:\n{body}");
+        assert!(body.contains("and 4 more changes"), "{what}:\n{body}");
+        // Where to see each one whole.
+        for command in [
+            "segwatch --workspace acme alerts --rule owner-granted --status fired --format json",
+            "segwatch --workspace acme alerts --rule source-labelled --status open --format json",
+            "segwatch --workspace acme alerts --rule source-labelled --status resolved --format json",
+        ] {
+            assert!(body.contains(command), "{what} lacks {command}:\n{body}");
+        }
+    }
+    // With an app base, the app link too.
+    let html = t.html(&msg, Some(APP_BASE)).unwrap();
+    assert!(html.contains("Open in Segment"), "{html}");
+    let teams = t.teams(&msg, Some(APP_BASE)).to_string();
+    assert!(
+        teams.contains(
+            "[Open in Segment](https://app.segment.com/acme-analytics/settings/access-management)"
+        ),
+        "{teams}"
+    );
+}
+
+#[test]
+fn digest_html_lists_each_alerts_actor_and_a_changed_field() {
+    // One entry per alert: each <li> has its own actor and changed field.
+    let alerts = digest_alerts();
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    let html = Templates::builtin().html(&msg, None).unwrap();
+    let items: Vec<&str> = html.split("<li").skip(1).collect();
+    assert_eq!(items.len(), 4, "{html}");
+    assert!(items[0].contains("Made by bob@example.com") && items[0].contains("settings.field0"));
+    assert!(
+        items[1].contains("Made by dave@example.com")
+            && items[1].contains("permissions[0].roleName")
+    );
+    assert!(items[1].contains("Read-Only Member") && items[1].contains("Workspace Owner"));
+    // A finding no change opened names nobody and has no changes.
+    assert!(!items[2].contains("Made by") && !items[2].contains("&rarr;"));
+}
+
+#[test]
+fn digest_html_snapshot() {
+    let alerts = [change_alert(), finding(), resolved_finding()];
+    let msg = Message::Digest {
+        alerts: &alerts,
+        snapshot_id: SnapshotId(12),
+    };
+    assert_snapshot!(
+        "digest_html",
+        Templates::builtin().html(&msg, Some(APP_BASE)).unwrap()
+    );
 }

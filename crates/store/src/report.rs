@@ -133,6 +133,22 @@ impl Store {
         Ok(out)
     }
 
+    /// The alerts of a workspace raised or resolved in `[since, until)` (RFC 3339 UTC strings as
+    /// stored, with milliseconds), by id: what `segwatch export ocsf` turns into events.
+    pub fn alerts_raised_or_resolved_between(
+        &self,
+        workspace_id: i64,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<AlertRecord>> {
+        let sql = format!(
+            "{ALERT_COLUMNS} WHERE workspace_id = ?1
+             AND ((opened_at >= ?2 AND opened_at < ?3) OR (resolved_at >= ?2 AND resolved_at < ?3))
+             ORDER BY id"
+        );
+        self.alert_rows(&sql, params![workspace_id, since, until])
+    }
+
     fn alert_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<AlertRecord>> {
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(params, alert_row)?;

@@ -4,20 +4,26 @@
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
 //! - [`JiraStandIn`]: Jira Cloud's REST API in memory, checking what the Jira sink sends;
+//! - [`TeamsReceiver`]: a Microsoft Teams Workflows webhook that checks the message's shape;
+//! - [`HecReceiver`]: a Splunk HEC (and NDJSON) collector for OCSF sinks, busy on demand;
 //! - [`free_port`] and [`stop_daemon`] for daemons run as processes.
 //!
 //! Only `[dev-dependencies]` use it.
 
 pub mod jira;
+mod ocsf;
 mod process;
 mod receivers;
 mod runner;
+mod teams;
 mod workspace;
 
 pub use jira::JiraStandIn;
+pub use ocsf::{HEC_TOKEN, HecReceiver};
 pub use process::{free_port, stop_daemon};
 pub use receivers::{HMAC_KEY, WebhookReceiver};
 pub use runner::{Run, Segwatch, binary};
+pub use teams::{TEAMS_LIMIT_BYTES, TEAMS_SIG, TeamsReceiver, check_message};
 pub use workspace::TestWorkspace;
 
 /// The token every test simulator accepts. Long and distinctive so a leak is easy to find.

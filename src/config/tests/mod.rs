@@ -2,6 +2,7 @@
 
 mod jira;
 mod loading;
+mod ocsf;
 mod secrets;
 mod sinks;
 mod workspaces;

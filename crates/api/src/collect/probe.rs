@@ -40,7 +40,7 @@ pub async fn probe(
         &'static str,
         Vec<(String, String)>,
     );
-    let lists: [List; 11] = [
+    let lists: [List; 13] = [
         (K::Role, "role", "/roles", "roles", vec![]),
         (K::User, "user", "/users", "users", vec![]),
         (K::Group, "group", "/groups", "userGroups", vec![]),
@@ -76,6 +76,20 @@ pub async fn probe(
             vec![],
         ),
         (
+            K::Transformation,
+            "transformation",
+            "/transformations",
+            "transformations",
+            vec![],
+        ),
+        (
+            K::ReverseEtlModel,
+            "reverse_etl_model",
+            "/reverse-etl-models",
+            "models",
+            vec![],
+        ),
+        (
             K::AuditEvent,
             "audit_event",
             segwatch_core::trail::PATH,
@@ -94,12 +108,57 @@ pub async fn probe(
         }
         let probe = match client.pages_with_query(path, query, key).next_page().await {
             Ok(_) => Probe::Readable,
-            Err(e) => match e.refusal() {
-                Some((status, reason)) => Probe::Unavailable(status, reason),
-                None => Probe::Failed(e.to_string()),
+            // An API older than reverse ETL answers as a poll reads it: the kind unavailable.
+            Err(e) if kind == K::ReverseEtlModel && matches!(e.status(), Some(400 | 422 | 501)) => {
+                Probe::Unavailable(e.status().unwrap_or_default(), e.to_string())
+            }
+            Err(e) => refused_or_failed(&e),
+        };
+        out.push((name, probe));
+    }
+    // The kinds read per destination or per source: their endpoint for the first one listed.
+    for (kind, name) in [
+        (K::DestinationFilter, "destination_filter"),
+        (K::DestinationSubscription, "destination_subscription"),
+        (K::SourceSchemaSettings, "source_schema_settings"),
+    ] {
+        if !options.collects(kind) {
+            continue;
+        }
+        let layout = super::controls::per_parent(kind).expect("a kind read per parent");
+        let (parents, parents_key) = layout.parents;
+        let probe = match client.pages(parents, parents_key).next_page().await {
+            Err(e) => refused_or_failed(&e),
+            Ok(page) => match page
+                .unwrap_or_default()
+                .first()
+                .and_then(|p| p.get("id"))
+                .and_then(|id| id.as_str())
+            {
+                // Nothing to read it for: the feature cannot be told apart yet.
+                None => Probe::Readable,
+                Some(id) => {
+                    let (before, after, items) = layout.children;
+                    let path = format!("{before}{id}{after}");
+                    let read = match items {
+                        Some(items) => client.pages(&path, items).next_page().await.map(|_| ()),
+                        None => client.get_object(&path, "settings").await.map(|_| ()),
+                    };
+                    match read {
+                        Ok(()) => Probe::Readable,
+                        Err(e) => refused_or_failed(&e),
+                    }
+                }
             },
         };
         out.push((name, probe));
     }
     out
+}
+
+fn refused_or_failed(e: &crate::segment::SegmentError) -> Probe {
+    match e.refusal() {
+        Some((status, reason)) => Probe::Unavailable(status, reason),
+        None => Probe::Failed(e.to_string()),
+    }
 }

@@ -18,6 +18,7 @@ pub(super) fn is_control(m: &Mutation) -> bool {
             | Mutation::RemoveDestinationFilter { .. }
             | Mutation::SetDestinationFilterEnabled { .. }
             | Mutation::AddSubscription { .. }
+            | Mutation::SetSubscriptionMapping { .. }
             | Mutation::SetSchemaSettings { .. }
             | Mutation::SetTransformation { .. }
             | Mutation::AddReverseEtlModel { .. }
@@ -234,6 +235,39 @@ pub(super) fn controls(
                 &m.name,
             ));
             format!("changed the query of reverse ETL model \"{}\"", m.name)
+        }
+        Mutation::SetSubscriptionMapping {
+            subscription_id,
+            key,
+            path,
+        } => {
+            let sub = st
+                .destinations
+                .iter_mut()
+                .flat_map(|d| d.subscriptions.iter_mut())
+                .find(|s| s.id == subscription_id)
+                .ok_or_else(|| not_found("destination subscription", &subscription_id))?;
+            let new = path.as_ref().map(|p| serde_json::json!({ "@path": p }));
+            if sub.settings.get(&key) == new.as_ref() {
+                return Err(SimError::Conflict(format!(
+                    "subscription \"{}\" already maps `{key}` so",
+                    sub.name
+                )));
+            }
+            match new {
+                Some(v) => sub.settings.insert(key.clone(), v),
+                None => sub.settings.remove(&key),
+            };
+            trail.push(Touched::new(
+                "Destination Subscription Updated",
+                "destination_subscription",
+                &sub.id,
+                &sub.name,
+            ));
+            match path {
+                Some(p) => format!("mapped `{key}` from `{p}` in subscription \"{}\"", sub.name),
+                None => format!("stopped mapping `{key}` in subscription \"{}\"", sub.name),
+            }
         }
         other => unreachable!("not a data-control mutation: {other:?}"),
     })

@@ -281,6 +281,17 @@ pub enum Mutation {
         /// Its SQL query.
         query: String,
     },
+    /// Maps an Actions subscription's destination field `key` from the event path `path`
+    /// (`{"@path": path}`), or with `None` stops mapping it.
+    SetSubscriptionMapping {
+        /// The subscription.
+        subscription_id: String,
+        /// The destination field.
+        key: String,
+        /// The event path, e.g. `$.traits.email`.
+        #[serde(default)]
+        path: Option<String>,
+    },
     /// Replaces a reverse ETL model's SQL query.
     SetReverseEtlQuery {
         /// The model.

@@ -105,6 +105,12 @@ pub(crate) fn random(st: &WorkspaceState, rng: &mut Rng) -> Mutation {
         (Pick::DeployFunction, 3),
         (Pick::ConnectTrackingPlan, 2),
         (Pick::DisconnectTrackingPlan, 2),
+        (Pick::RemoveDestinationFilter, 2),
+        (Pick::ToggleDestinationFilter, 2),
+        (Pick::MapPersonalField, 3),
+        (Pick::AllowUnplanned, 2),
+        (Pick::ToggleTransformation, 1),
+        (Pick::ChangeReverseEtlQuery, 1),
     ];
     let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
     for _ in 0..32 {
@@ -159,6 +165,12 @@ enum Pick {
     DeployFunction,
     ConnectTrackingPlan,
     DisconnectTrackingPlan,
+    RemoveDestinationFilter,
+    ToggleDestinationFilter,
+    MapPersonalField,
+    AllowUnplanned,
+    ToggleTransformation,
+    ChangeReverseEtlQuery,
 }
 
 /// Tries a few random draws for an item satisfying `ok`.
@@ -176,7 +188,71 @@ fn candidate(st: &WorkspaceState, rng: &mut Rng, choice: Pick) -> Option<Mutatio
             .iter()
             .any(|p| p.role_name == role && p.is_workspace_wide(ws))
     };
+    let filters: Vec<&crate::controls::DestinationFilter> =
+        st.destinations.iter().flat_map(|d| &d.filters).collect();
+    let subscriptions: Vec<&crate::controls::Subscription> = st
+        .destinations
+        .iter()
+        .flat_map(|d| &d.subscriptions)
+        .collect();
     Some(match choice {
+        Pick::RemoveDestinationFilter => Mutation::RemoveDestinationFilter {
+            filter_id: find(rng, &filters, |_| true)?.id.clone(),
+        },
+        Pick::ToggleDestinationFilter => {
+            let filter = find(rng, &filters, |_| true)?;
+            Mutation::SetDestinationFilterEnabled {
+                filter_id: filter.id.clone(),
+                enabled: !filter.enabled,
+            }
+        }
+        Pick::MapPersonalField => {
+            let sub = find(rng, &subscriptions, |s| s.enabled)?;
+            let path = *pick(rng, &["$.traits.email", "$.traits.phone", "$.context.ip"]);
+            let key = *pick(rng, &["contact", "recipient", "user_key"]);
+            if sub.settings.get(key).and_then(|v| v.get("@path")) == Some(&path.into()) {
+                return None;
+            }
+            Mutation::SetSubscriptionMapping {
+                subscription_id: sub.id.clone(),
+                key: key.to_owned(),
+                path: Some(path.to_owned()),
+            }
+        }
+        Pick::AllowUnplanned => {
+            let source = find(rng, &st.sources, |s| {
+                !s.schema_settings.track.allow_unplanned_events
+            })?;
+            Mutation::SetSchemaSettings {
+                source_id: source.id.clone(),
+                allow_unplanned_events: Some(true),
+                allow_unplanned_traits: None,
+            }
+        }
+        Pick::ToggleTransformation => {
+            let t = find(rng, &st.transformations, |_| true)?;
+            Mutation::SetTransformation {
+                transformation_id: t.id.clone(),
+                drop: None,
+                enabled: Some(!t.enabled),
+                stop_hashing: false,
+            }
+        }
+        Pick::ChangeReverseEtlQuery => {
+            let m = find(rng, &st.reverse_etl_models, |_| true)?;
+            Mutation::SetReverseEtlQuery {
+                model_id: m.id.clone(),
+                query: format!(
+                    "{} LIMIT {}",
+                    m.query
+                        .split(" LIMIT ")
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches(';'),
+                    rng.u32(100..10_000)
+                ),
+            }
+        }
         Pick::GrantOwner => {
             let user = find(rng, &st.users, |u| !holds(u, WORKSPACE_OWNER))?;
             Mutation::GrantRole {

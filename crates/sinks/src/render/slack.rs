@@ -164,14 +164,37 @@ fn digest_line(a: &AlertView) -> String {
         Some(link) => format!("<{}|{}>", esc(link), esc(&a.resource_name)),
         None => esc(&a.resource_name),
     };
-    format!(
+    let mut lines = vec![format!(
         "{} {mark}*{}* {} — {} ({})",
         emoji(a.severity_level),
         a.label,
         esc(&truncate(&a.title, 150)),
         name,
         a.resource_kind
-    )
+    )];
+    if let Some(who) = &a.attribution {
+        lines.push(format!(
+            "      :bust_in_silhouette: {}",
+            esc(&truncate(who, 200))
+        ));
+    }
+    for c in &a.digest_changes {
+        lines.push(format!(
+            "      • {}: {} → {}",
+            code(&c.path),
+            code(&c.old),
+            code(&c.new)
+        ));
+    }
+    if a.more_changes > 0 {
+        lines.push(format!(
+            "      …and {} more change{}",
+            a.more_changes,
+            if a.more_changes == 1 { "" } else { "s" }
+        ));
+    }
+    lines.push(format!("      In full: {}", code(&a.command)));
+    lines.join("\n")
 }
 
 pub(super) fn slack_digest_blocks(d: &DigestView) -> Vec<Value> {
@@ -188,7 +211,9 @@ pub(super) fn slack_digest_blocks(d: &DigestView) -> Vec<Value> {
     if d.more > 0 {
         lines.push(format!("…and {} more", d.more));
     }
-    // At most 50 lines of at most ~500 characters: well under 45 sections.
+    // Entries of about 1,000 characters (a title, who, three changes of shortened values, the
+    // command), packed into sections; the outbox keeps a digest's block text under 12,000
+    // characters, so a sent digest is far from 48 sections.
     blocks.extend(
         sections_of_lines(None, &lines)
             .into_iter()
