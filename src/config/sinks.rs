@@ -12,13 +12,23 @@ mod pagerduty;
 use super::secrets::read_secret;
 use super::{ConfigError, Settings, invalid};
 
+/// `change_alerts`: a flag for Jira, a mode for PagerDuty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ChangeAlertsSetting {
+    /// `true` or `false` (Jira).
+    Flag(bool),
+    /// `trigger` or `change-event` (PagerDuty).
+    Mode(String),
+}
+
 /// One `[[sinks]]` entry: a destination for alerts and which alerts it wants.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkSettings {
     /// Unique name, used in the database and on the command line.
     pub name: String,
-    /// `slack`, `teams`, `email`, `webhook`, `ocsf` or `pagerduty`.
+    /// `slack`, `teams`, `email`, `webhook`, `ocsf`, `pagerduty` or `jira`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Only alerts of this severity or higher (default: all).
@@ -74,9 +84,10 @@ pub struct SinkSettings {
     pub routing_key_env: Option<String>,
     /// PagerDuty: file holding the integration key.
     pub routing_key_file: Option<PathBuf>,
-    /// PagerDuty: `trigger` (default: a change alert is an incident of its own) or
-    /// `change-event` (the Change Events API: on the service's timeline, nobody paged).
-    pub change_alerts: Option<String>,
+    /// What becomes of change alerts. PagerDuty: `trigger` (default: an incident of its own)
+    /// or `change-event` (the Change Events API: on the service's timeline, nobody paged).
+    /// Jira: `true` (default: an issue each) or `false` (skipped).
+    pub change_alerts: Option<ChangeAlertsSetting>,
     /// The workspace in the Segment app, for links in messages (e.g. `https://app.segment.com/acme`).
     pub app_base: Option<String>,
     /// A folder whose templates override the built-in message templates.
@@ -111,12 +122,32 @@ pub struct SinkSettings {
     pub max_files: Option<u32>,
     /// OCSF collector: `splunk-hec` or `ndjson` (default).
     pub format: Option<String>,
-    /// OCSF collector: the token sent in `Authorization` (prefer `token_env` or `token_file`).
+    /// OCSF collector: the token sent in `Authorization`; Jira: the API token (prefer
+    /// `token_env` or `token_file`).
     pub token: Option<SecretString>,
-    /// Name of an environment variable holding the collector's token.
+    /// Name of an environment variable holding the collector's (or Jira's) token.
     pub token_env: Option<String>,
-    /// File holding the collector's token.
+    /// File holding the collector's (or Jira's) token.
     pub token_file: Option<PathBuf>,
+    /// Jira: the site, `https://<site>.atlassian.net`.
+    pub base_url: Option<String>,
+    /// Jira: the Atlassian account's email (with its API token).
+    pub email: Option<String>,
+    /// Jira: the project key.
+    pub project: Option<String>,
+    /// Jira: the issue type's name (default `Task`).
+    pub issue_type: Option<String>,
+    /// Jira: labels added to every issue.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Jira: the transition closing an issue when its finding resolves (default `Done`).
+    pub resolve_transition: Option<String>,
+    /// Jira: the transition re-opening a done issue when its finding re-opens (default: none,
+    /// the issue only gets a comment).
+    pub reopen_transition: Option<String>,
+    /// Jira: priority name per severity (`{ critical = "Highest", high = "High" }`).
+    #[serde(default)]
+    pub priorities: std::collections::BTreeMap<String, String>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -237,16 +268,25 @@ impl Settings {
                 "email" => segwatch_sinks::SinkTarget::Email(email_config(s)?),
                 "ocsf" => segwatch_sinks::SinkTarget::Ocsf(ocsf::target(s, url, hmac.is_some())?),
                 "pagerduty" => segwatch_sinks::SinkTarget::PagerDuty(pagerduty::config(s, url)?),
+                "jira" => segwatch_sinks::SinkTarget::Jira(jira_config(s)?),
                 other => {
                     return Err(invalid(
                         "sinks.type",
                         format!(
-                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email`, `webhook`, `ocsf` or `pagerduty`",
+                            "sink `{}`: `{other}` is not a sink type; expected `slack`, `teams`, `email`, `webhook`, `ocsf`, `pagerduty` or `jira`",
                             s.name
                         ),
                     ));
                 }
             };
+            if s.kind != "jira"
+                && let Some(key) = jira_only_key(s)
+            {
+                return Err(invalid(
+                    format!("sinks.{key}"),
+                    format!("sink `{}`: `{key}` applies only to a `jira` sink", s.name),
+                ));
+            }
             if s.max_attempts == 0 {
                 return Err(invalid(
                     "sinks.max_attempts",
@@ -473,6 +513,160 @@ fn email_config(s: &SinkSettings) -> Result<segwatch_sinks::email::EmailConfig, 
         to: s.to.clone(),
         timeout: std::time::Duration::from_secs(s.timeout_secs.max(1)),
     })
+}
+
+/// The settings of a `jira` sink.
+fn jira_config(s: &SinkSettings) -> Result<segwatch_sinks::jira::JiraConfig, ConfigError> {
+    use segwatch_sinks::jira;
+    let need = |key: &'static str, value: &Option<String>, what: &str| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                invalid(
+                    format!("sinks.{key}"),
+                    format!("sink `{}`: a jira sink needs `{key}` ({what})", s.name),
+                )
+            })
+    };
+    let base_url = need("base_url", &s.base_url, "https://<site>.atlassian.net")?;
+    let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
+        invalid(
+            "sinks.base_url",
+            format!("sink `{}`: `{base_url}` does not parse: {e}", s.name),
+        )
+    })?;
+    let loopback = parsed.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
+        return Err(invalid(
+            "sinks.base_url",
+            format!(
+                "sink `{}`: `{base_url}` must be https://<site>.atlassian.net (http:// only to a loopback host)",
+                s.name
+            ),
+        ));
+    }
+    let email = need("email", &s.email, "the Atlassian account's email")?;
+    if !email.contains('@') {
+        return Err(invalid(
+            "sinks.email",
+            format!("sink `{}`: `{email}` is not an email address", s.name),
+        ));
+    }
+    let token = secret(
+        "sinks.token",
+        &s.name,
+        s.token.as_ref(),
+        s.token_env.as_deref(),
+        s.token_file.as_deref(),
+    )?
+    .ok_or_else(|| {
+        invalid(
+            "sinks.token",
+            format!(
+                "sink `{}`: a jira sink needs `token`, `token_env` or `token_file` (an Atlassian API token)",
+                s.name
+            ),
+        )
+    })?;
+    let project = need("project", &s.project, "the project key")?;
+    if !jira::valid_project_key(&project) {
+        return Err(invalid(
+            "sinks.project",
+            format!(
+                "sink `{}`: `{project}` is not a Jira project key (uppercase letters, digits and `_`, starting with a letter)",
+                s.name
+            ),
+        ));
+    }
+    if let Some(problem) = s.labels.iter().find_map(|l| jira::label_problem(l)) {
+        return Err(invalid(
+            "sinks.labels",
+            format!("sink `{}`: {problem}", s.name),
+        ));
+    }
+    let mut priorities = std::collections::BTreeMap::new();
+    for (severity, priority) in &s.priorities {
+        let level = severity.parse().map_err(|_| {
+            invalid(
+                "sinks.priorities",
+                format!(
+                    "sink `{}`: `{severity}` is not one of info, low, medium, high, critical",
+                    s.name
+                ),
+            )
+        })?;
+        if priority.trim().is_empty() {
+            return Err(invalid(
+                "sinks.priorities",
+                format!("sink `{}`: the priority of `{severity}` is empty", s.name),
+            ));
+        }
+        priorities.insert(level, priority.trim().to_owned());
+    }
+    let named = |key: &'static str, value: &Option<String>| match value.as_deref().map(str::trim) {
+        Some("") => Err(invalid(
+            format!("sinks.{key}"),
+            format!("sink `{}`: `{key}` is empty", s.name),
+        )),
+        other => Ok(other.map(str::to_owned)),
+    };
+    Ok(jira::JiraConfig {
+        base_url,
+        email,
+        token,
+        project,
+        issue_type: named("issue_type", &s.issue_type)?.unwrap_or_else(|| "Task".to_owned()),
+        labels: s.labels.clone(),
+        resolve_transition: named("resolve_transition", &s.resolve_transition)?
+            .unwrap_or_else(|| jira::DEFAULT_RESOLVE_TRANSITION.to_owned()),
+        reopen_transition: named("reopen_transition", &s.reopen_transition)?,
+        change_alerts: match &s.change_alerts {
+            None => true,
+            Some(ChangeAlertsSetting::Flag(on)) => *on,
+            Some(ChangeAlertsSetting::Mode(other)) => {
+                return Err(invalid(
+                    "sinks.change_alerts",
+                    format!(
+                        "sink `{}`: `{other}` is not a choice for a `jira` sink; expected true or false",
+                        s.name
+                    ),
+                ));
+            }
+        },
+        priorities,
+    })
+}
+
+/// Jira's keys set on a sink of another type: a mistake worth stopping on. (The token keys,
+/// shared with `ocsf` sinks, are checked with the OCSF ones.)
+fn jira_only_key(s: &SinkSettings) -> Option<&'static str> {
+    [
+        ("base_url", s.base_url.is_some()),
+        ("email", s.email.is_some()),
+        ("project", s.project.is_some()),
+        ("issue_type", s.issue_type.is_some()),
+        ("labels", !s.labels.is_empty()),
+        ("resolve_transition", s.resolve_transition.is_some()),
+        ("reopen_transition", s.reopen_transition.is_some()),
+        (
+            "change_alerts",
+            s.change_alerts.is_some() && s.kind != "pagerduty",
+        ),
+        ("priorities", !s.priorities.is_empty()),
+    ]
+    .into_iter()
+    .find(|(_, set)| *set)
+    .map(|(key, _)| key)
 }
 
 /// A secret given inline, by environment variable name, or by file: at most one of the three.

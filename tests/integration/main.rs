@@ -23,6 +23,8 @@
 //!   imitate real workspaces (pagination races, malformed records), given as flags;
 //! - `daemon`: `segwatch run` as a process: schedule, no overlap, graceful shutdown;
 //! - `delivery`: alerts delivered through the outbox to a real receiver, across outages and kills;
+//! - `jira`: the Jira sink against its stand-in: one issue per finding through outages, lost
+//!   answers, re-opening and a daemon killed mid-delivery; each failure classified;
 //! - `lifecycle`: alerts over several polls (open, no repeat, resolve, re-open, exceptions);
 //! - `ocsf`: OCSF findings to a file and a Splunk HEC stand-in, and `export ocsf`, validated by
 //!   an independent OCSF implementation (`tests/ocsf_validate.py`);
@@ -70,6 +72,7 @@ mod faults;
 mod flows;
 mod hostile;
 mod identity;
+mod jira;
 mod lifecycle;
 mod ocsf;
 mod pagerduty;

@@ -1,11 +1,12 @@
-//! Alert sinks: where alerts are delivered (Slack, Microsoft Teams, email, a generic webhook, OCSF, PagerDuty), what each one
-//! receives, and the rendering of messages.
+//! Alert sinks: where alerts are delivered (Slack, Microsoft Teams, email, a generic webhook,
+//! OCSF, PagerDuty, Jira Cloud), what each one receives, and the rendering of messages.
 //!
 //! A [`Message`] is one alert event, a digest of several, or a test; [`Sink::send`] delivers it
 //! once and says whether a failure is worth retrying. Durability (the outbox, retries, resuming
 //! after a restart) lives in [`segwatch_store`] and [`outbox`], not here.
 
 pub mod email;
+pub mod jira;
 pub mod ocsf;
 pub mod pagerduty;
 pub mod render;
@@ -169,6 +170,8 @@ pub enum SinkTarget {
     Ocsf(ocsf::OcsfTarget),
     /// PagerDuty's Events API v2 (an incident per finding).
     PagerDuty(pagerduty::PagerDutyConfig),
+    /// Jira Cloud: one issue per finding.
+    Jira(jira::JiraConfig),
 }
 
 /// A configured sink.
@@ -218,6 +221,7 @@ enum Sender {
     Email(Box<email::EmailSink>),
     Ocsf(ocsf::OcsfSink),
     PagerDuty(pagerduty::PagerDutySink),
+    Jira(jira::JiraSink),
 }
 
 impl Sink {
@@ -251,6 +255,10 @@ impl Sink {
                 pd.clone(),
                 config.app_base.clone(),
             )?),
+            SinkTarget::Jira(jira) => Sender::Jira(
+                jira::JiraSink::new(jira.clone(), config.app_base.clone(), templates)
+                    .map_err(|e| permanent(e.to_string()))?,
+            ),
         };
         Ok(Sink { config, sender })
     }
@@ -286,6 +294,7 @@ impl Sink {
                 limit: pagerduty::MAX_BODY_BYTES,
                 what: "event bytes (PagerDuty's limit)",
             }),
+            Sender::Jira(j) => j.measure(msg),
         }
     }
 
@@ -298,6 +307,8 @@ impl Sink {
             Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => render::DIGEST_LIMIT,
             // Never a digest: each alert event is an event of its own.
             Sender::PagerDuty(_) => 1,
+            // Never a digest: the outbox sends it each event on its own.
+            Sender::Jira(_) => 1,
         }
     }
 
@@ -312,6 +323,7 @@ impl Sink {
             | Sender::Email(_)
             | Sender::Ocsf(_) => false,
             Sender::PagerDuty(_) => true,
+            Sender::Jira(_) => true,
         }
     }
 
@@ -332,6 +344,7 @@ impl Sink {
             Sender::Email(e) => e.send(message).await,
             Sender::Ocsf(o) => o.send(message).await,
             Sender::PagerDuty(p) => p.send(message).await,
+            Sender::Jira(j) => j.send(message).await,
         }
     }
 }

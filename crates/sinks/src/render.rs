@@ -552,6 +552,12 @@ impl AlertView {
     }
 }
 
+/// One alert's template context (the fields listed in the module documentation) as JSON, for
+/// sinks that build their payloads in code from the same content as the email (Jira's ADF).
+pub(crate) fn alert_context(a: &AlertRecord, app_base: Option<&str>) -> Value {
+    serde_json::to_value(AlertView::new(a, app_base)).expect("alert views serialise")
+}
+
 /// The `segwatch alerts` command listing `a` in full (its explanation with `--format json`):
 /// its workspace, rule and status.
 pub fn alert_command(a: &AlertRecord) -> String {

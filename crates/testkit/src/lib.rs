@@ -3,6 +3,7 @@
 //! - [`TestWorkspace`]: a simulated Segment workspace on loopback and a scratch database;
 //! - [`Segwatch`]: a fluent runner for the real binary, asserting exact exit statuses and lines;
 //! - [`WebhookReceiver`]: a webhook endpoint that checks signatures and can fail on demand;
+//! - [`JiraStandIn`]: Jira Cloud's REST API in memory, checking what the Jira sink sends;
 //! - [`TeamsReceiver`]: a Microsoft Teams Workflows webhook that checks the message's shape;
 //! - [`HecReceiver`]: a Splunk HEC (and NDJSON) collector for OCSF sinks, busy on demand;
 //! - [`PagerDutyStandIn`]: PagerDuty's Events API v2, checking each event's shape and keeping
@@ -11,6 +12,7 @@
 //!
 //! Only `[dev-dependencies]` use it.
 
+pub mod jira;
 mod ocsf;
 mod pagerduty;
 mod process;
@@ -19,6 +21,7 @@ mod runner;
 mod teams;
 mod workspace;
 
+pub use jira::JiraStandIn;
 pub use ocsf::{HEC_TOKEN, HecReceiver};
 pub use pagerduty::{
     Incident, PAGERDUTY_KEY, PAGERDUTY_MAX_BODY, PagerDutyMode, PagerDutyOutcome, PagerDutyRequest,

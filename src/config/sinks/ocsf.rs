@@ -22,16 +22,23 @@ pub(super) fn refuse_keys(s: &SinkSettings) -> Result<(), ConfigError> {
         ("max_file_bytes", s.max_file_bytes.is_some()),
         ("max_files", s.max_files.is_some()),
         ("format", s.format.is_some()),
-        ("token", s.token.is_some()),
-        ("token_env", s.token_env.is_some()),
-        ("token_file", s.token_file.is_some()),
+        // A `jira` sink takes a token too (its API token).
+        ("token", s.token.is_some() && s.kind != "jira"),
+        ("token_env", s.token_env.is_some() && s.kind != "jira"),
+        ("token_file", s.token_file.is_some() && s.kind != "jira"),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((key, _)) => Err(invalid(
             format!("sinks.{key}"),
             format!(
-                "sink `{}`: `{key}` applies only to an `ocsf` sink, not a `{}` sink",
-                s.name, s.kind
+                "sink `{}`: `{key}` applies only to an `ocsf` sink{}, not a `{}` sink",
+                s.name,
+                if key.starts_with("token") {
+                    " or a `jira` sink"
+                } else {
+                    ""
+                },
+                s.kind
             ),
         )),
         None => Ok(()),

@@ -3,7 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ConfigError, SinkSettings, check_webhook_url, invalid, secret};
+use super::{ChangeAlertsSetting, ConfigError, SinkSettings, check_webhook_url, invalid, secret};
 
 /// PagerDuty's keys on another type of sink are a mistake worth naming.
 pub(super) fn refuse_keys(s: &SinkSettings) -> Result<(), ConfigError> {
@@ -14,7 +14,10 @@ pub(super) fn refuse_keys(s: &SinkSettings) -> Result<(), ConfigError> {
         ("routing_key", s.routing_key.is_some()),
         ("routing_key_env", s.routing_key_env.is_some()),
         ("routing_key_file", s.routing_key_file.is_some()),
-        ("change_alerts", s.change_alerts.is_some()),
+        (
+            "change_alerts",
+            s.change_alerts.is_some() && s.kind != "jira",
+        ),
     ];
     match given.iter().find(|(_, set)| *set) {
         Some((key, _)) => Err(invalid(
@@ -69,7 +72,12 @@ pub(super) fn config(
         }
         None => pagerduty::EVENTS_URL.to_owned(),
     };
-    let change_alerts = match s.change_alerts.as_deref() {
+    let mode = match &s.change_alerts {
+        None => None,
+        Some(ChangeAlertsSetting::Mode(m)) => Some(m.clone()),
+        Some(ChangeAlertsSetting::Flag(b)) => Some(b.to_string()),
+    };
+    let change_alerts = match mode.as_deref() {
         None | Some("trigger") => pagerduty::ChangeAlerts::Trigger,
         Some("change-event") => pagerduty::ChangeAlerts::ChangeEvent,
         Some(other) => {

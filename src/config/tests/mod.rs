@@ -1,5 +1,6 @@
 //! Unit tests of loading and validating the configuration.
 
+mod jira;
 mod loading;
 mod ocsf;
 mod pagerduty;
