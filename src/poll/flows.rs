@@ -47,6 +47,6 @@ pub(super) fn flow_fields(
         .filter(|r| read_by_flows(r.kind))
         .chain(&carried_bodies)
         .collect();
-    let now = stored::fields_by_flow(&FlowMap::compute(&resources, patterns));
+    let now = stored::facts_by_flow(&FlowMap::compute(&resources, patterns));
     Ok(Some(stored::update(tracked, &now, text)))
 }

@@ -113,9 +113,16 @@ fn expected_extras(
     out
 }
 
-/// `(source id, target id, personal fields, valid from, valid to)` of a row of
+/// `(source id, target id, via, personal fields, valid from, valid to)` of a row of
 /// `audit_data_flows`.
-type ViewRow = (String, String, Option<BTreeSet<String>>, i64, Option<i64>);
+type ViewRow = (
+    String,
+    String,
+    String,
+    Option<BTreeSet<String>>,
+    i64,
+    Option<i64>,
+);
 
 /// The rows of `audit_data_flows` matching `filter`, read with plain SQL.
 fn view_fields(ws: &TestWorkspace, filter: &str) -> Vec<ViewRow> {
@@ -124,19 +131,20 @@ fn view_fields(ws: &TestWorkspace, filter: &str) -> Vec<ViewRow> {
             .unwrap();
     let mut stmt = db
         .prepare(&format!(
-            "SELECT source_id, target_id, personal_fields, valid_from_snapshot_id,
+            "SELECT source_id, target_id, via, personal_fields, valid_from_snapshot_id,
                     valid_to_snapshot_id
              FROM audit_data_flows WHERE {filter} ORDER BY valid_from_snapshot_id"
         ))
         .unwrap();
     stmt.query_map([], |r| {
-        let fields: Option<String> = r.get(2)?;
+        let fields: Option<String> = r.get(3)?;
         Ok((
             r.get(0)?,
             r.get(1)?,
+            r.get(2)?,
             fields.map(|f| serde_json::from_str(&f).unwrap()),
-            r.get(3)?,
             r.get(4)?,
+            r.get(5)?,
         ))
     })
     .unwrap()
@@ -264,15 +272,21 @@ async fn the_map_equals_the_simulated_workspaces_flows_and_narrows_by_source_or_
         with_steps > 0 && with_personal > 0,
         "the simulated workspace has both"
     );
-    // The auditor view says the same personal fields, in SQL, for every current flow.
-    let in_view: BTreeSet<(String, String, BTreeSet<String>)> = view_fields(&ws, "1 = 1")
+    // The auditor view says the same ways and personal fields, in SQL, for every current flow.
+    type Facts = (String, String, String, BTreeSet<String>);
+    let in_view: BTreeSet<Facts> = view_fields(&ws, "1 = 1")
         .into_iter()
-        .map(|(s, t, f, _, to)| {
+        .map(|(s, t, via, f, _, to)| {
             assert_eq!(to, None, "one poll: every row is current");
-            (s, t, f.expect("fields are computed from the first poll on"))
+            (
+                s,
+                t,
+                via,
+                f.expect("fields are computed from the first poll on"),
+            )
         })
         .collect();
-    let expected: BTreeSet<(String, String, BTreeSet<String>)> = json["flows"]
+    let expected: BTreeSet<Facts> = json["flows"]
         .as_array()
         .unwrap()
         .iter()
@@ -281,6 +295,7 @@ async fn the_map_equals_the_simulated_workspaces_flows_and_narrows_by_source_or_
             (
                 f["source_id"].as_str().unwrap().to_string(),
                 f["target_id"].as_str().unwrap().to_string(),
+                f["via"].as_str().unwrap().to_string(),
                 personal,
             )
         })
@@ -563,7 +578,7 @@ async fn since_shows_exactly_the_flows_a_mutation_changed() {
     let rows = view_fields(&ws, &format!("target_id = '{}'", mapped.id));
     let fields: Vec<(Option<BTreeSet<String>>, i64, Option<i64>)> = rows
         .into_iter()
-        .map(|(_, _, f, from, to)| (f, from, to))
+        .map(|(_, _, _, f, from, to)| (f, from, to))
         .collect();
     assert_eq!(fields.len(), 3, "{fields:?}");
     let (first, second, third) = (&fields[0], &fields[1], &fields[2]);

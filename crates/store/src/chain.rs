@@ -214,7 +214,7 @@ impl Part {
                  FROM access_review_decisions WHERE review_id = ?1 ORDER BY id"
             }
             Part::FlowFields => {
-                "SELECT id, workspace_id, source_id, target_kind, target_id, fields, valid_from
+                "SELECT id, workspace_id, source_id, target_kind, target_id, via, fields, valid_from
                  FROM flow_personal_fields WHERE valid_from = ?1 ORDER BY id"
             }
             Part::FlowFieldsClosed => {

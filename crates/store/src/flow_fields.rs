@@ -3,7 +3,9 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use segwatch_core::flows::stored::{FlowFieldsUpdate, OpenFlowFields, TrackedFlowFields};
+use segwatch_core::flows::stored::{
+    FlowFacts, FlowFieldsUpdate, OpenFlowFields, TrackedFlowFields,
+};
 
 use crate::{Result, Store};
 
@@ -23,7 +25,7 @@ impl Store {
             return Ok(None);
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, source_id, target_kind, target_id, fields FROM flow_personal_fields
+            "SELECT id, source_id, target_kind, target_id, fields, via FROM flow_personal_fields
              WHERE workspace_id = ?1 AND valid_to IS NULL ORDER BY id",
         )?;
         let open = stmt
@@ -32,13 +34,16 @@ impl Store {
                 Ok(OpenFlowFields {
                     id: r.get(0)?,
                     key: (r.get(1)?, r.get(2)?, r.get(3)?),
-                    fields: serde_json::from_str(&fields).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            4,
-                            rusqlite::types::Type::Text,
-                            e.into(),
-                        )
-                    })?,
+                    facts: FlowFacts {
+                        via: r.get(5)?,
+                        fields: serde_json::from_str(&fields).map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                4,
+                                rusqlite::types::Type::Text,
+                                e.into(),
+                            )
+                        })?,
+                    },
                 })
             })?
             .collect::<std::result::Result<_, _>>()?;
@@ -70,16 +75,17 @@ pub(crate) fn write_flow_fields(
     }
     let mut open = tx.prepare_cached(
         "INSERT INTO flow_personal_fields (workspace_id, source_id, target_kind, target_id,
-            fields, valid_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            via, fields, valid_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    for ((source, kind, target), fields) in &update.open {
-        let fields = serde_json::to_string(fields).expect("strings serialise");
+    for ((source, kind, target), facts) in &update.open {
+        let fields = serde_json::to_string(&facts.fields).expect("strings serialise");
         open.execute(params![
             workspace_id,
             source,
             kind,
             target,
+            facts.via,
             fields,
             snapshot_id
         ])?;

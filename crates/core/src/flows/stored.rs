@@ -1,7 +1,8 @@
-//! The personal fields of each flow as the store keeps them (`flow_personal_fields`, read by the
-//! `audit_data_flows` view): computed at poll time with the configured patterns, stored as rows
-//! valid from the snapshot that first saw them until the one that saw them change, so the table
-//! grows with changes, not with polls.
+//! What the store keeps of each flow beyond its two ends (`flow_personal_fields`, read by the
+//! `audit_data_flows` view): the way its data takes (`via`, e.g. a reverse ETL model) and its
+//! personal fields, computed at poll time with the configured patterns, stored as rows valid
+//! from the snapshot that first saw them until the one that saw them change, so the table grows
+//! with changes, not with polls.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +25,16 @@ pub const FLOW_KINDS: [ResourceKind; 9] = [
 /// A flow: (source id, `destination` or `warehouse`, target id).
 pub type FlowKey = (String, String, String);
 
+/// What a row says of one flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlowFacts {
+    /// The way its data takes: `destination`, `destination function NAME`, `warehouse` or
+    /// `reverse ETL model NAME`.
+    pub via: String,
+    /// Its personal fields, sorted and distinct.
+    pub fields: Vec<String>,
+}
+
 /// One stored row still in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenFlowFields {
@@ -31,8 +42,8 @@ pub struct OpenFlowFields {
     pub id: i64,
     /// The flow.
     pub key: FlowKey,
-    /// Its personal fields, sorted and distinct.
-    pub fields: Vec<String>,
+    /// What it says.
+    pub facts: FlowFacts,
 }
 
 /// What the store holds for a workspace whose flow fields are tracked.
@@ -51,8 +62,8 @@ pub struct FlowFieldsUpdate {
     pub patterns: String,
     /// Ids of rows whose flow is gone or whose fields changed.
     pub close: Vec<i64>,
-    /// New rows: each flow that is new or whose fields changed, with its fields.
-    pub open: Vec<(FlowKey, Vec<String>)>,
+    /// New rows: each flow that is new or whose facts changed.
+    pub open: Vec<(FlowKey, FlowFacts)>,
 }
 
 /// The patterns as stored: one per line, as written.
@@ -60,20 +71,29 @@ pub fn patterns_text(patterns: &PersonalPatterns) -> String {
     patterns.patterns().collect::<Vec<_>>().join("\n")
 }
 
-/// Each flow's personal fields (sorted, distinct; empty for a flow that carries none).
-pub fn fields_by_flow(map: &FlowMap) -> BTreeMap<FlowKey, Vec<String>> {
-    let mut out: BTreeMap<FlowKey, BTreeSet<String>> = BTreeMap::new();
+/// Each flow's way and personal fields (sorted, distinct; empty for a flow that carries none).
+pub fn facts_by_flow(map: &FlowMap) -> BTreeMap<FlowKey, FlowFacts> {
+    let mut out: BTreeMap<FlowKey, (String, BTreeSet<String>)> = BTreeMap::new();
     for f in &map.flows {
         let kind = match f.target_kind {
             TargetKind::Destination => "destination",
             TargetKind::Warehouse => "warehouse",
         };
-        out.entry((f.source_id.clone(), kind.to_owned(), f.target_id.clone()))
-            .or_default()
-            .extend(f.personal_field_names());
+        let entry = out
+            .entry((f.source_id.clone(), kind.to_owned(), f.target_id.clone()))
+            .or_insert_with(|| (f.via.clone(), BTreeSet::new()));
+        entry.1.extend(f.personal_field_names());
     }
     out.into_iter()
-        .map(|(k, v)| (k, v.into_iter().collect()))
+        .map(|(k, (via, fields))| {
+            (
+                k,
+                FlowFacts {
+                    via,
+                    fields: fields.into_iter().collect(),
+                },
+            )
+        })
         .collect()
 }
 
@@ -81,7 +101,7 @@ pub fn fields_by_flow(map: &FlowMap) -> BTreeMap<FlowKey, Vec<String>> {
 /// first computation), every flow opens a row.
 pub fn update(
     tracked: Option<&TrackedFlowFields>,
-    now: &BTreeMap<FlowKey, Vec<String>>,
+    now: &BTreeMap<FlowKey, FlowFacts>,
     patterns: String,
 ) -> FlowFieldsUpdate {
     let mut update = FlowFieldsUpdate {
@@ -91,14 +111,14 @@ pub fn update(
     let open: BTreeMap<&FlowKey, &OpenFlowFields> = tracked
         .map(|t| t.open.iter().map(|o| (&o.key, o)).collect())
         .unwrap_or_default();
-    for (key, fields) in now {
+    for (key, facts) in now {
         match open.get(key) {
-            Some(o) if &o.fields == fields => {}
+            Some(o) if &o.facts == facts => {}
             Some(o) => {
                 update.close.push(o.id);
-                update.open.push((key.clone(), fields.clone()));
+                update.open.push((key.clone(), facts.clone()));
             }
-            None => update.open.push((key.clone(), fields.clone())),
+            None => update.open.push((key.clone(), facts.clone())),
         }
     }
     for (key, o) in &open {
@@ -118,12 +138,19 @@ mod tests {
         (s.to_owned(), "destination".to_owned(), t.to_owned())
     }
 
+    fn facts(fields: &[&str]) -> FlowFacts {
+        FlowFacts {
+            via: "destination".to_owned(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn rows_change_only_where_a_flows_fields_changed() {
-        let first: BTreeMap<FlowKey, Vec<String>> = [
-            (key("s1", "d1"), vec!["email".to_owned()]),
-            (key("s1", "d2"), vec![]),
-            (key("s2", "d3"), vec!["phone".to_owned()]),
+        let first: BTreeMap<FlowKey, FlowFacts> = [
+            (key("s1", "d1"), facts(&["email"])),
+            (key("s1", "d2"), facts(&[])),
+            (key("s2", "d3"), facts(&["phone"])),
         ]
         .into();
         let started = update(None, &first, "email".into());
@@ -143,7 +170,7 @@ mod tests {
                 .map(|(i, (k, f))| OpenFlowFields {
                     id: i as i64 + 1,
                     key: k.clone(),
-                    fields: f.clone(),
+                    facts: f.clone(),
                 })
                 .collect(),
         };
@@ -157,16 +184,26 @@ mod tests {
         );
 
         let mut next = first.clone();
-        next.insert(key("s1", "d2"), vec!["ip".to_owned()]);
+        next.insert(key("s1", "d2"), facts(&["ip"]));
         next.remove(&key("s2", "d3"));
-        next.insert(key("s3", "d4"), vec![]);
+        next.insert(key("s3", "d4"), facts(&[]));
+        let reverse_etl = FlowFacts {
+            via: "reverse ETL model Churn scores".to_owned(),
+            ..facts(&["email"])
+        };
+        next.insert(key("s1", "d1"), reverse_etl.clone());
         let u = update(Some(&tracked), &next, "email".into());
-        assert_eq!(u.close, vec![2, 3], "d2 changed, d3 is gone");
+        assert_eq!(
+            u.close,
+            vec![1, 2, 3],
+            "d1's way changed, d2's fields, d3 is gone"
+        );
         assert_eq!(
             u.open,
             vec![
-                (key("s1", "d2"), vec!["ip".to_owned()]),
-                (key("s3", "d4"), vec![])
+                (key("s1", "d1"), reverse_etl),
+                (key("s1", "d2"), facts(&["ip"])),
+                (key("s3", "d4"), facts(&[]))
             ]
         );
     }

@@ -1,8 +1,8 @@
--- The personal fields each data flow carries, computed at poll time with the configured
--- `[flows] personal_field_patterns` (docs/FLOWS.md), so that `audit_data_flows` can say them in
--- SQL. A row holds one flow's fields from the snapshot that first saw them (`valid_from`) until
--- the one that saw them change or the flow go (`valid_to`): the table grows with changes, not
--- with polls. Rows are sealed in their snapshot's chain link (parts `flow_fields` and
+-- The way each data flow takes and the personal fields it carries, computed at poll time with
+-- the configured `[flows] personal_field_patterns` (docs/FLOWS.md), so that `audit_data_flows`
+-- can say them in SQL. A row holds one flow's facts from the snapshot that first saw them
+-- (`valid_from`) until the one that saw them change or the flow go (`valid_to`): the table grows
+-- with changes, not with polls. Rows are sealed in their snapshot's chain link (parts `flow_fields` and
 -- `flow_fields_closed`).
 
 CREATE TABLE flow_personal_fields (
@@ -11,6 +11,7 @@ CREATE TABLE flow_personal_fields (
     source_id     TEXT NOT NULL,
     target_kind   TEXT NOT NULL CHECK (target_kind IN ('destination', 'warehouse')),
     target_id     TEXT NOT NULL,
+    via           TEXT NOT NULL,                 -- e.g. `destination`, `reverse ETL model NAME`
     fields        TEXT NOT NULL,                 -- JSON array of field names, sorted
     valid_from    INTEGER NOT NULL REFERENCES snapshots(id),
     valid_to      INTEGER REFERENCES snapshots(id)
@@ -63,7 +64,7 @@ flows AS (
 ),
 -- Each flow's time cut by its fields' rows (from the first computation on) ...
 tracked AS (
-    SELECT f.*, p.fields AS personal_fields,
+    SELECT f.*, p.via AS flow_via, p.fields AS personal_fields,
            CASE WHEN p.valid_from > f.from_id THEN p.valid_from ELSE f.from_id END AS part_from,
            CASE WHEN f.to_id IS NULL THEN p.valid_to
                 WHEN p.valid_to IS NULL THEN f.to_id
@@ -78,7 +79,8 @@ tracked AS (
 ),
 -- ... and its time before that, with the fields unknown.
 untracked AS (
-    SELECT f.*, CAST(NULL AS TEXT) AS personal_fields, f.from_id AS part_from,
+    SELECT f.*, f.target_kind AS flow_via, CAST(NULL AS TEXT) AS personal_fields,
+           f.from_id AS part_from,
            CASE WHEN t.since_snapshot_id IS NULL THEN f.to_id
                 WHEN f.to_id IS NULL OR t.since_snapshot_id < f.to_id THEN t.since_snapshot_id
                 ELSE f.to_id END AS part_to
@@ -102,7 +104,7 @@ SELECT
     f.target_kind,
     f.target_id,
     f.target_name,
-    f.target_kind AS via,
+    f.flow_via AS via,
     json_extract(f.target_body, '$.enabled') AS target_enabled,
     CASE WHEN coalesce(json_extract(f.target_body, '$.enabled'), 1)
               AND coalesce(json_extract(f.source_body, '$.enabled'), 1)

@@ -130,7 +130,11 @@ fn data_flows_have_a_row_per_flow_and_window() {
 
 #[test]
 fn personal_fields_are_unknown_before_they_were_first_computed_then_follow_their_rows() {
-    use segwatch_core::flows::stored::FlowFieldsUpdate;
+    use segwatch_core::flows::stored::{FlowFacts, FlowFieldsUpdate};
+    let facts = |via: &str, fields: &[&str]| FlowFacts {
+        via: via.to_string(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("a.db")).unwrap();
     let ws = store.workspace_id("default").unwrap();
@@ -148,7 +152,7 @@ fn personal_fields_are_unknown_before_they_were_first_computed_then_follow_their
     let start = FlowFieldsUpdate {
         patterns: "email".into(),
         close: vec![],
-        open: vec![(key(), vec!["email".into()])],
+        open: vec![(key(), facts("destination", &["email"]))],
     };
     let (p2, _) = commit_flows(&mut store, ws, &resources, Some(&start));
     let tracked = store.tracked_flow_fields(ws).unwrap().unwrap();
@@ -158,27 +162,41 @@ fn personal_fields_are_unknown_before_they_were_first_computed_then_follow_their
     let grew = FlowFieldsUpdate {
         patterns: "email".into(),
         close: vec![row],
-        open: vec![(key(), vec!["email".into(), "phone".into()])],
+        open: vec![(
+            key(),
+            facts("reverse ETL model Scores", &["email", "phone"]),
+        )],
     };
     let (p3, _) = commit_flows(&mut store, ws, &resources, Some(&grew));
     let mut stmt = store
         .connection()
         .prepare(
-            "SELECT personal_fields, valid_from_snapshot_id, valid_to_snapshot_id
+            "SELECT via, personal_fields, valid_from_snapshot_id, valid_to_snapshot_id
              FROM audit_data_flows WHERE target_id = 'd1' ORDER BY valid_from_snapshot_id",
         )
         .unwrap();
-    let rows: Vec<(Option<String>, i64, Option<i64>)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    type Row = (String, Option<String>, i64, Option<i64>);
+    let rows: Vec<Row> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     assert_eq!(
         rows,
         vec![
-            (None, p1, Some(p2)),
-            (Some(r#"["email"]"#.into()), p2, Some(p3)),
-            (Some(r#"["email","phone"]"#.into()), p3, None),
+            ("destination".into(), None, p1, Some(p2)),
+            (
+                "destination".into(),
+                Some(r#"["email"]"#.into()),
+                p2,
+                Some(p3)
+            ),
+            (
+                "reverse ETL model Scores".into(),
+                Some(r#"["email","phone"]"#.into()),
+                p3,
+                None
+            ),
         ]
     );
     // The rows are evidence: each sealed in the link of the snapshot that wrote it.
