@@ -370,3 +370,73 @@ fn rules_init_writes_the_starter_pack_and_never_overwrites_unasked() {
     assert_eq!(now.remove("mine.yaml").as_deref(), Some("# my own\n"));
     assert_eq!(now, repo);
 }
+
+/// A panic's backtrace from `binary`: `rules validate` printing into a pipe already closed
+/// panics ("failed printing to stdout"), as `segwatch rules validate | head -0` would.
+fn panic_backtrace(binary: &Path) -> String {
+    let mut child = Command::new(binary)
+        .args(["rules", "validate", STARTER_RULES])
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    assert!(stderr.contains("failed printing to stdout"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn packaged_binary_shows_file_and_line_only_with_its_debug_file() {
+    if !have("objcopy") || !have("readelf") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pkg");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = Command::new(root.join("scripts/package.sh"))
+        .arg("--binary")
+        .arg(segwatch_testkit::binary())
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for file in [
+        "segwatch",
+        "segwatch.debug",
+        "completions/segwatch.bash",
+        "completions/_segwatch",
+        "completions/segwatch.fish",
+        "man/man1/segwatch.1",
+        "man/man1/segwatch-poll.1",
+    ] {
+        assert!(out.join(file).is_file(), "no {file}");
+    }
+    let binary = out.join("segwatch");
+    let sections = Command::new("readelf")
+        .arg("-SW")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(!sections.contains(".debug_line"), "{sections}");
+    assert!(sections.contains(".gnu_debuglink"), "{sections}");
+
+    let with = panic_backtrace(&binary);
+    assert!(with.contains("src/cli/rules.rs:"), "{with}");
+    std::fs::rename(out.join("segwatch.debug"), dir.path().join("elsewhere")).unwrap();
+    let without = panic_backtrace(&binary);
+    assert!(
+        without.contains("segwatch::cli::rules::validate"),
+        "{without}"
+    );
+    assert!(!without.contains("src/cli/rules.rs:"), "{without}");
+}
