@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what an installation of segwatch needs (see the README's Installation section):
 #
-#   OUT/segwatch          the release binary without its debug info (~36 MB instead of ~150 MB);
+#   OUT/segwatch          the release binary without its debug info (~36 MB instead of ~156 MB);
 #                         its symbol table stays, so a backtrace names every function anyway
 #   OUT/segwatch.debug    that debug info (line tables, zlib-compressed, ~34 MB), optional: when
 #                         it sits beside the binary, a backtrace (RUST_BACKTRACE=1) also shows
