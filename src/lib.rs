@@ -4,7 +4,8 @@
 //! poll wired from the library crates ([`poll`]), the schedule and the daemon ([`schedule`],
 //! [`daemon`], [`health`]), the compliance report ([`report`]), the pipeline steps on stored
 //! snapshots ([`stored`]), effective access at an instant ([`mod@access`]), the data-flow map ([`flows`]), the benchmark
-//! ([`mod@bench`]) and the command line ([`cli`]). The
+//! ([`mod@bench`]), where the rules come from ([`rules`]: configured, found, or built in) and the
+//! command line ([`cli`]). The
 //! pipeline itself lives in `segwatch_core` (pure), `segwatch_api` (Segment's APIs),
 //! `segwatch_store` (SQLite) and `segwatch_sinks` (delivery); `segwatch_simulator` is the
 //! stand-in Segment workspace.
@@ -18,6 +19,7 @@ pub mod flows;
 pub mod health;
 pub mod poll;
 pub mod report;
+pub mod rules;
 pub mod schedule;
 pub mod stored;
 pub mod workspaces;

@@ -99,7 +99,7 @@ pub(super) enum Command {
         #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
         format: TextOrJson,
     },
-    /// Check rule files, or dry-run them against a stored snapshot.
+    /// Check rule files, dry-run them against a stored snapshot, or write the starter pack out.
     #[command(subcommand)]
     Rules(RulesCommand),
     /// List alerts: change alerts (fired) and compliance findings (open, resolved).
@@ -206,6 +206,20 @@ pub(super) enum Command {
     /// deletion through Segment's regulations, recorded as evidence.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Print the shell completion script for SHELL (generated from this command line; where to
+    /// install it: see the README's Installation section).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of segwatch (roff), or write a page per command into a folder.
+    Man {
+        /// Write segwatch.1 and one page per subcommand (segwatch-poll.1, …) into DIR (created if
+        /// missing; existing pages are replaced) instead of printing the top page.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,8 +249,18 @@ pub(super) enum RulesCommand {
     /// Load every rule file and report each error with file, line, rule and field; exits
     /// non-zero on any error.
     Validate {
-        /// A rule file or folder (default: `[rules] path` from the configuration).
+        /// A rule file or folder (default: `[rules] path` from the configuration, else ./rules
+        /// if present, else the built-in starter pack).
         path: Option<PathBuf>,
+    },
+    /// Write the built-in starter pack (its rule files and README.md) into DIR for editing;
+    /// prints each file written. Refuses, writing nothing and exiting 2, if one of them exists.
+    Init {
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+        /// Replace the starter pack's files already in DIR (other files are left alone).
+        #[arg(long)]
+        force: bool,
     },
     /// Evaluate the rules against a stored snapshot and its changes, recording nothing: what
     /// would fire.
@@ -244,7 +268,8 @@ pub(super) enum RulesCommand {
         /// The snapshot (default: the latest complete one).
         #[arg(long)]
         snapshot: Option<i64>,
-        /// A rule file or folder (default: `[rules] path`).
+        /// A rule file or folder (default: `[rules] path`, else ./rules if present, else the
+        /// built-in starter pack).
         #[arg(long)]
         rules: Option<PathBuf>,
         /// Output format.

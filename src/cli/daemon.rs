@@ -15,13 +15,15 @@ use super::sinks;
 use crate::config::Settings;
 use crate::daemon::{DaemonPlan, WorkspaceJob};
 use crate::poll::Poller;
+use crate::rules::RuleSource;
 use segwatch_api::segment::SegmentClient;
 
 /// Everything polls need, checked before the first request: configuration, rules (an invalid
 /// rule set stops here, and so does a workspace's rule selection that matches nothing), sinks.
 pub(super) fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
     let targets = settings.targets()?;
-    let rules = Arc::new(load_rules(&settings.rules.path)?);
+    let source = RuleSource::resolve(settings.rules.path.as_deref());
+    let rules = Arc::new(load_rules(&source)?);
     let sinks = Arc::new(sinks::build(settings)?);
     segwatch_sinks::check_rule_sinks(&rules, &sinks).map_err(|e| anyhow::anyhow!("{e}"))?;
     let audit_lookback = settings.collect.audit_lookback()?;
@@ -38,10 +40,9 @@ pub(super) fn jobs(settings: &Settings) -> anyhow::Result<Vec<WorkspaceJob>> {
             let (set, unmatched) = rules.select(&target.rules)?;
             if !unmatched.is_empty() {
                 bail!(
-                    "invalid configuration: `{}.rules`: {} match no rule in {}",
+                    "invalid configuration: `{}.rules`: {} match no rule in {source}",
                     target.key,
                     unmatched.join(", "),
-                    settings.rules.path.display()
                 );
             }
             Arc::new(set)

@@ -1,6 +1,6 @@
 //! `segwatch demo`: watch a simulated workspace change, with no credentials.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use super::args::{DemoArgs, TextOrJson};
 use super::output::print_outcome;
 use super::rules::load_rules;
 use crate::poll::Poller;
+use crate::rules::RuleSource;
 use segwatch_api::segment::{ClientConfig, SegmentClient};
 use segwatch_core::redact::SecretPolicy;
 use segwatch_simulator::{self as simulator, SimConfig};
@@ -58,12 +59,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut client_config = ClientConfig::new(sim.base_url(), SecretString::from(token));
     client_config.backoff_min = Duration::from_millis(100);
     client_config.backoff_max = Duration::from_secs(2);
-    let rules = match &args.rules {
-        Some(path) => load_rules(path)?,
-        None if Path::new("rules").is_dir() => load_rules(Path::new("rules"))?,
-        None => segwatch_core::rules::starter_pack()
-            .context("the built-in starter rules do not load")?,
-    };
+    let rules = load_rules(&RuleSource::resolve(args.rules.as_deref()))?;
     let poller = Poller::new(
         SegmentClient::new(client_config)?,
         SecretPolicy::default(),

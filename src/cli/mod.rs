@@ -5,7 +5,8 @@
 //!
 //! `args` is what clap parses; `poll`, `daemon` (and the plan: workspaces → jobs), `rules`,
 //! `alerts` (and deliveries), `sinks`, `export`, `snapshots` (and `diff`, `prune`), `demo`, `report`,
-//! `audit`, `access` (and `access_review`), `flows`, `verify`, `privacy`, `privacy_requests` and `workspaces` are the commands.
+//! `audit`, `access` (and `access_review`), `flows`, `verify`, `privacy`, `privacy_requests`,
+//! `workspaces` and `install` (shell completions, man pages) are the commands.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 use crate::config::Settings;
+use crate::rules::RuleSource;
 use segwatch_simulator as simulator;
 use segwatch_store::lock::{LockError, WriterLock};
 use segwatch_store::{Store, StoreError};
@@ -28,6 +30,7 @@ mod daemon;
 mod demo;
 mod export;
 mod flows;
+mod install;
 mod output;
 mod poll;
 mod privacy;
@@ -151,19 +154,23 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             snapshots::diff(&store, workspace, from, to, format)
         }
         Command::Rules(RulesCommand::Validate { path }) => {
-            let path = match path {
-                Some(p) => p,
-                None => load_settings(cli.config.as_deref())?.rules.path,
+            let source = match path {
+                Some(p) => RuleSource::Configured(p),
+                None => {
+                    RuleSource::resolve(load_settings(cli.config.as_deref())?.rules.path.as_deref())
+                }
             };
-            rules::validate(&path)
+            rules::validate(&source)
         }
+        Command::Rules(RulesCommand::Init { dir, force }) => rules::init(&dir, force),
         Command::Rules(RulesCommand::Test {
             snapshot,
             rules,
             format,
         }) => {
             let settings = settings()?;
-            let rules = load_rules(rules.as_deref().unwrap_or(&settings.rules.path))?;
+            let source = RuleSource::resolve(rules.as_deref().or(settings.rules.path.as_deref()));
+            let rules = load_rules(&source)?;
             let (store, workspace) = open_read_only(&settings)?;
             rules::test(&rules, &store, workspace, snapshot, format)
         }
@@ -211,6 +218,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(export::ExportCommand::Ocsf(args)) => export::ocsf(&settings()?, args),
         Command::Simulate(args) => simulator::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(args).await,
+        Command::Completions { shell } => install::completions(shell),
+        Command::Man { dir } => install::man(dir.as_deref()),
         Command::Bench(args) => crate::bench::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Query(args) => audit::query(&settings()?, args),
         Command::History(args) => audit::history(&settings()?, args),

@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use super::{load_rules, open_read_only};
 use crate::config::Settings;
 use crate::report::{self, Bound, Period, ReportInput};
+use crate::rules::RuleSource;
 
 /// Options of `segwatch report`.
 #[derive(Debug, Args)]
@@ -28,7 +29,8 @@ pub(super) struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// A rule file or folder (default: `[rules] path`).
+    /// A rule file or folder (default: `[rules] path`, else ./rules if present, else the
+    /// built-in starter pack).
     #[arg(long, value_name = "PATH")]
     rules: Option<PathBuf>,
     /// At most this many rows per list of findings or alerts, most severe first (0: all).
@@ -67,8 +69,8 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
             until.to_rfc3339()
         );
     }
-    let rules_path = args.rules.as_deref().unwrap_or(&settings.rules.path);
-    let rules = load_rules(rules_path)?;
+    let source = RuleSource::resolve(args.rules.as_deref().or(settings.rules.path.as_deref()));
+    let rules = load_rules(&source)?;
     let name = settings.workspace_name(None)?;
     // The rules the workspace is polled with: its `[[workspaces]] rules` selection, if any.
     let rules = match settings.workspaces.iter().find(|w| w.name == name) {
@@ -80,7 +82,7 @@ pub(super) fn run(settings: &Settings, args: ReportArgs) -> anyhow::Result<ExitC
     let input = ReportInput {
         workspace: &name,
         rules: &rules,
-        rules_source: rules_path.display().to_string(),
+        rules_source: source.to_string(),
         period: Period { since, until },
         generated_at,
         max_rows: (args.max_rows > 0).then_some(args.max_rows),

@@ -1,5 +1,5 @@
-//! `segwatch rules validate` and `segwatch rules test`, and loading rules for every command
-//! that evaluates them.
+//! `segwatch rules validate`, `segwatch rules test` and `segwatch rules init`, and loading rules
+//! for every command that evaluates them.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use super::USAGE_ERROR;
 use super::args::TextOrJson;
 use super::output::{plural, print_json};
+use crate::rules::{InitError, RuleSource};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::{
     ChangeFacts, Outcome, RuleSet, SnapshotContext, StateResource, Subject, any_reads, check_state,
@@ -16,11 +18,11 @@ use segwatch_core::rules::{
 use segwatch_store::Store;
 
 /// Loads rules, turning every load error into one readable report.
-pub(super) fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
-    match RuleSet::load(path) {
+pub(super) fn load_rules(source: &RuleSource) -> anyhow::Result<RuleSet> {
+    match source.load() {
         Ok(rules) => {
             if rules.rules().is_empty() {
-                tracing::warn!("{}", no_rule_warning(path));
+                tracing::warn!("{}", no_rule_warning(source));
             }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
@@ -33,42 +35,40 @@ pub(super) fn load_rules(path: &Path) -> anyhow::Result<RuleSet> {
             }
             Ok(rules)
         }
-        Err(errors) => bail!("invalid rules in {}:\n{errors}", path.display()),
+        Err(errors) => bail!("invalid rules in {source}:\n{errors}"),
     }
 }
 
 /// What an empty rule folder (or file) means: a poll still records and diffs, but nothing can
 /// ever raise an alert, which is easy to miss (a wrong `[rules] path`, a folder not yet filled).
-pub(super) fn no_rule_warning(path: &Path) -> String {
+pub(super) fn no_rule_warning(source: &RuleSource) -> String {
     format!(
-        "no rule in {}: polls record and diff the workspace but raise no alert; put *.yaml rule \
-         files there (the starter pack is the rules/ folder of segwatch's source) or set \
-         `rules.path`",
-        path.display()
+        "no rule in {source}: polls record and diff the workspace but raise no alert; put *.yaml \
+         rule files there (`segwatch rules init DIR` writes the starter pack out) or set \
+         `rules.path`"
     )
 }
 
-/// `segwatch rules validate`: every load error of the rules at `path`, or what they hold.
-pub(super) fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    match RuleSet::load(path) {
+/// `segwatch rules validate`: every load error of the rules, or what they hold.
+pub(super) fn validate(source: &RuleSource) -> anyhow::Result<ExitCode> {
+    match source.load() {
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("{} in {}", plural(errors.0.len(), "error"), path.display());
+            eprintln!("{} in {source}", plural(errors.0.len(), "error"));
             Ok(ExitCode::FAILURE)
         }
         Ok(rules) => {
             let enabled: Vec<_> = rules.rules().iter().filter(|r| r.enabled).collect();
             let change = enabled.iter().filter(|r| r.is_change()).count();
             println!(
-                "{}: {} ({} change, {} compliance; {} disabled)",
-                path.display(),
+                "{source}: {} ({} change, {} compliance; {} disabled)",
                 plural(rules.rules().len(), "rule"),
                 change,
                 enabled.len() - change,
                 rules.rules().len() - enabled.len()
             );
             if rules.rules().is_empty() {
-                println!("warning: {}", no_rule_warning(path));
+                println!("warning: {}", no_rule_warning(source));
             }
             for (rule, exception) in rules.expired_exceptions(chrono::Utc::now()) {
                 let what = exception
@@ -207,5 +207,31 @@ pub(super) fn test(
             r["detail"].as_str().unwrap_or("")
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `segwatch rules init DIR [--force]`: writes the starter pack into `dir` for editing and
+/// prints each file written; refuses (exit 2, nothing written) when one of its files exists
+/// there, unless `force`.
+pub(super) fn init(dir: &Path, force: bool) -> anyhow::Result<ExitCode> {
+    let written = match crate::rules::init(dir, force) {
+        Ok(written) => written,
+        Err(e @ InitError::Exists { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = std::io::stdout().lock();
+    for file in &written {
+        let verb = if file.replaced { "replaced" } else { "wrote" };
+        writeln!(out, "{verb} {}", file.path.display())?;
+    }
+    writeln!(
+        out,
+        "the starter pack is in {}: edit it (its README.md says what to change first), check it \
+         with `segwatch rules validate {0}`, and set `rules.path` to it",
+        dir.display()
+    )?;
     Ok(ExitCode::SUCCESS)
 }

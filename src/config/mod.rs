@@ -116,7 +116,6 @@ const DEFAULTS: &[(&str, DefaultValue)] = &[
         "profiles.max_response_bytes",
         DefaultValue::Int(segwatch_api::segment::DEFAULT_MAX_RESPONSE_BYTES as i64),
     ),
-    ("rules.path", DefaultValue::Str("rules")),
     ("rules.alert_on_baseline", DefaultValue::Bool(false)),
     ("schedule.cron", DefaultValue::Str("*/15 * * * *")),
     ("schedule.jitter_secs", DefaultValue::Int(0)),

@@ -265,8 +265,9 @@ pub struct ScheduleSettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesSettings {
-    /// A rule file or a folder of them (searched recursively).
-    pub path: PathBuf,
+    /// A rule file or a folder of them (searched recursively). Unset: `./rules` if present,
+    /// else the built-in starter pack (see [`crate::rules::RuleSource`]).
+    pub path: Option<PathBuf>,
     /// Whether change rules see every resource of the first snapshot as added.
     pub alert_on_baseline: bool,
 }

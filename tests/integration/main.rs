@@ -16,6 +16,8 @@
 //! - `faults`: polls that meet a misbehaving API, and what is (not) stored;
 //! - `hostile`: hostile names, bodies and configurations (terminal escapes, lone surrogates,
 //!   plain-http webhooks, one workspace under two labels, an exposed health endpoint);
+//! - `install`: installed alone: shell completions and man pages, the built-in starter rules
+//!   when no rules folder is configured or found, `rules init` writing them out;
 //! - `bounded`: endless and trickling response bodies and endless secret files meet a limit;
 //! - `secrets`: the token and write keys never appear in clear in logs, output or the database;
 //! - `cli`: the binary's commands, exit codes and messages;
@@ -72,6 +74,7 @@ mod faults;
 mod flows;
 mod hostile;
 mod identity;
+mod install;
 mod jira;
 mod lifecycle;
 mod ocsf;

@@ -38,7 +38,7 @@ use crate::model::ResourceKind;
 pub use eval::{ChangeFacts, Evaluator, Outcome, Subject, Verdict, inventory};
 pub use expr::{CEL_MACROS, CEL_STANDARD_FUNCTIONS, HELPER_FUNCTIONS};
 pub use snapshot::{SnapshotContext, StateResource, any_reads, check_state, inventory_if_read};
-pub use starter::starter_pack;
+pub use starter::{StarterFile, starter_files, starter_pack};
 
 /// All the rules of a rule directory (or file), validated and compiled.
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,5 @@
-//! The starter rule pack, built into the binary so the demo works from any directory.
+//! The starter rule pack, built into the binary so that segwatch works installed alone (no
+//! `rules/` folder beside it) and `segwatch rules init` can write it out for editing.
 //! `rules/` in the repository is the source; a test checks every file there is embedded here.
 
 use std::path::PathBuf;
@@ -57,7 +58,36 @@ pub(super) const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The built-in copy of the starter rule pack.
+/// The starter pack's guide (`rules/README.md`: what each rule raises, what to edit first),
+/// written out with the rule files but not a rule file itself.
+const README: (&str, &str) = (
+    "rules/README.md",
+    include_str!("../../../../rules/README.md"),
+);
+
+/// One file of the starter pack as shipped in `rules/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StarterFile {
+    /// Its name inside `rules/`, e.g. `access.yaml`.
+    pub name: &'static str,
+    /// Its exact text.
+    pub text: &'static str,
+}
+
+/// Every file of the starter pack (the rule files in path order, then `README.md`), as
+/// `segwatch rules init` writes them out.
+pub fn starter_files() -> impl Iterator<Item = StarterFile> {
+    FILES
+        .iter()
+        .chain(std::iter::once(&README))
+        .map(|(path, text)| StarterFile {
+            name: path.strip_prefix("rules/").unwrap_or(path),
+            text,
+        })
+}
+
+/// The built-in copy of the starter rule pack. Its rules name their files `rules/<file>.yaml`,
+/// as if loaded from the repository's `rules/` folder, so messages read the same either way.
 pub fn starter_pack() -> Result<RuleSet, LoadErrors> {
     load::load_sources(
         FILES
@@ -70,6 +100,26 @@ pub fn starter_pack() -> Result<RuleSet, LoadErrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `rules init` writes these out: every file of `rules/`, byte for byte, and nothing else.
+    #[test]
+    fn starter_files_are_the_rules_folder() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+        let mut on_disk: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<(String, String)> = starter_files()
+            .map(|f| (f.name.to_string(), f.text.to_string()))
+            .collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 
     #[test]
     fn every_rule_file_is_embedded_and_loads() {
