@@ -55,7 +55,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -530,7 +530,7 @@ impl JiraSink {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(super::slack::parse_retry_after);
+            .and_then(crate::answer::parse_retry_after);
         let text = match read_limited(response, MAX_RESPONSE_BYTES).await {
             Ok(text) => text,
             Err(why) => {
@@ -556,16 +556,7 @@ impl JiraSink {
             format!("{what} answered HTTP {}: {details}", status.as_u16())
         };
         tracing::warn!(status = status.as_u16(), error = %message, "Jira refused a request");
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Err(SendError::TooLarge { message })
-        } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-            })
-        } else {
-            Err(SendError::Permanent { message })
-        }
+        Err(crate::answer::refused(status, retry_after, message))
     }
 
     /// `text` without the token, should anything have echoed it.

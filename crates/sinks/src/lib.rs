@@ -5,6 +5,7 @@
 //! once and says whether a failure is worth retrying. Durability (the outbox, retries, resuming
 //! after a restart) lives in [`segwatch_store`] and [`outbox`], not here.
 
+mod answer;
 pub mod email;
 pub mod jira;
 pub mod ocsf;

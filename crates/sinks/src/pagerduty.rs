@@ -343,28 +343,15 @@ impl PagerDutySink {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::answer::retry_after(response.headers());
         let answer = self.redact(&describe_answer(&read_bounded(response).await));
         let message = format!("PagerDuty answered HTTP {status}: {answer}");
-        match status.as_u16() {
-            413 => Err(SendError::TooLarge {
-                message: format!("{message} (body of {length} bytes)"),
-            }),
-            429 => Err(SendError::Retryable {
-                message: format!("{message} (rate limited)"),
-                retry_after,
-            }),
-            _ if status.is_server_error() => Err(SendError::Retryable {
-                message,
-                retry_after,
-            }),
-            _ => Err(SendError::Permanent { message }),
-        }
+        let message = match status.as_u16() {
+            413 => format!("{message} (body of {length} bytes)"),
+            429 => format!("{message} (rate limited)"),
+            _ => message,
+        };
+        Err(crate::answer::refused(status, retry_after, message))
     }
 
     /// `text` with the routing key, should PagerDuty ever quote it, replaced.

@@ -8,8 +8,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -149,11 +147,7 @@ impl SlackSink {
             tracing::debug!(status = status.as_u16(), "Slack accepted the message");
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = crate::answer::retry_after(response.headers());
         let reply = response.text().await.unwrap_or_default();
         let reply = self.scrub(&short(&reply));
         let message = if reply.is_empty() {
@@ -162,17 +156,7 @@ impl SlackSink {
             format!("Slack answered HTTP {}: {reply}", status.as_u16())
         };
         tracing::warn!(status = status.as_u16(), reply = %reply, "Slack refused the message");
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(SendError::TooLarge { message });
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-            })
-        } else {
-            Err(SendError::Permanent { message })
-        }
+        Err(crate::answer::refused(status, retry_after, message))
     }
 
     /// `text` without the webhook URL or its secret path, should anything have echoed them.
@@ -256,19 +240,6 @@ pub(crate) fn short(reply: &str) -> String {
         cut.push('…');
         cut
     }
-}
-
-/// `Retry-After`: seconds, or an HTTP date.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// A gate letting one post through per interval, shared by clones.

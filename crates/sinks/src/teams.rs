@@ -12,12 +12,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::RETRY_AFTER;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::answer;
 use super::render::Templates;
-use super::slack::{Pace, chain, parse_retry_after, short};
+use super::slack::{Pace, chain, short};
 use super::{Measure, Message, SendError};
 
 /// Largest request body segwatch posts, in bytes (the serialized message, envelope included).
@@ -159,11 +158,7 @@ impl TeamsSink {
             tracing::debug!(status = status.as_u16(), "Teams accepted the message");
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = answer::retry_after(response.headers());
         let reply = response.text().await.unwrap_or_default();
         let reply = self.scrub(&short(&reply));
         let message = if reply.is_empty() {
@@ -172,17 +167,7 @@ impl TeamsSink {
             format!("Teams answered HTTP {}: {reply}", status.as_u16())
         };
         tracing::warn!(status = status.as_u16(), reply = %reply, "Teams refused the message");
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(SendError::TooLarge { message });
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-            })
-        } else {
-            Err(SendError::Permanent { message })
-        }
+        Err(answer::refused(status, retry_after, message))
     }
 
     /// `text` without the webhook URL, its path or its query (the `sig=` signature), should

@@ -219,13 +219,3 @@ async fn posts_are_paced_one_per_second_across_clones() {
     let gap = bodies[1].0.duration_since(bodies[0].0);
     assert!(gap >= Duration::from_millis(950), "{gap:?}");
 }
-
-#[test]
-fn retry_after_parses_seconds_and_dates() {
-    assert_eq!(parse_retry_after(" 30 "), Some(Duration::from_secs(30)));
-    assert_eq!(
-        parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-        Some(Duration::ZERO)
-    );
-    assert_eq!(parse_retry_after("soon"), None);
-}

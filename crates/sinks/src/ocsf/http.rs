@@ -134,12 +134,7 @@ impl HttpSink {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::answer::retry_after(response.headers());
         let text: String = response
             .text()
             .await
@@ -148,19 +143,12 @@ impl HttpSink {
             .take(200)
             .collect();
         let message = format!("OCSF collector answered HTTP {status}: {}", text.trim());
-        if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(SendError::TooLarge {
-                message: format!("{message} (body of {length} bytes)"),
-            });
-        }
-        if status.as_u16() == 429 || status.is_server_error() {
-            Err(SendError::Retryable {
-                message,
-                retry_after,
-            })
+        let message = if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
+            format!("{message} (body of {length} bytes)")
         } else {
-            Err(SendError::Permanent { message })
-        }
+            message
+        };
+        Err(crate::answer::refused(status, retry_after, message))
     }
 }
 
