@@ -27,7 +27,7 @@ use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::Severity;
 use segwatch_core::time::Timestamp;
-use segwatch_store::{DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
+use segwatch_store::{DeliveryEvent, DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
 
 /// First retry delay by default (`retry_base_secs`); doubles per attempt.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
@@ -618,7 +618,7 @@ fn record(
 /// is still announced as raised.
 fn as_of_event(d: &DueDelivery) -> AlertRecord {
     let mut alert = d.alert.clone();
-    if !d.resolved && alert.status == AlertStatus::Resolved {
+    if d.event != DeliveryEvent::Resolved && alert.status == AlertStatus::Resolved {
         alert.status = AlertStatus::Open;
         alert.resolved_at = None;
         alert.resolved_snapshot_id = None;
