@@ -414,6 +414,7 @@ async fn an_ocsf_sink_leaves_what_its_run_cannot_send_queued_instead_of_summaris
             max_file_bytes: 1 << 20,
             max_files: 5,
         })),
+        send_updates: None,
         app_base: None,
         templates: None,
     })

@@ -156,7 +156,11 @@ pub async fn deliver_due_to(
             continue;
         };
         let mut work = VecDeque::new();
-        for (snapshot_id, mut keys) in groups {
+        for (snapshot_id, keys) in groups {
+            // An update is a message of its own: a digest lists alerts, not what changed.
+            let (updates, mut keys): (Vec<DueKey>, Vec<DueKey>) = keys
+                .into_iter()
+                .partition(|k| k.event == DeliveryEvent::Updated);
             if sink.tracks_findings() {
                 // One message per event: a ticket or an incident is about one finding.
                 work.extend(keys.into_iter().map(Work::Single));
@@ -173,6 +177,7 @@ pub async fn deliver_due_to(
             } else {
                 work.extend(keys.into_iter().map(Work::Single));
             }
+            work.extend(updates.into_iter().map(Work::Single));
         }
         deliver_to_sink(store, sink, work, now, &mut report).await?;
     }
@@ -252,7 +257,7 @@ impl Batch {
                 alerts: &self.alerts,
                 snapshot_id,
             },
-            None => Message::Alert(&self.alerts[0]),
+            None => single(&self.deliveries[0], &self.alerts[0]),
         }
     }
 
@@ -425,7 +430,12 @@ fn next_batch(
         }));
     }
     let mut alerts: Vec<AlertRecord> = deliveries.iter().map(as_of_event).collect();
-    let (n, measure) = match first_fit(sink, snapshot_id, &alerts) {
+    // A delivery sent on its own is measured as the message it is (an update is not an alert).
+    let fit = match snapshot_id {
+        None => largest_fit(1, |_| sink.measure(&single(&deliveries[0], &alerts[0]))),
+        Some(_) => first_fit(sink, snapshot_id, &alerts),
+    };
+    let (n, measure) = match fit {
         Ok(fit) => fit,
         // Cannot even be rendered: sending fails the same way and records why.
         Err(_) => (alerts.len(), None),
@@ -475,6 +485,20 @@ fn first_fit(
             None => sink.measure(&Message::Alert(&alerts[0])),
         },
     )
+}
+
+/// The message of one delivery sent on its own; `alert` is its alert as of the event.
+fn single<'a>(delivery: &DueDelivery, alert: &'a AlertRecord) -> Message<'a> {
+    match &delivery.update {
+        Some(update) if delivery.event == DeliveryEvent::Updated => Message::Update {
+            alert,
+            update: crate::Update {
+                id: update.id,
+                at: update.created_at,
+            },
+        },
+        _ => Message::Alert(alert),
+    }
 }
 
 fn describe(m: &Measure) -> String {
@@ -615,7 +639,8 @@ fn record(
 }
 
 /// The alert as it was at the event being delivered: a finding raised then already resolved
-/// is still announced as raised.
+/// is still announced as raised; an update is the open finding with the update's summary,
+/// explanation and who made the change.
 fn as_of_event(d: &DueDelivery) -> AlertRecord {
     let mut alert = d.alert.clone();
     if d.event != DeliveryEvent::Resolved && alert.status == AlertStatus::Resolved {
@@ -623,6 +648,11 @@ fn as_of_event(d: &DueDelivery) -> AlertRecord {
         alert.resolved_at = None;
         alert.resolved_snapshot_id = None;
         alert.resolution = None;
+    }
+    if let (DeliveryEvent::Updated, Some(update)) = (d.event, &d.update) {
+        alert.summary = update.summary.clone();
+        alert.explanation = update.explanation.clone();
+        alert.attribution = update.attribution.clone();
     }
     alert
 }
