@@ -2,13 +2,16 @@
 //! binary polls the simulator and the sinks that take updates hear of it once (the OCSF file an
 //! Update activity of the same finding, validated by `tests/ocsf_validate.py`; Jira one comment
 //! on the finding's issue; PagerDuty a trigger folded into the open incident), while a webhook,
-//! which takes no updates by default, gets nothing more.
+//! which takes no updates by default, gets nothing more, and one with `send_updates = true`
+//! gets the event `updated`.
 
 use segwatch_simulator::Mutation;
 use segwatch_testkit::jira::{JIRA_TOKEN, JIRA_TOKEN_ENV};
 use segwatch_testkit::{
     HMAC_KEY, JiraStandIn, PAGERDUTY_KEY, PagerDutyOutcome, PagerDutyStandIn, WebhookReceiver,
 };
+
+use serde_json::Value;
 
 use crate::ocsf::{lines, validate};
 use crate::util::TestWorkspace;
@@ -32,6 +35,7 @@ async fn a_finding_modified_while_open_is_an_update_to_the_sinks_that_track_it()
     let jira = JiraStandIn::start().await;
     let pagerduty = PagerDutyStandIn::start().await;
     let hook = WebhookReceiver::start().await;
+    let told = WebhookReceiver::start().await;
     // A labelled source without an owner: its finding opens at the baseline.
     let target = ws.sim.read(|s| {
         s.sources
@@ -50,11 +54,14 @@ async fn a_finding_modified_while_open_is_an_update_to_the_sinks_that_track_it()
         &config,
         format!(
             "[[sinks]]\nname = \"siem\"\ntype = \"ocsf\"\npath = \"{}\"\n\n{}\n{}\n\
-             [[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{HMAC_KEY}\"\n",
+             [[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{HMAC_KEY}\"\n\n\
+             [[sinks]]\nname = \"told\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{HMAC_KEY}\"\n\
+             send_updates = true\n",
             file.display(),
             jira.sink_toml(),
             pagerduty.sink_toml("pd", "PD_KEY"),
-            hook.url
+            hook.url,
+            told.url
         ),
     )
     .unwrap();
@@ -110,7 +117,7 @@ async fn a_finding_modified_while_open_is_an_update_to_the_sinks_that_track_it()
             .map(Result::unwrap)
             .collect()
     };
-    assert_eq!(updated_deliveries, ["jira", "pd", "siem"]);
+    assert_eq!(updated_deliveries, ["jira", "pd", "siem", "told"]);
 
     // OCSF: a Create, then an Update of the same finding.
     let events = lines(&file);
@@ -169,6 +176,27 @@ async fn a_finding_modified_while_open_is_an_update_to_the_sinks_that_track_it()
     let accepted = hook.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 1, "{accepted:#?}");
     assert_eq!(accepted[0].1["event"], "raised");
+    // Told to, a webhook gets the update: the finding with the update's summary.
+    let told = told.accepted.lock().unwrap().clone();
+    let events: Vec<(&str, &Value)> = told
+        .iter()
+        .map(|(id, body)| (id.as_str(), &body["event"]))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                format!("alert-{}-raised", finding.id).as_str(),
+                &"raised".into()
+            ),
+            (
+                format!("alert-{}-updated-{update_id}", finding.id).as_str(),
+                &"updated".into()
+            )
+        ]
+    );
+    assert_eq!(told[1].1["alert"]["summary"], summary.as_str());
+    assert_eq!(told[1].1["alert"]["status"], "open");
 
     validate(&[&file], false);
 }
