@@ -3,7 +3,7 @@
 //! Update activity of the same finding, validated by `tests/ocsf_validate.py`; Jira one comment
 //! on the finding's issue; PagerDuty a trigger folded into the open incident), while a webhook,
 //! which takes no updates by default, gets nothing more, and one with `send_updates = true`
-//! gets the event `updated`.
+//! gets the event `updated`; `segwatch export ocsf` writes the same lines.
 
 use segwatch_simulator::Mutation;
 use segwatch_testkit::jira::{JIRA_TOKEN, JIRA_TOKEN_ENV};
@@ -198,5 +198,25 @@ async fn a_finding_modified_while_open_is_an_update_to_the_sinks_that_track_it()
     assert_eq!(told[1].1["alert"]["summary"], summary.as_str());
     assert_eq!(told[1].1["alert"]["status"], "open");
 
-    validate(&[&file], false);
+    // The backfill holds the same events, the update included, byte for byte.
+    let exported = dir.join("export.ocsf.jsonl");
+    ws.segwatch()
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "export",
+            "ocsf",
+            "--since",
+            "2000-01-01",
+            "--output",
+            exported.to_str().unwrap(),
+        ])
+        .success()
+        .stdout_contains(&["2 OCSF events from"]);
+    assert_eq!(
+        std::fs::read_to_string(&exported).unwrap(),
+        std::fs::read_to_string(&file).unwrap()
+    );
+
+    validate(&[&file, &exported], false);
 }

@@ -1,7 +1,7 @@
 //! OCSF output: alert events as [OCSF](https://schema.ocsf.io) findings, for SIEMs and security
 //! data lakes (AWS Security Lake takes only OCSF; Splunk and Prowler speak it).
 //!
-//! The mapping is pure ([`event`], [`events_between`]); [`file`](mod@file) appends the events to a JSON
+//! The mapping is pure ([`event`], [`update_event`], [`events_between`], [`backfill`]); [`file`](mod@file) appends the events to a JSON
 //! lines file with size-based rotation, and [`http`] posts them (Splunk HEC or NDJSON).
 //!
 //! # Mapping (OCSF 1.5.0)
@@ -399,6 +399,33 @@ pub fn update_event(alert: &AlertRecord, update: crate::Update) -> Value {
     out["metadata"]["uid"] = json!(format!("segwatch-alert-{}-updated-{}", alert.id, update.id));
     out["unmapped"]["segwatch"]["update_id"] = json!(update.id);
     out
+}
+
+/// The OCSF events of `[since, until)` for a backfill, oldest first: the events of `alerts`
+/// ([`events_between`]) and `updates` (each the finding as of its update, see
+/// [`crate::outbox::as_of_update`], recorded in the window), as an `ocsf` sink wrote them. At
+/// one instant a raising comes before an update, an update before a resolution.
+pub fn backfill(
+    alerts: &[AlertRecord],
+    updates: &[(AlertRecord, crate::Update)],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Value> {
+    let mut out: Vec<(Timestamp, i64, u8, Value)> = events_between(alerts, since, until)
+        .into_iter()
+        .map(|a| {
+            let order = if is_resolution(&a) { 2 } else { 0 };
+            (event_time(&a), a.id.get(), order, event(&a))
+        })
+        .collect();
+    out.extend(
+        updates
+            .iter()
+            .filter(|(_, u)| u.at.as_datetime() >= since && u.at.as_datetime() < until)
+            .map(|(a, u)| (u.at, a.id.get(), 1, update_event(a, *u))),
+    );
+    out.sort_by_key(|e| (e.0, e.1, e.2));
+    out.into_iter().map(|(_, _, _, v)| v).collect()
 }
 
 /// One event as a JSON line (with its `\n`).

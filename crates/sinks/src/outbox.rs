@@ -650,11 +650,20 @@ fn as_of_event(d: &DueDelivery) -> AlertRecord {
         alert.resolution = None;
     }
     if let (DeliveryEvent::Updated, Some(update)) = (d.event, &d.update) {
-        alert.summary = update.summary.clone();
-        alert.explanation = update.explanation.clone();
-        alert.attribution = update.attribution.clone();
+        alert = as_of_update(&alert, update);
     }
     alert
+}
+
+/// An open finding as of one of its updates: the update's summary, explanation and who made
+/// the change (what [`Message::Update`] carries).
+pub fn as_of_update(finding: &AlertRecord, update: &segwatch_store::FindingUpdate) -> AlertRecord {
+    AlertRecord {
+        summary: update.summary.clone(),
+        explanation: update.explanation.clone(),
+        attribution: update.attribution.clone(),
+        ..finding.clone()
+    }
 }
 
 fn stamp(t: DateTime<Utc>) -> String {

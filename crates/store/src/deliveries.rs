@@ -288,29 +288,7 @@ impl Store {
                     let at = 5 + ALERT_FIELDS.split(", ").count() + 1;
                     let update = match r.get::<_, Option<i64>>(at)? {
                         None => None,
-                        Some(update_id) => {
-                            let explanation: String = r.get(at + 4)?;
-                            Some(FindingUpdate {
-                                id: update_id,
-                                snapshot_id: SnapshotId(r.get(at + 1)?),
-                                change_id: r.get(at + 2)?,
-                                summary: r.get(at + 3)?,
-                                explanation: serde_json::from_str(&explanation).map_err(|e| {
-                                    rusqlite::Error::FromSqlConversionFailure(
-                                        at + 4,
-                                        rusqlite::types::Type::Text,
-                                        e.into(),
-                                    )
-                                })?,
-                                attribution: segwatch_core::model::Attribution {
-                                    actor: r.get(at + 5)?,
-                                    actor_email: r.get(at + 6)?,
-                                    event_type: r.get(at + 7)?,
-                                    event_id: r.get(at + 8)?,
-                                },
-                                created_at: time_col(r, at + 9)?,
-                            })
-                        }
+                        Some(_) => Some(update_row_at(r, at)?),
                     };
                     Ok(DueDelivery {
                         id: r.get(0)?,
@@ -456,6 +434,56 @@ impl Store {
             params![id, workspace_id, now()],
         )? == 1)
     }
+}
+
+/// The columns of `alert_updates` that [`update_row_at`] reads, in order (`{t}`: its alias).
+macro_rules! update_fields {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".snapshot_id, ",
+            $t,
+            ".change_id, ",
+            $t,
+            ".summary, ",
+            $t,
+            ".explanation, ",
+            $t,
+            ".actor, ",
+            $t,
+            ".actor_email, ",
+            $t,
+            ".event_type, ",
+            $t,
+            ".event_id, ",
+            $t,
+            ".created_at"
+        )
+    };
+}
+pub(crate) use update_fields;
+
+/// Reads an `alert_updates` row from the columns starting at `at` (in [`update_fields`] order).
+pub(crate) fn update_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FindingUpdate> {
+    let explanation: String = r.get(at + 4)?;
+    Ok(FindingUpdate {
+        id: r.get(at)?,
+        snapshot_id: SnapshotId(r.get(at + 1)?),
+        change_id: r.get(at + 2)?,
+        summary: r.get(at + 3)?,
+        explanation: serde_json::from_str(&explanation).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at + 4, rusqlite::types::Type::Text, e.into())
+        })?,
+        attribution: segwatch_core::model::Attribution {
+            actor: r.get(at + 5)?,
+            actor_email: r.get(at + 6)?,
+            event_type: r.get(at + 7)?,
+            event_id: r.get(at + 8)?,
+        },
+        created_at: time_col(r, at + 9)?,
+    })
 }
 
 /// Reads `deliveries.event` at column `i`.

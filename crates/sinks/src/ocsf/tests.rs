@@ -162,6 +162,29 @@ fn backfill_events_are_in_time_order_within_the_window() {
 }
 
 #[test]
+fn a_backfill_puts_an_update_between_the_raising_and_the_resolution() {
+    let t = |s: &str| Timestamp::parse(s).unwrap().as_datetime();
+    // Raised 09:15, updated 09:45, resolved 10:15.
+    let all = [resolved_finding()];
+    let updates = [(
+        crate::render::fixtures::updated_finding(),
+        crate::render::fixtures::update(),
+    )];
+    let activities = |since: &str| -> Vec<Value> {
+        backfill(&all, &updates, t(since), t("2026-03-03T00:00:00Z"))
+            .iter()
+            .map(|e| e["activity_id"].clone())
+            .collect()
+    };
+    assert_eq!(
+        activities("2026-03-02T00:00:00Z"),
+        [json!(1), json!(2), json!(3)]
+    );
+    assert_eq!(activities("2026-03-02T09:30:00Z"), [json!(2), json!(3)]);
+    assert_eq!(activities("2026-03-02T10:00:00Z"), [json!(3)]);
+}
+
+#[test]
 fn hec_and_ndjson_bodies() {
     let events = vec![event(&change_alert()), event(&finding())];
     let hec = String::from_utf8(http::body(http::HttpFormat::SplunkHec, &events)).unwrap();
