@@ -18,7 +18,7 @@ use segwatch_sinks::ocsf;
 /// What `segwatch export` writes.
 #[derive(Debug, Subcommand)]
 pub(super) enum ExportCommand {
-    /// The alert events (raised and resolved) of a period as OCSF 1.5.0 JSON lines, oldest
+    /// The alert events (raised, updated and resolved) of a period as OCSF 1.5.0 JSON lines, oldest
     /// first: compliance findings as Compliance Findings (2003), change alerts as Detection
     /// Findings (2004), exactly as an `ocsf` sink writes them.
     Ocsf(OcsfArgs),
@@ -62,7 +62,25 @@ pub(super) fn ocsf(settings: &Settings, args: OcsfArgs) -> anyhow::Result<ExitCo
         &Timestamp::from(args.since).to_string(),
         &Timestamp::from(until).to_string(),
     )?;
-    let events = ocsf::events_between(&alerts, args.since, until);
+    let updates: Vec<(segwatch_core::alerts::AlertRecord, segwatch_sinks::Update)> = store
+        .finding_updates_between(
+            workspace,
+            &Timestamp::from(args.since).to_string(),
+            &Timestamp::from(until).to_string(),
+        )?
+        .into_iter()
+        .map(|(finding, update)| {
+            let stamp = segwatch_sinks::Update {
+                id: update.id,
+                at: update.created_at,
+            };
+            (
+                segwatch_sinks::outbox::as_of_update(&finding, &update),
+                stamp,
+            )
+        })
+        .collect();
+    let events = ocsf::backfill(&alerts, &updates, args.since, until);
     match &args.output {
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -83,19 +101,17 @@ pub(super) fn ocsf(settings: &Settings, args: OcsfArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_lines(
-    out: &mut impl Write,
-    events: &[segwatch_core::alerts::AlertRecord],
-) -> std::io::Result<()> {
+fn write_lines(out: &mut impl Write, events: &[serde_json::Value]) -> std::io::Result<()> {
     for event in events {
-        out.write_all(&ocsf::line(event))?;
+        serde_json::to_writer(&mut *out, event)?;
+        out.write_all(b"\n")?;
     }
     Ok(())
 }
 
 /// Writes through a temporary file in the same folder, renamed into place: a forwarder never
 /// picks up half an export, and a failed run leaves any previous file as it was.
-fn write_file(path: &Path, events: &[segwatch_core::alerts::AlertRecord]) -> anyhow::Result<()> {
+fn write_file(path: &Path, events: &[serde_json::Value]) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -45,6 +45,9 @@ pub struct SinkSettings {
     /// Whether resolutions of findings are sent too.
     #[serde(default = "yes")]
     pub send_resolved: bool,
+    /// Whether updates of open findings (their resource changed, still failing) are sent
+    /// (default: yes for `ocsf`, `pagerduty` and `jira`, no for the others).
+    pub send_updates: Option<bool>,
     /// When one poll raises more than this many alerts for the sink, send one digest instead.
     #[serde(default = "default_digest_threshold")]
     pub digest_threshold: usize,
@@ -316,6 +319,7 @@ impl Settings {
                 max_attempts: s.max_attempts,
                 retry_backoff,
                 target,
+                send_updates: s.send_updates,
                 app_base: s.app_base.clone(),
                 templates: s.templates.clone(),
             });

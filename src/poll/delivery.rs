@@ -117,6 +117,26 @@ impl Poller {
                 deliveries.push((AlertEvent::Resolved(i), sink));
             }
         }
+        // An update goes where its finding's raising would, to the sinks that want updates.
+        for (i, u) in plan.updated.iter().enumerate() {
+            for sink in route(
+                &self.sinks,
+                &self.workspace,
+                &named(&u.alert.rule_id),
+                &u.alert.rule_id,
+                u.alert.severity,
+                &u.alert.tags,
+                AlertStatus::Open,
+            ) {
+                if self
+                    .sinks
+                    .iter()
+                    .any(|s| s.name() == sink && s.wants_updates())
+                {
+                    deliveries.push((AlertEvent::Updated(i), sink));
+                }
+            }
+        }
         plan.deliveries = deliveries;
     }
 }

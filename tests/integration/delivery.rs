@@ -339,6 +339,7 @@ async fn slack_429_retry_after_is_waited_out() {
         target: SinkTarget::Slack {
             url: SecretString::from(url),
         },
+        send_updates: None,
         app_base: None,
         templates: None,
     })

@@ -45,6 +45,8 @@
 //!   summarised, nothing dead;
 //! - `teams`: alerts, findings, resolutions and digests as Adaptive Cards to a Microsoft Teams
 //!   Workflows stand-in that checks their shape; digests split to fit; bad URLs refused;
+//! - `updates`: a finding modified while open: an Update to the OCSF file (validated), one
+//!   Jira comment, a PagerDuty trigger folded into the open incident, nothing to a webhook;
 //! - `verify`: the tamper-evidence chain finds each alteration of the database where it was made;
 //! - `workspaces`: a workspace listed, paused and resumed (CLI and daemon), and deleted whole;
 //! - `writer`: one writer per database (a second daemon or poll refused or waiting), readers
@@ -91,6 +93,7 @@ mod soak;
 mod starter_rules;
 mod storm;
 mod teams;
+mod updates;
 mod util;
 mod verify;
 mod workspaces;

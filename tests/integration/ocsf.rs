@@ -39,7 +39,7 @@ const RULES: &str = r#"
 
 /// Runs the validator on `files`; skipped, saying so, only when Python or the package is
 /// missing and `SEGWATCH_REQUIRE_OCSF` is unset (CI sets it).
-fn validate(files: &[&Path], hec: bool) {
+pub fn validate(files: &[&Path], hec: bool) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ocsf_validate.py");
     let mut command = std::process::Command::new("python3");
     command.arg(script);
@@ -75,7 +75,7 @@ fn validate(files: &[&Path], hec: bool) {
     assert!(stdout.contains("OCSF events valid"), "{stdout}");
 }
 
-fn lines(path: &Path) -> Vec<Value> {
+pub fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -414,6 +414,7 @@ async fn an_ocsf_sink_leaves_what_its_run_cannot_send_queued_instead_of_summaris
             max_file_bytes: 1 << 20,
             max_files: 5,
         })),
+        send_updates: None,
         app_base: None,
         templates: None,
     })

@@ -210,6 +210,22 @@ pub struct ResolvedFinding {
     pub resolution: Resolution,
 }
 
+/// An open finding whose resource changed in a poll and still fails its rule: the finding
+/// stays open (no new alert); sinks that track findings hear of the change.
+#[derive(Debug, Clone)]
+pub struct UpdatedFinding {
+    /// The open finding.
+    pub alert: AlertRecord,
+    /// The rule's summary of the resource as it is now.
+    pub summary: String,
+    /// What the condition read now.
+    pub explanation: Value,
+    /// Who made the change.
+    pub attribution: Attribution,
+    /// Index into the snapshot's planned changes: the change that modified the resource.
+    pub change_index: usize,
+}
+
 /// A rule that could not be evaluated on a resource (it never fires; the finding state is kept).
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalProblem {
@@ -278,6 +294,8 @@ pub enum AlertEvent {
     Opened(usize),
     /// `resolved[i]` of the plan.
     Resolved(usize),
+    /// `updated[i]` of the plan: an open finding whose resource changed and still fails.
+    Updated(usize),
 }
 
 /// Everything one snapshot does to alerts.
@@ -289,6 +307,8 @@ pub struct AlertPlan {
     pub opened: Vec<NewAlert>,
     /// Findings to resolve.
     pub resolved: Vec<ResolvedFinding>,
+    /// Open findings whose resource changed in this poll and still fails the rule.
+    pub updated: Vec<UpdatedFinding>,
     /// Fingerprints of every enabled rule, to record.
     pub rule_states: Vec<(String, String)>,
     /// Rules no longer enabled, whose state is dropped.
@@ -426,21 +446,24 @@ pub fn plan<E>(
             .push(rule.id.as_str());
     }
     // Changed resources, with who changed them: a finding a change opens names its actor.
-    // A change that is only API drift changed nothing anyone did: no re-evaluation.
-    let changed: HashMap<(ResourceKind, &str), &Attribution> = input
+    // A change that is only API drift changed nothing anyone did: no re-evaluation. The change's
+    // index ties an update of a finding to its change row.
+    let changed: HashMap<(ResourceKind, &str), (usize, &Attribution)> = input
         .changes
         .iter()
-        .filter(|c| c.change.op != ChangeOp::Removed && !is_drift_only(&c.change))
-        .map(|c| {
+        .enumerate()
+        .filter(|(_, c)| c.change.op != ChangeOp::Removed && !is_drift_only(&c.change))
+        .map(|(i, c)| {
             (
                 (c.change.kind, c.change.resource_id.as_str()),
-                &c.change.attribution,
+                (i, &c.change.attribution),
             )
         })
         .collect();
     let mut evaluated: HashSet<(&str, ResourceKind, &str)> = HashSet::new();
     for resource in input.resources {
-        let attribution = changed.get(&(resource.kind, resource.id.as_str())).copied();
+        let change = changed.get(&(resource.kind, resource.id.as_str())).copied();
+        let attribution = change.map(|(_, a)| a);
         let is_changed = input.baseline || attribution.is_some();
         let only = full_by_kind.get(&resource.kind);
         if !is_changed && only.is_none() {
@@ -479,7 +502,25 @@ pub fn plan<E>(
             evaluated.insert(key);
             let existing = open.remove(&key);
             match (verdict.outcome, existing) {
-                (Outcome::Fire { .. }, Some(_)) => {} // still non-compliant: no repeat
+                // Still non-compliant: no repeat. When this poll changed the resource (a real
+                // change, not a baseline nor API drift), sinks that track the finding hear of it.
+                (
+                    Outcome::Fire {
+                        summary,
+                        explanation,
+                    },
+                    Some(f),
+                ) => {
+                    if let (false, Some((change_index, attribution))) = (input.baseline, change) {
+                        out.updated.push(UpdatedFinding {
+                            alert: f.clone(),
+                            summary,
+                            explanation,
+                            attribution: attribution.clone(),
+                            change_index,
+                        });
+                    }
+                }
                 (
                     Outcome::Fire {
                         summary,
@@ -834,6 +875,9 @@ fn record_change_verdicts(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 fn resolve(finding: &AlertRecord, resolution: Resolution) -> ResolvedFinding {
     ResolvedFinding {

@@ -9,6 +9,10 @@
 //! - **Raised**, issue found (a finding that resolved and regressed, or raised while its issue
 //!   was still open): when the issue is in a done status and `reopen_transition` is set, move it
 //!   back; then comment that it re-opened (or was raised again), with the details.
+//! - **Updated** (an open finding whose resource changed and still fails): comment "Changed
+//!   while open" with the new details (summary, who made the change); the event id is
+//!   `alert-42-updated-<update id>`, one per update. No issue found is a permanent error, as
+//!   for a resolution.
 //! - **Resolved**: comment with the resolution, then move the issue by `resolve_transition`
 //!   (default `Done`) unless it already is in a done status; a name the issue's workflow lacks
 //!   is a permanent error naming the transitions it has.
@@ -259,6 +263,9 @@ impl JiraSink {
     pub fn measure(&self, msg: &Message<'_>) -> Result<Measure, SendError> {
         let size = match *msg {
             Message::Alert(a) => chars(&self.description(a)),
+            Message::Update { alert, update } => chars(
+                &self.comment_body_for(alert, UPDATED, &update_event_id(alert, update))["body"],
+            ),
             _ => 0,
         };
         Ok(Measure {
@@ -272,6 +279,7 @@ impl JiraSink {
     pub async fn send(&self, msg: &Message<'_>) -> Result<(), SendError> {
         match *msg {
             Message::Alert(alert) => self.send_alert(alert).await,
+            Message::Update { alert, update } => self.send_update(alert, update).await,
             // The outbox sends a sink that tracks findings each event on its own.
             Message::Digest { .. } | Message::Summary(_) => Err(SendError::Permanent {
                 message: "a Jira sink files one alert event at a time, not a digest or a summary"
@@ -360,6 +368,33 @@ impl JiraSink {
         }
     }
 
+    /// An update of an open finding: a comment on its issue, once per update.
+    async fn send_update(
+        &self,
+        alert: &AlertRecord,
+        update: crate::Update,
+    ) -> Result<(), SendError> {
+        if alert.rule_kind == "change" && !self.config.change_alerts {
+            return Ok(());
+        }
+        let uid = alert.finding_uid();
+        let event = update_event_id(alert, update);
+        let Some(issue) = self.search(&uid).await? else {
+            return Err(SendError::Permanent {
+                message: format!(
+                    "no Jira issue in project {} carries label {uid}: nothing to update (was the finding raised before this sink was configured, or the issue deleted?)",
+                    self.config.project
+                ),
+            });
+        };
+        if self.commented(&issue, &event).await? {
+            tracing::debug!(issue = %issue.key, event = %event, "already delivered to Jira");
+            return Ok(());
+        }
+        let body = self.comment_body_for(alert, UPDATED, &event);
+        self.comment(&issue.key, &body).await
+    }
+
     /// The issue labelled `uid` in the project, the oldest if several.
     async fn search(&self, uid: &str) -> Result<Option<Found>, SendError> {
         let mut body = search_body(&self.config.project, uid);
@@ -440,8 +475,13 @@ impl JiraSink {
 
     /// A comment on a re-opened, raised-again or resolved finding.
     fn comment_body(&self, alert: &AlertRecord, what: &str) -> Value {
+        self.comment_body_for(alert, what, &event_id(alert))
+    }
+
+    /// A comment whose footer carries `event`.
+    fn comment_body_for(&self, alert: &AlertRecord, what: &str, event: &str) -> Value {
         let view = alert_context(alert, self.app_base.as_deref());
-        let footer = footer(alert);
+        let footer = footer_with(alert, event);
         json!({"body": fit(|caps| comment_doc(&view, what, caps, &footer))})
     }
 
@@ -581,13 +621,25 @@ fn event_id(alert: &AlertRecord) -> String {
     format!("event alert-{}-{event}", alert.id)
 }
 
+/// The lead of an update's comment.
+const UPDATED: &str = "Changed while open";
+
+/// The event id of an update of `alert` (`event alert-42-updated-7`).
+fn update_event_id(alert: &AlertRecord, update: crate::Update) -> String {
+    format!("event alert-{}-updated-{}", alert.id, update.id)
+}
+
 /// The last paragraph of every description and comment: the workspace, the uid and the event id.
 fn footer(alert: &AlertRecord) -> String {
+    footer_with(alert, &event_id(alert))
+}
+
+/// [`footer`] with the event id `event`.
+fn footer_with(alert: &AlertRecord, event: &str) -> String {
     format!(
-        "segwatch · workspace {} · finding {} · {}",
+        "segwatch · workspace {} · finding {} · {event}",
         truncate(&alert.workspace, 200),
         alert.finding_uid(),
-        event_id(alert)
     )
 }
 

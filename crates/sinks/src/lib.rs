@@ -26,6 +26,14 @@ pub enum Message<'a> {
     /// One alert event: a change alert (`fired`), a new finding (`open`) or a resolution
     /// (`resolved`).
     Alert(&'a AlertRecord),
+    /// An open finding whose resource changed and still fails its rule: `alert` is the
+    /// finding with the update's summary, explanation and attribution (who changed it).
+    Update {
+        /// The open finding as of the update.
+        alert: &'a AlertRecord,
+        /// Which update it is.
+        update: Update,
+    },
     /// Several alerts of one poll, summarised in one message.
     Digest {
         /// The alerts, most severe first.
@@ -38,6 +46,15 @@ pub enum Message<'a> {
     Summary(&'a Summary),
     /// `segwatch sinks test`: proves the sink is reachable.
     Test,
+}
+
+/// Which update of a finding a [`Message::Update`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update {
+    /// The `alert_updates` row id: unique per update, for receivers' deduplication.
+    pub id: i64,
+    /// When it was recorded.
+    pub at: segwatch_core::time::Timestamp,
 }
 
 /// What a [`Message::Summary`] says: the alerts of a run that no message listed.
@@ -196,6 +213,9 @@ pub struct SinkConfig {
     pub retry_backoff: outbox::RetryBackoff,
     /// Where it sends.
     pub target: SinkTarget,
+    /// Whether it is sent updates of open findings (`send_updates`); `None`: the default of its
+    /// type (see [`Sink::wants_updates`]).
+    pub send_updates: Option<bool>,
     /// The workspace in the Segment app (e.g. `https://app.segment.com/acme`), for links.
     pub app_base: Option<String>,
     /// A folder of templates overriding the built-in message templates.
@@ -328,6 +348,17 @@ impl Sink {
         }
     }
 
+    /// Whether it is sent the `updated` event of open findings (a finding whose resource changed
+    /// and still fails): by default the sinks that track findings or feed a SIEM (OCSF,
+    /// PagerDuty, Jira), not the chat, email and webhook sinks, where it would be noise; a
+    /// sink's `send_updates` overrides it.
+    pub fn wants_updates(&self) -> bool {
+        self.config.send_updates.unwrap_or(match &self.sender {
+            Sender::Ocsf(_) | Sender::PagerDuty(_) | Sender::Jira(_) => true,
+            Sender::Webhook(_) | Sender::Slack(_) | Sender::Teams(_) | Sender::Email(_) => false,
+        })
+    }
+
     /// Whether a run that reaches `max_messages_per_run` ends with a summary of the alerts
     /// left. An OCSF sink feeds a SIEM and a sink that tracks findings files each one, so both
     /// need every event: their run stops there instead and the rest stays queued for the next
@@ -441,5 +472,49 @@ mod tests {
         };
         assert!(only.wants("a", Severity::Info, &[], true));
         assert!(!only.wants("b", Severity::Critical, &[], false));
+    }
+
+    fn sink(target: SinkTarget, send_updates: Option<bool>) -> Sink {
+        Sink::new(SinkConfig {
+            name: "s".into(),
+            filter: SinkFilter::default(),
+            digest_threshold: 5,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_messages_per_run: DEFAULT_MAX_MESSAGES_PER_RUN,
+            max_attempts: 3,
+            retry_backoff: outbox::RetryBackoff::default(),
+            target,
+            send_updates,
+            app_base: None,
+            templates: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn updates_go_to_sinks_that_track_findings_unless_configured() {
+        let webhook = || SinkTarget::Webhook {
+            url: SecretString::from("http://127.0.0.1:9/hook"),
+            secret: None,
+        };
+        let ocsf = || {
+            SinkTarget::Ocsf(ocsf::OcsfTarget::File(ocsf::file::FileConfig {
+                path: "/nonexistent/findings.jsonl".into(),
+                max_file_bytes: 1024,
+                max_files: 1,
+            }))
+        };
+        let pagerduty = || {
+            SinkTarget::PagerDuty(pagerduty::PagerDutyConfig {
+                routing_key: SecretString::from("k3y0fa5erv1ce00000000000000000aa"),
+                url: pagerduty::EVENTS_URL.to_owned(),
+                change_alerts: pagerduty::ChangeAlerts::Trigger,
+            })
+        };
+        assert!(!sink(webhook(), None).wants_updates());
+        assert!(sink(webhook(), Some(true)).wants_updates());
+        assert!(sink(ocsf(), None).wants_updates());
+        assert!(!sink(ocsf(), Some(false)).wants_updates());
+        assert!(sink(pagerduty(), None).wants_updates());
     }
 }

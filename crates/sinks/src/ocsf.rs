@@ -1,7 +1,7 @@
 //! OCSF output: alert events as [OCSF](https://schema.ocsf.io) findings, for SIEMs and security
 //! data lakes (AWS Security Lake takes only OCSF; Splunk and Prowler speak it).
 //!
-//! The mapping is pure ([`event`], [`events_between`]); [`file`](mod@file) appends the events to a JSON
+//! The mapping is pure ([`event`], [`update_event`], [`events_between`], [`backfill`]); [`file`](mod@file) appends the events to a JSON
 //! lines file with size-based rotation, and [`http`] posts them (Splunk HEC or NDJSON).
 //!
 //! # Mapping (OCSF 1.5.0)
@@ -18,6 +18,7 @@
 //! | compliance finding (`rule_kind = compliance`) | Compliance Finding, `class_uid` 2003 |
 //! | change alert (`rule_kind = change`) | Detection Finding, `class_uid` 2004 |
 //! | raised (a finding opened, a change alert fired) | `activity_id` 1 Create, `status_id` 1 New |
+//! | updated (an open finding whose resource changed and still fails) | `activity_id` 2 Update, `status_id` 1 New |
 //! | resolved | `activity_id` 3 Close, `status_id` 4 Resolved |
 //! | resolved as `exempted` | `activity_id` 3 Close, `status_id` 3 Suppressed |
 //! | severity info / low / medium / high / critical | `severity_id` 1 / 2 / 3 / 4 / 5 |
@@ -32,8 +33,15 @@
 //! `time` is when the event happened (raised: `opened_at`; resolved: `resolved_at`), in
 //! milliseconds since the epoch like every OCSF timestamp; `finding_info.created_time` is when
 //! the finding was raised and `modified_time` the event's time. `metadata.uid` is unique per
-//! event (`segwatch-alert-<id>-raised` / `-resolved`), so a receiver can drop the duplicates
-//! at-least-once delivery allows; `finding_info.uid` is the same for every event of a finding.
+//! event (`segwatch-alert-<id>-raised` / `-resolved` / `-updated-<update id>`), so a receiver
+//! can drop the duplicates at-least-once delivery allows; `finding_info.uid` is the same for
+//! every event of a finding.
+//!
+//! An update ([`update_event`]) keeps `finding_info.created_time` (when the finding was raised)
+//! and sets `time` and `finding_info.modified_time` to when the update was recorded. Its
+//! `status_id` stays 1 New: the finding `status_id` enum of `events/findings/finding.json`
+//! (1.5.0) reads 1 New "yet to be reviewed", 2 In Progress "under review", and segwatch
+//! knows of no review; `compliance.status` stays Fail.
 
 pub mod file;
 pub mod http;
@@ -61,6 +69,8 @@ pub const FINDINGS_CATEGORY: u32 = 2;
 pub enum Activity {
     /// 1: a finding was created.
     Create,
+    /// 2: a finding was updated.
+    Update,
     /// 3: a finding was closed.
     Close,
 }
@@ -69,6 +79,7 @@ impl Activity {
     fn id(self) -> u32 {
         match self {
             Activity::Create => 1,
+            Activity::Update => 2,
             Activity::Close => 3,
         }
     }
@@ -76,6 +87,7 @@ impl Activity {
     fn name(self) -> &'static str {
         match self {
             Activity::Create => "Create",
+            Activity::Update => "Update",
             Activity::Close => "Close",
         }
     }
@@ -371,6 +383,51 @@ pub fn events_between(
     out.into_iter().map(|(_, _, _, a)| a).collect()
 }
 
+/// The OCSF event of an update of an open finding: `alert` is the finding with the update's
+/// summary, explanation and attribution; `update` says which update and when.
+pub fn update_event(alert: &AlertRecord, update: crate::Update) -> Value {
+    let open = as_raised(alert);
+    let mut out = event(&open);
+    let class_uid = out["class_uid"].as_u64().unwrap_or_default();
+    let class_name = out["class_name"].as_str().unwrap_or_default().to_owned();
+    out["activity_id"] = json!(Activity::Update.id());
+    out["activity_name"] = json!(Activity::Update.name());
+    out["type_uid"] = json!(class_uid * 100 + u64::from(Activity::Update.id()));
+    out["type_name"] = json!(format!("{class_name}: {}", Activity::Update.name()));
+    out["time"] = json!(millis(update.at));
+    out["finding_info"]["modified_time"] = json!(millis(update.at));
+    out["metadata"]["uid"] = json!(format!("segwatch-alert-{}-updated-{}", alert.id, update.id));
+    out["unmapped"]["segwatch"]["update_id"] = json!(update.id);
+    out
+}
+
+/// The OCSF events of `[since, until)` for a backfill, oldest first: the events of `alerts`
+/// ([`events_between`]) and `updates` (each the finding as of its update, see
+/// [`crate::outbox::as_of_update`], recorded in the window), as an `ocsf` sink wrote them. At
+/// one instant a raising comes before an update, an update before a resolution.
+pub fn backfill(
+    alerts: &[AlertRecord],
+    updates: &[(AlertRecord, crate::Update)],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Value> {
+    let mut out: Vec<(Timestamp, i64, u8, Value)> = events_between(alerts, since, until)
+        .into_iter()
+        .map(|a| {
+            let order = if is_resolution(&a) { 2 } else { 0 };
+            (event_time(&a), a.id.get(), order, event(&a))
+        })
+        .collect();
+    out.extend(
+        updates
+            .iter()
+            .filter(|(_, u)| u.at.as_datetime() >= since && u.at.as_datetime() < until)
+            .map(|(a, u)| (u.at, a.id.get(), 1, update_event(a, *u))),
+    );
+    out.sort_by_key(|e| (e.0, e.1, e.2));
+    out.into_iter().map(|(_, _, _, v)| v).collect()
+}
+
 /// One event as a JSON line (with its `\n`).
 pub fn line(alert: &AlertRecord) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(&event(alert)).expect("events serialise");
@@ -409,17 +466,22 @@ impl OcsfSink {
     /// envelopes for Splunk. `None` for a summary (never sent: see [`crate::Sink::summarises`])
     /// and a test.
     pub fn body(&self, message: &Message<'_>) -> Option<Vec<u8>> {
-        let alerts: &[AlertRecord] = match message {
-            Message::Alert(alert) => std::slice::from_ref(*alert),
-            Message::Digest { alerts, .. } => alerts,
+        let events: Vec<Value> = match *message {
+            Message::Alert(alert) => vec![event(alert)],
+            Message::Update { alert, update } => vec![update_event(alert, update)],
+            Message::Digest { alerts, .. } => alerts.iter().map(event).collect(),
             Message::Summary(_) | Message::Test => return None,
         };
         Some(match self {
-            OcsfSink::File(_) => alerts.iter().flat_map(line).collect(),
-            OcsfSink::Http(h) => {
-                let events: Vec<Value> = alerts.iter().map(event).collect();
-                http::body(h.format(), &events)
-            }
+            OcsfSink::File(_) => events
+                .iter()
+                .flat_map(|e| {
+                    let mut bytes = serde_json::to_vec(e).expect("events serialise");
+                    bytes.push(b'\n');
+                    bytes
+                })
+                .collect(),
+            OcsfSink::Http(h) => http::body(h.format(), &events),
         })
     }
 

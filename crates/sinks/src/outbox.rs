@@ -27,7 +27,7 @@ use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::ids::SnapshotId;
 use segwatch_core::rules::Severity;
 use segwatch_core::time::Timestamp;
-use segwatch_store::{DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
+use segwatch_store::{DeliveryEvent, DeliveryOutcome, DueDelivery, DueKey, Store, StoreError};
 
 /// First retry delay by default (`retry_base_secs`); doubles per attempt.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(30);
@@ -156,7 +156,11 @@ pub async fn deliver_due_to(
             continue;
         };
         let mut work = VecDeque::new();
-        for (snapshot_id, mut keys) in groups {
+        for (snapshot_id, keys) in groups {
+            // An update is a message of its own: a digest lists alerts, not what changed.
+            let (updates, mut keys): (Vec<DueKey>, Vec<DueKey>) = keys
+                .into_iter()
+                .partition(|k| k.event == DeliveryEvent::Updated);
             if sink.tracks_findings() {
                 // One message per event: a ticket or an incident is about one finding.
                 work.extend(keys.into_iter().map(Work::Single));
@@ -173,6 +177,7 @@ pub async fn deliver_due_to(
             } else {
                 work.extend(keys.into_iter().map(Work::Single));
             }
+            work.extend(updates.into_iter().map(Work::Single));
         }
         deliver_to_sink(store, sink, work, now, &mut report).await?;
     }
@@ -252,7 +257,7 @@ impl Batch {
                 alerts: &self.alerts,
                 snapshot_id,
             },
-            None => Message::Alert(&self.alerts[0]),
+            None => single(&self.deliveries[0], &self.alerts[0]),
         }
     }
 
@@ -425,7 +430,12 @@ fn next_batch(
         }));
     }
     let mut alerts: Vec<AlertRecord> = deliveries.iter().map(as_of_event).collect();
-    let (n, measure) = match first_fit(sink, snapshot_id, &alerts) {
+    // A delivery sent on its own is measured as the message it is (an update is not an alert).
+    let fit = match snapshot_id {
+        None => largest_fit(1, |_| sink.measure(&single(&deliveries[0], &alerts[0]))),
+        Some(_) => first_fit(sink, snapshot_id, &alerts),
+    };
+    let (n, measure) = match fit {
         Ok(fit) => fit,
         // Cannot even be rendered: sending fails the same way and records why.
         Err(_) => (alerts.len(), None),
@@ -475,6 +485,20 @@ fn first_fit(
             None => sink.measure(&Message::Alert(&alerts[0])),
         },
     )
+}
+
+/// The message of one delivery sent on its own; `alert` is its alert as of the event.
+fn single<'a>(delivery: &DueDelivery, alert: &'a AlertRecord) -> Message<'a> {
+    match &delivery.update {
+        Some(update) if delivery.event == DeliveryEvent::Updated => Message::Update {
+            alert,
+            update: crate::Update {
+                id: update.id,
+                at: update.created_at,
+            },
+        },
+        _ => Message::Alert(alert),
+    }
 }
 
 fn describe(m: &Measure) -> String {
@@ -615,16 +639,31 @@ fn record(
 }
 
 /// The alert as it was at the event being delivered: a finding raised then already resolved
-/// is still announced as raised.
+/// is still announced as raised; an update is the open finding with the update's summary,
+/// explanation and who made the change.
 fn as_of_event(d: &DueDelivery) -> AlertRecord {
     let mut alert = d.alert.clone();
-    if !d.resolved && alert.status == AlertStatus::Resolved {
+    if d.event != DeliveryEvent::Resolved && alert.status == AlertStatus::Resolved {
         alert.status = AlertStatus::Open;
         alert.resolved_at = None;
         alert.resolved_snapshot_id = None;
         alert.resolution = None;
     }
+    if let (DeliveryEvent::Updated, Some(update)) = (d.event, &d.update) {
+        alert = as_of_update(&alert, update);
+    }
     alert
+}
+
+/// An open finding as of one of its updates: the update's summary, explanation and who made
+/// the change (what [`Message::Update`] carries).
+pub fn as_of_update(finding: &AlertRecord, update: &segwatch_store::FindingUpdate) -> AlertRecord {
+    AlertRecord {
+        summary: update.summary.clone(),
+        explanation: update.explanation.clone(),
+        attribution: update.attribution.clone(),
+        ..finding.clone()
+    }
 }
 
 fn stamp(t: DateTime<Utc>) -> String {

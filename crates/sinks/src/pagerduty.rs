@@ -6,7 +6,9 @@
 //! (at-least-once delivery after a crash) is deduplicated into it, and a trigger after the
 //! resolve opens a new one, which is exactly a finding that regresses. A change alert has a
 //! uid of its own, so it is a trigger of its own (or, with `change_alerts = "change-event"`,
-//! a change event, which opens no incident).
+//! a change event, which opens no incident). An update of an open finding (its resource changed
+//! and still fails) is a `trigger` with the same `dedup_key`: PagerDuty folds it into the open
+//! alert, whose details become the new ones, and pages nobody again.
 //!
 //! The request, as documented by PagerDuty and relied on here:
 //! - `POST https://events.pagerduty.com/v2/enqueue`, JSON with `routing_key` (the 32-character
@@ -198,6 +200,7 @@ impl PagerDutySink {
     pub(crate) fn event(&self, message: &Message<'_>) -> Result<Event, SendError> {
         match *message {
             Message::Alert(alert) => Ok(self.alert_event(alert)),
+            Message::Update { alert, update } => Ok(self.update_event(alert, update)),
             Message::Test => Ok(self.test_event()),
             Message::Digest { .. } | Message::Summary(_) => Err(SendError::Permanent {
                 message:
@@ -271,6 +274,25 @@ impl PagerDutySink {
             endpoint: Endpoint::Events,
             body,
         }
+    }
+
+    /// An update of an open finding: its trigger again, same `dedup_key`, with the update's
+    /// summary, details and time, and `custom_details.event` = `updated`.
+    fn update_event(&self, alert: &AlertRecord, update: crate::Update) -> Event {
+        let open = AlertRecord {
+            status: AlertStatus::Open,
+            ..alert.clone()
+        };
+        let mut event = self.alert_event(&open);
+        if let Some(payload) = event.body.get_mut("payload") {
+            payload["timestamp"] = json!(update.at.to_string());
+            if let Some(details) = payload["custom_details"].as_object_mut() {
+                details.insert("event".into(), json!("updated"));
+                details.insert("updated_at".into(), json!(update.at.to_string()));
+                details.insert("update_id".into(), json!(update.id));
+            }
+        }
+        event
     }
 
     /// Links into the Segment app: the resource's page when there is a known one, else the

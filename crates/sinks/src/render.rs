@@ -18,7 +18,8 @@
 //!
 //! An alert has `id`, `rule_id`, `rule_kind`, `severity` (`high`), `label` (`HIGH`), `title`,
 //! `resource_kind`, `resource_id`, `resource_name`, `status` (`fired`, `open`, `resolved`),
-//! `resolved` (bool), `resolution` (`compliant`, … or none), `resolution_text` (a sentence),
+//! `resolved` (bool), `updated` (bool: an update of an open finding whose resource changed
+//! while it still fails; `kind` is then `"alert"` too), `resolution` (`compliant`, … or none), `resolution_text` (a sentence),
 //! `summary`, `remediation`, `tags`, `opened_at`, `resolved_at`, `snapshot_id`, `condition`,
 //! `values` (`{expr, value}` with shortened values), `changes` (`{path, old, new}`, shortened,
 //! change alerts only), `link` (the resource in the Segment app, when one is known), `actor`,
@@ -225,6 +226,9 @@ impl Templates {
         let text = self.subject(msg, app_base)?;
         let blocks = match *msg {
             Message::Alert(alert) => slack_alert_blocks(&AlertView::new(alert, app_base)),
+            Message::Update { alert, .. } => {
+                slack_alert_blocks(&AlertView::new(alert, app_base).updated())
+            }
             Message::Digest {
                 alerts,
                 snapshot_id,
@@ -242,6 +246,9 @@ impl Templates {
     pub fn teams(&self, msg: &Message<'_>, app_base: Option<&str>) -> Value {
         match *msg {
             Message::Alert(alert) => teams::teams_alert(&AlertView::new(alert, app_base)),
+            Message::Update { alert, .. } => {
+                teams::teams_alert(&AlertView::new(alert, app_base).updated())
+            }
             Message::Digest {
                 alerts,
                 snapshot_id,
@@ -400,6 +407,13 @@ impl Context {
                 digest: None,
                 summary: None,
             },
+            // An update renders as its finding, worded as changed while open.
+            Message::Update { alert, .. } => Context {
+                kind: "alert",
+                alert: Some(AlertView::new(alert, app_base).updated()),
+                digest: None,
+                summary: None,
+            },
             Message::Digest {
                 alerts,
                 snapshot_id,
@@ -440,6 +454,8 @@ struct AlertView {
     resource_name: String,
     status: &'static str,
     resolved: bool,
+    /// An update: the finding's resource changed while it is open and still fails.
+    updated: bool,
     resolution: Option<String>,
     resolution_text: Option<String>,
     summary: String,
@@ -528,6 +544,7 @@ impl AlertView {
             resource_name: a.resource_name.clone(),
             status: a.status.as_str(),
             resolved,
+            updated: false,
             resolution: a.resolution.clone(),
             resolution_text: resolved.then(|| resolution_text(a.resolution.as_deref())),
             summary: a.summary.clone(),
@@ -548,6 +565,16 @@ impl AlertView {
             command: alert_command(a),
             digest_changes,
             more_changes,
+        }
+    }
+}
+
+impl AlertView {
+    /// The view of an update of the finding.
+    fn updated(self) -> AlertView {
+        AlertView {
+            updated: true,
+            ..self
         }
     }
 }

@@ -93,5 +93,32 @@ pub(crate) fn resolved_finding() -> AlertRecord {
     }
 }
 
+/// The finding as of an update: its source was relabelled and still has no environment
+/// label (the update's summary, explanation and who made the change).
+pub(crate) fn updated_finding() -> AlertRecord {
+    AlertRecord {
+        summary: "Source ios-app has no environment label (labels: team)".to_owned(),
+        explanation: json!({
+            "condition": "!has(resource.labels.environment)",
+            "values": [{"expr": "resource.labels", "value": {"team": "mobile"}}],
+        }),
+        attribution: Attribution {
+            actor: Some("usr_9Bq3Zt".to_owned()),
+            actor_email: Some("bob@example.com".to_owned()),
+            event_type: Some("Source Modified".to_owned()),
+            event_id: Some("events/145877001".to_owned()),
+        },
+        ..finding()
+    }
+}
+
+/// The update of [`updated_finding`]: `alert_updates` row 3.
+pub(crate) fn update() -> crate::Update {
+    crate::Update {
+        id: 3,
+        at: "2026-03-02T09:45:00.000Z".parse().unwrap(),
+    }
+}
+
 /// The integration key of the fixtures' PagerDuty sink (32 characters, like a real one).
 pub(crate) const PAGERDUTY_KEY: &str = "fixturek3y0fa5erv1ce0000000000aa";

@@ -43,6 +43,19 @@ fn create_bodies_of_a_finding_and_a_change_alert() {
 }
 
 #[test]
+fn an_updates_comment_carries_its_own_event_id() {
+    let sink = sink();
+    let updated = crate::render::fixtures::updated_finding();
+    let event = update_event_id(&updated, crate::render::fixtures::update());
+    assert_eq!(event, "event alert-42-updated-3");
+    let body = sink.comment_body_for(&updated, UPDATED, &event);
+    assert!(body["body"].to_string().contains(&event));
+    assert!(body["body"].to_string().contains("Changed while open"));
+    assert!(body["body"].to_string().contains("bob@example.com"));
+    insta::assert_json_snapshot!("jira_comment_updated", body);
+}
+
+#[test]
 fn comment_and_transition_bodies() {
     let sink = sink();
     let reopened = finding();

@@ -47,6 +47,24 @@ fn trigger_and_resolve_bodies() {
 }
 
 #[test]
+fn an_update_is_a_trigger_with_the_findings_dedup_key() {
+    let sink = sink(ChangeAlerts::Trigger, Some(APP_BASE));
+    let found = crate::render::fixtures::updated_finding();
+    let (endpoint, update) = only(
+        &sink,
+        &Message::Update {
+            alert: &found,
+            update: crate::render::fixtures::update(),
+        },
+    );
+    assert_eq!(endpoint, Endpoint::Events);
+    assert_eq!(update["event_action"], "trigger");
+    assert_eq!(update["dedup_key"], finding().finding_uid());
+    assert_eq!(update["payload"]["custom_details"]["event"], "updated");
+    insta::assert_json_snapshot!("pagerduty_update_finding", update);
+}
+
+#[test]
 fn change_alerts_as_change_events_and_the_test_event() {
     let sink = sink(ChangeAlerts::ChangeEvent, Some(APP_BASE));
     let change = change_alert();

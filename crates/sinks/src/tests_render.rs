@@ -571,3 +571,21 @@ fn digest_html_snapshot() {
         Templates::builtin().html(&msg, Some(APP_BASE)).unwrap()
     );
 }
+
+#[test]
+fn an_update_is_worded_as_changed_while_open() {
+    let t = Templates::builtin();
+    let a = crate::render::fixtures::updated_finding();
+    let msg = Message::Update {
+        alert: &a,
+        update: crate::render::fixtures::update(),
+    };
+    let subject = t.subject(&msg, Some(APP_BASE)).unwrap();
+    assert!(subject.contains("[UPDATED]"), "{subject}");
+    assert_snapshot!("updated_subject", subject);
+    assert_snapshot!("updated_text", t.text(&msg, Some(APP_BASE)).unwrap());
+    let html = t.html(&msg, Some(APP_BASE)).unwrap();
+    assert!(html.contains("UPDATED"), "{html}");
+    assert_json_snapshot!("updated_slack", t.slack(&msg, Some(APP_BASE)).unwrap());
+    assert_json_snapshot!("updated_teams", t.teams(&msg, Some(APP_BASE)));
+}

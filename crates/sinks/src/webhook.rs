@@ -202,6 +202,14 @@ fn payload<'a>(message: &Message<'a>) -> (String, Body<'a>) {
                 },
             )
         }
+        Message::Update { alert, update } => (
+            format!("alert-{}-updated-{}", alert.id, update.id),
+            Body::Alert {
+                alert: as_value(alert),
+                event: "updated",
+                r#type: "alert",
+            },
+        ),
         Message::Digest {
             alerts,
             snapshot_id,
@@ -289,6 +297,17 @@ mod tests {
             })
             .1
         );
+    }
+
+    #[test]
+    fn body_of_an_update() {
+        let found = crate::render::fixtures::updated_finding();
+        let (event, body) = payload(&Message::Update {
+            alert: &found,
+            update: crate::render::fixtures::update(),
+        });
+        assert_eq!(event, format!("alert-{}-updated-3", found.id));
+        insta::assert_json_snapshot!("webhook_update", body);
     }
 
     #[test]

@@ -212,6 +212,30 @@ pub(crate) fn write_alerts(
             )));
         }
     }
+    // Updates of open findings whose resource this poll changed: ids by position, for their
+    // deliveries.
+    let mut update_ids = Vec::with_capacity(alerts.updated.len());
+    let mut update = tx.prepare_cached(
+        "INSERT INTO alert_updates (alert_id, workspace_id, snapshot_id, change_id, summary, explanation,
+            actor, actor_email, event_type, event_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for u in &alerts.updated {
+        update.execute(params![
+            u.alert.id.get(),
+            workspace_id,
+            snapshot_id,
+            change_ids.get(u.change_index),
+            u.summary,
+            u.explanation.to_string(),
+            u.attribution.actor,
+            u.attribution.actor_email,
+            u.attribution.event_type,
+            u.attribution.event_id,
+            at
+        ])?;
+        update_ids.push(tx.last_insert_rowid());
+    }
     let mut state = tx.prepare_cached(
         "INSERT INTO rule_state (workspace_id, rule_id, fingerprint, evaluated_snapshot_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (workspace_id, rule_id) DO UPDATE SET fingerprint = excluded.fingerprint,
@@ -222,15 +246,29 @@ pub(crate) fn write_alerts(
         state.execute(params![workspace_id, rule, fingerprint, snapshot_id])?;
     }
     let mut queue = tx.prepare_cached(
-        "INSERT INTO deliveries (workspace_id, sink, snapshot_id, alert_id, event, status, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) ON CONFLICT (sink, alert_id, event) DO NOTHING",
+        "INSERT INTO deliveries (workspace_id, sink, snapshot_id, alert_id, event, status, next_attempt_at, created_at, update_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?7)
+         ON CONFLICT (sink, alert_id, event, COALESCE(update_id, 0)) DO NOTHING",
     )?;
     for (event, sink) in &alerts.deliveries {
-        let (alert_id, name) = match *event {
-            AlertEvent::Opened(i) => (ids[i], "raised"),
-            AlertEvent::Resolved(i) => (alerts.resolved[i].alert.id.get(), "resolved"),
+        let (alert_id, name, update_id) = match *event {
+            AlertEvent::Opened(i) => (ids[i], "raised", None),
+            AlertEvent::Resolved(i) => (alerts.resolved[i].alert.id.get(), "resolved", None),
+            AlertEvent::Updated(i) => (
+                alerts.updated[i].alert.id.get(),
+                "updated",
+                Some(update_ids[i]),
+            ),
         };
-        queue.execute(params![workspace_id, sink, snapshot_id, alert_id, name, at])?;
+        queue.execute(params![
+            workspace_id,
+            sink,
+            snapshot_id,
+            alert_id,
+            name,
+            at,
+            update_id
+        ])?;
     }
     let mut drop_state =
         tx.prepare_cached("DELETE FROM rule_state WHERE workspace_id = ?1 AND rule_id = ?2")?;

@@ -27,7 +27,8 @@
 //! - `audit_events`, `kind_status`, `quarantine` (schema 7 and 10), and `access_changes`
 //!   (schema 14): its rows of those tables, every column;
 //! - `flow_fields` (schema 19): the flows' personal-field rows it opened, every column but
-//!   `valid_to` (a later snapshot sets it); `flow_fields_closed`: ids of those it closed.
+//!   `valid_to` (a later snapshot sets it); `flow_fields_closed`: ids of those it closed;
+//! - `alert_updates` (schema 20): the updates of open findings it recorded, every column.
 //!
 //! Deliveries and rule state are not content: they are operational and change after the commit.
 //! The part digests form a manifest (`segwatch-content-v1`, then `part rows sha256` per
@@ -105,11 +106,13 @@ pub enum Part {
     FlowFields,
     /// Ids of the flows' personal-field rows it closed (schema 19).
     FlowFieldsClosed,
+    /// Updates of open findings whose resource it changed (schema 20).
+    AlertUpdates,
 }
 
 impl Part {
     /// Every part, in hashing order.
-    pub const ALL: [Part; 14] = [
+    pub const ALL: [Part; 15] = [
         Part::Snapshot,
         Part::Versions,
         Part::Closed,
@@ -124,6 +127,7 @@ impl Part {
         Part::Decisions,
         Part::FlowFields,
         Part::FlowFieldsClosed,
+        Part::AlertUpdates,
     ];
 
     /// Its name in the manifest.
@@ -143,6 +147,7 @@ impl Part {
             Part::Decisions => "decisions",
             Part::FlowFields => "flow_fields",
             Part::FlowFieldsClosed => "flow_fields_closed",
+            Part::AlertUpdates => "alert_updates",
         }
     }
 
@@ -220,6 +225,11 @@ impl Part {
             Part::FlowFieldsClosed => {
                 "SELECT id FROM flow_personal_fields WHERE valid_to = ?1 ORDER BY id"
             }
+            Part::AlertUpdates => {
+                "SELECT id, alert_id, workspace_id, snapshot_id, change_id, summary, explanation,
+                    actor, actor_email, event_type, event_id, created_at
+                 FROM alert_updates WHERE snapshot_id = ?1 ORDER BY id"
+            }
         }
     }
 
@@ -246,6 +256,7 @@ impl Part {
             Part::Decisions => "decision rows",
             Part::FlowFields => "flow personal-field rows it opened",
             Part::FlowFieldsClosed => "flow personal-field rows it closed",
+            Part::AlertUpdates => "finding updates it recorded",
         }
     }
 
@@ -268,6 +279,7 @@ impl Part {
             Part::Decisions => "a decision row was edited",
             Part::FlowFields => "a flow's personal-field row it opened was edited",
             Part::FlowFieldsClosed => "which flow personal-field rows it closed was altered",
+            Part::AlertUpdates => "a finding update it recorded was edited",
         }
     }
 }

@@ -11,6 +11,60 @@ use segwatch_core::time::Timestamp;
 use crate::alerts::{ALERT_FIELDS, alert_row_at, alert_workspace};
 use crate::{Result, Store, now, opt_time_col, time_col};
 
+/// Which alert event a delivery carries, as `deliveries.event` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryEvent {
+    /// The alert was raised (a change alert, or a finding opened).
+    Raised,
+    /// The finding was resolved.
+    Resolved,
+    /// The open finding's resource changed and still fails its rule (an `alert_updates` row).
+    Updated,
+}
+
+impl DeliveryEvent {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryEvent::Raised => "raised",
+            DeliveryEvent::Resolved => "resolved",
+            DeliveryEvent::Updated => "updated",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DeliveryEvent> {
+        [
+            DeliveryEvent::Raised,
+            DeliveryEvent::Resolved,
+            DeliveryEvent::Updated,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
+}
+
+/// An `alert_updates` row: what an open finding's rule said when its resource changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingUpdate {
+    /// Row id.
+    pub id: i64,
+    /// The poll that saw the change.
+    pub snapshot_id: SnapshotId,
+    /// The change row.
+    pub change_id: Option<i64>,
+    /// The rule's summary of the resource as changed.
+    pub summary: String,
+    /// What the condition read.
+    pub explanation: serde_json::Value,
+    /// Who made the change.
+    #[serde(flatten)]
+    pub attribution: segwatch_core::model::Attribution,
+    /// When it was recorded.
+    pub created_at: Timestamp,
+}
+
 /// A delivery that is due, without its alert: what the outbox plans messages with.
 #[derive(Debug, Clone)]
 pub struct DueKey {
@@ -20,8 +74,8 @@ pub struct DueKey {
     pub sink: String,
     /// The poll that queued it.
     pub snapshot_id: SnapshotId,
-    /// Whether it delivers the alert's resolution (else its raising).
-    pub resolved: bool,
+    /// The event it delivers.
+    pub event: DeliveryEvent,
     /// Attempts so far.
     pub attempts: u32,
     /// The alert.
@@ -43,12 +97,14 @@ pub struct DueDelivery {
     pub sink: String,
     /// The poll that queued it.
     pub snapshot_id: SnapshotId,
-    /// Whether it delivers the alert's resolution (else its raising).
-    pub resolved: bool,
+    /// The event it delivers.
+    pub event: DeliveryEvent,
     /// Attempts so far.
     pub attempts: u32,
     /// The alert, as stored now.
     pub alert: AlertRecord,
+    /// For an [`DeliveryEvent::Updated`] delivery, the update it carries.
+    pub update: Option<FindingUpdate>,
 }
 
 /// What a delivery attempt came to.
@@ -137,7 +193,7 @@ pub struct DeliveryRow {
     pub sink: String,
     /// The alert.
     pub alert_id: AlertId,
-    /// `raised` or `resolved`.
+    /// `raised`, `resolved` or `updated`.
     pub event: String,
     /// Where it stands.
     pub status: DeliveryStatus,
@@ -177,7 +233,7 @@ impl Store {
             rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
         };
         let rows = stmt.query_map(params![workspace_id, now, sink], |r| {
-            let resolved = r.get::<_, String>(3)? == "resolved";
+            let event = event_col(r, 3)?;
             let severity: String = r.get(7)?;
             let status: String = r.get(8)?;
             let status = AlertStatus::parse(&status)
@@ -186,7 +242,7 @@ impl Store {
                 id: r.get(0)?,
                 sink: r.get(1)?,
                 snapshot_id: SnapshotId(r.get(2)?),
-                resolved,
+                event,
                 attempts: r.get(4)?,
                 alert_id: AlertId(r.get(5)?),
                 rule_id: r.get(6)?,
@@ -194,9 +250,11 @@ impl Store {
                     .parse()
                     .map_err(|_| bad(7, format!("unknown severity `{severity}`")))?,
                 // As of the event delivered: a finding raised then already resolved is announced
-                // as raised.
-                status: match (resolved, status) {
-                    (false, AlertStatus::Resolved) => AlertStatus::Open,
+                // as raised (an update, as open).
+                status: match (event, status) {
+                    (DeliveryEvent::Raised | DeliveryEvent::Updated, AlertStatus::Resolved) => {
+                        AlertStatus::Open
+                    }
                     (_, s) => s,
                 },
             })
@@ -208,9 +266,17 @@ impl Store {
     /// `ids` (ids that do not exist are skipped).
     pub fn due_deliveries_by_id(&self, ids: &[i64]) -> Result<Vec<DueDelivery>> {
         let sql = format!(
-            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {}, {} FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+            "SELECT d.id, d.sink, d.snapshot_id, d.event, d.attempts, {}, {},
+                u.id, u.snapshot_id, u.change_id, u.summary, u.explanation, u.actor, u.actor_email,
+                u.event_type, u.event_id, u.created_at
+             FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+             LEFT JOIN alert_updates u ON u.id = d.update_id
              WHERE d.id = ?1",
-            ALERT_FIELDS.split(", ").map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", "),
+            ALERT_FIELDS
+                .split(", ")
+                .map(|c| format!("a.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", "),
             alert_workspace!("a")
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -218,13 +284,20 @@ impl Store {
         for id in ids {
             let row = stmt
                 .query_row([id], |r| {
+                    // After the delivery's 5 columns, the alert's fields and its workspace.
+                    let at = 5 + ALERT_FIELDS.split(", ").count() + 1;
+                    let update = match r.get::<_, Option<i64>>(at)? {
+                        None => None,
+                        Some(_) => Some(update_row_at(r, at)?),
+                    };
                     Ok(DueDelivery {
                         id: r.get(0)?,
                         sink: r.get(1)?,
                         snapshot_id: SnapshotId(r.get(2)?),
-                        resolved: r.get::<_, String>(3)? == "resolved",
+                        event: event_col(r, 3)?,
                         attempts: r.get(4)?,
                         alert: alert_row_at(r, 5)?,
+                        update,
                     })
                 })
                 .optional()?;
@@ -361,6 +434,68 @@ impl Store {
             params![id, workspace_id, now()],
         )? == 1)
     }
+}
+
+/// The columns of `alert_updates` that [`update_row_at`] reads, in order (`{t}`: its alias).
+macro_rules! update_fields {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".snapshot_id, ",
+            $t,
+            ".change_id, ",
+            $t,
+            ".summary, ",
+            $t,
+            ".explanation, ",
+            $t,
+            ".actor, ",
+            $t,
+            ".actor_email, ",
+            $t,
+            ".event_type, ",
+            $t,
+            ".event_id, ",
+            $t,
+            ".created_at"
+        )
+    };
+}
+pub(crate) use update_fields;
+
+/// Reads an `alert_updates` row from the columns starting at `at` (in [`update_fields`] order).
+pub(crate) fn update_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FindingUpdate> {
+    let explanation: String = r.get(at + 4)?;
+    Ok(FindingUpdate {
+        id: r.get(at)?,
+        snapshot_id: SnapshotId(r.get(at + 1)?),
+        change_id: r.get(at + 2)?,
+        summary: r.get(at + 3)?,
+        explanation: serde_json::from_str(&explanation).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at + 4, rusqlite::types::Type::Text, e.into())
+        })?,
+        attribution: segwatch_core::model::Attribution {
+            actor: r.get(at + 5)?,
+            actor_email: r.get(at + 6)?,
+            event_type: r.get(at + 7)?,
+            event_id: r.get(at + 8)?,
+        },
+        created_at: time_col(r, at + 9)?,
+    })
+}
+
+/// Reads `deliveries.event` at column `i`.
+fn event_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DeliveryEvent> {
+    let event: String = r.get(i)?;
+    DeliveryEvent::parse(&event).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown delivery event `{event}`").into(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -52,7 +52,8 @@ pub use access_reviews::{
 pub use alerts::AlertFilter;
 pub use commit::{CommitTarget, PollStats, QuarantineRow};
 pub use deliveries::{
-    DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery, DueKey, UnknownDeliveryStatus,
+    DeliveryEvent, DeliveryOutcome, DeliveryRow, DeliveryStatus, DueDelivery, DueKey,
+    FindingUpdate, UnknownDeliveryStatus,
 };
 pub use metrics::{FailingPolls, RowCounts, StoreMetrics};
 pub use open::SCHEMA_VERSION;

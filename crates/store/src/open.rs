@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0017_data_controls.sql"),
     include_str!("migrations/0018_flows.sql"),
     include_str!("migrations/0019_flow_fields.sql"),
+    include_str!("migrations/0020_finding_updates.sql"),
 ];
 
 /// The schema version this build reads and writes.

@@ -149,6 +149,37 @@ impl Store {
         self.alert_rows(&sql, params![workspace_id, since, until])
     }
 
+    /// The updates of open findings recorded in `[since, until)`, each with its finding as
+    /// stored now, oldest first (for `segwatch export ocsf`).
+    pub fn finding_updates_between(
+        &self,
+        workspace_id: i64,
+        since: &str,
+        until: &str,
+    ) -> Result<Vec<(AlertRecord, crate::FindingUpdate)>> {
+        let sql = format!(
+            "SELECT {}, {}, {} FROM alert_updates u JOIN alerts a ON a.id = u.alert_id
+             WHERE u.workspace_id = ?1 AND u.created_at >= ?2 AND u.created_at < ?3
+             ORDER BY u.id",
+            crate::alerts::ALERT_FIELDS
+                .split(", ")
+                .map(|c| format!("a.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::alerts::alert_workspace!("a"),
+            crate::deliveries::update_fields!("u")
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let at = crate::alerts::ALERT_FIELDS.split(", ").count() + 1;
+        let rows = stmt.query_map(params![workspace_id, since, until], |r| {
+            Ok((
+                crate::alerts::alert_row_at(r, 0)?,
+                crate::deliveries::update_row_at(r, at)?,
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     fn alert_rows(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<AlertRecord>> {
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map(params, alert_row)?;

@@ -29,7 +29,8 @@ impl Store {
     /// Applies the retention policy to a workspace, in one transaction:
     /// - failed polls that finished before `failed_before` are deleted, unless an alert or
     ///   delivery refers to them (segwatch's own failing-polls alert does);
-    /// - quiet complete snapshots (nothing stored, closed, changed, alerted or delivered) that
+    /// - quiet complete snapshots (nothing stored, closed, changed, alerted, updated or
+    ///   delivered) that
     ///   finished before `quiet_before` are replaced by a tombstone in `pruned_snapshots` that
     ///   keeps their chain link verifiable (the contract in `docs/EVIDENCE.md`); the next
     ///   snapshot's `base_snapshot_id` is re-pointed to the pruned one's base, whose state was
@@ -58,7 +59,8 @@ impl Store {
                                     OR a.resolved_snapshot_id = snapshots.id)
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.snapshot_id = snapshots.id)
                    AND NOT EXISTS (SELECT 1 FROM audit_reads r WHERE r.snapshot_id = snapshots.id)
-                   AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = snapshots.id)",
+                   AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.snapshot_id = snapshots.id)
+                   AND NOT EXISTS (SELECT 1 FROM alert_updates u WHERE u.snapshot_id = snapshots.id)",
                 params![workspace_id, before, newest],
             )?;
         }
@@ -89,6 +91,7 @@ impl Store {
                        AND NOT EXISTS (SELECT 1 FROM flow_personal_fields p WHERE p.valid_to = s.id)
                        AND NOT EXISTS (SELECT 1 FROM flow_fields_tracking t
                                        WHERE t.since_snapshot_id = s.id)
+                       AND NOT EXISTS (SELECT 1 FROM alert_updates u WHERE u.snapshot_id = s.id)
                      ORDER BY s.id",
                 )?;
                 stmt.query_map(params![workspace_id, before, newest], |r| r.get(0))?

@@ -197,6 +197,7 @@ impl JiraStandIn {
             max_attempts: 5,
             retry_backoff: segwatch_sinks::outbox::RetryBackoff::default(),
             target: SinkTarget::Jira(config),
+            send_updates: None,
             app_base: None,
             templates: None,
         })

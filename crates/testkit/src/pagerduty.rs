@@ -278,6 +278,7 @@ impl PagerDutyStandIn {
                 url: self.url.clone(),
                 change_alerts,
             }),
+            send_updates: None,
             app_base: None,
             templates: None,
         })

@@ -124,6 +124,7 @@ impl WebhookReceiver {
                 url: SecretString::from(self.url.clone()),
                 secret: Some(SecretString::from(HMAC_KEY)),
             },
+            send_updates: None,
             app_base: None,
             templates: None,
         })

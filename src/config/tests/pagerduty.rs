@@ -139,3 +139,33 @@ fn pagerduty_keys_on_another_sink_are_refused() {
     );
     assert!(!err.contains(KEY));
 }
+
+#[test]
+fn send_updates_is_read_and_defaults_per_type() {
+    let build = |extra: &str| {
+        segwatch_sinks::Sink::new(
+            sinks(&format!("routing_key = \"{KEY}\"\n{extra}"))
+                .unwrap()
+                .into_iter()
+                .next()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(
+        build("").wants_updates(),
+        "PagerDuty takes updates by default"
+    );
+    assert!(!build("send_updates = false\n").wants_updates());
+    let wrong = load(
+        &format!(
+            "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"pager\"\ntype = \"pagerduty\"\n\
+             routing_key = \"{KEY}\"\nsend_updates = \"maybe\"\n"
+        ),
+        &[],
+    )
+    .map(|_| ())
+    .expect_err("not a boolean")
+    .to_string();
+    assert!(wrong.contains("send_updates"), "{wrong}");
+}

@@ -51,6 +51,45 @@ fn a_finding_is_a_compliance_finding_created_then_closed_under_one_uid() {
 }
 
 #[test]
+fn an_update_is_an_update_activity_of_the_same_finding() {
+    let raised = event(&finding());
+    let updated = update_event(
+        &crate::render::fixtures::updated_finding(),
+        crate::render::fixtures::update(),
+    );
+    insta::assert_json_snapshot!("ocsf_finding_updated", stable(updated.clone()));
+    assert_eq!(
+        (
+            &updated["activity_id"],
+            &updated["type_uid"],
+            &updated["status_id"],
+            &updated["activity_name"],
+        ),
+        (&json!(2), &json!(200302), &json!(1), &json!("Update"))
+    );
+    assert_eq!(
+        raised["finding_info"]["uid"],
+        updated["finding_info"]["uid"]
+    );
+    assert_eq!(
+        raised["finding_info"]["created_time"],
+        updated["finding_info"]["created_time"]
+    );
+    let at = Timestamp::parse("2026-03-02T09:45:00Z")
+        .unwrap()
+        .as_datetime()
+        .timestamp_millis();
+    assert_eq!(updated["finding_info"]["modified_time"], json!(at));
+    assert_eq!(updated["time"], json!(at));
+    assert_eq!(updated["metadata"]["uid"], "segwatch-alert-42-updated-3");
+    assert_eq!(updated["compliance"]["status_id"], 3, "still Fail");
+    assert_eq!(
+        updated["evidences"][0]["actor"]["user"]["email_addr"],
+        "bob@example.com"
+    );
+}
+
+#[test]
 fn an_exempted_finding_is_closed_as_suppressed() {
     let exempted = AlertRecord {
         resolution: Some("exempted".into()),
@@ -120,6 +159,29 @@ fn backfill_events_are_in_time_order_within_the_window() {
     let later = events_between(&all, t("2026-03-02T10:00:00Z"), t("2026-03-03T00:00:00Z"));
     assert_eq!(later.len(), 1);
     assert!(is_resolution(&later[0]));
+}
+
+#[test]
+fn a_backfill_puts_an_update_between_the_raising_and_the_resolution() {
+    let t = |s: &str| Timestamp::parse(s).unwrap().as_datetime();
+    // Raised 09:15, updated 09:45, resolved 10:15.
+    let all = [resolved_finding()];
+    let updates = [(
+        crate::render::fixtures::updated_finding(),
+        crate::render::fixtures::update(),
+    )];
+    let activities = |since: &str| -> Vec<Value> {
+        backfill(&all, &updates, t(since), t("2026-03-03T00:00:00Z"))
+            .iter()
+            .map(|e| e["activity_id"].clone())
+            .collect()
+    };
+    assert_eq!(
+        activities("2026-03-02T00:00:00Z"),
+        [json!(1), json!(2), json!(3)]
+    );
+    assert_eq!(activities("2026-03-02T09:30:00Z"), [json!(2), json!(3)]);
+    assert_eq!(activities("2026-03-02T10:00:00Z"), [json!(3)]);
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn sink(max_message_bytes: usize, target: SinkTarget) -> Sink {
         max_attempts: 3,
         retry_backoff: RetryBackoff::default(),
         target,
+        send_updates: None,
         app_base: None,
         templates: None,
     })

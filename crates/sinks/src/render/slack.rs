@@ -75,6 +75,13 @@ pub(super) fn slack_alert_blocks(a: &AlertView) -> Vec<Value> {
     let mut blocks = Vec::new();
     let head = if a.resolved {
         format!(":white_check_mark: RESOLVED ({}): {}", a.label, a.title)
+    } else if a.updated {
+        format!(
+            "{} UPDATED ({}): {}",
+            emoji(a.severity_level),
+            a.label,
+            a.title
+        )
     } else {
         format!("{} {}: {}", emoji(a.severity_level), a.label, a.title)
     };

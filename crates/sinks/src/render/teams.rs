@@ -115,6 +115,11 @@ fn open_in_segment(link: &str) -> Value {
 fn alert_title(a: &AlertView) -> Value {
     let (head, color) = if a.resolved {
         (format!("RESOLVED ({}): {}", a.label, a.title), "Good")
+    } else if a.updated {
+        (
+            format!("UPDATED ({}): {}", a.label, a.title),
+            color(a.severity_level),
+        )
     } else {
         (format!("{}: {}", a.label, a.title), color(a.severity_level))
     };
