@@ -27,6 +27,44 @@ pub(crate) fn refused(
     }
 }
 
+/// Sends `request` with `body` and reads the answer: `Ok` on 2xx, else the refusal quoting the
+/// first 200 characters of the reply. `what` names the receiver in messages, never its URL
+/// (a secret).
+pub(crate) async fn post(
+    request: reqwest::RequestBuilder,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<(), SendError> {
+    let length = body.len();
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| SendError::Retryable {
+            message: format!("{what} request failed: {}", e.without_url()),
+            retry_after: None,
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = retry_after(response.headers());
+    let text: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let message = format!("{what} answered HTTP {status}: {}", text.trim());
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("{message} (body of {length} bytes)")
+    } else {
+        message
+    };
+    Err(refused(status, retry_after, message))
+}
+
 /// The wait a `Retry-After` header asks for: seconds, or an HTTP date.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers

@@ -64,7 +64,6 @@ impl WebhookSink {
     pub async fn send(&self, message: &Message<'_>) -> Result<(), SendError> {
         let (event, body) = payload(message);
         let body = serde_json::to_vec(&body).expect("payloads serialise");
-        let length = body.len();
         let mut request = self
             .client
             .post(self.url.expose_secret())
@@ -76,34 +75,7 @@ impl WebhookSink {
                 signature(secret.expose_secret().as_bytes(), &body),
             );
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retryable {
-                // Never the URL: it is a secret.
-                message: format!("webhook request failed: {}", e.without_url()),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = crate::answer::retry_after(response.headers());
-        let text: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
-        let message = format!("webhook answered HTTP {status}: {}", text.trim());
-        let message = if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
-            format!("{message} (body of {length} bytes)")
-        } else {
-            message
-        };
-        Err(crate::answer::refused(status, retry_after, message))
+        crate::answer::post(request, body, "webhook").await
     }
 }
 

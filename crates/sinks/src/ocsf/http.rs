@@ -101,7 +101,6 @@ impl HttpSink {
 
     /// Posts one batch (built by [`body`]).
     pub async fn post(&self, body: Vec<u8>) -> Result<(), SendError> {
-        let length = body.len();
         let (content_type, auth) = match self.config.format {
             HttpFormat::SplunkHec => ("application/json", "Splunk"),
             HttpFormat::Ndjson => ("application/x-ndjson", "Bearer"),
@@ -121,34 +120,7 @@ impl HttpSink {
             value.set_sensitive(true);
             request = request.header(reqwest::header::AUTHORIZATION, value);
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SendError::Retryable {
-                // Never the URL: it is a secret.
-                message: format!("OCSF collector request failed: {}", e.without_url()),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = crate::answer::retry_after(response.headers());
-        let text: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
-        let message = format!("OCSF collector answered HTTP {status}: {}", text.trim());
-        let message = if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE {
-            format!("{message} (body of {length} bytes)")
-        } else {
-            message
-        };
-        Err(crate::answer::refused(status, retry_after, message))
+        crate::answer::post(request, body, "OCSF collector").await
     }
 }
 
