@@ -36,6 +36,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
+use super::render::{one_line, truncate};
 use super::{Message, SendError};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::rules::Severity;
@@ -531,25 +532,6 @@ fn show(v: &Value) -> String {
         other => other.to_string(),
     };
     truncate(&s, DETAIL_VALUE_CHARS)
-}
-
-/// At most `max` characters (never cutting one), ending with `…` when cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// Whitespace (newlines included) collapsed to single spaces, control characters dropped.
-fn one_line(s: &str) -> String {
-    s.split_whitespace()
-        .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

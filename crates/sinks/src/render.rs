@@ -731,8 +731,8 @@ fn show_value(v: &Value) -> String {
     truncate(&one_line(&s), VALUE_CHARS)
 }
 
-/// At most `max` characters, ending with `…` when cut.
-fn truncate(s: &str, max: usize) -> String {
+/// At most `max` characters (never cutting one), ending with `…` when cut.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
     }
@@ -742,7 +742,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// Whitespace (newlines included) collapsed to single spaces, control characters dropped.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace()
         .map(|w| w.chars().filter(|c| !c.is_control()).collect::<String>())
         .filter(|w| !w.is_empty())
