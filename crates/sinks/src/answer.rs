@@ -49,13 +49,7 @@ pub(crate) async fn post(
         return Ok(());
     }
     let retry_after = retry_after(response.headers());
-    let text: String = response
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect();
+    let text: String = read_start(response).await.chars().take(200).collect();
     let message = format!("{what} answered HTTP {status}: {}", text.trim());
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         format!("{message} (body of {length} bytes)")
@@ -63,6 +57,24 @@ pub(crate) async fn post(
         message
     };
     Err(refused(status, retry_after, message))
+}
+
+/// Most bytes of a refusal's body read to quote it: a receiver answering with an endless body
+/// costs no more than this.
+pub(crate) const ANSWER_BYTES: usize = 8 * 1024;
+
+/// The start of a response's body (at most [`ANSWER_BYTES`]), as text; what cannot be read is
+/// left out.
+pub(crate) async fn read_start(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() >= ANSWER_BYTES {
+            bytes.truncate(ANSWER_BYTES);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The wait a `Retry-After` header asks for: seconds, or an HTTP date.

@@ -305,21 +305,14 @@ async fn deliver_to_sink(
                 continue;
             }
         };
-        if sink.tracks_findings() {
-            if let Some(waiting) = batch.deliveries.first()
-                && store.waits_on_earlier_delivery(waiting.id)?
-            {
-                // The finding's earlier event is not sent yet (failed, or waiting for its retry):
-                // this one follows it, at a later run.
-                tracing::debug!(sink = %sink.name(), delivery = waiting.id, "waiting for the finding's earlier event");
-                continue;
-            }
-            if budget == 0 {
-                // A summary cannot stand for a ticket or an incident: the rest waits, still due,
-                // for the next run.
-                tracing::info!(sink = %sink.name(), waiting = work.len() + 1, "message limit of the run reached; the rest is sent in the next runs");
-                return Ok(());
-            }
+        if sink.tracks_findings()
+            && let Some(waiting) = batch.deliveries.first()
+            && store.waits_on_earlier_delivery(waiting.id)?
+        {
+            // The finding's earlier event is not sent yet (failed, or waiting for its retry):
+            // this one follows it, at a later run.
+            tracing::debug!(sink = %sink.name(), delivery = waiting.id, "waiting for the finding's earlier event");
+            continue;
         }
         // The last message the run may send, and alerts would be left after it: a summary of
         // all of them instead. (Budget 0 with alerts left happens only when the last message was
@@ -386,8 +379,10 @@ async fn deliver_to_sink(
                 }
             }
         }
-        if budget == 0 && !sink.summarises() {
-            // The rest stays due: the next run sends it.
+        if budget == 0 && !sink.summarises() && !work.is_empty() {
+            // A summary cannot stand for a ticket, an incident or a SIEM's event: the rest stays
+            // due and the next run sends it.
+            tracing::info!(sink = %sink.name(), waiting = work.len(), "message limit of the run reached; the rest is sent in the next runs");
             break;
         }
     }

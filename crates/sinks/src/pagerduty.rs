@@ -68,8 +68,6 @@ pub const DETAIL_TAG_CHARS: usize = 200;
 pub const TEST_DEDUP_KEY: &str = "segwatch-sinks-test-probe";
 /// Longest wait for one request, answer included; past it the attempt is retried later.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most bytes of a PagerDuty answer read for an error message.
-const ANSWER_BYTES: usize = 8 * 1024;
 
 /// What a change alert becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -367,7 +365,7 @@ impl PagerDutySink {
             return Ok(());
         }
         let retry_after = crate::answer::retry_after(response.headers());
-        let answer = self.redact(&describe_answer(&read_bounded(response).await));
+        let answer = self.redact(&describe_answer(&crate::answer::read_start(response).await));
         let message = format!("PagerDuty answered HTTP {status}: {answer}");
         let message = match status.as_u16() {
             413 => format!("{message} (body of {length} bytes)"),
@@ -381,19 +379,6 @@ impl PagerDutySink {
     fn redact(&self, text: &str) -> String {
         text.replace(self.routing_key.expose_secret(), "<routing key>")
     }
-}
-
-/// At most [`ANSWER_BYTES`] of a response body, as text.
-async fn read_bounded(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() >= ANSWER_BYTES {
-            bytes.truncate(ANSWER_BYTES);
-            break;
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// PagerDuty's answer for people: `message: errors; …` from its JSON error object, or the

@@ -148,7 +148,7 @@ impl SlackSink {
             return Ok(());
         }
         let retry_after = crate::answer::retry_after(response.headers());
-        let reply = response.text().await.unwrap_or_default();
+        let reply = crate::answer::read_start(response).await;
         let reply = self.scrub(&short(&reply));
         let message = if reply.is_empty() {
             format!("Slack answered HTTP {}", status.as_u16())

@@ -159,7 +159,7 @@ impl TeamsSink {
             return Ok(());
         }
         let retry_after = answer::retry_after(response.headers());
-        let reply = response.text().await.unwrap_or_default();
+        let reply = crate::answer::read_start(response).await;
         let reply = self.scrub(&short(&reply));
         let message = if reply.is_empty() {
             format!("Teams answered HTTP {}", status.as_u16())
