@@ -95,6 +95,22 @@ fn production_destination(ws: &TestWorkspace, index: usize) -> String {
     destination
 }
 
+/// Every destination's subscriptions answer 403, as on a plan without Actions.
+fn refuse_subscriptions(ws: &TestWorkspace) {
+    let ids = ws.sim.read(|s| {
+        s.destinations
+            .iter()
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>()
+    });
+    for id in ids {
+        ws.sim.inject(
+            Fault::new(FaultKind::ClientError { status: 403 })
+                .on_path(format!("/destinations/{id}/subscriptions")),
+        );
+    }
+}
+
 /// `kind` is unavailable in `outcome` with HTTP `status`.
 fn unavailable(outcome: &PollOutcome, kind: ResourceKind, status: u16) {
     match outcome.kind_status.get(&kind) {
@@ -423,18 +439,7 @@ async fn a_subscription_remapped_to_personal_data_is_diffed_at_its_path_and_aler
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_unavailable_leave_the_poll_complete() {
     let ws = TestWorkspace::start().await;
-    let ids = ws.sim.read(|s| {
-        s.destinations
-            .iter()
-            .map(|d| d.id.clone())
-            .collect::<Vec<_>>()
-    });
-    for id in ids {
-        ws.sim.inject(
-            Fault::new(FaultKind::ClientError { status: 403 })
-                .on_path(format!("/destinations/{id}/subscriptions")),
-        );
-    }
+    refuse_subscriptions(&ws);
     let outcome = ws.poll().await.unwrap();
     unavailable(&outcome, ResourceKind::DestinationSubscription, 403);
     assert!(
@@ -753,18 +758,7 @@ async fn reverse_etl_models_unavailable_leave_the_poll_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_connection_says_which_data_controls_the_workspace_offers() {
     let ws = TestWorkspace::start().await;
-    let ids = ws.sim.read(|s| {
-        s.destinations
-            .iter()
-            .map(|d| d.id.clone())
-            .collect::<Vec<_>>()
-    });
-    for id in ids {
-        ws.sim.inject(
-            Fault::new(FaultKind::ClientError { status: 403 })
-                .on_path(format!("/destinations/{id}/subscriptions")),
-        );
-    }
+    refuse_subscriptions(&ws);
     ws.sim
         .inject(Fault::new(FaultKind::ServerError { status: 501 }).on_path("/reverse-etl-models"));
     let run = ws
