@@ -288,11 +288,9 @@ async fn the_review_export_equals_the_simulated_workspaces_grants() {
         .args(["access", "review", "--at", &observed_at])
         .success()
         .stdout();
-    assert!(
-        csv_rows(&csv)
-            .iter()
-            .all(|r| r[9] == "unknown" && r[1] == r[0])
-    );
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), expected.len(), "the same grants");
+    assert!(rows.iter().all(|r| r[9] == "unknown" && r[1] == r[0]));
 
     // HTML to a file: self-contained, one table per subject.
     let out = ws.dir.path().join("review.html");

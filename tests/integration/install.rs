@@ -21,6 +21,10 @@ const SUBCOMMANDS: &[&str] = &["poll", "flows", "rules", "report", "completions"
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
+        assert!(
+            std::env::var_os("SEGWATCH_REQUIRE_TOOLS").is_none(),
+            "SEGWATCH_REQUIRE_TOOLS is set but `{tool}` is not installed"
+        );
         eprintln!("skipped: `{tool}` is not installed (.ci/run installs it)");
     }
     found

@@ -504,7 +504,7 @@ async fn a_finding_keeps_one_issue_across_an_outage_a_reopening_and_a_kill_9() {
         j.issues()[0].status == "Done" && j.issues()[0].comments.len() == 3
     })
     .await;
-    stop_daemon(child);
+    let _ = stop_daemon(child);
 
     // Exactly the documented calls: one issue, a comment when it re-opened, a transition
     // (and a comment) each time it resolved, all on that one issue.

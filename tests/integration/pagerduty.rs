@@ -4,7 +4,6 @@
 //! how PagerDuty's answers are retried or given up, change alerts, and `segwatch sinks test`,
 //! which pages nobody.
 
-use std::process::{Child, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,21 +62,6 @@ fn complete(store: &Store) -> usize {
         .iter()
         .filter(|s| s.status == SnapshotStatus::Complete)
         .count()
-}
-
-/// SIGTERM, then the daemon's output once it exited (at most 10 s).
-fn stop(mut child: Child) -> Output {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +161,7 @@ async fn a_finding_is_one_incident_per_open_period_across_an_outage_and_a_kill_9
     .await;
     label(false);
     wait_until("the second incident resolved", || incidents()[1].resolved).await;
-    let stopped = stop(child);
+    let stopped = segwatch_testkit::stop_daemon(child);
     assert!(stopped.status.success(), "{stopped:?}");
 
     // What PagerDuty shows: one incident per open period of the finding, both keyed by its

@@ -462,7 +462,7 @@ async fn the_daemon_names_kinds_not_read_and_quarantined_items_in_healthz_and_me
             "{line} missing:\n{metrics}"
         );
     }
-    stop_daemon(child);
+    let _ = stop_daemon(child);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

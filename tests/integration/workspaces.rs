@@ -485,7 +485,7 @@ async fn the_daemon_keeps_a_paused_workspace_idle_and_healthy_then_resumes_its_d
         metrics.contains("segwatch_workspace_paused{workspace=\"staging\"} 0"),
         "{metrics}"
     );
-    stop_daemon(child);
+    let _ = stop_daemon(child);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,5 +587,5 @@ async fn failing_time_while_paused_does_not_raise_the_failing_polls_alert_on_res
             >= chrono::Duration::milliseconds(THRESHOLD_SECS as i64 * 1000 - 500),
         "raised at {opened}, resumed at {resumed_at}, first failure {first_failure}"
     );
-    stop_daemon(child);
+    let _ = stop_daemon(child);
 }

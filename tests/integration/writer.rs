@@ -109,7 +109,7 @@ async fn a_second_daemon_is_refused_naming_the_first_which_stays_consistent() {
     let polls = complete(&Store::open_read_only(&ws.db()).unwrap());
     ws.wait_for_db("two more polls", |s| complete(s) >= polls + 2)
         .await;
-    stop_daemon(first);
+    let _ = stop_daemon(first);
 
     assert_eq!(
         count(
@@ -227,7 +227,7 @@ async fn while_the_daemon_runs_writers_are_refused_or_wait_and_readers_work() {
     // A poll waiting for the lock gets it when the daemon stops, and polls.
     let waiting = ws.segwatch().args(["poll", "--wait", "60"]).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop_daemon(daemon);
+    let _ = stop_daemon(daemon);
     let output = exits_within(waiting, Duration::from_secs(30));
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
@@ -417,7 +417,7 @@ async fn a_killed_writers_lock_file_does_not_block_the_next_and_its_poll_is_inte
     let next_pid = next.id();
     ws.wait_for_db("a poll of the next daemon", |s| complete(s) == 2)
         .await;
-    stop_daemon(next);
+    let _ = stop_daemon(next);
     let store = Store::open_read_only(&ws.db()).unwrap();
     let killed_poll = store.snapshot(1, SnapshotId(running)).unwrap();
     assert_eq!(killed_poll.status, SnapshotStatus::Failed);

@@ -12,8 +12,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Sends SIGTERM to a daemon and waits (at most 10 s) until it exits.
-pub fn stop_daemon(mut child: std::process::Child) {
+/// Sends SIGTERM to a daemon and waits (at most 10 s; then it is killed and the test fails)
+/// until it exits; returns what it printed.
+pub fn stop_daemon(mut child: std::process::Child) -> std::process::Output {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -27,4 +28,5 @@ pub fn stop_daemon(mut child: std::process::Child) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    child.wait_with_output().unwrap()
 }
