@@ -789,3 +789,56 @@ async fn check_connection_says_which_data_controls_the_workspace_offers() {
         run.stdout()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_list_that_shifts_while_read_removes_nothing_but_the_deleted_filter() {
+    let ws = TestWorkspace::start().await;
+    let destination = ws.sim.read(|s| s.destinations[0].id.clone());
+    for title in ["Drop email", "Drop phone", "Drop address"] {
+        ws.sim
+            .apply(Mutation::AddDestinationFilter {
+                destination_id: destination.clone(),
+                title: title.into(),
+                fields: vec!["email".into()],
+            })
+            .unwrap();
+    }
+    // One filter a page, so a destination's filters span several pages.
+    let poll = || {
+        let run = ws
+            .segwatch()
+            .env("SEGWATCH_SEGMENT__PAGE_SIZE", "1")
+            .args(["poll", "--format", "json"])
+            .success();
+        let first = run.stdout().lines().next().unwrap().to_owned();
+        serde_json::from_str::<serde_json::Value>(&first).unwrap()
+    };
+    let removed_filters = |poll: &serde_json::Value| -> Vec<String> {
+        poll["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == "destination_filter" && c["op"] == "removed")
+            .map(|c| c["resource_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    poll();
+
+    // The first filter is deleted while page 2 is read: the list shifts, one existing filter
+    // is never listed. The kind is not read in full, so neither reads as removed yet.
+    ws.sim.inject(Fault::race(
+        segwatch_simulator::RaceAction::Delete,
+        format!("/destination/{destination}/filters"),
+    ));
+    let shifted = poll();
+    let races = ws.sim.races();
+    assert_eq!(races.len(), 1, "{races:?}");
+    let deleted = races[0].id.clone();
+    assert_eq!(
+        shifted["kind_status"]["destination_filter"]["status"], "incomplete",
+        "{shifted}"
+    );
+    assert_eq!(removed_filters(&shifted), Vec::<String>::new(), "{shifted}");
+    // Read whole again: exactly the deleted filter is removed.
+    assert_eq!(removed_filters(&poll()), vec![deleted]);
+}

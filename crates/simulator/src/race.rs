@@ -73,6 +73,25 @@ pub(crate) fn run(
             },
             None,
         ),
+        (filters, RaceAction::Delete) if filters.starts_with("/destination/") => {
+            let destination = filters
+                .strip_prefix("/destination/")?
+                .strip_suffix("/filters")?;
+            let id = state
+                .destinations
+                .iter()
+                .find(|d| d.id == destination)?
+                .filters
+                .first()?
+                .id
+                .clone();
+            (
+                Mutation::RemoveDestinationFilter {
+                    filter_id: id.clone(),
+                },
+                Some(id),
+            )
+        }
         _ => return None,
     };
     let mut touched = Vec::new();

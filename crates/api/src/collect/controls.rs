@@ -113,11 +113,16 @@ async fn parent_ids(
     for _ in 0..2 {
         let mut pages = client.pages(path, key);
         let mut ids = Vec::new();
+        let mut without_id = 0usize;
         while let Some(page) = pages
             .next_page()
             .await
             .map_err(|cause| CollectError::Api { kind, cause })?
         {
+            without_id += page
+                .iter()
+                .filter(|item| string_field(item, "id").is_none())
+                .count();
             ids.extend(page.iter().filter_map(|item| {
                 let id = string_field(item, "id")?.to_owned();
                 let name = string_field(item, "name")
@@ -132,6 +137,13 @@ async fn parent_ids(
             .find(|(id, _)| !seen.insert(id.as_str()))
             .map(|(id, _)| format!("`{id}` was listed twice"))
             .or_else(|| pages.disagreement().map(str::to_owned));
+        if without_id > 0 {
+            // Their children cannot be asked for: the kind is not read in full, so none of
+            // them reads as removed.
+            read.inconsistent.get_or_insert(format!(
+                "{without_id} item(s) of GET {path} have no id; their children were not read"
+            ));
+        }
         match (why, first_why.take()) {
             (None, _) => return Ok(ids),
             (Some(why), None) => {
@@ -151,17 +163,31 @@ async fn parent_ids(
     unreachable!("the loop returns on its second pass")
 }
 
-/// The children of one parent, each naming its parent; `None` when the parent is gone.
+/// The children of one parent, each naming its parent, and why their list disagreed with itself
+/// while it was read (it changed meanwhile), if it did; `None` when the parent is gone.
 async fn children_of(
     client: &SegmentClient,
     layout: PerParent,
     parent: &str,
-) -> std::result::Result<Option<Vec<Value>>, SegmentError> {
+) -> std::result::Result<Option<(Vec<Value>, Option<String>)>, SegmentError> {
     let (before, after, key) = layout.children;
     let segment = encode_segment(parent);
     let path = format!("{before}{segment}{after}");
+    let mut shifted = None;
     let read = match key {
-        Some(key) => client.list_all(&path, key).await,
+        Some(key) => {
+            let mut pages = client.pages(&path, key);
+            let mut all = Vec::new();
+            let read = loop {
+                match pages.next_page().await {
+                    Ok(Some(items)) => all.extend(items),
+                    Ok(None) => break Ok(all),
+                    Err(e) => break Err(e),
+                }
+            };
+            shifted = pages.disagreement().map(str::to_owned);
+            read
+        }
         // One object: `data` itself, e.g. `{sourceId, settings}`.
         None => client.get_object(&path, "settings").await.map(|settings| {
             let mut map = serde_json::Map::new();
@@ -195,7 +221,7 @@ async fn children_of(
                 .or_insert_with(|| Value::String(parent.to_owned()));
         }
     }
-    Ok(Some(items))
+    Ok(Some((items, shifted)))
 }
 
 /// Reads a per-parent kind: the parents' ids, then every parent's children concurrently.
@@ -223,8 +249,16 @@ pub(super) async fn read_per_parent(
         let (_, (parent, name), children) = joined
             .expect("collection tasks do not panic")
             .map_err(|cause| CollectError::Api { kind, cause })?;
-        let Some(children) = children else { continue };
+        let Some((children, shifted)) = children else {
+            continue;
+        };
         let path = format!("{before}{}{after}", encode_segment(&parent));
+        if let Some(why) = shifted {
+            // A child the shifted pages skipped must not read as removed.
+            tracing::warn!(%kind, path = %path, why = %why, "a list changed while it was read; the kind is not read in full this poll");
+            read.inconsistent
+                .get_or_insert(format!("GET {path} changed while it was read ({why})"));
+        }
         for child in children {
             read.convert(kind, &path, child, policy);
         }

@@ -135,8 +135,9 @@ pub enum FaultKind {
         /// HTTP status: 400, 403, 404 or 422.
         status: u16,
     },
-    /// On a later page (cursor offset above 0) of the listing at the fault's path (`/users` or
-    /// `/destinations`), first deletes or inserts the listing's first item (a real, audited
+    /// On a later page (cursor offset above 0) of the listing at the fault's path (`/users`,
+    /// `/destinations`, or a destination's `/destination/{id}/filters`, delete only), first
+    /// deletes or inserts the listing's first item (a real, audited
     /// mutation), then answers. [`Fault::race`] and the `race:` spec fire once; a fault built
     /// with [`Fault::new`] fires on every later page until its `times` run out.
     PaginationRace {

@@ -118,8 +118,12 @@ fn is_paginated(path: &str) -> bool {
             | "functions"
             | "tracking-plans"
             | "audit-events"
-            | "regulations"]
+            | "regulations"
+            | "transformations"
+            | "reverse-etl-models"]
             | ["groups", _, "users" | "invites"]
+            | ["destination", _, "filters"]
+            | ["destinations", _, "subscriptions"]
             | ["warehouses", _, "connected-sources"]
             | ["tracking-plans", _, "sources"]
     )
@@ -348,6 +352,10 @@ mod tests {
             "/tracking-plans",
             "/tracking-plans/tp1/sources",
             "/regulations",
+            "/transformations",
+            "/reverse-etl-models",
+            "/destination/d1/filters",
+            "/destinations/d1/subscriptions",
         ] {
             assert!(is_paginated(p), "{p}");
         }
