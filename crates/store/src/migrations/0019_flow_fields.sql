@@ -20,6 +20,8 @@ CREATE INDEX flow_personal_fields_flow
     ON flow_personal_fields(workspace_id, source_id, target_kind, target_id, valid_from);
 CREATE INDEX flow_personal_fields_open ON flow_personal_fields(workspace_id) WHERE valid_to IS NULL;
 CREATE INDEX flow_personal_fields_to ON flow_personal_fields(valid_to);
+-- The chain seals each snapshot's rows, and retention asks whether a snapshot wrote any.
+CREATE INDEX flow_personal_fields_from ON flow_personal_fields(valid_from);
 
 -- From which snapshot a workspace's flow fields are computed, and with which patterns (one per
 -- line) the rows in force were matched.

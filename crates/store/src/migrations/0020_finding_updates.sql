@@ -22,6 +22,8 @@ CREATE TABLE alert_updates (
 );
 CREATE INDEX alert_updates_alert ON alert_updates(alert_id);
 CREATE INDEX alert_updates_snapshot ON alert_updates(snapshot_id);
+-- `export ocsf --since` reads a workspace's updates by time.
+CREATE INDEX alert_updates_created ON alert_updates(workspace_id, created_at);
 
 DROP VIEW audit_deliveries;
 
