@@ -63,7 +63,8 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::render::{Templates, alert_context};
+use super::render::{Templates, alert_context, truncate};
+use super::slack::chain;
 use super::{Measure, Message, SendError};
 use segwatch_core::alerts::{AlertRecord, AlertStatus};
 use segwatch_core::rules::Severity;
@@ -566,21 +567,17 @@ impl JiraSink {
             retry_after: None,
         })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::answer::parse_retry_after);
-        let text = match read_limited(response, MAX_RESPONSE_BYTES).await {
-            Ok(text) => text,
-            Err(why) => {
-                return Err(SendError::Retryable {
-                    message: format!("{what}: {why}"),
-                    retry_after: None,
-                });
-            }
-        };
+        let retry_after = crate::answer::retry_after(response.headers());
         if status.is_success() {
+            let text = match read_limited(response, MAX_RESPONSE_BYTES).await {
+                Ok(text) => text,
+                Err(why) => {
+                    return Err(SendError::Retryable {
+                        message: format!("{what}: {why}"),
+                        retry_after: None,
+                    });
+                }
+            };
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
@@ -589,6 +586,8 @@ impl JiraSink {
                 retry_after: None,
             });
         }
+        // A refusal is classified by its status, whatever its body: only its start is quoted.
+        let text = crate::answer::read_start(response).await;
         let details = self.scrub(&error_details(&text));
         let message = if details.is_empty() {
             format!("{what} answered HTTP {}", status.as_u16())
@@ -713,21 +712,6 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<S
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// An error and its causes on one line.
-fn chain(e: reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !out.contains(&s_text) {
-            out.push_str(": ");
-            out.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // Atlassian Document Format
 
@@ -830,16 +814,6 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 /// `s` cut to `caps.text` characters.
 fn cut(s: &str, caps: Caps) -> String {
     truncate(s, caps.text)
-}
-
-/// At most `max` characters, ending with `…` when cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// The resource line, the attribution and the link: what every document says first.
