@@ -429,10 +429,9 @@ pub fn backfill(
 }
 
 /// One event as a JSON line (with its `\n`).
-pub fn line(alert: &AlertRecord) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(&event(alert)).expect("events serialise");
-    bytes.push(b'\n');
-    bytes
+#[cfg(test)]
+pub(crate) fn line(alert: &AlertRecord) -> Vec<u8> {
+    http::body(http::HttpFormat::Ndjson, &[event(alert)])
 }
 
 /// Where an OCSF sink writes: exactly one of a file and a collector.
@@ -473,14 +472,8 @@ impl OcsfSink {
             Message::Summary(_) | Message::Test => return None,
         };
         Some(match self {
-            OcsfSink::File(_) => events
-                .iter()
-                .flat_map(|e| {
-                    let mut bytes = serde_json::to_vec(e).expect("events serialise");
-                    bytes.push(b'\n');
-                    bytes
-                })
-                .collect(),
+            // A file holds the same JSON lines as an NDJSON collector's body.
+            OcsfSink::File(_) => http::body(http::HttpFormat::Ndjson, &events),
             OcsfSink::Http(h) => http::body(h.format(), &events),
         })
     }

@@ -283,6 +283,16 @@ async fn deliver_to_sink(
 ) -> Result<(), StoreError> {
     let mut budget = sink.config.max_messages_per_run.max(1);
     while let Some(item) = work.pop_front() {
+        // A sink that tracks findings gets singles only; one whose finding's earlier event is
+        // not sent yet (failed, or waiting for its retry) follows it at a later run, before
+        // anything is loaded or rendered for it.
+        if let Work::Single(key) = &item
+            && sink.tracks_findings()
+            && store.waits_on_earlier_delivery(key.id)?
+        {
+            tracing::debug!(sink = %sink.name(), delivery = key.id, "waiting for the finding's earlier event");
+            continue;
+        }
         let batch = match next_batch(store, sink, item, &mut work)? {
             Ok(batch) if batch.deliveries.is_empty() => continue,
             Ok(batch) => batch,
@@ -305,15 +315,6 @@ async fn deliver_to_sink(
                 continue;
             }
         };
-        if sink.tracks_findings()
-            && let Some(waiting) = batch.deliveries.first()
-            && store.waits_on_earlier_delivery(waiting.id)?
-        {
-            // The finding's earlier event is not sent yet (failed, or waiting for its retry):
-            // this one follows it, at a later run.
-            tracing::debug!(sink = %sink.name(), delivery = waiting.id, "waiting for the finding's earlier event");
-            continue;
-        }
         // The last message the run may send, and alerts would be left after it: a summary of
         // all of them instead. (Budget 0 with alerts left happens only when the last message was
         // refused as too large and split: the summary is then one message over the cap.)
@@ -428,7 +429,7 @@ fn next_batch(
     // A delivery sent on its own is measured as the message it is (an update is not an alert).
     let fit = match snapshot_id {
         None => largest_fit(1, |_| sink.measure(&single(&deliveries[0], &alerts[0]))),
-        Some(_) => first_fit(sink, snapshot_id, &alerts),
+        Some(snapshot_id) => first_fit(sink, snapshot_id, &alerts),
     };
     let (n, measure) = match fit {
         Ok(fit) => fit,
@@ -463,23 +464,19 @@ fn next_batch(
     }))
 }
 
-/// How many of `alerts` (from the first) the next message takes: a digest of `snapshot_id`,
-/// or with `None` the first alert alone; `(0, measure)` when even one is over the limit.
+/// How many of `alerts` (from the first) the next digest of `snapshot_id` takes; `(0,
+/// measure)` when even one is over the limit.
 fn first_fit(
     sink: &Sink,
-    snapshot_id: Option<SnapshotId>,
+    snapshot_id: SnapshotId,
     alerts: &[AlertRecord],
 ) -> Result<(usize, Option<Measure>), SendError> {
-    largest_fit(
-        alerts.len().min(sink.max_alerts_per_digest()),
-        |n| match snapshot_id {
-            Some(snapshot_id) => sink.measure(&Message::Digest {
-                alerts: &alerts[..n],
-                snapshot_id,
-            }),
-            None => sink.measure(&Message::Alert(&alerts[0])),
-        },
-    )
+    largest_fit(alerts.len().min(sink.max_alerts_per_digest()), |n| {
+        sink.measure(&Message::Digest {
+            alerts: &alerts[..n],
+            snapshot_id,
+        })
+    })
 }
 
 /// The message of one delivery sent on its own; `alert` is its alert as of the event.

@@ -48,7 +48,7 @@ fn split(sink: &Sink, alerts: &[AlertRecord]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < alerts.len() {
-        let (n, measure) = first_fit(sink, Some(SnapshotId(7)), &alerts[at..]).unwrap();
+        let (n, measure) = first_fit(sink, SnapshotId(7), &alerts[at..]).unwrap();
         assert!(n > 0, "alert {at} alone does not fit: {measure:?}");
         out.push(at..at + n);
         at += n;
@@ -138,7 +138,7 @@ fn an_alert_too_large_alone_is_reported_not_split() {
     let hook = webhook(16 * 1024);
     let mut alerts = storm(3);
     alerts[0].summary = "y".repeat(20_000);
-    let (n, measure) = first_fit(&hook, Some(SnapshotId(7)), &alerts).unwrap();
+    let (n, measure) = first_fit(&hook, SnapshotId(7), &alerts).unwrap();
     assert_eq!(n, 0);
     let measure = measure.unwrap();
     assert!(
@@ -147,12 +147,7 @@ fn an_alert_too_large_alone_is_reported_not_split() {
     );
     assert!(describe(&measure).contains("body bytes (max_body_bytes)"));
     // The next ones fit.
-    assert_eq!(
-        first_fit(&hook, Some(SnapshotId(7)), &alerts[1..])
-            .unwrap()
-            .0,
-        2
-    );
+    assert_eq!(first_fit(&hook, SnapshotId(7), &alerts[1..]).unwrap().0, 2);
 }
 
 #[test]
