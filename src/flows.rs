@@ -121,7 +121,13 @@ pub fn map_of_snapshot(
     snapshot: SnapshotId,
     patterns: &PersonalPatterns,
 ) -> Result<FlowMap, StoreError> {
-    let resources = crate::stored::state_at(store, workspace_id, snapshot)?;
+    // Only what the map reads is converted: users and groups are most of a large workspace.
+    let resources: Vec<segwatch_core::model::Resource> = store
+        .resources_at(workspace_id, snapshot)?
+        .into_iter()
+        .filter(|r| segwatch_core::flows::stored::FLOW_KINDS.contains(&r.kind))
+        .map(crate::stored::resource)
+        .collect();
     Ok(FlowMap::compute(&resources, patterns))
 }
 

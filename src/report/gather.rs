@@ -163,17 +163,7 @@ fn data_flows(
 ) -> DataFlows {
     let relevant: Vec<Resource> = resources
         .iter()
-        .filter(|r| {
-            !matches!(
-                r.kind,
-                ResourceKind::Workspace
-                    | ResourceKind::Role
-                    | ResourceKind::User
-                    | ResourceKind::Group
-                    | ResourceKind::Invite
-                    | ResourceKind::Label
-            )
-        })
+        .filter(|r| segwatch_core::flows::stored::FLOW_KINDS.contains(&r.kind))
         .cloned()
         .map(crate::stored::resource)
         .collect();

@@ -23,8 +23,14 @@ pub(super) fn refuse_keys(s: &SinkSettings) -> Result<(), ConfigError> {
         Some((key, _)) => Err(invalid(
             format!("sinks.{key}"),
             format!(
-                "sink `{}`: `{key}` applies only to a `pagerduty` sink, not a `{}` one",
-                s.name, s.kind
+                "sink `{}`: `{key}` applies only to {}, not a `{}` one",
+                s.name,
+                if *key == "change_alerts" {
+                    "`pagerduty` and `jira` sinks"
+                } else {
+                    "a `pagerduty` sink"
+                },
+                s.kind
             ),
         )),
         None => Ok(()),

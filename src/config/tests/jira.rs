@@ -104,5 +104,9 @@ fn change_alerts_is_a_flag_for_jira_and_a_mode_for_pagerduty() {
     let webhook = "[segment]\ntoken = \"t\"\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\n\
         url = \"https://hooks.example.com/x\"\nchange_alerts = true\n";
     let err = load(webhook, &[]).unwrap().sinks().unwrap_err().to_string();
-    assert!(err.contains("`sinks.change_alerts`"), "{err}");
+    assert!(
+        err.contains("`sinks.change_alerts`")
+            && err.contains("applies only to `pagerduty` and `jira` sinks, not a `webhook` one"),
+        "{err}"
+    );
 }

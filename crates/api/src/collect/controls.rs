@@ -81,6 +81,12 @@ pub(super) fn per_parent(kind: ResourceKind) -> Option<PerParent> {
     }
 }
 
+/// Whether `status` says the API does not know the reverse ETL endpoint (an API older than
+/// it): the kind is then unavailable, as on a plan without it.
+pub(super) fn lacks_reverse_etl(status: Option<u16>) -> bool {
+    matches!(status, Some(400 | 422 | 501))
+}
+
 /// Reverse ETL models (`GET /reverse-etl-models`, `data.models`). The endpoint is newer than
 /// the v32 spec: an API that does not know it (400, 422, 501; 403 and 404 are turned into an
 /// unavailable kind by the caller as for every kind) leaves the kind unavailable.
@@ -90,7 +96,7 @@ pub(super) async fn reverse_etl_models(
 ) -> Result<KindRead> {
     let kind = ResourceKind::ReverseEtlModel;
     match super::listing::list(client, policy, kind, "/reverse-etl-models", "models").await {
-        Err(CollectError::Api { cause, .. }) if matches!(cause.status(), Some(400 | 422 | 501)) => {
+        Err(CollectError::Api { cause, .. }) if lacks_reverse_etl(cause.status()) => {
             let status = cause.status().expect("matched just above");
             tracing::warn!(%kind, status, error = %cause,
                 "the API does not offer reverse ETL models; the other kinds are still read");

@@ -109,7 +109,9 @@ pub async fn probe(
         let probe = match client.pages_with_query(path, query, key).next_page().await {
             Ok(_) => Probe::Readable,
             // An API older than reverse ETL answers as a poll reads it: the kind unavailable.
-            Err(e) if kind == K::ReverseEtlModel && matches!(e.status(), Some(400 | 422 | 501)) => {
+            Err(e)
+                if kind == K::ReverseEtlModel && super::controls::lacks_reverse_etl(e.status()) =>
+            {
                 Probe::Unavailable(e.status().unwrap_or_default(), e.to_string())
             }
             Err(e) => refused_or_failed(&e),
@@ -139,7 +141,7 @@ pub async fn probe(
                 None => Probe::Readable,
                 Some(id) => {
                     let (before, after, items) = layout.children;
-                    let path = format!("{before}{id}{after}");
+                    let path = format!("{before}{}{after}", super::kinds::encode_segment(id));
                     let read = match items {
                         Some(items) => client.pages(&path, items).next_page().await.map(|_| ()),
                         None => client.get_object(&path, "settings").await.map(|_| ()),
