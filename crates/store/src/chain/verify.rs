@@ -186,6 +186,16 @@ const SNAPSHOT_REFERENCES: &str = "
         UNION ALL SELECT workspace_id, base_snapshot_id, 'snapshots based on it', 0
             FROM snapshots WHERE base_snapshot_id IS NOT NULL
         UNION ALL SELECT workspace_id, snapshot_id, 'access reviews of it', 0 FROM access_reviews
+        UNION ALL SELECT workspace_id, snapshot_id, 'access changes', 1 FROM access_changes
+        UNION ALL SELECT workspace_id, snapshot_id, 'finding updates', 1 FROM alert_updates
+        UNION ALL SELECT workspace_id, valid_from, 'flow field rows stored', 1
+            FROM flow_personal_fields
+        UNION ALL SELECT workspace_id, valid_to, 'flow field rows closed', 1
+            FROM flow_personal_fields WHERE valid_to IS NOT NULL
+        UNION ALL SELECT workspace_id, since_snapshot_id, 'access tracked from it', 0
+            FROM access_tracking
+        UNION ALL SELECT workspace_id, since_snapshot_id, 'flow fields tracked from it', 0
+            FROM flow_fields_tracking
     )
     SELECT r.workspace_id, r.snapshot_id, r.what, count(*), s.status, p.id IS NOT NULL
     FROM refs r

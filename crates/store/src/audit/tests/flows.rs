@@ -214,3 +214,33 @@ fn personal_fields_are_unknown_before_they_were_first_computed_then_follow_their
         "{text}"
     );
 }
+
+#[test]
+fn verify_names_flow_field_rows_left_by_a_deleted_snapshot() {
+    use segwatch_core::flows::stored::{FlowFacts, FlowFieldsUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.db");
+    let mut store = Store::open(&path).unwrap();
+    let ws = store.workspace_id("default").unwrap();
+    let resources = vec![source("s1", "prod"), destination("d1", "s1", true)];
+    commit(&mut store, ws, &resources);
+    let start = FlowFieldsUpdate {
+        patterns: "email".into(),
+        close: vec![],
+        open: vec![(
+            ("s1".into(), "destination".into(), "d1".into()),
+            FlowFacts {
+                via: "destination".into(),
+                fields: vec!["email".into()],
+            },
+        )],
+    };
+    let (p2, _) = commit_flows(&mut store, ws, &resources, Some(&start));
+    commit(&mut store, ws, &resources);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+    conn.execute("DELETE FROM snapshots WHERE id = ?1", [p2])
+        .unwrap();
+    let report = format!("{:?}", store.verify_chain().unwrap());
+    assert!(report.contains("flow field rows stored: 1"), "{report}");
+}
