@@ -680,8 +680,24 @@ async fn the_html_reports_graph_renders_in_a_headless_browser_with_the_maps_node
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("chromium runs");
+    // A browser that hangs fails the test in a minute rather than holding CI. Its output is
+    // read meanwhile (a full pipe would stop it).
+    let pid = out.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(out.wait_with_output()));
+    let out = match finished.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("chromium did not render the report within 60 s");
+        }
+    };
     assert!(
         out.status.success(),
         "chromium failed: {}",
