@@ -8,7 +8,7 @@
 
 use segwatch_api::collect::Collection;
 use segwatch_core::diff::{CurrentVersion, SnapshotDelta};
-use segwatch_core::flows::stored::{self, FLOW_KINDS, FlowFieldsUpdate, TrackedFlowFields};
+use segwatch_core::flows::stored::{self, FLOW_KINDS, FlowFieldsUpdate};
 use segwatch_core::flows::{FlowMap, PersonalPatterns};
 use segwatch_core::model::{Resource, ResourceKind};
 use segwatch_store::{PollLookup, StoreError};
@@ -23,19 +23,20 @@ pub(super) fn read_by_flows(kind: ResourceKind) -> bool {
 pub(super) fn flow_fields(
     collection: &Collection,
     carried: &[(ResourceKind, String, CurrentVersion)],
-    tracked: Option<&TrackedFlowFields>,
+    tracked_patterns: Option<&str>,
     delta: &SnapshotDelta<'_>,
     patterns: &PersonalPatterns,
     stored: &PollLookup<'_>,
 ) -> Result<Option<FlowFieldsUpdate>, StoreError> {
     let text = stored::patterns_text(patterns);
-    let needed = match tracked {
+    let needed = match tracked_patterns {
         None => true,
-        Some(t) => t.patterns != text || delta.changes.iter().any(|c| read_by_flows(c.change.kind)),
+        Some(p) => p != text || delta.changes.iter().any(|c| read_by_flows(c.change.kind)),
     };
     if !needed {
         return Ok(None);
     }
+    let tracked = stored.tracked_flow_fields()?;
     let mut carried_bodies: Vec<Resource> = Vec::new();
     for (kind, id, version) in carried.iter().filter(|(k, ..)| read_by_flows(*k)) {
         let body = stored.version_value(version.version_id)?;
@@ -48,5 +49,5 @@ pub(super) fn flow_fields(
         .chain(&carried_bodies)
         .collect();
     let now = stored::facts_by_flow(&FlowMap::compute(&resources, patterns));
-    Ok(Some(stored::update(tracked, &now, text)))
+    Ok(Some(stored::update(tracked.as_ref(), &now, text)))
 }

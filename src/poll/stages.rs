@@ -153,7 +153,7 @@ impl Poller {
         let flow_fields = flows::flow_fields(
             collection,
             &carried,
-            inputs.flow_fields.as_ref(),
+            inputs.flow_field_patterns.as_deref(),
             &delta,
             &self.flow_patterns,
             stored,

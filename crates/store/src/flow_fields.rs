@@ -13,17 +13,30 @@ impl Store {
     /// The workspace's flow fields in force and the patterns they were matched with; `None`
     /// before they were first computed.
     pub fn tracked_flow_fields(&self, workspace_id: i64) -> Result<Option<TrackedFlowFields>> {
-        let patterns: Option<String> = self
+        let Some(patterns) = self.flow_field_patterns(workspace_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(TrackedFlowFields {
+            patterns,
+            open: self.open_flow_fields(workspace_id)?,
+        }))
+    }
+
+    /// The patterns the workspace's flow fields in force were matched with; `None` before they
+    /// were first computed.
+    pub fn flow_field_patterns(&self, workspace_id: i64) -> Result<Option<String>> {
+        Ok(self
             .conn
             .query_row(
                 "SELECT patterns FROM flow_fields_tracking WHERE workspace_id = ?1",
                 [workspace_id],
                 |r| r.get(0),
             )
-            .optional()?;
-        let Some(patterns) = patterns else {
-            return Ok(None);
-        };
+            .optional()?)
+    }
+
+    /// The workspace's flow-field rows in force.
+    fn open_flow_fields(&self, workspace_id: i64) -> Result<Vec<OpenFlowFields>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, source_id, target_kind, target_id, fields, via FROM flow_personal_fields
              WHERE workspace_id = ?1 AND valid_to IS NULL ORDER BY id",
@@ -47,7 +60,7 @@ impl Store {
                 })
             })?
             .collect::<std::result::Result<_, _>>()?;
-        Ok(Some(TrackedFlowFields { patterns, open }))
+        Ok(open)
     }
 }
 

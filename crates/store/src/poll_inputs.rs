@@ -60,9 +60,10 @@ pub struct PollInputs {
     /// Who the stored audit trail shows acting ([`Store::trail_activity`]; read with the audit
     /// trail, when a rule reads it; `None` too before the first read of the trail).
     pub trail_activity: Option<TrailActivity>,
-    /// The flows' personal fields in force, and the patterns they were matched with
-    /// ([`Store::tracked_flow_fields`]; `None` before they were first computed).
-    pub flow_fields: Option<TrackedFlowFields>,
+    /// The patterns the flows' personal fields in force were matched with
+    /// ([`Store::flow_field_patterns`]; `None` before they were first computed). The rows
+    /// themselves are read only by a poll that recomputes them ([`PollLookup::tracked_flow_fields`]).
+    pub flow_field_patterns: Option<String>,
 }
 
 impl Store {
@@ -77,7 +78,7 @@ impl Store {
                 None => Vec::new(),
             },
             open_findings: self.open_findings(workspace_id)?,
-            flow_fields: self.tracked_flow_fields(workspace_id)?,
+            flow_field_patterns: self.flow_field_patterns(workspace_id)?,
             ..PollInputs::default()
         };
         if reads.audit_trail {
@@ -130,6 +131,12 @@ impl PollLookup<'_> {
     ) -> Result<(DateTime<Utc>, Vec<AuditEvent>)> {
         self.store
             .events_since_snapshot(self.workspace_id, base, end)
+    }
+
+    /// The flows' personal fields in force ([`Store::tracked_flow_fields`]): asked only when
+    /// a poll recomputes them.
+    pub fn tracked_flow_fields(&self) -> Result<Option<TrackedFlowFields>> {
+        self.store.tracked_flow_fields(self.workspace_id)
     }
 
     /// Whether the workspace already stored the audit event `event_id`.
